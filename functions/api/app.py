@@ -1,0 +1,24 @@
+"""The CRM-facing REST API (/v1) and the settings pages. Routes live in crmsync.api."""
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from crmsync.api import integrations
+from crmsync.api.http import register_error_handlers
+from crmsync.observability import MetricsCounter, build_logger, build_metrics
+from crmsync.web import pages
+
+logger = build_logger()
+metrics = build_metrics()
+app = APIGatewayHttpResolver(enable_validation=True)
+register_error_handlers(app)
+integrations.use_counter(MetricsCounter(metrics))
+app.include_router(integrations.router)
+app.include_router(pages.router)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""HTTP edge: request/response schemas and the one place domain errors become HTTP."""

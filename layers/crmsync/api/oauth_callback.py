@@ -1,0 +1,65 @@
+"""GET /oauth/{provider}/callback: the end of the consent, always back to the settings page.
+
+Every outcome is a redirect (303) to the integrations page with either ``connected=<id>``
+or ``error=<reason>``; the page turns the reason into words. Nothing secret or
+user-controlled is reflected.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from crmsync.api.integrations import BINDING_COOKIE, cookie_value, integrations
+from crmsync.config import get_settings
+from crmsync.errors import CrmSyncError, OAuthStateError, ProviderError
+from crmsync.logic.integrations import AuthorizationDenied
+
+log = logging.getLogger(__name__)
+router = APIGatewayHttpRouter()
+
+
+def _redirect(**params: str) -> Response:
+    location = f"{get_settings().settings_page_url}?{urlencode(params)}"
+    return Response(
+        status_code=303,
+        headers={
+            "Location": location,
+            "Cache-Control": "no-store",
+            # The callback URL carries the code: never leak it as a referrer.
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+def outcome_reason(exc: CrmSyncError) -> str:
+    if isinstance(exc, OAuthStateError):
+        return exc.reason
+    if isinstance(exc, AuthorizationDenied):
+        return "access_denied" if exc.error == "access_denied" else "provider_error"
+    if isinstance(exc, ProviderError):
+        return "exchange_failed"
+    return "connect_failed"
+
+
+@router.get("/oauth/<provider>/callback")
+def callback(provider: str) -> Response:
+    if provider != "google":
+        return _redirect(error="unsupported_provider")
+    params = router.current_event.query_string_parameters or {}
+    try:
+        connection = integrations().complete_google_connect(
+            state=params.get("state"),
+            code=params.get("code"),
+            error=params.get("error"),
+            binding=cookie_value(router.current_event.cookies, BINDING_COOKIE),
+        )
+    except CrmSyncError as exc:
+        reason = outcome_reason(exc)
+        log.warning("oauth callback refused", extra={"reason": reason, "detail": exc.detail})
+        return _redirect(error=reason)
+    log.info("account connected", extra={"connection_id": connection.connection_id})
+    return _redirect(connected=connection.connection_id)

@@ -1,0 +1,68 @@
+"""RFC 9457 problem documents, and the mapping from domain errors to them.
+
+This is the only module that decides an HTTP status for a domain error.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from crmsync import errors
+
+PROBLEM_JSON = "application/problem+json"
+
+#: Domain error class → HTTP status. The most specific class wins (checked in MRO order).
+STATUS_BY_ERROR: dict[type[errors.CrmSyncError], int] = {
+    errors.NotFound: 404,
+    errors.InvalidRequest: 400,
+    errors.Conflict: 409,
+    errors.OAuthStateError: 400,
+    errors.ReauthorizationRequired: 409,
+    errors.ProviderError: 502,
+}
+
+
+def problem_type(slug: str) -> str:
+    """Problem type URIs: a URN per documented problem (docs/API.md lists them)."""
+    return f"urn:crmsync:problem:{slug}"
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": problem_type(slug) if slug else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if extra:
+        body.update(extra)
+    return Response(
+        status_code=status,
+        content_type=PROBLEM_JSON,
+        body=json.dumps(body),
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def status_for(exc: errors.CrmSyncError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def from_error(exc: errors.CrmSyncError) -> Response:
+    status = status_for(exc)
+    return problem(status, exc.detail, slug=exc.slug)

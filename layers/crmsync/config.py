@@ -1,0 +1,102 @@
+"""Typed configuration, parsed once from the environment at the edge.
+
+Logic never reads ``os.environ``; it receives a :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+CsvTuple = Annotated[tuple[str, ...], BeforeValidator(_csv)]
+
+
+class GoogleSettings(BaseModel):
+    """Where Google is and who we are to it. Endpoints point at the emulator locally."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_id: str
+    client_secret_arn: str
+    features: CsvTuple = ("calendar",)
+    auth_uri: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    token_uri: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
+    revoke_uri: str = "https://oauth2.googleapis.com/revoke"
+    certs_uri: str = "https://www.googleapis.com/oauth2/v1/certs"
+    issuers: CsvTuple = ("https://accounts.google.com", "accounts.google.com")
+    http_timeout_seconds: float = 10.0
+
+
+class Settings(BaseModel):
+    """Everything a function needs to know about its deployment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: str = "dev"
+    public_base_url: str
+    connections_table: str
+    oauth_states_table: str
+    token_key_id: str
+    sync_queue_url: str
+    jwt_tenant_claim: str = "tenant_id"
+    jwt_user_claim: str = "sub"
+    oauth_state_ttl_seconds: int = Field(default=600, gt=0, le=600)
+    google: GoogleSettings
+
+    @property
+    def google_redirect_uri(self) -> str:
+        return f"{self.public_base_url.rstrip('/')}/oauth/google/callback"
+
+    @property
+    def settings_page_url(self) -> str:
+        return f"{self.public_base_url.rstrip('/')}/settings/integrations"
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        return cls.model_validate(
+            {
+                "stage": e.get("STAGE", "dev"),
+                "public_base_url": e.get("PUBLIC_BASE_URL"),
+                "connections_table": e.get("CONNECTIONS_TABLE"),
+                "oauth_states_table": e.get("OAUTH_STATES_TABLE"),
+                "token_key_id": e.get("TOKEN_KEY_ID"),
+                "sync_queue_url": e.get("SYNC_QUEUE_URL"),
+                "jwt_tenant_claim": e.get("JWT_TENANT_CLAIM", "tenant_id"),
+                "jwt_user_claim": e.get("JWT_USER_CLAIM", "sub"),
+                "google": {
+                    k: v
+                    for k, v in {
+                        "client_id": e.get("GOOGLE_CLIENT_ID"),
+                        "client_secret_arn": e.get("GOOGLE_CLIENT_SECRET_ARN"),
+                        "features": e.get("GOOGLE_FEATURES"),
+                        "auth_uri": e.get("GOOGLE_AUTH_URI"),
+                        "token_uri": e.get("GOOGLE_TOKEN_URI"),
+                        "revoke_uri": e.get("GOOGLE_REVOKE_URI"),
+                        "certs_uri": e.get("GOOGLE_CERTS_URI"),
+                        "issuers": e.get("GOOGLE_ISSUERS"),
+                    }.items()
+                    if v is not None
+                },
+            }
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, parsed on first use (not at import: imports stay side-effect free)."""
+    return Settings.from_env()

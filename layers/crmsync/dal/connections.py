@@ -1,0 +1,171 @@
+"""Connections: one item per connected provider account, under the user's partition."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+
+from crmsync.domain import Connection, ConnectionStatus, Principal
+from crmsync.errors import Conflict, NotFound
+from crmsync.models.connection import CONNECTION_SK_PREFIX, ConnectionItem
+from crmsync.models.keys import check_id, user_pk
+
+
+def _to_domain(item: ConnectionItem) -> Connection:
+    return Connection(
+        tenant_id=item.tenant_id,
+        user_id=item.user_id,
+        connection_id=item.connection_id,
+        provider=item.provider,
+        subject=item.subject,
+        email=item.email,
+        display_name=item.display_name,
+        scopes=tuple(sorted(item.scopes or ())),
+        status=ConnectionStatus(item.status),
+        status_reason=item.status_reason,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        last_checked_at=item.last_checked_at,
+    )
+
+
+def _conditional(exc: Exception) -> bool:
+    cause = getattr(exc, "cause_response_code", None)
+    return cause == "ConditionalCheckFailedException"
+
+
+class ConnectionStore:
+    """CRUD for connections. Every method takes the principal: no cross-tenant access."""
+
+    def _get_item(self, principal: Principal, connection_id: str) -> ConnectionItem | None:
+        try:
+            check_id("connection", connection_id)
+        except ValueError:
+            return None
+        try:
+            return ConnectionItem.get(
+                user_pk(principal.tenant_id, principal.user_id),
+                CONNECTION_SK_PREFIX + connection_id,
+                consistent_read=True,
+            )
+        except DoesNotExist:
+            return None
+
+    def get(self, principal: Principal, connection_id: str) -> Connection | None:
+        item = self._get_item(principal, connection_id)
+        return _to_domain(item) if item else None
+
+    def list(self, principal: Principal) -> list[Connection]:
+        items = ConnectionItem.query(
+            user_pk(principal.tenant_id, principal.user_id),
+            ConnectionItem.sk.startswith(CONNECTION_SK_PREFIX),
+            consistent_read=True,
+        )
+        return sorted((_to_domain(i) for i in items), key=lambda c: (c.created_at, c.email))
+
+    def refresh_token_ciphertext(self, principal: Principal, connection_id: str) -> bytes:
+        item = self._get_item(principal, connection_id)
+        if item is None:
+            raise NotFound(f"No integration with id {connection_id!r}.")
+        return bytes(item.refresh_token_ciphertext)
+
+    def upsert(
+        self,
+        principal: Principal,
+        *,
+        connection_id: str,
+        provider: str,
+        subject: str,
+        email: str,
+        display_name: str | None,
+        scopes: tuple[str, ...],
+        refresh_token_ciphertext: bytes | None,
+    ) -> Connection:
+        """Create the connection, or update it when the same account connects again.
+
+        A missing refresh token keeps the stored one. The version attribute makes a
+        concurrent update fail instead of silently overwriting.
+        """
+        now = datetime.now(UTC)
+        item = self._get_item(principal, connection_id)
+        if item is None:
+            if refresh_token_ciphertext is None:
+                raise Conflict("Google returned no refresh token for a new connection.")
+            item = ConnectionItem(
+                user_pk(principal.tenant_id, principal.user_id),
+                CONNECTION_SK_PREFIX + connection_id,
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                connection_id=connection_id,
+                provider=provider,
+                subject=subject,
+                created_at=now,
+            )
+        elif item.subject != subject or item.provider != provider:
+            raise Conflict("The connection id belongs to another account.")
+        item.email = email
+        item.display_name = display_name
+        item.scopes = set(scopes) or None
+        item.status = ConnectionStatus.CONNECTED.value
+        item.status_reason = None
+        item.updated_at = now
+        item.last_checked_at = now
+        if refresh_token_ciphertext is not None:
+            item.refresh_token_ciphertext = refresh_token_ciphertext
+        try:
+            item.save()
+        except PutError as exc:
+            if _conditional(exc):
+                raise Conflict("The connection changed concurrently; try again.") from exc
+            raise
+        return _to_domain(item)
+
+    def set_status(
+        self,
+        principal: Principal,
+        connection_id: str,
+        status: ConnectionStatus,
+        reason: str | None,
+    ) -> Connection | None:
+        """Record the outcome of a health check. ``None`` when the connection is gone."""
+        item = self._get_item(principal, connection_id)
+        if item is None:
+            return None
+        now = datetime.now(UTC)
+        try:
+            item.update(
+                actions=[
+                    ConnectionItem.status.set(status.value),
+                    ConnectionItem.status_reason.set(reason)
+                    if reason
+                    else ConnectionItem.status_reason.remove(),
+                    ConnectionItem.last_checked_at.set(now),
+                    ConnectionItem.updated_at.set(now),
+                ]
+            )
+        except UpdateError as exc:
+            if _conditional(exc):
+                # Reconnected or deleted meanwhile: the newer state wins.
+                return self.get(principal, connection_id)
+            raise
+        return _to_domain(item)
+
+    def delete(self, principal: Principal, connection_id: str) -> bool:
+        item = self._get_item(principal, connection_id)
+        if item is None:
+            return False
+        try:
+            item.delete(add_version_condition=False)
+        except DeleteError:
+            raise
+        return True
+
+    def all_keys(self) -> Iterator[tuple[Principal, str]]:
+        """Every connection of every tenant: for scheduled jobs only."""
+        for item in ConnectionItem.scan(
+            ConnectionItem.sk.startswith(CONNECTION_SK_PREFIX),
+            attributes_to_get=["tenant_id", "user_id", "connection_id"],
+        ):
+            yield Principal(item.tenant_id, item.user_id), item.connection_id

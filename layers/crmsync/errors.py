@@ -1,0 +1,67 @@
+"""Domain exceptions. Logic raises these; exactly one place maps them to HTTP (``api.problems``).
+
+Each carries the fields needed to explain the failure, never a secret.
+"""
+
+from __future__ import annotations
+
+
+class CrmSyncError(Exception):
+    """Base of every domain error."""
+
+    #: Short machine-readable slug, used as the last segment of the problem ``type``.
+    slug = "error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(CrmSyncError):
+    slug = "not-found"
+
+
+class InvalidRequest(CrmSyncError):
+    slug = "invalid-request"
+
+
+class Conflict(CrmSyncError):
+    slug = "conflict"
+
+
+class OAuthStateError(CrmSyncError):
+    """The OAuth ``state`` could not be accepted. ``reason`` is one of the values below."""
+
+    slug = "oauth-state"
+    UNKNOWN = "state_unknown"  # never issued, already used, or purged
+    EXPIRED = "state_expired"
+    MISMATCH = "state_mismatch"  # issued to another browser session
+    MISSING = "state_missing"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class ProviderError(CrmSyncError):
+    """A provider call failed. ``retryable`` says whether trying again may help."""
+
+    slug = "provider-error"
+
+    def __init__(self, detail: str, *, retryable: bool, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.retryable = retryable
+        self.status = status
+
+
+class ReauthorizationRequired(ProviderError):
+    """The provider answered ``invalid_grant``: the grant is gone until the user reconnects."""
+
+    slug = "reauthorization-required"
+
+    def __init__(self, detail: str = "The account must be connected again.") -> None:
+        super().__init__(detail, retryable=False)
+
+
+class TokenExchangeFailed(ProviderError):
+    slug = "token-exchange-failed"

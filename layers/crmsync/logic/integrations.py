@@ -1,0 +1,276 @@
+"""F1: connect, list and disconnect provider accounts; check that a grant still works."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from crmsync.dal.connections import ConnectionStore
+from crmsync.dal.oauth_states import OAuthStateStore
+from crmsync.domain import Connection, ConnectionStatus, PendingAuthorization, Principal
+from crmsync.errors import (
+    CrmSyncError,
+    InvalidRequest,
+    NotFound,
+    OAuthStateError,
+    ProviderError,
+    ReauthorizationRequired,
+    TokenExchangeFailed,
+)
+from crmsync.messaging.messages import ConnectionCheck
+from crmsync.messaging.queue import SyncQueue
+from crmsync.providers.google.oauth import GoogleOAuth
+from crmsync.providers.google.scopes import FEATURE_SCOPES, scopes_for
+from crmsync.security.secrets import new_pkce_verifier, new_secret, sha256_hex
+from crmsync.security.tokens import TokenCipher, TokenContext, TokenDecryptionError
+
+log = logging.getLogger(__name__)
+
+GOOGLE = "google"
+
+
+class Counter(Protocol):
+    """Where use cases report countable outcomes (powertools Metrics in functions)."""
+
+    def count(self, name: str) -> None: ...
+
+
+class _NoCounter:
+    def count(self, name: str) -> None:
+        return None
+
+
+class AuthorizationDenied(CrmSyncError):
+    """The user (or Google) ended the consent without a grant."""
+
+    slug = "authorization-denied"
+
+    def __init__(self, error: str) -> None:
+        super().__init__(f"Google answered {error!r}; nothing was connected.")
+        self.error = error
+
+
+@dataclass(frozen=True)
+class AuthorizationStart:
+    authorization_url: str
+    #: The browser-binding value to set as an HttpOnly cookie (a new or the reused one).
+    binding: str
+    expires_at: datetime
+
+
+def connection_id_for(principal: Principal, provider: str, subject: str) -> str:
+    """Stable per (user, provider account): the same account connected again is the same
+    connection; the provider's account id is not exposed."""
+    digest = sha256_hex(f"{principal.tenant_id}\n{principal.user_id}\n{provider}\n{subject}")
+    return f"{provider[0]}{digest[:31]}"
+
+
+def _valid_binding(value: str | None) -> bool:
+    return bool(value) and 32 <= len(value or "") <= 128 and (value or "").isascii()
+
+
+class Integrations:
+    def __init__(
+        self,
+        *,
+        connections: ConnectionStore,
+        states: OAuthStateStore,
+        cipher: TokenCipher,
+        google: GoogleOAuth,
+        queue: SyncQueue,
+        enabled_features: Sequence[str],
+        state_ttl: timedelta = timedelta(minutes=10),
+        counter: Counter | None = None,
+    ) -> None:
+        self._connections = connections
+        self._states = states
+        self._cipher = cipher
+        self._google = google
+        self._queue = queue
+        self._features = tuple(enabled_features)
+        self._state_ttl = state_ttl
+        self._counter = counter or _NoCounter()
+
+    # ------------------------------------------------------------------ connect
+    def start_google_connect(
+        self,
+        principal: Principal,
+        *,
+        features: Sequence[str] | None = None,
+        binding: str | None = None,
+        login_hint: str | None = None,
+    ) -> AuthorizationStart:
+        wanted = tuple(features) if features else self._features
+        unknown = [f for f in wanted if f not in FEATURE_SCOPES]
+        if unknown:
+            raise InvalidRequest(f"Unknown feature(s): {', '.join(unknown)}.")
+        disabled = [f for f in wanted if f not in self._features]
+        if disabled:
+            raise InvalidRequest(f"Feature(s) not enabled here: {', '.join(disabled)}.")
+        binding = binding if binding and _valid_binding(binding) else new_secret(32)
+        state = new_secret(32)
+        verifier = new_pkce_verifier()
+        scopes = tuple(scopes_for(wanted))
+        now = datetime.now(UTC)
+        pending = PendingAuthorization(
+            tenant_id=principal.tenant_id,
+            user_id=principal.user_id,
+            provider=GOOGLE,
+            binding_hash=sha256_hex(binding),
+            code_verifier=verifier,
+            scopes=scopes,
+            created_at=now,
+            expires_at=now + self._state_ttl,
+        )
+        self._states.put(state, pending)
+        url = self._google.authorization_url(
+            state=state, code_verifier=verifier, scopes=scopes, login_hint=login_hint
+        )
+        self._counter.count("OAuthStarted")
+        return AuthorizationStart(authorization_url=url, binding=binding, expires_at=pending.expires_at)
+
+    def complete_google_connect(
+        self,
+        *,
+        state: str | None,
+        code: str | None,
+        error: str | None,
+        binding: str | None,
+    ) -> Connection:
+        """The callback: consume the state, exchange the code, verify the identity, store.
+
+        Every refusal raises before anything is written (the state is consumed so that a
+        leaked callback URL cannot be replayed).
+        """
+        if not state:
+            raise OAuthStateError(OAuthStateError.MISSING, "The sign-in response has no state.")
+        pending = self._states.consume(state, binding_hash=sha256_hex(binding or ""), provider=GOOGLE)
+        principal = pending.principal
+        if error:
+            raise AuthorizationDenied(error[:64])
+        if not code:
+            raise InvalidRequest("The sign-in response has no authorization code.")
+        grant = self._google.exchange_code(
+            code=code, code_verifier=pending.code_verifier, scopes=pending.scopes
+        )
+        if not grant.id_token:
+            raise TokenExchangeFailed("Google returned no id_token.", retryable=False)
+        identity = self._google.verify_id_token(grant.id_token)
+        connection_id = connection_id_for(principal, GOOGLE, identity.subject)
+        ciphertext = (
+            self._cipher.encrypt(
+                grant.refresh_token,
+                TokenContext(principal.tenant_id, principal.user_id, connection_id),
+            )
+            if grant.refresh_token
+            else None
+        )
+        connection = self._connections.upsert(
+            principal,
+            connection_id=connection_id,
+            provider=GOOGLE,
+            subject=identity.subject,
+            email=identity.email,
+            display_name=identity.name,
+            scopes=grant.scopes,
+            refresh_token_ciphertext=ciphertext,
+        )
+        self._counter.count("ConnectionConnected")
+        self._enqueue_check(connection, reason="connected", occasion=connection.updated_at.isoformat())
+        return connection
+
+    def _enqueue_check(self, connection: Connection, *, reason: str, occasion: str) -> None:
+        try:
+            self._queue.send(
+                ConnectionCheck(
+                    tenant_id=connection.tenant_id,
+                    user_id=connection.user_id,
+                    connection_id=connection.connection_id,
+                    reason=reason,
+                    occasion=occasion,
+                )
+            )
+        except Exception:  # the connection is stored; the scheduled sweep will check it
+            log.exception("could not enqueue the connection check")
+            self._counter.count("EnqueueFailed")
+
+    # ------------------------------------------------------------------ list / disconnect
+    def list_connections(self, principal: Principal) -> list[Connection]:
+        return self._connections.list(principal)
+
+    def disconnect(self, principal: Principal, connection_id: str) -> None:
+        """Revoke at Google, then delete tokens and the connection — even if revoke fails
+        (the user asked to disconnect; a failed revoke is logged and metered)."""
+        connection = self._connections.get(principal, connection_id)
+        if connection is None:
+            raise NotFound(f"No integration with id {connection_id!r}.")
+        try:
+            token = self._cipher.decrypt(
+                self._connections.refresh_token_ciphertext(principal, connection_id),
+                TokenContext(principal.tenant_id, principal.user_id, connection_id),
+            )
+            self._google.revoke(token)
+        except (ProviderError, TokenDecryptionError) as exc:
+            log.warning(
+                "revoke failed; deleting the connection anyway",
+                extra={"connection_id": connection_id, "error": type(exc).__name__, "detail": exc.detail},
+            )
+            self._counter.count("RevokeFailed")
+        self._connections.delete(principal, connection_id)
+        self._counter.count("ConnectionDisconnected")
+
+    # ------------------------------------------------------------------ health
+    def check_connection(self, message: ConnectionCheck) -> ConnectionStatus | None:
+        """Refresh the access token to learn whether the grant still works.
+
+        ``invalid_grant`` marks the connection needs_reauth and is final (no retry until the
+        user reconnects). A retryable provider failure raises so the queue retries.
+        """
+        principal = Principal(message.tenant_id, message.user_id)
+        if self._connections.get(principal, message.connection_id) is None:
+            return None  # disconnected meanwhile: nothing to do
+        try:
+            token = self._cipher.decrypt(
+                self._connections.refresh_token_ciphertext(principal, message.connection_id),
+                TokenContext(principal.tenant_id, principal.user_id, message.connection_id),
+            )
+            self._google.refresh(token)
+        except ReauthorizationRequired:
+            self._connections.set_status(
+                principal, message.connection_id, ConnectionStatus.NEEDS_REAUTH, "invalid_grant"
+            )
+            self._counter.count("ConnectionNeedsReauth")
+            return ConnectionStatus.NEEDS_REAUTH
+        except TokenDecryptionError:
+            self._connections.set_status(
+                principal, message.connection_id, ConnectionStatus.ERROR, "token_unreadable"
+            )
+            return ConnectionStatus.ERROR
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            self._connections.set_status(
+                principal, message.connection_id, ConnectionStatus.ERROR, "provider_refused"
+            )
+            return ConnectionStatus.ERROR
+        self._connections.set_status(principal, message.connection_id, ConnectionStatus.CONNECTED, None)
+        return ConnectionStatus.CONNECTED
+
+    def enqueue_health_checks(self, occasion: str) -> int:
+        """Scheduled sweep: one check per connection of every tenant."""
+        sent = 0
+        for principal, connection_id in self._connections.all_keys():
+            self._queue.send(
+                ConnectionCheck(
+                    tenant_id=principal.tenant_id,
+                    user_id=principal.user_id,
+                    connection_id=connection_id,
+                    reason="scheduled",
+                    occasion=occasion,
+                )
+            )
+            sent += 1
+        return sent

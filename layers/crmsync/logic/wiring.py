@@ -1,0 +1,48 @@
+"""Builds the use cases from settings. Functions call this once per execution environment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from crmsync.config import Settings
+from crmsync.dal.connections import ConnectionStore
+from crmsync.dal.oauth_states import OAuthStateStore
+from crmsync.logic.integrations import Counter, Integrations
+from crmsync.messaging.queue import SyncQueue
+from crmsync.models import bind_tables
+from crmsync.providers.google.oauth import GoogleOAuth
+from crmsync.security.tokens import TokenCipher
+
+
+def client_secret_reader(secret_arn: str) -> Callable[[], str]:
+    """Reads the Google client secret from Secrets Manager on first use, cached for 5 min."""
+
+    def read() -> str:
+        from aws_lambda_powertools.utilities import parameters
+
+        value = parameters.get_secret(secret_arn, max_age=300)
+        return value if isinstance(value, str) else bytes(value).decode()
+
+    return read
+
+
+def build_integrations(settings: Settings, counter: Counter | None = None) -> Integrations:
+    bind_tables(
+        connections_table=settings.connections_table,
+        oauth_states_table=settings.oauth_states_table,
+    )
+    return Integrations(
+        connections=ConnectionStore(),
+        states=OAuthStateStore(),
+        cipher=TokenCipher(settings.token_key_id),
+        google=GoogleOAuth(
+            settings.google,
+            redirect_uri=settings.google_redirect_uri,
+            client_secret=client_secret_reader(settings.google.client_secret_arn),
+        ),
+        queue=SyncQueue(settings.sync_queue_url),
+        enabled_features=settings.google.features,
+        state_ttl=timedelta(seconds=settings.oauth_state_ttl_seconds),
+        counter=counter,
+    )

@@ -1,0 +1,1 @@
+"""Work messages on the sync queue (SQS FIFO): their schema and the publisher."""

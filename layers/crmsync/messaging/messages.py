@@ -1,0 +1,37 @@
+"""Messages on the sync queue. One message group per synced resource, so work on one
+resource runs one at a time; the deduplication id makes a repeated send a no-op."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from crmsync.security.secrets import sha256_hex
+
+
+class ConnectionCheck(BaseModel):
+    """Check that a connection's grant still works (refresh its access token)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["connection.check"] = "connection.check"
+    tenant_id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(min_length=1, max_length=128)
+    connection_id: str = Field(min_length=1, max_length=128)
+    #: Why the check was asked for: "connected", "scheduled", ... (diagnostics only).
+    reason: str = Field(default="scheduled", max_length=64)
+    #: Distinguishes requests made for different occasions (e.g. the schedule tick).
+    occasion: str = Field(default="", max_length=128)
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.tenant_id}#{self.user_id}#{self.connection_id}"
+
+    @property
+    def deduplication_id(self) -> str:
+        return sha256_hex(self.model_dump_json())[:64]
+
+
+SyncMessage = Annotated[ConnectionCheck, Field(discriminator="kind")]
+sync_message_adapter: TypeAdapter[SyncMessage] = TypeAdapter(SyncMessage)

@@ -1,0 +1,18 @@
+"""PynamoDB items. Table names are bound at run time from :class:`crmsync.config.Settings`.
+
+Key rule: every user-owned item's partition key starts with the tenant and the user
+(:func:`user_pk`), so no query can cross tenants. The one exception is the OAuth state,
+addressed only by the hash of an unguessable value and carrying its owner inside.
+"""
+
+from crmsync.models.connection import ConnectionItem
+from crmsync.models.keys import user_pk
+from crmsync.models.oauth_state import OAuthStateItem
+
+__all__ = ["ConnectionItem", "OAuthStateItem", "bind_tables", "user_pk"]
+
+
+def bind_tables(*, connections_table: str, oauth_states_table: str) -> None:
+    """Point the models at their tables (PynamoDB reconnects when the name changes)."""
+    ConnectionItem.Meta.table_name = connections_table
+    OAuthStateItem.Meta.table_name = oauth_states_table

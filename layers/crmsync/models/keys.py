@@ -1,0 +1,18 @@
+"""Key builders. Separators cannot appear in ids (ids are validated at the edge)."""
+
+from __future__ import annotations
+
+import re
+
+_ID = re.compile(r"^[A-Za-z0-9._@:+\-]{1,128}$")
+
+
+def check_id(kind: str, value: str) -> str:
+    """Tenant/user/connection ids must be plain tokens: no key separators, bounded length."""
+    if not isinstance(value, str) or not _ID.match(value):
+        raise ValueError(f"invalid {kind} id")
+    return value
+
+
+def user_pk(tenant_id: str, user_id: str) -> str:
+    return f"T#{check_id('tenant', tenant_id)}#U#{check_id('user', user_id)}"

@@ -1,0 +1,1 @@
+"""Adapters to external systems. Each provider hides its SDK behind a small interface."""

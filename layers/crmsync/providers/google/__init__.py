@@ -1,0 +1,1 @@
+"""Google: OAuth 2.0 / OpenID Connect now; Calendar, Gmail and People adapters later."""

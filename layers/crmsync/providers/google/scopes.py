@@ -1,0 +1,33 @@
+"""The least Google scopes for each product feature."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+IDENTITY = ("openid", "https://www.googleapis.com/auth/userinfo.email")
+
+FEATURE_SCOPES: dict[str, tuple[str, ...]] = {
+    # List the user's calendars; read/write events (linked calendar, conflict calendars, watch).
+    "calendar": (
+        "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
+        "https://www.googleapis.com/auth/calendar.events",
+    ),
+    # Two-way mail sync: read history and messages, send as the user.
+    "email": (
+        "https://www.googleapis.com/auth/gmail.readonly",
+        "https://www.googleapis.com/auth/gmail.send",
+    ),
+    "contacts": ("https://www.googleapis.com/auth/contacts",),
+}
+
+
+def scopes_for(features: Iterable[str]) -> list[str]:
+    """Identity scopes plus those of each feature, in a stable order without repeats."""
+    out: list[str] = list(IDENTITY)
+    for feature in features:
+        try:
+            extra = FEATURE_SCOPES[feature]
+        except KeyError:
+            raise ValueError(f"unknown feature {feature!r}") from None
+        out.extend(s for s in extra if s not in out)
+    return out

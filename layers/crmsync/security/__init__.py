@@ -1,0 +1,1 @@
+"""Security primitives: token encryption (KMS), random secrets and hashing."""

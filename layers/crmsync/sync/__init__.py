@@ -1,0 +1,1 @@
+"""The provider-agnostic sync engine: queue work, scheduled jobs."""

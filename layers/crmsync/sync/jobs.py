@@ -1,0 +1,36 @@
+"""Scheduled jobs. The schedule's Input names the job: ``{"job": "connection_health"}``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from crmsync.config import get_settings
+from crmsync.logic.wiring import build_integrations
+
+log = logging.getLogger(__name__)
+
+
+def connection_health(metrics: Metrics) -> dict[str, Any]:
+    """Enqueue a health check for every connection. The occasion (the hour) makes a repeated
+    firing within the same hour a no-op at the queue."""
+    occasion = datetime.now(UTC).strftime("%Y-%m-%dT%H")
+    sent = build_integrations(get_settings()).enqueue_health_checks(occasion)
+    metrics.add_metric(name="HealthChecksEnqueued", unit=MetricUnit.Count, value=sent)
+    return {"job": "connection_health", "enqueued": sent}
+
+
+JOBS = {"connection_health": connection_health}
+
+
+def run_job(event: Any, metrics: Metrics) -> dict[str, Any]:
+    name = event.get("job") if isinstance(event, dict) else None
+    job = JOBS.get(name) if isinstance(name, str) else None
+    if job is None:
+        log.error("rejected scheduled event: unknown job", extra={"job": str(name)[:64]})
+        return {"job": name, "error": "unknown job"}
+    return job(metrics)

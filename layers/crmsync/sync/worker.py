@@ -1,0 +1,58 @@
+"""Queue work: parse each SQS record into a message, run it, report failures per record.
+
+A malformed message can never succeed: it is rejected with a logged reason and a metric
+and acknowledged, so it neither crashes the batch nor blocks its FIFO group. A retryable
+failure raises, so the record (and the records after it in its group) come back later.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import ValidationError
+
+from crmsync.config import get_settings
+from crmsync.logic.integrations import Integrations
+from crmsync.logic.wiring import build_integrations
+from crmsync.messaging.messages import ConnectionCheck, sync_message_adapter
+
+log = logging.getLogger(__name__)
+
+
+def make_processor() -> SqsFifoPartialProcessor:
+    # One failing resource must not hold up the others: skip only its group.
+    return SqsFifoPartialProcessor(skip_group_on_error=True)
+
+
+@lru_cache(maxsize=1)
+def integrations() -> Integrations:
+    return build_integrations(get_settings())
+
+
+def handle_record(record: SQSRecord) -> str:
+    try:
+        message = sync_message_adapter.validate_json(record.body)
+    except ValidationError as exc:
+        log.error(
+            "rejected malformed sync message",
+            extra={"message_id": record.message_id, "reason": _reason(exc)},
+        )
+        return "rejected"
+    return run(message)
+
+
+def run(message: ConnectionCheck) -> str:
+    status = integrations().check_connection(message)
+    outcome = status.value if status else "gone"
+    log.info(
+        "connection checked",
+        extra={"connection_id": message.connection_id, "reason": message.reason, "outcome": outcome},
+    )
+    return outcome
+
+
+def _reason(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5])

@@ -1,0 +1,46 @@
+"""GET /settings/{page}: serves the static settings pages packaged beside this module."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from crmsync.api.problems import problem
+
+router = APIGatewayHttpRouter()
+
+#: page name in the URL → (file, content type)
+PAGES: dict[str, tuple[str, str]] = {
+    "integrations": ("integrations.html", "text/html; charset=utf-8"),
+    "settings.js": ("settings.js", "text/javascript; charset=utf-8"),
+    "settings.css": ("settings.css", "text/css; charset=utf-8"),
+}
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+@lru_cache(maxsize=len(PAGES))
+def _read(filename: str) -> str:
+    return resources.files("crmsync.web").joinpath("static", filename).read_text(encoding="utf-8")
+
+
+@router.get("/settings/<page>")
+def settings_page(page: str) -> Response:
+    entry = PAGES.get(page)
+    if entry is None:
+        return problem(404, f"No settings page {page!r}.")
+    filename, content_type = entry
+    return Response(
+        status_code=200, content_type=content_type, body=_read(filename), headers=SECURITY_HEADERS
+    )
