@@ -1,0 +1,90 @@
+"""Secrets never reach a log line: key-based and shape-based redaction, through a real Logger."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from crmsync.observability import REDACTED, RedactingFilter, build_logger, redact, redact_text
+
+ACCESS = "ya29.a0AfB_byC-abcdefghijklmnopqrstuvwxyz0123456789"
+REFRESH = "1//0gLx-abcdefghijklmnopqrstuvwxyz0123456789_-"
+CODE = "4/0AeaYSHB-abcdefghijklmnopqrstuvwxyz0123456789"
+ID_TOKEN = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiIxMjMiLCJlbWFpbCI6ImFAYi5jIn0.c2lnbmF0dXJlLWJ5dGVz"
+OPAQUE = "opaque-secret-value-without-a-known-shape"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Authorization: Bearer {OPAQUE}",
+        f"GET /oauth/google/callback?state={OPAQUE}&code={OPAQUE}&scope=openid",
+        f'{{"refresh_token": "{OPAQUE}", "expires_in": 3599}}',
+        f"{{'access_token': '{OPAQUE}'}}",
+        f"client_secret={OPAQUE}&grant_type=authorization_code",
+        f"token={OPAQUE}",
+    ],
+)
+def test_secrets_in_known_positions_are_removed_from_free_text(text: str) -> None:
+    assert OPAQUE not in redact_text(text)
+
+
+@pytest.mark.parametrize("secret", [ACCESS, REFRESH, CODE, ID_TOKEN])
+def test_google_token_shapes_are_removed_anywhere(secret: str) -> None:
+    assert secret not in redact_text(f"something went wrong with {secret} (see above)")
+
+
+def test_structured_values_under_secret_keys_are_removed_at_any_depth() -> None:
+    record = {
+        "message": "token response",
+        "response": {"access_token": OPAQUE, "nested": [{"refresh_token": OPAQUE}], "expires_in": 3599},
+        "headers": {"Authorization": OPAQUE, "Cookie": OPAQUE},
+        "code_verifier": OPAQUE,
+    }
+    out = redact(record)
+    assert OPAQUE not in json.dumps(out)
+    assert out["response"]["expires_in"] == 3599
+    assert out["response"]["access_token"] == REDACTED
+
+
+def test_ordinary_text_is_left_alone() -> None:
+    text = "connected ada@example.com (connection g1234) with scopes openid email"
+    assert redact_text(text) == text
+
+
+def test_powertools_logger_never_writes_a_secret() -> None:
+    """Given the functions' logger writing to a buffer, when secrets are logged in every way
+    a careless change could, then none of them is in the output."""
+    stream = io.StringIO()
+    logger = build_logger(service="redaction-test")
+    for handler in logger.handlers:
+        handler.setStream(stream)  # type: ignore[attr-defined]
+    logger.info(f"exchanging code {CODE}")
+    logger.info("token response", extra={"token": {"access_token": OPAQUE, "id_token": ID_TOKEN}})
+    logger.info({"refresh_token": REFRESH, "event": {"rawQueryString": f"code={OPAQUE}&state=x"}})
+    try:
+        raise ValueError(f"refresh failed for {REFRESH}")
+    except ValueError:
+        logger.exception("refresh failed")
+    output = stream.getvalue()
+    assert output.count("\n") == 4
+    for secret in (ACCESS, REFRESH, CODE, ID_TOKEN, OPAQUE):
+        assert secret not in output
+    assert "redaction-test" in output
+
+
+def test_root_handler_filter_scrubs_third_party_records() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    third_party = logging.getLogger("urllib3.test")
+    third_party.addHandler(handler)
+    try:
+        third_party.warning("POST /token body=%s", f"code={OPAQUE}&client_secret={OPAQUE}")
+    finally:
+        third_party.removeHandler(handler)
+    assert OPAQUE not in stream.getvalue()
+    assert "POST /token" in stream.getvalue()
