@@ -15,6 +15,4 @@ processor = make_processor()
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(
-        event=event, record_handler=handle_record, processor=processor, context=context
-    )
+    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)

@@ -64,8 +64,7 @@ def redact(value: Any) -> Any:
     """Redact a structured value: secret keys lose their values, strings are scrubbed."""
     if isinstance(value, dict):
         return {
-            k: (REDACTED if str(k).lower() in _SECRET_KEYS and v is not None else redact(v))
-            for k, v in value.items()
+            k: (REDACTED if str(k).lower() in _SECRET_KEYS and v is not None else redact(v)) for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]

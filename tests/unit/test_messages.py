@@ -17,9 +17,7 @@ def test_same_request_same_deduplication_id_and_group() -> None:
 
 
 def test_another_occasion_is_another_message() -> None:
-    assert (
-        check(occasion="2026-11-21T10").deduplication_id != check(occasion="2026-11-21T11").deduplication_id
-    )
+    assert check(occasion="2026-11-21T10").deduplication_id != check(occasion="2026-11-21T11").deduplication_id
 
 
 @pytest.mark.parametrize(

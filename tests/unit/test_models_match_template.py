@@ -24,9 +24,7 @@ def resources() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("model", "logical_id"), [(ConnectionItem, "ConnectionsTable"), (OAuthStateItem, "OAuthStatesTable")]
 )
-def test_model_keys_and_ttl_match_the_template(
-    model: type[Model], logical_id: str, resources: dict[str, Any]
-) -> None:
+def test_model_keys_and_ttl_match_the_template(model: type[Model], logical_id: str, resources: dict[str, Any]) -> None:
     props = resources[logical_id]["Properties"]
     schema = model._get_schema()
     template_keys = {(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]}
@@ -38,9 +36,7 @@ def test_model_keys_and_ttl_match_the_template(
     template_indexes = {i["IndexName"] for i in props.get("GlobalSecondaryIndexes", [])}
     assert {i["index_name"] for i in schema["global_secondary_indexes"]} == template_indexes
     ttl = props.get("TimeToLiveSpecification")
-    model_ttl = [
-        name for name, attr in model.get_attributes().items() if type(attr).__name__ == "TTLAttribute"
-    ]
+    model_ttl = [name for name, attr in model.get_attributes().items() if type(attr).__name__ == "TTLAttribute"]
     assert ([ttl["AttributeName"]] if ttl else []) == model_ttl
 
 

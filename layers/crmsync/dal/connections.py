@@ -138,9 +138,7 @@ class ConnectionStore:
             item.update(
                 actions=[
                     ConnectionItem.status.set(status.value),
-                    ConnectionItem.status_reason.set(reason)
-                    if reason
-                    else ConnectionItem.status_reason.remove(),
+                    ConnectionItem.status_reason.set(reason) if reason else ConnectionItem.status_reason.remove(),
                     ConnectionItem.last_checked_at.set(now),
                     ConnectionItem.updated_at.set(now),
                 ]

@@ -41,19 +41,13 @@ class OAuthStateStore:
         try:
             item = OAuthStateItem.get(key, consistent_read=True)
         except DoesNotExist:
-            raise OAuthStateError(
-                OAuthStateError.UNKNOWN, "The sign-in link is unknown or was already used."
-            ) from None
+            raise OAuthStateError(OAuthStateError.UNKNOWN, "The sign-in link is unknown or was already used.") from None
         if item.provider != provider or not same(item.binding_hash, binding_hash):
-            raise OAuthStateError(
-                OAuthStateError.MISMATCH, "The sign-in was started in another browser session."
-            )
+            raise OAuthStateError(OAuthStateError.MISMATCH, "The sign-in was started in another browser session.")
         try:
             item.delete(condition=OAuthStateItem.pk.exists())
         except DeleteError:
-            raise OAuthStateError(
-                OAuthStateError.UNKNOWN, "The sign-in link is unknown or was already used."
-            ) from None
+            raise OAuthStateError(OAuthStateError.UNKNOWN, "The sign-in link is unknown or was already used.") from None
         expires_at = item.expires_at
         if expires_at <= datetime.now(UTC):
             raise OAuthStateError(OAuthStateError.EXPIRED, "The sign-in took too long; start again.")

@@ -126,9 +126,7 @@ class Integrations:
             expires_at=now + self._state_ttl,
         )
         self._states.put(state, pending)
-        url = self._google.authorization_url(
-            state=state, code_verifier=verifier, scopes=scopes, login_hint=login_hint
-        )
+        url = self._google.authorization_url(state=state, code_verifier=verifier, scopes=scopes, login_hint=login_hint)
         self._counter.count("OAuthStarted")
         return AuthorizationStart(authorization_url=url, binding=binding, expires_at=pending.expires_at)
 
@@ -153,9 +151,7 @@ class Integrations:
             raise AuthorizationDenied(error[:64])
         if not code:
             raise InvalidRequest("The sign-in response has no authorization code.")
-        grant = self._google.exchange_code(
-            code=code, code_verifier=pending.code_verifier, scopes=pending.scopes
-        )
+        grant = self._google.exchange_code(code=code, code_verifier=pending.code_verifier, scopes=pending.scopes)
         if not grant.id_token:
             raise TokenExchangeFailed("Google returned no id_token.", retryable=False)
         identity = self._google.verify_id_token(grant.id_token)
@@ -245,16 +241,12 @@ class Integrations:
             self._counter.count("ConnectionNeedsReauth")
             return ConnectionStatus.NEEDS_REAUTH
         except TokenDecryptionError:
-            self._connections.set_status(
-                principal, message.connection_id, ConnectionStatus.ERROR, "token_unreadable"
-            )
+            self._connections.set_status(principal, message.connection_id, ConnectionStatus.ERROR, "token_unreadable")
             return ConnectionStatus.ERROR
         except ProviderError as exc:
             if exc.retryable:
                 raise
-            self._connections.set_status(
-                principal, message.connection_id, ConnectionStatus.ERROR, "provider_refused"
-            )
+            self._connections.set_status(principal, message.connection_id, ConnectionStatus.ERROR, "provider_refused")
             return ConnectionStatus.ERROR
         self._connections.set_status(principal, message.connection_id, ConnectionStatus.CONNECTED, None)
         return ConnectionStatus.CONNECTED

@@ -41,6 +41,4 @@ def settings_page(page: str) -> Response:
     if entry is None:
         return problem(404, f"No settings page {page!r}.")
     filename, content_type = entry
-    return Response(
-        status_code=200, content_type=content_type, body=_read(filename), headers=SECURITY_HEADERS
-    )
+    return Response(status_code=200, content_type=content_type, body=_read(filename), headers=SECURITY_HEADERS)

@@ -133,9 +133,7 @@ class GoogleOAuth:
                 clock_skew_in_seconds=10,
             )
         except (ValueError, google.auth.exceptions.GoogleAuthError) as exc:
-            raise TokenExchangeFailed(
-                f"The id_token did not verify ({type(exc).__name__}).", retryable=False
-            ) from None
+            raise TokenExchangeFailed(f"The id_token did not verify ({type(exc).__name__}).", retryable=False) from None
         if claims.get("iss") not in self._settings.issuers:
             raise TokenExchangeFailed("The id_token has an unexpected issuer.", retryable=False)
         if not claims.get("sub") or not claims.get("email"):
