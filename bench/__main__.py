@@ -1,0 +1,97 @@
+"""`python -m bench`: run every benchmark and rewrite docs/PERFORMANCE.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import imports, sizes
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "PERFORMANCE.md"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{platform.machine()}, {os.cpu_count()} cores ({cpu}){mem}, Python {platform.python_version()}"
+
+
+def mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def main() -> int:
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Performance",
+        "",
+        "Written by `make bench` (`python -m bench`); do not edit by hand.",
+        f"Measured {now} on {machine()}.",
+        "",
+        "## Cold-start imports",
+        "",
+        "Import of each handler module (`import app`) in a fresh interpreter, with the function's",
+        "CodeUri and the layer on `sys.path`, as in Lambda; median of 7 runs after one warm-up run",
+        "(page cache and `.pyc` files warm, as in a deployed package). Lambda's own init comes on top.",
+        "",
+        "| function | median ms | min | max | modules loaded | " + " | ".join(imports.WATCHED) + " |",
+        "| --- | ---: | ---: | ---: | ---: |" + " --- |" * len(imports.WATCHED),
+    ]
+    for name in imports.functions():
+        fig = imports.measure(name)
+        flags = " | ".join("yes" if fig.watched[m] else "no" for m in imports.WATCHED)
+        lines.append(
+            f"| `{name}` | {fig.median_ms:.0f} | {fig.min_ms:.0f} | {fig.max_ms:.0f} | {fig.modules} | {flags} |"
+        )
+        print(f"imports {name}: {fig.median_ms:.0f} ms", file=sys.stderr)
+    lines += [
+        "",
+        "Budget: a function imports only what its trigger needs. `googleapiclient.discovery`",
+        "(~220 ms) and `aws_xray_sdk` (~300 ms) are imported by no handler at cold start;",
+        "`google_auth_oauthlib` is imported on first use inside the OAuth routes only.",
+        "",
+        "## Build artifacts (`make build`)",
+        "",
+    ]
+    built = sizes.artifacts()
+    if built:
+        lines += [
+            "| artifact | files | unzipped | zipped | Google discovery documents |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for s in built:
+            lines.append(
+                f"| `{s.artifact}` | {s.files} | {mb(s.unzipped_bytes)} | {mb(s.zipped_bytes)} |"
+                f" {s.discovery_documents} |"
+            )
+        lines += [
+            "",
+            "The layer keeps only the discovery documents of the APIs we call (`layers/prune.py`);",
+            "google-api-python-client ships about 600 of them (over 100 MB).",
+        ]
+    else:
+        lines.append("Not measured: `.aws-sam/build` is missing (run `make build`).")
+    lines.append("")
+    OUT.write_text("\n".join(lines))
+    print(f"wrote {OUT.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
