@@ -1,0 +1,1 @@
+"""Local development stack for crmsync: emulators and tooling that stand in for cloud services."""

@@ -1,0 +1,131 @@
+"""The :class:`GoogleEmulator`: one local HTTP server standing in for Google."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from devstack.google.control import ControlService
+from devstack.google.keys import SigningKeys
+from devstack.google.oauth import OAuthService, endpoint_urls
+from devstack.google.server import EmulatorApp, EmulatorContext, QuietRequestHandler
+from devstack.google.state import State
+
+
+class GoogleEmulator:
+    """Google's OAuth 2.0 / OpenID endpoints (and later its APIs) on one local port.
+
+    Usage::
+
+        emu = GoogleEmulator(port=0).start()
+        emu.register_client("id", "secret", ["http://127.0.0.1:8000/callback"])
+        emu.seed_demo_accounts()
+        ...  # point the product at emu.endpoints
+        emu.stop()
+
+    Everything the Python interface does is also reachable over HTTP under ``/_emulator/``.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self.state = State()
+        self._ctx = EmulatorContext(state=self.state, keys=SigningKeys())
+        self._app = EmulatorApp([OAuthService(self._ctx), ControlService(self._ctx)])
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> GoogleEmulator:
+        """Bind the port and serve from a daemon thread; returns ``self`` without blocking."""
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        server = make_server(self.host, self.port, self._app, threaded=True, request_handler=QuietRequestHandler)
+        self._server = server
+        self._ctx.base_url = f"http://{self._url_host()}:{server.server_port}"
+        # A short poll interval keeps stop() quick; the loop is idle otherwise.
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"google-emulator-{server.server_port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port; state is kept (see :meth:`reset`)."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> GoogleEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _url_host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT`` without a trailing slash (known once started, or if port != 0)."""
+        if self._ctx.base_url:
+            return self._ctx.base_url
+        if self.port:
+            return f"http://{self._url_host()}:{self.port}"
+        raise RuntimeError("the port is chosen at start(); start the emulator first")
+
+    @property
+    def issuer(self) -> str:
+        """The ``iss`` claim of the emulator's id_tokens (equal to :attr:`base_url`)."""
+        return self.base_url
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """auth_uri, token_uri, revoke_uri, userinfo_uri, certs_uri, jwks_uri and issuer."""
+        return endpoint_urls(self.base_url)
+
+    # ------------------------------------------------------------------ control
+
+    def register_client(
+        self,
+        client_id: str,
+        client_secret: str,
+        redirect_uris: list[str],
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """Register (or replace) an OAuth client; ``name`` is shown on the consent page."""
+        return self.state.register_client(client_id, client_secret, redirect_uris, name).as_dict()
+
+    def add_account(self, email: str, name: str | None = None) -> dict[str, str]:
+        """Add a Google account (idempotent); returns ``{"sub", "email", "name"}``."""
+        return self.state.add_account(email, name).as_dict()
+
+    def seed_demo_accounts(self) -> list[dict[str, str]]:
+        """Add ada@example.com, grace@example.org and linus@example.net."""
+        return [a.as_dict() for a in self.state.seed_demo_accounts()]
+
+    def reset(self) -> None:
+        """Forget all state (clients and accounts included) and rewind the clock."""
+        self.state.reset()
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the emulator clock forward; returns the new emulator time."""
+        return self.state.advance_clock(seconds)
