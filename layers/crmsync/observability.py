@@ -108,6 +108,12 @@ def install_redaction(root: logging.Logger | None = None) -> None:
 def build_logger(service: str | None = None) -> Logger:
     """The function's logger: JSON, correlation ids, secrets redacted."""
     logger = Logger(service=service, logger_formatter=RedactingFormatter())
+    # The domain package logs through stdlib loggers ("crmsync.*"); send them through the
+    # same JSON handler and formatter, so they carry the correlation id and are redacted.
+    domain = logging.getLogger("crmsync")
+    domain.handlers = list(logger.handlers)
+    domain.setLevel(logger.log_level)
+    domain.propagate = False
     install_redaction()
     return logger
 

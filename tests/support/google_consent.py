@@ -32,7 +32,9 @@ def consent(
         data.update(email=email, action="use_email")
     else:
         data["account"] = email
-    answer = http.post(urljoin(authorization_url, unescape(action.group(1))), data=data, allow_redirects=False, timeout=10)
+    answer = http.post(
+        urljoin(authorization_url, unescape(action.group(1))), data=data, allow_redirects=False, timeout=10
+    )
     assert answer.status_code in (302, 303), answer.text[:300]
     return answer.headers["Location"]
 

@@ -53,14 +53,14 @@ def binding_cookie(settings: Settings, value: str, max_age: int) -> Cookie:
 
 
 @router.get("/v1/integrations")
-def list_integrations() -> Response:
+def list_integrations() -> Response[str]:
     principal = principal_of(router.current_event, get_settings())
     items = [IntegrationOut.of(c) for c in integrations().list_connections(principal)]
     return _json(200, IntegrationList(items=items).model_dump_json())
 
 
 @router.post("/v1/integrations/google/authorize")
-def authorize_google(body: Annotated[AuthorizeRequest | None, Body()] = None) -> Response:
+def authorize_google(body: Annotated[AuthorizeRequest | None, Body()] = None) -> Response[str]:
     settings = get_settings()
     principal = principal_of(router.current_event, settings)
     request = body or AuthorizeRequest()
@@ -77,13 +77,13 @@ def authorize_google(body: Annotated[AuthorizeRequest | None, Body()] = None) ->
 
 
 @router.delete("/v1/integrations/<connection_id>")
-def delete_integration(connection_id: str) -> Response:
+def delete_integration(connection_id: str) -> Response[None]:
     principal = principal_of(router.current_event, get_settings())
     integrations().disconnect(principal, connection_id)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
-def _json(status: int, body: str) -> Response:
+def _json(status: int, body: str) -> Response[str]:
     return Response(
         status_code=status,
         content_type="application/json",

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 router = APIGatewayHttpRouter()
 
 
-def _redirect(**params: str) -> Response:
+def _redirect(**params: str) -> Response[str]:
     location = f"{get_settings().settings_page_url}?{urlencode(params)}"
     return Response(
         status_code=303,
@@ -46,7 +46,7 @@ def outcome_reason(exc: CrmSyncError) -> str:
 
 
 @router.get("/oauth/<provider>/callback")
-def callback(provider: str) -> Response:
+def callback(provider: str) -> Response[str]:
     if provider != "google":
         return _redirect(error="unsupported_provider")
     params = router.current_event.query_string_parameters or {}

@@ -36,7 +36,7 @@ def _read(filename: str) -> str:
 
 
 @router.get("/settings/<page>")
-def settings_page(page: str) -> Response:
+def settings_page(page: str) -> Response[str]:
     entry = PAGES.get(page)
     if entry is None:
         return problem(404, f"No settings page {page!r}.")

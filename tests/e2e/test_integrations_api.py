@@ -1,0 +1,220 @@
+"""F1 through the local stack: HTTP API Gateway stand-in with its JWT authorizer, the real
+handlers in Lambda-like worker processes, SQS delivery, schedules, the Google emulator."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+import requests
+
+from tests.support.google_consent import consent, query
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+
+
+class Browser:
+    """One person's browser: cookies persist; API calls carry the CRM's bearer token."""
+
+    def __init__(self, stack, tenant: str, user: str) -> None:
+        self.stack = stack
+        self.http = requests.Session()
+        self.token = stack.issue_token(tenant, user)
+
+    def api(self, method: str, path: str, **kw) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}
+        return self.http.request(method, self.stack.api_url + path, headers=headers, timeout=30, **kw)
+
+    def start(self) -> str:
+        response = self.api("POST", "/v1/integrations/google/authorize", json={})
+        assert response.status_code == 200, response.text
+        return response.json()["authorization_url"]
+
+    def callback(self, url: str) -> dict[str, str]:
+        """Follow Google's redirect to our callback; return the settings page's query."""
+        response = self.http.get(url, allow_redirects=False, timeout=30)
+        assert response.status_code == 303
+        location = response.headers["Location"]
+        assert location.startswith(self.stack.api_url + "/settings/integrations?")
+        assert response.headers["Cache-Control"] == "no-store"
+        return query(location)
+
+    def connect(self, email: str) -> dict[str, str]:
+        return self.callback(consent(self.start(), email))
+
+    def integrations(self) -> list[dict]:
+        response = self.api("GET", "/v1/integrations")
+        assert response.status_code == 200, response.text
+        return response.json()["items"]
+
+
+@pytest.fixture
+def alice(stack, unique) -> Browser:
+    return Browser(stack, f"tenant-{unique}", "alice")
+
+
+@pytest.fixture
+def bob(stack, unique) -> Browser:
+    return Browser(stack, f"tenant-{unique}", "bob")
+
+
+@pytest.fixture
+def mallory(stack, unique) -> Browser:
+    return Browser(stack, f"other-{unique}", "mallory")
+
+
+def test_the_api_refuses_requests_without_a_valid_token(stack) -> None:
+    assert requests.get(stack.api_url + "/v1/integrations", timeout=10).status_code == 401
+    forged = requests.get(stack.api_url + "/v1/integrations", headers={"Authorization": "Bearer not.a.jwt"}, timeout=10)
+    assert forged.status_code == 401
+
+
+def test_connect_two_accounts_and_disconnect_one(alice: Browser, stack) -> None:
+    assert "connected" in alice.connect("ada@example.com")
+    assert "connected" in alice.connect("grace@example.org")
+
+    items = alice.integrations()
+    assert sorted(i["email"] for i in items) == ["ada@example.com", "grace@example.org"]
+    assert {i["status"] for i in items} == {"connected"}
+    assert all("refresh" not in json.dumps(i).lower() for i in items)
+
+    revoked_before = len(stack.google.state.revocations())
+    ada = next(i for i in items if i["email"] == "ada@example.com")
+    assert alice.api("DELETE", f"/v1/integrations/{ada['id']}").status_code == 204
+    assert [i["email"] for i in alice.integrations()] == ["grace@example.org"]
+    assert len(stack.google.state.revocations()) == revoked_before + 1
+
+
+def test_connecting_the_same_account_twice_keeps_one_connection(alice: Browser) -> None:
+    first = alice.connect("linus@example.net")["connected"]
+    second = alice.connect("linus@example.net")["connected"]
+    assert first == second
+    assert [i["id"] for i in alice.integrations()] == [first]
+
+
+def test_a_replayed_callback_is_refused(alice: Browser) -> None:
+    url = consent(alice.start(), "ada@example.com")
+    assert "connected" in alice.callback(url)
+    assert alice.callback(url) == {"error": "state_unknown"}
+    assert len(alice.integrations()) == 1
+
+
+def test_a_state_from_another_user_is_refused(alice: Browser, bob: Browser) -> None:
+    bob.start()  # Bob has a browser binding of his own
+    url = consent(alice.start(), "ada@example.com")
+
+    assert bob.callback(url) == {"error": "state_mismatch"}
+    assert bob.integrations() == []
+    # The refused attempt did not burn Alice's sign-in.
+    assert "connected" in alice.callback(url)
+
+
+def test_a_callback_without_the_browser_binding_is_refused(alice: Browser, stack) -> None:
+    url = consent(alice.start(), "ada@example.com")
+    stranger = requests.get(url, allow_redirects=False, timeout=30)
+    assert query(stranger.headers["Location"]) == {"error": "state_mismatch"}
+    assert alice.integrations() == []
+
+
+def test_cancelling_consent_connects_nothing(alice: Browser) -> None:
+    assert alice.callback(consent(alice.start(), cancel=True)) == {"error": "access_denied"}
+    assert alice.integrations() == []
+
+
+def test_another_tenant_can_neither_list_nor_delete(alice: Browser, mallory: Browser) -> None:
+    connection_id = alice.connect("ada@example.com")["connected"]
+
+    assert mallory.integrations() == []
+    refused = mallory.api("DELETE", f"/v1/integrations/{connection_id}")
+    assert refused.status_code == 404
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert [i["id"] for i in alice.integrations()] == [connection_id]
+
+
+def test_errors_are_problem_documents(alice: Browser) -> None:
+    missing = alice.api("DELETE", "/v1/integrations/gdoesnotexist")
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"] == "application/problem+json"
+    assert missing.json() == {
+        "type": "urn:crmsync:problem:not-found",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "No integration with id 'gdoesnotexist'.",
+    }
+    invalid = alice.api("POST", "/v1/integrations/google/authorize", json={"features": ["fax"]})
+    assert invalid.status_code == 422
+    body = invalid.json()
+    assert body["type"] == "urn:crmsync:problem:validation"
+    assert "features" in body["detail"]
+    garbage = alice.api(
+        "POST", "/v1/integrations/google/authorize", data="{not json", headers={"Content-Type": "application/json"}
+    )
+    assert garbage.status_code in (400, 422)
+    assert garbage.headers["Content-Type"] == "application/problem+json"
+
+
+def test_the_settings_page_is_served_with_a_strict_policy(stack) -> None:
+    page = requests.get(stack.api_url + "/settings/integrations", timeout=10)
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert "Sign in with Google" in page.text
+    missing = requests.get(stack.api_url + "/settings/nope", timeout=10)
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"] == "application/problem+json"
+
+
+def test_a_connection_is_checked_after_connect_and_a_revoked_grant_shows_needs_reauth(alice: Browser, stack) -> None:
+    alice.connect("grace@example.org")
+    stack.drain()
+    (checked,) = alice.integrations()
+    assert checked["status"] == "connected"
+    assert checked["last_checked_at"] is not None
+    assert datetime.fromisoformat(checked["last_checked_at"]) >= datetime.fromisoformat(checked["connected_at"])
+
+    requests.post(
+        stack.google.base_url + "/_emulator/grants/revoke",
+        json={"email": "grace@example.org", "client_id": "crmsync-local-client"},
+        timeout=10,
+    ).raise_for_status()
+    stack.fire("ConnectionHealth")
+    stack.drain()
+
+    (flagged,) = alice.integrations()
+    assert flagged["status"] == "needs_reauth"
+    assert flagged["status_reason"] == "invalid_grant"
+
+
+def test_a_malformed_queue_message_is_rejected_with_a_logged_reason(stack) -> None:
+    sqs = stack.aws_client("sqs")
+    queue_url = stack.function_environment("SyncWorkerFunction")["SYNC_QUEUE_URL"]
+    sqs.send_message(
+        QueueUrl=queue_url,
+        MessageBody='{"kind": "connection.check"}',
+        MessageGroupId="g",
+        MessageDeduplicationId="bad-1",
+    )
+    stack.drain()
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+    assert any("rejected malformed sync message" in line for _, line in list(stack.logs))
+
+
+def test_no_secret_reaches_any_log_line(alice: Browser, stack) -> None:
+    """Runs a whole connect, check and disconnect, then greps every line every function and
+    the local stack logged so far for every code and token the emulator ever issued."""
+    connection_id = alice.connect("ada@example.com")["connected"]
+    stack.drain()
+    assert alice.api("DELETE", f"/v1/integrations/{connection_id}").status_code == 204
+
+    issued = stack.google.state.issued()
+    secrets = [s for kind in ("codes", "access_tokens", "refresh_tokens", "id_tokens") for s in issued[kind]]
+    assert issued["codes"]
+    assert issued["refresh_tokens"]
+    logs = "\n".join(line for _, line in list(stack.logs))
+    assert "account connected" in logs  # the functions did log
+    leaked = [s[:12] + "…" for s in secrets if s in logs]
+    assert leaked == []
+    assert alice.token not in logs

@@ -1,0 +1,90 @@
+"""The Integrations page in headless Chromium: connect two demo accounts through the Google
+emulator's consent page, see both with a green check, disconnect one, see one."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is installed by `make deps`"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+def sign_in_with(page: Page, email: str) -> None:
+    page.get_by_role("button", name="Sign in with Google").click()
+    page.locator(f'button[data-email="{email}"]').click()
+    page.wait_for_url("**/settings/integrations**")
+
+
+def test_connect_two_accounts_see_both_checked_disconnect_one(page: Page, stack, unique: str) -> None:
+    token = stack.issue_token(f"tenant-{unique}", "browser-user")
+    page.goto(f"{stack.api_url}/settings/integrations#token={token}")
+    expect(page.get_by_text("No Google account is connected yet.")).to_be_visible()
+    assert "token=" not in page.url  # the token left the address bar
+
+    sign_in_with(page, "ada@example.com")
+    expect(page.locator("#notice")).to_have_text("Your Google account is connected.")
+    sign_in_with(page, "grace@example.org")
+
+    rows = page.locator("li.account")
+    expect(rows).to_have_count(2)
+    for email in ("ada@example.com", "grace@example.org"):
+        row = page.locator(f'li.account[data-email="{email}"]')
+        expect(row).to_have_attribute("data-status", "connected")
+        expect(row.locator(".status-icon")).to_have_text("✔")
+
+    ada = page.locator('li.account[data-email="ada@example.com"]')
+    ada.get_by_role("button", name="Connected").click()
+    expect(ada.get_by_text("Disconnect ada@example.com?")).to_be_visible()
+    ada.get_by_role("button", name="Disconnect").click()
+
+    expect(rows).to_have_count(1)
+    expect(page.locator("li.account .email")).to_have_text("grace@example.org")
+    expect(page.locator("#notice")).to_have_text("ada@example.com was disconnected.")
+
+
+def test_cancelled_consent_shows_a_clear_message(page: Page, stack, unique: str) -> None:
+    token = stack.issue_token(f"tenant-{unique}", "browser-user")
+    page.goto(f"{stack.api_url}/settings/integrations#token={token}")
+    page.get_by_role("button", name="Sign in with Google").click()
+    page.locator("#cancel").click()
+    page.wait_for_url("**/settings/integrations**")
+    expect(page.locator("#notice")).to_have_text("You cancelled the Google sign-in. Nothing was connected.")
+    expect(page.get_by_text("No Google account is connected yet.")).to_be_visible()
+
+
+def test_without_a_crm_session_the_page_says_so(page: Page, stack) -> None:
+    page.goto(f"{stack.api_url}/settings/integrations")
+    expect(page.locator("#notice")).to_contain_text("No CRM session")
+    expect(page.get_by_role("button", name="Sign in with Google")).to_be_disabled()
