@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -45,7 +45,7 @@ def service_env(stack, tables, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
 
 
 @pytest.fixture
-def make_integrations(service_env: dict[str, str]) -> Iterator[Callable[..., Integrations]]:
+def make_integrations(service_env: dict[str, str]) -> Callable[..., Integrations]:
     def make(counter: Callable[[str], None] | None = None, **overrides: Any) -> Integrations:
         settings = Settings.from_env(service_env)
         google = {k: overrides.pop(k) for k in list(overrides) if k in type(settings.google).model_fields}
@@ -54,7 +54,7 @@ def make_integrations(service_env: dict[str, str]) -> Iterator[Callable[..., Int
         assert not overrides, f"unknown overrides {overrides}"
         return build_integrations(settings, counter=_Counter(counter) if counter else None)
 
-    yield make
+    return make
 
 
 class _Counter:
