@@ -1,1 +1,1 @@
-"""Local development stack for crmsync: emulators and tooling that stand in for cloud services."""
+"""crmsync's local stack: the whole SAM application on loopback (see `devstack.stack.Stack`)."""

@@ -1,0 +1,1 @@
+"""The local Lambda runtime: workers and pools, the HTTP API, SQS event sources, schedules."""

@@ -1,0 +1,513 @@
+"""`Stack`: the whole SAM application on loopback, composed from the pieces of devstack.
+
+    with Stack(root) as stack:
+        stack.invoke("ApiFunction", event)
+        requests.get(f"{stack.api_url}/v1/integrations", headers={"Authorization": ...})
+        stack.drain()
+
+Start order: DynamoDB Local (in a thread: the JVM is the slow part) while moto, the Google
+emulator and the HTTP API server start; then the template is resolved against their URLs,
+its queues, keys, secrets and tables are created, and the functions get their workers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import sys
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from werkzeug.wrappers import Request, Response
+
+from devstack.aws import MotoServer, aws_client, create_aws_resources
+from devstack.dynamodb_local import DynamoDBLocal, create_tables
+from devstack.issuer import ISSUER_PATH, Issuer
+from devstack.runtime.httpapi import DEVSTACK_PREFIX, HttpApiServer
+from devstack.runtime.pool import InvocationResult, LambdaService
+from devstack.runtime.schedules import Schedules
+from devstack.runtime.sqs import DrainReport, SqsEventSources
+from devstack.template import LocalContext, ResolvedTemplate, load_template
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOGLE_CLIENT_ID = "crmsync-local-client"
+DUMMY_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "devstack",
+    "AWS_SECRET_ACCESS_KEY": "devstack",
+    "AWS_SESSION_TOKEN": "devstack",
+    # Never read the developer's real AWS configuration.
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Ports of the stack's servers; 0 picks a free port."""
+
+    api: int = 0
+    google: int = 0
+    aws: int = 0
+    dynamodb: int = 0
+
+    @classmethod
+    def dev(cls) -> Ports:
+        """The fixed ports of `make dev`."""
+        return cls(api=3000, google=8081, aws=5001, dynamodb=8000)
+
+
+class LogBuffer:
+    """A thread-safe list of `(source, line)`; source is a function logical id or `devstack`."""
+
+    def __init__(self) -> None:
+        self._items: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def append(self, item: tuple[str, str]) -> None:
+        """Add one line."""
+        with self._lock:
+            self._items.append(item)
+
+    def snapshot(self) -> list[tuple[str, str]]:
+        """A copy of every line so far."""
+        with self._lock:
+            return list(self._items)
+
+    def text(self) -> str:
+        """Every line, one per line, as `source | line`."""
+        return "\n".join(f"{source} | {line}" for source, line in self.snapshot())
+
+    def lines(self, source: str | None = None) -> list[str]:
+        """The lines (of one source, if given)."""
+        return [line for src, line in self.snapshot() if source is None or src == source]
+
+    def clear(self) -> None:
+        """Forget every line."""
+        with self._lock:
+            self._items.clear()
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self.snapshot())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+def google_available() -> bool:
+    """True when the Google emulator package is present."""
+    return importlib.util.find_spec("devstack.google") is not None
+
+
+class Stack:
+    """The local stack; a context manager (`start` / `stop`)."""
+
+    def __init__(
+        self,
+        root: Path | str = ROOT,
+        *,
+        ports: Ports | None = None,
+        google: bool = True,
+        echo_logs: bool = False,
+        background: bool = False,
+        sqs_visibility_timeout: int | None = None,
+        table_prefix: str = "",
+        persist_dir: Path | str | None = None,
+        template_path: Path | str | None = None,
+        parameter_overrides: Mapping[str, str] | None = None,
+        secret_overrides: Mapping[str, str] | None = None,
+        dynamodb_endpoint: str | None = None,
+        concurrency: int = 8,
+        prewarm: bool = False,
+        schedule_scale: float = 1.0,
+        stack_name: str = "crmsync-local",
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        log_stream: TextIO | None = None,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.template_path = Path(template_path).resolve() if template_path else self.root / "template.yaml"
+        self.ports = ports or Ports()
+        self.use_google = google
+        self.echo_logs = echo_logs
+        self.log_stream = log_stream
+        self.background = background
+        self.sqs_visibility_timeout = sqs_visibility_timeout
+        self.table_prefix = table_prefix
+        self.persist_dir = Path(persist_dir) if persist_dir else None
+        self.parameter_overrides = dict(parameter_overrides or {})
+        self.secret_overrides = dict(secret_overrides or {})
+        self.external_dynamodb = dynamodb_endpoint
+        self.concurrency = concurrency
+        self.prewarm_workers = prewarm
+        self.schedule_scale = schedule_scale
+        self.stack_name = stack_name
+        self.region = region
+        self.account_id = account_id
+
+        self.logs = LogBuffer()
+        self.source = load_template(self.template_path)
+        self.google: Any = None
+        self.google_accounts: list[dict[str, str]] = []
+        self.google_client_secret = secrets.token_urlsafe(24)
+        self.issuer: Issuer | None = None
+        self.dynamodb: DynamoDBLocal | None = None
+        self.moto: MotoServer | None = None
+        self.http: HttpApiServer | None = None
+        self.lambdas = LambdaService(sinks=[self._sink])
+        self.sqs: SqsEventSources | None = None
+        self.schedules: Schedules | None = None
+        self._template: ResolvedTemplate | None = None
+        self._parameters: dict[str, str] = {}
+        self._context: LocalContext | None = None
+        self._echo_lock = threading.Lock()
+        self._log_streams: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ logs
+
+    def _sink(self, source: str, line: str) -> None:
+        self.logs.append((source, line))
+        if self.echo_logs:
+            with self._echo_lock:
+                stream = self.log_stream or sys.stdout
+                stream.write(f"{source[:24]:>24} | {line}\n")
+                stream.flush()
+
+    def log(self, line: str) -> None:
+        """A line from the stack itself (source `devstack`)."""
+        self._sink("devstack", line)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Stack:
+        """Start everything; on failure, stop what started and re-raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        ddb_error: list[BaseException] = []
+        ddb_thread: threading.Thread | None = None
+        if self.external_dynamodb is None:
+            persist = self.persist_dir / "dynamodb" if self.persist_dir else None
+            self.dynamodb = DynamoDBLocal(self.root, self.ports.dynamodb, persist)
+
+            def start_dynamodb() -> None:
+                try:
+                    assert self.dynamodb is not None
+                    self.dynamodb.start()
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+                    ddb_error.append(exc)
+
+            ddb_thread = threading.Thread(target=start_dynamodb, name="devstack-dynamodb-start", daemon=True)
+            ddb_thread.start()
+
+        self.moto = MotoServer(self.ports.aws).start()
+        if self.use_google:
+            from devstack.google import GoogleEmulator
+
+            self.google = GoogleEmulator(host="127.0.0.1", port=self.ports.google).start()
+        self.http = HttpApiServer(
+            invoke=self.lambdas.invoke,
+            log=lambda line: self._sink("httpapi", line),
+            port=self.ports.api,
+            account_id=self.account_id,
+            control=self._control,
+        ).start()
+
+        self._parameters = self.source.parameter_values(self._overrides())
+        self.issuer = Issuer(self.http.url, audience=self._parameters.get("JwtAudience", "crmsync"))
+        self._context = LocalContext(
+            region=self.region,
+            account_id=self.account_id,
+            stack_name=self.stack_name,
+            table_prefix=self.table_prefix,
+            aws_endpoint=self.moto.endpoint,
+            api_url=self.http.url,
+        )
+        draft = self.source.resolve(self._parameters, self._context)
+        secret_values = dict(self.secret_overrides)
+        if self.use_google:
+            secret_values.setdefault("GoogleClientSecret", self.google_client_secret)
+        physical = create_aws_resources(
+            self.moto.endpoint, draft, secret_values, self.sqs_visibility_timeout, self.region
+        )
+        self._context = replace(self._context, physical_ids=physical)
+        self._template = template = self.source.resolve(self._parameters, self._context)
+        for event in template.unsupported_events:
+            self.log(f"event {event} is not run by the local stack")
+
+        if self.google is not None and "GoogleClientId" in self._parameters:
+            self.google.register_client(
+                self._parameters["GoogleClientId"],
+                secret_values.get("GoogleClientSecret", self.google_client_secret),
+                [f"{self.http.url}/oauth/google/callback"],
+                name="crmsync (local)",
+            )
+            self.google_accounts = self.google.seed_demo_accounts()
+
+        if ddb_thread is not None:
+            ddb_thread.join()
+            if ddb_error:
+                raise ddb_error[0]
+        create_tables(self.dynamodb_endpoint, template, region=self.region)
+
+        for function in template.functions.values():
+            arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{function.name}"
+            self.lambdas.add_function(function, self.worker_environment(function.logical_id), arn, self.concurrency)
+        self.http.set_routes(template.routes)
+        self.sqs = SqsEventSources(
+            template.sqs_sources,
+            template.queues,
+            self.aws_client("sqs"),
+            self.lambdas.invoke,
+            lambda line: self._sink("sqs", line),
+            self.region,
+        )
+        self.schedules = Schedules(
+            template.schedules,
+            self.lambdas.invoke,
+            lambda line: self._sink("schedules", line),
+            self.region,
+            self.account_id,
+        )
+        if self.prewarm_workers:
+            for name, error in self.lambdas.prewarm().items():
+                self.log(f"{name} failed to initialise: {error.get('errorType')}: {error.get('errorMessage')}")
+        if self.background:
+            self.sqs.start()
+            self.schedules.start(self.schedule_scale)
+
+    def _overrides(self) -> dict[str, str]:
+        assert self.http is not None
+        declared = self.source.data.get("Parameters") or {}
+        candidates: dict[str, str] = {
+            "Stage": "local",
+            "PublicBaseUrl": self.http.url,
+            "JwtIssuer": f"{self.http.url}{ISSUER_PATH}",
+        }
+        if self.google is not None:
+            endpoints = self.google.endpoints
+            candidates.update(
+                {
+                    "GoogleClientId": GOOGLE_CLIENT_ID,
+                    "GoogleAuthUri": endpoints["auth_uri"],
+                    "GoogleTokenUri": endpoints["token_uri"],
+                    "GoogleRevokeUri": endpoints["revoke_uri"],
+                    "GoogleCertsUri": endpoints["certs_uri"],
+                    "GoogleIssuers": self.google.issuer,
+                }
+            )
+        else:
+            candidates["GoogleClientId"] = GOOGLE_CLIENT_ID
+        overrides = {name: value for name, value in candidates.items() if name in declared}
+        overrides.update(self.parameter_overrides)
+        return overrides
+
+    def stop(self) -> None:
+        """Stop everything that started (idempotent)."""
+        if self.sqs is not None:
+            self.sqs.stop()
+        if self.schedules is not None:
+            self.schedules.stop()
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
+        self.lambdas.close()
+        if self.google is not None:
+            self.google.stop()
+            self.google = None
+        if self.moto is not None:
+            self.moto.stop()
+            self.moto = None
+        if self.dynamodb is not None:
+            self.dynamodb.stop()
+            self.dynamodb = None
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def template(self) -> ResolvedTemplate:
+        """The template resolved against this stack."""
+        if self._template is None:
+            raise RuntimeError("the stack is not started")
+        return self._template
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """The parameter values in force."""
+        return dict(self._parameters)
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the HTTP API (no trailing slash)."""
+        if self.http is None:
+            raise RuntimeError("the stack is not started")
+        return self.http.url
+
+    @property
+    def aws_endpoint(self) -> str:
+        """moto's endpoint."""
+        if self.moto is None:
+            raise RuntimeError("the stack is not started")
+        return self.moto.endpoint
+
+    @property
+    def dynamodb_endpoint(self) -> str:
+        """DynamoDB Local's endpoint."""
+        if self.external_dynamodb is not None:
+            return self.external_dynamodb
+        if self.dynamodb is None:
+            raise RuntimeError("the stack is not started")
+        return self.dynamodb.endpoint
+
+    # ------------------------------------------------------------------ verbs
+
+    def aws_client(self, service: str) -> Any:
+        """A boto3 client at the local endpoint of `service`."""
+        endpoint = self.dynamodb_endpoint if service == "dynamodb" else self.aws_endpoint
+        return aws_client(service, endpoint, self.region)
+
+    def issue_token(self, tenant_id: str, user_id: str, ttl: int = 3600, **claims: Any) -> str:
+        """A bearer JWT the stack's JWT authorizer accepts."""
+        if self.issuer is None:
+            raise RuntimeError("the stack is not started")
+        return self.issuer.issue_token(tenant_id, user_id, ttl, **claims)
+
+    def invoke(self, function: str, event: Any) -> InvocationResult:
+        """Invoke a function by logical id (synchronously, like RequestResponse)."""
+        return self.lambdas.invoke(function, event)
+
+    def drain(self, timeout: float = 30.0) -> DrainReport:
+        """Deliver SQS messages until the source queues are empty and nothing is in flight."""
+        if self.sqs is None:
+            raise RuntimeError("the stack is not started")
+        return self.sqs.drain(timeout)
+
+    def fire(self, schedule: str) -> InvocationResult:
+        """Fire a schedule by name, event logical id or `Function.Event`."""
+        if self.schedules is None:
+            raise RuntimeError("the stack is not started")
+        return self.schedules.fire(schedule)
+
+    def function_environment(self, logical_id: str, table_prefix: str | None = None) -> dict[str, str]:
+        """The environment a worker of `logical_id` gets (minus PATH/LANG/TZ).
+
+        With `table_prefix`, table names are resolved under that prefix instead (for
+        in-process tests on their own tables).
+        """
+        template = self.template
+        if table_prefix is not None and table_prefix != self.table_prefix:
+            assert self._context is not None
+            template = self.source.resolve(self._parameters, replace(self._context, table_prefix=table_prefix))
+        function = template.functions[logical_id]
+        env = dict(function.environment)
+        stream = self._log_streams.setdefault(logical_id, f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}")
+        env.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": function.name,
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",
+                "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+                "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.runtime}",
+                "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_ENDPOINT_URL": self.aws_endpoint,
+                "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
+                "LAMBDA_TASK_ROOT": str(function.code_uri),
+                "_HANDLER": function.handler,
+                **DUMMY_AWS_ENV,
+            }
+        )
+        if self.google is not None and self.google.base_url.startswith("http://"):
+            # The emulator speaks plain HTTP on loopback; oauthlib refuses that unless told.
+            env["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+        return env
+
+    def worker_environment(self, logical_id: str) -> dict[str, str]:
+        """`function_environment` plus the process basics a Lambda runtime has."""
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": ":UTC",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if "PYTHONDONTWRITEBYTECODE" in os.environ:
+            env["PYTHONDONTWRITEBYTECODE"] = os.environ["PYTHONDONTWRITEBYTECODE"]
+        env.update(self.function_environment(logical_id))
+        return env
+
+    # ------------------------------------------------------------------ control API
+
+    def _control(self, request: Request) -> Response | None:
+        path = request.path[len(DEVSTACK_PREFIX) :]
+        method = request.method
+        if path.startswith(ISSUER_PATH[len(DEVSTACK_PREFIX) :] + "/") and self.issuer is not None:
+            subpath = path[len(ISSUER_PATH) - len(DEVSTACK_PREFIX) :]
+            if method == "POST" and subpath == "/token":
+                body = request.get_json(force=True, silent=True) or {}
+                token = self.issue_token(
+                    str(body["tenant_id"]),
+                    str(body["user_id"]),
+                    int(body.get("ttl", 3600)),
+                    **(body.get("claims") or {}),
+                )
+                return _json(200, {"token": token})
+            status, document = self.issuer.handle(subpath)
+            return _json(status, document)
+        if method == "GET" and path == "/health":
+            ready = self._template is not None
+            return _json(
+                200 if ready else 503,
+                {"status": "ok" if ready else "starting", "pid": os.getpid(), "functions": sorted(self.lambdas.pools)},
+            )
+        parts = path.strip("/").split("/")
+        if method == "POST" and len(parts) == 3 and parts[0] == "schedules" and parts[2] == "fire":
+            try:
+                result = self.fire(parts[1])
+            except KeyError as exc:
+                return _json(404, {"message": str(exc)})
+            return _json(200, _result_document(result))
+        if method == "POST" and len(parts) == 3 and parts[0] == "functions" and parts[2] == "invoke":
+            if parts[1] not in self.lambdas.pools:
+                return _json(404, {"message": f"unknown function {parts[1]}"})
+            event = json.loads(request.get_data() or b"{}")
+            return _json(200, _result_document(self.invoke(parts[1], event)))
+        if method == "POST" and path == "/sqs/drain":
+            report = self.drain()
+            return _json(200, {"batches": report.batches, "messages": report.messages, "deleted": report.deleted})
+        return None
+
+
+def _result_document(result: InvocationResult) -> dict[str, Any]:
+    return {
+        "function": result.function,
+        "requestId": result.request_id,
+        "ok": result.ok,
+        "payload": result.payload,
+        "error": result.error,
+        "initMs": result.init_ms,
+        "durationMs": result.duration_ms,
+    }
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/json")

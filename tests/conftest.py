@@ -1,0 +1,90 @@
+"""Session fixtures shared by every suite: the local stack and DynamoDB Local.
+
+Everything is lazy: a unit test that asks for none of these never starts Java. One DynamoDB
+Local serves the whole session (the full stack, the devstack runtime tests and the per-test
+`tables` all share it, apart by table prefix). Tests that use any of these fixtures are put in
+one xdist group, so `pytest -n 2 --dist loadgroup` starts one stack, not one per worker.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.dynamodb_local import DynamoDBLocal, create_tables, delete_tables
+from devstack.stack import Stack, google_available
+from devstack.template import load_template
+
+ROOT = Path(__file__).resolve().parent.parent
+STACK_FIXTURES = frozenset(
+    {"stack", "dynamodb_local", "dynamodb_endpoint", "tables", "table_prefix", "token_for", "runtime_stack"}
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in (
+        "integration: talks to DynamoDB Local, moto or the Google emulator over HTTP",
+        "e2e: goes through the local stack (API Gateway stand-in, Lambda workers)",
+        "browser: drives headless Chromium",
+    ):
+        config.addinivalue_line("markers", marker)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        uses_stack = STACK_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if uses_stack and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group("devstack"))
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local() -> Iterator[DynamoDBLocal]:
+    """One DynamoDB Local (in memory, free port) for the session."""
+    with DynamoDBLocal(ROOT) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint(dynamodb_local: DynamoDBLocal) -> str:
+    """The session's DynamoDB Local endpoint URL."""
+    return dynamodb_local.endpoint
+
+
+@pytest.fixture(scope="session")
+def stack(dynamodb_endpoint: str) -> Iterator[Stack]:
+    """The whole application from the real template.yaml, once per session, on free ports."""
+    with Stack(
+        ROOT,
+        google=google_available(),
+        sqs_visibility_timeout=1,
+        dynamodb_endpoint=dynamodb_endpoint,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def table_prefix() -> str:
+    """A fresh table-name prefix for one test."""
+    return f"t{uuid.uuid4().hex[:10]}_"
+
+
+@pytest.fixture
+def tables(dynamodb_endpoint: str, table_prefix: str) -> Iterator[dict[str, str]]:
+    """The real template's tables under a fresh prefix: logical id -> table name."""
+    names = create_tables(dynamodb_endpoint, load_template(ROOT / "template.yaml"), prefix=table_prefix)
+    yield names
+    delete_tables(dynamodb_endpoint, names.values())
+
+
+@pytest.fixture
+def token_for(stack: Stack) -> Callable[..., str]:
+    """`token_for(tenant, user, **claims)`: a bearer JWT the stack's authorizer accepts."""
+
+    def issue(tenant: str, user: str, **claims: Any) -> str:
+        return stack.issue_token(tenant, user, **claims)
+
+    return issue

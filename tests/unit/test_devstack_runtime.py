@@ -1,0 +1,166 @@
+"""Pure parts of the local runtime: routing, events, response mapping, SQS and schedule rules."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from devstack.runtime.httpapi import RouteMatch, build_event, claim_text, is_text, match_route, to_response
+from devstack.runtime.schedules import rate_seconds, scheduled_event
+from devstack.runtime.sqs import build_sqs_event, failed_message_ids, lambda_message_attributes
+from devstack.template import HttpRoute, Schedule
+
+
+def route(method: str, path: str) -> HttpRoute:
+    return HttpRoute("Api", method, path, "Fn", f"{method}{path}", None)
+
+
+ROUTES = [
+    route("GET", "/pets"),
+    route("GET", "/pets/{id}"),
+    route("GET", "/pets/dog"),
+    route("ANY", "/pets/dog"),
+    route("ANY", "/{proxy+}"),
+    route("POST", "/pets/{id}/toys/{toy}"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected", "params"),
+    [
+        ("GET", "/pets", "GET /pets", {}),
+        ("GET", "/pets/dog", "GET /pets/dog", {}),
+        ("DELETE", "/pets/dog", "ANY /pets/dog", {}),
+        ("GET", "/pets/cat", "GET /pets/{id}", {"id": "cat"}),
+        ("GET", "/pets/a%20b", "GET /pets/{id}", {"id": "a b"}),
+        ("POST", "/pets/1/toys/ball", "POST /pets/{id}/toys/{toy}", {"id": "1", "toy": "ball"}),
+        ("PUT", "/pets/cat", "ANY /{proxy+}", {"proxy": "pets/cat"}),
+        ("GET", "/a/b/c", "ANY /{proxy+}", {"proxy": "a/b/c"}),
+    ],
+)
+def test_route_specificity(method: str, path: str, expected: str, params: dict[str, str]) -> None:
+    match = match_route(ROUTES, method, path)
+    assert match is not None
+    assert match.route.route_key == expected
+    assert match.path_parameters == params
+
+
+def test_no_match_and_default_route() -> None:
+    assert match_route(ROUTES[:3], "GET", "/other") is None
+    assert match_route([route("ANY", "/{proxy+}")], "GET", "/") is None
+    default = HttpRoute("Api", "ANY", "$default", "Fn", "Default", None)
+    match = match_route([*ROUTES[:3], default], "GET", "/other")
+    assert match is not None
+    assert match.route.route_key == "$default"
+
+
+def request(**kwargs: object) -> Request:
+    return Request(EnvironBuilder(**kwargs).get_environ())  # type: ignore[arg-type]
+
+
+def test_event_body_encoding() -> None:
+    match = RouteMatch(route("POST", "/pets"), {})
+    form = build_event(request(method="POST", path="/pets", data=b"a=1", content_type="text/plain"), match, "api", "1")
+    assert (form["body"], form["isBase64Encoded"]) == ("a=1", False)
+    raw = build_event(
+        request(method="POST", path="/pets", data=b"\xff\x00", content_type="image/png"), match, "api", "1"
+    )
+    assert raw["isBase64Encoded"] is True
+    assert base64.b64decode(raw["body"]) == b"\xff\x00"
+    bad_utf8 = build_event(
+        request(method="POST", path="/pets", data=b"\xff", content_type="application/json"), match, "api", "1"
+    )
+    assert bad_utf8["isBase64Encoded"] is True
+
+
+def test_jwt_claims_in_the_event() -> None:
+    match = RouteMatch(route("GET", "/pets"), {})
+    claims = {"sub": "u", "exp": 12, "admin": True, "groups": ["a", "b"], "scope": "x y"}
+    event = build_event(request(path="/pets"), match, "api", "1", claims)
+    jwt_context = event["requestContext"]["authorizer"]["jwt"]
+    assert jwt_context["claims"] == {"sub": "u", "exp": "12", "admin": "true", "groups": "[a b]", "scope": "x y"}
+    assert jwt_context["scopes"] == ["x", "y"]
+
+
+def test_is_text() -> None:
+    assert is_text("application/json; charset=utf-8")
+    assert is_text("text/html")
+    assert is_text("application/problem+json")
+    assert not is_text("application/octet-stream")
+    assert not is_text(None)
+    assert claim_text({"a": 1}) == '{"a":1}'
+
+
+def test_response_rules() -> None:
+    inferred = to_response({"a": 1})
+    assert (inferred.status_code, inferred.get_data(), inferred.content_type) == (200, b'{"a": 1}', "application/json")
+    assert to_response("text").get_data() == b'"text"'
+    shaped = to_response(
+        {
+            "statusCode": 302,
+            "headers": {"Location": "/x"},
+            "multiValueHeaders": {"X-A": ["1", "2"]},
+            "cookies": ["c=1"],
+            "body": "",
+        }
+    )
+    assert shaped.status_code == 302
+    assert shaped.headers["Location"] == "/x"
+    assert shaped.headers.getlist("X-A") == ["1", "2"]
+    assert shaped.headers.getlist("Set-Cookie") == ["c=1"]
+
+
+def test_batch_item_failure_rules() -> None:
+    batch = {"m1", "m2"}
+    assert failed_message_ids(None, batch) == set()
+    assert failed_message_ids({}, batch) == set()
+    assert failed_message_ids({"batchItemFailures": []}, batch) == set()
+    assert failed_message_ids({"batchItemFailures": None}, batch) == set()
+    assert failed_message_ids({"batchItemFailures": [{"itemIdentifier": "m2"}]}, batch) == {"m2"}
+    # invalid reports fail the whole batch, as Lambda does
+    assert failed_message_ids({"batchItemFailures": [{"itemIdentifier": "zz"}]}, batch) == batch
+    assert failed_message_ids({"batchItemFailures": [{"itemIdentifier": ""}]}, batch) == batch
+    assert failed_message_ids({"batchItemFailures": [{"itemIdentifier": None}]}, batch) == batch
+    assert failed_message_ids({"batchItemFailures": [{"id": "m1"}]}, batch) == batch
+    assert failed_message_ids("not a dict", batch) == batch
+
+
+def test_sqs_event_shape() -> None:
+    message = {
+        "MessageId": "m1",
+        "ReceiptHandle": "r1",
+        "Body": "hello",
+        "MD5OfBody": "5d41402abc4b2a76b9719d911017c592",
+        "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1", "SenderId": "S", "Other": "x"},
+        "MessageAttributes": {"n": {"DataType": "Number", "StringValue": "5"}},
+    }
+    (record,) = build_sqs_event([message], "arn:aws:sqs:us-east-1:1:q", "us-east-1")["Records"]
+    assert record["attributes"] == {"ApproximateReceiveCount": "1", "SentTimestamp": "1", "SenderId": "S"}
+    assert record["messageAttributes"] == lambda_message_attributes(message["MessageAttributes"])  # type: ignore[arg-type]
+    assert record["messageAttributes"]["n"] == {
+        "stringValue": "5",
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": "Number",
+    }
+    assert (record["eventSource"], record["eventSourceARN"], record["awsRegion"]) == (
+        "aws:sqs",
+        "arn:aws:sqs:us-east-1:1:q",
+        "us-east-1",
+    )
+
+
+def test_schedule_rules() -> None:
+    assert rate_seconds("rate(6 hours)") == 6 * 3600
+    assert rate_seconds("rate(1 minute)") == 60
+    assert rate_seconds("cron(0 * * * ? *)") is None
+    with_input = Schedule("Fn", "Ev", "name", "ScheduleV2", "rate(1 day)", json.dumps({"a": 1}))
+    assert scheduled_event(with_input, "us-east-1", "1") == {"a": 1}
+    plain = scheduled_event(Schedule("Fn", "Ev", "nightly", "Schedule", "rate(1 day)"), "us-east-1", "1")
+    assert plain["detail-type"] == "Scheduled Event"
+    assert plain["source"] == "aws.events"
+    assert plain["resources"] == ["arn:aws:events:us-east-1:1:rule/nightly"]
