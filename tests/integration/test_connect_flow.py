@@ -10,6 +10,7 @@ import pytest
 import requests
 from pynamodb.exceptions import DoesNotExist
 
+from crmsync.dal.connections import ConnectionStore
 from crmsync.domain import ConnectionStatus, Principal
 from crmsync.errors import NotFound, OAuthStateError, TokenExchangeFailed
 from crmsync.logic.integrations import AuthorizationDenied, Integrations
@@ -98,9 +99,15 @@ def test_a_state_presented_from_another_users_browser_is_refused_and_not_burned(
     assert complete(integrations, alice_binding, alice_params).email == "ada@example.com"
 
 
-def test_an_expired_state_is_refused_and_nothing_is_stored(integrations) -> None:
+def test_an_expired_state_is_refused_and_nothing_is_stored(integrations, stack, tables) -> None:
+    # DynamoDB purges expired items lazily (up to days later on AWS; DynamoDB Local purges
+    # them promptly): turn the purge off so the test sees what AWS shows a late callback.
+    stack.aws_client("dynamodb").update_time_to_live(
+        TableName=tables["OAuthStatesTable"],
+        TimeToLiveSpecification={"Enabled": False, "AttributeName": "expires_at"},
+    )
     binding, params = connect(integrations, ALICE)
-    # Eleven minutes later (DynamoDB's TTL purge is lazy, so expiry is checked on read).
+    # Eleven minutes later: the state is still stored, and expired.
     item = OAuthStateItem.get("STATE#" + sha256_hex(params["state"]))
     item.update(actions=[OAuthStateItem.expires_at.set(datetime.now(UTC) - timedelta(minutes=1))])
 
@@ -206,6 +213,28 @@ def test_a_revoked_grant_marks_the_connection_needs_reauth_until_reconnected(int
     assert again.connection_id == connection.connection_id
     assert again.status is ConnectionStatus.CONNECTED
     assert integrations.check_connection(check) is ConnectionStatus.CONNECTED
+
+
+def test_a_check_that_raced_a_reconnect_does_not_overwrite_it(integrations) -> None:
+    """A check read the connection, the user reconnected, then the check's (old-token)
+    verdict arrives: the reconnected state stands."""
+    connection = complete(integrations, *connect(integrations, ALICE))
+    store = ConnectionStore()
+    before_reconnect = store.get_stored(ALICE, connection.connection_id)
+    assert before_reconnect is not None
+    complete(integrations, *connect(integrations, ALICE))
+
+    late = store.set_status(
+        ALICE,
+        connection.connection_id,
+        ConnectionStatus.NEEDS_REAUTH,
+        "invalid_grant",
+        version=before_reconnect.version,
+    )
+
+    assert late is None
+    (listed,) = integrations.list_connections(ALICE)
+    assert listed.status is ConnectionStatus.CONNECTED
 
 
 def test_a_check_of_a_disconnected_connection_is_a_no_op(integrations) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 
 from crmsync.domain import Connection, ConnectionStatus, Principal
-from crmsync.errors import Conflict, NotFound
+from crmsync.errors import Conflict
 from crmsync.models.connection import CONNECTION_SK_PREFIX, ConnectionItem
 from crmsync.models.keys import check_id, user_pk
 
@@ -29,6 +30,19 @@ def _to_domain(item: ConnectionItem) -> Connection:
         updated_at=item.updated_at,
         last_checked_at=item.last_checked_at,
     )
+
+
+@dataclass(frozen=True)
+class StoredConnection:
+    """A connection with what only the use cases that need the token may see, and the
+    version it was read at (to update it only if nobody changed it since)."""
+
+    connection: Connection
+    refresh_token_ciphertext: bytes
+    version: int
+
+    def __repr__(self) -> str:
+        return f"StoredConnection({self.connection.connection_id!r}, version={self.version})"
 
 
 def _conditional(exc: Exception) -> bool:
@@ -65,11 +79,11 @@ class ConnectionStore:
         )
         return sorted((_to_domain(i) for i in items), key=lambda c: (c.created_at, c.email))
 
-    def refresh_token_ciphertext(self, principal: Principal, connection_id: str) -> bytes:
+    def get_stored(self, principal: Principal, connection_id: str) -> StoredConnection | None:
         item = self._get_item(principal, connection_id)
         if item is None:
-            raise NotFound(f"No integration with id {connection_id!r}.")
-        return bytes(item.refresh_token_ciphertext)
+            return None
+        return StoredConnection(_to_domain(item), bytes(item.refresh_token_ciphertext), int(item.version or 0))
 
     def upsert(
         self,
@@ -128,12 +142,19 @@ class ConnectionStore:
         connection_id: str,
         status: ConnectionStatus,
         reason: str | None,
+        *,
+        version: int,
     ) -> Connection | None:
-        """Record the outcome of a health check. ``None`` when the connection is gone."""
-        item = self._get_item(principal, connection_id)
-        if item is None:
-            return None
+        """Record the outcome of a check made on the connection as read at ``version``.
+
+        If the connection changed since (the user reconnected, or it was deleted), the newer
+        state wins and ``None`` is returned: an old token's failure must not mark a freshly
+        reconnected account.
+        """
         now = datetime.now(UTC)
+        item = ConnectionItem(
+            user_pk(principal.tenant_id, principal.user_id), CONNECTION_SK_PREFIX + connection_id, version=version
+        )
         try:
             item.update(
                 actions=[
@@ -141,12 +162,12 @@ class ConnectionStore:
                     ConnectionItem.status_reason.set(reason) if reason else ConnectionItem.status_reason.remove(),
                     ConnectionItem.last_checked_at.set(now),
                     ConnectionItem.updated_at.set(now),
-                ]
+                ],
+                condition=ConnectionItem.pk.exists(),
             )
         except UpdateError as exc:
             if _conditional(exc):
-                # Reconnected or deleted meanwhile: the newer state wins.
-                return self.get(principal, connection_id)
+                return None
             raise
         return _to_domain(item)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from crmsync.dal.connections import ConnectionStore
+from crmsync.dal.connections import ConnectionStore, StoredConnection
 from crmsync.dal.oauth_states import OAuthStateStore
 from crmsync.domain import Connection, ConnectionStatus, PendingAuthorization, Principal
 from crmsync.errors import (
@@ -200,15 +200,11 @@ class Integrations:
     def disconnect(self, principal: Principal, connection_id: str) -> None:
         """Revoke at Google, then delete tokens and the connection — even if revoke fails
         (the user asked to disconnect; a failed revoke is logged and metered)."""
-        connection = self._connections.get(principal, connection_id)
-        if connection is None:
+        stored = self._connections.get_stored(principal, connection_id)
+        if stored is None:
             raise NotFound(f"No integration with id {connection_id!r}.")
         try:
-            token = self._cipher.decrypt(
-                self._connections.refresh_token_ciphertext(principal, connection_id),
-                TokenContext(principal.tenant_id, principal.user_id, connection_id),
-            )
-            self._google.revoke(token)
+            self._google.revoke(self._refresh_token(stored))
         except (ProviderError, TokenDecryptionError) as exc:
             log.warning(
                 "revoke failed; deleting the connection anyway",
@@ -218,38 +214,43 @@ class Integrations:
         self._connections.delete(principal, connection_id)
         self._counter.count("ConnectionDisconnected")
 
+    def _refresh_token(self, stored: StoredConnection) -> str:
+        c = stored.connection
+        return self._cipher.decrypt(
+            stored.refresh_token_ciphertext, TokenContext(c.tenant_id, c.user_id, c.connection_id)
+        )
+
     # ------------------------------------------------------------------ health
     def check_connection(self, message: ConnectionCheck) -> ConnectionStatus | None:
         """Refresh the access token to learn whether the grant still works.
 
         ``invalid_grant`` marks the connection needs_reauth and is final (no retry until the
-        user reconnects). A retryable provider failure raises so the queue retries.
+        user reconnects). A retryable provider failure raises so the queue retries. ``None``:
+        the connection is gone, or changed while we checked (its newer state stands).
         """
         principal = Principal(message.tenant_id, message.user_id)
-        if self._connections.get(principal, message.connection_id) is None:
-            return None  # disconnected meanwhile: nothing to do
+        stored = self._connections.get_stored(principal, message.connection_id)
+        if stored is None:
+            return None
         try:
-            token = self._cipher.decrypt(
-                self._connections.refresh_token_ciphertext(principal, message.connection_id),
-                TokenContext(principal.tenant_id, principal.user_id, message.connection_id),
-            )
-            self._google.refresh(token)
+            self._google.refresh(self._refresh_token(stored))
         except ReauthorizationRequired:
-            self._connections.set_status(
-                principal, message.connection_id, ConnectionStatus.NEEDS_REAUTH, "invalid_grant"
-            )
             self._counter.count("ConnectionNeedsReauth")
-            return ConnectionStatus.NEEDS_REAUTH
+            return self._record(stored, ConnectionStatus.NEEDS_REAUTH, "invalid_grant")
         except TokenDecryptionError:
-            self._connections.set_status(principal, message.connection_id, ConnectionStatus.ERROR, "token_unreadable")
-            return ConnectionStatus.ERROR
+            return self._record(stored, ConnectionStatus.ERROR, "token_unreadable")
         except ProviderError as exc:
             if exc.retryable:
                 raise
-            self._connections.set_status(principal, message.connection_id, ConnectionStatus.ERROR, "provider_refused")
-            return ConnectionStatus.ERROR
-        self._connections.set_status(principal, message.connection_id, ConnectionStatus.CONNECTED, None)
-        return ConnectionStatus.CONNECTED
+            return self._record(stored, ConnectionStatus.ERROR, "provider_refused")
+        return self._record(stored, ConnectionStatus.CONNECTED, None)
+
+    def _record(
+        self, stored: StoredConnection, status: ConnectionStatus, reason: str | None
+    ) -> ConnectionStatus | None:
+        c = stored.connection
+        updated = self._connections.set_status(c.principal, c.connection_id, status, reason, version=stored.version)
+        return status if updated else None
 
     def enqueue_health_checks(self, occasion: str) -> int:
         """Scheduled sweep: one check per connection of every tenant."""
