@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -119,6 +120,8 @@ def build_logger(service: str | None = None) -> Logger:
 
 
 def build_metrics(service: str | None = None) -> Metrics:
+    # Many invocations (reads, pages) have nothing to count; that is not worth a warning.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     return Metrics(service=service)
 
 

@@ -78,12 +78,16 @@ def test_the_same_account_again_updates_and_another_account_adds(integrations) -
     assert sorted(c.email for c in integrations.list_connections(ALICE)) == ["ada@example.com", "grace@example.org"]
 
 
-def test_a_replayed_state_is_refused(integrations) -> None:
+def test_a_replayed_state_is_refused(make_integrations) -> None:
+    counted: list[str] = []
+    integrations = make_integrations(counter=counted.append)
     binding, params = connect(integrations, ALICE)
     complete(integrations, binding, params)
+    assert "OAuthRefused" not in counted
     with pytest.raises(OAuthStateError) as refused:
         complete(integrations, binding, params)
     assert refused.value.reason == OAuthStateError.UNKNOWN
+    assert counted.count("OAuthRefused") == 1
 
 
 def test_a_state_presented_from_another_users_browser_is_refused_and_not_burned(integrations) -> None:

@@ -141,8 +141,17 @@ class Integrations:
         """The callback: consume the state, exchange the code, verify the identity, store.
 
         Every refusal raises before anything is written (the state is consumed so that a
-        leaked callback URL cannot be replayed).
+        leaked callback URL cannot be replayed) and is counted as ``OAuthRefused``.
         """
+        try:
+            return self._complete_google_connect(state=state, code=code, error=error, binding=binding)
+        except CrmSyncError:
+            self._counter.count("OAuthRefused")
+            raise
+
+    def _complete_google_connect(
+        self, *, state: str | None, code: str | None, error: str | None, binding: str | None
+    ) -> Connection:
         if not state:
             raise OAuthStateError(OAuthStateError.MISSING, "The sign-in response has no state.")
         pending = self._states.consume(state, binding_hash=sha256_hex(binding or ""), provider=GOOGLE)
