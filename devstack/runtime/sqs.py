@@ -119,7 +119,6 @@ class SqsEventSources:
         self.log = log
         self.region = region
         self._stop = threading.Event()
-        self._tick = threading.Event()  # never set: a poll interval that is not a sleep() call
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
@@ -200,7 +199,9 @@ class SqsEventSources:
                 return report
             if time.monotonic() > deadline:
                 raise TimeoutError(f"SQS drain timed out after {timeout}s; still pending: {left}")
-            self._tick.wait(poll_interval)
+            # Retried messages are invisible until their visibility timeout ends: poll again
+            # shortly, against the deadline (stop() also ends the wait).
+            self._stop.wait(poll_interval)
 
     def start(self, pollers_per_source: int = 1) -> None:
         """Background polling (make dev)."""
