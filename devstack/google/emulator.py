@@ -8,6 +8,10 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from devstack.google.apis import api_services
+from devstack.google.apis.control import ApiControlService
+from devstack.google.apis.faults import Faults
+from devstack.google.apis.push import PushDispatcher
 from devstack.google.control import ControlService
 from devstack.google.keys import SigningKeys
 from devstack.google.oauth import OAuthService, endpoint_urls
@@ -33,8 +37,12 @@ class GoogleEmulator:
         self.host = host
         self.port = port
         self.state = State()
-        self._ctx = EmulatorContext(state=self.state, keys=SigningKeys())
-        self._app = EmulatorApp([OAuthService(self._ctx), ControlService(self._ctx)])
+        self.faults = Faults()
+        self.push = PushDispatcher()
+        self._ctx = EmulatorContext(state=self.state, keys=SigningKeys(), faults=self.faults, push=self.push)
+        self._app = EmulatorApp(
+            [OAuthService(self._ctx), ControlService(self._ctx), ApiControlService(self._ctx), *api_services(self._ctx)]
+        )
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -46,6 +54,7 @@ class GoogleEmulator:
             raise RuntimeError("the emulator is already running")
         server = make_server(self.host, self.port, self._app, threaded=True, request_handler=QuietRequestHandler)
         self._server = server
+        self.push.start()
         self._ctx.base_url = f"http://{self._url_host()}:{server.server_port}"
         # A short poll interval keeps stop() quick; the loop is idle otherwise.
         self._thread = threading.Thread(
@@ -61,6 +70,8 @@ class GoogleEmulator:
         """Stop serving and release the port; state is kept (see :meth:`reset`)."""
         server, thread = self._server, self._thread
         self._server = self._thread = None
+        self.faults.release_hangs()
+        self.push.stop()
         if server is not None:
             server.shutdown()
             server.server_close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
@@ -57,6 +57,12 @@ class EmulatorContext:
     state: State
     keys: SigningKeys
     base_url: str = ""
+    #: Injected API faults (``devstack.google.apis.faults.Faults``), shared by every API.
+    faults: Any = None
+    #: Outgoing push notifications (``devstack.google.apis.push.PushDispatcher``).
+    push: Any = None
+    #: Per-API data stores, by API name ("calendar", "gmail", "people").
+    stores: dict[str, Any] = field(default_factory=dict)
 
     @property
     def issuer(self) -> str:
