@@ -25,16 +25,17 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Debian packages: Java runs DynamoDB Local; Chromium runs the browser tests.
+# Debian packages: a JDK runs DynamoDB Local (javac builds its loopback-only launcher);
+# Chromium runs the browser tests.
 .system-deps:
-	@missing=""; command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	@missing=""; command -v javac >/dev/null || missing="$$missing default-jdk-headless"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@command -v java >/dev/null && command -v chromium >/dev/null
+	@command -v javac >/dev/null && command -v chromium >/dev/null
 	touch $@
 
 # ------------------------------------------------------------------ the two commands
