@@ -43,6 +43,16 @@ class OAuthStateError(CrmSyncError):
         self.reason = reason
 
 
+class AuthorizationDenied(CrmSyncError):
+    """The user (or Google) ended the consent without a grant."""
+
+    slug = "authorization-denied"
+
+    def __init__(self, error: str) -> None:
+        super().__init__(f"Google answered {error!r}; nothing was connected.")
+        self.error = error
+
+
 class ProviderError(CrmSyncError):
     """A provider call failed. ``retryable`` says whether trying again may help."""
 

@@ -12,8 +12,8 @@ from pynamodb.exceptions import DoesNotExist
 
 from crmsync.dal.connections import ConnectionStore
 from crmsync.domain import ConnectionStatus, Principal
-from crmsync.errors import NotFound, OAuthStateError, TokenExchangeFailed
-from crmsync.logic.integrations import AuthorizationDenied, Integrations
+from crmsync.errors import AuthorizationDenied, NotFound, OAuthStateError, TokenExchangeFailed
+from crmsync.logic.integrations import Integrations
 from crmsync.messaging.messages import ConnectionCheck
 from crmsync.models import ConnectionItem, OAuthStateItem, user_pk
 from crmsync.security.secrets import sha256_hex

@@ -8,7 +8,6 @@ from pydantic import ValidationError
 from crmsync import errors
 from crmsync.api.problems import PROBLEM_JSON, from_error, status_for
 from crmsync.config import Settings
-from crmsync.logic.integrations import AuthorizationDenied
 from crmsync.providers.google.scopes import IDENTITY, scopes_for
 
 ENV = {
@@ -32,7 +31,7 @@ ENV = {
         (errors.OAuthStateError(errors.OAuthStateError.EXPIRED, "x"), 400),
         (errors.ReauthorizationRequired(), 409),
         (errors.ProviderError("x", retryable=True), 502),
-        (AuthorizationDenied("access_denied"), 500),
+        (errors.AuthorizationDenied("access_denied"), 400),
     ],
 )
 def test_each_domain_error_has_one_status(exc: errors.CrmSyncError, status: int) -> None:

@@ -15,8 +15,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from crmsync.api.integrations import BINDING_COOKIE, cookie_value, integrations
 from crmsync.config import get_settings
-from crmsync.errors import CrmSyncError, OAuthStateError, ProviderError
-from crmsync.logic.integrations import AuthorizationDenied
+from crmsync.errors import AuthorizationDenied, CrmSyncError, OAuthStateError, ProviderError
 
 log = logging.getLogger(__name__)
 router = APIGatewayHttpRouter()

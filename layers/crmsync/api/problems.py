@@ -21,6 +21,7 @@ STATUS_BY_ERROR: dict[type[errors.CrmSyncError], int] = {
     errors.InvalidRequest: 400,
     errors.Conflict: 409,
     errors.OAuthStateError: 400,
+    errors.AuthorizationDenied: 400,
     errors.ReauthorizationRequired: 409,
     errors.ProviderError: 502,
 }

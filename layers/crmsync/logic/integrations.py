@@ -12,6 +12,7 @@ from crmsync.dal.connections import ConnectionStore, StoredConnection
 from crmsync.dal.oauth_states import OAuthStateStore
 from crmsync.domain import Connection, ConnectionStatus, PendingAuthorization, Principal
 from crmsync.errors import (
+    AuthorizationDenied,
     CrmSyncError,
     InvalidRequest,
     NotFound,
@@ -41,16 +42,6 @@ class Counter(Protocol):
 class _NoCounter:
     def count(self, name: str) -> None:
         return None
-
-
-class AuthorizationDenied(CrmSyncError):
-    """The user (or Google) ended the consent without a grant."""
-
-    slug = "authorization-denied"
-
-    def __init__(self, error: str) -> None:
-        super().__init__(f"Google answered {error!r}; nothing was connected.")
-        self.error = error
 
 
 @dataclass(frozen=True)
