@@ -117,8 +117,13 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"  DynamoDB Local  {stack.dynamodb_endpoint}",
         ]
         if stack.google is not None:
+            stack.google.seed_demo_data()
             accounts = ", ".join(a["email"] for a in stack.google_accounts)
-            lines += [f"  Google emulator {stack.google.base_url}", f"  Google accounts {accounts}"]
+            lines += [
+                f"  Google emulator {stack.google.base_url}",
+                f"  Google data     {stack.google.base_url}/_emulator/ui  (act as the demo users in Google)",
+                f"  Google accounts {accounts}",
+            ]
         else:
             lines.append("  Google emulator off")
         lines.append(f"  Functions       {', '.join(stack.template.functions)}")

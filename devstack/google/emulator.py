@@ -133,9 +133,22 @@ class GoogleEmulator:
         """Add ada@example.com, grace@example.org and linus@example.net."""
         return [a.as_dict() for a in self.state.seed_demo_accounts()]
 
+    def seed_demo_data(self) -> None:
+        """Give each demo account calendars, mail and contacts (for `make dev`; idempotent)."""
+        for account in self.state.seed_demo_accounts():
+            for store in self._ctx.stores.values():
+                seed = getattr(store, "seed_demo", None)
+                if seed is not None:
+                    seed(account.email)
+
     def reset(self) -> None:
-        """Forget all state (clients and accounts included) and rewind the clock."""
+        """Forget all state (clients, accounts and every API's data) and rewind the clock."""
         self.state.reset()
+        self.faults.clear()
+        for store in self._ctx.stores.values():
+            reset = getattr(store, "reset", None)
+            if reset is not None:
+                reset()
 
     def advance_clock(self, seconds: float) -> float:
         """Move the emulator clock forward; returns the new emulator time."""

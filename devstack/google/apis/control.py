@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from html import escape
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from devstack.google.apis.faults import Fault
-from devstack.google.responses import json_response
+from devstack.google.responses import html_response, json_response
 from devstack.google.server import EmulatorContext, Route
 
 PREFIX = "/_emulator"
@@ -35,6 +36,7 @@ class ApiControlService:
             Route(f"{PREFIX}/push/release", ("POST",), self.release),
             Route(f"{PREFIX}/push/log", ("GET",), self.push_log),
             Route(f"{PREFIX}/tokens", ("POST",), self.mint_token),
+            Route(f"{PREFIX}/ui", ("GET",), self.ui_index),
         ]
 
     def list_faults(self, request: Request) -> Response:
@@ -92,3 +94,23 @@ class ApiControlService:
             {"access_token": token.value, "expires_at": token.expires_at, "sub": account.sub, "email": account.email},
             201,
         )
+
+    def ui_index(self, request: Request) -> Response:
+        """A start page for people using `make dev`: each account's data in each API."""
+        rows = "".join(
+            f"<tr><td>{escape(a['email'])}</td>"
+            + "".join(
+                f'<td><a href="{PREFIX}/ui/{api}?email={escape(a["email"])}">{label}</a></td>'
+                for api, label in (("calendar", "Calendar"), ("gmail", "Gmail"), ("people", "Contacts"))
+            )
+            + "</tr>"
+            for a in self.ctx.state.accounts()
+        )
+        page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Google emulator</title></head><body style="font-family: system-ui, sans-serif; margin: 2em">
+<h1>Google emulator</h1>
+<p>Act as a Google user: every change made here syncs and pushes like a real one.</p>
+<table cellpadding="6"><tr><th align="left">Account</th><th colspan="3" align="left">Data</th></tr>{rows}</table>
+<p>Control API: <code>{PREFIX}/health</code>, <code>{PREFIX}/faults</code>, <code>{PREFIX}/push/log</code>,
+<code>{PREFIX}/grants</code>.</p></body></html>"""
+        return html_response(page)

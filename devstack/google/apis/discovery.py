@@ -38,13 +38,22 @@ class ApiError(Exception):
     """An error answer in Google's shape: ``{"error": {"code", "message", "errors", "status"}}``."""
 
     def __init__(
-        self, status: int, message: str, reason: str | None = None, *, details: list[Any] | None = None
+        self,
+        status: int,
+        message: str,
+        reason: str | None = None,
+        *,
+        details: list[Any] | None = None,
+        rpc_status: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.reason = reason
         self.details = details or []
+        #: google.rpc.Code name when it is not the usual one for the HTTP status
+        #: (e.g. FAILED_PRECONDITION on a 400).
+        self.rpc_status = rpc_status
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from werkzeug.wrappers import Request, Response
 
@@ -37,7 +37,7 @@ def error_response(error: ApiError, rpc_status: str | None = None) -> Response:
     body: dict[str, Any] = {"code": error.status, "message": error.message}
     if error.reason:
         body["errors"] = [{"message": error.message, "domain": "global", "reason": error.reason}]
-    body["status"] = rpc_status or _RPC_STATUS.get(error.status, "UNKNOWN")
+    body["status"] = rpc_status or error.rpc_status or _RPC_STATUS.get(error.status, "UNKNOWN")
     if error.details:
         body["details"] = error.details
     headers = {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'} if error.status == 401 else None
@@ -60,12 +60,13 @@ class ApiCall:
 
 
 Implementation = Callable[[ApiCall], Any]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def implements(method_id: str) -> Callable[[Implementation], Implementation]:
+def implements(method_id: str) -> Callable[[F], F]:
     """Mark a service method as the implementation of a discovery method id."""
 
-    def mark(fn: Implementation) -> Implementation:
+    def mark(fn: F) -> F:
         fn.__google_method__ = method_id  # type: ignore[attr-defined]
         return fn
 
