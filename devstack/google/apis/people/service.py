@@ -1,0 +1,399 @@
+"""People v1: connections, contacts and other contacts, with Google's sync-token rules.
+
+Implemented: people.connections.list, people.get, people.getBatchGet,
+people.createContact, people.updateContact, people.deleteContact and otherContacts.list.
+The People API sends no push notifications, so changes only move the sync state.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from typing import Any, cast
+
+from werkzeug.wrappers import Request, Response
+
+from devstack.google.apis.discovery import ApiError
+from devstack.google.apis.people.control import PeopleControl
+from devstack.google.apis.people.fields import (
+    OTHER_CONTACT_FIELDS,
+    READ_FIELDS,
+    WRITE_FIELDS,
+    bad_request,
+    clean_person,
+    parse_mask,
+    render,
+    sort_key_first_name,
+    sort_key_last_name,
+)
+from devstack.google.apis.people.store import (
+    CONNECTIONS,
+    OTHER_CONTACTS,
+    Contact,
+    ListSession,
+    PageCursor,
+    PeopleStore,
+    SyncCursor,
+)
+from devstack.google.apis.service import ApiCall, ApiService, error_response, implements
+from devstack.google.server import EmulatorContext, Route
+from devstack.google.state import Account
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+MAX_BATCH_GET = 200
+_ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+_NOT_FOUND = "Requested entity was not found."
+_MISMATCH = (
+    "Request parameters must match the first call when a page token or sync token is specified "
+    "(only pageToken and syncToken may differ)."
+)
+
+
+class PeopleError(ApiError):
+    """An :class:`ApiError` whose google.rpc status is not the one the HTTP status implies
+    (e.g. 400 FAILED_PRECONDITION); the core's ApiError has no field for it."""
+
+    def __init__(
+        self, status: int, message: str, reason: str, rpc_status: str, *, details: list[Any] | None = None
+    ) -> None:
+        super().__init__(status, message, reason, details=details)
+        self.rpc_status = rpc_status
+
+
+Method = Callable[[Any, ApiCall], Any]
+
+
+def _implements(method_id: str) -> Callable[[Method], Method]:
+    """The core's :func:`implements`, plus rendering :class:`PeopleError` with its own rpc
+    status (the core would use the HTTP status's default).
+
+    Typed for methods: the core's decorator is typed for plain functions of an ApiCall.
+    """
+
+    def decorate(fn: Method) -> Method:
+        @functools.wraps(fn)
+        def wrapper(self: Any, call: ApiCall) -> Any:
+            try:
+                return fn(self, call)
+            except PeopleError as error:
+                return error_response(error, error.rpc_status)
+
+        implements(method_id)(cast(Any, wrapper))
+        return wrapper
+
+    return decorate
+
+
+def _people_id_as_resource_name(handler: Callable[..., Response]) -> Callable[..., Response]:
+    """The core routes People's ``flatPath`` (``v1/people/{peopleId}:updateContact``), whose
+    variable is not the method's parameter; the parameter is ``resourceName`` =
+    ``people/{peopleId}`` (``path``: ``v1/{+resourceName}:updateContact``)."""
+
+    def handle(request: Request, peopleId: str, **values: str) -> Response:
+        return handler(request, resourceName=f"people/{peopleId}", **values)
+
+    return handle
+
+
+def _fingerprint(
+    params: dict[str, Any], mask_name: str, page_size: int, ignore: set[str]
+) -> tuple[tuple[str, str], ...]:
+    """The request parameters a page or sync token is bound to, normalized so that equivalent
+    spellings (mask order, a missing default) compare equal."""
+    normalized: dict[str, str] = {}
+    for name, value in params.items():
+        if name in ignore or name in ("pageSize", "requestSyncToken", "sortOrder"):
+            continue
+        if name in (mask_name, "requestMask.includeField"):
+            value = ",".join(sorted(p.strip().removeprefix("person.") for p in str(value).split(",")))
+        elif isinstance(value, list):
+            value = ",".join(sorted(str(v) for v in value))
+        normalized[name] = str(value)
+    normalized["pageSize"] = str(page_size)
+    normalized["requestSyncToken"] = str(bool(params.get("requestSyncToken", False)))
+    normalized["sortOrder"] = str(params.get("sortOrder", "LAST_MODIFIED_ASCENDING"))
+    return tuple(sorted(normalized.items()))
+
+
+class PeopleService(ApiService):
+    """People v1 over :class:`PeopleStore` (``ctx.stores["people"]``)."""
+
+    api_name = "people"
+    api_version = "v1"
+
+    def __init__(self, ctx: EmulatorContext) -> None:
+        super().__init__(ctx)
+        self.store: PeopleStore = ctx.stores.setdefault("people", PeopleStore(ctx.state))
+
+    def routes(self) -> list[Route]:
+        """The API's routes (with ``peopleId`` mapped to ``resourceName``) and the control routes."""
+        routes: list[Route] = []
+        for route in super().routes():
+            if "<peopleId>" in route.rule:
+                route = Route(route.rule, route.methods, _people_id_as_resource_name(route.handler))
+            routes.append(route)
+        return routes + PeopleControl(self.ctx, self.store).routes()
+
+    # ------------------------------------------------------------------ reads
+
+    @_implements("people.people.connections.list")
+    def list_connections(self, call: ApiCall) -> Any:
+        """The user's contacts ("My Contacts" and other groups), paged, optionally as a sync."""
+        if call.param("resourceName") != "people/me":
+            raise bad_request('resourceName must be "people/me".')
+        fields = parse_mask(
+            call.param("personFields") or call.param("requestMask.includeField"),
+            READ_FIELDS,
+            "personFields",
+            "people.connections/list",
+        )
+        return self._list(call, CONNECTIONS, fields, "personFields")
+
+    @_implements("people.otherContacts.list")
+    def list_other_contacts(self, call: ApiCall) -> Any:
+        """The user's other contacts (auto-created from interactions), with the same sync semantics."""
+        sources = call.param("sources") or []
+        sources = sources if isinstance(sources, list) else [sources]
+        valid = READ_FIELDS if "READ_SOURCE_TYPE_PROFILE" in sources else OTHER_CONTACT_FIELDS
+        fields = parse_mask(call.param("readMask"), valid, "readMask", "otherContacts/list")
+        return self._list(call, OTHER_CONTACTS, fields, "readMask")
+
+    @_implements("people.people.get")
+    def get_person(self, call: ApiCall) -> Any:
+        """One person: ``people/me`` (the user's profile) or a contact."""
+        fields = parse_mask(
+            call.param("personFields") or call.param("requestMask.includeField"),
+            READ_FIELDS,
+            "personFields",
+            "people/get",
+        )
+        return self._person(call.account, str(call.param("resourceName")), fields)
+
+    @_implements("people.people.getBatchGet")
+    def batch_get(self, call: ApiCall) -> Any:
+        """Up to 200 people in one call; a missing one is a 404 entry, not a failed call."""
+        fields = parse_mask(
+            call.param("personFields") or call.param("requestMask.includeField"),
+            READ_FIELDS,
+            "personFields",
+            "people/getBatchGet",
+        )
+        names = call.param("resourceNames") or []
+        if not names:
+            raise bad_request("resourceNames must contain at least one resource name.")
+        if len(names) > MAX_BATCH_GET:
+            raise bad_request(f"resourceNames can contain at most {MAX_BATCH_GET} resource names.")
+        responses: list[dict[str, Any]] = []
+        for name in names:
+            try:
+                person = self._person(call.account, name, fields)
+            except ApiError as error:
+                code = {404: 5, 400: 3}.get(error.status, 2)
+                responses.append(
+                    {
+                        "httpStatusCode": error.status,
+                        "requestedResourceName": name,
+                        "status": {"code": code, "message": error.message},
+                    }
+                )
+                continue
+            responses.append({"httpStatusCode": 200, "person": person, "requestedResourceName": name})
+        return {"responses": responses}
+
+    # ------------------------------------------------------------------ writes
+
+    @_implements("people.people.createContact")
+    def create_contact(self, call: ApiCall) -> Any:
+        """A new contact in "My Contacts"; answers the person (``personFields``, default all)."""
+        fields = self._response_fields(call)
+        contact = self.store.create(call.account.sub, CONNECTIONS, clean_person(call.body or {}))
+        return self._render(contact, fields)
+
+    @_implements("people.people.updateContact")
+    def update_contact(self, call: ApiCall) -> Any:
+        """Replace the ``updatePersonFields`` of a contact, guarded by its source etag."""
+        update_fields = parse_mask(
+            call.param("updatePersonFields"), WRITE_FIELDS, "updatePersonFields", "people/updateContact"
+        )
+        fields = self._response_fields(call)
+        body = call.body if isinstance(call.body, dict) else {}
+        with self.state.lock:
+            contact = self._contact(call.account, str(call.param("resourceName")))
+            self._check_precondition(contact, body)
+            changes = clean_person(body, update_fields)
+            self.store.update(call.account.sub, contact, changes, update_fields)
+            return self._render(contact, fields)
+
+    @_implements("people.people.deleteContact")
+    def delete_contact(self, call: ApiCall) -> Any:
+        """Delete a contact; it shows up in the next incremental sync as ``metadata.deleted``."""
+        with self.state.lock:
+            contact = self._contact(call.account, str(call.param("resourceName")))
+            self.store.delete(call.account.sub, contact)
+        return {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _response_fields(self, call: ApiCall) -> frozenset[str]:
+        raw = call.param("personFields")
+        return READ_FIELDS if not raw else parse_mask(raw, READ_FIELDS, "personFields", "people/updateContact")
+
+    def _contact(self, account: Account, resource_name: str) -> Contact:
+        contact = self.store.get(account.sub, resource_name, CONNECTIONS)
+        if contact is None:
+            raise ApiError(404, _NOT_FOUND, "notFound")
+        return contact
+
+    @staticmethod
+    def _check_precondition(contact: Contact, body: dict[str, Any]) -> None:
+        metadata = body.get("metadata")
+        sources = metadata.get("sources") if isinstance(metadata, dict) else None
+        if not isinstance(sources, list) or not sources:
+            raise bad_request("person.metadata.sources must be set for the contact to be updated.")
+        source = next((s for s in sources if isinstance(s, dict) and s.get("type") == "CONTACT"), None)
+        if source is None or not source.get("etag"):
+            raise bad_request("person.metadata.sources must contain the CONTACT source with its etag.")
+        stale_top = body.get("etag") not in (None, contact.etag)
+        if source["etag"] != contact.source_etag or stale_top:
+            raise PeopleError(
+                400,
+                "Request person.metadata.sources.etag is different than the current contact's etag. "
+                "Clients should get the latest person and merge their updates into the latest person.",
+                "failedPrecondition",
+                "FAILED_PRECONDITION",
+            )
+
+    @staticmethod
+    def _render(contact: Contact, fields: frozenset[str]) -> dict[str, Any]:
+        return render(contact.resource_name, contact.etag, contact.data, contact.metadata(), fields)
+
+    def _person(self, account: Account, resource_name: str, fields: frozenset[str]) -> dict[str, Any]:
+        if resource_name in ("people/me", f"people/{account.sub}"):
+            return self._profile(account, fields)
+        if not resource_name.startswith("people/") or resource_name.count("/") != 1:
+            raise bad_request(f'Resource name "{resource_name}" is not a valid person resource name.')
+        contact = self.store.get(account.sub, resource_name, CONNECTIONS)
+        if contact is None:
+            raise ApiError(404, _NOT_FOUND, "notFound")
+        return self._render(contact, fields)
+
+    @staticmethod
+    def _profile(account: Account, fields: frozenset[str]) -> dict[str, Any]:
+        given, _, family = account.name.partition(" ")
+        name: dict[str, Any] = {"givenName": given, "displayName": account.name}
+        if family:
+            name["familyName"] = family
+        data = {"names": [name], "emailAddresses": [{"value": account.email}]}
+        etag = "%" + hashlib.sha256(f"{account.sub}:{account.name}".encode()).hexdigest()[:28]
+        metadata = {
+            "sources": [
+                {
+                    "type": "PROFILE",
+                    "id": account.sub,
+                    "etag": "#" + etag[1:13],
+                    "profileMetadata": {"objectType": "PERSON", "userTypes": ["GOOGLE_USER"]},
+                }
+            ],
+            "objectType": "PERSON",
+        }
+        return render(f"people/{account.sub}", etag, data, metadata, fields)
+
+    def _list(self, call: ApiCall, collection: str, fields: frozenset[str], mask_name: str) -> dict[str, Any]:
+        page_size = int(call.param("pageSize") or DEFAULT_PAGE_SIZE)
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise bad_request(f"pageSize must be between 1 and {MAX_PAGE_SIZE}.")
+        sub, params = call.account.sub, call.params
+        page_fp = _fingerprint(params, mask_name, page_size, {"pageToken"})
+        sync_fp = _fingerprint(params, mask_name, page_size, {"pageToken", "syncToken"})
+        with self.state.lock:
+            book = self.store.book(sub)
+            offset = 0
+            if params.get("pageToken"):
+                cursor = self.store.page_cursor(str(params["pageToken"]))
+                if cursor is None or cursor.session.sub != sub or cursor.session.collection != collection:
+                    raise bad_request("The page token is not valid.")
+                if cursor.fingerprint != page_fp:
+                    raise bad_request(_MISMATCH)
+                session, offset = cursor.session, cursor.offset
+            elif params.get("syncToken"):
+                session = self._incremental(call, collection, sync_fp)
+            else:
+                if not self.store.take_full_sync_quota(sub, call.account.email):
+                    raise PeopleError(
+                        429,
+                        "Quota exceeded for the first page of a full sync request. "
+                        "This quota is fixed and can not be increased.",
+                        "rateLimitExceeded",
+                        "RESOURCE_EXHAUSTED",
+                        details=[
+                            {
+                                "@type": _ERROR_INFO,
+                                "reason": "RATE_LIMIT_EXCEEDED",
+                                "domain": "googleapis.com",
+                                "metadata": {"service": "people.googleapis.com", "quota_limit": "FullSyncFirstPage"},
+                            }
+                        ],
+                    )
+                session = ListSession(
+                    sub, collection, self._sorted(sub, collection, params), False, book.seq, self.state.now()
+                )
+            end = offset + page_size
+            items: list[dict[str, Any]] = []
+            for name in session.names[offset:end]:
+                contact = book.contacts.get(name)
+                if contact is None or (contact.deleted and not session.incremental):
+                    # Deleted while a full listing was being paged: the next sync reports it.
+                    continue
+                if contact.deleted:
+                    items.append({"resourceName": name, "etag": contact.etag, "metadata": contact.metadata()})
+                else:
+                    items.append(self._render(contact, fields))
+            result: dict[str, Any] = {}
+            if items:
+                result[CONNECTIONS if collection == CONNECTIONS else OTHER_CONTACTS] = items
+            if end < len(session.names):
+                result["nextPageToken"] = self.store.issue_page_token(PageCursor(session, end, page_fp))
+            elif params.get("requestSyncToken"):
+                # Only the last page carries it, and it stands for the state the listing started
+                # from: whatever changed while the pages were fetched comes in the next sync.
+                result["nextSyncToken"] = self.store.issue_sync_token(
+                    SyncCursor(sub, collection, session.snapshot_seq, session.full_sync_at, sync_fp)
+                )
+            if collection == CONNECTIONS:
+                result["totalPeople"] = result["totalItems"] = len(session.names)
+            else:
+                result["totalSize"] = len(session.names)
+            return result
+
+    def _incremental(self, call: ApiCall, collection: str, sync_fp: tuple[tuple[str, str], ...]) -> ListSession:
+        sub = call.account.sub
+        cursor = self.store.sync_cursor(str(call.param("syncToken")))
+        if cursor is None or cursor.sub != sub or cursor.collection != collection:
+            raise bad_request("The sync token is not valid.")
+        if self.store.sync_expired(cursor):
+            raise PeopleError(
+                400,
+                "Sync token is expired. Clear local cache and retry call without the sync token.",
+                "failedPrecondition",
+                "FAILED_PRECONDITION",
+                details=[{"@type": _ERROR_INFO, "reason": "EXPIRED_SYNC_TOKEN", "domain": "people.googleapis.com"}],
+            )
+        if cursor.fingerprint != sync_fp:
+            raise bad_request(_MISMATCH)
+        changed = self.store.changed_since(sub, collection, cursor.seq)
+        return ListSession(
+            sub, collection, [c.resource_name for c in changed], True, self.store.book(sub).seq, cursor.full_sync_at
+        )
+
+    def _sorted(self, sub: str, collection: str, params: dict[str, Any]) -> list[str]:
+        people = self.store.live(sub, collection)  # oldest change first
+        order = params.get("sortOrder", "LAST_MODIFIED_ASCENDING")
+        if order == "LAST_MODIFIED_DESCENDING":
+            people.reverse()
+        elif order == "FIRST_NAME_ASCENDING":
+            people.sort(key=lambda c: sort_key_first_name(c.data))
+        elif order == "LAST_NAME_ASCENDING":
+            people.sort(key=lambda c: sort_key_last_name(c.data))
+        return [c.resource_name for c in people]
