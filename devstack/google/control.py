@@ -141,6 +141,6 @@ class ControlService:
         return json_response(self._state.revocations())
 
     def reset(self, request: Request) -> Response:
-        """POST /_emulator/reset: forget all state, clients and accounts included."""
-        self._state.reset()
+        """POST /_emulator/reset: forget all state, clients, accounts and API data included."""
+        self._ctx.reset()
         return json_response({})

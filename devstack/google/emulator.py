@@ -143,12 +143,7 @@ class GoogleEmulator:
 
     def reset(self) -> None:
         """Forget all state (clients, accounts and every API's data) and rewind the clock."""
-        self.state.reset()
-        self.faults.clear()
-        for store in self._ctx.stores.values():
-            reset = getattr(store, "reset", None)
-            if reset is not None:
-                reset()
+        self._ctx.reset()
 
     def advance_clock(self, seconds: float) -> float:
         """Move the emulator clock forward; returns the new emulator time."""

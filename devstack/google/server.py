@@ -64,6 +64,16 @@ class EmulatorContext:
     #: Per-API data stores, by API name ("calendar", "gmail", "people").
     stores: dict[str, Any] = field(default_factory=dict)
 
+    def reset(self) -> None:
+        """Forget everything: accounts, clients, tokens, every API's data, injected faults."""
+        self.state.reset()
+        if self.faults is not None:
+            self.faults.clear()
+        for store in self.stores.values():
+            reset = getattr(store, "reset", None)
+            if reset is not None:
+                reset()
+
     @property
     def issuer(self) -> str:
         """The ``iss`` of id_tokens: the emulator's base URL."""

@@ -124,6 +124,13 @@ class CalendarStore:
         self.tokens: dict[str, Token] = {}
         self.channels = Channels(push)
 
+    def reset(self) -> None:
+        """Forget every account's calendars, tokens and channels (the emulator's reset)."""
+        with self.state.lock:
+            self.accounts.clear()
+            self.tokens.clear()
+            self.channels.by_id.clear()
+
     # ------------------------------------------------------------------ accounts and calendars
 
     def account(self, sub: str, email: str) -> AccountCalendars:
