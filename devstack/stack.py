@@ -216,7 +216,11 @@ class Stack:
         if self.use_google:
             from devstack.google import GoogleEmulator
 
-            self.google = GoogleEmulator(host="127.0.0.1", port=self.ports.google).start()
+            self.google = GoogleEmulator(
+                host="127.0.0.1",
+                port=self.ports.google,
+                persist_path=self.persist_dir / "google.pickle" if self.persist_dir else None,
+            ).start()
         self.http = HttpApiServer(
             invoke=self.lambdas.invoke,
             log=lambda line: self._sink("httpapi", line),

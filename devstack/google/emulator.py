@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from devstack.google import persistence
 from devstack.google.apis import api_services
 from devstack.google.apis.control import ApiControlService
 from devstack.google.apis.faults import Faults
@@ -33,9 +35,11 @@ class GoogleEmulator:
     Everything the Python interface does is also reachable over HTTP under ``/_emulator/``.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, persist_path: Path | None = None) -> None:
+        """``persist_path``: load the state saved there at start, save it there at stop."""
         self.host = host
         self.port = port
+        self.persist_path = persist_path
         self.state = State()
         self.faults = Faults()
         self.push = PushDispatcher()
@@ -52,6 +56,8 @@ class GoogleEmulator:
         """Bind the port and serve from a daemon thread; returns ``self`` without blocking."""
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
+        if self.persist_path is not None:
+            persistence.load(self._ctx, self.persist_path)
         server = make_server(self.host, self.port, self._app, threaded=True, request_handler=QuietRequestHandler)
         self._server = server
         self.push.start()
@@ -77,6 +83,8 @@ class GoogleEmulator:
             server.server_close()
         if thread is not None:
             thread.join(timeout=5)
+        if server is not None and self.persist_path is not None:
+            persistence.save(self._ctx, self.persist_path)
 
     def __enter__(self) -> GoogleEmulator:
         return self.start()
