@@ -7,10 +7,9 @@ The People API sends no push notifications, so changes only move the sync state.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
@@ -36,7 +35,7 @@ from devstack.google.apis.people.store import (
     PeopleStore,
     SyncCursor,
 )
-from devstack.google.apis.service import ApiCall, ApiService, error_response, implements
+from devstack.google.apis.service import ApiCall, ApiService, implements
 from devstack.google.server import EmulatorContext, Route
 from devstack.google.state import Account
 
@@ -49,41 +48,6 @@ _MISMATCH = (
     "Request parameters must match the first call when a page token or sync token is specified "
     "(only pageToken and syncToken may differ)."
 )
-
-
-class PeopleError(ApiError):
-    """An :class:`ApiError` whose google.rpc status is not the one the HTTP status implies
-    (e.g. 400 FAILED_PRECONDITION); the core's ApiError has no field for it."""
-
-    def __init__(
-        self, status: int, message: str, reason: str, rpc_status: str, *, details: list[Any] | None = None
-    ) -> None:
-        super().__init__(status, message, reason, details=details)
-        self.rpc_status = rpc_status
-
-
-Method = Callable[[Any, ApiCall], Any]
-
-
-def _implements(method_id: str) -> Callable[[Method], Method]:
-    """The core's :func:`implements`, plus rendering :class:`PeopleError` with its own rpc
-    status (the core would use the HTTP status's default).
-
-    Typed for methods: the core's decorator is typed for plain functions of an ApiCall.
-    """
-
-    def decorate(fn: Method) -> Method:
-        @functools.wraps(fn)
-        def wrapper(self: Any, call: ApiCall) -> Any:
-            try:
-                return fn(self, call)
-            except PeopleError as error:
-                return error_response(error, error.rpc_status)
-
-        implements(method_id)(cast(Any, wrapper))
-        return wrapper
-
-    return decorate
 
 
 def _people_id_as_resource_name(handler: Callable[..., Response]) -> Callable[..., Response]:
@@ -138,7 +102,7 @@ class PeopleService(ApiService):
 
     # ------------------------------------------------------------------ reads
 
-    @_implements("people.people.connections.list")
+    @implements("people.people.connections.list")
     def list_connections(self, call: ApiCall) -> Any:
         """The user's contacts ("My Contacts" and other groups), paged, optionally as a sync."""
         if call.param("resourceName") != "people/me":
@@ -151,7 +115,7 @@ class PeopleService(ApiService):
         )
         return self._list(call, CONNECTIONS, fields, "personFields")
 
-    @_implements("people.otherContacts.list")
+    @implements("people.otherContacts.list")
     def list_other_contacts(self, call: ApiCall) -> Any:
         """The user's other contacts (auto-created from interactions), with the same sync semantics."""
         sources = call.param("sources") or []
@@ -160,7 +124,7 @@ class PeopleService(ApiService):
         fields = parse_mask(call.param("readMask"), valid, "readMask", "otherContacts/list")
         return self._list(call, OTHER_CONTACTS, fields, "readMask")
 
-    @_implements("people.people.get")
+    @implements("people.people.get")
     def get_person(self, call: ApiCall) -> Any:
         """One person: ``people/me`` (the user's profile) or a contact."""
         fields = parse_mask(
@@ -171,7 +135,7 @@ class PeopleService(ApiService):
         )
         return self._person(call.account, str(call.param("resourceName")), fields)
 
-    @_implements("people.people.getBatchGet")
+    @implements("people.people.getBatchGet")
     def batch_get(self, call: ApiCall) -> Any:
         """Up to 200 people in one call; a missing one is a 404 entry, not a failed call."""
         fields = parse_mask(
@@ -204,14 +168,14 @@ class PeopleService(ApiService):
 
     # ------------------------------------------------------------------ writes
 
-    @_implements("people.people.createContact")
+    @implements("people.people.createContact")
     def create_contact(self, call: ApiCall) -> Any:
         """A new contact in "My Contacts"; answers the person (``personFields``, default all)."""
         fields = self._response_fields(call)
         contact = self.store.create(call.account.sub, CONNECTIONS, clean_person(call.body or {}))
         return self._render(contact, fields)
 
-    @_implements("people.people.updateContact")
+    @implements("people.people.updateContact")
     def update_contact(self, call: ApiCall) -> Any:
         """Replace the ``updatePersonFields`` of a contact, guarded by its source etag."""
         update_fields = parse_mask(
@@ -226,7 +190,7 @@ class PeopleService(ApiService):
             self.store.update(call.account.sub, contact, changes, update_fields)
             return self._render(contact, fields)
 
-    @_implements("people.people.deleteContact")
+    @implements("people.people.deleteContact")
     def delete_contact(self, call: ApiCall) -> Any:
         """Delete a contact; it shows up in the next incremental sync as ``metadata.deleted``."""
         with self.state.lock:
@@ -257,12 +221,12 @@ class PeopleService(ApiService):
             raise bad_request("person.metadata.sources must contain the CONTACT source with its etag.")
         stale_top = body.get("etag") not in (None, contact.etag)
         if source["etag"] != contact.source_etag or stale_top:
-            raise PeopleError(
+            raise ApiError(
                 400,
                 "Request person.metadata.sources.etag is different than the current contact's etag. "
                 "Clients should get the latest person and merge their updates into the latest person.",
                 "failedPrecondition",
-                "FAILED_PRECONDITION",
+                rpc_status="FAILED_PRECONDITION",
             )
 
     @staticmethod
@@ -321,12 +285,12 @@ class PeopleService(ApiService):
                 session = self._incremental(call, collection, sync_fp)
             else:
                 if not self.store.take_full_sync_quota(sub, call.account.email):
-                    raise PeopleError(
+                    raise ApiError(
                         429,
                         "Quota exceeded for the first page of a full sync request. "
                         "This quota is fixed and can not be increased.",
                         "rateLimitExceeded",
-                        "RESOURCE_EXHAUSTED",
+                        rpc_status="RESOURCE_EXHAUSTED",
                         details=[
                             {
                                 "@type": _ERROR_INFO,
@@ -373,11 +337,11 @@ class PeopleService(ApiService):
         if cursor is None or cursor.sub != sub or cursor.collection != collection:
             raise bad_request("The sync token is not valid.")
         if self.store.sync_expired(cursor):
-            raise PeopleError(
+            raise ApiError(
                 400,
                 "Sync token is expired. Clear local cache and retry call without the sync token.",
                 "failedPrecondition",
-                "FAILED_PRECONDITION",
+                rpc_status="FAILED_PRECONDITION",
                 details=[{"@type": _ERROR_INFO, "reason": "EXPIRED_SYNC_TOKEN", "domain": "people.googleapis.com"}],
             )
         if cursor.fingerprint != sync_fp:
