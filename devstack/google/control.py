@@ -42,6 +42,7 @@ class ControlService:
             Route(f"{PREFIX}/accounts", ("GET",), self.list_accounts),
             Route(f"{PREFIX}/accounts", ("POST",), self.add_account),
             Route(f"{PREFIX}/accounts/demo", ("POST",), self.seed_demo_accounts),
+            Route(f"{PREFIX}/accounts/password-change", ("POST",), self.change_password),
             Route(f"{PREFIX}/grants", ("GET",), self.list_grants),
             Route(f"{PREFIX}/grants/revoke", ("POST",), self.revoke_grant),
             Route(f"{PREFIX}/clock", ("GET",), self.clock),
@@ -73,11 +74,21 @@ class ControlService:
             return _bad_request("redirect_uris must be a list of strings")
         if name is not None and not isinstance(name, str):
             return _bad_request("name must be a string")
+        testing = body.get("publishing_status") == "testing"
         try:
-            client = self._state.register_client(client_id, secret, uris, name)
+            client = self._state.register_client(client_id, secret, uris, name, testing=testing)
         except ValueError as exc:
             return _bad_request(str(exc))
         return json_response(client.as_dict(), 201)
+
+    def change_password(self, request: Request) -> Response:
+        """POST /_emulator/accounts/password-change {email}: Gmail-scoped grants stop working."""
+        body = _json_object(request) or {}
+        try:
+            revoked = self._state.change_password(str(body.get("email", "")))
+        except KeyError:
+            return _bad_request("unknown account", 404)
+        return json_response({"revoked_refresh_tokens": revoked})
 
     def list_accounts(self, request: Request) -> Response:
         """GET /_emulator/accounts: ``[{sub, email, name}]``."""

@@ -129,9 +129,12 @@ class GoogleEmulator:
         client_secret: str,
         redirect_uris: list[str],
         name: str | None = None,
+        *,
+        testing: bool = False,
     ) -> dict[str, Any]:
-        """Register (or replace) an OAuth client; ``name`` is shown on the consent page."""
-        return self.state.register_client(client_id, client_secret, redirect_uris, name).as_dict()
+        """Register (or replace) an OAuth client; ``name`` is shown on the consent page;
+        ``testing``: its consent screen is in Testing (7-day refresh tokens)."""
+        return self.state.register_client(client_id, client_secret, redirect_uris, name, testing=testing).as_dict()
 
     def add_account(self, email: str, name: str | None = None) -> dict[str, str]:
         """Add a Google account (idempotent); returns ``{"sub", "email", "name"}``."""

@@ -32,6 +32,24 @@ DEMO_ACCOUNTS: tuple[tuple[str, str], ...] = (
 TokenKind = Literal["access_token", "refresh_token"]
 
 
+#: Scopes that keep a Testing client's refresh token alive beyond 7 days.
+IDENTITY_SCOPES = frozenset(
+    {
+        "openid",
+        "email",
+        "profile",
+        "https://www.googleapis.com/auth/userinfo.email",
+        "https://www.googleapis.com/auth/userinfo.profile",
+    }
+)
+UNUSED_REFRESH_TOKEN_SECONDS = 183 * 24 * 3600
+TESTING_REFRESH_TOKEN_SECONDS = 7 * 24 * 3600
+
+
+def _is_gmail(scope: str) -> bool:
+    return "/auth/gmail." in scope or scope == "https://mail.google.com/"
+
+
 class Clock:
     """The emulator's notion of "now": wall-clock time plus an offset tests can advance.
 
@@ -109,10 +127,18 @@ class Client:
     client_secret: str
     redirect_uris: tuple[str, ...]
     name: str
+    #: The consent screen's publishing status is "Testing": refresh tokens for more than
+    #: identity scopes expire after 7 days (Google's documented behaviour).
+    testing: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON shape for the control API (the secret is deliberately left out)."""
-        return {"client_id": self.client_id, "name": self.name, "redirect_uris": list(self.redirect_uris)}
+        return {
+            "client_id": self.client_id,
+            "name": self.name,
+            "redirect_uris": list(self.redirect_uris),
+            "publishing_status": "testing" if self.testing else "production",
+        }
 
 
 @dataclass
@@ -165,7 +191,9 @@ class RefreshToken:
     client_id: str
     scopes: tuple[str, ...]
     created_at: float
-    status: Literal["live", "revoked", "evicted"] = "live"
+    status: Literal["live", "revoked", "evicted", "expired"] = "live"
+    #: Last issue or use; a refresh token unused for six months stops working.
+    last_used_at: float = 0.0
 
 
 @dataclass
@@ -259,11 +287,13 @@ class State:
         client_secret: str,
         redirect_uris: list[str] | tuple[str, ...],
         name: str | None = None,
+        *,
+        testing: bool = False,
     ) -> Client:
-        """Register (or replace) an OAuth client."""
+        """Register (or replace) an OAuth client (``testing``: consent screen in Testing)."""
         if not client_id or not client_secret:
             raise ValueError("client_id and client_secret are required")
-        client = Client(client_id, client_secret, tuple(redirect_uris), name or client_id)
+        client = Client(client_id, client_secret, tuple(redirect_uris), name or client_id, testing)
         with self.lock:
             self.clients[client_id] = client
         return client
@@ -402,7 +432,7 @@ class State:
         """Mint a refresh token, evicting the grant's oldest one beyond the per-grant limit."""
         with self.lock:
             grant = self.grants_by_key.setdefault((sub, client_id), Grant(sub, client_id))
-            token = RefreshToken(new_refresh_token(), sub, client_id, scopes, self.now())
+            token = RefreshToken(new_refresh_token(), sub, client_id, scopes, self.now(), last_used_at=self.now())
             self.refresh_tokens[token.value] = token
             grant.refresh_tokens.append(token.value)
             while len(grant.refresh_tokens) > MAX_REFRESH_TOKENS_PER_GRANT:
@@ -424,12 +454,46 @@ class State:
             return token
 
     def live_refresh_token(self, value: str) -> RefreshToken | None:
-        """The refresh token ``value`` if it still works."""
+        """The refresh token ``value`` if it still works (and marks it used).
+
+        Besides revocation and eviction, two documented expiries apply: six months without
+        use, and 7 days after issue for a client whose consent screen is in Testing (unless
+        only identity scopes were granted).
+        """
         with self.lock:
             token = self.refresh_tokens.get(value)
             if token is None or token.status != "live":
                 return None
+            now = self.now()
+            client = self.clients.get(token.client_id)
+            identity_only = set(token.scopes) <= IDENTITY_SCOPES
+            if now - token.last_used_at > UNUSED_REFRESH_TOKEN_SECONDS or (
+                client is not None
+                and client.testing
+                and not identity_only
+                and now - token.created_at > TESTING_REFRESH_TOKEN_SECONDS
+            ):
+                token.status = "expired"
+                return None
+            token.last_used_at = now
             return token
+
+    def change_password(self, email: str) -> int:
+        """The user changed their password: refresh tokens of grants with Gmail scopes stop
+        working (Google's documented rule). Returns how many were revoked."""
+        with self.lock:
+            account = self.accounts_by_email.get(email.strip().lower())
+            if account is None:
+                raise KeyError(email)
+            revoked = 0
+            for token in self.refresh_tokens.values():
+                if token.sub == account.sub and token.status == "live" and any(_is_gmail(s) for s in token.scopes):
+                    token.status = "revoked"
+                    revoked += 1
+                    for access in self.access_tokens.values():
+                        if access.refresh_token == token.value:
+                            access.revoked = True
+            return revoked
 
     def revoke_code_tokens(self, code: AuthorizationCode) -> None:
         """Revoke the tokens minted from ``code`` and from its refresh token (code replay)."""

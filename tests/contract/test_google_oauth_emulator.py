@@ -697,3 +697,53 @@ def test_request_log_carries_no_secrets(
     for secret in secrets:
         assert secret not in server_log
         assert quote(secret, safe="") not in server_log
+
+
+# ------------------------------------------------------- why refresh tokens stop working (§2.5)
+
+GMAIL_READONLY = "https://www.googleapis.com/auth/gmail.readonly"
+CALENDAR_EVENTS = "https://www.googleapis.com/auth/calendar.events"
+DAY = 24 * 3600
+
+
+def _offline_refresh_token(emu: GoogleEmulator, http: requests.Session, scope: str) -> str:
+    code = _raw_code(emu, http, scope=scope, access_type="offline", prompt="consent")["code"]
+    return str(_exchange(emu, http, code).json()["refresh_token"])
+
+
+def test_refresh_token_unused_for_six_months_stops_working(emu: GoogleEmulator, http: requests.Session) -> None:
+    used = _offline_refresh_token(emu, http, f"{EMAIL} {CALENDAR_EVENTS}")
+    idle = _offline_refresh_token(emu, http, f"{EMAIL} {CALENDAR_EVENTS}")
+    for _ in range(7):  # one use a month keeps a token alive
+        emu.advance_clock(30 * DAY)
+        assert _refresh(emu, http, used).status_code == 200
+    refused = _refresh(emu, http, idle)
+    assert (refused.status_code, refused.json()) == (400, REVOKED_REFRESH)
+
+
+def test_testing_publishing_status_expires_refresh_tokens_after_7_days(
+    emu: GoogleEmulator, http: requests.Session
+) -> None:
+    emu.register_client(CLIENT_ID, CLIENT_SECRET, [REDIRECT_URI], testing=True)
+    calendar = _offline_refresh_token(emu, http, f"{EMAIL} {CALENDAR_EVENTS}")
+    identity_only = _offline_refresh_token(emu, http, f"{OPENID} {EMAIL}")
+    emu.advance_clock(6 * DAY)
+    assert _refresh(emu, http, calendar).status_code == 200
+    emu.advance_clock(1 * DAY + 60)
+    refused = _refresh(emu, http, calendar)
+    assert (refused.status_code, refused.json()) == (400, REVOKED_REFRESH)
+    assert _refresh(emu, http, identity_only).status_code == 200
+
+
+def test_password_change_revokes_grants_with_gmail_scopes(emu: GoogleEmulator, http: requests.Session) -> None:
+    gmail = _offline_refresh_token(emu, http, f"{EMAIL} {GMAIL_READONLY}")
+    changed = http.post(f"{emu.base_url}/_emulator/accounts/password-change", json={"email": ADA})
+    assert changed.json() == {"revoked_refresh_tokens": 1}
+    refused = _refresh(emu, http, gmail)
+    assert (refused.status_code, refused.json()) == (400, REVOKED_REFRESH)
+
+
+def test_password_change_keeps_grants_without_gmail_scopes(emu: GoogleEmulator, http: requests.Session) -> None:
+    calendar = _offline_refresh_token(emu, http, f"{EMAIL} {CALENDAR_EVENTS}")
+    http.post(f"{emu.base_url}/_emulator/accounts/password-change", json={"email": ADA}).raise_for_status()
+    assert _refresh(emu, http, calendar).status_code == 200
