@@ -310,6 +310,7 @@ class Stack:
                     "GoogleRevokeUri": endpoints["revoke_uri"],
                     "GoogleCertsUri": endpoints["certs_uri"],
                     "GoogleIssuers": self.google.issuer,
+                    "GoogleApiRoot": self.google.base_url,
                 }
             )
         else:

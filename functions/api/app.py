@@ -4,7 +4,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crmsync.api import integrations
+from crmsync.api import calendars, integrations
 from crmsync.api.http import register_error_handlers
 from crmsync.observability import MetricsCounter, build_logger, build_metrics
 from crmsync.web import pages
@@ -15,6 +15,7 @@ app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app)
 integrations.use_counter(MetricsCounter(metrics))
 app.include_router(integrations.router)
+app.include_router(calendars.router)
 app.include_router(pages.router)
 
 

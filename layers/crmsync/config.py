@@ -34,6 +34,8 @@ class GoogleSettings(BaseModel):
     revoke_uri: str = "https://oauth2.googleapis.com/revoke"
     certs_uri: str = "https://www.googleapis.com/oauth2/v1/certs"
     issuers: CsvTuple = ("https://accounts.google.com", "accounts.google.com")
+    #: Root of the Google REST APIs; empty means the client library's defaults (Google).
+    api_root: str = ""
     http_timeout_seconds: float = 10.0
 
 
@@ -89,6 +91,7 @@ class Settings(BaseModel):
                         "revoke_uri": e.get("GOOGLE_REVOKE_URI"),
                         "certs_uri": e.get("GOOGLE_CERTS_URI"),
                         "issuers": e.get("GOOGLE_ISSUERS"),
+                        "api_root": e.get("GOOGLE_API_ROOT"),
                     }.items()
                     if v is not None
                 },

@@ -69,3 +69,23 @@ class PendingAuthorization:
 
     def __repr__(self) -> str:
         return f"PendingAuthorization(tenant_id={self.tenant_id!r}, user_id={self.user_id!r})"
+
+
+@dataclass(frozen=True)
+class ConnectedCalendar:
+    """A calendar of one of the user's connected accounts (F2)."""
+
+    connection_id: str
+    calendar_id: str
+    account_email: str
+    name: str
+    access_role: str
+    primary: bool
+    color: str | None
+    time_zone: str | None
+    conflict: bool
+    refreshed_at: datetime
+
+    @property
+    def writable(self) -> bool:
+        return self.access_role in ("owner", "writer")

@@ -186,6 +186,24 @@ def test_a_connection_is_checked_after_connect_and_a_revoked_grant_shows_needs_r
     assert flagged["status_reason"] == "invalid_grant"
 
 
+def test_connected_calendars_appear_after_connect(alice: Browser, mallory: Browser, stack) -> None:
+    alice.connect("ada@example.com")
+    stack.drain()
+
+    response = alice.api("GET", "/v1/calendars")
+    assert response.status_code == 200
+    items = response.json()["items"]
+    primary = items[0]
+    assert (primary["calendar_id"], primary["primary"], primary["writable"], primary["conflict"]) == (
+        "ada@example.com",
+        True,
+        True,
+        True,
+    )
+    assert any(not c["writable"] for c in items)
+    assert mallory.api("GET", "/v1/calendars").json() == {"items": []}
+
+
 def test_a_malformed_queue_message_is_rejected_with_a_logged_reason(stack) -> None:
     sqs = stack.aws_client("sqs")
     queue_url = stack.function_environment("SyncWorkerFunction")["SYNC_QUEUE_URL"]

@@ -9,8 +9,9 @@ import pytest
 import requests
 
 from crmsync.config import Settings
+from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import build_integrations
+from crmsync.logic.wiring import build_calendars, build_integrations
 from crmsync.security.tokens import TokenCipher
 
 
@@ -78,3 +79,8 @@ def google(stack, service_env: dict[str, str]) -> GoogleControl:
 @pytest.fixture
 def kms_cipher(service_env: dict[str, str]) -> TokenCipher:
     return TokenCipher(service_env["TOKEN_KEY_ID"])
+
+
+@pytest.fixture
+def calendars(service_env: dict[str, str]) -> Calendars:
+    return build_calendars(Settings.from_env(service_env))

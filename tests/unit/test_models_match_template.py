@@ -9,7 +9,7 @@ import pytest
 from cfnlint.decode import decode
 from pynamodb.models import Model
 
-from crmsync.models import ConnectionItem, OAuthStateItem
+from crmsync.models import CalendarItem, ConnectionItem, OAuthStateItem
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,8 @@ def resources() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("model", "logical_id"), [(ConnectionItem, "ConnectionsTable"), (OAuthStateItem, "OAuthStatesTable")]
+    ("model", "logical_id"),
+    [(ConnectionItem, "ConnectionsTable"), (CalendarItem, "ConnectionsTable"), (OAuthStateItem, "OAuthStatesTable")],
 )
 def test_model_keys_and_ttl_match_the_template(model: type[Model], logical_id: str, resources: dict[str, Any]) -> None:
     props = resources[logical_id]["Properties"]

@@ -20,6 +20,13 @@ class Unauthenticated(CrmSyncError):
     slug = "unauthenticated"
 
 
+def json_response(status: int, body: str) -> Response[str]:
+    """A JSON answer that no cache keeps (every /v1 answer is per user)."""
+    return Response(
+        status_code=status, content_type="application/json", body=body, headers={"Cache-Control": "no-store"}
+    )
+
+
 def principal_of(event: APIGatewayProxyEventV2, settings: Settings) -> Principal:
     """The tenant and user named by the authorizer's verified JWT claims."""
     claims = event.request_context.authorizer.jwt_claim or {}

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
-from crmsync.api.http import principal_of
+from crmsync.api.http import json_response, principal_of
 from crmsync.api.schemas import AuthorizeRequest, AuthorizeResponse, IntegrationList, IntegrationOut
 from crmsync.config import Settings, get_settings
 from crmsync.logic.integrations import Counter, Integrations
@@ -56,7 +56,7 @@ def binding_cookie(settings: Settings, value: str, max_age: int) -> Cookie:
 def list_integrations() -> Response[str]:
     principal = principal_of(router.current_event, get_settings())
     items = [IntegrationOut.of(c) for c in integrations().list_connections(principal)]
-    return _json(200, IntegrationList(items=items).model_dump_json())
+    return json_response(200, IntegrationList(items=items).model_dump_json())
 
 
 @router.post("/v1/integrations/google/authorize")
@@ -71,7 +71,7 @@ def authorize_google(body: Annotated[AuthorizeRequest | None, Body()] = None) ->
         login_hint=request.login_hint,
     )
     payload = AuthorizeResponse(authorization_url=start.authorization_url, expires_at=start.expires_at)
-    response = _json(200, payload.model_dump_json())
+    response = json_response(200, payload.model_dump_json())
     response.cookies.append(binding_cookie(settings, start.binding, settings.oauth_state_ttl_seconds))
     return response
 
@@ -81,12 +81,3 @@ def delete_integration(connection_id: str) -> Response[None]:
     principal = principal_of(router.current_event, get_settings())
     integrations().disconnect(principal, connection_id)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
-
-
-def _json(status: int, body: str) -> Response[str]:
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body=body,
-        headers={"Cache-Control": "no-store"},
-    )

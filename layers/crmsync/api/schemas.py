@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crmsync.domain import Connection
+from crmsync.domain import ConnectedCalendar, Connection
 
 Feature = Literal["calendar", "email", "contacts"]
 
@@ -56,3 +56,37 @@ class IntegrationOut(BaseModel):
 
 class IntegrationList(BaseModel):
     items: list[IntegrationOut]
+
+
+class CalendarOut(BaseModel):
+    connection_id: str
+    account_email: str
+    calendar_id: str
+    name: str
+    access_role: str
+    primary: bool
+    writable: bool
+    color: str | None
+    time_zone: str | None
+    conflict: bool
+    refreshed_at: datetime
+
+    @classmethod
+    def of(cls, c: ConnectedCalendar) -> CalendarOut:
+        return cls(
+            connection_id=c.connection_id,
+            account_email=c.account_email,
+            calendar_id=c.calendar_id,
+            name=c.name,
+            access_role=c.access_role,
+            primary=c.primary,
+            writable=c.writable,
+            color=c.color,
+            time_zone=c.time_zone,
+            conflict=c.conflict,
+            refreshed_at=c.refreshed_at,
+        )
+
+
+class CalendarList(BaseModel):
+    items: list[CalendarOut]

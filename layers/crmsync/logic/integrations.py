@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -75,7 +75,10 @@ class Integrations:
         enabled_features: Sequence[str],
         state_ttl: timedelta = timedelta(minutes=10),
         counter: Counter | None = None,
+        mirrors: Sequence[Callable[[Principal, str], None]] = (),
     ) -> None:
+        """``mirrors``: what deletes the data mirrored from a connection when it is
+        disconnected (its calendars, later its events, mail and contacts)."""
         self._connections = connections
         self._states = states
         self._cipher = cipher
@@ -84,6 +87,7 @@ class Integrations:
         self._features = tuple(enabled_features)
         self._state_ttl = state_ttl
         self._counter = counter or _NoCounter()
+        self._mirrors = tuple(mirrors)
 
     # ------------------------------------------------------------------ connect
     def start_google_connect(
@@ -211,6 +215,8 @@ class Integrations:
                 extra={"connection_id": connection_id, "error": type(exc).__name__, "detail": exc.detail},
             )
             self._counter.count("RevokeFailed")
+        for forget in self._mirrors:
+            forget(principal, connection_id)
         self._connections.delete(principal, connection_id)
         self._counter.count("ConnectionDisconnected")
 

@@ -6,11 +6,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from crmsync.config import Settings
+from crmsync.dal.calendars import CalendarStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.oauth_states import OAuthStateStore
+from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Counter, Integrations
 from crmsync.messaging.queue import SyncQueue
 from crmsync.models import bind_tables
+from crmsync.providers.google.calendar import GoogleCalendar
 from crmsync.providers.google.oauth import GoogleOAuth
 from crmsync.security.tokens import TokenCipher
 
@@ -27,11 +30,23 @@ def client_secret_reader(secret_arn: str) -> Callable[[], str]:
     return read
 
 
-def build_integrations(settings: Settings, counter: Counter | None = None) -> Integrations:
-    bind_tables(
-        connections_table=settings.connections_table,
-        oauth_states_table=settings.oauth_states_table,
+def _bind(settings: Settings) -> None:
+    bind_tables(connections_table=settings.connections_table, oauth_states_table=settings.oauth_states_table)
+
+
+def build_calendars(settings: Settings) -> Calendars:
+    _bind(settings)
+    secret = client_secret_reader(settings.google.client_secret_arn)
+    return Calendars(
+        connections=ConnectionStore(),
+        calendars=CalendarStore(),
+        cipher=TokenCipher(settings.token_key_id),
+        provider=lambda refresh_token: GoogleCalendar(settings.google, refresh_token, secret),
     )
+
+
+def build_integrations(settings: Settings, counter: Counter | None = None) -> Integrations:
+    _bind(settings)
     return Integrations(
         connections=ConnectionStore(),
         states=OAuthStateStore(),
@@ -45,4 +60,5 @@ def build_integrations(settings: Settings, counter: Counter | None = None) -> In
         enabled_features=settings.google.features,
         state_ttl=timedelta(seconds=settings.oauth_state_ttl_seconds),
         counter=counter,
+        mirrors=[CalendarStore().delete_for_connection],
     )

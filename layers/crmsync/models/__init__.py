@@ -5,14 +5,16 @@ Key rule: every user-owned item's partition key starts with the tenant and the u
 addressed only by the hash of an unguessable value and carrying its owner inside.
 """
 
+from crmsync.models.calendar import CalendarItem
 from crmsync.models.connection import ConnectionItem
 from crmsync.models.keys import user_pk
 from crmsync.models.oauth_state import OAuthStateItem
 
-__all__ = ["ConnectionItem", "OAuthStateItem", "bind_tables", "user_pk"]
+__all__ = ["CalendarItem", "ConnectionItem", "OAuthStateItem", "bind_tables", "user_pk"]
 
 
 def bind_tables(*, connections_table: str, oauth_states_table: str) -> None:
     """Point the models at their tables (PynamoDB reconnects when the name changes)."""
     ConnectionItem.Meta.table_name = connections_table
+    CalendarItem.Meta.table_name = connections_table
     OAuthStateItem.Meta.table_name = oauth_states_table

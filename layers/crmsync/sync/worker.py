@@ -15,8 +15,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
 from crmsync.config import get_settings
+from crmsync.domain import ConnectionStatus, Principal
+from crmsync.errors import ProviderError
+from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import build_integrations
+from crmsync.logic.wiring import build_calendars, build_integrations
 from crmsync.messaging.messages import ConnectionCheck, sync_message_adapter
 
 log = logging.getLogger(__name__)
@@ -44,9 +47,27 @@ def handle_record(record: SQSRecord) -> str:
     return run(message)
 
 
+@lru_cache(maxsize=1)
+def calendars() -> Calendars:
+    return build_calendars(get_settings())
+
+
 def run(message: ConnectionCheck) -> str:
+    """Check the grant; when it works, refresh the account's calendar list (F2)."""
     status = integrations().check_connection(message)
     outcome = status.value if status else "gone"
+    if status is ConnectionStatus.CONNECTED:
+        principal = Principal(message.tenant_id, message.user_id)
+        try:
+            listed = calendars().refresh(principal, message.connection_id)
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            # Permanent (e.g. the user unticked the calendar scope): the connection stays
+            # usable for what it does allow; the reason is logged, not retried forever.
+            log.warning("calendar list refused", extra={"connection_id": message.connection_id, "detail": exc.detail})
+        else:
+            outcome += f", {len(listed)} calendars" if listed is not None else ""
     log.info(
         "connection checked",
         extra={"connection_id": message.connection_id, "reason": message.reason, "outcome": outcome},

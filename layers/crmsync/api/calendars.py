@@ -1,0 +1,28 @@
+"""Routes of /v1/calendars (F2)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from crmsync.api.http import json_response, principal_of
+from crmsync.api.schemas import CalendarList, CalendarOut
+from crmsync.config import get_settings
+from crmsync.logic.calendars import Calendars
+from crmsync.logic.wiring import build_calendars
+
+router = APIGatewayHttpRouter()
+
+
+@lru_cache(maxsize=1)
+def calendars() -> Calendars:
+    return build_calendars(get_settings())
+
+
+@router.get("/v1/calendars")
+def list_calendars() -> Response[str]:
+    principal = principal_of(router.current_event, get_settings())
+    items = [CalendarOut.of(c) for c in calendars().connected(principal)]
+    return json_response(200, CalendarList(items=items).model_dump_json())

@@ -1,0 +1,96 @@
+"""Authorized google-api-python-client services, and Google's API errors as domain errors.
+
+One place builds every Google API client: static discovery documents (no network
+discovery), our HTTP timeout, credentials that refresh themselves from the connection's
+refresh token, and the endpoint from settings (the emulator locally, Google otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from crmsync.config import GoogleSettings
+from crmsync.errors import ProviderError, ReauthorizationRequired
+
+#: Where each API lives below ``GoogleSettings.api_root`` (the client library drops the
+#: Calendar prefix unless the endpoint carries it).
+API_PATHS = {"calendar": "/calendar/v3/", "gmail": "/", "people": "/"}
+VERSIONS = {"calendar": "v3", "gmail": "v1", "people": "v1"}
+_RETRYABLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "backendError", "RESOURCE_EXHAUSTED"}
+
+
+class SyncTokenInvalid(ProviderError):
+    """The provider invalidated our cursor (Calendar 410 ``fullSyncRequired``): sync in full."""
+
+    slug = "sync-token-invalid"
+
+    def __init__(self, detail: str = "The provider asks for a full synchronization.") -> None:
+        super().__init__(detail, retryable=False, status=410)
+
+
+class ProviderNotFound(ProviderError):
+    slug = "provider-not-found"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, retryable=False, status=404)
+
+
+def build_service(name: str, settings: GoogleSettings, refresh_token: str, client_secret: Callable[[], str]) -> Any:
+    """A googleapiclient Resource for ``name`` acting with the connection's grant."""
+    import google_auth_httplib2
+    import httplib2
+    from google.oauth2.credentials import Credentials
+    from googleapiclient.discovery import build
+
+    credentials = Credentials(
+        token=None,
+        refresh_token=refresh_token,
+        token_uri=settings.token_uri,
+        client_id=settings.client_id,
+        client_secret=client_secret(),
+    )
+    http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=settings.http_timeout_seconds))
+    options = {"api_endpoint": settings.api_root.rstrip("/") + API_PATHS[name]} if settings.api_root else None
+    return build(name, VERSIONS[name], http=http, client_options=options, static_discovery=True, cache_discovery=False)
+
+
+def _reason(error: Any) -> str:
+    try:
+        details = error.error_details
+    except AttributeError:
+        details = None
+    if isinstance(details, list) and details and isinstance(details[0], dict):
+        return str(details[0].get("reason", ""))
+    return ""
+
+
+@contextmanager
+def google_errors(what: str) -> Iterator[None]:
+    """Translate what the client library raises into domain errors, keeping the cause's
+    kind (never its text, which may quote a request)."""
+    import google.auth.exceptions
+    import httplib2
+    from googleapiclient.errors import HttpError
+
+    try:
+        yield
+    except HttpError as error:
+        status = int(error.status_code or 0)
+        reason = _reason(error)
+        if status == 410:
+            raise SyncTokenInvalid() from None
+        if status == 404:
+            raise ProviderNotFound(f"{what}: not found at Google.") from None
+        retryable = status in (429, 500, 502, 503, 504) or (status == 403 and reason in _RETRYABLE_REASONS)
+        raise ProviderError(
+            f"{what}: Google answered {status}{' ' + reason if reason else ''}.", retryable=retryable, status=status
+        ) from None
+    except google.auth.exceptions.RefreshError as error:
+        data = error.args[1] if len(error.args) > 1 and isinstance(error.args[1], dict) else {}
+        if data.get("error") == "invalid_grant":
+            raise ReauthorizationRequired() from None
+        raise ProviderError(f"{what}: the token refresh failed.", retryable=True) from None
+    except (TimeoutError, httplib2.HttpLib2Error, OSError, google.auth.exceptions.TransportError) as error:
+        raise ProviderError(f"{what}: Google could not be reached ({type(error).__name__}).", retryable=True) from None

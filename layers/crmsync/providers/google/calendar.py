@@ -1,0 +1,60 @@
+"""Google Calendar v3 through google-api-python-client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from crmsync.config import GoogleSettings
+from crmsync.providers.google.api import build_service, google_errors
+
+#: Roles that may create and change events.
+WRITABLE_ROLES = frozenset({"owner", "writer"})
+
+
+@dataclass(frozen=True)
+class ProviderCalendar:
+    """A calendar as the provider lists it for the account."""
+
+    calendar_id: str
+    name: str
+    access_role: str
+    primary: bool
+    color: str | None
+    time_zone: str | None
+
+    @property
+    def writable(self) -> bool:
+        return self.access_role in WRITABLE_ROLES
+
+
+class GoogleCalendar:
+    """The calendars of one connected Google account."""
+
+    def __init__(self, settings: GoogleSettings, refresh_token: str, client_secret: Callable[[], str]) -> None:
+        self._service: Any = build_service("calendar", settings, refresh_token, client_secret)
+
+    def list_calendars(self) -> list[ProviderCalendar]:
+        """Every calendar in the account's calendar list (all pages)."""
+        calendars: list[ProviderCalendar] = []
+        page_token: str | None = None
+        while True:
+            with google_errors("calendarList.list"):
+                page = self._service.calendarList().list(pageToken=page_token, maxResults=250).execute(num_retries=0)
+            for entry in page.get("items", []):
+                if entry.get("deleted"):
+                    continue
+                calendars.append(
+                    ProviderCalendar(
+                        calendar_id=entry["id"],
+                        name=entry.get("summaryOverride") or entry.get("summary") or entry["id"],
+                        access_role=entry.get("accessRole", "reader"),
+                        primary=bool(entry.get("primary", False)),
+                        color=entry.get("backgroundColor"),
+                        time_zone=entry.get("timeZone"),
+                    )
+                )
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return calendars
