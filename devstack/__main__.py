@@ -216,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--aws-port", type=int, default=dev.aws)
     up.add_argument("--dynamodb-port", type=int, default=dev.dynamodb)
     up.add_argument("--no-google", action="store_true", help="do not start the Google emulator")
-    up.add_argument("--persist", action="store_true", help="keep DynamoDB data and the Google emulator state in .devstack/data")
+    up.add_argument(
+        "--persist", action="store_true", help="keep DynamoDB data and the Google emulator state in .devstack/data"
+    )
     up.add_argument(
         "--schedule-scale",
         type=float,

@@ -89,3 +89,39 @@ class ConnectedCalendar:
     @property
     def writable(self) -> bool:
         return self.access_role in ("owner", "writer")
+
+
+class SyncDirection(StrEnum):
+    TWO_WAY = "two_way"
+    CRM_TO_CALENDAR = "crm_to_calendar"
+    CALENDAR_TO_CRM = "calendar_to_crm"
+
+
+class ExternalDeletion(StrEnum):
+    """What deleting a pushed event in the calendar does to its CRM appointment."""
+
+    CANCEL = "cancel"
+    UNLINK = "unlink"
+
+
+@dataclass(frozen=True)
+class SyncPreferences:
+    """F6, per user's linked calendar. Defaults: two-way, cancel on external deletion,
+    30 days back and 365 days ahead."""
+
+    direction: SyncDirection = SyncDirection.TWO_WAY
+    external_deletion: ExternalDeletion = ExternalDeletion.CANCEL
+    window_days_back: int = 30
+    window_days_ahead: int = 365
+
+
+@dataclass(frozen=True)
+class CalendarRef:
+    connection_id: str
+    calendar_id: str
+
+
+@dataclass(frozen=True)
+class CalendarSettings:
+    linked: CalendarRef | None
+    preferences: SyncPreferences

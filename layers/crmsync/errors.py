@@ -25,6 +25,12 @@ class InvalidRequest(CrmSyncError):
     slug = "invalid-request"
 
 
+class Unprocessable(CrmSyncError):
+    """Well-formed, but it cannot be done with what it names (e.g. a read-only calendar)."""
+
+    slug = "unprocessable"
+
+
 class Conflict(CrmSyncError):
     slug = "conflict"
 

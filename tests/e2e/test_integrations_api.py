@@ -204,6 +204,41 @@ def test_connected_calendars_appear_after_connect(alice: Browser, mallory: Brows
     assert mallory.api("GET", "/v1/calendars").json() == {"items": []}
 
 
+def test_calendar_settings_over_http(alice: Browser, stack) -> None:
+    alice.connect("ada@example.com")
+    stack.drain()
+    items = alice.api("GET", "/v1/calendars").json()["items"]
+    read_only = next(c for c in items if not c["writable"])
+    team = next(c for c in items if c["name"] == "Team")
+
+    refused = alice.api(
+        "PUT",
+        "/v1/settings/linked-calendar",
+        json={"connection_id": read_only["connection_id"], "calendar_id": read_only["calendar_id"]},
+    )
+    assert refused.status_code == 422
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert "read-only" in refused.json()["detail"]
+
+    linked = alice.api(
+        "PUT",
+        "/v1/settings/linked-calendar",
+        json={"connection_id": team["connection_id"], "calendar_id": team["calendar_id"]},
+    )
+    assert linked.status_code == 200
+    assert linked.json()["linked_calendar"]["name"] == "Team"
+    bad = alice.api("PUT", "/v1/settings/sync-preferences", json={"direction": "sideways"})
+    assert bad.status_code == 422
+    ok = alice.api("PUT", "/v1/settings/sync-preferences", json={"direction": "calendar_to_crm", "window_days_back": 3})
+    assert ok.json()["sync_preferences"] == {
+        "direction": "calendar_to_crm",
+        "external_deletion": "cancel",
+        "window_days_back": 3,
+        "window_days_ahead": 365,
+    }
+    assert alice.api("GET", "/v1/settings/calendar").json()["linked_calendar"]["calendar_id"] == team["calendar_id"]
+
+
 def test_a_malformed_queue_message_is_rejected_with_a_logged_reason(stack) -> None:
     sqs = stack.aws_client("sqs")
     queue_url = stack.function_environment("SyncWorkerFunction")["SYNC_QUEUE_URL"]

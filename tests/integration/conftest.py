@@ -9,9 +9,10 @@ import pytest
 import requests
 
 from crmsync.config import Settings
+from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import build_calendars, build_integrations
+from crmsync.logic.wiring import build_calendar_settings, build_calendars, build_integrations
 from crmsync.security.tokens import TokenCipher
 
 
@@ -84,3 +85,8 @@ def kms_cipher(service_env: dict[str, str]) -> TokenCipher:
 @pytest.fixture
 def calendars(service_env: dict[str, str]) -> Calendars:
     return build_calendars(Settings.from_env(service_env))
+
+
+@pytest.fixture
+def calendar_settings(service_env: dict[str, str]) -> CalendarSettingsService:
+    return build_calendar_settings(Settings.from_env(service_env))

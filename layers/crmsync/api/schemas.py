@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crmsync.domain import ConnectedCalendar, Connection
+from crmsync.domain import ConnectedCalendar, Connection, SyncPreferences
 
 Feature = Literal["calendar", "email", "contacts"]
 
@@ -90,3 +90,62 @@ class CalendarOut(BaseModel):
 
 class CalendarList(BaseModel):
     items: list[CalendarOut]
+
+
+class CalendarRefIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connection_id: str = Field(min_length=1, max_length=128)
+    calendar_id: str = Field(min_length=1, max_length=1024)
+
+
+class ConflictCalendarsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: The complete set of conflict calendars (an empty list: none).
+    calendars: list[CalendarRefIn] = Field(max_length=200)
+
+
+class SyncPreferencesIn(BaseModel):
+    """Defaults: two-way, cancel the appointment on external deletion, 30 days back, 365 ahead."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    direction: Literal["two_way", "crm_to_calendar", "calendar_to_crm"] = "two_way"
+    external_deletion: Literal["cancel", "unlink"] = "cancel"
+    window_days_back: int = Field(default=30, ge=0, le=365)
+    window_days_ahead: int = Field(default=365, ge=1, le=730)
+
+
+class SyncPreferencesOut(BaseModel):
+    direction: str
+    external_deletion: str
+    window_days_back: int
+    window_days_ahead: int
+
+    @classmethod
+    def of(cls, p: SyncPreferences) -> SyncPreferencesOut:
+        return cls(
+            direction=p.direction.value,
+            external_deletion=p.external_deletion.value,
+            window_days_back=p.window_days_back,
+            window_days_ahead=p.window_days_ahead,
+        )
+
+
+class CalendarSettingsOut(BaseModel):
+    linked_calendar: CalendarOut | None
+    conflict_calendars: list[CalendarOut]
+    sync_preferences: SyncPreferencesOut
+
+    @classmethod
+    def of(cls, view: CalendarSettingsView) -> CalendarSettingsOut:
+        return cls(
+            linked_calendar=CalendarOut.of(view.linked) if view.linked else None,
+            conflict_calendars=[CalendarOut.of(c) for c in view.conflict_calendars],
+            sync_preferences=SyncPreferencesOut.of(view.settings.preferences),
+        )
+
+
+if TYPE_CHECKING:
+    from crmsync.logic.calendar_settings import CalendarSettingsView

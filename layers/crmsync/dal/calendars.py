@@ -71,6 +71,18 @@ class CalendarStore:
                 batch.delete(CalendarItem(pk, calendar_sk(connection_id, gone)))
         return self.of_user(principal, connection_id)
 
+    def set_conflict(self, principal: Principal, chosen: set[tuple[str, str]]) -> list[ConnectedCalendar]:
+        """Mark exactly the ``(connection_id, calendar_id)`` pairs in ``chosen`` as conflict
+        calendars (only items whose flag changes are written)."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        for calendar in self.of_user(principal):
+            wanted = (calendar.connection_id, calendar.calendar_id) in chosen
+            if wanted != calendar.conflict:
+                CalendarItem(pk, calendar_sk(calendar.connection_id, calendar.calendar_id)).update(
+                    actions=[CalendarItem.conflict.set(wanted)], condition=CalendarItem.sk.exists()
+                )
+        return self.of_user(principal)
+
     def delete_for_connection(self, principal: Principal, connection_id: str) -> None:
         pk = user_pk(principal.tenant_id, principal.user_id)
         with CalendarItem.batch_write() as batch:

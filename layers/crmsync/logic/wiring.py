@@ -9,6 +9,8 @@ from crmsync.config import Settings
 from crmsync.dal.calendars import CalendarStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.oauth_states import OAuthStateStore
+from crmsync.dal.settings import SettingsStore
+from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Counter, Integrations
 from crmsync.messaging.queue import SyncQueue
@@ -45,6 +47,11 @@ def build_calendars(settings: Settings) -> Calendars:
     )
 
 
+def build_calendar_settings(settings: Settings) -> CalendarSettingsService:
+    _bind(settings)
+    return CalendarSettingsService(connections=ConnectionStore(), calendars=CalendarStore(), settings=SettingsStore())
+
+
 def build_integrations(settings: Settings, counter: Counter | None = None) -> Integrations:
     _bind(settings)
     return Integrations(
@@ -60,5 +67,5 @@ def build_integrations(settings: Settings, counter: Counter | None = None) -> In
         enabled_features=settings.google.features,
         state_ttl=timedelta(seconds=settings.oauth_state_ttl_seconds),
         counter=counter,
-        mirrors=[CalendarStore().delete_for_connection],
+        mirrors=[build_calendar_settings(settings).forget_connection, CalendarStore().delete_for_connection],
     )

@@ -9,12 +9,14 @@ from crmsync.models.calendar import CalendarItem
 from crmsync.models.connection import ConnectionItem
 from crmsync.models.keys import user_pk
 from crmsync.models.oauth_state import OAuthStateItem
+from crmsync.models.settings import CalendarSettingsItem
 
-__all__ = ["CalendarItem", "ConnectionItem", "OAuthStateItem", "bind_tables", "user_pk"]
+__all__ = ["CalendarItem", "CalendarSettingsItem", "ConnectionItem", "OAuthStateItem", "bind_tables", "user_pk"]
 
 
 def bind_tables(*, connections_table: str, oauth_states_table: str) -> None:
     """Point the models at their tables (PynamoDB reconnects when the name changes)."""
     ConnectionItem.Meta.table_name = connections_table
     CalendarItem.Meta.table_name = connections_table
+    CalendarSettingsItem.Meta.table_name = connections_table
     OAuthStateItem.Meta.table_name = oauth_states_table

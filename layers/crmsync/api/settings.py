@@ -1,0 +1,63 @@
+"""Routes of /v1/settings: linked calendar (F3), conflict calendars (F4), sync preferences (F6)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from crmsync.api.http import json_response, principal_of
+from crmsync.api.schemas import CalendarRefIn, CalendarSettingsOut, ConflictCalendarsIn, SyncPreferencesIn
+from crmsync.config import get_settings
+from crmsync.domain import CalendarRef, ExternalDeletion, SyncDirection, SyncPreferences
+from crmsync.logic.calendar_settings import CalendarSettingsService, CalendarSettingsView
+from crmsync.logic.wiring import build_calendar_settings
+
+router = APIGatewayHttpRouter()
+
+
+@lru_cache(maxsize=1)
+def service() -> CalendarSettingsService:
+    return build_calendar_settings(get_settings())
+
+
+def _answer(view: CalendarSettingsView) -> Response[str]:
+    return json_response(200, CalendarSettingsOut.of(view).model_dump_json())
+
+
+@router.get("/v1/settings/calendar")
+def get_calendar_settings() -> Response[str]:
+    return _answer(service().view(principal_of(router.current_event, get_settings())))
+
+
+@router.put("/v1/settings/linked-calendar")
+def put_linked_calendar(body: Annotated[CalendarRefIn, Body()]) -> Response[str]:
+    principal = principal_of(router.current_event, get_settings())
+    return _answer(service().link(principal, CalendarRef(body.connection_id, body.calendar_id)))
+
+
+@router.delete("/v1/settings/linked-calendar")
+def delete_linked_calendar() -> Response[str]:
+    return _answer(service().unlink(principal_of(router.current_event, get_settings())))
+
+
+@router.put("/v1/settings/conflict-calendars")
+def put_conflict_calendars(body: Annotated[ConflictCalendarsIn, Body()]) -> Response[str]:
+    principal = principal_of(router.current_event, get_settings())
+    refs = [CalendarRef(c.connection_id, c.calendar_id) for c in body.calendars]
+    return _answer(service().set_conflict_calendars(principal, refs))
+
+
+@router.put("/v1/settings/sync-preferences")
+def put_sync_preferences(body: Annotated[SyncPreferencesIn, Body()]) -> Response[str]:
+    principal = principal_of(router.current_event, get_settings())
+    preferences = SyncPreferences(
+        direction=SyncDirection(body.direction),
+        external_deletion=ExternalDeletion(body.external_deletion),
+        window_days_back=body.window_days_back,
+        window_days_ahead=body.window_days_ahead,
+    )
+    return _answer(service().set_preferences(principal, preferences))

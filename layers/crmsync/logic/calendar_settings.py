@@ -1,0 +1,89 @@
+"""F3 linked calendar, F4 conflict calendars, F6 sync preferences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from crmsync.dal.calendars import CalendarStore
+from crmsync.dal.connections import ConnectionStore
+from crmsync.dal.settings import SettingsStore
+from crmsync.domain import (
+    CalendarRef,
+    CalendarSettings,
+    ConnectedCalendar,
+    ConnectionStatus,
+    Principal,
+    SyncPreferences,
+)
+from crmsync.errors import Unprocessable
+
+
+@dataclass(frozen=True)
+class CalendarSettingsView:
+    settings: CalendarSettings
+    linked: ConnectedCalendar | None
+    conflict_calendars: list[ConnectedCalendar]
+
+
+class CalendarSettingsService:
+    def __init__(self, *, connections: ConnectionStore, calendars: CalendarStore, settings: SettingsStore) -> None:
+        self._connections = connections
+        self._calendars = calendars
+        self._settings = settings
+
+    def view(self, principal: Principal) -> CalendarSettingsView:
+        settings = self._settings.get(principal)
+        calendars = self._calendars.of_user(principal)
+        linked = next((c for c in calendars if settings.linked and _ref(c) == settings.linked), None)
+        return CalendarSettingsView(settings, linked, [c for c in calendars if c.conflict])
+
+    def link(self, principal: Principal, ref: CalendarRef) -> CalendarSettingsView:
+        """Make ``ref`` the linked calendar: it must be a writable calendar of a working
+        connection. It becomes a conflict calendar too (the documented default)."""
+        calendars = self._calendars.of_user(principal)
+        calendar = next((c for c in calendars if _ref(c) == ref), None)
+        if calendar is None:
+            raise Unprocessable(f"No connected calendar {ref.calendar_id!r} in connection {ref.connection_id!r}.")
+        if not calendar.writable:
+            raise Unprocessable(
+                f"The calendar {calendar.name!r} is read-only for {calendar.account_email} "
+                f"(access role {calendar.access_role}); choose one you can write to."
+            )
+        connection = self._connections.get(principal, ref.connection_id)
+        if connection is None or connection.status is not ConnectionStatus.CONNECTED:
+            raise Unprocessable(f"The account {calendar.account_email} must be connected again first.")
+        self._settings.save(principal, replace(self._settings.get(principal), linked=ref))
+        self._calendars.set_conflict(principal, {_pair(c) for c in calendars if c.conflict} | {_pair(calendar)})
+        return self.view(principal)
+
+    def unlink(self, principal: Principal) -> CalendarSettingsView:
+        self._settings.save(principal, replace(self._settings.get(principal), linked=None))
+        return self.view(principal)
+
+    def set_conflict_calendars(self, principal: Principal, refs: list[CalendarRef]) -> CalendarSettingsView:
+        known = {_pair(c) for c in self._calendars.of_user(principal)}
+        wanted = {(r.connection_id, r.calendar_id) for r in refs}
+        unknown = sorted(wanted - known)
+        if unknown:
+            names = ", ".join(calendar_id for _, calendar_id in unknown)
+            raise Unprocessable(f"Not connected calendars: {names}.")
+        self._calendars.set_conflict(principal, wanted)
+        return self.view(principal)
+
+    def set_preferences(self, principal: Principal, preferences: SyncPreferences) -> CalendarSettingsView:
+        self._settings.save(principal, replace(self._settings.get(principal), preferences=preferences))
+        return self.view(principal)
+
+    def forget_connection(self, principal: Principal, connection_id: str) -> None:
+        """A disconnected account's calendar can no longer be the linked calendar."""
+        settings = self._settings.get(principal)
+        if settings.linked and settings.linked.connection_id == connection_id:
+            self._settings.save(principal, replace(settings, linked=None))
+
+
+def _ref(c: ConnectedCalendar) -> CalendarRef:
+    return CalendarRef(c.connection_id, c.calendar_id)
+
+
+def _pair(c: ConnectedCalendar) -> tuple[str, str]:
+    return (c.connection_id, c.calendar_id)
