@@ -88,3 +88,41 @@ def test_without_a_crm_session_the_page_says_so(page: Page, stack) -> None:
     page.goto(f"{stack.api_url}/settings/integrations")
     expect(page.locator("#notice")).to_contain_text("No CRM session")
     expect(page.get_by_role("button", name="Sign in with Google")).to_be_disabled()
+
+
+def test_calendar_settings_link_a_calendar_choose_conflicts_and_preferences(page: Page, stack, unique: str) -> None:
+    token = stack.issue_token(f"tenant-{unique}", "browser-user")
+    page.goto(f"{stack.api_url}/settings/integrations#token={token}")
+    sign_in_with(page, "ada@example.com")
+    stack.drain()  # the worker reads the account's calendar list
+
+    page.get_by_role("link", name="My Profile › Calendar Settings").click()
+    account = page.locator('.account-block[data-email="ada@example.com"]')
+    expect(account.locator(".status-icon")).to_have_text("✔")
+    expect(account.locator("li.calendar")).to_have_count(3)
+    expect(page.locator("#linked-current")).to_have_text("No linked calendar.")
+
+    page.get_by_role("button", name="Add").click()
+    page.get_by_label("Account", exact=True).select_option(label="ada@example.com")
+    calendar_choices = page.locator("#linked-calendar option")
+    expect(calendar_choices).to_have_count(2)  # the read-only calendar cannot be linked
+    page.get_by_label("Calendar", exact=True).select_option(label="Team")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator("#linked-current")).to_have_text("Team (ada@example.com)")
+    expect(page.get_by_label("Team — ada@example.com")).to_be_checked()  # linked → conflict by default
+
+    page.get_by_label("ada@example.com — ada@example.com").uncheck()
+    page.get_by_role("button", name="Save conflict calendars").click()
+    expect(page.locator("#notice")).to_have_text("Conflict calendars saved.")
+
+    page.get_by_label("Calendar → CRM only").check()
+    page.get_by_label("Days back").fill("7")
+    page.get_by_role("button", name="Save preferences").click()
+    expect(page.locator("#notice")).to_have_text("Sync preferences saved.")
+
+    page.reload()
+    expect(page.locator("#linked-current")).to_have_text("Team (ada@example.com)")
+    expect(page.get_by_label("ada@example.com — ada@example.com")).not_to_be_checked()
+    expect(page.get_by_label("Team — ada@example.com")).to_be_checked()
+    expect(page.get_by_label("Calendar → CRM only")).to_be_checked()
+    expect(page.get_by_label("Days back")).to_have_value("7")

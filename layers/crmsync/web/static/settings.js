@@ -1,10 +1,8 @@
-// Integrations settings page: a small static page over the /v1 API.
-// The CRM opens it with its bearer token in the URL fragment (#token=...), which never
-// reaches a server or a log; the page keeps it in sessionStorage for this tab only.
+// Integrations settings page: a small static page over the /v1 API (see common.js).
 "use strict";
 
 (function () {
-  const TOKEN_KEY = "crmsync.token";
+  const { $, api, notice, requireSession } = window.crmsync;
   const MESSAGES = {
     access_denied: "You cancelled the Google sign-in. Nothing was connected.",
     state_unknown: "This sign-in was already completed or is unknown. Please start again with “Sign in with Google”.",
@@ -23,25 +21,6 @@
   };
   const STATUS_ICON = { connected: "✔", needs_reauth: "⚠", error: "✖" };
 
-  const $ = (id) => document.getElementById(id);
-
-  function takeTokenFromFragment() {
-    const params = new URLSearchParams(location.hash.slice(1));
-    const token = params.get("token");
-    if (token) {
-      sessionStorage.setItem(TOKEN_KEY, token);
-      history.replaceState(null, "", location.pathname + location.search);
-    }
-    return sessionStorage.getItem(TOKEN_KEY);
-  }
-
-  function notice(kind, text) {
-    const box = $("notice");
-    box.className = kind;
-    box.textContent = text;
-    box.hidden = false;
-  }
-
   function readCallbackOutcome() {
     const params = new URLSearchParams(location.search);
     if (params.has("error")) {
@@ -52,29 +31,6 @@
     if (params.has("error") || params.has("connected")) {
       history.replaceState(null, "", location.pathname);
     }
-  }
-
-  async function api(method, path, body) {
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    const response = await fetch(path, {
-      method,
-      credentials: "same-origin",
-      headers: Object.assign(
-        { Authorization: "Bearer " + token, Accept: "application/json" },
-        body ? { "Content-Type": "application/json" } : {}
-      ),
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    if (!response.ok) {
-      let detail = "The request failed (" + response.status + ").";
-      try {
-        const problem = await response.json();
-        detail = problem.detail || problem.title || problem.message || detail;
-      } catch (_) { /* not JSON */ }
-      if (response.status === 401) detail = "Your session has ended. Open this page from the CRM again.";
-      throw new Error(detail);
-    }
-    return response.status === 204 ? null : response.json();
   }
 
   function render(items) {
@@ -141,10 +97,9 @@
 
   $("sign-in-google").addEventListener("click", () => signIn());
   readCallbackOutcome();
-  if (!takeTokenFromFragment()) {
+  if (!requireSession()) {
     $("loading").hidden = true;
     $("sign-in-google").disabled = true;
-    notice("error", "No CRM session: open this page from the CRM (or from the link `make dev` prints).");
   } else {
     load();
   }
