@@ -125,3 +125,52 @@ class CalendarRef:
 class CalendarSettings:
     linked: CalendarRef | None
     preferences: SyncPreferences
+
+
+class AppointmentStatus(StrEnum):
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class EventLink:
+    """Where an appointment's twin lives at the provider."""
+
+    connection_id: str
+    calendar_id: str
+    event_id: str
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class Appointment:
+    tenant_id: str
+    user_id: str
+    appointment_id: str
+    title: str
+    start: datetime
+    end: datetime
+    time_zone: str
+    status: AppointmentStatus
+    contact_id: str | None
+    attendees: tuple[str, ...]
+    location: str | None
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+    revision: int
+    link: EventLink | None
+    pushed_revision: int
+    push_error: str | None
+
+    @property
+    def principal(self) -> Principal:
+        return Principal(self.tenant_id, self.user_id)
+
+    @property
+    def sync_state(self) -> str:
+        """``synced``: the linked calendar has this revision; ``pending``: a push is due;
+        ``error``: the last push failed for good (``push_error`` says why)."""
+        if self.push_error:
+            return "error"
+        return "synced" if self.pushed_revision >= self.revision else "pending"

@@ -239,6 +239,86 @@ def test_calendar_settings_over_http(alice: Browser, stack) -> None:
     assert alice.api("GET", "/v1/settings/calendar").json()["linked_calendar"]["calendar_id"] == team["calendar_id"]
 
 
+def test_an_appointment_booked_in_the_crm_lands_in_the_linked_google_calendar(
+    alice: Browser, mallory: Browser, stack
+) -> None:
+    alice.connect("grace@example.org")
+    stack.drain()
+    primary = next(c for c in alice.api("GET", "/v1/calendars").json()["items"] if c["primary"])
+    linked = alice.api(
+        "PUT",
+        "/v1/settings/linked-calendar",
+        json={"connection_id": primary["connection_id"], "calendar_id": primary["calendar_id"]},
+    )
+    assert linked.status_code == 200
+
+    created = alice.api(
+        "POST",
+        "/v1/appointments",
+        json={
+            "title": "Demo with Grace",
+            "start": "2026-12-03T15:00:00+01:00",
+            "end": "2026-12-03T15:45:00+01:00",
+            "time_zone": "Europe/Paris",
+            "attendees": ["client@example.net"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    appointment = created.json()
+    assert appointment["sync_state"] == "pending"
+    stack.drain()
+
+    synced = alice.api("GET", f"/v1/appointments/{appointment['id']}").json()
+    assert synced["sync_state"] == "synced"
+    event_id = synced["calendar_event"]["event_id"]
+    events = requests.get(
+        f"{stack.google.base_url}/_emulator/calendar/events",
+        params={"email": "grace@example.org", "calendarId": primary["calendar_id"]},
+        timeout=10,
+    ).json()
+    (event,) = [e for e in events if e["id"] == event_id]
+    assert event["summary"] == "Demo with Grace"
+    assert [a["email"] for a in event["attendees"]] == ["client@example.net"]
+
+    assert mallory.api("GET", f"/v1/appointments/{appointment['id']}").status_code == 404
+    assert alice.api("DELETE", f"/v1/appointments/{appointment['id']}").json()["status"] == "cancelled"
+    stack.drain()
+    events = requests.get(
+        f"{stack.google.base_url}/_emulator/calendar/events",
+        params={"email": "grace@example.org", "calendarId": primary["calendar_id"]},
+        timeout=10,
+    ).json()
+    assert [e["status"] for e in events if e["id"] == event_id] == ["cancelled"]
+
+
+def test_invalid_appointments_are_problem_documents(alice: Browser) -> None:
+    backwards = alice.api(
+        "POST",
+        "/v1/appointments",
+        json={"title": "x", "start": "2026-12-03T15:00:00Z", "end": "2026-12-03T14:00:00Z", "time_zone": "UTC"},
+    )
+    assert backwards.status_code == 422
+    assert "end must be after start" in backwards.json()["detail"]
+    naive = alice.api(
+        "POST",
+        "/v1/appointments",
+        json={"title": "x", "start": "2026-12-03T15:00:00", "end": "2026-12-03T16:00:00", "time_zone": "UTC"},
+    )
+    assert naive.status_code == 422
+    zone = alice.api(
+        "POST",
+        "/v1/appointments",
+        json={
+            "title": "x",
+            "start": "2026-12-03T15:00:00Z",
+            "end": "2026-12-03T16:00:00Z",
+            "time_zone": "Nowhere/City",
+        },
+    )
+    assert zone.status_code == 422
+    assert zone.json()["type"] == "urn:crmsync:problem:unprocessable"
+
+
 def test_a_malformed_queue_message_is_rejected_with_a_logged_reason(stack) -> None:
     sqs = stack.aws_client("sqs")
     queue_url = stack.function_environment("SyncWorkerFunction")["SYNC_QUEUE_URL"]

@@ -9,10 +9,16 @@ import pytest
 import requests
 
 from crmsync.config import Settings
+from crmsync.dal.appointments import AppointmentStore
+from crmsync.dal.connections import ConnectionStore
+from crmsync.dal.settings import SettingsStore
+from crmsync.logic.appointments import Appointments
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import build_calendar_settings, build_calendars, build_integrations
+from crmsync.logic.wiring import build_calendar_settings, build_calendars, build_integrations, client_secret_reader
+from crmsync.models import bind_tables
+from crmsync.providers.google.calendar import GoogleCalendar
 from crmsync.security.tokens import TokenCipher
 
 
@@ -90,3 +96,49 @@ def calendars(service_env: dict[str, str]) -> Calendars:
 @pytest.fixture
 def calendar_settings(service_env: dict[str, str]) -> CalendarSettingsService:
     return build_calendar_settings(Settings.from_env(service_env))
+
+
+class RecordingQueue:
+    """Stands in for the sync queue in in-process tests: keeps what was sent, so the test
+    plays the worker (the e2e tests use the real queue and worker)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send(self, message: Any) -> None:
+        self.sent.append(message)
+
+    def take(self) -> list[Any]:
+        taken, self.sent = self.sent, []
+        return taken
+
+
+@pytest.fixture
+def recorded() -> RecordingQueue:
+    return RecordingQueue()
+
+
+@pytest.fixture
+def make_appointments(service_env: dict[str, str], recorded: RecordingQueue) -> Callable[..., Appointments]:
+    """Appointments wired like production, but with the recording queue and, optionally, a
+    wrapper around the real Google Calendar adapter (to inject failures)."""
+
+    def make(wrap: Callable[[Any], Any] | None = None) -> Appointments:
+        settings = Settings.from_env(service_env)
+        bind_tables(connections_table=settings.connections_table, oauth_states_table=settings.oauth_states_table)
+        secret = client_secret_reader(settings.google.client_secret_arn)
+
+        def writer(refresh_token: str) -> Any:
+            adapter = GoogleCalendar(settings.google, refresh_token, secret)
+            return wrap(adapter) if wrap else adapter
+
+        return Appointments(
+            store=AppointmentStore(),
+            settings=SettingsStore(),
+            connections=ConnectionStore(),
+            cipher=TokenCipher(settings.token_key_id),
+            writer=writer,
+            queue=recorded,  # type: ignore[arg-type]
+        )
+
+    return make

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from crmsync.domain import ConnectedCalendar, Connection, SyncPreferences
+from crmsync.domain import Appointment, ConnectedCalendar, Connection, SyncPreferences
 
 Feature = Literal["calendar", "email", "contacts"]
 
@@ -145,6 +145,95 @@ class CalendarSettingsOut(BaseModel):
             conflict_calendars=[CalendarOut.of(c) for c in view.conflict_calendars],
             sync_preferences=SyncPreferencesOut.of(view.settings.preferences),
         )
+
+
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)]
+
+
+class AppointmentIn(BaseModel):
+    """A new appointment. Times carry their UTC offset; ``time_zone`` is the IANA zone it is
+    shown in (and kept in across DST)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=500)
+    start: AwareDatetime
+    end: AwareDatetime
+    time_zone: str = Field(min_length=1, max_length=64)
+    contact_id: str | None = Field(default=None, max_length=128)
+    attendees: list[Email] = Field(default_factory=list, max_length=100)
+    location: str | None = Field(default=None, max_length=1000)
+    description: str | None = Field(default=None, max_length=8000)
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> AppointmentIn:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class AppointmentPatch(BaseModel):
+    """Only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    time_zone: str | None = Field(default=None, min_length=1, max_length=64)
+    contact_id: str | None = Field(default=None, max_length=128)
+    attendees: list[Email] | None = Field(default=None, max_length=100)
+    location: str | None = Field(default=None, max_length=1000)
+    description: str | None = Field(default=None, max_length=8000)
+
+
+class AppointmentOut(BaseModel):
+    id: str
+    title: str
+    start: datetime
+    end: datetime
+    time_zone: str
+    status: str
+    contact_id: str | None
+    attendees: list[str]
+    location: str | None
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+    revision: int
+    #: ``synced`` (the linked calendar has this revision), ``pending`` or ``error``.
+    sync_state: str
+    sync_error: str | None
+    calendar_event: dict[str, str] | None
+
+    @classmethod
+    def of(cls, a: Appointment) -> AppointmentOut:
+        return cls(
+            id=a.appointment_id,
+            title=a.title,
+            start=a.start,
+            end=a.end,
+            time_zone=a.time_zone,
+            status=a.status.value,
+            contact_id=a.contact_id,
+            attendees=list(a.attendees),
+            location=a.location,
+            description=a.description,
+            created_at=a.created_at,
+            updated_at=a.updated_at,
+            revision=a.revision,
+            sync_state=a.sync_state,
+            sync_error=a.push_error,
+            calendar_event=(
+                {"connection_id": a.link.connection_id, "calendar_id": a.link.calendar_id, "event_id": a.link.event_id}
+                if a.link
+                else None
+            ),
+        )
+
+
+class AppointmentList(BaseModel):
+    items: list[AppointmentOut]
 
 
 if TYPE_CHECKING:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from crmsync.dal.calendars import CalendarStore
@@ -26,10 +27,19 @@ class CalendarSettingsView:
 
 
 class CalendarSettingsService:
-    def __init__(self, *, connections: ConnectionStore, calendars: CalendarStore, settings: SettingsStore) -> None:
+    def __init__(
+        self,
+        *,
+        connections: ConnectionStore,
+        calendars: CalendarStore,
+        settings: SettingsStore,
+        on_linked: Callable[[Principal, int], object] | None = None,
+    ) -> None:
+        """``on_linked(principal, days_back)``: bring a newly linked calendar up to date."""
         self._connections = connections
         self._calendars = calendars
         self._settings = settings
+        self._on_linked = on_linked
 
     def view(self, principal: Principal) -> CalendarSettingsView:
         settings = self._settings.get(principal)
@@ -52,8 +62,11 @@ class CalendarSettingsService:
         connection = self._connections.get(principal, ref.connection_id)
         if connection is None or connection.status is not ConnectionStatus.CONNECTED:
             raise Unprocessable(f"The account {calendar.account_email} must be connected again first.")
-        self._settings.save(principal, replace(self._settings.get(principal), linked=ref))
+        current = self._settings.get(principal)
+        self._settings.save(principal, replace(current, linked=ref))
         self._calendars.set_conflict(principal, {_pair(c) for c in calendars if c.conflict} | {_pair(calendar)})
+        if self._on_linked is not None and current.linked != ref:
+            self._on_linked(principal, current.preferences.window_days_back)
         return self.view(principal)
 
     def unlink(self, principal: Principal) -> CalendarSettingsView:

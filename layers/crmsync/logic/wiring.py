@@ -6,10 +6,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from crmsync.config import Settings
+from crmsync.dal.appointments import AppointmentStore
 from crmsync.dal.calendars import CalendarStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.oauth_states import OAuthStateStore
 from crmsync.dal.settings import SettingsStore
+from crmsync.logic.appointments import Appointments
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Counter, Integrations
@@ -47,9 +49,27 @@ def build_calendars(settings: Settings) -> Calendars:
     )
 
 
+def build_appointments(settings: Settings) -> Appointments:
+    _bind(settings)
+    secret = client_secret_reader(settings.google.client_secret_arn)
+    return Appointments(
+        store=AppointmentStore(),
+        settings=SettingsStore(),
+        connections=ConnectionStore(),
+        cipher=TokenCipher(settings.token_key_id),
+        writer=lambda refresh_token: GoogleCalendar(settings.google, refresh_token, secret),
+        queue=SyncQueue(settings.sync_queue_url),
+    )
+
+
 def build_calendar_settings(settings: Settings) -> CalendarSettingsService:
     _bind(settings)
-    return CalendarSettingsService(connections=ConnectionStore(), calendars=CalendarStore(), settings=SettingsStore())
+    return CalendarSettingsService(
+        connections=ConnectionStore(),
+        calendars=CalendarStore(),
+        settings=SettingsStore(),
+        on_linked=build_appointments(settings).enqueue_pending,
+    )
 
 
 def build_integrations(settings: Settings, counter: Counter | None = None) -> Integrations:

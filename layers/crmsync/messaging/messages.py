@@ -33,5 +33,29 @@ class ConnectionCheck(BaseModel):
         return sha256_hex(self.model_dump_json())[:64]
 
 
-SyncMessage = Annotated[ConnectionCheck, Field(discriminator="kind")]
+class AppointmentPush(BaseModel):
+    """Bring the linked calendar up to ``revision`` of the appointment (F3)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["appointment.push"] = "appointment.push"
+    tenant_id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(min_length=1, max_length=128)
+    appointment_id: str = Field(min_length=1, max_length=128)
+    revision: int = Field(ge=1)
+    #: Distinguishes pushes of one revision made for different reasons (e.g. a newly linked
+    #: calendar), which the FIFO queue would otherwise drop as duplicates.
+    occasion: str = Field(default="", max_length=256)
+
+    @property
+    def group_id(self) -> str:
+        # One user's appointments go to one linked calendar: push them one at a time.
+        return f"{self.tenant_id}#{self.user_id}#appointments"
+
+    @property
+    def deduplication_id(self) -> str:
+        return sha256_hex(self.model_dump_json())[:64]
+
+
+SyncMessage = Annotated[ConnectionCheck | AppointmentPush, Field(discriminator="kind")]
 sync_message_adapter: TypeAdapter[SyncMessage] = TypeAdapter(SyncMessage)

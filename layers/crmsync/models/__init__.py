@@ -5,18 +5,28 @@ Key rule: every user-owned item's partition key starts with the tenant and the u
 addressed only by the hash of an unguessable value and carrying its owner inside.
 """
 
+from crmsync.models.appointment import AppointmentItem
 from crmsync.models.calendar import CalendarItem
 from crmsync.models.connection import ConnectionItem
 from crmsync.models.keys import user_pk
 from crmsync.models.oauth_state import OAuthStateItem
 from crmsync.models.settings import CalendarSettingsItem
 
-__all__ = ["CalendarItem", "CalendarSettingsItem", "ConnectionItem", "OAuthStateItem", "bind_tables", "user_pk"]
+__all__ = [
+    "AppointmentItem",
+    "CalendarItem",
+    "CalendarSettingsItem",
+    "ConnectionItem",
+    "OAuthStateItem",
+    "bind_tables",
+    "user_pk",
+]
 
 
 def bind_tables(*, connections_table: str, oauth_states_table: str) -> None:
     """Point the models at their tables (PynamoDB reconnects when the name changes)."""
     ConnectionItem.Meta.table_name = connections_table
     CalendarItem.Meta.table_name = connections_table
+    AppointmentItem.Meta.table_name = connections_table
     CalendarSettingsItem.Meta.table_name = connections_table
     OAuthStateItem.Meta.table_name = oauth_states_table

@@ -17,10 +17,11 @@ from pydantic import ValidationError
 from crmsync.config import get_settings
 from crmsync.domain import ConnectionStatus, Principal
 from crmsync.errors import ProviderError
+from crmsync.logic.appointments import Appointments
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import build_calendars, build_integrations
-from crmsync.messaging.messages import ConnectionCheck, sync_message_adapter
+from crmsync.logic.wiring import build_appointments, build_calendars, build_integrations
+from crmsync.messaging.messages import AppointmentPush, ConnectionCheck, sync_message_adapter
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,24 @@ def handle_record(record: SQSRecord) -> str:
 
 
 @lru_cache(maxsize=1)
+def appointments() -> Appointments:
+    return build_appointments(get_settings())
+
+
+@lru_cache(maxsize=1)
 def calendars() -> Calendars:
     return build_calendars(get_settings())
 
 
-def run(message: ConnectionCheck) -> str:
+def run(message: ConnectionCheck | AppointmentPush) -> str:
+    if isinstance(message, AppointmentPush):
+        outcome = appointments().push(message)
+        log.info("appointment pushed", extra={"appointment_id": message.appointment_id, "outcome": outcome})
+        return outcome
+    return check(message)
+
+
+def check(message: ConnectionCheck) -> str:
     """Check the grant; when it works, refresh the account's calendar list (F2)."""
     status = integrations().check_connection(message)
     outcome = status.value if status else "gone"

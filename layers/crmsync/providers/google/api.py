@@ -30,6 +30,15 @@ class SyncTokenInvalid(ProviderError):
         super().__init__(detail, retryable=False, status=410)
 
 
+class ProviderDuplicate(ProviderError):
+    """The id is taken (Calendar 409 ``duplicate``): e.g. a retried insert that had succeeded."""
+
+    slug = "provider-duplicate"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, retryable=False, status=409)
+
+
 class ProviderNotFound(ProviderError):
     slug = "provider-not-found"
 
@@ -79,10 +88,12 @@ def google_errors(what: str) -> Iterator[None]:
     except HttpError as error:
         status = int(error.status_code or 0)
         reason = _reason(error)
-        if status == 410:
+        if status == 410 and (reason == "fullSyncRequired" or what.endswith(".list")):
             raise SyncTokenInvalid() from None
-        if status == 404:
+        if status in (404, 410):  # 410 "deleted": the resource is gone
             raise ProviderNotFound(f"{what}: not found at Google.") from None
+        if status == 409:
+            raise ProviderDuplicate(f"{what}: the id is already used at Google.") from None
         retryable = status in (429, 500, 502, 503, 504) or (status == 403 and reason in _RETRYABLE_REASONS)
         raise ProviderError(
             f"{what}: Google answered {status}{' ' + reason if reason else ''}.", retryable=retryable, status=status

@@ -58,3 +58,20 @@ class GoogleCalendar:
             page_token = page.get("nextPageToken")
             if not page_token:
                 return calendars
+
+    # ------------------------------------------------------------------ events
+    def insert_event(self, calendar_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        with google_errors("events.insert"):
+            return dict(self._service.events().insert(calendarId=calendar_id, body=body).execute(num_retries=0))
+
+    def update_event(self, calendar_id: str, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        with google_errors("events.update"):
+            return dict(
+                self._service.events()
+                .update(calendarId=calendar_id, eventId=event_id, body=body)
+                .execute(num_retries=0)
+            )
+
+    def delete_event(self, calendar_id: str, event_id: str) -> None:
+        with google_errors("events.delete"):
+            self._service.events().delete(calendarId=calendar_id, eventId=event_id).execute(num_retries=0)

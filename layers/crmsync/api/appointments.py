@@ -1,0 +1,73 @@
+"""Routes of /v1/appointments: the CRM side of F3 (each change is pushed to the linked calendar)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from crmsync.api.http import json_response, principal_of
+from crmsync.api.schemas import AppointmentIn, AppointmentList, AppointmentOut, AppointmentPatch
+from crmsync.config import get_settings
+from crmsync.dal.appointments import AppointmentFields
+from crmsync.logic.appointments import Appointments
+from crmsync.logic.wiring import build_appointments
+
+router = APIGatewayHttpRouter()
+
+
+@lru_cache(maxsize=1)
+def appointments() -> Appointments:
+    return build_appointments(get_settings())
+
+
+def _one(status: int, appointment: object) -> Response[str]:
+    return json_response(status, AppointmentOut.of(appointment).model_dump_json())  # type: ignore[arg-type]
+
+
+@router.post("/v1/appointments")
+def create_appointment(body: Annotated[AppointmentIn, Body()]) -> Response[str]:
+    principal = principal_of(router.current_event, get_settings())
+    fields = AppointmentFields(
+        title=body.title,
+        start=body.start,
+        end=body.end,
+        time_zone=body.time_zone,
+        contact_id=body.contact_id,
+        attendees=tuple(body.attendees),
+        location=body.location,
+        description=body.description,
+    )
+    return _one(201, appointments().create(principal, fields))
+
+
+@router.get("/v1/appointments")
+def list_appointments(
+    start: Annotated[datetime | None, Query()] = None, end: Annotated[datetime | None, Query()] = None
+) -> Response[str]:
+    principal = principal_of(router.current_event, get_settings())
+    items = [AppointmentOut.of(a) for a in appointments().between(principal, start, end)]
+    return json_response(200, AppointmentList(items=items).model_dump_json())
+
+
+@router.get("/v1/appointments/<appointment_id>")
+def get_appointment(appointment_id: str) -> Response[str]:
+    return _one(200, appointments().get(principal_of(router.current_event, get_settings()), appointment_id))
+
+
+@router.patch("/v1/appointments/<appointment_id>")
+def patch_appointment(appointment_id: str, body: Annotated[AppointmentPatch, Body()]) -> Response[str]:
+    principal = principal_of(router.current_event, get_settings())
+    changes = body.model_dump(exclude_unset=True)
+    if "attendees" in changes:
+        changes["attendees"] = tuple(changes["attendees"] or ())
+    return _one(200, appointments().change(principal, appointment_id, **changes))
+
+
+@router.delete("/v1/appointments/<appointment_id>")
+def cancel_appointment(appointment_id: str) -> Response[str]:
+    return _one(200, appointments().cancel(principal_of(router.current_event, get_settings()), appointment_id))

@@ -1,0 +1,178 @@
+"""Appointments (the CRM side of F3), under the user's partition."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pynamodb.attributes import UnicodeAttribute
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.expressions.update import Action
+
+from crmsync.domain import Appointment, AppointmentStatus, EventLink, Principal
+from crmsync.errors import Conflict
+from crmsync.models.appointment import APPOINTMENT_SK_PREFIX, AppointmentItem
+from crmsync.models.keys import check_id, user_pk
+
+
+@dataclass(frozen=True)
+class AppointmentFields:
+    """What the CRM user sets; everything else is bookkeeping."""
+
+    title: str
+    start: datetime
+    end: datetime
+    time_zone: str
+    contact_id: str | None = None
+    attendees: tuple[str, ...] = ()
+    location: str | None = None
+    description: str | None = None
+
+
+def _to_domain(item: AppointmentItem) -> Appointment:
+    link = (
+        EventLink(item.link_connection_id, item.link_calendar_id, item.link_event_id, item.link_etag)
+        if item.link_connection_id and item.link_calendar_id and item.link_event_id
+        else None
+    )
+    return Appointment(
+        tenant_id=item.tenant_id,
+        user_id=item.user_id,
+        appointment_id=item.appointment_id,
+        title=item.title,
+        start=item.start,
+        end=item.end,
+        time_zone=item.time_zone,
+        status=AppointmentStatus(item.status),
+        contact_id=item.contact_id,
+        attendees=tuple(item.attendees or ()),
+        location=item.location,
+        description=item.description,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        revision=int(item.revision),
+        link=link,
+        pushed_revision=int(item.pushed_revision or 0),
+        push_error=item.push_error,
+    )
+
+
+def _conditional(exc: Exception) -> bool:
+    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+class AppointmentStore:
+    def _item(self, principal: Principal, appointment_id: str) -> AppointmentItem | None:
+        try:
+            check_id("appointment", appointment_id)
+            return AppointmentItem.get(
+                user_pk(principal.tenant_id, principal.user_id),
+                APPOINTMENT_SK_PREFIX + appointment_id,
+                consistent_read=True,
+            )
+        except (DoesNotExist, ValueError):
+            return None
+
+    def get(self, principal: Principal, appointment_id: str) -> Appointment | None:
+        item = self._item(principal, appointment_id)
+        return _to_domain(item) if item else None
+
+    def create(self, principal: Principal, appointment_id: str, fields: AppointmentFields) -> Appointment:
+        now = datetime.now(UTC)
+        item = AppointmentItem(
+            user_pk(principal.tenant_id, principal.user_id),
+            APPOINTMENT_SK_PREFIX + appointment_id,
+            tenant_id=principal.tenant_id,
+            user_id=principal.user_id,
+            appointment_id=appointment_id,
+            status=AppointmentStatus.CONFIRMED.value,
+            created_at=now,
+            revision=1,
+            pushed_revision=0,
+        )
+        _apply(item, fields, now)
+        try:
+            item.save()
+        except PutError as exc:
+            if _conditional(exc):
+                raise Conflict(f"An appointment with id {appointment_id!r} exists.") from exc
+            raise
+        return _to_domain(item)
+
+    def between(
+        self, principal: Principal, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Appointment]:
+        items = AppointmentItem.query(
+            user_pk(principal.tenant_id, principal.user_id),
+            AppointmentItem.sk.startswith(APPOINTMENT_SK_PREFIX),
+            consistent_read=True,
+        )
+        out = [_to_domain(i) for i in items]
+        if start is not None:
+            out = [a for a in out if a.end > start]
+        if end is not None:
+            out = [a for a in out if a.start < end]
+        return sorted(out, key=lambda a: (a.start, a.appointment_id))
+
+    def change(
+        self, principal: Principal, appointment_id: str, fields: AppointmentFields, status: AppointmentStatus
+    ) -> Appointment | None:
+        """A new revision of the appointment (optimistic: a concurrent change → Conflict)."""
+        item = self._item(principal, appointment_id)
+        if item is None:
+            return None
+        now = datetime.now(UTC)
+        _apply(item, fields, now)
+        item.status = status.value
+        item.revision = int(item.revision) + 1
+        item.push_error = None
+        try:
+            item.save()
+        except PutError as exc:
+            if _conditional(exc):
+                raise Conflict("The appointment changed concurrently; reload and try again.") from exc
+            raise
+        return _to_domain(item)
+
+    def record_push(
+        self, principal: Principal, appointment_id: str, revision: int, link: EventLink | None, error: str | None = None
+    ) -> bool:
+        """Note that ``revision`` reached the provider (or failed for good). Never moves back:
+        an older revision's push finishing late does not overwrite a newer one's link (the
+        same revision may be recorded again, e.g. after moving to a newly linked calendar)."""
+        item = AppointmentItem(user_pk(principal.tenant_id, principal.user_id), APPOINTMENT_SK_PREFIX + appointment_id)
+        actions: list[Action] = [
+            AppointmentItem.pushed_revision.set(revision),
+            _set_or_remove(AppointmentItem.push_error, error),
+            _set_or_remove(AppointmentItem.link_connection_id, link.connection_id if link else None),
+            _set_or_remove(AppointmentItem.link_calendar_id, link.calendar_id if link else None),
+            _set_or_remove(AppointmentItem.link_event_id, link.event_id if link else None),
+            _set_or_remove(AppointmentItem.link_etag, link.etag if link else None),
+        ]
+        try:
+            item.update(
+                actions=actions,
+                condition=AppointmentItem.sk.exists() & (AppointmentItem.pushed_revision <= revision),
+                add_version_condition=False,
+            )
+        except UpdateError as exc:
+            if _conditional(exc):
+                return False
+            raise
+        return True
+
+
+def _set_or_remove(attribute: UnicodeAttribute, value: str | None) -> Action:
+    return attribute.set(value) if value else attribute.remove()
+
+
+def _apply(item: AppointmentItem, fields: AppointmentFields, now: datetime) -> None:
+    item.title = fields.title
+    item.start = fields.start.astimezone(UTC)
+    item.end = fields.end.astimezone(UTC)
+    item.time_zone = fields.time_zone
+    item.contact_id = fields.contact_id
+    item.attendees = list(fields.attendees) or None
+    item.location = fields.location
+    item.description = fields.description
+    item.updated_at = now

@@ -1,0 +1,233 @@
+"""Appointments (the CRM side), and pushing them to the user's linked calendar (F3).
+
+Every change is stored first and pushed through the queue: the API answers at once, a
+failed push is retried, and a push of an old revision never undoes a newer one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from crmsync.dal.appointments import AppointmentFields, AppointmentStore
+from crmsync.dal.connections import ConnectionStore
+from crmsync.dal.settings import SettingsStore
+from crmsync.domain import Appointment, AppointmentStatus, ConnectionStatus, EventLink, Principal, SyncDirection
+from crmsync.errors import NotFound, ProviderError, ReauthorizationRequired, Unprocessable
+from crmsync.messaging.messages import AppointmentPush
+from crmsync.messaging.queue import SyncQueue
+from crmsync.providers.google.api import ProviderDuplicate, ProviderNotFound
+from crmsync.providers.google.events import event_body, event_id_for
+from crmsync.security.tokens import TokenCipher, TokenContext
+
+log = logging.getLogger(__name__)
+
+
+class EventWriter(Protocol):
+    def insert_event(self, calendar_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def update_event(self, calendar_id: str, event_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def delete_event(self, calendar_id: str, event_id: str) -> None: ...
+
+
+class Appointments:
+    def __init__(
+        self,
+        *,
+        store: AppointmentStore,
+        settings: SettingsStore,
+        connections: ConnectionStore,
+        cipher: TokenCipher,
+        writer: Callable[[str], EventWriter],
+        queue: SyncQueue,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._connections = connections
+        self._cipher = cipher
+        self._writer = writer
+        self._queue = queue
+
+    # ------------------------------------------------------------------ the CRM side
+    def create(self, principal: Principal, fields: AppointmentFields) -> Appointment:
+        _check(fields)
+        appointment = self._store.create(principal, uuid.uuid4().hex, fields)
+        self._enqueue(appointment)
+        return appointment
+
+    def get(self, principal: Principal, appointment_id: str) -> Appointment:
+        appointment = self._store.get(principal, appointment_id)
+        if appointment is None:
+            raise NotFound(f"No appointment with id {appointment_id!r}.")
+        return appointment
+
+    def between(self, principal: Principal, start: datetime | None, end: datetime | None) -> list[Appointment]:
+        return self._store.between(principal, start, end)
+
+    def change(self, principal: Principal, appointment_id: str, **changes: Any) -> Appointment:
+        current = self.get(principal, appointment_id)
+        if current.status is AppointmentStatus.CANCELLED:
+            raise Unprocessable("A cancelled appointment cannot be changed.")
+        fields = replace(_fields_of(current), **changes)
+        _check(fields)
+        return self._commit(principal, appointment_id, fields, AppointmentStatus.CONFIRMED)
+
+    def cancel(self, principal: Principal, appointment_id: str) -> Appointment:
+        current = self.get(principal, appointment_id)
+        if current.status is AppointmentStatus.CANCELLED:
+            return current  # cancelling twice changes nothing
+        return self._commit(principal, appointment_id, _fields_of(current), AppointmentStatus.CANCELLED)
+
+    def _commit(
+        self, principal: Principal, appointment_id: str, fields: AppointmentFields, status: AppointmentStatus
+    ) -> Appointment:
+        changed = self._store.change(principal, appointment_id, fields, status)
+        if changed is None:
+            raise NotFound(f"No appointment with id {appointment_id!r}.")
+        self._enqueue(changed)
+        return changed
+
+    def _enqueue(self, appointment: Appointment, occasion: str = "") -> None:
+        try:
+            self._queue.send(
+                AppointmentPush(
+                    tenant_id=appointment.tenant_id,
+                    user_id=appointment.user_id,
+                    appointment_id=appointment.appointment_id,
+                    revision=appointment.revision,
+                    occasion=occasion,
+                )
+            )
+        except Exception:  # stored and visibly pending; the next link or change pushes it
+            log.exception("could not enqueue the appointment push")
+
+    def enqueue_pending(self, principal: Principal, days_back: int) -> int:
+        """After a calendar is linked: bring it every appointment of the sync window (those
+        never pushed, and those living in a previously linked calendar)."""
+        since = datetime.now(UTC) - timedelta(days=days_back)
+        occasion = f"linked@{datetime.now(UTC).isoformat()}"
+        appointments = [
+            a
+            for a in self._store.between(principal, since, None)
+            if a.status is AppointmentStatus.CONFIRMED or a.link is not None
+        ]
+        for appointment in appointments:
+            self._enqueue(appointment, occasion)
+        return len(appointments)
+
+    # ------------------------------------------------------------------ the push (queue worker)
+    def push(self, message: AppointmentPush) -> str:
+        """Make the linked calendar hold the appointment's current revision.
+
+        Idempotent: a duplicated or stale message finds nothing to do. Raises on retryable
+        provider errors (the queue retries); records a permanent failure on the appointment.
+        """
+        principal = Principal(message.tenant_id, message.user_id)
+        appointment = self._store.get(principal, message.appointment_id)
+        if appointment is None:
+            return "gone"
+        settings = self._settings.get(principal)
+        target = settings.linked if settings.preferences.direction is not SyncDirection.CALENDAR_TO_CRM else None
+        if target is None:
+            return "not_linked"  # stays pending; linking a calendar pushes it
+        in_target = appointment.link is not None and (appointment.link.connection_id, appointment.link.calendar_id) == (
+            target.connection_id,
+            target.calendar_id,
+        )
+        settled = in_target or (appointment.link is None and appointment.status is AppointmentStatus.CANCELLED)
+        if appointment.pushed_revision >= appointment.revision and settled:
+            return "up_to_date"
+        writer = self._writer_for(principal, target.connection_id)
+        if writer is None:
+            return "waiting_for_reauth"
+        try:
+            link = self._apply(writer, appointment, target.connection_id, target.calendar_id)
+        except ReauthorizationRequired:
+            stored = self._connections.get_stored(principal, target.connection_id)
+            if stored is not None:
+                self._connections.set_status(
+                    principal,
+                    target.connection_id,
+                    ConnectionStatus.NEEDS_REAUTH,
+                    "invalid_grant",
+                    version=stored.version,
+                )
+            return "waiting_for_reauth"
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            self._store.record_push(
+                principal, appointment.appointment_id, appointment.revision, appointment.link, exc.detail
+            )
+            return "failed"
+        self._store.record_push(principal, appointment.appointment_id, appointment.revision, link)
+        return "deleted" if link is None else "pushed"
+
+    def _apply(
+        self, writer: EventWriter, appointment: Appointment, connection_id: str, calendar_id: str
+    ) -> EventLink | None:
+        old = appointment.link
+        if old and (old.connection_id, old.calendar_id) != (connection_id, calendar_id):
+            # The user linked another calendar: the event moves there.
+            old_writer = self._writer_for(appointment.principal, old.connection_id)
+            if old_writer is not None:
+                _delete_quietly(old_writer, old.calendar_id, old.event_id)
+            old = None
+        if appointment.status is AppointmentStatus.CANCELLED:
+            if old:
+                _delete_quietly(writer, calendar_id, old.event_id)
+            return None
+        body = event_body(appointment)
+        if old is None:
+            try:
+                event = writer.insert_event(calendar_id, body)
+            except ProviderDuplicate:
+                # Our earlier insert succeeded but its answer was lost: update that event.
+                event = writer.update_event(calendar_id, event_id_for(appointment.appointment_id), body)
+        else:
+            event = writer.update_event(calendar_id, old.event_id, body)
+        return EventLink(connection_id, calendar_id, str(event["id"]), event.get("etag"))
+
+    def _writer_for(self, principal: Principal, connection_id: str) -> EventWriter | None:
+        stored = self._connections.get_stored(principal, connection_id)
+        if stored is None or stored.connection.status is not ConnectionStatus.CONNECTED:
+            return None
+        token = self._cipher.decrypt(
+            stored.refresh_token_ciphertext, TokenContext(principal.tenant_id, principal.user_id, connection_id)
+        )
+        return self._writer(token)
+
+
+def _delete_quietly(writer: EventWriter, calendar_id: str, event_id: str) -> None:
+    with contextlib.suppress(ProviderNotFound):  # already gone: that is what we wanted
+        writer.delete_event(calendar_id, event_id)
+
+
+def _fields_of(a: Appointment) -> AppointmentFields:
+    return AppointmentFields(
+        title=a.title,
+        start=a.start,
+        end=a.end,
+        time_zone=a.time_zone,
+        contact_id=a.contact_id,
+        attendees=a.attendees,
+        location=a.location,
+        description=a.description,
+    )
+
+
+def _check(fields: AppointmentFields) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if fields.end <= fields.start:
+        raise Unprocessable("An appointment must end after it starts.")
+    if fields.end - fields.start > timedelta(days=14):
+        raise Unprocessable("An appointment may last at most 14 days.")
+    try:
+        ZoneInfo(fields.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Unprocessable(f"Unknown time zone {fields.time_zone!r}.") from None

@@ -1,0 +1,48 @@
+"""A CRM appointment, and its link to the event pushed to the linked calendar (F3)."""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    ListAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.models import Model
+
+APPOINTMENT_SK_PREFIX = "APPT#"
+
+
+class AppointmentItem(Model):
+    """Lives in the connections table, in the user's partition (sk ``APPT#<id>``)."""
+
+    class Meta:
+        table_name: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    tenant_id = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    appointment_id = UnicodeAttribute()
+    title = UnicodeAttribute()
+    start = UTCDateTimeAttribute()
+    end = UTCDateTimeAttribute()
+    time_zone = UnicodeAttribute()
+    status = UnicodeAttribute()
+    contact_id = UnicodeAttribute(null=True)
+    attendees: ListAttribute[str] = ListAttribute(null=True)
+    location = UnicodeAttribute(null=True)
+    description = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    #: Bumped on every change of the appointment itself (not of its link).
+    revision = NumberAttribute(default=1)
+    # The provider twin, once pushed.
+    link_connection_id = UnicodeAttribute(null=True)
+    link_calendar_id = UnicodeAttribute(null=True)
+    link_event_id = UnicodeAttribute(null=True)
+    link_etag = UnicodeAttribute(null=True)
+    pushed_revision = NumberAttribute(default=0)
+    push_error = UnicodeAttribute(null=True)
+    version = VersionAttribute()

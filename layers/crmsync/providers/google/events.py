@@ -1,0 +1,52 @@
+"""Calendar event bodies for CRM appointments, and the event ids derived from them."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from crmsync.domain import Appointment
+
+#: Keys of ``extendedProperties.private`` that mark an event as ours (echo recognition).
+PROP_APPOINTMENT = "crmAppointmentId"
+PROP_TENANT = "crmTenantId"
+PROP_REVISION = "crmRevision"
+
+
+def event_id_for(appointment_id: str) -> str:
+    """Google lets clients choose event ids (base32hex: a–v, 0–9; 5–1024 characters). Deriving
+    it from the appointment id makes a retried insert after a timeout hit the same event
+    (409) instead of creating a second one."""
+    event_id = "crm" + appointment_id.lower()
+    if not (5 <= len(event_id) <= 1024) or any(ch not in "0123456789abcdefghijklmnopqrstuv" for ch in event_id):
+        raise ValueError("appointment ids must be hex")
+    return event_id
+
+
+def event_body(appointment: Appointment) -> dict[str, Any]:
+    """The event as the CRM wants it; our ids ride in private extended properties."""
+    body: dict[str, Any] = {
+        "id": event_id_for(appointment.appointment_id),
+        "summary": appointment.title,
+        "start": {"dateTime": _rfc3339(appointment.start), "timeZone": appointment.time_zone},
+        "end": {"dateTime": _rfc3339(appointment.end), "timeZone": appointment.time_zone},
+        "status": "confirmed",
+        "extendedProperties": {
+            "private": {
+                PROP_APPOINTMENT: appointment.appointment_id,
+                PROP_TENANT: appointment.tenant_id,
+                PROP_REVISION: str(appointment.revision),
+            }
+        },
+    }
+    if appointment.location:
+        body["location"] = appointment.location
+    if appointment.description:
+        body["description"] = appointment.description
+    if appointment.attendees:
+        body["attendees"] = [{"email": email} for email in appointment.attendees]
+    return body
+
+
+def _rfc3339(moment: Any) -> str:
+    return str(moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))

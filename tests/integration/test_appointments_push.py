@@ -1,0 +1,221 @@
+"""F3: appointments created, moved and cancelled in the CRM reach the linked calendar —
+through the real Google client against the emulator, with the worker's push played here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+
+from crmsync.dal.appointments import AppointmentFields
+from crmsync.domain import CalendarRef, ExternalDeletion, Principal, SyncDirection, SyncPreferences
+from crmsync.errors import ProviderError, Unprocessable
+from crmsync.logic.appointments import Appointments
+from crmsync.logic.calendar_settings import CalendarSettingsService
+from crmsync.logic.calendars import Calendars
+from crmsync.logic.integrations import Integrations
+from crmsync.providers.google.events import PROP_APPOINTMENT, event_id_for
+from tests.integration.conftest import RecordingQueue
+from tests.integration.test_connected_calendars import connect
+
+pytestmark = pytest.mark.integration
+
+ALICE = Principal("tenant-a", "alice")
+START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def fields(title: str = "Intro call", hours: int = 1) -> AppointmentFields:
+    return AppointmentFields(title=title, start=START, end=START + timedelta(hours=hours), time_zone="Europe/Berlin")
+
+
+class Google:
+    """The CRM's events in the user's Google calendar, read through the emulator's control API."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.email = f"user-{uuid.uuid4().hex[:10]}@example.com"  # a fresh account per test
+
+    def add_calendar(self, summary: str) -> None:
+        requests.post(
+            f"{self.base_url}/_emulator/calendar/calendars", json={"email": self.email, "summary": summary}, timeout=10
+        ).raise_for_status()
+
+    def events(self, calendar_id: str) -> list[dict[str, Any]]:
+        answer = requests.get(
+            f"{self.base_url}/_emulator/calendar/events",
+            params={"email": self.email, "calendarId": calendar_id},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return [e for e in answer.json() if e.get("status") != "cancelled"]
+
+
+@pytest.fixture
+def google(stack) -> Google:
+    return Google(stack.google.base_url)
+
+
+@pytest.fixture
+def setup(integrations: Integrations, calendars: Calendars, google: Google) -> dict[str, Any]:
+    connection_id = connect(integrations, ALICE, google.email, typed=True)
+    google.add_calendar("Team")
+    listed = calendars.refresh(ALICE, connection_id) or []
+    team = next(c for c in listed if c.name == "Team")
+    primary = next(c for c in listed if c.primary)
+    return {"connection": connection_id, "team": team.calendar_id, "primary": primary.calendar_id}
+
+
+def settings_service(service_env, appointments: Appointments) -> CalendarSettingsService:
+    from crmsync.dal.calendars import CalendarStore
+    from crmsync.dal.connections import ConnectionStore
+    from crmsync.dal.settings import SettingsStore
+
+    return CalendarSettingsService(
+        connections=ConnectionStore(),
+        calendars=CalendarStore(),
+        settings=SettingsStore(),
+        on_linked=appointments.enqueue_pending,
+    )
+
+
+def work(appointments: Appointments, queue: RecordingQueue) -> list[str]:
+    """Play the sync worker: run every message sent so far."""
+    return [appointments.push(m) for m in queue.take()]
+
+
+def test_an_appointment_waits_for_a_linked_calendar_then_is_pushed(
+    setup, make_appointments, recorded: RecordingQueue, google: Google, service_env
+) -> None:
+    appointments = make_appointments()
+    created = appointments.create(ALICE, fields())
+    assert work(appointments, recorded) == ["not_linked"]
+    assert appointments.get(ALICE, created.appointment_id).sync_state == "pending"
+
+    settings_service(service_env, appointments).link(ALICE, CalendarRef(setup["connection"], setup["team"]))
+    assert work(appointments, recorded) == ["pushed"]
+
+    (event,) = google.events(setup["team"])
+    assert event["id"] == event_id_for(created.appointment_id)
+    assert event["summary"] == "Intro call"
+    assert event["extendedProperties"]["private"][PROP_APPOINTMENT] == created.appointment_id
+    assert event["start"]["timeZone"] == "Europe/Berlin"
+    synced = appointments.get(ALICE, created.appointment_id)
+    assert synced.sync_state == "synced"
+    assert synced.link is not None
+    assert synced.link.event_id == event["id"]
+
+
+@pytest.fixture
+def linked(setup, make_appointments, recorded: RecordingQueue, service_env) -> Appointments:
+    appointments = make_appointments()
+    settings_service(service_env, appointments).link(ALICE, CalendarRef(setup["connection"], setup["team"]))
+    recorded.take()
+    return appointments
+
+
+def test_moving_an_appointment_moves_the_event(setup, linked: Appointments, recorded, google: Google) -> None:
+    created = linked.create(ALICE, fields())
+    work(linked, recorded)
+    linked.change(ALICE, created.appointment_id, start=START + timedelta(hours=2), end=START + timedelta(hours=3))
+    assert work(linked, recorded) == ["pushed"]
+    (event,) = google.events(setup["team"])
+    assert event["start"]["dateTime"].startswith("2026-12-01T11:00:00")
+
+
+def test_cancelling_an_appointment_removes_the_event(setup, linked: Appointments, recorded, google: Google) -> None:
+    created = linked.create(ALICE, fields())
+    work(linked, recorded)
+    linked.cancel(ALICE, created.appointment_id)
+    assert work(linked, recorded) == ["deleted"]
+    assert google.events(setup["team"]) == []
+    assert linked.get(ALICE, created.appointment_id).link is None
+
+
+def test_a_duplicated_push_changes_nothing(setup, linked: Appointments, recorded, google: Google) -> None:
+    linked.create(ALICE, fields())
+    messages = recorded.take()
+    assert [linked.push(m) for m in messages + messages] == ["pushed", "up_to_date"]
+    assert len(google.events(setup["team"])) == 1
+
+
+class LosesTheAnswerOnce:
+    """The insert reaches Google, but its answer is lost (a timeout): the pitfall that makes
+    other products create duplicates on retry."""
+
+    def __init__(self, adapter: Any, lost: list[bool]) -> None:
+        self.adapter = adapter
+        self.lost = lost
+
+    def insert_event(self, calendar_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        created = self.adapter.insert_event(calendar_id, body)
+        if not self.lost:
+            self.lost.append(True)
+            raise ProviderError("events.insert: timed out", retryable=True)
+        return created
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.adapter, name)
+
+
+def test_a_retried_insert_after_a_timeout_makes_no_second_event(
+    setup, make_appointments, recorded: RecordingQueue, google: Google, service_env
+) -> None:
+    lost: list[bool] = []
+    appointments = make_appointments(wrap=lambda adapter: LosesTheAnswerOnce(adapter, lost))
+    settings_service(service_env, appointments).link(ALICE, CalendarRef(setup["connection"], setup["team"]))
+    recorded.take()
+    created = appointments.create(ALICE, fields())
+    (message,) = recorded.take()
+    with pytest.raises(ProviderError):
+        appointments.push(message)  # the queue will deliver it again
+    assert appointments.push(message) == "pushed"
+    assert [e["id"] for e in google.events(setup["team"])] == [event_id_for(created.appointment_id)]
+
+
+def test_rate_limits_are_retried_through_the_queue(
+    setup, linked: Appointments, recorded, google: Google, stack
+) -> None:
+    linked.create(ALICE, fields())
+    (message,) = recorded.take()
+    requests.post(
+        f"{stack.google.base_url}/_emulator/faults",
+        json={"kind": "rate_limit_429", "method": "calendar.events.insert", "email": google.email},
+        timeout=10,
+    ).raise_for_status()
+    with pytest.raises(ProviderError) as failed:
+        linked.push(message)
+    assert failed.value.retryable
+    assert linked.push(message) == "pushed"
+    assert len(google.events(setup["team"])) == 1
+
+
+def test_linking_another_calendar_moves_the_events_there(
+    setup, linked: Appointments, recorded, google: Google, service_env
+) -> None:
+    linked.create(ALICE, fields())
+    work(linked, recorded)
+    settings_service(service_env, linked).link(ALICE, CalendarRef(setup["connection"], setup["primary"]))
+    assert work(linked, recorded) == ["pushed"]
+    assert google.events(setup["team"]) == []
+    assert len(google.events(setup["primary"])) == 1
+
+
+def test_calendar_to_crm_direction_pushes_nothing(
+    setup, linked: Appointments, recorded, google: Google, service_env
+) -> None:
+    settings_service(service_env, linked).set_preferences(
+        ALICE, SyncPreferences(SyncDirection.CALENDAR_TO_CRM, ExternalDeletion.CANCEL)
+    )
+    linked.create(ALICE, fields())
+    assert work(linked, recorded) == ["not_linked"]
+    assert google.events(setup["team"]) == []
+
+
+def test_invalid_appointments_are_refused(linked: Appointments) -> None:
+    with pytest.raises(Unprocessable, match="end after"):
+        linked.create(ALICE, fields(hours=0))
+    with pytest.raises(Unprocessable, match="time zone"):
+        linked.create(ALICE, AppointmentFields("x", START, START + timedelta(hours=1), "Mars/Olympus"))
