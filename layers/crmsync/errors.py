@@ -16,6 +16,10 @@ class CrmSyncError(Exception):
         super().__init__(detail)
         self.detail = detail
 
+    def extra(self) -> dict[str, object]:
+        """Members added to the problem document (none by default)."""
+        return {}
+
 
 class NotFound(CrmSyncError):
     slug = "not-found"
@@ -33,6 +37,19 @@ class Unprocessable(CrmSyncError):
 
 class Conflict(CrmSyncError):
     slug = "conflict"
+
+
+class BookingConflict(Conflict):
+    """The requested time overlaps busy time (F5). ``conflicts``: the busy intervals."""
+
+    slug = "booking-conflict"
+
+    def __init__(self, detail: str, conflicts: list[dict[str, str]]) -> None:
+        super().__init__(detail)
+        self.conflicts = conflicts
+
+    def extra(self) -> dict[str, object]:
+        return {"conflicts": self.conflicts}
 
 
 class OAuthStateError(CrmSyncError):

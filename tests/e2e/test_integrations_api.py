@@ -291,6 +291,22 @@ def test_an_appointment_booked_in_the_crm_lands_in_the_linked_google_calendar(
     assert [e["status"] for e in events if e["id"] == event_id] == ["cancelled"]
 
 
+def test_concurrent_bookings_through_the_api_exactly_one_succeeds(alice: Browser) -> None:
+    """Threads against the local stack (several Lambda workers at once): one 201, the rest 409."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = {"title": "contested", "start": "2026-12-08T10:00:00Z", "end": "2026-12-08T11:00:00Z", "time_zone": "UTC"}
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: alice.api("POST", "/v1/appointments", json=body), range(6)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201, 409, 409, 409, 409, 409]
+    refused = next(a for a in answers if a.status_code == 409).json()
+    assert refused["type"] == "urn:crmsync:problem:booking-conflict"
+    assert refused["conflicts"] == [
+        {"start": "2026-12-08T10:00:00+00:00", "end": "2026-12-08T11:00:00+00:00", "source": "crm"}
+    ]
+
+
 def test_invalid_appointments_are_problem_documents(alice: Browser) -> None:
     backwards = alice.api(
         "POST",

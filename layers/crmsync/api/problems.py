@@ -67,4 +67,4 @@ def status_for(exc: errors.CrmSyncError) -> int:
 
 def from_error(exc: errors.CrmSyncError) -> Response:
     status = status_for(exc)
-    return problem(status, exc.detail, slug=exc.slug)
+    return problem(status, exc.detail, slug=exc.slug, extra=exc.extra() or None)

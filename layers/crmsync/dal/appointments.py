@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pynamodb.attributes import UnicodeAttribute
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
 
 from crmsync.domain import Appointment, AppointmentStatus, EventLink, Principal
-from crmsync.errors import Conflict
-from crmsync.models.appointment import APPOINTMENT_SK_PREFIX, AppointmentItem
+from crmsync.errors import BookingConflict, Conflict, NotFound
+from crmsync.models.appointment import APPOINTMENT_SK_PREFIX, SCHEDULE_SK, AppointmentItem, ScheduleItem
 from crmsync.models.keys import check_id, user_pk
 
 
@@ -57,6 +60,15 @@ def _to_domain(item: AppointmentItem) -> Appointment:
     )
 
 
+_BOOKING_ATTEMPTS = 8
+
+
+def _cancelled_by_condition(exc: TransactWriteError) -> bool:
+    reasons = getattr(exc, "cancellation_reasons", None) or []
+    codes = {getattr(r, "code", None) for r in reasons if r is not None}
+    return "ConditionalCheckFailed" in codes or exc.cause_response_code == "TransactionCanceledException"
+
+
 def _conditional(exc: Exception) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
@@ -78,26 +90,81 @@ class AppointmentStore:
         return _to_domain(item) if item else None
 
     def create(self, principal: Principal, appointment_id: str, fields: AppointmentFields) -> Appointment:
+        """Book a new appointment; refused with :class:`BookingConflict` if it overlaps."""
         now = datetime.now(UTC)
-        item = AppointmentItem(
-            user_pk(principal.tenant_id, principal.user_id),
-            APPOINTMENT_SK_PREFIX + appointment_id,
-            tenant_id=principal.tenant_id,
-            user_id=principal.user_id,
-            appointment_id=appointment_id,
-            status=AppointmentStatus.CONFIRMED.value,
-            created_at=now,
-            revision=1,
-            pushed_revision=0,
-        )
-        _apply(item, fields, now)
+
+        def build() -> AppointmentItem:
+            item = AppointmentItem(
+                user_pk(principal.tenant_id, principal.user_id),
+                APPOINTMENT_SK_PREFIX + appointment_id,
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                appointment_id=appointment_id,
+                status=AppointmentStatus.CONFIRMED.value,
+                created_at=now,
+                revision=1,
+                pushed_revision=0,
+            )
+            _apply(item, fields, now)
+            return item
+
+        return self._book(principal, appointment_id, fields, build, new=True)
+
+    def _book(
+        self,
+        principal: Principal,
+        appointment_id: str,
+        fields: AppointmentFields,
+        build: Callable[[], AppointmentItem | None],
+        *,
+        new: bool,
+    ) -> Appointment:
+        """Commit a confirmed appointment only if nothing else took its time meanwhile.
+
+        Reads the user's schedule revision, checks for overlaps, then writes the appointment
+        and the next schedule revision in one transaction conditioned on the revision read:
+        of two bookings decided on the same view, exactly one commits; the other re-reads,
+        sees the winner and is refused (F5).
+        """
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        for _ in range(_BOOKING_ATTEMPTS):
+            revision = self._schedule_revision(pk)
+            clashes = [
+                a
+                for a in self.between(principal, fields.start, fields.end)
+                if a.status is AppointmentStatus.CONFIRMED and a.appointment_id != appointment_id
+            ]
+            if clashes:
+                raise BookingConflict(
+                    "The time is already booked: "
+                    + ", ".join(f"{c.start.isoformat()}–{c.end.isoformat()}" for c in clashes)
+                    + ".",
+                    [{"start": c.start.isoformat(), "end": c.end.isoformat(), "source": "crm"} for c in clashes],
+                )
+            item = build()
+            if item is None:
+                raise NotFound(f"No appointment with id {appointment_id!r}.")
+            schedule = ScheduleItem(pk, SCHEDULE_SK)
+            try:
+                with TransactWrite(connection=Connection()) as transaction:
+                    transaction.save(item, condition=AppointmentItem.sk.does_not_exist() if new else None)
+                    transaction.update(
+                        schedule,
+                        actions=[ScheduleItem.revision.set(revision + 1)],
+                        condition=(ScheduleItem.revision == revision) if revision else ScheduleItem.sk.does_not_exist(),
+                    )
+            except TransactWriteError as exc:
+                if not _cancelled_by_condition(exc):
+                    raise
+                continue  # someone booked (or edited) meanwhile: look again
+            return _to_domain(item)
+        raise Conflict("The schedule is changing too fast; try again.")
+
+    def _schedule_revision(self, pk: str) -> int:
         try:
-            item.save()
-        except PutError as exc:
-            if _conditional(exc):
-                raise Conflict(f"An appointment with id {appointment_id!r} exists.") from exc
-            raise
-        return _to_domain(item)
+            return int(ScheduleItem.get(pk, SCHEDULE_SK, consistent_read=True).revision)
+        except DoesNotExist:
+            return 0
 
     def between(
         self, principal: Principal, start: datetime | None = None, end: datetime | None = None
@@ -117,15 +184,27 @@ class AppointmentStore:
     def change(
         self, principal: Principal, appointment_id: str, fields: AppointmentFields, status: AppointmentStatus
     ) -> Appointment | None:
-        """A new revision of the appointment (optimistic: a concurrent change → Conflict)."""
-        item = self._item(principal, appointment_id)
+        """A new revision of the appointment. A confirmed one is booked again (refused if it
+        now overlaps); a concurrent edit of the same appointment makes this raise Conflict."""
+        now = datetime.now(UTC)
+
+        def build() -> AppointmentItem | None:
+            item = self._item(principal, appointment_id)
+            if item is None:
+                return None
+            _apply(item, fields, now)
+            item.status = status.value
+            item.revision = int(item.revision) + 1
+            item.push_error = None
+            return item
+
+        if self._item(principal, appointment_id) is None:
+            return None
+        if status is AppointmentStatus.CONFIRMED:
+            return self._book(principal, appointment_id, fields, build, new=False)
+        item = build()
         if item is None:
             return None
-        now = datetime.now(UTC)
-        _apply(item, fields, now)
-        item.status = status.value
-        item.revision = int(item.revision) + 1
-        item.push_error = None
         try:
             item.save()
         except PutError as exc:

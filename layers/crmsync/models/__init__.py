@@ -5,7 +5,7 @@ Key rule: every user-owned item's partition key starts with the tenant and the u
 addressed only by the hash of an unguessable value and carrying its owner inside.
 """
 
-from crmsync.models.appointment import AppointmentItem
+from crmsync.models.appointment import AppointmentItem, ScheduleItem
 from crmsync.models.calendar import CalendarItem
 from crmsync.models.connection import ConnectionItem
 from crmsync.models.keys import user_pk
@@ -18,6 +18,7 @@ __all__ = [
     "CalendarSettingsItem",
     "ConnectionItem",
     "OAuthStateItem",
+    "ScheduleItem",
     "bind_tables",
     "user_pk",
 ]
@@ -28,5 +29,6 @@ def bind_tables(*, connections_table: str, oauth_states_table: str) -> None:
     ConnectionItem.Meta.table_name = connections_table
     CalendarItem.Meta.table_name = connections_table
     AppointmentItem.Meta.table_name = connections_table
+    ScheduleItem.Meta.table_name = connections_table
     CalendarSettingsItem.Meta.table_name = connections_table
     OAuthStateItem.Meta.table_name = oauth_states_table

@@ -46,3 +46,18 @@ class AppointmentItem(Model):
     pushed_revision = NumberAttribute(default=0)
     push_error = UnicodeAttribute(null=True)
     version = VersionAttribute()
+
+
+SCHEDULE_SK = "SCHEDULE"
+
+
+class ScheduleItem(Model):
+    """One per user: its revision changes with every booking, so two bookings decided on the
+    same view of the schedule cannot both commit (F5)."""
+
+    class Meta:
+        table_name: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    revision = NumberAttribute()
