@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from crmsync.models.keys import check_id
@@ -174,3 +174,43 @@ class Appointment:
         if self.push_error:
             return "error"
         return "synced" if self.pushed_revision >= self.revision else "pending"
+
+
+@dataclass(frozen=True)
+class ExternalEvent:
+    """An event instance of a synced provider calendar."""
+
+    event_id: str
+    cancelled: bool
+    start: datetime | None
+    end: datetime | None
+    start_date: str | None
+    end_date: str | None
+    transparent: bool
+    declined: bool
+    summary: str | None
+    etag: str | None
+    crm_appointment_id: str | None
+
+    @property
+    def all_day(self) -> bool:
+        return self.start_date is not None
+
+    @property
+    def blocks_time(self) -> bool:
+        """Busy for availability: not cancelled, not free/transparent, not declined (F4)."""
+        return not (self.cancelled or self.transparent or self.declined)
+
+    def interval(self, time_zone: str) -> tuple[datetime, datetime] | None:
+        """The UTC interval it occupies; all-day events cover their days in ``time_zone``."""
+        if self.start and self.end:
+            return self.start, self.end
+        if self.start_date and self.end_date:
+            from datetime import date, time
+            from zoneinfo import ZoneInfo
+
+            zone = ZoneInfo(time_zone)
+            first = datetime.combine(date.fromisoformat(self.start_date), time(0), zone)
+            after = datetime.combine(date.fromisoformat(self.end_date), time(0), zone)
+            return first.astimezone(UTC), after.astimezone(UTC)
+        return None

@@ -307,6 +307,47 @@ def test_concurrent_bookings_through_the_api_exactly_one_succeeds(alice: Browser
     ]
 
 
+def test_busy_time_in_google_shapes_availability_and_refuses_bookings(alice: Browser, stack, unique: str) -> None:
+    email = f"busy-{unique}@example.com"
+    requests.post(
+        f"{stack.google.base_url}/_emulator/tokens", json={"email": email, "scopes": ["openid"]}, timeout=10
+    ).raise_for_status()
+    requests.post(
+        f"{stack.google.base_url}/_emulator/calendar/events",
+        json={
+            "email": email,
+            "calendarId": email,
+            "event": {
+                "summary": "dentist",
+                "start": {"dateTime": "2026-12-10T10:00:00Z"},
+                "end": {"dateTime": "2026-12-10T11:00:00Z"},
+            },
+        },
+        timeout=10,
+    ).raise_for_status()
+    alice.callback(consent(alice.start(), email, typed=True))
+    stack.drain()  # health check → calendar list → sync of the conflict calendars
+
+    answer = alice.api(
+        "GET",
+        "/v1/availability",
+        params={"start": "2026-12-10T09:00:00Z", "end": "2026-12-10T12:00:00Z", "duration": 60, "tz": "Europe/Berlin"},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [s["start"] for s in body["slots"]] == ["2026-12-10T10:00:00+01:00", "2026-12-10T12:00:00+01:00"]
+    assert body["busy"] == [
+        {"start": "2026-12-10T11:00:00+01:00", "end": "2026-12-10T12:00:00+01:00", "source": "calendar"}
+    ]
+    refused = alice.api(
+        "POST",
+        "/v1/appointments",
+        json={"title": "x", "start": "2026-12-10T10:30:00Z", "end": "2026-12-10T11:30:00Z", "time_zone": "UTC"},
+    )
+    assert refused.status_code == 409
+    assert refused.json()["conflicts"][0]["source"] == "calendar"
+
+
 def test_invalid_appointments_are_problem_documents(alice: Browser) -> None:
     backwards = alice.api(
         "POST",

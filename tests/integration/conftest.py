@@ -16,7 +16,14 @@ from crmsync.logic.appointments import Appointments
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import build_calendar_settings, build_calendars, build_integrations, client_secret_reader
+from crmsync.logic.wiring import (
+    build_availability,
+    build_calendar_settings,
+    build_calendar_sync,
+    build_calendars,
+    build_integrations,
+    client_secret_reader,
+)
 from crmsync.models import bind_tables
 from crmsync.providers.google.calendar import GoogleCalendar
 from crmsync.security.tokens import TokenCipher
@@ -123,7 +130,7 @@ def make_appointments(service_env: dict[str, str], recorded: RecordingQueue) -> 
     """Appointments wired like production, but with the recording queue and, optionally, a
     wrapper around the real Google Calendar adapter (to inject failures)."""
 
-    def make(wrap: Callable[[Any], Any] | None = None) -> Appointments:
+    def make(wrap: Callable[[Any], Any] | None = None, external_busy: Any = None) -> Appointments:
         settings = Settings.from_env(service_env)
         bind_tables(connections_table=settings.connections_table, oauth_states_table=settings.oauth_states_table)
         secret = client_secret_reader(settings.google.client_secret_arn)
@@ -139,6 +146,17 @@ def make_appointments(service_env: dict[str, str], recorded: RecordingQueue) -> 
             cipher=TokenCipher(settings.token_key_id),
             writer=writer,
             queue=recorded,  # type: ignore[arg-type]
+            external_busy=external_busy,
         )
 
     return make
+
+
+@pytest.fixture
+def calendar_sync(service_env: dict[str, str]) -> Any:
+    return build_calendar_sync(Settings.from_env(service_env))
+
+
+@pytest.fixture
+def availability(service_env: dict[str, str]) -> Any:
+    return build_availability(Settings.from_env(service_env))

@@ -18,7 +18,7 @@ from crmsync.dal.appointments import AppointmentFields, AppointmentStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.settings import SettingsStore
 from crmsync.domain import Appointment, AppointmentStatus, ConnectionStatus, EventLink, Principal, SyncDirection
-from crmsync.errors import NotFound, ProviderError, ReauthorizationRequired, Unprocessable
+from crmsync.errors import BookingConflict, NotFound, ProviderError, ReauthorizationRequired, Unprocessable
 from crmsync.messaging.messages import AppointmentPush
 from crmsync.messaging.queue import SyncQueue
 from crmsync.providers.google.api import ProviderDuplicate, ProviderNotFound
@@ -44,17 +44,22 @@ class Appointments:
         cipher: TokenCipher,
         writer: Callable[[str], EventWriter],
         queue: SyncQueue,
+        external_busy: Callable[[Principal, datetime, datetime], list[Any]] | None = None,
     ) -> None:
+        """``external_busy(principal, start, end)``: busy intervals of conflict calendars
+        (objects with ``start``/``end``), which block bookings like appointments do (F5)."""
         self._store = store
         self._settings = settings
         self._connections = connections
         self._cipher = cipher
         self._writer = writer
         self._queue = queue
+        self._external_busy = external_busy
 
     # ------------------------------------------------------------------ the CRM side
     def create(self, principal: Principal, fields: AppointmentFields) -> Appointment:
         _check(fields)
+        self._refuse_external_busy(principal, fields)
         appointment = self._store.create(principal, uuid.uuid4().hex, fields)
         self._enqueue(appointment)
         return appointment
@@ -74,6 +79,7 @@ class Appointments:
             raise Unprocessable("A cancelled appointment cannot be changed.")
         fields = replace(_fields_of(current), **changes)
         _check(fields)
+        self._refuse_external_busy(principal, fields)
         return self._commit(principal, appointment_id, fields, AppointmentStatus.CONFIRMED)
 
     def cancel(self, principal: Principal, appointment_id: str) -> Appointment:
@@ -81,6 +87,16 @@ class Appointments:
         if current.status is AppointmentStatus.CANCELLED:
             return current  # cancelling twice changes nothing
         return self._commit(principal, appointment_id, _fields_of(current), AppointmentStatus.CANCELLED)
+
+    def _refuse_external_busy(self, principal: Principal, fields: AppointmentFields) -> None:
+        if self._external_busy is None:
+            return
+        clashes = self._external_busy(principal, fields.start, fields.end)
+        if clashes:
+            raise BookingConflict(
+                "The time is busy in a conflict calendar.",
+                [{"start": c.start.isoformat(), "end": c.end.isoformat(), "source": "calendar"} for c in clashes],
+            )
 
     def _commit(
         self, principal: Principal, appointment_id: str, fields: AppointmentFields, status: AppointmentStatus

@@ -9,9 +9,11 @@ from crmsync.config import Settings
 from crmsync.dal.appointments import AppointmentStore
 from crmsync.dal.calendars import CalendarStore
 from crmsync.dal.connections import ConnectionStore
+from crmsync.dal.mirror import MirrorStore
 from crmsync.dal.oauth_states import OAuthStateStore
 from crmsync.dal.settings import SettingsStore
 from crmsync.logic.appointments import Appointments
+from crmsync.logic.availability import Availability
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Counter, Integrations
@@ -20,6 +22,7 @@ from crmsync.models import bind_tables
 from crmsync.providers.google.calendar import GoogleCalendar
 from crmsync.providers.google.oauth import GoogleOAuth
 from crmsync.security.tokens import TokenCipher
+from crmsync.sync.calendar_sync import CalendarSync
 
 
 def client_secret_reader(secret_arn: str) -> Callable[[], str]:
@@ -59,6 +62,24 @@ def build_appointments(settings: Settings) -> Appointments:
         cipher=TokenCipher(settings.token_key_id),
         writer=lambda refresh_token: GoogleCalendar(settings.google, refresh_token, secret),
         queue=SyncQueue(settings.sync_queue_url),
+        external_busy=build_availability(settings).external_busy,
+    )
+
+
+def build_availability(settings: Settings) -> Availability:
+    _bind(settings)
+    return Availability(appointments=AppointmentStore(), calendars=CalendarStore(), mirror=MirrorStore())
+
+
+def build_calendar_sync(settings: Settings) -> CalendarSync:
+    _bind(settings)
+    secret = client_secret_reader(settings.google.client_secret_arn)
+    return CalendarSync(
+        connections=ConnectionStore(),
+        settings=SettingsStore(),
+        mirror=MirrorStore(),
+        cipher=TokenCipher(settings.token_key_id),
+        lister=lambda refresh_token: GoogleCalendar(settings.google, refresh_token, secret),
     )
 
 

@@ -57,5 +57,27 @@ class AppointmentPush(BaseModel):
         return sha256_hex(self.model_dump_json())[:64]
 
 
-SyncMessage = Annotated[ConnectionCheck | AppointmentPush, Field(discriminator="kind")]
+class CalendarSyncRequest(BaseModel):
+    """Sync one provider calendar into the mirror (F7). One FIFO group per calendar."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["calendar.sync"] = "calendar.sync"
+    tenant_id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(min_length=1, max_length=128)
+    connection_id: str = Field(min_length=1, max_length=128)
+    calendar_id: str = Field(min_length=1, max_length=1024)
+    reason: str = Field(default="scheduled", max_length=64)
+    occasion: str = Field(default="", max_length=256)
+
+    @property
+    def group_id(self) -> str:
+        return sha256_hex(f"{self.tenant_id}#{self.user_id}#{self.connection_id}#{self.calendar_id}")[:64]
+
+    @property
+    def deduplication_id(self) -> str:
+        return sha256_hex(self.model_dump_json())[:64]
+
+
+SyncMessage = Annotated[ConnectionCheck | AppointmentPush | CalendarSyncRequest, Field(discriminator="kind")]
 sync_message_adapter: TypeAdapter[SyncMessage] = TypeAdapter(SyncMessage)

@@ -11,14 +11,17 @@ from crmsync.models.connection import ConnectionItem
 from crmsync.models.keys import user_pk
 from crmsync.models.oauth_state import OAuthStateItem
 from crmsync.models.settings import CalendarSettingsItem
+from crmsync.models.sync import ExternalEventItem, SyncStateItem
 
 __all__ = [
     "AppointmentItem",
     "CalendarItem",
     "CalendarSettingsItem",
     "ConnectionItem",
+    "ExternalEventItem",
     "OAuthStateItem",
     "ScheduleItem",
+    "SyncStateItem",
     "bind_tables",
     "user_pk",
 ]
@@ -30,5 +33,7 @@ def bind_tables(*, connections_table: str, oauth_states_table: str) -> None:
     CalendarItem.Meta.table_name = connections_table
     AppointmentItem.Meta.table_name = connections_table
     ScheduleItem.Meta.table_name = connections_table
+    SyncStateItem.Meta.table_name = connections_table
+    ExternalEventItem.Meta.table_name = connections_table
     CalendarSettingsItem.Meta.table_name = connections_table
     OAuthStateItem.Meta.table_name = oauth_states_table

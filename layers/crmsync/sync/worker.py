@@ -18,10 +18,19 @@ from crmsync.config import get_settings
 from crmsync.domain import ConnectionStatus, Principal
 from crmsync.errors import ProviderError
 from crmsync.logic.appointments import Appointments
+from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import build_appointments, build_calendars, build_integrations
-from crmsync.messaging.messages import AppointmentPush, ConnectionCheck, sync_message_adapter
+from crmsync.logic.wiring import (
+    build_appointments,
+    build_calendar_settings,
+    build_calendar_sync,
+    build_calendars,
+    build_integrations,
+)
+from crmsync.messaging.messages import AppointmentPush, CalendarSyncRequest, ConnectionCheck, sync_message_adapter
+from crmsync.messaging.queue import SyncQueue
+from crmsync.sync.calendar_sync import CalendarSync
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +67,61 @@ def calendars() -> Calendars:
     return build_calendars(get_settings())
 
 
-def run(message: ConnectionCheck | AppointmentPush) -> str:
+@lru_cache(maxsize=1)
+def calendar_sync() -> CalendarSync:
+    return build_calendar_sync(get_settings())
+
+
+@lru_cache(maxsize=1)
+def calendar_settings() -> CalendarSettingsService:
+    return build_calendar_settings(get_settings())
+
+
+@lru_cache(maxsize=1)
+def queue() -> SyncQueue:
+    return SyncQueue(get_settings().sync_queue_url)
+
+
+def run(message: ConnectionCheck | AppointmentPush | CalendarSyncRequest) -> str:
     if isinstance(message, AppointmentPush):
         outcome = appointments().push(message)
         log.info("appointment pushed", extra={"appointment_id": message.appointment_id, "outcome": outcome})
         return outcome
+    if isinstance(message, CalendarSyncRequest):
+        return sync_calendar(message)
     return check(message)
+
+
+def sync_calendar(message: CalendarSyncRequest) -> str:
+    principal = Principal(message.tenant_id, message.user_id)
+    result = calendar_sync().run(principal, message.connection_id, message.calendar_id)
+    outcome = "not_connected" if result is None else ("full" if result.full else "incremental")
+    log.info(
+        "calendar synced",
+        extra={"connection_id": message.connection_id, "outcome": outcome, "changes": result.changes if result else 0},
+    )
+    return outcome
+
+
+def enqueue_calendar_syncs(message: ConnectionCheck) -> int:
+    """The calendars whose events matter (conflict calendars and the linked calendar)."""
+    principal = Principal(message.tenant_id, message.user_id)
+    view = calendar_settings().view(principal)
+    wanted = {c.calendar_id for c in view.conflict_calendars if c.connection_id == message.connection_id}
+    if view.linked and view.linked.connection_id == message.connection_id:
+        wanted.add(view.linked.calendar_id)
+    for calendar_id in sorted(wanted):
+        queue().send(
+            CalendarSyncRequest(
+                tenant_id=message.tenant_id,
+                user_id=message.user_id,
+                connection_id=message.connection_id,
+                calendar_id=calendar_id,
+                reason=message.reason,
+                occasion=message.occasion,
+            )
+        )
+    return len(wanted)
 
 
 def check(message: ConnectionCheck) -> str:
@@ -81,7 +139,8 @@ def check(message: ConnectionCheck) -> str:
             # usable for what it does allow; the reason is logged, not retried forever.
             log.warning("calendar list refused", extra={"connection_id": message.connection_id, "detail": exc.detail})
         else:
-            outcome += f", {len(listed)} calendars" if listed is not None else ""
+            if listed is not None:
+                outcome += f", {len(listed)} calendars, {enqueue_calendar_syncs(message)} to sync"
     log.info(
         "connection checked",
         extra={"connection_id": message.connection_id, "reason": message.reason, "outcome": outcome},

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crmsync.config import GoogleSettings
+from crmsync.errors import ProviderError
 from crmsync.providers.google.api import build_service, google_errors
 
 #: Roles that may create and change events.
@@ -60,6 +61,39 @@ class GoogleCalendar:
                 return calendars
 
     # ------------------------------------------------------------------ events
+    def list_events(
+        self, calendar_id: str, *, sync_token: str | None, time_min: str | None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every page of ``events.list`` (instances of recurring series expanded, deleted ones
+        included), and the ``nextSyncToken`` of the last page.
+
+        Incremental with ``sync_token``; otherwise a full list from ``time_min``. The same
+        parameters are used for both, as Google requires; nothing else is combined with the
+        token (no q, no time bounds, no extended-property filter).
+        """
+        params: dict[str, Any] = {
+            "calendarId": calendar_id,
+            "singleEvents": True,
+            "showDeleted": True,
+            "maxResults": 2500,
+        }
+        if sync_token:
+            params["syncToken"] = sync_token
+        elif time_min:
+            params["timeMin"] = time_min
+        events: list[dict[str, Any]] = []
+        while True:
+            with google_errors("events.list"):
+                page = self._service.events().list(**params).execute(num_retries=0)
+            events.extend(page.get("items", []))
+            if page.get("nextPageToken"):
+                params["pageToken"] = page["nextPageToken"]
+                continue
+            token = page.get("nextSyncToken")
+            if not token:
+                raise ProviderError("events.list: the last page carried no nextSyncToken.", retryable=True)
+            return events, str(token)
+
     def insert_event(self, calendar_id: str, body: dict[str, Any]) -> dict[str, Any]:
         with google_errors("events.insert"):
             return dict(self._service.events().insert(calendarId=calendar_id, body=body).execute(num_retries=0))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
-from crmsync.domain import Appointment
+from crmsync.domain import Appointment, ExternalEvent
 
 #: Keys of ``extendedProperties.private`` that mark an event as ours (echo recognition).
 PROP_APPOINTMENT = "crmAppointmentId"
@@ -50,3 +50,30 @@ def event_body(appointment: Appointment) -> dict[str, Any]:
 
 def _rfc3339(moment: Any) -> str:
     return str(moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def parse_event(raw: dict[str, Any], tenant_id: str) -> ExternalEvent:
+    """A provider event as we mirror it. Cancelled items may carry nothing but an id."""
+    private = (raw.get("extendedProperties") or {}).get("private") or {}
+    ours = private.get(PROP_APPOINTMENT) if private.get(PROP_TENANT) == tenant_id else None
+    start, end = raw.get("start") or {}, raw.get("end") or {}
+    me = next((a for a in raw.get("attendees") or [] if a.get("self")), None)
+    return ExternalEvent(
+        event_id=str(raw["id"]),
+        cancelled=raw.get("status") == "cancelled",
+        start=_parse_instant(start.get("dateTime")),
+        end=_parse_instant(end.get("dateTime")),
+        start_date=start.get("date"),
+        end_date=end.get("date"),
+        transparent=raw.get("transparency") == "transparent",
+        declined=bool(me and me.get("responseStatus") == "declined"),
+        summary=raw.get("summary"),
+        etag=raw.get("etag"),
+        crm_appointment_id=ours,
+    )
+
+
+def _parse_instant(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)

@@ -1,0 +1,57 @@
+"""GET /v1/availability (F4)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import AwareDatetime, Field
+
+from crmsync.api.http import json_response, principal_of
+from crmsync.config import get_settings
+from crmsync.errors import Unprocessable
+from crmsync.logic.availability import Availability
+from crmsync.logic.wiring import build_availability
+
+router = APIGatewayHttpRouter()
+
+
+@lru_cache(maxsize=1)
+def availability() -> Availability:
+    return build_availability(get_settings())
+
+
+@router.get("/v1/availability")
+def get_availability(
+    start: Annotated[AwareDatetime, Query()],
+    end: Annotated[AwareDatetime, Query()],
+    duration: Annotated[int, Query(), Field(ge=5, le=480)] = 30,
+    step: Annotated[int | None, Query(), Field(ge=5, le=480)] = None,
+    tz: Annotated[str, Query(), Field(max_length=64)] = "UTC",
+) -> Response[str]:
+    """Free slots of ``duration`` minutes every ``step`` minutes (default: ``duration``),
+    with the busy intervals that shaped them; times are shown in ``tz``."""
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Unprocessable(f"Unknown time zone {tz!r}.") from None
+    principal = principal_of(router.current_event, get_settings())
+    slots, busy = availability().free_slots(
+        principal, start, end, timedelta(minutes=duration), timedelta(minutes=step or duration)
+    )
+
+    def show(moment: datetime) -> str:
+        return moment.astimezone(zone).isoformat()
+
+    body = {
+        "time_zone": tz,
+        "slots": [{"start": show(s), "end": show(e)} for s, e in slots],
+        "busy": [{"start": show(b.start), "end": show(b.end), "source": b.source} for b in busy],
+    }
+    return json_response(200, json.dumps(body))

@@ -1,0 +1,144 @@
+"""The mirror of provider calendars: sync cursors and event instances, per user partition."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pynamodb.exceptions import DoesNotExist, PutError
+
+from crmsync.domain import ExternalEvent, Principal
+from crmsync.errors import Conflict
+from crmsync.models.keys import user_pk
+from crmsync.models.sync import ExternalEventItem, SyncStateItem, external_prefix, sync_sk
+
+
+@dataclass(frozen=True)
+class SyncCursor:
+    sync_token: str | None
+    window_start: datetime | None
+    version: int | None
+    full_syncs: int
+
+
+def _event(item: ExternalEventItem) -> ExternalEvent:
+    return ExternalEvent(
+        event_id=item.event_id,
+        cancelled=False,
+        start=item.start,
+        end=item.end,
+        start_date=item.start_date,
+        end_date=item.end_date,
+        transparent=bool(item.transparent),
+        declined=bool(item.declined),
+        summary=item.summary,
+        etag=item.etag,
+        crm_appointment_id=item.crm_appointment_id,
+    )
+
+
+class MirrorStore:
+    def cursor(self, principal: Principal, connection_id: str, calendar_id: str) -> SyncCursor:
+        try:
+            item = SyncStateItem.get(
+                user_pk(principal.tenant_id, principal.user_id),
+                sync_sk(connection_id, calendar_id),
+                consistent_read=True,
+            )
+        except DoesNotExist:
+            return SyncCursor(None, None, None, 0)
+        return SyncCursor(item.sync_token, item.window_start, item.version, int(item.full_syncs or 0))
+
+    def advance(
+        self,
+        principal: Principal,
+        connection_id: str,
+        calendar_id: str,
+        read: SyncCursor,
+        sync_token: str,
+        window_start: datetime | None,
+        full: bool,
+    ) -> None:
+        """Store the new cursor — only if nobody advanced it since ``read`` (else Conflict:
+        the message is retried and the other worker's result stands)."""
+        item = SyncStateItem(
+            user_pk(principal.tenant_id, principal.user_id),
+            sync_sk(connection_id, calendar_id),
+            connection_id=connection_id,
+            calendar_id=calendar_id,
+            sync_token=sync_token,
+            window_start=window_start,
+            last_success_at=datetime.now(UTC),
+            full_syncs=read.full_syncs + (1 if full else 0),
+        )
+        if read.version is not None:
+            item.version = read.version  # the save is conditioned on it, and increments it
+        try:
+            item.save()
+        except PutError as exc:
+            if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+                raise Conflict("Another sync advanced this calendar's cursor.") from exc
+            raise
+
+    def events(self, principal: Principal, connection_id: str, calendar_id: str) -> list[ExternalEvent]:
+        items = ExternalEventItem.query(
+            user_pk(principal.tenant_id, principal.user_id),
+            ExternalEventItem.sk.startswith(external_prefix(connection_id, calendar_id)),
+            consistent_read=True,
+        )
+        return [_event(i) for i in items]
+
+    def apply(
+        self,
+        principal: Principal,
+        connection_id: str,
+        calendar_id: str,
+        changes: Iterable[ExternalEvent],
+        *,
+        replace_all: bool,
+    ) -> int:
+        """Upsert the changed events, delete the cancelled ones; with ``replace_all`` (a full
+        sync) also delete every mirrored event the provider no longer lists. Idempotent:
+        applying the same changes twice leaves the same mirror."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        prefix = external_prefix(connection_id, calendar_id)
+        # One write per event (a batch may not name a key twice): the last change wins.
+        final: dict[str, ExternalEvent | None] = {}
+        for change in changes:
+            final[change.event_id] = None if change.cancelled else change
+        if replace_all:
+            for known in self.events(principal, connection_id, calendar_id):
+                final.setdefault(known.event_id, None)
+        with ExternalEventItem.batch_write() as batch:
+            for event_id, event in final.items():
+                if event is None:
+                    batch.delete(ExternalEventItem(pk, prefix + event_id))
+                    continue
+                batch.save(
+                    ExternalEventItem(
+                        pk,
+                        prefix + event_id,
+                        connection_id=connection_id,
+                        calendar_id=calendar_id,
+                        event_id=event_id,
+                        start=event.start,
+                        end=event.end,
+                        start_date=event.start_date,
+                        end_date=event.end_date,
+                        all_day=event.all_day,
+                        transparent=event.transparent,
+                        declined=event.declined,
+                        summary=event.summary,
+                        etag=event.etag,
+                        crm_appointment_id=event.crm_appointment_id,
+                    )
+                )
+        return len(final)
+
+    def forget(self, principal: Principal, connection_id: str, calendar_id: str) -> None:
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        prefix = external_prefix(connection_id, calendar_id)
+        with ExternalEventItem.batch_write() as batch:
+            for event in self.events(principal, connection_id, calendar_id):
+                batch.delete(ExternalEventItem(pk, prefix + event.event_id))

@@ -1,0 +1,70 @@
+"""Calendar sync state and the mirror of provider events (F4, F7)."""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.models import Model
+
+SYNC_SK_PREFIX = "SYNC#"
+EXTERNAL_SK_PREFIX = "EXT#"
+
+
+def sync_sk(connection_id: str, calendar_id: str) -> str:
+    return f"{SYNC_SK_PREFIX}{connection_id}#{calendar_id}"
+
+
+def external_prefix(connection_id: str, calendar_id: str) -> str:
+    # Calendar ids may contain "#"; the trailing separator is followed by the event id,
+    # which never does (base32hex / underscore), so a calendar's events share this prefix.
+    return f"{EXTERNAL_SK_PREFIX}{connection_id}#{calendar_id}#"
+
+
+class SyncStateItem(Model):
+    """The cursor of one synced calendar. Written only after all pages were applied, and
+    conditionally (version), so two workers can never both advance it."""
+
+    class Meta:
+        table_name: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    connection_id = UnicodeAttribute()
+    calendar_id = UnicodeAttribute()
+    sync_token = UnicodeAttribute(null=True)
+    #: The fixed lower bound of the full sync this token continues (Google requires the
+    #: same filters for incremental syncs).
+    window_start = UTCDateTimeAttribute(null=True)
+    last_success_at = UTCDateTimeAttribute(null=True)
+    full_syncs = NumberAttribute(default=0)
+    version = VersionAttribute()
+
+
+class ExternalEventItem(Model):
+    """One event instance of a synced calendar (recurring series arrive expanded)."""
+
+    class Meta:
+        table_name: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    connection_id = UnicodeAttribute()
+    calendar_id = UnicodeAttribute()
+    event_id = UnicodeAttribute()
+    start = UTCDateTimeAttribute(null=True)
+    end = UTCDateTimeAttribute(null=True)
+    #: All-day events keep their dates: they block whole days in the calendar's time zone.
+    start_date = UnicodeAttribute(null=True)
+    end_date = UnicodeAttribute(null=True)
+    all_day = BooleanAttribute(default=False)
+    transparent = BooleanAttribute(default=False)
+    declined = BooleanAttribute(default=False)
+    summary = UnicodeAttribute(null=True)
+    etag = UnicodeAttribute(null=True)
+    #: Set when the event is the twin of one of our appointments (echo recognition).
+    crm_appointment_id = UnicodeAttribute(null=True)

@@ -1,0 +1,84 @@
+"""F7 (inbound): bring the mirror of a provider calendar up to date.
+
+Full sync once, then incremental from the provider's cursor (Calendar ``syncToken``). The
+cursor is stored only after every page was applied; an invalidated cursor (410) falls back
+to a full sync that replaces the mirror — no duplicates (events are keyed by id), no loss
+(whatever the provider no longer lists is removed). Interrupted at any step, a re-run
+reaches the same result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from crmsync.dal.connections import ConnectionStore
+from crmsync.dal.mirror import MirrorStore
+from crmsync.dal.settings import SettingsStore
+from crmsync.domain import ConnectionStatus, Principal
+from crmsync.providers.google.api import SyncTokenInvalid
+from crmsync.providers.google.events import parse_event
+from crmsync.security.tokens import TokenCipher, TokenContext
+
+log = logging.getLogger(__name__)
+
+
+class EventLister(Protocol):
+    def list_events(
+        self, calendar_id: str, *, sync_token: str | None, time_min: str | None
+    ) -> tuple[list[dict[str, Any]], str]: ...
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    full: bool
+    changes: int
+
+
+class CalendarSync:
+    def __init__(
+        self,
+        *,
+        connections: ConnectionStore,
+        settings: SettingsStore,
+        mirror: MirrorStore,
+        cipher: TokenCipher,
+        lister: Callable[[str], EventLister],
+    ) -> None:
+        self._connections = connections
+        self._settings = settings
+        self._mirror = mirror
+        self._cipher = cipher
+        self._lister = lister
+
+    def run(self, principal: Principal, connection_id: str, calendar_id: str) -> SyncOutcome | None:
+        """``None``: the connection is gone or not usable (its health check reports why)."""
+        stored = self._connections.get_stored(principal, connection_id)
+        if stored is None or stored.connection.status is not ConnectionStatus.CONNECTED:
+            return None
+        token = self._cipher.decrypt(
+            stored.refresh_token_ciphertext, TokenContext(principal.tenant_id, principal.user_id, connection_id)
+        )
+        lister = self._lister(token)
+        cursor = self._mirror.cursor(principal, connection_id, calendar_id)
+        full = cursor.sync_token is None
+        window_start = cursor.window_start
+        if not full:
+            try:
+                raw, next_token = lister.list_events(calendar_id, sync_token=cursor.sync_token, time_min=None)
+            except SyncTokenInvalid:
+                log.info("sync token invalidated; full sync", extra={"connection_id": connection_id})
+                full = True
+        if full:
+            days_back = self._settings.get(principal).preferences.window_days_back
+            window_start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days_back)
+            raw, next_token = lister.list_events(
+                calendar_id, sync_token=None, time_min=window_start.strftime("%Y-%m-%dT%H:%M:%SZ")
+            )
+        events = [parse_event(r, principal.tenant_id) for r in raw]
+        changes = self._mirror.apply(principal, connection_id, calendar_id, events, replace_all=full)
+        self._mirror.advance(principal, connection_id, calendar_id, cursor, next_token, window_start, full)
+        return SyncOutcome(full=full, changes=changes)

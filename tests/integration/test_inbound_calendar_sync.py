@@ -1,0 +1,190 @@
+"""F7 inbound and F4: conflict calendars mirrored from Google (full, then incremental, 410 →
+full again) and their busy time in availability and bookings."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+
+from crmsync.dal.appointments import AppointmentFields
+from crmsync.dal.mirror import MirrorStore
+from crmsync.domain import Principal
+from crmsync.errors import BookingConflict
+from crmsync.logic.appointments import Appointments
+from crmsync.logic.calendars import Calendars
+from crmsync.logic.integrations import Integrations
+from tests.integration.test_connected_calendars import connect
+
+pytestmark = pytest.mark.integration
+
+ALICE = Principal("tenant-a", "alice")
+DAY = (datetime.now(UTC) + timedelta(days=10)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def at(hour: int, minute: int = 0, days: int = 0) -> datetime:
+    return DAY + timedelta(days=days, hours=hour, minutes=minute)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class GoogleUser:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.email = f"sync-{uuid.uuid4().hex[:10]}@example.com"
+
+    def add(self, **event: Any) -> dict[str, Any]:
+        answer = requests.post(
+            f"{self.base_url}/_emulator/calendar/events",
+            json={"email": self.email, "calendarId": self.email, "event": event},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return dict(answer.json())
+
+    def delete(self, event_id: str) -> None:
+        requests.delete(
+            f"{self.base_url}/_emulator/calendar/events",
+            json={"email": self.email, "calendarId": self.email, "eventId": event_id},
+            timeout=10,
+        ).raise_for_status()
+
+    def expire_sync_tokens(self) -> None:
+        requests.post(
+            f"{self.base_url}/_emulator/calendar/expire-sync-tokens", json={"email": self.email}, timeout=10
+        ).raise_for_status()
+
+
+@pytest.fixture
+def user(stack) -> GoogleUser:
+    return GoogleUser(stack.google.base_url)
+
+
+@pytest.fixture
+def connection(integrations: Integrations, calendars: Calendars, user: GoogleUser) -> str:
+    connection_id = connect(integrations, ALICE, user.email, typed=True)
+    calendars.refresh(ALICE, connection_id)
+    return connection_id
+
+
+def timed(start: datetime, end: datetime, **extra: Any) -> dict[str, Any]:
+    return {"summary": "busy", "start": {"dateTime": iso(start)}, "end": {"dateTime": iso(end)}, **extra}
+
+
+def mirrored(connection: str, user: GoogleUser) -> list[Any]:
+    return MirrorStore().events(ALICE, connection, user.email)
+
+
+def test_full_then_incremental_sync_mirrors_the_calendar(calendar_sync, connection: str, user: GoogleUser) -> None:
+    first = user.add(**timed(at(9), at(10)))
+    second = user.add(**timed(at(11), at(12)))
+
+    outcome = calendar_sync.run(ALICE, connection, user.email)
+    assert outcome.full
+    assert {e.event_id for e in mirrored(connection, user)} == {first["id"], second["id"]}
+
+    third = user.add(**timed(at(14), at(15)))
+    user.delete(first["id"])
+    outcome = calendar_sync.run(ALICE, connection, user.email)
+    assert not outcome.full
+    assert {e.event_id for e in mirrored(connection, user)} == {second["id"], third["id"]}
+
+    again = calendar_sync.run(ALICE, connection, user.email)  # nothing changed: nothing changes
+    assert (again.full, again.changes) == (False, 0)
+
+
+def test_an_invalidated_sync_token_falls_back_to_a_full_sync_without_duplicates_or_loss(
+    calendar_sync, connection: str, user: GoogleUser
+) -> None:
+    kept = user.add(**timed(at(9), at(10)))
+    gone = user.add(**timed(at(11), at(12)))
+    calendar_sync.run(ALICE, connection, user.email)
+    user.delete(gone["id"])
+    added = user.add(**timed(at(13), at(14)))
+    user.expire_sync_tokens()
+
+    outcome = calendar_sync.run(ALICE, connection, user.email)
+
+    assert outcome.full
+    ids = [e.event_id for e in mirrored(connection, user)]
+    assert sorted(ids) == sorted([kept["id"], added["id"]])
+    assert len(ids) == len(set(ids))
+
+
+def test_recurring_series_arrive_expanded_without_their_exceptions(
+    calendar_sync, connection: str, user: GoogleUser
+) -> None:
+    # Google requires the time zone of a recurring event's start and end.
+    series = user.add(
+        summary="stand-up",
+        start={"dateTime": iso(at(8)), "timeZone": "UTC"},
+        end={"dateTime": iso(at(9)), "timeZone": "UTC"},
+        recurrence=["RRULE:FREQ=DAILY;COUNT=5", f"EXDATE:{at(8, days=2).strftime('%Y%m%dT%H%M%SZ')}"],
+    )
+    calendar_sync.run(ALICE, connection, user.email)
+    instances = [e for e in mirrored(connection, user) if e.event_id.startswith(series["id"])]
+    assert sorted(e.start for e in instances) == [at(8, days=d) for d in (0, 1, 3, 4)]
+
+
+def test_availability_subtracts_busy_events_but_not_free_cancelled_or_own_ones(
+    calendar_sync, availability, connection: str, user: GoogleUser
+) -> None:
+    user.add(**timed(at(9), at(10)))
+    user.add(**timed(at(11), at(12), transparency="transparent"))
+    cancelled = user.add(**timed(at(13), at(14)))
+    user.delete(cancelled["id"])
+    calendar_sync.run(ALICE, connection, user.email)
+
+    slots, busy = availability.free_slots(ALICE, at(8), at(15), timedelta(hours=1), timedelta(hours=1))
+
+    starts = [s.hour for s, _ in slots]
+    assert starts == [8, 10, 11, 12, 13, 14]
+    assert [(b.start, b.source) for b in busy] == [(at(9), "calendar")]
+
+
+def test_an_all_day_event_blocks_its_day_in_the_calendars_time_zone(
+    calendar_sync, availability, connection: str, user: GoogleUser, calendars: Calendars
+) -> None:
+    zone = next(c for c in calendars.connected(ALICE) if c.primary).time_zone or "UTC"
+    day = DAY.date() + timedelta(days=1)
+    user.add(summary="offsite", start={"date": day.isoformat()}, end={"date": (day + timedelta(days=1)).isoformat()})
+    calendar_sync.run(ALICE, connection, user.email)
+
+    _, busy = availability.free_slots(ALICE, at(0), at(0, days=3), timedelta(hours=1), timedelta(hours=1))
+
+    from zoneinfo import ZoneInfo
+
+    local_midnight = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    assert [(b.start, b.end - b.start) for b in busy] == [(local_midnight, timedelta(hours=24))]
+
+
+def test_a_calendar_that_is_not_a_conflict_calendar_does_not_block(
+    calendar_sync, availability, connection: str, user: GoogleUser, calendar_settings
+) -> None:
+    user.add(**timed(at(9), at(10)))
+    calendar_sync.run(ALICE, connection, user.email)
+    calendar_settings.set_conflict_calendars(ALICE, [])
+    _, busy = availability.free_slots(ALICE, at(8), at(12), timedelta(hours=1), timedelta(hours=1))
+    assert busy == []
+
+
+def test_booking_into_busy_calendar_time_is_refused(
+    calendar_sync, connection: str, user: GoogleUser, make_appointments: Callable[..., Appointments], service_env
+) -> None:
+    from crmsync.config import Settings
+    from crmsync.logic.wiring import build_availability
+
+    user.add(**timed(at(9), at(10)))
+    calendar_sync.run(ALICE, connection, user.email)
+    appointments = make_appointments(external_busy=build_availability(Settings.from_env(service_env)).external_busy)
+
+    with pytest.raises(BookingConflict) as refused:
+        appointments.create(ALICE, AppointmentFields("x", at(9, 30), at(10, 30), "UTC"))
+    assert refused.value.conflicts[0]["source"] == "calendar"
+    appointments.create(ALICE, AppointmentFields("y", at(10), at(11), "UTC"))
