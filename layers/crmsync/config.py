@@ -60,6 +60,10 @@ class Settings(BaseModel):
         return f"{self.public_base_url.rstrip('/')}/oauth/google/callback"
 
     @property
+    def calendar_webhook_url(self) -> str:
+        return f"{self.public_base_url.rstrip('/')}/webhooks/google/calendar"
+
+    @property
     def settings_page_url(self) -> str:
         return f"{self.public_base_url.rstrip('/')}/settings/integrations"
 

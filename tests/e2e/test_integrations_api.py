@@ -348,6 +348,53 @@ def test_busy_time_in_google_shapes_availability_and_refuses_bookings(alice: Bro
     assert refused.json()["conflicts"][0]["source"] == "calendar"
 
 
+def test_an_event_created_in_google_reaches_the_crm_through_a_real_push(alice: Browser, stack, unique: str) -> None:
+    """Connect → the worker syncs the conflict calendar and opens a watch channel → an event
+    created in Google makes the emulator POST to our webhook → the queued sync mirrors it."""
+    email = f"push-{unique}@example.com"
+    alice.callback(consent(alice.start(), email, typed=True))
+    stack.drain()
+    channels = requests.get(f"{stack.google.base_url}/_emulator/calendar/channels", timeout=10).json()
+    assert any(c.get("address", "").endswith("/webhooks/google/calendar") for c in channels)
+
+    requests.post(
+        f"{stack.google.base_url}/_emulator/calendar/events",
+        json={
+            "email": email,
+            "calendarId": email,
+            "event": {
+                "summary": "pushed",
+                "start": {"dateTime": "2026-12-11T10:00:00Z"},
+                "end": {"dateTime": "2026-12-11T11:00:00Z"},
+            },
+        },
+        timeout=10,
+    ).raise_for_status()
+    stack.google.push.wait_idle()  # the emulator's notification reached our webhook
+    stack.drain()  # the webhook's queued sync ran
+
+    window = {"start": "2026-12-11T09:00:00Z", "end": "2026-12-11T12:00:00Z", "duration": 60}
+    busy = alice.api("GET", "/v1/availability", params=window).json()["busy"]
+    assert busy == [{"start": "2026-12-11T10:00:00+00:00", "end": "2026-12-11T11:00:00+00:00", "source": "calendar"}]
+    pushes = [line for _, line in list(stack.logs) if "calendar notification" in line]
+    assert any('"outcome":"enqueued"' in line.replace(" ", "") for line in pushes)
+
+
+def test_a_forged_calendar_notification_is_refused(stack) -> None:
+    forged = requests.post(
+        f"{stack.api_url}/webhooks/google/calendar",
+        headers={
+            "X-Goog-Channel-ID": "00000000-0000-0000-0000-000000000000",
+            "X-Goog-Resource-State": "exists",
+            "X-Goog-Resource-ID": "x",
+            "X-Goog-Channel-Token": "guess",
+        },
+        timeout=10,
+    )
+    assert forged.status_code == 200  # unknown channels are acknowledged, and nothing is enqueued
+    assert requests.post(f"{stack.api_url}/webhooks/google/calendar", timeout=10).status_code == 400
+
+
 def test_invalid_appointments_are_problem_documents(alice: Browser) -> None:
     backwards = alice.api(
         "POST",

@@ -38,11 +38,13 @@ def test_every_function_gets_the_globals_resolved(real: Template) -> None:
         assert env["POWERTOOLS_SERVICE_NAME"]  # the function's own variable, merged with Globals
         assert function.layers == ((ROOT / "layers").resolve(),)
         assert function.runtime == "python3.11"
-        assert function.memory_size == 512
         assert all(isinstance(value, str) for value in env.values())
     timeouts = {lid: f.timeout for lid, f in resolved.functions.items()}
     assert timeouts["ApiFunction"] == 10  # Globals
     assert timeouts["SyncWorkerFunction"] == 60  # the function's own
+    memory = {lid: f.memory_size for lid, f in resolved.functions.items()}
+    assert memory["ApiFunction"] == 512  # Globals
+    assert memory["GoogleWebhookFunction"] == 256  # the function's own
 
 
 def test_if_picks_the_branch_by_condition(real: Template) -> None:

@@ -20,6 +20,9 @@ class SyncCursor:
     window_start: datetime | None
     version: int | None
     full_syncs: int
+    channel_id: str | None = None
+    channel_resource_id: str | None = None
+    channel_expires_at: datetime | None = None
 
 
 def _event(item: ExternalEventItem) -> ExternalEvent:
@@ -48,7 +51,15 @@ class MirrorStore:
             )
         except DoesNotExist:
             return SyncCursor(None, None, None, 0)
-        return SyncCursor(item.sync_token, item.window_start, item.version, int(item.full_syncs or 0))
+        return SyncCursor(
+            item.sync_token,
+            item.window_start,
+            item.version,
+            int(item.full_syncs or 0),
+            item.channel_id,
+            item.channel_resource_id,
+            item.channel_expires_at,
+        )
 
     def advance(
         self,
@@ -71,6 +82,9 @@ class MirrorStore:
             window_start=window_start,
             last_success_at=datetime.now(UTC),
             full_syncs=read.full_syncs + (1 if full else 0),
+            channel_id=read.channel_id,
+            channel_resource_id=read.channel_resource_id,
+            channel_expires_at=read.channel_expires_at,
         )
         if read.version is not None:
             item.version = read.version  # the save is conditioned on it, and increments it
@@ -80,6 +94,25 @@ class MirrorStore:
             if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
                 raise Conflict("Another sync advanced this calendar's cursor.") from exc
             raise
+
+    def set_channel(
+        self,
+        principal: Principal,
+        connection_id: str,
+        calendar_id: str,
+        channel_id: str,
+        resource_id: str,
+        expires_at: datetime,
+    ) -> None:
+        SyncStateItem(user_pk(principal.tenant_id, principal.user_id), sync_sk(connection_id, calendar_id)).update(
+            actions=[
+                SyncStateItem.channel_id.set(channel_id),
+                SyncStateItem.channel_resource_id.set(resource_id),
+                SyncStateItem.channel_expires_at.set(expires_at),
+            ],
+            condition=SyncStateItem.sk.exists(),
+            add_version_condition=False,
+        )
 
     def events(self, principal: Principal, connection_id: str, calendar_id: str) -> list[ExternalEvent]:
         items = ExternalEventItem.query(

@@ -8,6 +8,7 @@ from datetime import timedelta
 from crmsync.config import Settings
 from crmsync.dal.appointments import AppointmentStore
 from crmsync.dal.calendars import CalendarStore
+from crmsync.dal.channels import ChannelStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.mirror import MirrorStore
 from crmsync.dal.oauth_states import OAuthStateStore
@@ -23,6 +24,7 @@ from crmsync.providers.google.calendar import GoogleCalendar
 from crmsync.providers.google.oauth import GoogleOAuth
 from crmsync.security.tokens import TokenCipher
 from crmsync.sync.calendar_sync import CalendarSync
+from crmsync.sync.channels import Channels
 
 
 def client_secret_reader(secret_arn: str) -> Callable[[], str]:
@@ -80,6 +82,7 @@ def build_calendar_sync(settings: Settings) -> CalendarSync:
         mirror=MirrorStore(),
         cipher=TokenCipher(settings.token_key_id),
         lister=lambda refresh_token: GoogleCalendar(settings.google, refresh_token, secret),
+        channels=Channels(store=ChannelStore(), mirror=MirrorStore(), webhook_url=settings.calendar_webhook_url),
     )
 
 

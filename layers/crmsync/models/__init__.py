@@ -11,12 +11,13 @@ from crmsync.models.connection import ConnectionItem
 from crmsync.models.keys import user_pk
 from crmsync.models.oauth_state import OAuthStateItem
 from crmsync.models.settings import CalendarSettingsItem
-from crmsync.models.sync import ExternalEventItem, SyncStateItem
+from crmsync.models.sync import ChannelItem, ExternalEventItem, SyncStateItem
 
 __all__ = [
     "AppointmentItem",
     "CalendarItem",
     "CalendarSettingsItem",
+    "ChannelItem",
     "ConnectionItem",
     "ExternalEventItem",
     "OAuthStateItem",
@@ -35,5 +36,6 @@ def bind_tables(*, connections_table: str, oauth_states_table: str) -> None:
     ScheduleItem.Meta.table_name = connections_table
     SyncStateItem.Meta.table_name = connections_table
     ExternalEventItem.Meta.table_name = connections_table
+    ChannelItem.Meta.table_name = connections_table
     CalendarSettingsItem.Meta.table_name = connections_table
     OAuthStateItem.Meta.table_name = oauth_states_table

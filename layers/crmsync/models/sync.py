@@ -42,6 +42,10 @@ class SyncStateItem(Model):
     window_start = UTCDateTimeAttribute(null=True)
     last_success_at = UTCDateTimeAttribute(null=True)
     full_syncs = NumberAttribute(default=0)
+    #: The live push channel of this calendar (see ChannelItem).
+    channel_id = UnicodeAttribute(null=True)
+    channel_resource_id = UnicodeAttribute(null=True)
+    channel_expires_at = UTCDateTimeAttribute(null=True)
     version = VersionAttribute()
 
 
@@ -68,3 +72,27 @@ class ExternalEventItem(Model):
     etag = UnicodeAttribute(null=True)
     #: Set when the event is the twin of one of our appointments (echo recognition).
     crm_appointment_id = UnicodeAttribute(null=True)
+
+
+def channel_pk(channel_id: str) -> str:
+    return f"CHANNEL#{channel_id}"
+
+
+class ChannelItem(Model):
+    """A Calendar push channel, addressed by its id (a random UUID we chose) because that is
+    all a notification names. Like the OAuth state, this is the one kind of item whose key
+    does not start with the tenant; the item names its owner inside."""
+
+    class Meta:
+        table_name: str | None = None
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    tenant_id = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    connection_id = UnicodeAttribute()
+    calendar_id = UnicodeAttribute()
+    resource_id = UnicodeAttribute()
+    #: sha256 of the channel token (the token itself is only in Google's notifications).
+    token_hash = UnicodeAttribute()
+    expires_at = UTCDateTimeAttribute()

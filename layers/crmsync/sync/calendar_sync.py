@@ -19,9 +19,11 @@ from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.mirror import MirrorStore
 from crmsync.dal.settings import SettingsStore
 from crmsync.domain import ConnectionStatus, Principal
+from crmsync.errors import ProviderError
 from crmsync.providers.google.api import SyncTokenInvalid
 from crmsync.providers.google.events import parse_event
 from crmsync.security.tokens import TokenCipher, TokenContext
+from crmsync.sync.channels import Channels
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +49,16 @@ class CalendarSync:
         mirror: MirrorStore,
         cipher: TokenCipher,
         lister: Callable[[str], EventLister],
+        channels: Channels | None = None,
     ) -> None:
+        """``channels``: keeps a push channel open on every synced calendar (optional so a
+        deployment without a public webhook can rely on the scheduled sweep alone)."""
         self._connections = connections
         self._settings = settings
         self._mirror = mirror
         self._cipher = cipher
         self._lister = lister
+        self._channels = channels
 
     def run(self, principal: Principal, connection_id: str, calendar_id: str) -> SyncOutcome | None:
         """``None``: the connection is gone or not usable (its health check reports why)."""
@@ -81,4 +87,16 @@ class CalendarSync:
         events = [parse_event(r, principal.tenant_id) for r in raw]
         changes = self._mirror.apply(principal, connection_id, calendar_id, events, replace_all=full)
         self._mirror.advance(principal, connection_id, calendar_id, cursor, next_token, window_start, full)
+        if self._channels is not None:
+            self._keep_channel(principal, connection_id, calendar_id, lister)
         return SyncOutcome(full=full, changes=changes)
+
+    def _keep_channel(self, principal: Principal, connection_id: str, calendar_id: str, api: Any) -> None:
+        assert self._channels is not None
+        try:
+            self._channels.ensure(principal, connection_id, calendar_id, api)
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            # E.g. the calendar cannot be watched: the scheduled sweep still syncs it.
+            log.warning("push channel refused", extra={"connection_id": connection_id, "detail": exc.detail})

@@ -109,3 +109,14 @@ class GoogleCalendar:
     def delete_event(self, calendar_id: str, event_id: str) -> None:
         with google_errors("events.delete"):
             self._service.events().delete(calendarId=calendar_id, eventId=event_id).execute(num_retries=0)
+
+    # ------------------------------------------------------------------ push channels
+    def watch_events(self, calendar_id: str, *, channel_id: str, address: str, token: str) -> dict[str, Any]:
+        """Open a push channel for the calendar's events (Google's default lifetime: 7 days)."""
+        body = {"id": channel_id, "type": "web_hook", "address": address, "token": token}
+        with google_errors("events.watch"):
+            return dict(self._service.events().watch(calendarId=calendar_id, body=body).execute(num_retries=0))
+
+    def stop_channel(self, channel_id: str, resource_id: str) -> None:
+        with google_errors("channels.stop"):
+            self._service.channels().stop(body={"id": channel_id, "resourceId": resource_id}).execute(num_retries=0)

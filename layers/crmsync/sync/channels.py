@@ -1,0 +1,115 @@
+"""Calendar push channels: open one per synced calendar, renew it at least 24 h before it
+expires (new channel first, then stop the old: Google documents the overlap), and turn a
+notification into a queued sync."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from crmsync.dal.channels import Channel, ChannelStore
+from crmsync.dal.mirror import MirrorStore
+from crmsync.domain import Principal
+from crmsync.messaging.messages import CalendarSyncRequest
+from crmsync.providers.google.api import ProviderNotFound
+from crmsync.security.secrets import new_secret, same, sha256_hex
+
+log = logging.getLogger(__name__)
+
+RENEW_BEFORE = timedelta(hours=24)
+
+
+class ChannelApi(Protocol):
+    def watch_events(self, calendar_id: str, *, channel_id: str, address: str, token: str) -> dict[str, Any]: ...
+    def stop_channel(self, channel_id: str, resource_id: str) -> None: ...
+
+
+class Queue(Protocol):
+    def send(self, message: Any) -> None: ...
+
+
+class Channels:
+    def __init__(
+        self,
+        *,
+        store: ChannelStore,
+        mirror: MirrorStore,
+        webhook_url: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._mirror = mirror
+        self._webhook_url = webhook_url
+        self._clock = clock
+
+    def ensure(self, principal: Principal, connection_id: str, calendar_id: str, api: ChannelApi) -> str:
+        """``live``, ``opened`` or ``renewed``. Call after a successful sync."""
+        now = self._clock()
+        cursor = self._mirror.cursor(principal, connection_id, calendar_id)
+        if cursor.channel_id and cursor.channel_expires_at and cursor.channel_expires_at - now > RENEW_BEFORE:
+            return "live"
+        channel_id, token = str(uuid.uuid4()), new_secret(32)
+        answer = api.watch_events(calendar_id, channel_id=channel_id, address=self._webhook_url, token=token)
+        expires_at = datetime.fromtimestamp(int(answer["expiration"]) / 1000, UTC)
+        self._store.put(
+            Channel(
+                channel_id=channel_id,
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                connection_id=connection_id,
+                calendar_id=calendar_id,
+                resource_id=str(answer["resourceId"]),
+                token_hash=sha256_hex(token),
+                expires_at=expires_at,
+            )
+        )
+        self._mirror.set_channel(
+            principal, connection_id, calendar_id, channel_id, str(answer["resourceId"]), expires_at
+        )
+        if cursor.channel_id:
+            self._stop(api, cursor.channel_id, cursor.channel_resource_id or "")
+            return "renewed"
+        return "opened"
+
+    def _stop(self, api: ChannelApi, channel_id: str, resource_id: str) -> None:
+        with contextlib.suppress(ProviderNotFound):  # already gone at Google
+            api.stop_channel(channel_id, resource_id)
+        self._store.delete(channel_id)
+
+
+def on_notification(headers: dict[str, str], store: ChannelStore, queue: Queue) -> tuple[int, str]:
+    """A Calendar notification (headers only, no body): authenticate, enqueue, answer.
+
+    ``sync`` messages are acknowledged and ignored; unknown or stopped channels are
+    acknowledged (Google keeps sending briefly after a stop); a channel whose resource id or
+    token does not match is refused. Duplicates enqueue the same deduplicated message.
+    """
+    h = {k.lower(): v for k, v in headers.items()}
+    channel_id = h.get("x-goog-channel-id", "")
+    state = h.get("x-goog-resource-state", "")
+    if not channel_id or not state:
+        return 400, "not a channel notification"
+    if state == "sync":
+        return 200, "sync ignored"
+    channel = store.get(channel_id)
+    if channel is None:
+        return 200, "unknown channel"
+    resource_ok = same(channel.resource_id, h.get("x-goog-resource-id", ""))
+    token_ok = same(channel.token_hash, sha256_hex(h.get("x-goog-channel-token", "")))
+    if not (resource_ok and token_ok):
+        return 403, "channel token or resource mismatch"
+    queue.send(
+        CalendarSyncRequest(
+            tenant_id=channel.tenant_id,
+            user_id=channel.user_id,
+            connection_id=channel.connection_id,
+            calendar_id=channel.calendar_id,
+            reason="push",
+            occasion=f"{channel_id}:{h.get('x-goog-message-number', '')}",
+        )
+    )
+    return 200, "enqueued"
