@@ -12,6 +12,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, Upda
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
+from crmsync.dal import condition_failed
 from crmsync.domain import Appointment, AppointmentStatus, EventLink, Principal
 from crmsync.errors import BookingConflict, Conflict, NotFound
 from crmsync.models.appointment import APPOINTMENT_SK_PREFIX, SCHEDULE_SK, AppointmentItem, ScheduleItem
@@ -67,10 +68,6 @@ def _cancelled_by_condition(exc: TransactWriteError) -> bool:
     reasons = getattr(exc, "cancellation_reasons", None) or []
     codes = {getattr(r, "code", None) for r in reasons if r is not None}
     return "ConditionalCheckFailed" in codes or exc.cause_response_code == "TransactionCanceledException"
-
-
-def _conditional(exc: Exception) -> bool:
-    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
 class AppointmentStore:
@@ -208,7 +205,7 @@ class AppointmentStore:
         try:
             item.save()
         except PutError as exc:
-            if _conditional(exc):
+            if condition_failed(exc):
                 raise Conflict("The appointment changed concurrently; reload and try again.") from exc
             raise
         return _to_domain(item)
@@ -235,7 +232,7 @@ class AppointmentStore:
                 add_version_condition=False,
             )
         except UpdateError as exc:
-            if _conditional(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True

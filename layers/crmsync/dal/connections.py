@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 
+from crmsync.dal import condition_failed
 from crmsync.domain import Connection, ConnectionStatus, Principal
 from crmsync.errors import Conflict
 from crmsync.models.connection import CONNECTION_SK_PREFIX, ConnectionItem
@@ -43,11 +44,6 @@ class StoredConnection:
 
     def __repr__(self) -> str:
         return f"StoredConnection({self.connection.connection_id!r}, version={self.version})"
-
-
-def _conditional(exc: Exception) -> bool:
-    cause = getattr(exc, "cause_response_code", None)
-    return cause == "ConditionalCheckFailedException"
 
 
 class ConnectionStore:
@@ -131,7 +127,7 @@ class ConnectionStore:
         try:
             item.save()
         except PutError as exc:
-            if _conditional(exc):
+            if condition_failed(exc):
                 raise Conflict("The connection changed concurrently; try again.") from exc
             raise
         return _to_domain(item)
@@ -166,7 +162,7 @@ class ConnectionStore:
                 condition=ConnectionItem.pk.exists(),
             )
         except UpdateError as exc:
-            if _conditional(exc):
+            if condition_failed(exc):
                 return None
             raise
         return _to_domain(item)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
+from crmsync.dal import condition_failed
 from crmsync.domain import ExternalEvent, Principal
 from crmsync.errors import Conflict
 from crmsync.models.keys import user_pk
@@ -91,7 +92,7 @@ class MirrorStore:
         try:
             item.save()
         except PutError as exc:
-            if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 raise Conflict("Another sync advanced this calendar's cursor.") from exc
             raise
 

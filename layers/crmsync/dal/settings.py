@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
+from crmsync.dal import condition_failed
 from crmsync.domain import CalendarRef, CalendarSettings, ExternalDeletion, Principal, SyncDirection, SyncPreferences
 from crmsync.errors import Conflict
 from crmsync.models.keys import user_pk
@@ -55,7 +56,7 @@ class SettingsStore:
         try:
             item.save()
         except PutError as exc:
-            if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 raise Conflict("The settings changed concurrently; reload and try again.") from exc
             raise
         return settings

@@ -39,30 +39,34 @@ def client_secret_reader(secret_arn: str) -> Callable[[], str]:
     return read
 
 
+def _google_calendar(settings: Settings) -> Callable[[str], GoogleCalendar]:
+    """The Calendar adapter factory: one connection's refresh token in, an adapter out."""
+    secret = client_secret_reader(settings.google.client_secret_arn)
+    return lambda refresh_token: GoogleCalendar(settings.google, refresh_token, secret)
+
+
 def _bind(settings: Settings) -> None:
     bind_tables(connections_table=settings.connections_table, oauth_states_table=settings.oauth_states_table)
 
 
 def build_calendars(settings: Settings) -> Calendars:
     _bind(settings)
-    secret = client_secret_reader(settings.google.client_secret_arn)
     return Calendars(
         connections=ConnectionStore(),
         calendars=CalendarStore(),
         cipher=TokenCipher(settings.token_key_id),
-        provider=lambda refresh_token: GoogleCalendar(settings.google, refresh_token, secret),
+        provider=_google_calendar(settings),
     )
 
 
 def build_appointments(settings: Settings) -> Appointments:
     _bind(settings)
-    secret = client_secret_reader(settings.google.client_secret_arn)
     return Appointments(
         store=AppointmentStore(),
         settings=SettingsStore(),
         connections=ConnectionStore(),
         cipher=TokenCipher(settings.token_key_id),
-        writer=lambda refresh_token: GoogleCalendar(settings.google, refresh_token, secret),
+        writer=_google_calendar(settings),
         queue=SyncQueue(settings.sync_queue_url),
         external_busy=build_availability(settings).external_busy,
     )
@@ -75,13 +79,12 @@ def build_availability(settings: Settings) -> Availability:
 
 def build_calendar_sync(settings: Settings) -> CalendarSync:
     _bind(settings)
-    secret = client_secret_reader(settings.google.client_secret_arn)
     return CalendarSync(
         connections=ConnectionStore(),
         settings=SettingsStore(),
         mirror=MirrorStore(),
         cipher=TokenCipher(settings.token_key_id),
-        lister=lambda refresh_token: GoogleCalendar(settings.google, refresh_token, secret),
+        lister=_google_calendar(settings),
         channels=Channels(store=ChannelStore(), mirror=MirrorStore(), webhook_url=settings.calendar_webhook_url),
     )
 

@@ -10,14 +10,24 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from crmsync.security.secrets import sha256_hex
 
 
-class ConnectionCheck(BaseModel):
-    """Check that a connection's grant still works (refresh its access token)."""
+class QueueMessage(BaseModel):
+    """What every sync-queue message shares: who it is for, and its deduplication id (the
+    whole message: sending the same message twice within SQS's 5-minute window is a no-op)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["connection.check"] = "connection.check"
     tenant_id: str = Field(min_length=1, max_length=128)
     user_id: str = Field(min_length=1, max_length=128)
+
+    @property
+    def deduplication_id(self) -> str:
+        return sha256_hex(self.model_dump_json())[:64]
+
+
+class ConnectionCheck(QueueMessage):
+    """Check that a connection's grant still works (refresh its access token)."""
+
+    kind: Literal["connection.check"] = "connection.check"
     connection_id: str = Field(min_length=1, max_length=128)
     #: Why the check was asked for: "connected", "scheduled", ... (diagnostics only).
     reason: str = Field(default="scheduled", max_length=64)
@@ -28,19 +38,11 @@ class ConnectionCheck(BaseModel):
     def group_id(self) -> str:
         return f"{self.tenant_id}#{self.user_id}#{self.connection_id}"
 
-    @property
-    def deduplication_id(self) -> str:
-        return sha256_hex(self.model_dump_json())[:64]
 
-
-class AppointmentPush(BaseModel):
+class AppointmentPush(QueueMessage):
     """Bring the linked calendar up to ``revision`` of the appointment (F3)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     kind: Literal["appointment.push"] = "appointment.push"
-    tenant_id: str = Field(min_length=1, max_length=128)
-    user_id: str = Field(min_length=1, max_length=128)
     appointment_id: str = Field(min_length=1, max_length=128)
     revision: int = Field(ge=1)
     #: Distinguishes pushes of one revision made for different reasons (e.g. a newly linked
@@ -52,19 +54,11 @@ class AppointmentPush(BaseModel):
         # One user's appointments go to one linked calendar: push them one at a time.
         return f"{self.tenant_id}#{self.user_id}#appointments"
 
-    @property
-    def deduplication_id(self) -> str:
-        return sha256_hex(self.model_dump_json())[:64]
 
-
-class CalendarSyncRequest(BaseModel):
+class CalendarSyncRequest(QueueMessage):
     """Sync one provider calendar into the mirror (F7). One FIFO group per calendar."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     kind: Literal["calendar.sync"] = "calendar.sync"
-    tenant_id: str = Field(min_length=1, max_length=128)
-    user_id: str = Field(min_length=1, max_length=128)
     connection_id: str = Field(min_length=1, max_length=128)
     calendar_id: str = Field(min_length=1, max_length=1024)
     reason: str = Field(default="scheduled", max_length=64)
@@ -73,10 +67,6 @@ class CalendarSyncRequest(BaseModel):
     @property
     def group_id(self) -> str:
         return sha256_hex(f"{self.tenant_id}#{self.user_id}#{self.connection_id}#{self.calendar_id}")[:64]
-
-    @property
-    def deduplication_id(self) -> str:
-        return sha256_hex(self.model_dump_json())[:64]
 
 
 SyncMessage = Annotated[ConnectionCheck | AppointmentPush | CalendarSyncRequest, Field(discriminator="kind")]
