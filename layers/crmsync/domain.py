@@ -191,6 +191,8 @@ class ExternalEvent:
     summary: str | None
     etag: str | None
     crm_appointment_id: str | None
+    #: The IANA zone the event's start is written in (not mirrored; used for imports).
+    time_zone: str | None = None
 
     @property
     def all_day(self) -> bool:

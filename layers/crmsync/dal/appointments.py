@@ -210,6 +210,75 @@ class AppointmentStore:
             raise
         return _to_domain(item)
 
+    def by_event(self, principal: Principal, connection_id: str, calendar_id: str) -> dict[str, Appointment]:
+        """The user's appointments linked to events of one calendar, by event id."""
+        return {
+            a.link.event_id: a
+            for a in self.between(principal, None, None)
+            if a.link and (a.link.connection_id, a.link.calendar_id) == (connection_id, calendar_id)
+        }
+
+    def import_event(
+        self, principal: Principal, appointment_id: str, fields: AppointmentFields, link: EventLink
+    ) -> Appointment | None:
+        """An appointment made from an event created in the linked calendar: already in sync
+        (nothing to push back). ``None`` if it was imported before (idempotent)."""
+        now = datetime.now(UTC)
+        item = AppointmentItem(
+            user_pk(principal.tenant_id, principal.user_id),
+            APPOINTMENT_SK_PREFIX + appointment_id,
+            tenant_id=principal.tenant_id,
+            user_id=principal.user_id,
+            appointment_id=appointment_id,
+            status=AppointmentStatus.CONFIRMED.value,
+            created_at=now,
+            revision=1,
+            pushed_revision=1,
+            link_connection_id=link.connection_id,
+            link_calendar_id=link.calendar_id,
+            link_event_id=link.event_id,
+            link_etag=link.etag,
+        )
+        _apply(item, fields, now)
+        try:
+            item.save(condition=AppointmentItem.sk.does_not_exist())
+        except PutError as exc:
+            if condition_failed(exc):
+                return None
+            raise
+        return _to_domain(item)
+
+    def absorb_change(
+        self,
+        principal: Principal,
+        appointment: Appointment,
+        fields: AppointmentFields,
+        status: AppointmentStatus,
+        link: EventLink | None,
+    ) -> Appointment | None:
+        """A change made in the calendar: a new revision the calendar already has (so it is
+        not pushed back: no echo). ``None`` if the appointment changed meanwhile."""
+        item = self._item(principal, appointment.appointment_id)
+        if item is None or int(item.revision) != appointment.revision:
+            return None
+        now = datetime.now(UTC)
+        _apply(item, fields, now)
+        item.status = status.value
+        item.revision = int(item.revision) + 1
+        item.pushed_revision = item.revision
+        item.push_error = None
+        item.link_connection_id = link.connection_id if link else None
+        item.link_calendar_id = link.calendar_id if link else None
+        item.link_event_id = link.event_id if link else None
+        item.link_etag = link.etag if link else None
+        try:
+            item.save()
+        except PutError as exc:
+            if condition_failed(exc):
+                return None
+            raise
+        return _to_domain(item)
+
     def record_push(
         self, principal: Principal, appointment_id: str, revision: int, link: EventLink | None, error: str | None = None
     ) -> bool:

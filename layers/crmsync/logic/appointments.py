@@ -17,7 +17,17 @@ from typing import Any, Protocol
 from crmsync.dal.appointments import AppointmentFields, AppointmentStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.settings import SettingsStore
-from crmsync.domain import Appointment, AppointmentStatus, ConnectionStatus, EventLink, Principal, SyncDirection
+from crmsync.domain import (
+    Appointment,
+    AppointmentStatus,
+    ConnectionStatus,
+    EventLink,
+    ExternalDeletion,
+    ExternalEvent,
+    Principal,
+    SyncDirection,
+    SyncPreferences,
+)
 from crmsync.errors import BookingConflict, NotFound, ProviderError, ReauthorizationRequired, Unprocessable
 from crmsync.messaging.messages import AppointmentPush
 from crmsync.messaging.queue import SyncQueue
@@ -134,6 +144,72 @@ class Appointments:
         for appointment in appointments:
             self._enqueue(appointment, occasion)
         return len(appointments)
+
+    # ------------------------------------------------------------------ the calendar side (F3, F6)
+    def absorb(self, principal: Principal, connection_id: str, calendar_id: str, events: list[ExternalEvent]) -> int:
+        """Changes seen in the linked calendar, brought into the CRM (two-way and
+        calendar → CRM directions): new events become appointments, moved ones move theirs,
+        deleted ones cancel or unlink theirs (F6). Echoes of our own writes change nothing;
+        while a CRM change is still being pushed, the CRM wins. Returns how many changed."""
+        settings = self._settings.get(principal)
+        linked = settings.linked
+        if linked is None or (linked.connection_id, linked.calendar_id) != (connection_id, calendar_id):
+            return 0
+        if settings.preferences.direction is SyncDirection.CRM_TO_CALENDAR:
+            return 0
+        known = self._store.by_event(principal, connection_id, calendar_id)
+        changed = 0
+        for event in events:
+            appointment = known.get(event.event_id)
+            if appointment is None and event.crm_appointment_id:
+                appointment = self._store.get(principal, event.crm_appointment_id)
+            if appointment is not None and appointment.pushed_revision < appointment.revision:
+                continue  # our newer revision is on its way to the calendar
+            outcome = self._absorb_one(principal, connection_id, calendar_id, event, appointment, settings.preferences)
+            changed += 1 if outcome else 0
+        return changed
+
+    def _absorb_one(
+        self,
+        principal: Principal,
+        connection_id: str,
+        calendar_id: str,
+        event: ExternalEvent,
+        appointment: Appointment | None,
+        preferences: SyncPreferences,
+    ) -> Appointment | None:
+        link = EventLink(connection_id, calendar_id, event.event_id, event.etag)
+        if event.cancelled:
+            if appointment is None or appointment.status is AppointmentStatus.CANCELLED or appointment.link is None:
+                return None
+            cancel = preferences.external_deletion is ExternalDeletion.CANCEL
+            return self._store.absorb_change(
+                principal,
+                appointment,
+                _fields_of(appointment),
+                AppointmentStatus.CANCELLED if cancel else AppointmentStatus.CONFIRMED,
+                None,
+            )
+        if event.start is None or event.end is None:
+            return None  # all-day events block time but do not become appointments
+        if appointment is None:
+            if event.crm_appointment_id:
+                return None  # the twin of an appointment we no longer have
+            fields = AppointmentFields(
+                title=event.summary or "(no title)",
+                start=event.start,
+                end=event.end,
+                time_zone=event.time_zone or "UTC",
+            )
+            key = f"{principal.tenant_id}|{principal.user_id}|{connection_id}|{calendar_id}|{event.event_id}"
+            return self._store.import_event(principal, uuid.uuid5(uuid.NAMESPACE_URL, key).hex, fields, link)
+        if appointment.status is AppointmentStatus.CANCELLED:
+            return None
+        title = event.summary or appointment.title
+        if (appointment.start, appointment.end, appointment.title) == (event.start, event.end, title):
+            return None  # nothing new: an echo of our own write
+        fields = replace(_fields_of(appointment), start=event.start, end=event.end, title=title)
+        return self._store.absorb_change(principal, appointment, fields, AppointmentStatus.CONFIRMED, link)
 
     # ------------------------------------------------------------------ the push (queue worker)
     def push(self, message: AppointmentPush) -> str:

@@ -86,6 +86,7 @@ def build_calendar_sync(settings: Settings) -> CalendarSync:
         cipher=TokenCipher(settings.token_key_id),
         lister=_google_calendar(settings),
         channels=Channels(store=ChannelStore(), mirror=MirrorStore(), webhook_url=settings.calendar_webhook_url),
+        inbound=build_appointments(settings).absorb,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.mirror import MirrorStore
 from crmsync.dal.settings import SettingsStore
-from crmsync.domain import ConnectionStatus, Principal
+from crmsync.domain import ConnectionStatus, ExternalEvent, Principal
 from crmsync.errors import ProviderError
 from crmsync.providers.google.api import SyncTokenInvalid
 from crmsync.providers.google.events import parse_event
@@ -50,15 +50,19 @@ class CalendarSync:
         cipher: TokenCipher,
         lister: Callable[[str], EventLister],
         channels: Channels | None = None,
+        inbound: Callable[[Principal, str, str, list[ExternalEvent]], object] | None = None,
     ) -> None:
         """``channels``: keeps a push channel open on every synced calendar (optional so a
-        deployment without a public webhook can rely on the scheduled sweep alone)."""
+        deployment without a public webhook can rely on the scheduled sweep alone).
+        ``inbound``: receives the changed events after they are mirrored (the linked
+        calendar's changes flow into appointments there)."""
         self._connections = connections
         self._settings = settings
         self._mirror = mirror
         self._cipher = cipher
         self._lister = lister
         self._channels = channels
+        self._inbound = inbound
 
     def run(self, principal: Principal, connection_id: str, calendar_id: str) -> SyncOutcome | None:
         """``None``: the connection is gone or not usable (its health check reports why)."""
@@ -86,6 +90,10 @@ class CalendarSync:
             )
         events = [parse_event(r, principal.tenant_id) for r in raw]
         changes = self._mirror.apply(principal, connection_id, calendar_id, events, replace_all=full)
+        if self._inbound is not None:
+            # Before the cursor moves: interrupted here, the re-run sees the same events
+            # again, and absorbing them twice changes nothing.
+            self._inbound(principal, connection_id, calendar_id, events)
         self._mirror.advance(principal, connection_id, calendar_id, cursor, next_token, window_start, full)
         if self._channels is not None:
             self._keep_channel(principal, connection_id, calendar_id, lister)

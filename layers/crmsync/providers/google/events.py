@@ -70,6 +70,7 @@ def parse_event(raw: dict[str, Any], tenant_id: str) -> ExternalEvent:
         summary=raw.get("summary"),
         etag=raw.get("etag"),
         crm_appointment_id=ours,
+        time_zone=start.get("timeZone"),
     )
 
 

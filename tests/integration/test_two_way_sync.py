@@ -1,0 +1,204 @@
+"""F3/F6/F7 two-way: what happens in the linked Google calendar reaches the CRM — new
+events become appointments, moves move them, deletions cancel or unlink them — and our own
+writes coming back change nothing (no echo loops)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+
+from crmsync.config import Settings
+from crmsync.dal.appointments import AppointmentFields
+from crmsync.dal.calendars import CalendarStore
+from crmsync.dal.connections import ConnectionStore
+from crmsync.dal.mirror import MirrorStore
+from crmsync.dal.settings import SettingsStore
+from crmsync.domain import CalendarRef, ExternalDeletion, Principal, SyncDirection, SyncPreferences
+from crmsync.logic.appointments import Appointments
+from crmsync.logic.calendar_settings import CalendarSettingsService
+from crmsync.logic.calendars import Calendars
+from crmsync.logic.integrations import Integrations
+from crmsync.logic.wiring import client_secret_reader
+from crmsync.providers.google.calendar import GoogleCalendar
+from crmsync.security.tokens import TokenCipher
+from crmsync.sync.calendar_sync import CalendarSync
+from tests.integration.conftest import RecordingQueue
+from tests.integration.test_connected_calendars import connect
+
+pytestmark = pytest.mark.integration
+
+ALICE = Principal("tenant-a", "alice")
+START = (datetime.now(UTC) + timedelta(days=5)).replace(hour=9, minute=0, second=0, microsecond=0)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class World:
+    """One CRM user with a linked Google calendar; the test plays Google's user and the worker."""
+
+    def __init__(
+        self,
+        stack,
+        service_env,
+        integrations: Integrations,
+        calendars: Calendars,
+        appointments: Appointments,
+        recorded: RecordingQueue,
+    ) -> None:
+        self.base = stack.google.base_url
+        self.email = f"twoway-{uuid.uuid4().hex[:10]}@example.com"
+        self.appointments = appointments
+        self.recorded = recorded
+        self.connection = connect(integrations, ALICE, self.email, typed=True)
+        calendars.refresh(ALICE, self.connection)
+        self.settings = CalendarSettingsService(
+            connections=ConnectionStore(),
+            calendars=CalendarStore(),
+            settings=SettingsStore(),
+            on_linked=appointments.enqueue_pending,
+        )
+        self.settings.link(ALICE, CalendarRef(self.connection, self.email))
+        settings = Settings.from_env(service_env)
+        secret = client_secret_reader(settings.google.client_secret_arn)
+        self.sync = CalendarSync(
+            connections=ConnectionStore(),
+            settings=SettingsStore(),
+            mirror=MirrorStore(),
+            cipher=TokenCipher(settings.token_key_id),
+            lister=lambda token: GoogleCalendar(settings.google, token, secret),
+            inbound=appointments.absorb,
+        )
+        self.sync.run(ALICE, self.connection, self.email)
+
+    def work(self) -> None:
+        """The worker: pushes queued, then a sync of the calendar (as a notification causes)."""
+        for message in self.recorded.take():
+            self.appointments.push(message)
+        self.sync.run(ALICE, self.connection, self.email)
+
+    def google(self, method: str, **json: Any) -> Any:
+        answer = requests.request(
+            method,
+            f"{self.base}/_emulator/calendar/events",
+            json={"email": self.email, "calendarId": self.email, **json},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return answer.json()
+
+    def listed(self) -> list[Any]:
+        return self.appointments.between(ALICE, None, None)
+
+
+@pytest.fixture
+def world(
+    stack,
+    service_env,
+    integrations,
+    calendars,
+    make_appointments: Callable[..., Appointments],
+    recorded: RecordingQueue,
+) -> World:
+    return World(stack, service_env, integrations, calendars, make_appointments(), recorded)
+
+
+def test_an_event_created_in_the_linked_calendar_becomes_an_appointment_once(world: World) -> None:
+    event = world.google(
+        "POST",
+        event={
+            "summary": "Lunch with Ada",
+            "start": {"dateTime": iso(START), "timeZone": "Europe/Rome"},
+            "end": {"dateTime": iso(START + timedelta(hours=1)), "timeZone": "Europe/Rome"},
+        },
+    )
+    world.work()
+    world.work()  # a duplicated notification: nothing more
+
+    (appointment,) = world.listed()
+    assert (appointment.title, appointment.start, appointment.time_zone) == ("Lunch with Ada", START, "Europe/Rome")
+    assert appointment.link is not None
+    assert appointment.link.event_id == event["id"]
+    assert appointment.sync_state == "synced"  # nothing to push back
+    assert world.recorded.take() == []
+
+
+def test_our_own_pushed_event_coming_back_changes_nothing(world: World) -> None:
+    created = world.appointments.create(ALICE, AppointmentFields("Demo", START, START + timedelta(hours=1), "UTC"))
+    world.work()  # push, then the sync sees our event
+    world.work()
+    (appointment,) = world.listed()
+    assert (appointment.appointment_id, appointment.revision, appointment.sync_state) == (
+        created.appointment_id,
+        1,
+        "synced",
+    )
+
+
+def test_moving_the_event_in_google_moves_the_appointment_without_an_echo(world: World) -> None:
+    created = world.appointments.create(ALICE, AppointmentFields("Demo", START, START + timedelta(hours=1), "UTC"))
+    world.work()
+    event_id = world.appointments.get(ALICE, created.appointment_id).link.event_id  # type: ignore[union-attr]
+    world.google(
+        "PATCH",
+        eventId=event_id,
+        event={
+            "start": {"dateTime": iso(START + timedelta(hours=3))},
+            "end": {"dateTime": iso(START + timedelta(hours=4))},
+        },
+    )
+    world.work()
+    moved = world.appointments.get(ALICE, created.appointment_id)
+    assert moved.start == START + timedelta(hours=3)
+    assert moved.sync_state == "synced"
+    assert world.recorded.take() == []  # nothing pushed back to Google
+
+
+@pytest.mark.parametrize("policy", [ExternalDeletion.CANCEL, ExternalDeletion.UNLINK])
+def test_deleting_the_event_in_google_follows_the_deletion_preference(world: World, policy: ExternalDeletion) -> None:
+    world.settings.set_preferences(ALICE, SyncPreferences(SyncDirection.TWO_WAY, policy))
+    created = world.appointments.create(ALICE, AppointmentFields("Demo", START, START + timedelta(hours=1), "UTC"))
+    world.work()
+    event_id = world.appointments.get(ALICE, created.appointment_id).link.event_id  # type: ignore[union-attr]
+    world.google("DELETE", eventId=event_id)
+    world.work()
+    after = world.appointments.get(ALICE, created.appointment_id)
+    assert after.link is None
+    assert after.status.value == ("cancelled" if policy is ExternalDeletion.CANCEL else "confirmed")
+
+
+def test_a_crm_change_still_being_pushed_wins_over_the_calendars_older_state(world: World) -> None:
+    created = world.appointments.create(ALICE, AppointmentFields("Demo", START, START + timedelta(hours=1), "UTC"))
+    world.work()
+    world.appointments.change(
+        ALICE,
+        created.appointment_id,
+        title="Demo (moved)",
+        start=START + timedelta(hours=5),
+        end=START + timedelta(hours=6),
+    )
+    world.sync.run(ALICE, world.connection, world.email)  # a sync before the push ran
+    pending = world.appointments.get(ALICE, created.appointment_id)
+    assert (pending.title, pending.start) == ("Demo (moved)", START + timedelta(hours=5))
+    world.work()
+    assert world.appointments.get(ALICE, created.appointment_id).sync_state == "synced"
+
+
+def test_crm_to_calendar_direction_imports_nothing(world: World) -> None:
+    world.settings.set_preferences(ALICE, SyncPreferences(SyncDirection.CRM_TO_CALENDAR))
+    world.google(
+        "POST",
+        event={
+            "summary": "private",
+            "start": {"dateTime": iso(START)},
+            "end": {"dateTime": iso(START + timedelta(hours=1))},
+        },
+    )
+    world.work()
+    assert world.listed() == []
