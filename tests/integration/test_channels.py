@@ -135,3 +135,36 @@ def test_a_channel_expiring_within_a_day_is_renewed_new_first_then_old_stopped(
     assert first.channel_id not in live
     assert ChannelStore().get(first.channel_id or "") is None
     assert ChannelStore().get(renewed.channel_id or "") is not None
+
+
+def test_disconnect_stops_the_channels_and_deletes_what_was_mirrored(
+    integrations: Integrations, calendars: Calendars, calendar_sync, stack
+) -> None:
+    email = "bye-" + sha256_hex(str(datetime.now(UTC)))[:8] + "@example.com"
+    connection_id = connect(integrations, ALICE, email, typed=True)
+    calendars.refresh(ALICE, connection_id)
+    requests.post(
+        f"{stack.google.base_url}/_emulator/calendar/events",
+        json={
+            "email": email,
+            "calendarId": email,
+            "event": {
+                "summary": "x",
+                "start": {"dateTime": "2026-12-20T10:00:00Z"},
+                "end": {"dateTime": "2026-12-20T11:00:00Z"},
+            },
+        },
+        timeout=10,
+    ).raise_for_status()
+    calendar_sync.run(ALICE, connection_id, email)
+    cursor = MirrorStore().cursor(ALICE, connection_id, email)
+    assert cursor.channel_id
+    assert MirrorStore().events(ALICE, connection_id, email)
+
+    integrations.disconnect(ALICE, connection_id)
+
+    live = {c["id"] for c in requests.get(f"{stack.google.base_url}/_emulator/calendar/channels", timeout=10).json()}
+    assert cursor.channel_id not in live
+    assert ChannelStore().get(cursor.channel_id) is None
+    assert MirrorStore().events(ALICE, connection_id, email) == []
+    assert MirrorStore().cursor(ALICE, connection_id, email).sync_token is None

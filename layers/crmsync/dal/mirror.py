@@ -170,9 +170,20 @@ class MirrorStore:
                 )
         return len(final)
 
+    def synced_calendars(self, principal: Principal, connection_id: str) -> list[tuple[str, SyncCursor]]:
+        """Every calendar of the connection that has a cursor, with it."""
+        items = SyncStateItem.query(
+            user_pk(principal.tenant_id, principal.user_id),
+            SyncStateItem.sk.startswith(sync_sk(connection_id, "")),
+            consistent_read=True,
+        )
+        return [(item.calendar_id, self.cursor(principal, connection_id, item.calendar_id)) for item in items]
+
     def forget(self, principal: Principal, connection_id: str, calendar_id: str) -> None:
+        """Delete a calendar's mirrored events and its cursor."""
         pk = user_pk(principal.tenant_id, principal.user_id)
         prefix = external_prefix(connection_id, calendar_id)
         with ExternalEventItem.batch_write() as batch:
             for event in self.events(principal, connection_id, calendar_id):
                 batch.delete(ExternalEventItem(pk, prefix + event.event_id))
+        SyncStateItem(pk, sync_sk(connection_id, calendar_id)).delete(add_version_condition=False)

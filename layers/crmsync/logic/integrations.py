@@ -76,9 +76,12 @@ class Integrations:
         state_ttl: timedelta = timedelta(minutes=10),
         counter: Counter | None = None,
         mirrors: Sequence[Callable[[Principal, str], None]] = (),
+        before_revoke: Sequence[Callable[[Principal, str, str], None]] = (),
     ) -> None:
         """``mirrors``: what deletes the data mirrored from a connection when it is
-        disconnected (its calendars, later its events, mail and contacts)."""
+        disconnected (its calendars, later its events, mail and contacts); ``before_revoke``:
+        what must still use the grant before it is revoked (stopping push channels), called
+        with the principal, the connection id and its refresh token."""
         self._connections = connections
         self._states = states
         self._cipher = cipher
@@ -88,6 +91,7 @@ class Integrations:
         self._state_ttl = state_ttl
         self._counter = counter or _NoCounter()
         self._mirrors = tuple(mirrors)
+        self._before_revoke = tuple(before_revoke)
 
     # ------------------------------------------------------------------ connect
     def start_google_connect(
@@ -208,7 +212,10 @@ class Integrations:
         if stored is None:
             raise NotFound(f"No integration with id {connection_id!r}.")
         try:
-            self._google.revoke(self._refresh_token(stored))
+            token = self._refresh_token(stored)
+            for cleanup in self._before_revoke:
+                cleanup(principal, connection_id, token)
+            self._google.revoke(token)
         except (ProviderError, TokenDecryptionError) as exc:
             log.warning(
                 "revoke failed; deleting the connection anyway",

@@ -102,6 +102,7 @@ def build_calendar_settings(settings: Settings) -> CalendarSettingsService:
 
 def build_integrations(settings: Settings, counter: Counter | None = None) -> Integrations:
     _bind(settings)
+    calendar_sync = build_calendar_sync(settings)
     return Integrations(
         connections=ConnectionStore(),
         states=OAuthStateStore(),
@@ -115,5 +116,10 @@ def build_integrations(settings: Settings, counter: Counter | None = None) -> In
         enabled_features=settings.google.features,
         state_ttl=timedelta(seconds=settings.oauth_state_ttl_seconds),
         counter=counter,
-        mirrors=[build_calendar_settings(settings).forget_connection, CalendarStore().delete_for_connection],
+        mirrors=[
+            build_calendar_settings(settings).forget_connection,
+            CalendarStore().delete_for_connection,
+            calendar_sync.forget_connection,
+        ],
+        before_revoke=[calendar_sync.stop_channels],
     )

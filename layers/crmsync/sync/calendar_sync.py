@@ -108,3 +108,21 @@ class CalendarSync:
                 raise
             # E.g. the calendar cannot be watched: the scheduled sweep still syncs it.
             log.warning("push channel refused", extra={"connection_id": connection_id, "detail": exc.detail})
+
+    def stop_channels(self, principal: Principal, connection_id: str, refresh_token: str) -> None:
+        """Before a disconnect revokes the grant: stop the connection's push channels at
+        Google (best effort: Google may be unreachable; stopped channels go quiet anyway)."""
+        if self._channels is None:
+            return
+        lister = self._lister(refresh_token)
+        for _, cursor in self._mirror.synced_calendars(principal, connection_id):
+            if cursor.channel_id:
+                try:
+                    self._channels.stop(lister, cursor.channel_id, cursor.channel_resource_id or "")
+                except ProviderError as exc:
+                    log.warning("channel stop failed", extra={"connection_id": connection_id, "detail": exc.detail})
+
+    def forget_connection(self, principal: Principal, connection_id: str) -> None:
+        """After a disconnect: delete every mirrored event and cursor of the connection."""
+        for calendar_id, _ in self._mirror.synced_calendars(principal, connection_id):
+            self._mirror.forget(principal, connection_id, calendar_id)

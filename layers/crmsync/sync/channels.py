@@ -75,6 +75,10 @@ class Channels:
             return "renewed"
         return "opened"
 
+    def stop(self, api: Any, channel_id: str, resource_id: str) -> None:
+        """Stop a channel at Google (already gone counts as stopped) and forget it."""
+        self._stop(api, channel_id, resource_id)
+
     def _stop(self, api: ChannelApi, channel_id: str, resource_id: str) -> None:
         with contextlib.suppress(ProviderNotFound):  # already gone at Google
             api.stop_channel(channel_id, resource_id)
