@@ -195,10 +195,11 @@ class AppointmentStore:
             item.push_error = None
             return item
 
-        if self._item(principal, appointment_id) is None:
-            return None
         if status is AppointmentStatus.CONFIRMED:
-            return self._book(principal, appointment_id, fields, build, new=False)
+            try:
+                return self._book(principal, appointment_id, fields, build, new=False)
+            except NotFound:
+                return None
         item = build()
         if item is None:
             return None

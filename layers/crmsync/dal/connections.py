@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from crmsync.dal import condition_failed
 from crmsync.domain import Connection, ConnectionStatus, Principal
@@ -171,10 +171,7 @@ class ConnectionStore:
         item = self._get_item(principal, connection_id)
         if item is None:
             return False
-        try:
-            item.delete(add_version_condition=False)
-        except DeleteError:
-            raise
+        item.delete(add_version_condition=False)
         return True
 
     def all_keys(self) -> Iterator[tuple[Principal, str]]:
