@@ -380,19 +380,36 @@ def test_an_event_created_in_google_reaches_the_crm_through_a_real_push(alice: B
     assert any('"outcome":"enqueued"' in line.replace(" ", "") for line in pushes)
 
 
-def test_a_forged_calendar_notification_is_refused(stack) -> None:
-    forged = requests.post(
-        f"{stack.api_url}/webhooks/google/calendar",
-        headers={
-            "X-Goog-Channel-ID": "00000000-0000-0000-0000-000000000000",
-            "X-Goog-Resource-State": "exists",
-            "X-Goog-Resource-ID": "x",
-            "X-Goog-Channel-Token": "guess",
-        },
-        timeout=10,
-    )
-    assert forged.status_code == 200  # unknown channels are acknowledged, and nothing is enqueued
+def test_forged_calendar_notifications_change_nothing(alice: Browser, stack, unique: str) -> None:
+    """Someone who knows a live channel's id and resource id but not its token is refused;
+    an unknown channel is acknowledged; neither queues any work."""
+    email = f"forge-{unique}@example.com"
+    alice.callback(consent(alice.start(), email, typed=True))
+    stack.drain()
+    (channel,) = requests.get(
+        f"{stack.google.base_url}/_emulator/calendar/channels", params={"email": email}, timeout=10
+    ).json()
+    sqs = stack.aws_client("sqs")
+    queue_url = stack.function_environment("SyncWorkerFunction")["SYNC_QUEUE_URL"]
+
+    def notify(channel_id: str, token: str) -> int:
+        return requests.post(
+            f"{stack.api_url}/webhooks/google/calendar",
+            headers={
+                "X-Goog-Channel-ID": channel_id,
+                "X-Goog-Resource-State": "exists",
+                "X-Goog-Resource-ID": channel["resourceId"],
+                "X-Goog-Message-Number": "99",
+                "X-Goog-Channel-Token": token,
+            },
+            timeout=10,
+        ).status_code
+
+    assert notify(channel["id"], "guess") == 403
+    assert notify("00000000-0000-4000-8000-000000000000", "guess") == 200
     assert requests.post(f"{stack.api_url}/webhooks/google/calendar", timeout=10).status_code == 400
+    waiting = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert waiting["Attributes"]["ApproximateNumberOfMessages"] == "0"
 
 
 def test_invalid_appointments_are_problem_documents(alice: Browser) -> None:
