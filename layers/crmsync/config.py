@@ -53,6 +53,11 @@ class Settings(BaseModel):
     jwt_tenant_claim: str = "tenant_id"
     jwt_user_claim: str = "sub"
     oauth_state_ttl_seconds: int = Field(default=600, gt=0, le=600)
+    #: The EventBridge bus domain events go to (AppointmentCreated, EmailLogged, ...).
+    event_bus_name: str = ""
+    #: The BCC logging domain (F9) and the bucket SES writes received mail to.
+    logging_domain: str = ""
+    mail_bucket: str = ""
     google: GoogleSettings
 
     @property
@@ -84,6 +89,9 @@ class Settings(BaseModel):
                 "sync_queue_url": e.get("SYNC_QUEUE_URL"),
                 "jwt_tenant_claim": e.get("JWT_TENANT_CLAIM", "tenant_id"),
                 "jwt_user_claim": e.get("JWT_USER_CLAIM", "sub"),
+                "event_bus_name": e.get("EVENT_BUS_NAME", ""),
+                "logging_domain": e.get("LOGGING_DOMAIN", ""),
+                "mail_bucket": e.get("MAIL_BUCKET", ""),
                 "google": {
                     k: v
                     for k, v in {
