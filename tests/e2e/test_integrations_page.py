@@ -100,6 +100,8 @@ def test_calendar_settings_link_a_calendar_choose_conflicts_and_preferences(page
     account = page.locator('.account-block[data-email="ada@example.com"]')
     expect(account.locator(".status-icon")).to_have_text("✔")
     expect(account.locator("li.calendar")).to_have_count(3)
+    primary = account.locator('li.calendar[data-calendar-id="ada@example.com"]')
+    expect(primary.locator(".sync")).to_have_text("· synced")  # the primary is a conflict calendar by default
     expect(page.locator("#linked-current")).to_have_text("No linked calendar.")
 
     page.get_by_role("button", name="Add").click()
@@ -120,7 +122,10 @@ def test_calendar_settings_link_a_calendar_choose_conflicts_and_preferences(page
     page.get_by_role("button", name="Save preferences").click()
     expect(page.locator("#notice")).to_have_text("Sync preferences saved.")
 
+    stack.drain()  # the settings changes queued a sync of Team and the retirement of the primary
     page.reload()
+    expect(primary).to_have_attribute("data-sync", "off")
+    expect(account.locator("li.calendar", has_text="Team").locator(".sync")).to_have_text("· synced")
     expect(page.locator("#linked-current")).to_have_text("Team (ada@example.com)")
     expect(page.get_by_label("ada@example.com — ada@example.com")).not_to_be_checked()
     expect(page.get_by_label("Team — ada@example.com")).to_be_checked()

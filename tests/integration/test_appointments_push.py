@@ -3,7 +3,6 @@ through the real Google client against the emulator, with the worker's push play
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ from crmsync.logic.integrations import Integrations
 from crmsync.providers.google.events import PROP_APPOINTMENT, event_id_for
 from tests.integration.conftest import RecordingQueue
 from tests.integration.test_connected_calendars import connect
+from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = pytest.mark.integration
 
@@ -31,26 +31,11 @@ def fields(title: str = "Intro call", hours: int = 1) -> AppointmentFields:
     return AppointmentFields(title=title, start=START, end=START + timedelta(hours=hours), time_zone="Europe/Berlin")
 
 
-class Google:
-    """The CRM's events in the user's Google calendar, read through the emulator's control API."""
+class Google(GoogleCalendarUser):
+    """The CRM's events in the user's Google calendar (a fresh account per test)."""
 
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.email = f"user-{uuid.uuid4().hex[:10]}@example.com"  # a fresh account per test
-
-    def add_calendar(self, summary: str) -> None:
-        requests.post(
-            f"{self.base_url}/_emulator/calendar/calendars", json={"email": self.email, "summary": summary}, timeout=10
-        ).raise_for_status()
-
-    def events(self, calendar_id: str) -> list[dict[str, Any]]:
-        answer = requests.get(
-            f"{self.base_url}/_emulator/calendar/events",
-            params={"email": self.email, "calendarId": calendar_id},
-            timeout=10,
-        )
-        answer.raise_for_status()
-        return [e for e in answer.json() if e.get("status") != "cancelled"]
+    def events(self, calendar_id: str | None = None, *, cancelled: bool = False) -> list[dict[str, Any]]:
+        return super().events(calendar_id, cancelled=cancelled)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import requests
 
 from crmsync.dal.appointments import AppointmentFields
 from crmsync.dal.mirror import MirrorStore
@@ -19,6 +18,7 @@ from crmsync.logic.appointments import Appointments
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
 from tests.integration.test_connected_calendars import connect
+from tests.support.google_user import GoogleCalendarUser as GoogleUser
 
 pytestmark = pytest.mark.integration
 
@@ -34,36 +34,9 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class GoogleUser:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.email = f"sync-{uuid.uuid4().hex[:10]}@example.com"
-
-    def add(self, **event: Any) -> dict[str, Any]:
-        answer = requests.post(
-            f"{self.base_url}/_emulator/calendar/events",
-            json={"email": self.email, "calendarId": self.email, "event": event},
-            timeout=10,
-        )
-        answer.raise_for_status()
-        return dict(answer.json())
-
-    def delete(self, event_id: str) -> None:
-        requests.delete(
-            f"{self.base_url}/_emulator/calendar/events",
-            json={"email": self.email, "calendarId": self.email, "eventId": event_id},
-            timeout=10,
-        ).raise_for_status()
-
-    def expire_sync_tokens(self) -> None:
-        requests.post(
-            f"{self.base_url}/_emulator/calendar/expire-sync-tokens", json={"email": self.email}, timeout=10
-        ).raise_for_status()
-
-
 @pytest.fixture
 def user(stack) -> GoogleUser:
-    return GoogleUser(stack.google.base_url)
+    return GoogleUser(stack.google.base_url, f"sync-{uuid.uuid4().hex[:10]}@example.com")
 
 
 @pytest.fixture

@@ -66,13 +66,10 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
         @rule(hour=HOURS)
         def google_creates(self, hour: int) -> None:
             start = START + timedelta(hours=hour)
-            self.world.google(
-                "POST",
-                event={
-                    "summary": "google",
-                    "start": {"dateTime": iso(start)},
-                    "end": {"dateTime": iso(start + timedelta(hours=1))},
-                },
+            self.world.google.add(
+                summary="google",
+                start={"dateTime": iso(start)},
+                end={"dateTime": iso(start + timedelta(hours=1))},
             )
 
         @rule(pick=st.integers(min_value=0), hour=HOURS)
@@ -80,17 +77,17 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
             events = self._google_events()
             if events:
                 start = START + timedelta(hours=hour)
-                self.world.google(
-                    "PATCH",
-                    eventId=events[pick % len(events)]["id"],
-                    event={"start": {"dateTime": iso(start)}, "end": {"dateTime": iso(start + timedelta(hours=1))}},
+                self.world.google.patch(
+                    events[pick % len(events)]["id"],
+                    start={"dateTime": iso(start)},
+                    end={"dateTime": iso(start + timedelta(hours=1))},
                 )
 
         @rule(pick=st.integers(min_value=0))
         def google_deletes(self, pick: int) -> None:
             events = self._google_events()
             if events:
-                self.world.google("DELETE", eventId=events[pick % len(events)]["id"])
+                self.world.google.delete(events[pick % len(events)]["id"])
 
         # ------------------------------------------------------------ the infrastructure
         @rule(kind=FAULTS, method=METHODS, count=st.integers(min_value=1, max_value=2))
@@ -103,9 +100,7 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
 
         @rule()
         def sync_token_expires(self) -> None:
-            requests.post(
-                f"{self.world.base}/_emulator/calendar/expire-sync-tokens", json={"email": self.world.email}, timeout=10
-            ).raise_for_status()
+            self.world.google.expire_sync_tokens()
 
         @rule(duplicate=st.booleans(), interrupt=st.booleans())
         def worker_runs(self, duplicate: bool, interrupt: bool) -> None:
@@ -139,7 +134,7 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
             self._assert_converged()
 
         def _google_events(self) -> list[dict[str, Any]]:
-            return [e for e in self.world.google("GET") if e.get("status") != "cancelled"]
+            return self.world.google.events(cancelled=False)
 
         def _assert_converged(self) -> None:
             events = {e["id"]: e for e in self._google_events()}

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import requests
 
 from crmsync.config import Settings
 from crmsync.dal.appointments import AppointmentFields
@@ -29,6 +28,7 @@ from crmsync.security.tokens import TokenCipher
 from crmsync.sync.calendar_sync import CalendarSync
 from tests.integration.conftest import RecordingQueue
 from tests.integration.test_connected_calendars import connect
+from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +54,7 @@ class World:
     ) -> None:
         self.base = stack.google.base_url
         self.email = f"twoway-{uuid.uuid4().hex[:10]}@example.com"
+        self.google = GoogleCalendarUser(self.base, self.email)
         self.appointments = appointments
         self.recorded = recorded
         self.connection = connect(integrations, ALICE, self.email, typed=True)
@@ -83,16 +84,6 @@ class World:
             self.appointments.push(message)
         self.sync.run(ALICE, self.connection, self.email)
 
-    def google(self, method: str, **json: Any) -> Any:
-        answer = requests.request(
-            method,
-            f"{self.base}/_emulator/calendar/events",
-            json={"email": self.email, "calendarId": self.email, **json},
-            timeout=10,
-        )
-        answer.raise_for_status()
-        return answer.json()
-
     def listed(self) -> list[Any]:
         return self.appointments.between(ALICE, None, None)
 
@@ -110,13 +101,10 @@ def world(
 
 
 def test_an_event_created_in_the_linked_calendar_becomes_an_appointment_once(world: World) -> None:
-    event = world.google(
-        "POST",
-        event={
-            "summary": "Lunch with Ada",
-            "start": {"dateTime": iso(START), "timeZone": "Europe/Rome"},
-            "end": {"dateTime": iso(START + timedelta(hours=1)), "timeZone": "Europe/Rome"},
-        },
+    event = world.google.add(
+        summary="Lunch with Ada",
+        start={"dateTime": iso(START), "timeZone": "Europe/Rome"},
+        end={"dateTime": iso(START + timedelta(hours=1)), "timeZone": "Europe/Rome"},
     )
     world.work()
     world.work()  # a duplicated notification: nothing more
@@ -145,13 +133,10 @@ def test_moving_the_event_in_google_moves_the_appointment_without_an_echo(world:
     created = world.appointments.create(ALICE, AppointmentFields("Demo", START, START + timedelta(hours=1), "UTC"))
     world.work()
     event_id = world.appointments.get(ALICE, created.appointment_id).link.event_id  # type: ignore[union-attr]
-    world.google(
-        "PATCH",
-        eventId=event_id,
-        event={
-            "start": {"dateTime": iso(START + timedelta(hours=3))},
-            "end": {"dateTime": iso(START + timedelta(hours=4))},
-        },
+    world.google.patch(
+        event_id,
+        start={"dateTime": iso(START + timedelta(hours=3))},
+        end={"dateTime": iso(START + timedelta(hours=4))},
     )
     world.work()
     moved = world.appointments.get(ALICE, created.appointment_id)
@@ -166,7 +151,7 @@ def test_deleting_the_event_in_google_follows_the_deletion_preference(world: Wor
     created = world.appointments.create(ALICE, AppointmentFields("Demo", START, START + timedelta(hours=1), "UTC"))
     world.work()
     event_id = world.appointments.get(ALICE, created.appointment_id).link.event_id  # type: ignore[union-attr]
-    world.google("DELETE", eventId=event_id)
+    world.google.delete(event_id)
     world.work()
     after = world.appointments.get(ALICE, created.appointment_id)
     assert after.link is None
@@ -192,13 +177,10 @@ def test_a_crm_change_still_being_pushed_wins_over_the_calendars_older_state(wor
 
 def test_crm_to_calendar_direction_imports_nothing(world: World) -> None:
     world.settings.set_preferences(ALICE, SyncPreferences(SyncDirection.CRM_TO_CALENDAR))
-    world.google(
-        "POST",
-        event={
-            "summary": "private",
-            "start": {"dateTime": iso(START)},
-            "end": {"dateTime": iso(START + timedelta(hours=1))},
-        },
+    world.google.add(
+        summary="private",
+        start={"dateTime": iso(START)},
+        end={"dateTime": iso(START + timedelta(hours=1))},
     )
     world.work()
     assert world.listed() == []

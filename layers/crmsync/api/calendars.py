@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from crmsync.api.http import json_response, principal_of
-from crmsync.api.schemas import CalendarList, CalendarOut
+from crmsync.api.schemas import CalendarList, CalendarWithStatusOut
 from crmsync.config import get_settings
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.wiring import build_calendars
@@ -24,5 +24,5 @@ def calendars() -> Calendars:
 @router.get("/v1/calendars")
 def list_calendars() -> Response[str]:
     principal = principal_of(router.current_event, get_settings())
-    items = [CalendarOut.of(c) for c in calendars().connected(principal)]
+    items = [CalendarWithStatusOut.of_status(c) for c in calendars().with_status(principal)]
     return json_response(200, CalendarList(items=items).model_dump_json())

@@ -88,8 +88,29 @@ class CalendarOut(BaseModel):
         )
 
 
+class CalendarSyncOut(BaseModel):
+    #: ``synced``, ``pending`` (chosen, first sync not done yet) or ``off`` (not synced).
+    state: str
+    last_synced_at: datetime | None
+    push_channel: bool
+
+
+class CalendarWithStatusOut(CalendarOut):
+    #: The account's status: ``connected``, ``needs_reauth`` or ``error``.
+    connection_status: str
+    sync: CalendarSyncOut
+
+    @classmethod
+    def of_status(cls, s: CalendarStatus) -> CalendarWithStatusOut:
+        return cls(
+            **CalendarOut.of(s.calendar).model_dump(),
+            connection_status=s.connection_status.value,
+            sync=CalendarSyncOut(state=s.sync_state, last_synced_at=s.last_synced_at, push_channel=s.push_channel),
+        )
+
+
 class CalendarList(BaseModel):
-    items: list[CalendarOut]
+    items: list[CalendarWithStatusOut]
 
 
 class CalendarRefIn(BaseModel):
@@ -238,3 +259,4 @@ class AppointmentList(BaseModel):
 
 if TYPE_CHECKING:
     from crmsync.logic.calendar_settings import CalendarSettingsView
+    from crmsync.logic.calendars import CalendarStatus

@@ -11,7 +11,7 @@ from crmsync.models.keys import user_pk
 from crmsync.providers.google.calendar import ProviderCalendar
 
 
-def _to_domain(item: CalendarItem) -> ConnectedCalendar:
+def calendar_from_item(item: CalendarItem) -> ConnectedCalendar:
     return ConnectedCalendar(
         connection_id=item.connection_id,
         calendar_id=item.calendar_id,
@@ -32,7 +32,7 @@ class CalendarStore:
         items = CalendarItem.query(
             user_pk(principal.tenant_id, principal.user_id), CalendarItem.sk.startswith(prefix), consistent_read=True
         )
-        return [_to_domain(i) for i in items]
+        return [calendar_from_item(i) for i in items]
 
     def replace_for_connection(
         self, principal: Principal, connection_id: str, account_email: str, calendars: Iterable[ProviderCalendar]

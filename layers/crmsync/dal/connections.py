@@ -33,6 +33,10 @@ def _to_domain(item: ConnectionItem) -> Connection:
     )
 
 
+def stored_from_item(item: ConnectionItem) -> StoredConnection:
+    return StoredConnection(_to_domain(item), bytes(item.refresh_token_ciphertext), int(item.version or 0))
+
+
 @dataclass(frozen=True)
 class StoredConnection:
     """A connection with what only the use cases that need the token may see, and the
@@ -77,9 +81,7 @@ class ConnectionStore:
 
     def get_stored(self, principal: Principal, connection_id: str) -> StoredConnection | None:
         item = self._get_item(principal, connection_id)
-        if item is None:
-            return None
-        return StoredConnection(_to_domain(item), bytes(item.refresh_token_ciphertext), int(item.version or 0))
+        return stored_from_item(item) if item is not None else None
 
     def upsert(
         self,

@@ -8,11 +8,17 @@ from datetime import UTC, datetime
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
-from crmsync.dal import condition_failed
-from crmsync.domain import ExternalEvent, Principal
+from crmsync.dal import condition_failed, get_many
+from crmsync.dal.calendars import calendar_from_item
+from crmsync.dal.connections import StoredConnection, stored_from_item
+from crmsync.dal.settings import settings_from_item
+from crmsync.domain import CalendarSettings, ConnectedCalendar, ExternalEvent, Principal
 from crmsync.errors import Conflict
-from crmsync.models.keys import user_pk
-from crmsync.models.sync import ExternalEventItem, SyncStateItem, external_prefix, sync_sk
+from crmsync.models.calendar import CalendarItem, calendar_sk
+from crmsync.models.connection import CONNECTION_SK_PREFIX, ConnectionItem
+from crmsync.models.keys import check_id, user_pk
+from crmsync.models.settings import CALENDAR_SETTINGS_SK, CalendarSettingsItem
+from crmsync.models.sync import SYNC_SK_PREFIX, ExternalEventItem, SyncStateItem, external_prefix, sync_sk
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,42 @@ class SyncCursor:
     channel_id: str | None = None
     channel_resource_id: str | None = None
     channel_expires_at: datetime | None = None
+    last_success_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SyncInputs:
+    stored: StoredConnection | None
+    cursor: SyncCursor
+    settings: CalendarSettings
+    calendar: ConnectedCalendar | None
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the calendar's events matter: a conflict calendar, or the linked one."""
+        if self.calendar is None:
+            return False
+        linked = self.settings.linked
+        is_linked = linked is not None and (linked.connection_id, linked.calendar_id) == (
+            self.calendar.connection_id,
+            self.calendar.calendar_id,
+        )
+        return self.calendar.conflict or is_linked
+
+
+def cursor_from_item(item: SyncStateItem | None) -> SyncCursor:
+    if item is None:
+        return SyncCursor(None, None, None, 0)
+    return SyncCursor(
+        item.sync_token,
+        item.window_start,
+        item.version,
+        int(item.full_syncs or 0),
+        item.channel_id,
+        item.channel_resource_id,
+        item.channel_expires_at,
+        item.last_success_at,
+    )
 
 
 def _event(item: ExternalEventItem) -> ExternalEvent:
@@ -51,15 +93,29 @@ class MirrorStore:
                 consistent_read=True,
             )
         except DoesNotExist:
-            return SyncCursor(None, None, None, 0)
-        return SyncCursor(
-            item.sync_token,
-            item.window_start,
-            item.version,
-            int(item.full_syncs or 0),
-            item.channel_id,
-            item.channel_resource_id,
-            item.channel_expires_at,
+            return cursor_from_item(None)
+        return cursor_from_item(item)
+
+    def sync_inputs(self, principal: Principal, connection_id: str, calendar_id: str) -> SyncInputs:
+        """What a sync run needs, in one request: the connection, the cursor, the settings."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        try:
+            check_id("connection", connection_id)
+        except ValueError:
+            return SyncInputs(None, cursor_from_item(None), settings_from_item(None), None)
+        connection, state, settings, calendar = get_many(
+            [
+                (ConnectionItem, pk, CONNECTION_SK_PREFIX + connection_id),
+                (SyncStateItem, pk, sync_sk(connection_id, calendar_id)),
+                (CalendarSettingsItem, pk, CALENDAR_SETTINGS_SK),
+                (CalendarItem, pk, calendar_sk(connection_id, calendar_id)),
+            ]
+        )
+        return SyncInputs(
+            stored_from_item(connection) if isinstance(connection, ConnectionItem) else None,
+            cursor_from_item(state if isinstance(state, SyncStateItem) else None),
+            settings_from_item(settings if isinstance(settings, CalendarSettingsItem) else None),
+            calendar_from_item(calendar) if isinstance(calendar, CalendarItem) else None,
         )
 
     def advance(
@@ -144,6 +200,8 @@ class MirrorStore:
         if replace_all:
             for known in self.events(principal, connection_id, calendar_id):
                 final.setdefault(known.event_id, None)
+        if not final:
+            return 0
         with ExternalEventItem.batch_write() as batch:
             for event_id, event in final.items():
                 if event is None:
@@ -172,12 +230,16 @@ class MirrorStore:
 
     def synced_calendars(self, principal: Principal, connection_id: str) -> list[tuple[str, SyncCursor]]:
         """Every calendar of the connection that has a cursor, with it."""
+        return [(c, cursor) for _, c, cursor in self.synced(principal, connection_id)]
+
+    def synced(self, principal: Principal, connection_id: str | None = None) -> list[tuple[str, str, SyncCursor]]:
+        """``(connection, calendar, cursor)`` of every synced calendar (of one connection)."""
         items = SyncStateItem.query(
             user_pk(principal.tenant_id, principal.user_id),
-            SyncStateItem.sk.startswith(sync_sk(connection_id, "")),
+            SyncStateItem.sk.startswith(sync_sk(connection_id, "") if connection_id else SYNC_SK_PREFIX),
             consistent_read=True,
         )
-        return [(item.calendar_id, self.cursor(principal, connection_id, item.calendar_id)) for item in items]
+        return [(item.connection_id, item.calendar_id, cursor_from_item(item)) for item in items]
 
     def forget(self, principal: Principal, connection_id: str, calendar_id: str) -> None:
         """Delete a calendar's mirrored events and its cursor."""

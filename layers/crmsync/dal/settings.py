@@ -23,23 +23,7 @@ class SettingsStore:
             return None
 
     def get(self, principal: Principal) -> CalendarSettings:
-        item = self._item(principal)
-        if item is None:
-            return CalendarSettings(linked=None, preferences=SyncPreferences())
-        linked = (
-            CalendarRef(item.linked_connection_id, item.linked_calendar_id)
-            if item.linked_connection_id and item.linked_calendar_id
-            else None
-        )
-        return CalendarSettings(
-            linked=linked,
-            preferences=SyncPreferences(
-                direction=SyncDirection(item.direction),
-                external_deletion=ExternalDeletion(item.external_deletion),
-                window_days_back=int(item.window_days_back),
-                window_days_ahead=int(item.window_days_ahead),
-            ),
-        )
+        return settings_from_item(self._item(principal))
 
     def save(self, principal: Principal, settings: CalendarSettings) -> CalendarSettings:
         """Write the whole settings item; a concurrent change makes this raise Conflict."""
@@ -60,3 +44,23 @@ class SettingsStore:
                 raise Conflict("The settings changed concurrently; reload and try again.") from exc
             raise
         return settings
+
+
+def settings_from_item(item: CalendarSettingsItem | None) -> CalendarSettings:
+    """The settings an item holds (the defaults when there is none)."""
+    if item is None:
+        return CalendarSettings(linked=None, preferences=SyncPreferences())
+    linked = (
+        CalendarRef(item.linked_connection_id, item.linked_calendar_id)
+        if item.linked_connection_id and item.linked_calendar_id
+        else None
+    )
+    return CalendarSettings(
+        linked=linked,
+        preferences=SyncPreferences(
+            direction=SyncDirection(item.direction),
+            external_deletion=ExternalDeletion(item.external_deletion),
+            window_days_back=int(item.window_days_back),
+            window_days_ahead=int(item.window_days_ahead),
+        ),
+    )

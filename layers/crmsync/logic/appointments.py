@@ -29,6 +29,14 @@ from crmsync.domain import (
     SyncPreferences,
 )
 from crmsync.errors import BookingConflict, NotFound, ProviderError, ReauthorizationRequired, Unprocessable
+from crmsync.messaging.events import (
+    AppointmentCancelled,
+    AppointmentChanged,
+    AppointmentCreated,
+    AppointmentEvent,
+    EventPublisher,
+    Origin,
+)
 from crmsync.messaging.messages import AppointmentPush
 from crmsync.messaging.queue import SyncQueue
 from crmsync.providers.google.api import ProviderDuplicate, ProviderNotFound
@@ -55,9 +63,11 @@ class Appointments:
         writer: Callable[[str], EventWriter],
         queue: SyncQueue,
         external_busy: Callable[[Principal, datetime, datetime], list[Any]] | None = None,
+        events: EventPublisher | None = None,
     ) -> None:
         """``external_busy(principal, start, end)``: busy intervals of conflict calendars
-        (objects with ``start``/``end``), which block bookings like appointments do (F5)."""
+        (objects with ``start``/``end``), which block bookings like appointments do (F5).
+        ``events``: where AppointmentCreated/Changed/Cancelled go once a change is stored."""
         self._store = store
         self._settings = settings
         self._connections = connections
@@ -65,6 +75,7 @@ class Appointments:
         self._writer = writer
         self._queue = queue
         self._external_busy = external_busy
+        self._events = events
 
     # ------------------------------------------------------------------ the CRM side
     def create(self, principal: Principal, fields: AppointmentFields) -> Appointment:
@@ -72,6 +83,7 @@ class Appointments:
         self._refuse_external_busy(principal, fields)
         appointment = self._store.create(principal, uuid.uuid4().hex, fields)
         self._enqueue(appointment)
+        self._publish(AppointmentCreated, appointment, "crm")
         return appointment
 
     def get(self, principal: Principal, appointment_id: str) -> Appointment:
@@ -115,7 +127,33 @@ class Appointments:
         if changed is None:
             raise NotFound(f"No appointment with id {appointment_id!r}.")
         self._enqueue(changed)
+        self._publish_change(changed, "crm")
         return changed
+
+    def _publish_change(self, appointment: Appointment, origin: Origin) -> None:
+        cancelled = appointment.status is AppointmentStatus.CANCELLED
+        self._publish(AppointmentCancelled if cancelled else AppointmentChanged, appointment, origin)
+
+    def _publish(self, kind: type[AppointmentEvent], appointment: Appointment, origin: Origin) -> None:
+        if self._events is None:
+            return
+        self._events.publish(
+            [
+                kind(
+                    event_id=f"appointment:{appointment.appointment_id}:{appointment.revision}",
+                    tenant_id=appointment.tenant_id,
+                    user_id=appointment.user_id,
+                    origin=origin,
+                    appointment_id=appointment.appointment_id,
+                    revision=appointment.revision,
+                    status=appointment.status.value,
+                    title=appointment.title,
+                    start=appointment.start,
+                    end=appointment.end,
+                    time_zone=appointment.time_zone,
+                )
+            ]
+        )
 
     def _enqueue(self, appointment: Appointment, occasion: str = "") -> None:
         try:
@@ -146,11 +184,22 @@ class Appointments:
         return len(appointments)
 
     # ------------------------------------------------------------------ the calendar side (F3, F6)
-    def absorb(self, principal: Principal, connection_id: str, calendar_id: str, events: list[ExternalEvent]) -> int:
+    def absorb(
+        self,
+        principal: Principal,
+        connection_id: str,
+        calendar_id: str,
+        events: list[ExternalEvent],
+        complete_since: datetime | None = None,
+    ) -> int:
         """Changes seen in the linked calendar, brought into the CRM (two-way and
         calendar → CRM directions): new events become appointments, moved ones move theirs,
         deleted ones cancel or unlink theirs (F6). Echoes of our own writes change nothing;
-        while a CRM change is still being pushed, the CRM wins. Returns how many changed."""
+        while a CRM change is still being pushed, the CRM wins. Returns how many changed.
+
+        ``complete_since``: ``events`` is the calendar's complete list of events ending after
+        that moment (a full sync), so a linked appointment from then on whose event is not
+        in it was deleted — even if Google no longer reports the deletion."""
         settings = self._settings.get(principal)
         linked = settings.linked
         if linked is None or (linked.connection_id, linked.calendar_id) != (connection_id, calendar_id):
@@ -158,6 +207,13 @@ class Appointments:
         if settings.preferences.direction is SyncDirection.CRM_TO_CALENDAR:
             return 0
         known = self._store.by_event(principal, connection_id, calendar_id)
+        if complete_since is not None:
+            listed = {e.event_id for e in events}
+            events = events + [
+                _deleted(event_id, a.appointment_id)
+                for event_id, a in known.items()
+                if event_id not in listed and a.end >= complete_since
+            ]
         changed = 0
         for event in events:
             appointment = known.get(event.event_id)
@@ -166,7 +222,12 @@ class Appointments:
             if appointment is not None and appointment.pushed_revision < appointment.revision:
                 continue  # our newer revision is on its way to the calendar
             outcome = self._absorb_one(principal, connection_id, calendar_id, event, appointment, settings.preferences)
-            changed += 1 if outcome else 0
+            if outcome is not None:
+                changed += 1
+                if appointment is None:
+                    self._publish(AppointmentCreated, outcome, "provider")
+                else:
+                    self._publish_change(outcome, "provider")
         return changed
 
     def _absorb_one(
@@ -292,6 +353,22 @@ class Appointments:
             stored.refresh_token_ciphertext, TokenContext(principal.tenant_id, principal.user_id, connection_id)
         )
         return self._writer(token)
+
+
+def _deleted(event_id: str, appointment_id: str) -> ExternalEvent:
+    return ExternalEvent(
+        event_id=event_id,
+        cancelled=True,
+        start=None,
+        end=None,
+        start_date=None,
+        end_date=None,
+        transparent=False,
+        declined=False,
+        summary=None,
+        etag=None,
+        crm_appointment_id=appointment_id,
+    )
 
 
 def _delete_quietly(writer: EventWriter, calendar_id: str, event_id: str) -> None:

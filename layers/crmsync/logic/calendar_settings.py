@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -17,6 +18,8 @@ from crmsync.domain import (
     SyncPreferences,
 )
 from crmsync.errors import Unprocessable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,15 @@ class CalendarSettingsService:
         calendars: CalendarStore,
         settings: SettingsStore,
         on_linked: Callable[[Principal, int], object] | None = None,
+        on_changed: Callable[[Principal], object] | None = None,
     ) -> None:
-        """``on_linked(principal, days_back)``: bring a newly linked calendar up to date."""
+        """``on_linked(principal, days_back)``: bring a newly linked calendar up to date.
+        ``on_changed(principal)``: the set of synced calendars may have changed."""
         self._connections = connections
         self._calendars = calendars
         self._settings = settings
         self._on_linked = on_linked
+        self._on_changed = on_changed
 
     def view(self, principal: Principal) -> CalendarSettingsView:
         settings = self._settings.get(principal)
@@ -67,10 +73,12 @@ class CalendarSettingsService:
         self._calendars.set_conflict(principal, {_pair(c) for c in calendars if c.conflict} | {_pair(calendar)})
         if self._on_linked is not None and current.linked != ref:
             self._on_linked(principal, current.preferences.window_days_back)
+        self._changed(principal)
         return self.view(principal)
 
     def unlink(self, principal: Principal) -> CalendarSettingsView:
         self._settings.save(principal, replace(self._settings.get(principal), linked=None))
+        self._changed(principal)
         return self.view(principal)
 
     def set_conflict_calendars(self, principal: Principal, refs: list[CalendarRef]) -> CalendarSettingsView:
@@ -81,7 +89,16 @@ class CalendarSettingsService:
             names = ", ".join(calendar_id for _, calendar_id in unknown)
             raise Unprocessable(f"Not connected calendars: {names}.")
         self._calendars.set_conflict(principal, wanted)
+        self._changed(principal)
         return self.view(principal)
+
+    def _changed(self, principal: Principal) -> None:
+        if self._on_changed is None:
+            return
+        try:
+            self._on_changed(principal)
+        except Exception:  # the change is saved; the next health check syncs what it implies
+            log.exception("could not enqueue the calendar syncs after a settings change")
 
     def set_preferences(self, principal: Principal, preferences: SyncPreferences) -> CalendarSettingsView:
         self._settings.save(principal, replace(self._settings.get(principal), preferences=preferences))

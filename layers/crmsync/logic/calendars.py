@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from crmsync.dal.calendars import CalendarStore
 from crmsync.dal.connections import ConnectionStore
-from crmsync.domain import ConnectedCalendar, Connection, Principal
+from crmsync.dal.mirror import MirrorStore
+from crmsync.dal.settings import SettingsStore
+from crmsync.domain import ConnectedCalendar, Connection, ConnectionStatus, Principal
 from crmsync.providers.google.calendar import ProviderCalendar
 from crmsync.security.tokens import TokenCipher, TokenContext
 
@@ -30,6 +34,19 @@ class CalendarProvider(Protocol):
 ProviderFactory = Callable[[str], CalendarProvider]
 
 
+@dataclass(frozen=True)
+class CalendarStatus:
+    """A connected calendar with its account's status and how far its sync is."""
+
+    calendar: ConnectedCalendar
+    connection_status: ConnectionStatus
+    #: ``synced`` (mirrored, kept current), ``pending`` (chosen, first sync not done yet),
+    #: ``off`` (neither a conflict nor the linked calendar: not synced).
+    sync_state: str
+    last_synced_at: datetime | None
+    push_channel: bool
+
+
 class Calendars:
     def __init__(
         self,
@@ -38,17 +55,51 @@ class Calendars:
         calendars: CalendarStore,
         cipher: TokenCipher,
         provider: ProviderFactory,
+        mirror: MirrorStore | None = None,
+        settings: SettingsStore | None = None,
     ) -> None:
         self._connections = connections
         self._calendars = calendars
         self._cipher = cipher
         self._provider = provider
+        self._mirror = mirror or MirrorStore()
+        self._settings = settings or SettingsStore()
 
     def connected(self, principal: Principal) -> list[ConnectedCalendar]:
         """Every connected account's calendars: accounts in connection order, primary first."""
         order = {c.connection_id: i for i, c in enumerate(self._connections.list(principal))}
         calendars = [c for c in self._calendars.of_user(principal) if c.connection_id in order]
         return sorted(calendars, key=lambda c: (order[c.connection_id], not c.primary, c.name.lower()))
+
+    def with_status(self, principal: Principal) -> list[CalendarStatus]:
+        """``connected``, each with its account's status and its sync state (F2, F12)."""
+        connections = {c.connection_id: c for c in self._connections.list(principal)}
+        order = list(connections)
+        calendars = [c for c in self._calendars.of_user(principal) if c.connection_id in connections]
+        cursors = {(conn, cal): cursor for conn, cal, cursor in self._mirror.synced(principal)}
+        linked = self._settings.get(principal).linked
+        out: list[CalendarStatus] = []
+        for c in sorted(calendars, key=lambda c: (order.index(c.connection_id), not c.primary, c.name.lower())):
+            cursor = cursors.get((c.connection_id, c.calendar_id))
+            wanted = c.conflict or (
+                linked is not None
+                and (linked.connection_id, linked.calendar_id)
+                == (
+                    c.connection_id,
+                    c.calendar_id,
+                )
+            )
+            state = "off" if not wanted else ("synced" if cursor and cursor.sync_token else "pending")
+            out.append(
+                CalendarStatus(
+                    calendar=c,
+                    connection_status=connections[c.connection_id].status,
+                    sync_state=state,
+                    last_synced_at=cursor.last_success_at if cursor and wanted else None,
+                    push_channel=bool(wanted and cursor and cursor.channel_id),
+                )
+            )
+        return out
 
     def refresh(self, principal: Principal, connection_id: str) -> list[ConnectedCalendar] | None:
         """Re-read the account's calendar list from the provider. ``None``: the connection is

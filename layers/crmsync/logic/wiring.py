@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from crmsync.config import Settings
 from crmsync.dal.appointments import AppointmentStore
@@ -13,11 +13,13 @@ from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.mirror import MirrorStore
 from crmsync.dal.oauth_states import OAuthStateStore
 from crmsync.dal.settings import SettingsStore
+from crmsync.domain import Principal
 from crmsync.logic.appointments import Appointments
 from crmsync.logic.availability import Availability
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Counter, Integrations
+from crmsync.messaging.events import EventBridgePublisher
 from crmsync.messaging.queue import SyncQueue
 from crmsync.models import bind_tables
 from crmsync.providers.google.calendar import GoogleCalendar
@@ -25,6 +27,7 @@ from crmsync.providers.google.oauth import GoogleOAuth
 from crmsync.security.tokens import TokenCipher
 from crmsync.sync.calendar_sync import CalendarSync
 from crmsync.sync.channels import Channels
+from crmsync.sync.planner import SyncPlanner
 
 
 def client_secret_reader(secret_arn: str) -> Callable[[], str]:
@@ -43,6 +46,11 @@ def _google_calendar(settings: Settings) -> Callable[[str], GoogleCalendar]:
     """The Calendar adapter factory: one connection's refresh token in, an adapter out."""
     secret = client_secret_reader(settings.google.client_secret_arn)
     return lambda refresh_token: GoogleCalendar(settings.google, refresh_token, secret)
+
+
+def build_events(settings: Settings) -> EventBridgePublisher:
+    """The domain-event bus (EVENT_BUS_NAME); without one, events are not published."""
+    return EventBridgePublisher(settings.event_bus_name)
 
 
 def _bind(settings: Settings) -> None:
@@ -69,6 +77,7 @@ def build_appointments(settings: Settings) -> Appointments:
         writer=_google_calendar(settings),
         queue=SyncQueue(settings.sync_queue_url),
         external_busy=build_availability(settings).external_busy,
+        events=build_events(settings),
     )
 
 
@@ -87,6 +96,17 @@ def build_calendar_sync(settings: Settings) -> CalendarSync:
         lister=_google_calendar(settings),
         channels=Channels(store=ChannelStore(), mirror=MirrorStore(), webhook_url=settings.calendar_webhook_url),
         inbound=build_appointments(settings).absorb,
+        events=build_events(settings),
+    )
+
+
+def build_sync_planner(settings: Settings) -> SyncPlanner:
+    _bind(settings)
+    return SyncPlanner(
+        settings=SettingsStore(),
+        calendars=CalendarStore(),
+        mirror=MirrorStore(),
+        queue=SyncQueue(settings.sync_queue_url),
     )
 
 
@@ -97,7 +117,17 @@ def build_calendar_settings(settings: Settings) -> CalendarSettingsService:
         calendars=CalendarStore(),
         settings=SettingsStore(),
         on_linked=build_appointments(settings).enqueue_pending,
+        on_changed=_sync_after_settings_change(build_sync_planner(settings)),
     )
+
+
+def _sync_after_settings_change(planner: SyncPlanner) -> Callable[[Principal], object]:
+    """Newly chosen calendars are synced (and get their channel) at once, dropped ones retired."""
+
+    def enqueue(principal: Principal) -> object:
+        return planner.enqueue(principal, None, reason="settings", occasion=f"settings@{datetime.now(UTC).isoformat()}")
+
+    return enqueue
 
 
 def build_integrations(settings: Settings, counter: Counter | None = None) -> Integrations:

@@ -16,16 +16,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from crmsync.dal.connections import ConnectionStore
-from crmsync.dal.mirror import MirrorStore
+from crmsync.dal.mirror import MirrorStore, SyncCursor
 from crmsync.dal.settings import SettingsStore
 from crmsync.domain import ConnectionStatus, ExternalEvent, Principal
 from crmsync.errors import ProviderError
+from crmsync.messaging.events import EventPublisher, ExternalBusyChanged
 from crmsync.providers.google.api import SyncTokenInvalid
 from crmsync.providers.google.events import parse_event
+from crmsync.security.secrets import sha256_hex
 from crmsync.security.tokens import TokenCipher, TokenContext
 from crmsync.sync.channels import Channels
 
 log = logging.getLogger(__name__)
+
+#: A no-op incremental sync leaves the stored cursor alone, but refreshes it this often
+#: (its ``last_success_at`` tells the scheduled sweep the calendar is being synced).
+CURSOR_REFRESH = timedelta(hours=1)
 
 
 class EventLister(Protocol):
@@ -38,6 +44,8 @@ class EventLister(Protocol):
 class SyncOutcome:
     full: bool
     changes: int
+    #: The calendar is no longer synced: its channel was stopped and its mirror forgotten.
+    retired: bool = False
 
 
 class CalendarSync:
@@ -50,12 +58,15 @@ class CalendarSync:
         cipher: TokenCipher,
         lister: Callable[[str], EventLister],
         channels: Channels | None = None,
-        inbound: Callable[[Principal, str, str, list[ExternalEvent]], object] | None = None,
+        inbound: Callable[[Principal, str, str, list[ExternalEvent], datetime | None], object] | None = None,
+        events: EventPublisher | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """``channels``: keeps a push channel open on every synced calendar (optional so a
         deployment without a public webhook can rely on the scheduled sweep alone).
         ``inbound``: receives the changed events after they are mirrored (the linked
-        calendar's changes flow into appointments there)."""
+        calendar's changes flow into appointments there). ``events``: where
+        ExternalBusyChanged goes when a conflict calendar's events change."""
         self._connections = connections
         self._settings = settings
         self._mirror = mirror
@@ -63,17 +74,29 @@ class CalendarSync:
         self._lister = lister
         self._channels = channels
         self._inbound = inbound
+        self._events = events
+        self._clock = clock
 
     def run(self, principal: Principal, connection_id: str, calendar_id: str) -> SyncOutcome | None:
-        """``None``: the connection is gone or not usable (its health check reports why)."""
-        stored = self._connections.get_stored(principal, connection_id)
+        """``None``: the connection is gone or not usable (its health check reports why).
+
+        A calendar that is no longer a conflict or linked calendar is retired instead: its
+        push channel is stopped and its mirror forgotten (it is synced again once chosen).
+        A no-op incremental sync costs one provider request and one DynamoDB request.
+        """
+        inputs = self._mirror.sync_inputs(principal, connection_id, calendar_id)
+        stored, cursor = inputs.stored, inputs.cursor
         if stored is None or stored.connection.status is not ConnectionStatus.CONNECTED:
             return None
+        if not inputs.wanted and cursor.version is None:
+            return SyncOutcome(full=False, changes=0, retired=True)  # never synced: nothing to retire
         token = self._cipher.decrypt(
             stored.refresh_token_ciphertext, TokenContext(principal.tenant_id, principal.user_id, connection_id)
         )
         lister = self._lister(token)
-        cursor = self._mirror.cursor(principal, connection_id, calendar_id)
+        if not inputs.wanted:
+            self._retire(principal, connection_id, calendar_id, cursor, lister)
+            return SyncOutcome(full=False, changes=0, retired=True)
         full = cursor.sync_token is None
         window_start = cursor.window_start
         if not full:
@@ -83,26 +106,58 @@ class CalendarSync:
                 log.info("sync token invalidated; full sync", extra={"connection_id": connection_id})
                 full = True
         if full:
-            days_back = self._settings.get(principal).preferences.window_days_back
-            window_start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=days_back)
+            days_back = inputs.settings.preferences.window_days_back
+            window_start = self._clock().replace(microsecond=0) - timedelta(days=days_back)
             raw, next_token = lister.list_events(
                 calendar_id, sync_token=None, time_min=window_start.strftime("%Y-%m-%dT%H:%M:%SZ")
             )
         events = [parse_event(r, principal.tenant_id) for r in raw]
         changes = self._mirror.apply(principal, connection_id, calendar_id, events, replace_all=full)
-        if self._inbound is not None:
+        if self._inbound is not None and (events or full):
             # Before the cursor moves: interrupted here, the re-run sees the same events
-            # again, and absorbing them twice changes nothing.
-            self._inbound(principal, connection_id, calendar_id, events)
-        self._mirror.advance(principal, connection_id, calendar_id, cursor, next_token, window_start, full)
+            # again, and absorbing them twice changes nothing. A full sync's list is complete
+            # from the window's start: what it lacks from then on was deleted meanwhile.
+            self._inbound(principal, connection_id, calendar_id, events, window_start if full else None)
+        if full or events or self._stale(cursor):
+            self._mirror.advance(principal, connection_id, calendar_id, cursor, next_token, window_start, full)
+        # else: nothing changed, and the stored token still leads to the same changes.
+        if changes and inputs.calendar is not None and inputs.calendar.conflict and self._events is not None:
+            self._events.publish(
+                [
+                    ExternalBusyChanged(
+                        event_id=f"busy:{connection_id}:{sha256_hex(calendar_id)[:16]}:{sha256_hex(next_token)[:32]}",
+                        tenant_id=principal.tenant_id,
+                        user_id=principal.user_id,
+                        connection_id=connection_id,
+                        calendar_id=calendar_id,
+                        changed_events=changes,
+                    )
+                ]
+            )
         if self._channels is not None:
-            self._keep_channel(principal, connection_id, calendar_id, lister)
+            self._keep_channel(principal, connection_id, calendar_id, lister, cursor)
         return SyncOutcome(full=full, changes=changes)
 
-    def _keep_channel(self, principal: Principal, connection_id: str, calendar_id: str, api: Any) -> None:
+    def _stale(self, cursor: SyncCursor) -> bool:
+        return cursor.last_success_at is None or self._clock() - cursor.last_success_at > CURSOR_REFRESH
+
+    def _retire(self, principal: Principal, connection_id: str, calendar_id: str, cursor: SyncCursor, api: Any) -> None:
+        if cursor.channel_id and self._channels is not None:
+            try:
+                self._channels.stop(api, cursor.channel_id, cursor.channel_resource_id or "")
+            except ProviderError as exc:
+                if exc.retryable:
+                    raise
+                log.warning("channel stop failed", extra={"connection_id": connection_id, "detail": exc.detail})
+        self._mirror.forget(principal, connection_id, calendar_id)
+        log.info("calendar retired", extra={"connection_id": connection_id})
+
+    def _keep_channel(
+        self, principal: Principal, connection_id: str, calendar_id: str, api: Any, cursor: SyncCursor
+    ) -> None:
         assert self._channels is not None
         try:
-            self._channels.ensure(principal, connection_id, calendar_id, api)
+            self._channels.ensure(principal, connection_id, calendar_id, api, cursor)
         except ProviderError as exc:
             if exc.retryable:
                 raise

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from crmsync.dal.channels import Channel, ChannelStore
-from crmsync.dal.mirror import MirrorStore
+from crmsync.dal.mirror import MirrorStore, SyncCursor
 from crmsync.domain import Principal
 from crmsync.messaging.messages import CalendarSyncRequest
 from crmsync.providers.google.api import ProviderNotFound
@@ -46,10 +46,19 @@ class Channels:
         self._webhook_url = webhook_url
         self._clock = clock
 
-    def ensure(self, principal: Principal, connection_id: str, calendar_id: str, api: ChannelApi) -> str:
-        """``live``, ``opened`` or ``renewed``. Call after a successful sync."""
+    def ensure(
+        self,
+        principal: Principal,
+        connection_id: str,
+        calendar_id: str,
+        api: ChannelApi,
+        cursor: SyncCursor | None = None,
+    ) -> str:
+        """``live``, ``opened`` or ``renewed``. Call after a successful sync (with the cursor
+        it read, if any: the channel fields are not changed by the sync itself)."""
         now = self._clock()
-        cursor = self._mirror.cursor(principal, connection_id, calendar_id)
+        if cursor is None:
+            cursor = self._mirror.cursor(principal, connection_id, calendar_id)
         if cursor.channel_id and cursor.channel_expires_at and cursor.channel_expires_at - now > RENEW_BEFORE:
             return "live"
         channel_id, token = str(uuid.uuid4()), new_secret(32)

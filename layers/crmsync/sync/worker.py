@@ -18,19 +18,18 @@ from crmsync.config import get_settings
 from crmsync.domain import ConnectionStatus, Principal
 from crmsync.errors import ProviderError
 from crmsync.logic.appointments import Appointments
-from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
 from crmsync.logic.wiring import (
     build_appointments,
-    build_calendar_settings,
     build_calendar_sync,
     build_calendars,
     build_integrations,
+    build_sync_planner,
 )
 from crmsync.messaging.messages import AppointmentPush, CalendarSyncRequest, ConnectionCheck, sync_message_adapter
-from crmsync.messaging.queue import SyncQueue
 from crmsync.sync.calendar_sync import CalendarSync
+from crmsync.sync.planner import SyncPlanner
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +72,8 @@ def calendar_sync() -> CalendarSync:
 
 
 @lru_cache(maxsize=1)
-def calendar_settings() -> CalendarSettingsService:
-    return build_calendar_settings(get_settings())
-
-
-@lru_cache(maxsize=1)
-def queue() -> SyncQueue:
-    return SyncQueue(get_settings().sync_queue_url)
+def planner() -> SyncPlanner:
+    return build_sync_planner(get_settings())
 
 
 def run(message: ConnectionCheck | AppointmentPush | CalendarSyncRequest) -> str:
@@ -95,7 +89,12 @@ def run(message: ConnectionCheck | AppointmentPush | CalendarSyncRequest) -> str
 def sync_calendar(message: CalendarSyncRequest) -> str:
     principal = Principal(message.tenant_id, message.user_id)
     result = calendar_sync().run(principal, message.connection_id, message.calendar_id)
-    outcome = "not_connected" if result is None else ("full" if result.full else "incremental")
+    if result is None:
+        outcome = "not_connected"
+    elif result.retired:
+        outcome = "retired"
+    else:
+        outcome = "full" if result.full else "incremental"
     log.info(
         "calendar synced",
         extra={"connection_id": message.connection_id, "outcome": outcome, "changes": result.changes if result else 0},
@@ -104,24 +103,10 @@ def sync_calendar(message: CalendarSyncRequest) -> str:
 
 
 def enqueue_calendar_syncs(message: ConnectionCheck) -> int:
-    """The calendars whose events matter (conflict calendars and the linked calendar)."""
+    """The connection's calendars to sync, and those to retire (the safety-net sweep: a
+    calendar whose notifications were lost is still synced every health-check period)."""
     principal = Principal(message.tenant_id, message.user_id)
-    view = calendar_settings().view(principal)
-    wanted = {c.calendar_id for c in view.conflict_calendars if c.connection_id == message.connection_id}
-    if view.linked and view.linked.connection_id == message.connection_id:
-        wanted.add(view.linked.calendar_id)
-    for calendar_id in sorted(wanted):
-        queue().send(
-            CalendarSyncRequest(
-                tenant_id=message.tenant_id,
-                user_id=message.user_id,
-                connection_id=message.connection_id,
-                calendar_id=calendar_id,
-                reason=message.reason,
-                occasion=message.occasion,
-            )
-        )
-    return len(wanted)
+    return planner().enqueue(principal, message.connection_id, reason=message.reason, occasion=message.occasion)
 
 
 def check(message: ConnectionCheck) -> str:

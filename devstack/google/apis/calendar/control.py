@@ -12,7 +12,8 @@ Routes (JSON in and out unless noted; ``email`` names an existing emulator accou
   (also accepts the page's forms)
 * ``PATCH  /_emulator/calendar/events`` ``{email, calendarId?, eventId, event}`` – patch
 * ``DELETE /_emulator/calendar/events`` ``{email, calendarId?, eventId}`` – delete
-* ``POST   /_emulator/calendar/expire-sync-tokens`` ``{email, calendarId?}`` – next use of older tokens → 410
+* ``POST   /_emulator/calendar/expire-sync-tokens`` ``{email, calendarId?, purgeDeleted?}`` – next use of older
+  tokens → 410; ``purgeDeleted`` also drops the tombstones of deleted events (as Google does after a while)
 * ``GET    /_emulator/calendar/channels?email=`` – live watch channels
 * ``POST   /_emulator/calendar/calendars`` ``{email, summary, timeZone?, id?, accessRole?}`` – add a calendar
 * ``DELETE /_emulator/calendar/calendars`` ``{email, calendarId}`` – delete it (channels get ``not_exists``)
@@ -174,7 +175,8 @@ class CalendarControl:
         def action(fields: dict[str, Any]) -> tuple[Any, int]:
             acct = self._account(fields)
             calendar_id = fields.get("calendarId")
-            self.store.expire_sync_tokens(acct, str(calendar_id) if calendar_id else None)
+            purge = fields.get("purgeDeleted") in (True, "true", "1")
+            self.store.expire_sync_tokens(acct, str(calendar_id) if calendar_id else None, purge_deleted=purge)
             return {"expired": True}, 200
 
         return self._run(request, action)

@@ -215,12 +215,20 @@ class CalendarStore:
             return None
         return token
 
-    def expire_sync_tokens(self, acct: AccountCalendars, calendar_id: str | None = None) -> None:
-        """Make every sync token issued so far for the account (or one calendar) answer 410."""
+    def expire_sync_tokens(
+        self, acct: AccountCalendars, calendar_id: str | None = None, purge_deleted: bool = False
+    ) -> None:
+        """Make every sync token issued so far for the account (or one calendar) answer 410.
+
+        ``purge_deleted``: also forget deleted events (Google keeps tombstones only for a
+        while; once they are gone, a full sync simply no longer lists those events)."""
         with self.state.lock:
             for cal in acct.calendars.values():
                 if calendar_id is None or cal.id == calendar_id or (calendar_id == "primary" and cal.primary):
                     cal.generation += 1
+                    if purge_deleted:
+                        for event_id in [k for k, v in cal.events.items() if v.data.get("status") == "cancelled"]:
+                            del cal.events[event_id]
             if calendar_id is None:
                 acct.list_generation += 1
 

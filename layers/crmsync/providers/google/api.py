@@ -7,6 +7,9 @@ refresh token, and the endpoint from settings (the emulator locally, Google othe
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,13 +49,24 @@ class ProviderNotFound(ProviderError):
         super().__init__(detail, retryable=False, status=404)
 
 
-def build_service(name: str, settings: GoogleSettings, refresh_token: str, client_secret: Callable[[], str]) -> Any:
-    """A googleapiclient Resource for ``name`` acting with the connection's grant."""
-    import google_auth_httplib2
-    import httplib2
-    from google.oauth2.credentials import Credentials
-    from googleapiclient.discovery import build
+#: Access tokens outlive one sync (Google's last an hour): a warm function reuses them
+#: instead of refreshing before every request. Keyed by a hash of the refresh token, so a
+#: reconnect (new refresh token) or a revoked grant never reuses a stale entry for long:
+#: a 401 makes the credentials refresh, and invalid_grant surfaces as usual.
+_CREDENTIALS: OrderedDict[str, Any] = OrderedDict()
+_CREDENTIALS_MAX = 256
+_credentials_lock = threading.Lock()
 
+
+def _credentials(settings: GoogleSettings, refresh_token: str, client_secret: Callable[[], str]) -> Any:
+    from google.oauth2.credentials import Credentials
+
+    key = hashlib.sha256(f"{settings.token_uri}|{settings.client_id}|{refresh_token}".encode()).hexdigest()
+    with _credentials_lock:
+        cached = _CREDENTIALS.get(key)
+        if cached is not None:
+            _CREDENTIALS.move_to_end(key)
+            return cached
     credentials = Credentials(
         token=None,
         refresh_token=refresh_token,
@@ -60,6 +74,26 @@ def build_service(name: str, settings: GoogleSettings, refresh_token: str, clien
         client_id=settings.client_id,
         client_secret=client_secret(),
     )
+    with _credentials_lock:
+        credentials = _CREDENTIALS.setdefault(key, credentials)
+        while len(_CREDENTIALS) > _CREDENTIALS_MAX:
+            _CREDENTIALS.popitem(last=False)
+    return credentials
+
+
+def forget_credentials() -> None:
+    """Drop every cached access token (tests; a process that must not reuse them)."""
+    with _credentials_lock:
+        _CREDENTIALS.clear()
+
+
+def build_service(name: str, settings: GoogleSettings, refresh_token: str, client_secret: Callable[[], str]) -> Any:
+    """A googleapiclient Resource for ``name`` acting with the connection's grant."""
+    import google_auth_httplib2
+    import httplib2
+    from googleapiclient.discovery import build
+
+    credentials = _credentials(settings, refresh_token, client_secret)
     http = google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=settings.http_timeout_seconds))
     options = {"api_endpoint": settings.api_root.rstrip("/") + API_PATHS[name]} if settings.api_root else None
     return build(name, VERSIONS[name], http=http, client_options=options, static_discovery=True, cache_discovery=False)

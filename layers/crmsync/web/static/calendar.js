@@ -7,6 +7,7 @@
   const STATUS = { connected: ["✔", "Connected"], needs_reauth: ["⚠", "Needs re-authorization"], error: ["✖", "Error"] };
   let state = { integrations: [], calendars: [], settings: null };
 
+  const SYNC = { synced: "· synced", pending: "· first sync pending", off: "" };
   const key = (c) => c.connection_id + "\n" + c.calendar_id;
 
   function renderAccounts() {
@@ -33,6 +34,8 @@
         row.querySelector(".swatch").style.background = c.color || "#ccc";
         row.querySelector(".name").textContent = c.name;
         row.querySelector(".tag").textContent = [c.primary ? "primary" : "", c.writable ? "" : "read-only"].filter(Boolean).join(", ");
+        row.dataset.sync = c.sync.state;
+        row.querySelector(".sync").textContent = SYNC[c.sync.state] || "";
         list.appendChild(row);
       }
       section.appendChild(list);
