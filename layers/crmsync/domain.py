@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from crmsync.models.keys import check_id
@@ -19,6 +19,10 @@ class Principal:
     def __post_init__(self) -> None:
         check_id("tenant", self.tenant_id)
         check_id("user", self.user_id)
+
+
+#: No appointment lasts longer (the by-start index relies on it to bound overlap reads).
+MAX_APPOINTMENT_DURATION = timedelta(days=14)
 
 
 class ConnectionStatus(StrEnum):

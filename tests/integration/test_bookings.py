@@ -47,6 +47,17 @@ def test_back_to_back_bookings_do_not_overlap(appointments: Appointments) -> Non
     assert len(appointments.between(ALICE, None, None)) == 3
 
 
+def test_a_long_appointment_that_began_days_earlier_still_blocks(appointments: Appointments) -> None:
+    """The overlap check reads by start time (an index), so it must look back far enough."""
+    retreat = appointments.create(ALICE, slot(NINE - timedelta(days=13), minutes=13 * 24 * 60 + 30))
+    with pytest.raises(BookingConflict):
+        appointments.create(ALICE, slot(NINE))
+    assert [a.appointment_id for a in appointments.between(ALICE, NINE, NINE + timedelta(hours=1))] == [
+        retreat.appointment_id
+    ]
+    assert appointments.between(ALICE, NINE + timedelta(hours=1), NINE + timedelta(hours=2)) == []
+
+
 def test_a_cancelled_appointment_frees_its_time(appointments: Appointments) -> None:
     first = appointments.create(ALICE, slot(NINE))
     appointments.cancel(ALICE, first.appointment_id)

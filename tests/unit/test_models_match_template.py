@@ -9,7 +9,7 @@ import pytest
 from cfnlint.decode import decode
 from pynamodb.models import Model
 
-from crmsync.models import CalendarItem, ConnectionItem, OAuthStateItem
+from crmsync.models import AppointmentItem, CalendarItem, ConnectionItem, OAuthStateItem
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,23 +22,41 @@ def resources() -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("model", "logical_id"),
-    [(ConnectionItem, "ConnectionsTable"), (CalendarItem, "ConnectionsTable"), (OAuthStateItem, "OAuthStatesTable")],
+    ("models", "logical_id"),
+    [
+        ((ConnectionItem, CalendarItem, AppointmentItem), "ConnectionsTable"),
+        ((OAuthStateItem,), "OAuthStatesTable"),
+    ],
 )
-def test_model_keys_and_ttl_match_the_template(model: type[Model], logical_id: str, resources: dict[str, Any]) -> None:
+def test_model_keys_indexes_and_ttl_match_the_template(
+    models: tuple[type[Model], ...], logical_id: str, resources: dict[str, Any]
+) -> None:
+    """Every model of a table has the table's keys; the indexes and their attribute types
+    declared by the models are the template's, exactly."""
     props = resources[logical_id]["Properties"]
-    schema = model._get_schema()
     template_keys = {(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]}
-    model_keys = {(k["AttributeName"], k["KeyType"]) for k in schema["key_schema"]}
-    assert model_keys == template_keys
     template_types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
-    model_types = {a["AttributeName"]: a["AttributeType"] for a in schema["attribute_definitions"]}
+    template_indexes = {
+        i["IndexName"]: {(k["AttributeName"], k["KeyType"]) for k in i["KeySchema"]}
+        for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+        for i in props.get(kind, [])
+    }
+    model_types: dict[str, str] = {}
+    model_indexes: dict[str, set[tuple[str, str]]] = {}
+    for model in models:
+        schema = model._get_schema()
+        assert {(k["AttributeName"], k["KeyType"]) for k in schema["key_schema"]} == template_keys
+        model_types.update({a["AttributeName"]: a["AttributeType"] for a in schema["attribute_definitions"]})
+        for index in schema["global_secondary_indexes"] + schema["local_secondary_indexes"]:
+            model_indexes[index["index_name"]] = {(k["AttributeName"], k["KeyType"]) for k in index["key_schema"]}
     assert model_types == template_types
-    template_indexes = {i["IndexName"] for i in props.get("GlobalSecondaryIndexes", [])}
-    assert {i["index_name"] for i in schema["global_secondary_indexes"]} == template_indexes
+    assert model_indexes == template_indexes
     ttl = props.get("TimeToLiveSpecification")
-    model_ttl = [name for name, attr in model.get_attributes().items() if type(attr).__name__ == "TTLAttribute"]
-    assert ([ttl["AttributeName"]] if ttl else []) == model_ttl
+    for model in models:
+        model_ttl = [name for name, attr in model.get_attributes().items() if type(attr).__name__ == "TTLAttribute"]
+        assert model_ttl in ([], [ttl["AttributeName"]] if ttl else [])
+    if ttl:
+        assert any(type(a).__name__ == "TTLAttribute" for m in models for a in m.get_attributes().values())
 
 
 def test_every_table_is_bound_to_a_model_by_an_env_var(resources: dict[str, Any]) -> None:

@@ -13,9 +13,16 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from crmsync.dal import condition_failed
-from crmsync.domain import Appointment, AppointmentStatus, EventLink, Principal
+from crmsync.domain import MAX_APPOINTMENT_DURATION, Appointment, AppointmentStatus, EventLink, Principal
 from crmsync.errors import BookingConflict, Conflict, NotFound
-from crmsync.models.appointment import APPOINTMENT_SK_PREFIX, SCHEDULE_SK, AppointmentItem, ScheduleItem
+from crmsync.models.appointment import (
+    APPOINTMENT_SK_PREFIX,
+    SCHEDULE_SK,
+    STARTS_AT_PREFIX,
+    AppointmentItem,
+    ScheduleItem,
+    starts_at_key,
+)
 from crmsync.models.keys import check_id, user_pk
 
 
@@ -166,11 +173,18 @@ class AppointmentStore:
     def between(
         self, principal: Principal, start: datetime | None = None, end: datetime | None = None
     ) -> list[Appointment]:
-        items = AppointmentItem.query(
-            user_pk(principal.tenant_id, principal.user_id),
-            AppointmentItem.sk.startswith(APPOINTMENT_SK_PREFIX),
-            consistent_read=True,
-        )
+        """Appointments overlapping [start, end), in start order. With a bound, only the
+        appointments starting in the range that can reach it are read (``by_start`` index:
+        none lasts longer than MAX_APPOINTMENT_DURATION)."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        if start is None and end is None:
+            every = AppointmentItem.sk.startswith(APPOINTMENT_SK_PREFIX)
+            items = AppointmentItem.query(pk, every, consistent_read=True)
+        else:
+            low = starts_at_key(start - MAX_APPOINTMENT_DURATION) if start is not None else STARTS_AT_PREFIX
+            high = starts_at_key(end) if end is not None else STARTS_AT_PREFIX + "~"
+            in_range = AppointmentItem.starts_at.between(low, high)
+            items = AppointmentItem.by_start.query(pk, in_range, consistent_read=True)
         out = [_to_domain(i) for i in items]
         if start is not None:
             out = [a for a in out if a.end > start]
@@ -316,6 +330,7 @@ def _apply(item: AppointmentItem, fields: AppointmentFields, now: datetime) -> N
     item.title = fields.title
     item.start = fields.start.astimezone(UTC)
     item.end = fields.end.astimezone(UTC)
+    item.starts_at = starts_at_key(fields.start, item.appointment_id)
     item.time_zone = fields.time_zone
     item.contact_id = fields.contact_id
     item.attendees = list(fields.attendees) or None

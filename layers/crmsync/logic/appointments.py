@@ -18,6 +18,7 @@ from crmsync.dal.appointments import AppointmentFields, AppointmentStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.settings import SettingsStore
 from crmsync.domain import (
+    MAX_APPOINTMENT_DURATION,
     Appointment,
     AppointmentStatus,
     ConnectionStatus,
@@ -253,6 +254,9 @@ class Appointments:
             )
         if event.start is None or event.end is None:
             return None  # all-day events block time but do not become appointments
+        if event.end - event.start > MAX_APPOINTMENT_DURATION:
+            log.info("event too long for an appointment; it only blocks time", extra={"connection_id": connection_id})
+            return None
         if appointment is None:
             if event.crm_appointment_id:
                 return None  # the twin of an appointment we no longer have
@@ -394,8 +398,8 @@ def _check(fields: AppointmentFields) -> None:
 
     if fields.end <= fields.start:
         raise Unprocessable("An appointment must end after it starts.")
-    if fields.end - fields.start > timedelta(days=14):
-        raise Unprocessable("An appointment may last at most 14 days.")
+    if fields.end - fields.start > MAX_APPOINTMENT_DURATION:
+        raise Unprocessable(f"An appointment may last at most {MAX_APPOINTMENT_DURATION.days} days.")
     try:
         ZoneInfo(fields.time_zone)
     except (ZoneInfoNotFoundError, ValueError):

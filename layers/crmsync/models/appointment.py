@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from pynamodb.attributes import (
     ListAttribute,
     NumberAttribute,
@@ -9,9 +11,32 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
+from pynamodb.indexes import AllProjection, LocalSecondaryIndex
 from pynamodb.models import Model
 
 APPOINTMENT_SK_PREFIX = "APPT#"
+
+
+#: ``starts_at`` values of appointments start with this (the index may hold other kinds later).
+STARTS_AT_PREFIX = "APPT#"
+
+
+def starts_at_key(moment: datetime, appointment_id: str = "") -> str:
+    """The sort key of the by-start index: UTC, fixed width, so strings sort like times."""
+    stamp = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return STARTS_AT_PREFIX + stamp + ("#" + appointment_id if appointment_id else "")
+
+
+class AppointmentsByStart(LocalSecondaryIndex["AppointmentItem"]):
+    """The user's appointments in start order (a local index: consistent reads, which the
+    overlap check needs). Sparse: only appointment items carry ``starts_at``."""
+
+    class Meta:
+        index_name = "by_start"
+        projection = AllProjection()
+
+    pk = UnicodeAttribute(hash_key=True)
+    starts_at = UnicodeAttribute(range_key=True)
 
 
 class AppointmentItem(Model):
@@ -28,6 +53,9 @@ class AppointmentItem(Model):
     title = UnicodeAttribute()
     start = UTCDateTimeAttribute()
     end = UTCDateTimeAttribute()
+    #: ``starts_at_key(start, appointment_id)``: the range key of ``by_start``.
+    starts_at = UnicodeAttribute(null=True)
+    by_start = AppointmentsByStart()
     time_zone = UnicodeAttribute()
     status = UnicodeAttribute()
     contact_id = UnicodeAttribute(null=True)

@@ -1,0 +1,37 @@
+"""PROVIDERS.md §1 E and F: a notification Google never delivers (an outage, a lapsed channel)
+must not leave the CRM silently stale. The scheduled health check sweeps every synced
+calendar, so the change arrives at the latest one period later."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.e2e.test_integrations_api import Browser
+from tests.support.google_consent import consent
+from tests.support.google_user import GoogleCalendarUser
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_change_whose_notification_was_lost_arrives_with_the_scheduled_sweep(stack, unique: str) -> None:
+    alice = Browser(stack, f"tenant-{unique}", "alice")
+    email = f"sweep-{unique}@example.com"
+    alice.callback(consent(alice.start(), email, typed=True))
+    stack.drain()  # the first sync of the primary calendar, and its watch channel
+    window = {"start": "2026-12-16T09:00:00Z", "end": "2026-12-16T12:00:00Z", "duration": 60}
+    assert alice.api("GET", "/v1/availability", params=window).json()["busy"] == []
+
+    requests.post(f"{stack.google.base_url}/_emulator/push/disturb", json={"mode": "drop", "count": 1}, timeout=10)
+    GoogleCalendarUser(stack.google.base_url, email).add(
+        summary="dentist", start={"dateTime": "2026-12-16T10:00:00Z"}, end={"dateTime": "2026-12-16T11:00:00Z"}
+    )
+    stack.google.push.wait_idle()
+    stack.drain()
+    assert alice.api("GET", "/v1/availability", params=window).json()["busy"] == []  # nothing told us
+
+    stack.fire("ConnectionHealth")  # the 6-hourly schedule
+    stack.drain()  # health checks, then the syncs they queue
+
+    busy = alice.api("GET", "/v1/availability", params=window).json()["busy"]
+    assert busy == [{"start": "2026-12-16T10:00:00+00:00", "end": "2026-12-16T11:00:00+00:00", "source": "calendar"}]
