@@ -1,5 +1,6 @@
 """Data access: the only code that touches PynamoDB. Returns domain objects."""
 
+from functools import lru_cache
 from typing import Any
 
 
@@ -27,3 +28,12 @@ def get_many(keys: list[tuple[Any, str, str]]) -> list[Any]:
             found[(raw["pk"]["S"], raw["sk"]["S"])] = raw
         wanted = answer.get(UNPROCESSED_KEYS, {}).get(table, {}).get("Keys", [])
     return [model.from_raw_data(found[(pk, sk)]) if (pk, sk) in found else None for model, pk, sk in keys]
+
+
+@lru_cache(maxsize=1)
+def shared_connection() -> Any:
+    """One PynamoDB connection (one botocore client) for transactions, per process: building
+    one costs a botocore session (~0.4 s), far more than the transaction itself."""
+    from pynamodb.connection import Connection
+
+    return Connection()

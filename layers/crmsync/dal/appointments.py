@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pynamodb.attributes import UnicodeAttribute
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from crmsync.dal import condition_failed
+from crmsync.dal import condition_failed, shared_connection
 from crmsync.domain import MAX_APPOINTMENT_DURATION, Appointment, AppointmentStatus, EventLink, Principal
 from crmsync.errors import BookingConflict, Conflict, NotFound
 from crmsync.models.appointment import (
@@ -150,7 +149,7 @@ class AppointmentStore:
                 raise NotFound(f"No appointment with id {appointment_id!r}.")
             schedule = ScheduleItem(pk, SCHEDULE_SK)
             try:
-                with TransactWrite(connection=Connection()) as transaction:
+                with TransactWrite(connection=shared_connection()) as transaction:
                     transaction.save(item, condition=AppointmentItem.sk.does_not_exist() if new else None)
                     transaction.update(
                         schedule,
