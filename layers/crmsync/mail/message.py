@@ -22,6 +22,9 @@ class MailLimits:
     max_headers: int = 1000
     max_mime_depth: int = 20
     max_parts: int = 500
+    #: lines × (4 + multipart declarations): the stdlib parser checks every line against every
+    #: open boundary, so this bounds its work (at most ~7 s on a 2-core x86 box) before it starts.
+    max_parse_work: int = 12_000_000
     max_subject_chars: int = 998
     max_text_chars: int = 200_000
     max_html_chars: int = 500_000
