@@ -54,6 +54,19 @@ def running_stack(root: Path, template: Path) -> dict[str, Any] | None:
     return None
 
 
+def demo_bcc_address(api_url: str, token: str) -> str | None:
+    """The demo user's BCC logging address, when the API serves one (else None)."""
+    request = urllib.request.Request(  # noqa: S310 - loopback API
+        f"{api_url}/v1/settings/bcc-address", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            address = json.load(response).get("address")
+    except (OSError, ValueError, AttributeError):  # URLError and HTTPError (e.g. 404) are OSErrors
+        return None
+    return address if isinstance(address, str) else None
+
+
 def _post(url: str, body: Any, timeout: float = 900) -> Any:
     request = urllib.request.Request(  # noqa: S310 - loopback control API
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
@@ -80,7 +93,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     stack = Stack(
         root,
         template_path=template_path(args),
-        ports=Ports(api=args.api_port, google=args.google_port, aws=args.aws_port, dynamodb=args.dynamodb_port),
+        ports=Ports(
+            api=args.api_port,
+            google=args.google_port,
+            aws=args.aws_port,
+            dynamodb=args.dynamodb_port,
+            smtp=args.smtp_port,
+        ),
         google=use_google,
         echo_logs=not args.quiet,
         background=True,
@@ -103,6 +122,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             "dynamodb_endpoint": stack.dynamodb_endpoint,
             "google_url": stack.google.base_url if stack.google is not None else None,
             "issuer": stack.issuer.issuer if stack.issuer else None,
+            "smtp": f"127.0.0.1:{stack.smtp.port}" if stack.smtp is not None else None,
         }
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(json.dumps(state, indent=2))
@@ -126,6 +146,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             ]
         else:
             lines.append("  Google emulator off")
+        if stack.ses is not None and stack.smtp is not None:
+            lines.append(f"  SMTP (SES)      127.0.0.1:{stack.smtp.port}  (mail for {', '.join(stack.ses.domains)})")
+            address = demo_bcc_address(stack.api_url, token)
+            if address is not None:
+                lines.append(f"  BCC address     {address}  (the demo user's: Cc or Bcc it to log a mail)")
         lines.append(f"  Functions       {', '.join(stack.template.functions)}")
         sys.stdout.write("\n".join(lines) + "\n\n")
         sys.stdout.flush()
@@ -215,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--google-port", type=int, default=dev.google)
     up.add_argument("--aws-port", type=int, default=dev.aws)
     up.add_argument("--dynamodb-port", type=int, default=dev.dynamodb)
+    up.add_argument("--smtp-port", type=int, default=dev.smtp, help="the local SES's SMTP server")
     up.add_argument("--no-google", action="store_true", help="do not start the Google emulator")
     up.add_argument(
         "--persist", action="store_true", help="keep DynamoDB data and the Google emulator state in .devstack/data"

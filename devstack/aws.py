@@ -12,16 +12,28 @@ import string
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
 from devstack.dynamodb_local import DUMMY_KEY, free_port
-from devstack.template import Key, Queue, ResolvedTemplate, Secret
+from devstack.template import Bucket, EventBus, Key, Queue, ResolvedTemplate, Secret
 
-__all__ = ["MotoServer", "aws_client", "create_keys", "create_queues", "create_secrets"]
+__all__ = [
+    "BUS_TAP_NAME",
+    "MotoServer",
+    "aws_client",
+    "create_buckets",
+    "create_bus_tap",
+    "create_buses",
+    "create_keys",
+    "create_queues",
+    "create_secrets",
+]
+
+BUS_TAP_NAME = "devstack-bus-tap"
 
 
 def aws_client(service: str, endpoint: str, region: str = "us-east-1") -> Any:
@@ -203,6 +215,41 @@ def create_secrets(
     return arns
 
 
+def create_buckets(endpoint: str, buckets: Mapping[str, Bucket], region: str = "us-east-1") -> None:
+    """Create the buckets (empty; policies, encryption and lifecycle are not emulated)."""
+    client = aws_client("s3", endpoint, region)
+    for bucket in buckets.values():
+        if region == "us-east-1":
+            client.create_bucket(Bucket=bucket.name)
+        else:
+            client.create_bucket(Bucket=bucket.name, CreateBucketConfiguration={"LocationConstraint": region})
+
+
+def create_buses(endpoint: str, buses: Mapping[str, EventBus], region: str = "us-east-1") -> None:
+    """Create the EventBridge buses."""
+    client = aws_client("events", endpoint, region)
+    for bus in buses.values():
+        client.create_event_bus(Name=bus.name)
+
+
+def create_bus_tap(
+    endpoint: str, buses: Mapping[str, EventBus], sources: Sequence[str], region: str = "us-east-1"
+) -> str:
+    """A queue that receives every event of `sources` put on any of the buses. Returns its URL.
+
+    A rule with an SQS target on each bus, as one would observe a bus in AWS: moto matches the
+    pattern and delivers to the queue synchronously inside PutEvents.
+    """
+    sqs = aws_client("sqs", endpoint, region)
+    url: str = sqs.create_queue(QueueName=BUS_TAP_NAME)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = aws_client("events", endpoint, region)
+    for bus in buses.values():
+        events.put_rule(Name=BUS_TAP_NAME, EventBusName=bus.name, EventPattern=json.dumps({"source": list(sources)}))
+        events.put_targets(Rule=BUS_TAP_NAME, EventBusName=bus.name, Targets=[{"Id": "tap", "Arn": arn}])
+    return url
+
+
 def create_aws_resources(
     endpoint: str,
     template: ResolvedTemplate,
@@ -210,8 +257,13 @@ def create_aws_resources(
     visibility_timeout: int | None = None,
     region: str = "us-east-1",
 ) -> dict[str, str]:
-    """Create the template's queues, keys and secrets. Returns physical ids to bind (keys, secrets)."""
+    """Create the template's queues, buckets, buses, keys and secrets.
+
+    Returns the physical ids to bind (keys, secrets).
+    """
     create_queues(endpoint, template.queues, region, visibility_timeout)
+    create_buckets(endpoint, template.buckets, region)
+    create_buses(endpoint, template.buses, region)
     physical = create_keys(endpoint, template.keys, region)
     physical.update(create_secrets(endpoint, template.secrets, secret_overrides, region))
     return physical

@@ -7,7 +7,8 @@
 
 Start order: DynamoDB Local (in a thread: the JVM is the slow part) while moto, the Google
 emulator and the HTTP API server start; then the template is resolved against their URLs,
-its queues, keys, secrets and tables are created, and the functions get their workers.
+its queues, buckets, buses, keys, secrets and tables are created, the functions get their
+workers, and the SES receipt rules (if any) get the local SES and its SMTP server.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import secrets
 import sys
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,12 +28,15 @@ from typing import Any, TextIO
 
 from werkzeug.wrappers import Request, Response
 
-from devstack.aws import MotoServer, aws_client, create_aws_resources
+from devstack.aws import MotoServer, aws_client, create_aws_resources, create_bus_tap
 from devstack.dynamodb_local import DynamoDBLocal, create_tables
 from devstack.issuer import ISSUER_PATH, Issuer
+from devstack.runtime.asyncinvoke import AsyncDelivery, AsyncInvoker
 from devstack.runtime.httpapi import DEVSTACK_PREFIX, HttpApiServer
 from devstack.runtime.pool import InvocationResult, LambdaService
 from devstack.runtime.schedules import Schedules
+from devstack.runtime.ses import LocalSes, ReceivedMail, verdict_settings
+from devstack.runtime.smtp import SmtpServer
 from devstack.runtime.sqs import DrainReport, SqsEventSources
 from devstack.template import LocalContext, ResolvedTemplate, load_template
 
@@ -56,11 +60,12 @@ class Ports:
     google: int = 0
     aws: int = 0
     dynamodb: int = 0
+    smtp: int = 0
 
     @classmethod
     def dev(cls) -> Ports:
         """The fixed ports of `make dev`."""
-        return cls(api=3000, google=8081, aws=5001, dynamodb=8000)
+        return cls(api=3000, google=8081, aws=5001, dynamodb=8000, smtp=2525)
 
 
 class LogBuffer:
@@ -131,6 +136,8 @@ class Stack:
         region: str = "us-east-1",
         account_id: str = "123456789012",
         log_stream: TextIO | None = None,
+        ses_verdicts: Mapping[str, str] | None = None,
+        bus_tap_sources: Sequence[str] = ("crmsync",),
     ) -> None:
         self.root = Path(root).resolve()
         self.template_path = Path(template_path).resolve() if template_path else self.root / "template.yaml"
@@ -151,6 +158,8 @@ class Stack:
         self.stack_name = stack_name
         self.region = region
         self.account_id = account_id
+        self.ses_verdicts = dict(ses_verdicts or {})
+        self.bus_tap_sources = tuple(bus_tap_sources)
 
         self.logs = LogBuffer()
         self.source = load_template(self.template_path)
@@ -164,6 +173,12 @@ class Stack:
         self.lambdas = LambdaService(sinks=[self._sink])
         self.sqs: SqsEventSources | None = None
         self.schedules: Schedules | None = None
+        self.async_lambda: AsyncInvoker | None = None
+        self.ses: LocalSes | None = None
+        self.smtp: SmtpServer | None = None
+        self._bus_tap_url: str | None = None
+        self._bus_events: list[dict[str, Any]] = []
+        self._bus_lock = threading.Lock()
         self._template: ResolvedTemplate | None = None
         self._parameters: dict[str, str] = {}
         self._context: LocalContext | None = None
@@ -250,6 +265,10 @@ class Stack:
         self._template = template = self.source.resolve(self._parameters, self._context)
         for event in template.unsupported_events:
             self.log(f"event {event} is not run by the local stack")
+        for resource in template.ignored_resources:
+            self.log(f"resource {resource} is accepted but not emulated by the local stack")
+        if template.buses:
+            self._bus_tap_url = create_bus_tap(self.moto.endpoint, template.buses, self.bus_tap_sources, self.region)
 
         if self.google is not None and "GoogleClientId" in self._parameters:
             self.google.register_client(
@@ -266,10 +285,30 @@ class Stack:
                 raise ddb_error[0]
         create_tables(self.dynamodb_endpoint, template, region=self.region)
 
+        function_arns: dict[str, str] = {}
         for function in template.functions.values():
             arn = f"arn:aws:lambda:{self.region}:{self.account_id}:function:{function.name}"
+            function_arns[function.logical_id] = arn
             self.lambdas.add_function(function, self.worker_environment(function.logical_id), arn, self.concurrency)
         self.http.set_routes(template.routes)
+        self.async_lambda = AsyncInvoker(
+            self.lambdas.invoke,
+            {lid: function.event_invoke for lid, function in template.functions.items()},
+            function_arns,
+            template.queues,
+            self.aws_client("sqs"),
+            lambda line: self._sink("lambda-async", line),
+        ).start()
+        if template.receipt_rules:
+            self.ses = LocalSes(
+                template.receipt_rules,
+                self.aws_client("s3"),
+                self.async_lambda,
+                lambda line: self._sink("ses", line),
+                self.region,
+                self.ses_verdicts,
+            )
+            self.smtp = SmtpServer(self.ses, lambda line: self._sink("smtp", line), self.ports.smtp).start()
         self.sqs = SqsEventSources(
             template.sqs_sources,
             template.queues,
@@ -325,6 +364,11 @@ class Stack:
             self.sqs.stop()
         if self.schedules is not None:
             self.schedules.stop()
+        if self.smtp is not None:
+            self.smtp.stop()
+            self.smtp = None
+        if self.async_lambda is not None:
+            self.async_lambda.stop()
         if self.http is not None:
             self.http.stop()
             self.http = None
@@ -374,6 +418,13 @@ class Stack:
         return self.moto.endpoint
 
     @property
+    def smtp_port(self) -> int:
+        """The port of the local SES's SMTP server on 127.0.0.1."""
+        if self.smtp is None:
+            raise RuntimeError("no SMTP server: the stack is not started or its template has no SES receipt rule")
+        return self.smtp.port
+
+    @property
     def dynamodb_endpoint(self) -> str:
         """DynamoDB Local's endpoint."""
         if self.external_dynamodb is not None:
@@ -410,6 +461,63 @@ class Stack:
         if self.schedules is None:
             raise RuntimeError("the stack is not started")
         return self.schedules.fire(schedule)
+
+    def deliver_mail(
+        self,
+        raw: bytes,
+        mail_from: str,
+        rcpt_to: Sequence[str],
+        verdicts: Mapping[str, str] | None = None,
+    ) -> ReceivedMail:
+        """Hand a message to the local SES as SMTP would (recipients no rule matches are refused).
+
+        The rules' Lambda actions run asynchronously: `mail_drain` waits for them.
+        """
+        if self.ses is None:
+            raise RuntimeError("no local SES: the stack is not started or its template has no SES receipt rule")
+        return self.ses.receive(raw, mail_from, rcpt_to, verdicts)
+
+    def mail_drain(self, timeout: float = 30.0) -> list[AsyncDelivery]:
+        """Wait for every queued asynchronous invocation (SES's Lambda actions) and its retries.
+
+        Returns the deliveries finished since the previous call: `source_id` is the SES message id.
+        """
+        if self.async_lambda is None:
+            raise RuntimeError("the stack is not started")
+        return self.async_lambda.drain(timeout)
+
+    def set_ses_verdicts(self, verdicts: Mapping[str, str]) -> dict[str, str]:
+        """Set the verdicts of every message from now on (unnamed ones PASS). Returns them all."""
+        if self.ses is None:
+            raise RuntimeError("no local SES: the stack is not started or its template has no SES receipt rule")
+        self.ses.verdicts = verdict_settings(verdicts)
+        self.ses_verdicts = dict(verdicts)
+        return dict(self.ses.verdicts)
+
+    def bus_events(self, detail_type: str | None = None) -> list[dict[str, Any]]:
+        """Every event put on the template's buses so far (of `bus_tap_sources`), oldest first.
+
+        Each is the full EventBridge envelope (id, source, detail-type, time, account, region,
+        resources, detail as a dict), as a rule target receives it.
+        """
+        if self._bus_tap_url is None:
+            raise RuntimeError("no event bus: the stack is not started or its template has none")
+        sqs = self.aws_client("sqs")
+        with self._bus_lock:
+            while True:
+                messages = sqs.receive_message(QueueUrl=self._bus_tap_url, MaxNumberOfMessages=10).get("Messages")
+                if not messages:
+                    break
+                for message in messages:
+                    event = json.loads(message["Body"])
+                    # EventBridge always sets `account`; moto leaves it out of SQS targets' copies.
+                    event.setdefault("account", self.account_id)
+                    self._bus_events.append(event)
+                sqs.delete_message_batch(
+                    QueueUrl=self._bus_tap_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+                )
+            return [e for e in self._bus_events if detail_type is None or e.get("detail-type") == detail_type]
 
     def function_environment(self, logical_id: str, table_prefix: str | None = None) -> dict[str, str]:
         """The environment a worker of `logical_id` gets (minus PATH/LANG/TZ).
@@ -496,6 +604,14 @@ class Stack:
                 return _json(404, {"message": f"unknown function {parts[1]}"})
             event = json.loads(request.get_data() or b"{}")
             return _json(200, _result_document(self.invoke(parts[1], event)))
+        if path == "/ses/verdicts" and self.ses is not None:
+            if method == "POST":
+                try:
+                    return _json(200, self.set_ses_verdicts(request.get_json(force=True, silent=True) or {}))
+                except (ValueError, AttributeError) as exc:
+                    return _json(400, {"message": str(exc)})
+            if method == "GET":
+                return _json(200, self.ses.verdicts)
         if method == "POST" and path == "/sqs/drain":
             report = self.drain()
             return _json(200, {"batches": report.batches, "messages": report.messages, "deleted": report.deleted})

@@ -5,7 +5,8 @@
 parameters and the *local* physical values of resources (table names, queue URLs, key ids,
 secret ARNs...). The result is a typed model (`ResolvedTemplate`) of what the local runtime
 needs: functions with their merged Globals and environment, HttpApi routes, SQS event sources,
-schedules, tables, queues, keys and secrets.
+schedules, tables, queues, keys, secrets, event buses, buckets and SES receipt rules. Resources
+it accepts but does not emulate (IAM-like policies, permissions) are listed, not refused.
 
 Resolution is lazy where it matters: only the properties the local stack reads are evaluated,
 so a construct we do not support raises `TemplateError` (naming it) only if it is actually used.
@@ -28,12 +29,17 @@ import yaml
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
     "DEFAULT_REGION",
+    "AsyncInvokeConfig",
+    "Bucket",
+    "EventBus",
     "Function",
     "HttpRoute",
     "JwtAuthorizer",
     "Key",
     "LocalContext",
     "Queue",
+    "ReceiptAction",
+    "ReceiptRule",
     "ResolvedTemplate",
     "Schedule",
     "Secret",
@@ -47,6 +53,23 @@ __all__ = [
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
+# Resource types the local stack models (everything else is listed in `ignored_resources`).
+MODELLED_TYPES = frozenset(
+    {
+        "AWS::Serverless::Function",
+        "AWS::Serverless::LayerVersion",
+        "AWS::Serverless::HttpApi",
+        "AWS::DynamoDB::Table",
+        "AWS::SQS::Queue",
+        "AWS::KMS::Key",
+        "AWS::KMS::Alias",
+        "AWS::SecretsManager::Secret",
+        "AWS::Events::EventBus",
+        "AWS::S3::Bucket",
+        "AWS::SES::ReceiptRuleSet",
+        "AWS::SES::ReceiptRule",
+    }
+)
 
 
 class TemplateError(Exception):
@@ -188,6 +211,15 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class AsyncInvokeConfig:
+    """How Lambda treats the function's asynchronous invocations (SAM `EventInvokeConfig`)."""
+
+    maximum_retry_attempts: int = 2
+    #: Logical id of the SQS queue that receives the invocation record once retries are exhausted.
+    on_failure_queue: str | None = None
+
+
+@dataclass(frozen=True)
 class Function:
     """An `AWS::Serverless::Function` with Globals applied and properties resolved."""
 
@@ -202,6 +234,7 @@ class Function:
     layers: tuple[Path, ...]
     events: dict[str, dict[str, Any]]
     external_layers: tuple[str, ...] = ()
+    event_invoke: AsyncInvokeConfig = field(default_factory=AsyncInvokeConfig)
 
 
 @dataclass(frozen=True)
@@ -256,6 +289,69 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class EventBus:
+    """An `AWS::Events::EventBus`."""
+
+    logical_id: str
+    name: str
+    arn: str
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """An `AWS::S3::Bucket` (created empty; its policies and lifecycle are not emulated)."""
+
+    logical_id: str
+    name: str
+    arn: str
+
+
+@dataclass(frozen=True)
+class ReceiptAction:
+    """One action of an SES receipt rule; the local SES runs the `S3` and `Lambda` kinds."""
+
+    kind: str
+    bucket: str = ""
+    object_key_prefix: str = ""
+    #: Lambda actions: the logical id and ARN of the function, and Event or RequestResponse.
+    function: str = ""
+    function_arn: str = ""
+    invocation_type: str = "Event"
+
+
+@dataclass(frozen=True)
+class ReceiptRule:
+    """An `AWS::SES::ReceiptRule`, in the order SES applies its actions."""
+
+    logical_id: str
+    name: str
+    rule_set: str
+    recipients: tuple[str, ...]
+    actions: tuple[ReceiptAction, ...]
+    enabled: bool = True
+    scan_enabled: bool = False
+    tls_policy: str = "Optional"
+
+    def matches(self, address: str) -> bool:
+        """SES's recipient matching: an address, a domain (not its subdomains), `.domain` (only
+        its subdomains); no recipients at all means every address."""
+        if not self.recipients:
+            return True
+        address = address.strip().lower()
+        domain = address.rpartition("@")[2]
+        for recipient in (r.lower() for r in self.recipients):
+            if "@" in recipient:
+                if address == recipient:
+                    return True
+            elif recipient.startswith("."):
+                if domain.endswith(recipient):
+                    return True
+            elif domain == recipient:
+                return True
+        return False
+
+
+@dataclass(frozen=True)
 class ResolvedTemplate:
     """Everything the local runtime needs, resolved."""
 
@@ -270,6 +366,11 @@ class ResolvedTemplate:
     keys: dict[str, Key]
     secrets: dict[str, Secret]
     unsupported_events: tuple[str, ...] = ()
+    buses: dict[str, EventBus] = field(default_factory=dict)
+    buckets: dict[str, Bucket] = field(default_factory=dict)
+    receipt_rules: tuple[ReceiptRule, ...] = ()
+    #: `LogicalId (Type)` of resources accepted but not emulated (policies, permissions...).
+    ignored_resources: tuple[str, ...] = ()
 
     def queue_by_arn(self, arn: str) -> Queue:
         """The queue whose ARN is `arn`."""
@@ -468,6 +569,16 @@ class _Resolver:
                 "Arn": f"arn:aws:s3:::{name}",
                 "DomainName": f"{name}.s3.amazonaws.com",
             }
+        elif rtype == "AWS::Events::EventBus":
+            name = self._string(props.get("Name"), "Name", where)
+            values = {"Ref": name, "Name": name, "Arn": f"arn:aws:events:{region}:{account}:event-bus/{name}"}
+        elif rtype == "AWS::SES::ReceiptRuleSet":
+            default = f"{ctx.stack_name}-{logical_id}"
+            values = {"Ref": self._string(props.get("RuleSetName", default), "RuleSetName", where)}
+        elif rtype == "AWS::SES::ReceiptRule":
+            rule = props.get("Rule") or {}
+            default = f"{ctx.stack_name}-{logical_id}"
+            values = {"Ref": self._string(rule.get("Name", default), "Rule.Name", where)}
         else:
             raise TemplateError(
                 f"{'Ref' if attribute == 'Ref' else 'Fn::GetAtt'} to {logical_id} ({rtype}) "
@@ -731,6 +842,20 @@ class Template:
                 (*key.aliases, props["AliasName"]),
             )  # fmt: skip
         secrets = {lid: self._secret(resolver, lid) for lid in enabled("AWS::SecretsManager::Secret")}
+        buses = {
+            lid: EventBus(lid, resolver._physical(lid, "Ref", lid), resolver._physical(lid, "Arn", lid))
+            for lid in enabled("AWS::Events::EventBus")
+        }
+        buckets = {
+            lid: Bucket(lid, resolver._physical(lid, "Ref", lid), resolver._physical(lid, "Arn", lid))
+            for lid in enabled("AWS::S3::Bucket")
+        }
+        receipt_rules = tuple(self._receipt_rule(resolver, lid, buckets) for lid in enabled("AWS::SES::ReceiptRule"))
+        ignored = tuple(
+            f"{lid} ({res.get('Type')})"
+            for lid, res in self.resources.items()
+            if res.get("Type") not in MODELLED_TYPES and resolver.resource_enabled(lid)
+        )
 
         functions: dict[str, Function] = {}
         routes: list[HttpRoute] = []
@@ -765,6 +890,10 @@ class Template:
             keys=keys,
             secrets=secrets,
             unsupported_events=tuple(unsupported),
+            buses=buses,
+            buckets=buckets,
+            receipt_rules=receipt_rules,
+            ignored_resources=ignored,
         )
 
     # -- resources
@@ -869,6 +998,51 @@ class Template:
             generate=props.get("GenerateSecretString"),
         )
 
+    def _receipt_rule(self, resolver: _Resolver, logical_id: str, buckets: dict[str, Bucket]) -> ReceiptRule:
+        props = self._props(resolver, logical_id)
+        rule = props.get("Rule") or {}
+        function_arns = {
+            resolver._physical(lid, "Arn", logical_id): lid for lid in self.logical_ids("AWS::Serverless::Function")
+        }
+        bucket_names = {bucket.name for bucket in buckets.values()}
+        actions: list[ReceiptAction] = []
+        for index, action in enumerate(rule.get("Actions") or []):
+            where = f"{logical_id}.Rule.Actions[{index}]"
+            if not isinstance(action, dict) or len(action) != 1:
+                raise TemplateError(f"{where}: an action has exactly one kind")
+            ((kind, spec),) = action.items()
+            kind = kind.removesuffix("Action")
+            if kind == "S3":
+                if spec["BucketName"] not in bucket_names:
+                    raise TemplateError(f"{where}: BucketName must be a bucket of this template")
+                actions.append(
+                    ReceiptAction("S3", bucket=spec["BucketName"], object_key_prefix=spec.get("ObjectKeyPrefix", ""))
+                )
+            elif kind == "Lambda":
+                arn = str(spec["FunctionArn"])
+                if arn not in function_arns:
+                    raise TemplateError(f"{where}: FunctionArn must be the Arn of a function of this template")
+                actions.append(
+                    ReceiptAction(
+                        "Lambda",
+                        function=function_arns[arn],
+                        function_arn=arn,
+                        invocation_type=str(spec.get("InvocationType", "Event")),
+                    )
+                )
+            else:
+                actions.append(ReceiptAction(kind))
+        return ReceiptRule(
+            logical_id=logical_id,
+            name=resolver._physical(logical_id, "Ref", logical_id),
+            rule_set=str(props["RuleSetName"]),
+            recipients=tuple(str(r) for r in rule.get("Recipients") or ()),
+            actions=tuple(actions),
+            enabled=_truthy(rule.get("Enabled", False)),
+            scan_enabled=_truthy(rule.get("ScanEnabled", False)),
+            tls_policy=str(rule.get("TlsPolicy", "Optional")),
+        )
+
     def _http_api(self, resolver: _Resolver, logical_id: str) -> dict[str, Any]:
         globals_api = (self.data.get("Globals") or {}).get("HttpApi") or {}
         raw = _merge_globals(globals_api, self.resources[logical_id].get("Properties") or {})
@@ -928,7 +1102,26 @@ class Template:
             layers=tuple(layers),
             events=dict(raw.get("Events") or {}),
             external_layers=tuple(external),
+            event_invoke=self._event_invoke(resolver, raw.get("EventInvokeConfig"), where),
         )
+
+    def _event_invoke(self, resolver: _Resolver, raw: Any, where: str) -> AsyncInvokeConfig:
+        config = resolver.resolve(raw or {}, f"{where}.EventInvokeConfig")
+        on_failure = (config.get("DestinationConfig") or {}).get("OnFailure") or {}
+        queue: str | None = None
+        if on_failure:
+            destination = str(on_failure.get("Destination", ""))
+            queue = next(
+                (
+                    lid
+                    for lid in self.logical_ids("AWS::SQS::Queue")
+                    if resolver._physical(lid, "Arn", where) == destination
+                ),
+                None,
+            )
+            if on_failure.get("Type", "SQS") != "SQS" or queue is None:
+                raise TemplateError(f"{where}: the OnFailure destination must be an SQS queue of this template")
+        return AsyncInvokeConfig(int(config.get("MaximumRetryAttempts", 2)), queue)
 
     # -- events
 

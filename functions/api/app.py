@@ -4,7 +4,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crmsync.api import appointments, availability, calendars, integrations, settings
+from crmsync.api import appointments, availability, calendars, contacts, email_settings, integrations, settings
 from crmsync.api.http import register_error_handlers
 from crmsync.observability import MetricsCounter, build_logger, build_metrics
 from crmsync.web import pages
@@ -19,6 +19,8 @@ app.include_router(calendars.router)
 app.include_router(settings.router)
 app.include_router(appointments.router)
 app.include_router(availability.router)
+app.include_router(email_settings.router)
+app.include_router(contacts.router)
 app.include_router(pages.router)
 
 

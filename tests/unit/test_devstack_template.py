@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.template import LocalContext, Template, TemplateError, load_template
+from devstack.template import AsyncInvokeConfig, LocalContext, ReceiptRule, Template, TemplateError, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = {"JwtIssuer": "http://127.0.0.1:3000/.devstack/issuer", "GoogleClientId": "client-1"}
@@ -237,3 +237,107 @@ def test_unknown_event_types_are_listed_not_fatal(tmp_path: Path) -> None:
 def test_tables_only(real: Template) -> None:
     tables = real.resolve_tables(context=LocalContext(table_prefix="x_"))
     assert {t.name for t in tables.values()} == {"x_ConnectionsTable", "x_OAuthStatesTable"}
+
+
+def test_event_bus_mail_bucket_and_ses_receipt_rule(real: Template) -> None:
+    resolved = real.resolve({**REQUIRED, "Stage": "local", "LoggingDomain": "log.test.example"})
+    bus = resolved.buses["CrmEventBus"]
+    assert (bus.name, bus.arn) == ("crmsync-local", "arn:aws:events:us-east-1:123456789012:event-bus/crmsync-local")
+    bucket = resolved.buckets["MailBucket"]
+    assert bucket.arn == f"arn:aws:s3:::{bucket.name}"
+    (rule,) = resolved.receipt_rules
+    assert (rule.name, rule.rule_set) == ("crmsync-local-bcc-logging", "crmsync-local")
+    assert rule.recipients == ("log.test.example",)
+    assert (rule.enabled, rule.scan_enabled, rule.tls_policy) == (True, True, "Require")
+    store, invoke = rule.actions  # SES runs them in this order
+    assert (store.kind, store.bucket, store.object_key_prefix) == ("S3", bucket.name, "inbound/")
+    assert (invoke.kind, invoke.function, invoke.invocation_type) == ("Lambda", "InboundMailFunction", "Event")
+    assert invoke.function_arn == "arn:aws:lambda:us-east-1:123456789012:function:crmsync-local-InboundMailFunction"
+    assert resolved.functions["InboundMailFunction"].event_invoke == AsyncInvokeConfig(2, "MailDeadLetterQueue")
+    assert resolved.functions["ApiFunction"].event_invoke == AsyncInvokeConfig()  # Lambda's defaults
+    assert not resolved.queues["MailDeadLetterQueue"].fifo  # async destinations cannot be FIFO queues
+    for function in resolved.functions.values():
+        env = function.environment
+        assert env["EVENT_BUS_NAME"] == "crmsync-local"
+        assert env["MAIL_BUCKET"] == bucket.name
+        assert env["LOGGING_DOMAIN"] == "log.test.example"
+    assert {
+        "MailBucketPolicy (AWS::S3::BucketPolicy)",
+        "InboundMailSesPermission (AWS::Lambda::Permission)",
+    } <= set(resolved.ignored_resources)
+
+
+def test_receipt_rule_recipients_match_like_ses() -> None:
+    rule = ReceiptRule("R", "r", "set", ("example.com", ".sub.example.org", "one@example.net"), ())
+    assert rule.matches("a@example.com")
+    assert rule.matches("A@Example.COM")
+    assert not rule.matches("a@x.example.com")  # a domain does not cover its subdomains
+    assert rule.matches("a@x.sub.example.org")  # ".domain" covers only its subdomains
+    assert not rule.matches("a@sub.example.org")
+    assert rule.matches("one@example.net")
+    assert not rule.matches("two@example.net")
+    assert ReceiptRule("R", "r", "set", (), ()).matches("anyone@anywhere.test")  # no recipients: all
+
+
+MAIL_RULES = """
+Resources:
+  Bucket: {Type: AWS::S3::Bucket, Properties: {BucketName: raw-mail}}
+  Bus: {Type: AWS::Events::EventBus, Properties: {Name: !Sub "bus-${AWS::Region}"}}
+  Dlq: {Type: AWS::SQS::Queue}
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.handler
+      EventInvokeConfig:
+        MaximumRetryAttempts: 0
+        DestinationConfig:
+          OnFailure:
+            Type: SQS
+            Destination: __DLQ__
+      Environment: {Variables: {BUS_ARN: !GetAtt Bus.Arn, BUCKET_ARN: !GetAtt Bucket.Arn, RULE_SET: !Ref Set}}
+  Set: {Type: AWS::SES::ReceiptRuleSet}
+  Rule:
+    Type: AWS::SES::ReceiptRule
+    Properties:
+      RuleSetName: !Ref Set
+      Rule:
+        Recipients: [a@example.com]
+        Actions:
+          - AddHeaderAction: {HeaderName: X-Seen, HeaderValue: "yes"}
+          - S3Action:
+              BucketName: __BUCKET__
+          - LambdaAction:
+              FunctionArn: __FUNCTION__
+"""
+
+
+def mail_rules(
+    tmp_path: Path, dlq: str = "!GetAtt Dlq.Arn", bucket: str = "!Ref Bucket", function: str = "!GetAtt Fn.Arn"
+) -> Template:
+    body = MAIL_RULES.replace("__DLQ__", dlq).replace("__BUCKET__", bucket).replace("__FUNCTION__", function)
+    return inline(tmp_path, body)
+
+
+def test_mail_resources_defaults_and_references(tmp_path: Path) -> None:
+    resolved = mail_rules(tmp_path).resolve(context=LocalContext(region="eu-west-1", stack_name="s1"))
+    env = resolved.functions["Fn"].environment
+    assert env == {
+        "BUS_ARN": "arn:aws:events:eu-west-1:123456789012:event-bus/bus-eu-west-1",
+        "BUCKET_ARN": "arn:aws:s3:::raw-mail",
+        "RULE_SET": "s1-Set",
+    }
+    assert resolved.functions["Fn"].event_invoke == AsyncInvokeConfig(0, "Dlq")
+    (rule,) = resolved.receipt_rules
+    assert (rule.name, rule.enabled, rule.scan_enabled, rule.tls_policy) == ("s1-Rule", False, False, "Optional")
+    assert [action.kind for action in rule.actions] == ["AddHeader", "S3", "Lambda"]
+    assert rule.actions[1].object_key_prefix == ""
+
+
+def test_mail_resources_must_point_into_the_template(tmp_path: Path) -> None:
+    with pytest.raises(TemplateError, match="FunctionArn"):
+        mail_rules(tmp_path, function="arn:aws:lambda:us-east-1:123456789012:function:elsewhere").resolve()
+    with pytest.raises(TemplateError, match="BucketName"):
+        mail_rules(tmp_path, bucket="someone-elses-bucket").resolve()
+    with pytest.raises(TemplateError, match="OnFailure"):
+        mail_rules(tmp_path, dlq="arn:aws:sns:us-east-1:123456789012:topic").resolve()

@@ -7,18 +7,25 @@ from datetime import UTC, datetime, timedelta
 
 from crmsync.config import Settings
 from crmsync.dal.appointments import AppointmentStore
+from crmsync.dal.bcc import BccAddressStore, SenderAddressStore
 from crmsync.dal.calendars import CalendarStore
 from crmsync.dal.channels import ChannelStore
 from crmsync.dal.connections import ConnectionStore
+from crmsync.dal.contacts import ContactStore
+from crmsync.dal.mail_bucket import MailBucket
+from crmsync.dal.mail_log import MailLogStore
 from crmsync.dal.mirror import MirrorStore
 from crmsync.dal.oauth_states import OAuthStateStore
 from crmsync.dal.settings import SettingsStore
 from crmsync.domain import Principal
 from crmsync.logic.appointments import Appointments
 from crmsync.logic.availability import Availability
+from crmsync.logic.bcc_settings import BccSettings
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
+from crmsync.logic.contacts import Contacts
 from crmsync.logic.integrations import Counter, Integrations
+from crmsync.mail.inbound import InboundMail, Parser
 from crmsync.messaging.events import EventBridgePublisher
 from crmsync.messaging.queue import SyncQueue
 from crmsync.models import bind_tables
@@ -152,4 +159,37 @@ def build_integrations(settings: Settings, counter: Counter | None = None) -> In
             calendar_sync.forget_connection,
         ],
         before_revoke=[calendar_sync.stop_channels],
+    )
+
+
+def build_bcc_settings(settings: Settings) -> BccSettings:
+    _bind(settings)
+    return BccSettings(
+        addresses=BccAddressStore(),
+        senders=SenderAddressStore(),
+        connections=ConnectionStore(),
+        logging_domain=settings.logging_domain,
+    )
+
+
+def build_contacts(settings: Settings) -> Contacts:
+    _bind(settings)
+    return Contacts(contacts=ContactStore(), log=MailLogStore(), bucket=MailBucket(settings.mail_bucket))
+
+
+def build_inbound_mail(settings: Settings, parse: Parser, counter: Counter | None = None) -> InboundMail:
+    """F9's inbound_mail use case. The parser is handed in by that function: no other function
+    pays for importing mail-parser."""
+    _bind(settings)
+    return InboundMail(
+        addresses=BccAddressStore(),
+        senders=SenderAddressStore(),
+        connections=ConnectionStore(),
+        contacts=ContactStore(),
+        log_store=MailLogStore(),
+        bucket=MailBucket(settings.mail_bucket),
+        parse=parse,
+        publisher=EventBridgePublisher(settings.event_bus_name, on_failure=counter.count if counter else None),
+        logging_domain=settings.logging_domain,
+        counter=counter,
     )

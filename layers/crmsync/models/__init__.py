@@ -1,27 +1,45 @@
 """PynamoDB items. Table names are bound at run time from :class:`crmsync.config.Settings`.
 
 Key rule: every user-owned item's partition key starts with the tenant and the user
-(:func:`user_pk`), so no query can cross tenants. The one exception is the OAuth state,
-addressed only by the hash of an unguessable value and carrying its owner inside.
+(:func:`user_pk`), so no query can cross tenants. The exceptions are items found by an
+unguessable value alone: the OAuth state, the push channel and the BCC address lookup
+(:class:`BccLookupItem`, keyed by the hash of the address's local part). Each names its
+owner inside, and the owner's data is then read under the owner's partition.
 """
 
 from crmsync.models.appointment import AppointmentItem, ScheduleItem
 from crmsync.models.calendar import CalendarItem
 from crmsync.models.connection import ConnectionItem
 from crmsync.models.keys import user_pk
+from crmsync.models.mail import (
+    BccAddressItem,
+    BccLookupItem,
+    ContactEmailItem,
+    ContactItem,
+    ConversationItem,
+    LoggedMailItem,
+    SenderAddressItem,
+)
 from crmsync.models.oauth_state import OAuthStateItem
 from crmsync.models.settings import CalendarSettingsItem
 from crmsync.models.sync import ChannelItem, ExternalEventItem, SyncStateItem
 
 __all__ = [
     "AppointmentItem",
+    "BccAddressItem",
+    "BccLookupItem",
     "CalendarItem",
     "CalendarSettingsItem",
     "ChannelItem",
     "ConnectionItem",
+    "ContactEmailItem",
+    "ContactItem",
+    "ConversationItem",
     "ExternalEventItem",
+    "LoggedMailItem",
     "OAuthStateItem",
     "ScheduleItem",
+    "SenderAddressItem",
     "SyncStateItem",
     "bind_tables",
     "user_pk",
@@ -38,4 +56,14 @@ def bind_tables(*, connections_table: str, oauth_states_table: str) -> None:
     ExternalEventItem.Meta.table_name = connections_table
     ChannelItem.Meta.table_name = connections_table
     CalendarSettingsItem.Meta.table_name = connections_table
+    for mail_model in (
+        BccAddressItem,
+        BccLookupItem,
+        SenderAddressItem,
+        ContactItem,
+        ContactEmailItem,
+        LoggedMailItem,
+        ConversationItem,
+    ):
+        mail_model.Meta.table_name = connections_table
     OAuthStateItem.Meta.table_name = oauth_states_table

@@ -16,8 +16,10 @@ router = APIGatewayHttpRouter()
 PAGES: dict[str, tuple[str, str]] = {
     "integrations": ("integrations.html", "text/html; charset=utf-8"),
     "calendar": ("calendar.html", "text/html; charset=utf-8"),
+    "email": ("email.html", "text/html; charset=utf-8"),
     "common.js": ("common.js", "text/javascript; charset=utf-8"),
     "calendar.js": ("calendar.js", "text/javascript; charset=utf-8"),
+    "email.js": ("email.js", "text/javascript; charset=utf-8"),
     "settings.js": ("settings.js", "text/javascript; charset=utf-8"),
     "settings.css": ("settings.css", "text/css; charset=utf-8"),
 }

@@ -1,0 +1,178 @@
+"""Request and response bodies of the F9 routes: BCC address, sender addresses, contacts, conversations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from crmsync.logic.bcc_settings import SenderVerification
+from crmsync.logic.contacts import MessageContent
+from crmsync.mail.message import Address
+from crmsync.mail.records import BccAddress, Contact, LoggedMessage, SenderAddress
+
+#: Page sizes of the listings.
+DEFAULT_PAGE = 25
+MAX_PAGE = 100
+
+
+class BccAddressOut(BaseModel):
+    address: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, a: BccAddress) -> BccAddressOut:
+        return cls(address=a.address, created_at=a.created_at)
+
+
+class SenderAddressIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)
+
+
+class SenderAddressOut(BaseModel):
+    email: str
+    #: ``verified`` (mail from it is logged) or ``pending`` (waiting for the verification mail).
+    status: Literal["verified", "pending"]
+    #: ``connected_account`` (a connected Google account's address) or ``added``.
+    source: Literal["connected_account", "added"]
+    created_at: datetime | None
+    verified_at: datetime | None
+
+    @classmethod
+    def of(cls, s: SenderAddress) -> SenderAddressOut:
+        return cls(
+            email=s.email,
+            status=s.status.value,
+            source=s.source,
+            created_at=s.created_at,
+            verified_at=s.verified_at,
+        )
+
+
+class SenderAddressList(BaseModel):
+    items: list[SenderAddressOut]
+
+
+class SenderVerificationOut(SenderAddressOut):
+    code: str
+    bcc_address: str
+    instructions: str
+
+    @classmethod
+    def of_verification(cls, v: SenderVerification) -> SenderVerificationOut:
+        return cls(
+            **SenderAddressOut.of(v.sender).model_dump(),
+            code=v.code,
+            bcc_address=v.bcc_address,
+            instructions=v.instructions,
+        )
+
+
+class ContactOut(BaseModel):
+    id: str
+    email: str
+    name: str | None
+    source: str
+    email_sync: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, c: Contact) -> ContactOut:
+        return cls(
+            id=c.contact_id,
+            email=c.email,
+            name=c.name,
+            source=c.source,
+            email_sync=c.email_sync,
+            created_at=c.created_at,
+        )
+
+
+class ContactPage(BaseModel):
+    items: list[ContactOut]
+    next_cursor: str | None
+
+
+class AddressOut(BaseModel):
+    email: str
+    name: str
+
+    @classmethod
+    def of(cls, a: Address) -> AddressOut:
+        return cls(email=a.email, name=a.name)
+
+
+class AttachmentOut(BaseModel):
+    filename: str
+    content_type: str
+    size: int
+    #: False when it was dropped (over the size limit; a note says so).
+    stored: bool
+
+
+class ConversationEntryOut(BaseModel):
+    message_key: str
+    direction: Literal["outbound", "inbound"]
+    subject: str
+    date: datetime
+    sender: AddressOut | None = Field(serialization_alias="from")
+    to: list[AddressOut]
+    cc: list[AddressOut]
+    preview: str
+    notes: list[str]
+    attachments: list[AttachmentOut]
+    logged_at: datetime
+
+    @classmethod
+    def fields_of(cls, m: LoggedMessage) -> dict[str, object]:
+        return {
+            "message_key": m.message_key,
+            "direction": m.direction,
+            "subject": m.subject,
+            "date": m.date,
+            "sender": AddressOut.of(m.sender) if m.sender else None,
+            "to": [AddressOut.of(a) for a in m.to],
+            "cc": [AddressOut.of(a) for a in m.cc],
+            "preview": m.preview,
+            "notes": list(m.notes),
+            "attachments": [
+                AttachmentOut(filename=a.filename, content_type=a.content_type, size=a.size, stored=bool(a.s3_key))
+                for a in m.attachments
+            ],
+            "logged_at": m.logged_at,
+        }
+
+    @classmethod
+    def of(cls, m: LoggedMessage) -> ConversationEntryOut:
+        return cls.model_validate(cls.fields_of(m))
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationEntryOut]
+    next_cursor: str | None
+
+
+class MessageOut(ConversationEntryOut):
+    message_id: str
+    in_reply_to: str
+    references: list[str]
+    text: str
+    #: Sanitised when logged: no scripts, event handlers, forms, frames or remote resources.
+    html: str
+
+    @classmethod
+    def of_content(cls, c: MessageContent) -> MessageOut:
+        m = c.message
+        return cls.model_validate(
+            {
+                **ConversationEntryOut.fields_of(m),
+                "message_id": m.message_id,
+                "in_reply_to": m.in_reply_to,
+                "references": list(m.references),
+                "text": c.text,
+                "html": c.html,
+            }
+        )

@@ -1,0 +1,102 @@
+"""The BCC Logging Address page in headless Chromium: see and copy the address, rotate it
+(confirmed), add a sender address (code and instructions shown), verify it by mail, remove it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e.test_bcc_logging import message
+from tests.e2e.test_integrations_page import CHROMIUM_FLAGS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
+
+ADDRESS = re.compile(r"^u[a-z2-7]{26}@\S+$")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is installed by `make deps`"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, stack: Any) -> Iterator[Page]:
+    context = browser.new_context()
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.api_url)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+def test_address_copy_rotate_and_sender_addresses(page: Page, stack: Any, unique: str) -> None:
+    token = stack.issue_token(f"tenant-{unique}", "browser-user")
+    page.goto(f"{stack.api_url}/settings/integrations#token={token}")
+    page.get_by_role("link", name="BCC Logging Address").click()
+    page.wait_for_url("**/settings/email")
+
+    shown = page.locator("#bcc-address")
+    expect(shown).to_have_text(ADDRESS)
+    first = shown.inner_text()
+
+    page.get_by_role("button", name="Copy").click()
+    expect(page.locator("#notice")).to_have_text("Address copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == first
+
+    page.get_by_role("button", name="Rotate", exact=True).click()
+    expect(page.get_by_text("The current one stops logging immediately")).to_be_visible()
+    page.get_by_role("button", name="Cancel").click()
+    expect(shown).to_have_text(first)
+    page.get_by_role("button", name="Rotate", exact=True).click()
+    page.get_by_role("button", name="Rotate address").click()
+    expect(page.locator("#notice")).to_have_text("A new address was issued. The previous one no longer logs mail.")
+    expect(shown).not_to_have_text(first)
+    expect(shown).to_have_text(ADDRESS)
+    second = shown.inner_text()
+
+    alias = f"alias-{unique}@other.example"
+    page.get_by_label("Email address").fill(alias)
+    page.get_by_role("button", name="Add address").click()
+    code = page.locator("#verification-code")
+    expect(code).to_have_text(re.compile(r"^CRM-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}$"))
+    expect(page.locator("#verification-instructions")).to_contain_text(second)
+    row = page.locator(f'li.sender[data-email="{alias}"]')
+    expect(row).to_have_attribute("data-status", "pending")
+
+    # The user sends the verification mail; the page shows the address verified after a reload.
+    received = stack.deliver_mail(message(alias, [second], f"Verify {code.inner_text()}"), alias, [second])
+    assert all(d.ok for d in stack.mail_drain() if d.source_id == received.message_id)
+    page.reload()
+    expect(page.locator(f'li.sender[data-email="{alias}"]')).to_have_attribute("data-status", "verified")
+    expect(shown).to_have_text(second)
+
+    page.get_by_role("button", name=f"Remove {alias}").click()
+    expect(page.locator("#notice")).to_have_text(f"{alias} was removed.")
+    expect(page.locator(f'li.sender[data-email="{alias}"]')).to_have_count(0)
+
+
+def test_a_refused_sender_address_shows_the_reason(page: Page, stack: Any, unique: str) -> None:
+    token = stack.issue_token(f"tenant-{unique}", "browser-user")
+    page.goto(f"{stack.api_url}/settings/email#token={token}")
+    expect(page.locator("#bcc-address")).to_have_text(ADDRESS)
+    domain = page.locator("#bcc-address").inner_text().split("@")[1]
+    page.get_by_label("Email address").fill(f"someone@{domain}")
+    page.get_by_role("button", name="Add address").click()
+    expect(page.locator("#notice")).to_have_text("An address on the logging domain cannot be a sender address.")
+    expect(page.locator("li.sender")).to_have_count(0)
+
+
+def test_without_a_crm_session_the_page_says_so(page: Page, stack: Any) -> None:
+    page.goto(f"{stack.api_url}/settings/email")
+    expect(page.locator("#notice")).to_contain_text("No CRM session")
+    expect(page.get_by_role("button", name="Add address")).to_be_disabled()
