@@ -8,6 +8,7 @@ owner inside, and the owner's data is then read under the owner's partition.
 """
 
 from crmsync.models.appointment import AppointmentItem, ScheduleItem
+from crmsync.models.base import ConnectionsTableItem
 from crmsync.models.calendar import CalendarItem
 from crmsync.models.connection import ConnectionItem
 from crmsync.models.keys import user_pk
@@ -32,6 +33,7 @@ __all__ = [
     "CalendarSettingsItem",
     "ChannelItem",
     "ConnectionItem",
+    "ConnectionsTableItem",
     "ContactEmailItem",
     "ContactItem",
     "ConversationItem",
@@ -47,23 +49,7 @@ __all__ = [
 
 
 def bind_tables(*, connections_table: str, oauth_states_table: str) -> None:
-    """Point the models at their tables (PynamoDB reconnects when the name changes)."""
-    ConnectionItem.Meta.table_name = connections_table
-    CalendarItem.Meta.table_name = connections_table
-    AppointmentItem.Meta.table_name = connections_table
-    ScheduleItem.Meta.table_name = connections_table
-    SyncStateItem.Meta.table_name = connections_table
-    ExternalEventItem.Meta.table_name = connections_table
-    ChannelItem.Meta.table_name = connections_table
-    CalendarSettingsItem.Meta.table_name = connections_table
-    for mail_model in (
-        BccAddressItem,
-        BccLookupItem,
-        SenderAddressItem,
-        ContactItem,
-        ContactEmailItem,
-        LoggedMailItem,
-        ConversationItem,
-    ):
-        mail_model.Meta.table_name = connections_table
+    """Point the models at their tables (PynamoDB reconnects when the name changes). Every
+    kind of item of the connections table shares :class:`ConnectionsTableItem`'s ``Meta``."""
+    ConnectionsTableItem.Meta.table_name = connections_table
     OAuthStateItem.Meta.table_name = oauth_states_table

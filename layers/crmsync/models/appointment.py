@@ -12,7 +12,8 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.indexes import AllProjection, LocalSecondaryIndex
-from pynamodb.models import Model
+
+from crmsync.models.base import ConnectionsTableItem, OwnedItem
 
 APPOINTMENT_SK_PREFIX = "APPT#"
 
@@ -39,16 +40,9 @@ class AppointmentsByStart(LocalSecondaryIndex["AppointmentItem"]):
     starts_at = UnicodeAttribute(range_key=True)
 
 
-class AppointmentItem(Model):
+class AppointmentItem(OwnedItem):
     """Lives in the connections table, in the user's partition (sk ``APPT#<id>``)."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    tenant_id = UnicodeAttribute()
-    user_id = UnicodeAttribute()
     appointment_id = UnicodeAttribute()
     title = UnicodeAttribute()
     start = UTCDateTimeAttribute()
@@ -79,13 +73,8 @@ class AppointmentItem(Model):
 SCHEDULE_SK = "SCHEDULE"
 
 
-class ScheduleItem(Model):
+class ScheduleItem(ConnectionsTableItem):
     """One per user: its revision changes with every booking, so two bookings decided on the
     same view of the schedule cannot both commit (F5)."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
     revision = NumberAttribute()

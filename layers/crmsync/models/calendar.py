@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pynamodb.attributes import BooleanAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.models import Model
+
+from crmsync.models.base import OwnedItem
 
 CALENDAR_SK_PREFIX = "CAL#"
 
@@ -14,16 +15,9 @@ def calendar_sk(connection_id: str, calendar_id: str = "") -> str:
     return f"{CALENDAR_SK_PREFIX}{connection_id}#{calendar_id}"
 
 
-class CalendarItem(Model):
+class CalendarItem(OwnedItem):
     """Lives in the connections table, in the user's partition."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    tenant_id = UnicodeAttribute()
-    user_id = UnicodeAttribute()
     connection_id = UnicodeAttribute()
     calendar_id = UnicodeAttribute()
     account_email = UnicodeAttribute()

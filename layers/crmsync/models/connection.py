@@ -9,21 +9,15 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.models import Model
+
+from crmsync.models.base import OwnedItem
 
 CONNECTION_SK_PREFIX = "CONN#"
 
 
-class ConnectionItem(Model):
+class ConnectionItem(OwnedItem):
     """pk = ``T#<tenant>#U#<user>``, sk = ``CONN#<connection id>``."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    tenant_id = UnicodeAttribute()
-    user_id = UnicodeAttribute()
     connection_id = UnicodeAttribute()
     provider = UnicodeAttribute()
     #: The provider's stable account id (Google ``sub``).

@@ -15,8 +15,8 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.models import Model
 
+from crmsync.models.base import ConnectionsTableItem, OwnedItem
 from crmsync.security.secrets import sha256_hex
 
 BCC_SK = "BCC#address"
@@ -41,45 +41,26 @@ def conversation_sk(contact_id: str, date_iso: str, message_key: str) -> str:
     return f"{conversation_prefix(contact_id)}{date_iso}#{message_key}"
 
 
-class BccAddressItem(Model):
+class BccAddressItem(OwnedItem):
     """The user's current BCC address (sk ``BCC#address``). Only the local part is stored:
     the address is shown with the deployment's logging domain."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    tenant_id = UnicodeAttribute()
-    user_id = UnicodeAttribute()
     local_part = UnicodeAttribute()
     created_at = UTCDateTimeAttribute()
 
 
-class BccLookupItem(Model):
+class BccLookupItem(OwnedItem):
     """Finds the owner of an address from the address alone, which is all an inbound mail
     names. Like the OAuth state and the push channel, the key does not start with a tenant:
     it is the hash of an unguessable value, and the item names its owner inside."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    tenant_id = UnicodeAttribute()
-    user_id = UnicodeAttribute()
     created_at = UTCDateTimeAttribute()
 
 
-class SenderAddressItem(Model):
+class SenderAddressItem(ConnectionsTableItem):
     """An address the user added as one of their own (sk ``SENDER#<email>``): ``pending``
     until a mail from it with the code in its subject reaches the BCC address."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
     email = UnicodeAttribute()
     status = UnicodeAttribute()
     #: sha256 of the verification code (the code is shown to the user once).
@@ -88,14 +69,9 @@ class SenderAddressItem(Model):
     verified_at = UTCDateTimeAttribute(null=True)
 
 
-class ContactItem(Model):
+class ContactItem(ConnectionsTableItem):
     """A CRM contact (sk ``CONTACT#<id>``)."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
     contact_id = UnicodeAttribute()
     email = UnicodeAttribute()
     name = UnicodeAttribute(null=True)
@@ -105,15 +81,10 @@ class ContactItem(Model):
     created_at = UTCDateTimeAttribute()
 
 
-class ContactEmailItem(Model):
+class ContactEmailItem(ConnectionsTableItem):
     """Makes an email belong to one contact (sk ``CONTACTEMAIL#<email>``): written in the same
     transaction as the contact, on the condition that it does not exist yet."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
     contact_id = UnicodeAttribute()
 
 
@@ -131,15 +102,10 @@ class AttachmentMap(MapAttribute):
     s3_key = UnicodeAttribute(null=True)
 
 
-class LoggedMailItem(Model):
+class LoggedMailItem(ConnectionsTableItem):
     """One logged message (sk ``MAIL#<message key>``), written once: its conditional put
     is what makes a message logged exactly once however often it arrives."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
     message_key = UnicodeAttribute()
     direction = UnicodeAttribute()
     subject = UnicodeAttribute(null=True)
@@ -162,13 +128,8 @@ class LoggedMailItem(Model):
     event_published = BooleanAttribute(default=False)
 
 
-class ConversationItem(Model):
+class ConversationItem(ConnectionsTableItem):
     """A message's place in one contact's conversation
     (sk ``CONV#<contact id>#<date>#<message key>``); the message itself is the MAIL# item."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
     message_key = UnicodeAttribute()

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute
-from pynamodb.models import Model
+
+from crmsync.models.base import ConnectionsTableItem
 
 CALENDAR_SETTINGS_SK = "SETTINGS#calendar"
 
 
-class CalendarSettingsItem(Model):
+class CalendarSettingsItem(ConnectionsTableItem):
     """Lives in the connections table, in the user's partition (sk ``SETTINGS#calendar``)."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
     linked_connection_id = UnicodeAttribute(null=True)
     linked_calendar_id = UnicodeAttribute(null=True)
     direction = UnicodeAttribute()

@@ -9,7 +9,8 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.models import Model
+
+from crmsync.models.base import ConnectionsTableItem, OwnedItem
 
 SYNC_SK_PREFIX = "SYNC#"
 EXTERNAL_SK_PREFIX = "EXT#"
@@ -25,15 +26,10 @@ def external_prefix(connection_id: str, calendar_id: str) -> str:
     return f"{EXTERNAL_SK_PREFIX}{connection_id}#{calendar_id}#"
 
 
-class SyncStateItem(Model):
+class SyncStateItem(ConnectionsTableItem):
     """The cursor of one synced calendar. Written only after all pages were applied, and
     conditionally (version), so two workers can never both advance it."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
     connection_id = UnicodeAttribute()
     calendar_id = UnicodeAttribute()
     sync_token = UnicodeAttribute(null=True)
@@ -49,14 +45,9 @@ class SyncStateItem(Model):
     version = VersionAttribute()
 
 
-class ExternalEventItem(Model):
+class ExternalEventItem(ConnectionsTableItem):
     """One event instance of a synced calendar (recurring series arrive expanded)."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
     connection_id = UnicodeAttribute()
     calendar_id = UnicodeAttribute()
     event_id = UnicodeAttribute()
@@ -78,18 +69,11 @@ def channel_pk(channel_id: str) -> str:
     return f"CHANNEL#{channel_id}"
 
 
-class ChannelItem(Model):
+class ChannelItem(OwnedItem):
     """A Calendar push channel, addressed by its id (a random UUID we chose) because that is
     all a notification names. Like the OAuth state, this is the one kind of item whose key
     does not start with the tenant; the item names its owner inside."""
 
-    class Meta:
-        table_name: str | None = None
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    tenant_id = UnicodeAttribute()
-    user_id = UnicodeAttribute()
     connection_id = UnicodeAttribute()
     calendar_id = UnicodeAttribute()
     resource_id = UnicodeAttribute()
