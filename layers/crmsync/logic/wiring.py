@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from crmsync.config import Settings
 from crmsync.dal.appointments import AppointmentStore
@@ -25,7 +26,6 @@ from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.contacts import Contacts
 from crmsync.logic.integrations import Counter, Integrations
-from crmsync.mail.inbound import InboundMail, Parser
 from crmsync.messaging.events import EventBridgePublisher
 from crmsync.messaging.queue import SyncQueue
 from crmsync.models import bind_tables
@@ -35,6 +35,9 @@ from crmsync.security.tokens import TokenCipher
 from crmsync.sync.calendar_sync import CalendarSync
 from crmsync.sync.channels import Channels
 from crmsync.sync.planner import SyncPlanner
+
+if TYPE_CHECKING:
+    from crmsync.mail.inbound import InboundMail, Parser
 
 
 def client_secret_reader(secret_arn: str) -> Callable[[], str]:
@@ -178,8 +181,10 @@ def build_contacts(settings: Settings) -> Contacts:
 
 
 def build_inbound_mail(settings: Settings, parse: Parser, counter: Counter | None = None) -> InboundMail:
-    """F9's inbound_mail use case. The parser is handed in by that function: no other function
-    pays for importing mail-parser."""
+    """F9's inbound_mail use case. The parser is handed in by that function, and the module is
+    imported here: no other function pays for importing the mail code."""
+    from crmsync.mail.inbound import InboundMail
+
     _bind(settings)
     return InboundMail(
         addresses=BccAddressStore(),
