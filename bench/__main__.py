@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import emulator, imports, mail, push_latency, sizes, sync
+from bench import emulator, imports, in_fresh_process, mail, push_latency, sizes, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "PERFORMANCE.md"
@@ -37,7 +37,7 @@ def mb(n: int) -> str:
 
 
 def _sync_section() -> list[str]:
-    figures = sync.measure()
+    figures = in_fresh_process("sync", sync.SyncFigures)
 
     def rate(seconds: float) -> str:
         return f"{figures.events / seconds:.0f}"
@@ -68,7 +68,7 @@ def _sync_section() -> list[str]:
 
 
 def _latency_section() -> list[str]:
-    figures = push_latency.measure()
+    figures = in_fresh_process("push_latency", push_latency.LatencyFigures)
     print(f"push latency: p50 {figures.p50_ms:.0f} ms, p95 {figures.p95_ms:.0f} ms", file=sys.stderr)
     return [
         "## Push-to-visible latency (local stack)",
@@ -86,7 +86,7 @@ def _latency_section() -> list[str]:
 
 
 def _mail_section() -> list[str]:
-    figures = mail.measure()
+    figures = in_fresh_process("mail", mail.MailFigures)
     print(f"mail: inbound {figures.inbound_per_second:.1f}/s, parse {figures.parse_per_second:.0f}/s", file=sys.stderr)
     return [
         "## BCC logging (local stack)",

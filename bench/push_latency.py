@@ -19,6 +19,8 @@ from pathlib import Path
 
 import requests
 
+from bench import main_json
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = 40
 
@@ -112,4 +114,4 @@ def measure(samples: int = SAMPLES) -> LatencyFigures:
 
 
 if __name__ == "__main__":
-    print(measure())
+    main_json(measure)

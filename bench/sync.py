@@ -18,6 +18,8 @@ from typing import Any
 
 import requests
 
+from bench import main_json
+
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = 10_000
 
@@ -134,3 +136,7 @@ def measure(events: int = EVENTS) -> SyncFigures:
         counter.google = counter.dynamodb = 0
         sync.run(principal, connection.connection_id, email)  # nothing changed since
         return SyncFigures(events, full_sync, raw_write, counter.google, counter.dynamodb)
+
+
+if __name__ == "__main__":
+    main_json(measure)
