@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from crmsync.models.keys import check_id
 
@@ -219,4 +220,17 @@ class ExternalEvent:
             first = datetime.combine(date.fromisoformat(self.start_date), time(0), zone)
             after = datetime.combine(date.fromisoformat(self.end_date), time(0), zone)
             return first.astimezone(UTC), after.astimezone(UTC)
+        return None
+
+
+class Counter(Protocol):
+    """Where use cases report countable outcomes (powertools Metrics in functions)."""
+
+    def count(self, name: str) -> None: ...
+
+
+class NoCounter:
+    """Counts nothing: use cases built without metrics (tests, scripts)."""
+
+    def count(self, name: str) -> None:
         return None

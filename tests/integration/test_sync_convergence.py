@@ -1,6 +1,8 @@
 """Property: whatever the CRM user and the Google user do, in any order, with rate limits,
-server errors, invalidated sync tokens and duplicated notifications in between, once the
-queue has drained the CRM and the linked Google calendar agree — no duplicates, no loss."""
+server errors, timeouts after Google applied a write, invalidated sync tokens, duplicated and
+reordered deliveries and workers stopped mid-batch in between, once the queue has drained the
+CRM and the linked Google calendar agree — no duplicates, no loss — and deletions in Google
+were handled as the user's deletion preference says (F6)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,10 @@ import pytest
 import requests
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from crmsync.dal.appointments import AppointmentFields
-from crmsync.domain import AppointmentStatus
+from crmsync.domain import AppointmentStatus, ExternalDeletion, SyncDirection, SyncPreferences
 from crmsync.errors import BookingConflict, Conflict, ProviderError
 from tests.integration.conftest import RecordingQueue
 from tests.integration.test_two_way_sync import ALICE, START, World, iso
@@ -28,12 +30,56 @@ FAULTS = st.sampled_from(["rate_limit_429", "rate_limit_403", "backend_500", "un
 METHODS = st.sampled_from(["calendar.events.insert", "calendar.events.update", "calendar.events.list", "calendar."])
 
 
-def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
+class LostAnswers:
+    """How many of the next writes to Google lose their answer (Google applied them)."""
+
+    def __init__(self) -> None:
+        self.left = 0
+
+
+class LosesAnswers:
+    """The Calendar adapter as the push sees it: a write reaches Google, then times out."""
+
+    def __init__(self, adapter: Any, lost: LostAnswers) -> None:
+        self.adapter = adapter
+        self.lost = lost
+
+    def _write(self, name: str, *args: Any) -> Any:
+        result = getattr(self.adapter, name)(*args)
+        if self.lost.left > 0:
+            self.lost.left -= 1
+            raise ProviderError(f"events.{name}: timed out", retryable=True)
+        return result
+
+    def insert_event(self, *args: Any) -> Any:
+        return self._write("insert_event", *args)
+
+    def update_event(self, *args: Any) -> Any:
+        return self._write("update_event", *args)
+
+    def delete_event(self, *args: Any) -> Any:
+        return self._write("delete_event", *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.adapter, name)
+
+
+def make_machine(new_world: Callable[[LostAnswers], World]) -> type[RuleBasedStateMachine]:
     class TwoWay(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.world = new_world()
+            self.lost = LostAnswers()
+            self.world = new_world(self.lost)
             self.backlog: list[Any] = []  # queue messages waiting for a retry
+            self.policy = ExternalDeletion.CANCEL
+            #: Appointments whose event the Google user deleted, and those the CRM user cancelled.
+            self.deleted_twins: set[str] = set()
+            self.crm_cancelled: set[str] = set()
+
+        @initialize(policy=st.sampled_from(list(ExternalDeletion)))
+        def choose_deletion_policy(self, policy: ExternalDeletion) -> None:
+            self.policy = policy
+            self.world.settings.set_preferences(ALICE, SyncPreferences(SyncDirection.TWO_WAY, policy))
 
         # ------------------------------------------------------------ the CRM user
         @rule(hour=HOURS, length=st.integers(min_value=1, max_value=3))
@@ -60,7 +106,9 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
         def crm_cancels(self, pick: int) -> None:
             live = [a for a in self.world.listed() if a.status is AppointmentStatus.CONFIRMED]
             if live:
-                self.world.appointments.cancel(ALICE, live[pick % len(live)].appointment_id)
+                chosen = live[pick % len(live)].appointment_id
+                self.crm_cancelled.add(chosen)
+                self.world.appointments.cancel(ALICE, chosen)
 
         # ------------------------------------------------------------ the Google user
         @rule(hour=HOURS)
@@ -87,9 +135,17 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
         def google_deletes(self, pick: int) -> None:
             events = self._google_events()
             if events:
-                self.world.google.delete(events[pick % len(events)]["id"])
+                event_id = events[pick % len(events)]["id"]
+                self.deleted_twins |= {
+                    a.appointment_id for a in self.world.listed() if a.link and a.link.event_id == event_id
+                }
+                self.world.google.delete(event_id)
 
         # ------------------------------------------------------------ the infrastructure
+        @rule(count=st.integers(min_value=1, max_value=2))
+        def google_answers_get_lost(self, count: int) -> None:
+            self.lost.left = count
+
         @rule(kind=FAULTS, method=METHODS, count=st.integers(min_value=1, max_value=2))
         def google_fails(self, kind: str, method: str, count: int) -> None:
             requests.post(
@@ -102,14 +158,17 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
         def sync_token_expires(self) -> None:
             self.world.google.expire_sync_tokens()
 
-        @rule(duplicate=st.booleans(), interrupt=st.booleans())
-        def worker_runs(self, duplicate: bool, interrupt: bool) -> None:
-            """One delivery round: pushes (duplicated if asked), then a sync; a failure leaves
-            the work queued, an interrupted round stops half-way (a worker killed mid-batch)."""
+        @rule(duplicate=st.booleans(), interrupt=st.booleans(), reorder=st.booleans())
+        def worker_runs(self, duplicate: bool, interrupt: bool, reorder: bool = False) -> None:
+            """One delivery round: pushes (duplicated, or newest first, if asked), then a sync;
+            a failure leaves the work queued, an interrupted round stops half-way (a worker
+            killed mid-batch)."""
             messages = self.backlog + self.world.recorded.take()
             self.backlog = []
             if duplicate:
                 messages = messages + messages
+            if reorder:
+                messages.reverse()
             for index, message in enumerate(messages):
                 if interrupt and index == len(messages) // 2:
                     self.backlog.extend(messages[index:])
@@ -124,6 +183,7 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
         # ------------------------------------------------------------ the promise
         def teardown(self) -> None:
             requests.delete(f"{self.world.base}/_emulator/faults", timeout=10)
+            self.lost.left = 0
             for _ in range(6):  # the queue drains: retries until nothing is left
                 self.worker_runs(duplicate=False, interrupt=False)
                 if not self.backlog and not self.world.recorded.sent:
@@ -138,12 +198,21 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
 
         def _assert_converged(self) -> None:
             events = {e["id"]: e for e in self._google_events()}
-            confirmed = [a for a in self.world.listed() if a.status is AppointmentStatus.CONFIRMED]
+            everything = self.world.listed()
+            confirmed = [a for a in everything if a.status is AppointmentStatus.CONFIRMED]
             linked = [a.link.event_id for a in confirmed if a.link]
             assert len(linked) == len(set(linked)), "two appointments share one event"
-            assert all(a.link for a in confirmed), "a confirmed appointment never reached Google"
+            unlinked = {a.appointment_id for a in confirmed if not a.link}
+            if self.policy is ExternalDeletion.UNLINK:  # kept in the CRM, no longer in Google
+                assert unlinked <= self.deleted_twins, "a confirmed appointment never reached Google"
+                kept = {a.appointment_id for a in confirmed}
+                assert self.deleted_twins - self.crm_cancelled <= kept, "a deletion in Google cancelled an appointment"
+            else:
+                assert not unlinked, "a confirmed appointment never reached Google"
+                cancelled = {a.appointment_id for a in everything if a.status is AppointmentStatus.CANCELLED}
+                assert self.deleted_twins <= cancelled, "an event deleted in Google left its appointment"
             assert set(linked) == set(events), "the calendar and the CRM disagree on which events exist"
-            for appointment in confirmed:
+            for appointment in (a for a in confirmed if a.link):
                 event = events[appointment.link.event_id]  # type: ignore[union-attr]
                 assert event["start"]["dateTime"].startswith(iso(appointment.start)[:19])
                 assert event["end"]["dateTime"].startswith(iso(appointment.end)[:19])
@@ -159,14 +228,15 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
 def test_crm_and_google_converge(
     stack, service_env, integrations, calendars, make_appointments, recorded: RecordingQueue
 ) -> None:
-    def new_world() -> World:
+    def new_world(lost: LostAnswers) -> World:
         recorded.take()
-        return World(stack, service_env, integrations, calendars, make_appointments(), recorded)
+        appointments = make_appointments(wrap=lambda adapter: LosesAnswers(adapter, lost))
+        return World(stack, service_env, integrations, calendars, appointments, recorded)
 
     run_state_machine_as_test(
         make_machine(new_world),
         settings=settings(
-            max_examples=8,
+            max_examples=15,
             stateful_step_count=12,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

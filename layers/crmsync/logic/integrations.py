@@ -6,11 +6,10 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from crmsync.dal.connections import ConnectionStore, StoredConnection
 from crmsync.dal.oauth_states import OAuthStateStore
-from crmsync.domain import Connection, ConnectionStatus, PendingAuthorization, Principal
+from crmsync.domain import Connection, ConnectionStatus, Counter, NoCounter, PendingAuthorization, Principal
 from crmsync.errors import (
     AuthorizationDenied,
     CrmSyncError,
@@ -31,17 +30,6 @@ from crmsync.security.tokens import TokenCipher, TokenContext, TokenDecryptionEr
 log = logging.getLogger(__name__)
 
 GOOGLE = "google"
-
-
-class Counter(Protocol):
-    """Where use cases report countable outcomes (powertools Metrics in functions)."""
-
-    def count(self, name: str) -> None: ...
-
-
-class _NoCounter:
-    def count(self, name: str) -> None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -89,7 +77,7 @@ class Integrations:
         self._queue = queue
         self._features = tuple(enabled_features)
         self._state_ttl = state_ttl
-        self._counter = counter or _NoCounter()
+        self._counter = counter or NoCounter()
         self._mirrors = tuple(mirrors)
         self._before_revoke = tuple(before_revoke)
 

@@ -30,14 +30,14 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from crmsync.dal.bcc import BccAddressStore, SenderAddressStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.contacts import ContactStore
 from crmsync.dal.mail_bucket import MailBucket, attachment_key, body_key
 from crmsync.dal.mail_log import TRANSACTION_LIMIT, MailLogStore
-from crmsync.domain import Principal
+from crmsync.domain import Counter, NoCounter, Principal
 from crmsync.logic.bcc_settings import own_addresses
 from crmsync.mail.addresses import codes_in, is_local_part, local_part_on, on_domain
 from crmsync.mail.message import Address, MailLimits, ParsedMail, Refusal
@@ -70,15 +70,6 @@ METRICS: dict[Status, str] = {
 Parser = Callable[[bytes, MailLimits], ParsedMail | Refusal]
 _MIME_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")
 _EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,255}$")
-
-
-class Counter(Protocol):
-    def count(self, name: str) -> None: ...
-
-
-class _NoCounter:
-    def count(self, name: str) -> None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -158,7 +149,7 @@ class InboundMail:
         self._publisher = publisher
         self._domain = logging_domain
         self._limits = limits or MailLimits()
-        self._counter = counter or _NoCounter()
+        self._counter = counter or NoCounter()
 
     def handle(self, event: Mapping[str, Any]) -> list[Outcome]:
         """Every outcome of an SES receipt event, each logged once and counted."""
