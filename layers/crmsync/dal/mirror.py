@@ -185,21 +185,16 @@ class MirrorStore:
         connection_id: str,
         calendar_id: str,
         changes: Iterable[ExternalEvent],
-        *,
-        replace_all: bool,
     ) -> int:
-        """Upsert the changed events, delete the cancelled ones; with ``replace_all`` (a full
-        sync) also delete every mirrored event the provider no longer lists. Idempotent:
-        applying the same changes twice leaves the same mirror."""
+        """Upsert the changed events, delete the cancelled ones (a full sync then removes what
+        the provider no longer lists: :meth:`remove`). Idempotent: applying the same
+        changes twice leaves the same mirror."""
         pk = user_pk(principal.tenant_id, principal.user_id)
         prefix = external_prefix(connection_id, calendar_id)
         # One write per event (a batch may not name a key twice): the last change wins.
         final: dict[str, ExternalEvent | None] = {}
         for change in changes:
             final[change.event_id] = None if change.cancelled else change
-        if replace_all:
-            for known in self.events(principal, connection_id, calendar_id):
-                final.setdefault(known.event_id, None)
         if not final:
             return 0
         with ExternalEventItem.batch_write() as batch:
@@ -227,6 +222,27 @@ class MirrorStore:
                     )
                 )
         return len(final)
+
+    def event_ids(self, principal: Principal, connection_id: str, calendar_id: str) -> set[str]:
+        """The ids of the calendar's mirrored events (keys only are read)."""
+        prefix = external_prefix(connection_id, calendar_id)
+        items = ExternalEventItem.query(
+            user_pk(principal.tenant_id, principal.user_id),
+            ExternalEventItem.sk.startswith(prefix),
+            consistent_read=True,
+            attributes_to_get=["sk"],
+        )
+        return {item.sk[len(prefix) :] for item in items}
+
+    def remove(self, principal: Principal, connection_id: str, calendar_id: str, event_ids: set[str]) -> int:
+        """Delete these mirrored events (e.g. those a full sync no longer lists)."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        prefix = external_prefix(connection_id, calendar_id)
+        if event_ids:
+            with ExternalEventItem.batch_write() as batch:
+                for event_id in event_ids:
+                    batch.delete(ExternalEventItem(pk, prefix + event_id))
+        return len(event_ids)
 
     def synced_calendars(self, principal: Principal, connection_id: str) -> list[tuple[str, SyncCursor]]:
         """Every calendar of the connection that has a cursor, with it."""

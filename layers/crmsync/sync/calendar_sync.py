@@ -10,7 +10,8 @@ reaches the same result.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -34,10 +35,26 @@ log = logging.getLogger(__name__)
 CURSOR_REFRESH = timedelta(hours=1)
 
 
+#: One page of ``events.list``: its events, and the sync token if it is the last page.
+EventPage = tuple[list[dict[str, Any]], str | None]
+_END = object()
+
+
 class EventLister(Protocol):
-    def list_events(
-        self, calendar_id: str, *, sync_token: str | None, time_min: str | None
-    ) -> tuple[list[dict[str, Any]], str]: ...
+    def event_pages(self, calendar_id: str, *, sync_token: str | None, time_min: str | None) -> Iterator[EventPage]: ...
+
+
+def prefetched(pages: Iterator[EventPage]) -> Iterator[EventPage]:
+    """The pages, each next one fetched in a thread while the caller stores this one (the
+    provider's latency and our writes overlap). Errors of a fetch surface where it is used."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-pages") as pool:
+        pending = pool.submit(next, pages, _END)
+        while True:
+            page = pending.result()
+            if page is _END:
+                return
+            pending = pool.submit(next, pages, _END)
+            yield page  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -101,18 +118,21 @@ class CalendarSync:
         window_start = cursor.window_start
         if not full:
             try:
-                raw, next_token = lister.list_events(calendar_id, sync_token=cursor.sync_token, time_min=None)
+                pages = lister.event_pages(calendar_id, sync_token=cursor.sync_token, time_min=None)
+                events, changes, next_token = self._mirror_pages(principal, connection_id, calendar_id, pages)
             except SyncTokenInvalid:
                 log.info("sync token invalidated; full sync", extra={"connection_id": connection_id})
                 full = True
         if full:
             days_back = inputs.settings.preferences.window_days_back
             window_start = self._clock().replace(microsecond=0) - timedelta(days=days_back)
-            raw, next_token = lister.list_events(
-                calendar_id, sync_token=None, time_min=window_start.strftime("%Y-%m-%dT%H:%M:%SZ")
-            )
-        events = [parse_event(r, principal.tenant_id) for r in raw]
-        changes = self._mirror.apply(principal, connection_id, calendar_id, events, replace_all=full)
+            since = window_start.strftime("%Y-%m-%dT%H:%M:%SZ")
+            known = self._mirror.event_ids(principal, connection_id, calendar_id)
+            pages = lister.event_pages(calendar_id, sync_token=None, time_min=since)
+            events, changes, next_token = self._mirror_pages(principal, connection_id, calendar_id, pages)
+            # Whatever the complete list lacks is gone: no duplicates, no ghosts.
+            gone = known - {e.event_id for e in events}
+            changes += self._mirror.remove(principal, connection_id, calendar_id, gone)
         if self._inbound is not None and (events or full):
             # Before the cursor moves: interrupted here, the re-run sees the same events
             # again, and absorbing them twice changes nothing. A full sync's list is complete
@@ -137,6 +157,20 @@ class CalendarSync:
         if self._channels is not None:
             self._keep_channel(principal, connection_id, calendar_id, lister, cursor)
         return SyncOutcome(full=full, changes=changes)
+
+    def _mirror_pages(
+        self, principal: Principal, connection_id: str, calendar_id: str, pages: Iterator[EventPage]
+    ) -> tuple[list[ExternalEvent], int, str]:
+        """Mirror page after page, fetching the next page while this one is written; the
+        events, how many mirrored items changed, and the last page's sync token."""
+        events: list[ExternalEvent] = []
+        changes, token = 0, ""
+        for items, next_token in prefetched(pages):
+            page = [parse_event(r, principal.tenant_id) for r in items]
+            changes += self._mirror.apply(principal, connection_id, calendar_id, page)
+            events.extend(page)
+            token = next_token or token
+        return events, changes, token
 
     def _stale(self, cursor: SyncCursor) -> bool:
         return cursor.last_success_at is None or self._clock() - cursor.last_success_at > CURSOR_REFRESH

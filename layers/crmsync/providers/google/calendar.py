@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +61,11 @@ class GoogleCalendar:
                 return calendars
 
     # ------------------------------------------------------------------ events
-    def list_events(
+    def event_pages(
         self, calendar_id: str, *, sync_token: str | None, time_min: str | None
-    ) -> tuple[list[dict[str, Any]], str]:
-        """Every page of ``events.list`` (instances of recurring series expanded, deleted ones
-        included), and the ``nextSyncToken`` of the last page.
+    ) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+        """The pages of ``events.list`` (instances of recurring series expanded, deleted ones
+        included), each with ``None`` but the last, which carries the ``nextSyncToken``.
 
         Incremental with ``sync_token``; otherwise a full list from ``time_min``. The same
         parameters are used for both, as Google requires; nothing else is combined with the
@@ -81,18 +81,19 @@ class GoogleCalendar:
             params["syncToken"] = sync_token
         elif time_min:
             params["timeMin"] = time_min
-        events: list[dict[str, Any]] = []
         while True:
             with google_errors("events.list"):
                 page = self._service.events().list(**params).execute(num_retries=0)
-            events.extend(page.get("items", []))
+            items = list(page.get("items", []))
             if page.get("nextPageToken"):
                 params["pageToken"] = page["nextPageToken"]
+                yield items, None
                 continue
             token = page.get("nextSyncToken")
             if not token:
                 raise ProviderError("events.list: the last page carried no nextSyncToken.", retryable=True)
-            return events, str(token)
+            yield items, str(token)
+            return
 
     def insert_event(self, calendar_id: str, body: dict[str, Any]) -> dict[str, Any]:
         with google_errors("events.insert"):
