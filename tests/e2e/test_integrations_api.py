@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests.support.google_consent import consent, query
+from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
 
@@ -315,19 +316,9 @@ def test_busy_time_in_google_shapes_availability_and_refuses_bookings(alice: Bro
     requests.post(
         f"{stack.google.base_url}/_emulator/tokens", json={"email": email, "scopes": ["openid"]}, timeout=10
     ).raise_for_status()
-    requests.post(
-        f"{stack.google.base_url}/_emulator/calendar/events",
-        json={
-            "email": email,
-            "calendarId": email,
-            "event": {
-                "summary": "dentist",
-                "start": {"dateTime": "2026-12-10T10:00:00Z"},
-                "end": {"dateTime": "2026-12-10T11:00:00Z"},
-            },
-        },
-        timeout=10,
-    ).raise_for_status()
+    GoogleCalendarUser(stack.google.base_url, email).add(
+        summary="dentist", start={"dateTime": "2026-12-10T10:00:00Z"}, end={"dateTime": "2026-12-10T11:00:00Z"}
+    )
     alice.callback(consent(alice.start(), email, typed=True))
     stack.drain()  # health check → calendar list → sync of the conflict calendars
 
@@ -360,19 +351,9 @@ def test_an_event_created_in_google_reaches_the_crm_through_a_real_push(alice: B
     channels = requests.get(f"{stack.google.base_url}/_emulator/calendar/channels", timeout=10).json()
     assert any(c.get("address", "").endswith("/webhooks/google/calendar") for c in channels)
 
-    requests.post(
-        f"{stack.google.base_url}/_emulator/calendar/events",
-        json={
-            "email": email,
-            "calendarId": email,
-            "event": {
-                "summary": "pushed",
-                "start": {"dateTime": "2026-12-11T10:00:00Z"},
-                "end": {"dateTime": "2026-12-11T11:00:00Z"},
-            },
-        },
-        timeout=10,
-    ).raise_for_status()
+    GoogleCalendarUser(stack.google.base_url, email).add(
+        summary="pushed", start={"dateTime": "2026-12-11T10:00:00Z"}, end={"dateTime": "2026-12-11T11:00:00Z"}
+    )
     stack.google.push.wait_idle()  # the emulator's notification reached our webhook
     stack.drain()  # the webhook's queued sync ran
 

@@ -24,6 +24,7 @@ from crmsync.sync.calendar_sync import CalendarSync
 from crmsync.sync.channels import Channels, on_notification
 from tests.integration.conftest import RecordingQueue
 from tests.integration.test_connected_calendars import connect
+from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = pytest.mark.integration
 
@@ -143,19 +144,9 @@ def test_disconnect_stops_the_channels_and_deletes_what_was_mirrored(
     email = "bye-" + sha256_hex(str(datetime.now(UTC)))[:8] + "@example.com"
     connection_id = connect(integrations, ALICE, email, typed=True)
     calendars.refresh(ALICE, connection_id)
-    requests.post(
-        f"{stack.google.base_url}/_emulator/calendar/events",
-        json={
-            "email": email,
-            "calendarId": email,
-            "event": {
-                "summary": "x",
-                "start": {"dateTime": "2026-12-20T10:00:00Z"},
-                "end": {"dateTime": "2026-12-20T11:00:00Z"},
-            },
-        },
-        timeout=10,
-    ).raise_for_status()
+    GoogleCalendarUser(stack.google.base_url, email).add(
+        summary="x", start={"dateTime": "2026-12-20T10:00:00Z"}, end={"dateTime": "2026-12-20T11:00:00Z"}
+    )
     calendar_sync.run(ALICE, connection_id, email)
     cursor = MirrorStore().cursor(ALICE, connection_id, email)
     assert cursor.channel_id
