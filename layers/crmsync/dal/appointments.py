@@ -97,19 +97,7 @@ class AppointmentStore:
         now = datetime.now(UTC)
 
         def build() -> AppointmentItem:
-            item = AppointmentItem(
-                user_pk(principal.tenant_id, principal.user_id),
-                APPOINTMENT_SK_PREFIX + appointment_id,
-                tenant_id=principal.tenant_id,
-                user_id=principal.user_id,
-                appointment_id=appointment_id,
-                status=AppointmentStatus.CONFIRMED.value,
-                created_at=now,
-                revision=1,
-                pushed_revision=0,
-            )
-            _apply(item, fields, now)
-            return item
+            return _new_item(principal, appointment_id, fields, now, link=None)
 
         return self._book(principal, appointment_id, fields, build, new=True)
 
@@ -237,23 +225,7 @@ class AppointmentStore:
     ) -> Appointment | None:
         """An appointment made from an event created in the linked calendar: already in sync
         (nothing to push back). ``None`` if it was imported before (idempotent)."""
-        now = datetime.now(UTC)
-        item = AppointmentItem(
-            user_pk(principal.tenant_id, principal.user_id),
-            APPOINTMENT_SK_PREFIX + appointment_id,
-            tenant_id=principal.tenant_id,
-            user_id=principal.user_id,
-            appointment_id=appointment_id,
-            status=AppointmentStatus.CONFIRMED.value,
-            created_at=now,
-            revision=1,
-            pushed_revision=1,
-            link_connection_id=link.connection_id,
-            link_calendar_id=link.calendar_id,
-            link_event_id=link.event_id,
-            link_etag=link.etag,
-        )
-        _apply(item, fields, now)
+        item = _new_item(principal, appointment_id, fields, datetime.now(UTC), link=link)
         try:
             item.save(condition=AppointmentItem.sk.does_not_exist())
         except PutError as exc:
@@ -323,6 +295,30 @@ class AppointmentStore:
 
 def _set_or_remove(attribute: UnicodeAttribute, value: str | None) -> Action:
     return attribute.set(value) if value else attribute.remove()
+
+
+def _new_item(
+    principal: Principal, appointment_id: str, fields: AppointmentFields, now: datetime, *, link: EventLink | None
+) -> AppointmentItem:
+    """Revision 1 of a confirmed appointment; with ``link`` it came from that event, so the
+    calendar already has it (pushed), without it is still to be pushed."""
+    item = AppointmentItem(
+        user_pk(principal.tenant_id, principal.user_id),
+        APPOINTMENT_SK_PREFIX + appointment_id,
+        tenant_id=principal.tenant_id,
+        user_id=principal.user_id,
+        appointment_id=appointment_id,
+        status=AppointmentStatus.CONFIRMED.value,
+        created_at=now,
+        revision=1,
+        pushed_revision=1 if link else 0,
+        link_connection_id=link.connection_id if link else None,
+        link_calendar_id=link.calendar_id if link else None,
+        link_event_id=link.event_id if link else None,
+        link_etag=link.etag if link else None,
+    )
+    _apply(item, fields, now)
+    return item
 
 
 def _apply(item: AppointmentItem, fields: AppointmentFields, now: datetime) -> None:
