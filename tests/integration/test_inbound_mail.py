@@ -35,6 +35,7 @@ from crmsync.mail.parse import parse_message
 from crmsync.mail.records import LoggedMessage
 from crmsync.messaging.events import DomainEvent, EmailLogged
 from tests.integration.test_bcc_address import connect_account
+from tests.support.events import RecordingPublisher
 
 pytestmark = pytest.mark.integration
 
@@ -42,14 +43,6 @@ DOMAIN = "log.test.example"
 ALICE = Principal("tenant-a", "alice")  # mails from ada@example.com
 BRUNO = Principal("tenant-b", "bruno")  # mails from bruno@corp.example
 PASS = dict.fromkeys(("spam", "virus", "spf", "dkim", "dmarc"), "PASS")
-
-
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.events: list[DomainEvent] = []
-
-    def publish(self, events: Sequence[DomainEvent]) -> None:
-        self.events.extend(events)
 
 
 class Counts:

@@ -4,7 +4,7 @@ cursor was invalid still reach the CRM; domain events tell the rest of the CRM w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,6 @@ from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
 from crmsync.logic.wiring import client_secret_reader
-from crmsync.messaging.events import DomainEvent
 from crmsync.providers.google.calendar import GoogleCalendar
 from crmsync.security.tokens import TokenCipher
 from crmsync.sync.calendar_sync import CalendarSync
@@ -31,6 +30,7 @@ from crmsync.sync.channels import Channels
 from crmsync.sync.planner import SyncPlanner
 from tests.integration.conftest import RecordingQueue
 from tests.integration.test_connected_calendars import connect
+from tests.support.events import RecordingPublisher
 from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = pytest.mark.integration
@@ -43,20 +43,6 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Events:
-    """A publisher that keeps what it was given."""
-
-    def __init__(self) -> None:
-        self.published: list[DomainEvent] = []
-
-    def publish(self, events: Sequence[DomainEvent]) -> None:
-        self.published.extend(events)
-
-    def take(self) -> list[tuple[str, str]]:
-        taken, self.published = self.published, []
-        return [(e.detail_type, e.origin) for e in taken]
-
-
 class World:
     """A CRM user with one connected Google account; the test plays the queue worker."""
 
@@ -65,7 +51,7 @@ class World:
     ) -> None:
         self.user = GoogleCalendarUser(stack.google.base_url)
         self.recorded = recorded  # the queue the appointments send their pushes to
-        self.events = Events()
+        self.events = RecordingPublisher()
         self.appointments: Appointments = make_appts()
         self.appointments._events = self.events  # the production publisher is EventBridge
         self.connection = connect(integrations, ALICE, self.user.email, typed=True)
