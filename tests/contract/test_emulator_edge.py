@@ -14,6 +14,7 @@ from googleapiclient.errors import HttpError
 from devstack.google import GoogleEmulator
 from tests.contract.conftest import mint_token
 from tests.contract.test_calendar_push import Receiver
+from tests.support import clock
 
 pytestmark = pytest.mark.integration
 
@@ -133,8 +134,8 @@ def _change(cal: Any) -> None:
         calendarId="primary",
         body={
             "summary": "x",
-            "start": {"dateTime": "2026-12-01T10:00:00Z"},
-            "end": {"dateTime": "2026-12-01T11:00:00Z"},
+            "start": {"dateTime": clock.z(clock.days_ahead(5, 10))},
+            "end": {"dateTime": clock.z(clock.days_ahead(5, 11))},
         },
     ).execute()
 
@@ -193,8 +194,8 @@ def test_reset_forgets_api_data_too(google_emulator: GoogleEmulator, email: str)
             "calendarId": email,
             "event": {
                 "summary": "before reset",
-                "start": {"dateTime": "2026-12-01T10:00:00Z"},
-                "end": {"dateTime": "2026-12-01T11:00:00Z"},
+                "start": {"dateTime": clock.z(clock.days_ahead(5, 10))},
+                "end": {"dateTime": clock.z(clock.days_ahead(5, 11))},
             },
         },
         timeout=5,

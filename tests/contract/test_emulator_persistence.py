@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from devstack.google import GoogleEmulator
+from tests.support import clock
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +32,8 @@ def test_accounts_grants_and_api_data_survive_a_restart(tmp_path: Path) -> None:
             headers=headers,
             json={
                 "summary": "kept",
-                "start": {"dateTime": "2026-12-01T10:00:00Z"},
-                "end": {"dateTime": "2026-12-01T11:00:00Z"},
+                "start": {"dateTime": clock.z(clock.days_ahead(5, 10))},
+                "end": {"dateTime": clock.z(clock.days_ahead(5, 11))},
             },
             timeout=5,
         )

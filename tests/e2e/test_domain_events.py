@@ -3,9 +3,12 @@ functions → moto's EventBridge), with the right origin."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from tests.e2e.test_integrations_api import Browser
+from tests.support import clock
 from tests.support.google_consent import consent
 from tests.support.google_user import GoogleCalendarUser
 
@@ -23,10 +26,16 @@ def test_bookings_and_calendar_changes_are_announced_on_the_bus(stack, unique: s
     assert linked.status_code == 200, linked.text
     stack.drain()
 
+    kickoff = clock.next_weekday(clock.MONDAY, 9)
     created = alice.api(
         "POST",
         "/v1/appointments",
-        json={"title": "Kick-off", "start": "2026-12-14T09:00:00Z", "end": "2026-12-14T10:00:00Z", "time_zone": "UTC"},
+        json={
+            "title": "Kick-off",
+            "start": clock.z(kickoff),
+            "end": clock.z(kickoff + timedelta(hours=1)),
+            "time_zone": "UTC",
+        },
     )
     assert created.status_code == 201, created.text
     appointment_id = created.json()["id"]
@@ -47,14 +56,16 @@ def test_bookings_and_calendar_changes_are_announced_on_the_bus(stack, unique: s
 
     event_id = alice.api("GET", f"/v1/appointments/{appointment_id}").json()["calendar_event"]["event_id"]
     GoogleCalendarUser(stack.google.base_url, email).patch(
-        event_id, start={"dateTime": "2026-12-14T11:00:00Z"}, end={"dateTime": "2026-12-14T12:00:00Z"}
+        event_id,
+        start={"dateTime": clock.z(kickoff + timedelta(hours=2))},
+        end={"dateTime": clock.z(kickoff + timedelta(hours=3))},
     )
     stack.google.push.wait_idle()
     stack.drain()
 
     (moved,) = mine("AppointmentChanged")
     assert (moved["appointment_id"], moved["origin"]) == (appointment_id, "provider")
-    assert moved["start"] == "2026-12-14T11:00:00Z"
+    assert moved["start"] == clock.z(kickoff + timedelta(hours=2))
     assert {e["calendar_id"] for e in mine("ExternalBusyChanged")} == {email}
 
 

@@ -4,11 +4,13 @@ handlers in Lambda-like worker processes, SQS delivery, schedules, the Google em
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
+from tests.support import clock
 from tests.support.google_consent import consent, query
 from tests.support.google_user import GoogleCalendarUser
 
@@ -51,6 +53,12 @@ class Browser:
 
 
 @pytest.fixture
+def google_account(stack) -> str:
+    """A Google account of this test's own: no other test's grants, events or channels."""
+    return GoogleCalendarUser.new(stack.google.base_url, "ada").email
+
+
+@pytest.fixture
 def alice(stack, unique) -> Browser:
     return Browser(stack, f"tenant-{unique}", "alice")
 
@@ -72,38 +80,39 @@ def test_the_api_refuses_requests_without_a_valid_token(stack) -> None:
 
 
 def test_connect_two_accounts_and_disconnect_one(alice: Browser, stack) -> None:
-    assert "connected" in alice.connect("ada@example.com")
-    assert "connected" in alice.connect("grace@example.org")
+    ada = GoogleCalendarUser.new(stack.google.base_url, "ada").email
+    grace = GoogleCalendarUser.new(stack.google.base_url, "grace", domain="example.org").email
+    assert "connected" in alice.connect(ada)
+    assert "connected" in alice.connect(grace)
 
     items = alice.integrations()
-    assert sorted(i["email"] for i in items) == ["ada@example.com", "grace@example.org"]
+    assert sorted(i["email"] for i in items) == sorted([ada, grace])
     assert {i["status"] for i in items} == {"connected"}
     assert all("refresh" not in json.dumps(i).lower() for i in items)
 
-    revoked_before = len(stack.google.state.revocations())
-    ada = next(i for i in items if i["email"] == "ada@example.com")
-    assert alice.api("DELETE", f"/v1/integrations/{ada['id']}").status_code == 204
-    assert [i["email"] for i in alice.integrations()] == ["grace@example.org"]
-    assert len(stack.google.state.revocations()) == revoked_before + 1
+    connection = next(i for i in items if i["email"] == ada)
+    assert alice.api("DELETE", f"/v1/integrations/{connection['id']}").status_code == 204
+    assert [i["email"] for i in alice.integrations()] == [grace]
+    assert [r["email"] for r in stack.google.state.revocations() if r["email"] in (ada, grace)] == [ada]
 
 
-def test_connecting_the_same_account_twice_keeps_one_connection(alice: Browser) -> None:
-    first = alice.connect("linus@example.net")["connected"]
-    second = alice.connect("linus@example.net")["connected"]
+def test_connecting_the_same_account_twice_keeps_one_connection(alice: Browser, google_account: str) -> None:
+    first = alice.connect(google_account)["connected"]
+    second = alice.connect(google_account)["connected"]
     assert first == second
     assert [i["id"] for i in alice.integrations()] == [first]
 
 
-def test_a_replayed_callback_is_refused(alice: Browser) -> None:
-    url = consent(alice.start(), "ada@example.com")
+def test_a_replayed_callback_is_refused(alice: Browser, google_account: str) -> None:
+    url = consent(alice.start(), google_account)
     assert "connected" in alice.callback(url)
     assert alice.callback(url) == {"error": "state_unknown"}
     assert len(alice.integrations()) == 1
 
 
-def test_a_state_from_another_user_is_refused(alice: Browser, bob: Browser) -> None:
+def test_a_state_from_another_user_is_refused(alice: Browser, bob: Browser, google_account: str) -> None:
     bob.start()  # Bob has a browser binding of his own
-    url = consent(alice.start(), "ada@example.com")
+    url = consent(alice.start(), google_account)
 
     assert bob.callback(url) == {"error": "state_mismatch"}
     assert bob.integrations() == []
@@ -111,8 +120,8 @@ def test_a_state_from_another_user_is_refused(alice: Browser, bob: Browser) -> N
     assert "connected" in alice.callback(url)
 
 
-def test_a_callback_without_the_browser_binding_is_refused(alice: Browser, stack) -> None:
-    url = consent(alice.start(), "ada@example.com")
+def test_a_callback_without_the_browser_binding_is_refused(alice: Browser, google_account: str) -> None:
+    url = consent(alice.start(), google_account)
     stranger = requests.get(url, allow_redirects=False, timeout=30)
     assert query(stranger.headers["Location"]) == {"error": "state_mismatch"}
     assert alice.integrations() == []
@@ -123,8 +132,8 @@ def test_cancelling_consent_connects_nothing(alice: Browser) -> None:
     assert alice.integrations() == []
 
 
-def test_another_tenant_can_neither_list_nor_delete(alice: Browser, mallory: Browser) -> None:
-    connection_id = alice.connect("ada@example.com")["connected"]
+def test_another_tenant_can_neither_list_nor_delete(alice: Browser, mallory: Browser, google_account: str) -> None:
+    connection_id = alice.connect(google_account)["connected"]
 
     assert mallory.integrations() == []
     refused = mallory.api("DELETE", f"/v1/integrations/{connection_id}")
@@ -166,8 +175,10 @@ def test_the_settings_page_is_served_with_a_strict_policy(stack) -> None:
     assert missing.headers["Content-Type"] == "application/problem+json"
 
 
-def test_a_connection_is_checked_after_connect_and_a_revoked_grant_shows_needs_reauth(alice: Browser, stack) -> None:
-    alice.connect("grace@example.org")
+def test_a_connection_is_checked_after_connect_and_a_revoked_grant_shows_needs_reauth(
+    alice: Browser, stack, google_account: str
+) -> None:
+    alice.connect(google_account)
     stack.drain()
     (checked,) = alice.integrations()
     assert checked["status"] == "connected"
@@ -176,7 +187,7 @@ def test_a_connection_is_checked_after_connect_and_a_revoked_grant_shows_needs_r
 
     requests.post(
         stack.google.base_url + "/_emulator/grants/revoke",
-        json={"email": "grace@example.org", "client_id": "crmsync-local-client"},
+        json={"email": google_account, "client_id": "crmsync-local-client"},
         timeout=10,
     ).raise_for_status()
     stack.fire("ConnectionHealth")
@@ -188,7 +199,8 @@ def test_a_connection_is_checked_after_connect_and_a_revoked_grant_shows_needs_r
 
 
 def test_connected_calendars_appear_after_connect(alice: Browser, mallory: Browser, stack) -> None:
-    alice.connect("ada@example.com")
+    ada = GoogleCalendarUser.new(stack.google.base_url, "ada", demo=True).email
+    alice.connect(ada)
     stack.drain()
 
     response = alice.api("GET", "/v1/calendars")
@@ -196,7 +208,7 @@ def test_connected_calendars_appear_after_connect(alice: Browser, mallory: Brows
     items = response.json()["items"]
     primary = items[0]
     assert (primary["calendar_id"], primary["primary"], primary["writable"], primary["conflict"]) == (
-        "ada@example.com",
+        ada,
         True,
         True,
         True,
@@ -206,7 +218,7 @@ def test_connected_calendars_appear_after_connect(alice: Browser, mallory: Brows
 
 
 def test_calendar_settings_over_http(alice: Browser, stack) -> None:
-    alice.connect("ada@example.com")
+    alice.connect(GoogleCalendarUser.new(stack.google.base_url, "ada", demo=True).email)
     stack.drain()
     items = alice.api("GET", "/v1/calendars").json()["items"]
     read_only = next(c for c in items if not c["writable"])
@@ -243,7 +255,8 @@ def test_calendar_settings_over_http(alice: Browser, stack) -> None:
 def test_an_appointment_booked_in_the_crm_lands_in_the_linked_google_calendar(
     alice: Browser, mallory: Browser, stack
 ) -> None:
-    alice.connect("grace@example.org")
+    grace = GoogleCalendarUser.new(stack.google.base_url, "grace", domain="example.org")
+    alice.connect(grace.email)
     stack.drain()
     primary = next(c for c in alice.api("GET", "/v1/calendars").json()["items"] if c["primary"])
     linked = alice.api(
@@ -253,13 +266,14 @@ def test_an_appointment_booked_in_the_crm_lands_in_the_linked_google_calendar(
     )
     assert linked.status_code == 200
 
+    demo = clock.next_weekday(clock.WEDNESDAY, 15, zone="Europe/Paris")
     created = alice.api(
         "POST",
         "/v1/appointments",
         json={
             "title": "Demo with Grace",
-            "start": "2026-12-03T15:00:00+01:00",
-            "end": "2026-12-03T15:45:00+01:00",
+            "start": clock.offset(demo),
+            "end": clock.offset(demo + timedelta(minutes=45)),
             "time_zone": "Europe/Paris",
             "attendees": ["client@example.net"],
         },
@@ -272,31 +286,29 @@ def test_an_appointment_booked_in_the_crm_lands_in_the_linked_google_calendar(
     synced = alice.api("GET", f"/v1/appointments/{appointment['id']}").json()
     assert synced["sync_state"] == "synced"
     event_id = synced["calendar_event"]["event_id"]
-    events = requests.get(
-        f"{stack.google.base_url}/_emulator/calendar/events",
-        params={"email": "grace@example.org", "calendarId": primary["calendar_id"]},
-        timeout=10,
-    ).json()
-    (event,) = [e for e in events if e["id"] == event_id]
+    (event,) = [e for e in grace.events(primary["calendar_id"]) if e["id"] == event_id]
     assert event["summary"] == "Demo with Grace"
+    assert datetime.fromisoformat(event["start"]["dateTime"]) == demo
+    assert event["start"].get("timeZone") == "Europe/Paris"
     assert [a["email"] for a in event["attendees"]] == ["client@example.net"]
 
     assert mallory.api("GET", f"/v1/appointments/{appointment['id']}").status_code == 404
     assert alice.api("DELETE", f"/v1/appointments/{appointment['id']}").json()["status"] == "cancelled"
     stack.drain()
-    events = requests.get(
-        f"{stack.google.base_url}/_emulator/calendar/events",
-        params={"email": "grace@example.org", "calendarId": primary["calendar_id"]},
-        timeout=10,
-    ).json()
-    assert [e["status"] for e in events if e["id"] == event_id] == ["cancelled"]
+    assert [e["status"] for e in grace.events(primary["calendar_id"]) if e["id"] == event_id] == ["cancelled"]
 
 
 def test_concurrent_bookings_through_the_api_exactly_one_succeeds(alice: Browser) -> None:
     """Threads against the local stack (several Lambda workers at once): one 201, the rest 409."""
     from concurrent.futures import ThreadPoolExecutor
 
-    body = {"title": "contested", "start": "2026-12-08T10:00:00Z", "end": "2026-12-08T11:00:00Z", "time_zone": "UTC"}
+    contested = clock.next_weekday(clock.TUESDAY, 10)
+    body = {
+        "title": "contested",
+        "start": clock.z(contested),
+        "end": clock.z(contested + timedelta(hours=1)),
+        "time_zone": "UTC",
+    }
     with ThreadPoolExecutor(6) as pool:
         # Six warm workers first: the race is between bookings, not between cold starts
         # (six interpreters starting at once on two busy cores can outlast the timeout).
@@ -307,7 +319,7 @@ def test_concurrent_bookings_through_the_api_exactly_one_succeeds(alice: Browser
     refused = next(a for a in answers if a.status_code == 409).json()
     assert refused["type"] == "urn:crmsync:problem:booking-conflict"
     assert refused["conflicts"] == [
-        {"start": "2026-12-08T10:00:00+00:00", "end": "2026-12-08T11:00:00+00:00", "source": "crm"}
+        {"start": clock.offset(contested), "end": clock.offset(contested + timedelta(hours=1)), "source": "crm"}
     ]
 
 
@@ -316,8 +328,9 @@ def test_busy_time_in_google_shapes_availability_and_refuses_bookings(alice: Bro
     requests.post(
         f"{stack.google.base_url}/_emulator/tokens", json={"email": email, "scopes": ["openid"]}, timeout=10
     ).raise_for_status()
+    dentist = clock.next_weekday(clock.THURSDAY, 10)
     GoogleCalendarUser(stack.google.base_url, email).add(
-        summary="dentist", start={"dateTime": "2026-12-10T10:00:00Z"}, end={"dateTime": "2026-12-10T11:00:00Z"}
+        summary="dentist", start={"dateTime": clock.z(dentist)}, end={"dateTime": clock.z(dentist + timedelta(hours=1))}
     )
     alice.callback(consent(alice.start(), email, typed=True))
     stack.drain()  # health check → calendar list → sync of the conflict calendars
@@ -325,18 +338,34 @@ def test_busy_time_in_google_shapes_availability_and_refuses_bookings(alice: Bro
     answer = alice.api(
         "GET",
         "/v1/availability",
-        params={"start": "2026-12-10T09:00:00Z", "end": "2026-12-10T12:00:00Z", "duration": 60, "tz": "Europe/Berlin"},
+        params={
+            "start": clock.z(dentist - timedelta(hours=1)),
+            "end": clock.z(dentist + timedelta(hours=2)),
+            "duration": 60,
+            "tz": "Europe/Berlin",
+        },
     )
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert [s["start"] for s in body["slots"]] == ["2026-12-10T10:00:00+01:00", "2026-12-10T12:00:00+01:00"]
+    berlin = ZoneInfo("Europe/Berlin")
+    free = [dentist - timedelta(hours=1), dentist + timedelta(hours=1)]
+    assert [s["start"] for s in body["slots"]] == [clock.offset(moment.astimezone(berlin)) for moment in free]
     assert body["busy"] == [
-        {"start": "2026-12-10T11:00:00+01:00", "end": "2026-12-10T12:00:00+01:00", "source": "calendar"}
+        {
+            "start": clock.offset(dentist.astimezone(berlin)),
+            "end": clock.offset((dentist + timedelta(hours=1)).astimezone(berlin)),
+            "source": "calendar",
+        }
     ]
     refused = alice.api(
         "POST",
         "/v1/appointments",
-        json={"title": "x", "start": "2026-12-10T10:30:00Z", "end": "2026-12-10T11:30:00Z", "time_zone": "UTC"},
+        json={
+            "title": "x",
+            "start": clock.z(dentist + timedelta(minutes=30)),
+            "end": clock.z(dentist + timedelta(minutes=90)),
+            "time_zone": "UTC",
+        },
     )
     assert refused.status_code == 409
     assert refused.json()["conflicts"][0]["source"] == "calendar"
@@ -351,15 +380,22 @@ def test_an_event_created_in_google_reaches_the_crm_through_a_real_push(alice: B
     channels = requests.get(f"{stack.google.base_url}/_emulator/calendar/channels", timeout=10).json()
     assert any(c.get("address", "").endswith("/webhooks/google/calendar") for c in channels)
 
+    pushed = clock.next_weekday(clock.FRIDAY, 10)
     GoogleCalendarUser(stack.google.base_url, email).add(
-        summary="pushed", start={"dateTime": "2026-12-11T10:00:00Z"}, end={"dateTime": "2026-12-11T11:00:00Z"}
+        summary="pushed", start={"dateTime": clock.z(pushed)}, end={"dateTime": clock.z(pushed + timedelta(hours=1))}
     )
     stack.google.push.wait_idle()  # the emulator's notification reached our webhook
     stack.drain()  # the webhook's queued sync ran
 
-    window = {"start": "2026-12-11T09:00:00Z", "end": "2026-12-11T12:00:00Z", "duration": 60}
+    window = {
+        "start": clock.z(pushed - timedelta(hours=1)),
+        "end": clock.z(pushed + timedelta(hours=2)),
+        "duration": 60,
+    }
     busy = alice.api("GET", "/v1/availability", params=window).json()["busy"]
-    assert busy == [{"start": "2026-12-11T10:00:00+00:00", "end": "2026-12-11T11:00:00+00:00", "source": "calendar"}]
+    assert busy == [
+        {"start": clock.offset(pushed), "end": clock.offset(pushed + timedelta(hours=1)), "source": "calendar"}
+    ]
     pushes = [line for _, line in list(stack.logs) if "calendar notification" in line]
     assert any('"outcome":"enqueued"' in line.replace(" ", "") for line in pushes)
 
@@ -369,6 +405,8 @@ def test_forged_calendar_notifications_change_nothing(alice: Browser, stack, uni
     an unknown channel is acknowledged; neither queues any work."""
     email = f"forge-{unique}@example.com"
     alice.callback(consent(alice.start(), email, typed=True))
+    stack.drain()
+    stack.google.push.wait_idle()  # nothing of this or any earlier test is still on its way
     stack.drain()
     (channel,) = requests.get(
         f"{stack.google.base_url}/_emulator/calendar/channels", params={"email": email}, timeout=10
@@ -397,17 +435,23 @@ def test_forged_calendar_notifications_change_nothing(alice: Browser, stack, uni
 
 
 def test_invalid_appointments_are_problem_documents(alice: Browser) -> None:
+    three = clock.next_weekday(clock.THURSDAY, 15)
     backwards = alice.api(
         "POST",
         "/v1/appointments",
-        json={"title": "x", "start": "2026-12-03T15:00:00Z", "end": "2026-12-03T14:00:00Z", "time_zone": "UTC"},
+        json={"title": "x", "start": clock.z(three), "end": clock.z(three - timedelta(hours=1)), "time_zone": "UTC"},
     )
     assert backwards.status_code == 422
     assert "end must be after start" in backwards.json()["detail"]
     naive = alice.api(
         "POST",
         "/v1/appointments",
-        json={"title": "x", "start": "2026-12-03T15:00:00", "end": "2026-12-03T16:00:00", "time_zone": "UTC"},
+        json={
+            "title": "x",
+            "start": three.replace(tzinfo=None).isoformat(),
+            "end": (three + timedelta(hours=1)).replace(tzinfo=None).isoformat(),
+            "time_zone": "UTC",
+        },
     )
     assert naive.status_code == 422
     zone = alice.api(
@@ -415,8 +459,8 @@ def test_invalid_appointments_are_problem_documents(alice: Browser) -> None:
         "/v1/appointments",
         json={
             "title": "x",
-            "start": "2026-12-03T15:00:00Z",
-            "end": "2026-12-03T16:00:00Z",
+            "start": clock.z(three),
+            "end": clock.z(three + timedelta(hours=1)),
             "time_zone": "Nowhere/City",
         },
     )
@@ -440,10 +484,10 @@ def test_a_malformed_queue_message_is_rejected_with_a_logged_reason(stack) -> No
     assert any("rejected malformed sync message" in line for _, line in list(stack.logs))
 
 
-def test_no_secret_reaches_any_log_line(alice: Browser, stack) -> None:
+def test_no_secret_reaches_any_log_line(alice: Browser, stack, google_account: str) -> None:
     """Runs a whole connect, check and disconnect, then greps every line every function and
     the local stack logged so far for every code and token the emulator ever issued."""
-    connection_id = alice.connect("ada@example.com")["connected"]
+    connection_id = alice.connect(google_account)["connected"]
     stack.drain()
     assert alice.api("DELETE", f"/v1/integrations/{connection_id}").status_code == 204
 

@@ -4,10 +4,13 @@ calendar, so the change arrives at the latest one period later."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import requests
 
 from tests.e2e.test_integrations_api import Browser
+from tests.support import clock
 from tests.support.google_consent import consent
 from tests.support.google_user import GoogleCalendarUser
 
@@ -19,12 +22,17 @@ def test_a_change_whose_notification_was_lost_arrives_with_the_scheduled_sweep(s
     email = f"sweep-{unique}@example.com"
     alice.callback(consent(alice.start(), email, typed=True))
     stack.drain()  # the first sync of the primary calendar, and its watch channel
-    window = {"start": "2026-12-16T09:00:00Z", "end": "2026-12-16T12:00:00Z", "duration": 60}
+    dentist = clock.next_weekday(clock.WEDNESDAY, 10)
+    window = {
+        "start": clock.z(dentist - timedelta(hours=1)),
+        "end": clock.z(dentist + timedelta(hours=2)),
+        "duration": 60,
+    }
     assert alice.api("GET", "/v1/availability", params=window).json()["busy"] == []
 
     requests.post(f"{stack.google.base_url}/_emulator/push/disturb", json={"mode": "drop", "count": 1}, timeout=10)
     GoogleCalendarUser(stack.google.base_url, email).add(
-        summary="dentist", start={"dateTime": "2026-12-16T10:00:00Z"}, end={"dateTime": "2026-12-16T11:00:00Z"}
+        summary="dentist", start={"dateTime": clock.z(dentist)}, end={"dateTime": clock.z(dentist + timedelta(hours=1))}
     )
     stack.google.push.wait_idle()
     stack.drain()
@@ -34,4 +42,6 @@ def test_a_change_whose_notification_was_lost_arrives_with_the_scheduled_sweep(s
     stack.drain()  # health checks, then the syncs they queue
 
     busy = alice.api("GET", "/v1/availability", params=window).json()["busy"]
-    assert busy == [{"start": "2026-12-16T10:00:00+00:00", "end": "2026-12-16T11:00:00+00:00", "source": "calendar"}]
+    assert busy == [
+        {"start": clock.offset(dentist), "end": clock.offset(dentist + timedelta(hours=1)), "source": "calendar"}
+    ]

@@ -3,7 +3,7 @@ through the real Google client against the emulator, with the worker's push play
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,12 +19,13 @@ from crmsync.logic.integrations import Integrations
 from crmsync.providers.google.events import PROP_APPOINTMENT, event_id_for
 from tests.integration.conftest import RecordingQueue
 from tests.integration.test_connected_calendars import connect
+from tests.support import clock
 from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = pytest.mark.integration
 
 ALICE = Principal("tenant-a", "alice")
-START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+START = clock.next_weekday(clock.TUESDAY, 9)
 
 
 def fields(title: str = "Intro call", hours: int = 1) -> AppointmentFields:
@@ -107,7 +108,7 @@ def test_moving_an_appointment_moves_the_event(setup, linked: Appointments, reco
     linked.change(ALICE, created.appointment_id, start=START + timedelta(hours=2), end=START + timedelta(hours=3))
     assert work(linked, recorded) == ["pushed"]
     (event,) = google.events(setup["team"])
-    assert event["start"]["dateTime"].startswith("2026-12-01T11:00:00")
+    assert datetime.fromisoformat(event["start"]["dateTime"]) == START + timedelta(hours=2)
 
 
 def test_cancelling_an_appointment_removes_the_event(setup, linked: Appointments, recorded, google: Google) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -13,12 +13,13 @@ from crmsync.dal.appointments import AppointmentFields
 from crmsync.domain import Principal
 from crmsync.errors import BookingConflict
 from crmsync.logic.appointments import Appointments
+from tests.support import clock
 
 pytestmark = pytest.mark.integration
 
 ALICE = Principal("tenant-a", "alice")
 BOB = Principal("tenant-a", "bob")
-NINE = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+NINE = clock.next_weekday(clock.TUESDAY, 9)
 
 
 def slot(start: datetime, minutes: int = 60, title: str = "x") -> AppointmentFields:
@@ -35,7 +36,7 @@ def test_an_overlapping_booking_is_refused_with_the_conflicting_interval(appoint
     with pytest.raises(BookingConflict) as refused:
         appointments.create(ALICE, slot(NINE + timedelta(minutes=30)))
     assert refused.value.conflicts == [
-        {"start": "2026-12-01T09:00:00+00:00", "end": "2026-12-01T10:00:00+00:00", "source": "crm"}
+        {"start": clock.offset(NINE), "end": clock.offset(NINE + timedelta(hours=1)), "source": "crm"}
     ]
     assert len(appointments.between(ALICE, None, None)) == 1
 

@@ -24,6 +24,7 @@ from crmsync.sync.calendar_sync import CalendarSync
 from crmsync.sync.channels import Channels, on_notification
 from tests.integration.conftest import RecordingQueue
 from tests.integration.test_connected_calendars import connect
+from tests.support import clock
 from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = pytest.mark.integration
@@ -144,8 +145,9 @@ def test_disconnect_stops_the_channels_and_deletes_what_was_mirrored(
     email = "bye-" + sha256_hex(str(datetime.now(UTC)))[:8] + "@example.com"
     connection_id = connect(integrations, ALICE, email, typed=True)
     calendars.refresh(ALICE, connection_id)
+    soon = clock.days_ahead(20, 10)
     GoogleCalendarUser(stack.google.base_url, email).add(
-        summary="x", start={"dateTime": "2026-12-20T10:00:00Z"}, end={"dateTime": "2026-12-20T11:00:00Z"}
+        summary="x", start={"dateTime": clock.z(soon)}, end={"dateTime": clock.z(soon + timedelta(hours=1))}
     )
     calendar_sync.run(ALICE, connection_id, email)
     cursor = MirrorStore().cursor(ALICE, connection_id, email)

@@ -18,6 +18,19 @@ class GoogleCalendarUser:
         self.email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
         self.calendar_id = calendar_id or self.email
 
+    @classmethod
+    def new(
+        cls, base_url: str, name: str = "user", *, domain: str = "example.com", demo: bool = False
+    ) -> GoogleCalendarUser:
+        """A fresh emulator account of this test's own (listed on the consent page), so no other
+        test's events, grants or channels reach it; ``demo`` gives it the demo calendars (Team,
+        a read-only holidays calendar) and events."""
+        user = cls(base_url, f"{name}-{uuid.uuid4().hex[:10]}@{domain}")
+        requests.post(f"{user.base_url}/_emulator/accounts", json={"email": user.email}, timeout=10).raise_for_status()
+        if demo:
+            user._call("POST", "seed")
+        return user
+
     def _call(self, method: str, path: str, **json: Any) -> Any:
         answer = requests.request(
             method, f"{self.base_url}/_emulator/calendar/{path}", json={"email": self.email, **json}, timeout=10

@@ -4,12 +4,12 @@ are computed in absolute time, so a change shifts no booking."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
-import pytest
+from datetime import UTC, date, timedelta
+from zoneinfo import ZoneInfo
 
 from crmsync.domain import ExternalEvent
 from crmsync.logic.availability import _merge
+from tests.support import clock
 
 
 def all_day(first: str, after: str) -> ExternalEvent:
@@ -28,30 +28,44 @@ def all_day(first: str, after: str) -> ExternalEvent:
     )
 
 
-@pytest.mark.parametrize(
-    ("day", "after", "start_utc", "hours"),
-    [
-        ("2026-10-25", "2026-10-26", datetime(2026, 10, 24, 22, tzinfo=UTC), 25),  # CEST → CET
-        ("2026-03-29", "2026-03-30", datetime(2026, 3, 28, 23, tzinfo=UTC), 23),  # CET → CEST
-        ("2026-07-01", "2026-07-02", datetime(2026, 6, 30, 22, tzinfo=UTC), 24),
-    ],
-)
-def test_an_all_day_event_covers_its_local_day_however_long_it_is(
-    day: str, after: str, start_utc: datetime, hours: int
-) -> None:
-    interval = all_day(day, after).interval("Europe/Berlin")
-    assert interval == (start_utc, start_utc + timedelta(hours=hours))
+def transitions(zone: str) -> list[tuple[date, int]]:
+    """The days of ``zone``'s next two daylight-saving changes (from the clock the test runs
+    under), each with the length in hours of that local day: one autumn, one spring."""
+    tz = ZoneInfo(zone)
+    changes, after = [], None
+    for _ in range(2):
+        change = clock.next_offset_change(zone, after=after)
+        day = change.astimezone(tz).date()
+        # Aware datetimes sharing a tzinfo subtract as wall times: compare them in UTC.
+        length = clock.at(day + timedelta(days=1), zone=tz).astimezone(UTC) - clock.at(day, zone=tz).astimezone(UTC)
+        changes.append((day, round(length / timedelta(hours=1))))
+        after = change
+    return changes
+
+
+def test_an_all_day_event_covers_its_local_day_however_long_it_is() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    changes = transitions("Europe/Berlin")
+    assert sorted(hours for _, hours in changes) == [23, 25]  # one spring, one autumn change
+    summer = next(day for day in (changes[0][0] + timedelta(days=n) for n in range(366)) if day.month == 7)
+    for day, hours in [*changes, (summer, 24)]:
+        interval = all_day(day.isoformat(), (day + timedelta(days=1)).isoformat()).interval("Europe/Berlin")
+        start = clock.at(day, zone=berlin).astimezone(UTC)
+        assert interval == (start, start + timedelta(hours=hours)), day
 
 
 def test_the_same_all_day_event_is_another_interval_in_another_zone() -> None:
-    berlin = all_day("2026-10-25", "2026-10-26").interval("Europe/Berlin")
-    new_york = all_day("2026-10-25", "2026-10-26").interval("America/New_York")
+    autumn = next(day for day, hours in transitions("Europe/Berlin") if hours == 25)
+    berlin = all_day(autumn.isoformat(), (autumn + timedelta(days=1)).isoformat()).interval("Europe/Berlin")
+    new_york = all_day(autumn.isoformat(), (autumn + timedelta(days=1)).isoformat()).interval("America/New_York")
     assert berlin is not None
     assert new_york is not None
+    # Midnight in New York is six hours after midnight in Berlin on the day Europe changes.
     assert new_york[0] - berlin[0] == timedelta(hours=6)
 
 
 def test_busy_intervals_merge_in_absolute_time() -> None:
-    late = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    autumn = next(day for day, hours in transitions("Europe/Berlin") if hours == 25)
+    late = clock.at(autumn, 0, 30)
     merged = _merge([(late, late + timedelta(hours=1)), (late - timedelta(hours=2), late + timedelta(minutes=10))])
     assert merged == [(late - timedelta(hours=2), late + timedelta(hours=1))]

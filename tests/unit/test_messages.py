@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from pydantic import ValidationError
 
 from crmsync.messaging.messages import ConnectionCheck, sync_message_adapter
+from tests.support import clock
 
 
 def check(**kw: str) -> ConnectionCheck:
@@ -17,7 +20,9 @@ def test_same_request_same_deduplication_id_and_group() -> None:
 
 
 def test_another_occasion_is_another_message() -> None:
-    assert check(occasion="2026-11-21T10").deduplication_id != check(occasion="2026-11-21T11").deduplication_id
+    hour = clock.now().strftime("%Y-%m-%dT%H")
+    next_hour = (clock.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H")
+    assert check(occasion=hour).deduplication_id != check(occasion=next_hour).deduplication_id
 
 
 @pytest.mark.parametrize(

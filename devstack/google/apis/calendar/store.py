@@ -396,9 +396,8 @@ class CalendarStore:
         with self.state.lock:
             account = self.state.add_account(email)
             acct = self.accounts.get(account.sub)
-            if acct is None:
-                self.account(account.sub, account.email)  # creates the primary calendar and seeds
-                return
+            if acct is None:  # create the primary calendar (which seeds the demo accounts' own data)
+                acct = self.account(account.sub, account.email)
             if acct.seeded:
                 return
             acct.seeded = True
