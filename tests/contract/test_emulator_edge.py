@@ -207,3 +207,16 @@ def test_reset_forgets_api_data_too(google_emulator: GoogleEmulator, email: str)
         f"{base}/calendar/v3/calendars/primary/events", headers={"Authorization": f"Bearer {token}"}, timeout=5
     ).json()
     assert events["items"] == []
+
+
+def test_seeding_a_new_account_gives_it_the_demo_calendars_at_once(
+    google_emulator: GoogleEmulator, google_service: Callable[..., Any], email: str
+) -> None:
+    """Tests seed an account of their own instead of sharing the demo accounts."""
+    requests.post(
+        f"{google_emulator.base_url}/_emulator/calendar/seed", json={"email": email}, timeout=5
+    ).raise_for_status()
+    listed = google_service("calendar", "v3", email, [CALENDAR]).calendarList().list().execute()["items"]
+    assert sorted((c["summary"], c["accessRole"]) for c in listed) == sorted(
+        [(email, "owner"), ("Holidays in United States", "reader"), ("Team", "owner")]
+    )

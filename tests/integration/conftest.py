@@ -27,6 +27,7 @@ from crmsync.logic.wiring import (
 from crmsync.models import bind_tables
 from crmsync.providers.google.calendar import GoogleCalendar
 from crmsync.security.tokens import TokenCipher
+from tests.support.google_user import GoogleCalendarUser
 
 
 class GoogleControl:
@@ -88,6 +89,20 @@ def integrations(make_integrations: Callable[..., Integrations]) -> Integrations
 @pytest.fixture
 def google(stack, service_env: dict[str, str]) -> GoogleControl:
     return GoogleControl(stack.google.base_url, service_env["GOOGLE_CLIENT_ID"])
+
+
+@pytest.fixture
+def ada(stack) -> str:
+    """A Google account of this test's own, with the demo calendars (Team, a read-only one).
+    The emulator serves the whole session: a test that deletes a calendar, revokes a grant or
+    injects a fault must not reach an account another test uses."""
+    return GoogleCalendarUser.new(stack.google.base_url, "ada", demo=True).email
+
+
+@pytest.fixture
+def grace(stack) -> str:
+    """A second account of this test's own (see ``ada``)."""
+    return GoogleCalendarUser.new(stack.google.base_url, "grace", domain="example.org", demo=True).email
 
 
 @pytest.fixture

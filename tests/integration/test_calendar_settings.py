@@ -10,6 +10,7 @@ from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
 from tests.integration.test_connected_calendars import connect
+from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = pytest.mark.integration
 
@@ -18,8 +19,15 @@ MALLORY = Principal("tenant-b", "mallory")
 
 
 @pytest.fixture
-def ada(integrations: Integrations, calendars: Calendars) -> str:
-    connection_id = connect(integrations, ALICE, "ada@example.com")
+def account(stack) -> str:
+    """Ada's Google account, of this test's own, with the demo calendars."""
+    return GoogleCalendarUser.new(stack.google.base_url, "ada", demo=True).email
+
+
+@pytest.fixture
+def ada(integrations: Integrations, calendars: Calendars, account: str) -> str:
+    """Ada's connection."""
+    connection_id = connect(integrations, ALICE, account)
     calendars.refresh(ALICE, connection_id)
     return connection_id
 
@@ -29,11 +37,11 @@ def by_name(calendars: Calendars, name: str) -> CalendarRef:
     return CalendarRef(c.connection_id, c.calendar_id)
 
 
-def test_defaults_before_anything_is_chosen(calendar_settings: CalendarSettingsService, ada: str) -> None:
+def test_defaults_before_anything_is_chosen(calendar_settings: CalendarSettingsService, ada: str, account: str) -> None:
     view = calendar_settings.view(ALICE)
     assert view.linked is None
     assert view.settings.preferences == SyncPreferences()
-    assert [c.calendar_id for c in view.conflict_calendars] == ["ada@example.com"]  # the primary
+    assert [c.calendar_id for c in view.conflict_calendars] == [account]  # the primary
 
 
 def test_linking_a_writable_calendar_makes_it_a_conflict_calendar_too(

@@ -26,7 +26,7 @@ ALICE = Principal("tenant-a", "alice")
 MALLORY = Principal("tenant-b", "mallory")
 
 
-def connect(svc: Integrations, who: Principal, email: str = "ada@example.com") -> tuple[str, dict[str, str]]:
+def connect(svc: Integrations, who: Principal, email: str) -> tuple[str, dict[str, str]]:
     start = svc.start_google_connect(who)
     return start.binding, query(consent(start.authorization_url, email))
 
@@ -37,11 +37,11 @@ def complete(svc: Integrations, binding: str, params: dict[str, str]):  # type: 
     )
 
 
-def test_connect_stores_the_account_with_an_encrypted_refresh_token(integrations, google, kms_cipher) -> None:
-    binding, params = connect(integrations, ALICE)
+def test_connect_stores_the_account_with_an_encrypted_refresh_token(integrations, google, kms_cipher, ada) -> None:
+    binding, params = connect(integrations, ALICE, ada)
     connection = complete(integrations, binding, params)
 
-    assert connection.email == "ada@example.com"
+    assert connection.email == ada
     assert connection.status is ConnectionStatus.CONNECTED
     assert "openid" in connection.scopes
     assert [c.connection_id for c in integrations.list_connections(ALICE)] == [connection.connection_id]
@@ -55,8 +55,8 @@ def test_connect_stores_the_account_with_an_encrypted_refresh_token(integrations
     assert plaintext in refresh_tokens
 
 
-def test_the_ciphertext_does_not_decrypt_for_another_connection(integrations, kms_cipher) -> None:
-    binding, params = connect(integrations, ALICE)
+def test_the_ciphertext_does_not_decrypt_for_another_connection(integrations, kms_cipher, ada) -> None:
+    binding, params = connect(integrations, ALICE, ada)
     connection = complete(integrations, binding, params)
     item = ConnectionItem.get(user_pk(ALICE.tenant_id, ALICE.user_id), "CONN#" + connection.connection_id)
     with pytest.raises(TokenDecryptionError):
@@ -66,22 +66,22 @@ def test_the_ciphertext_does_not_decrypt_for_another_connection(integrations, km
         )
 
 
-def test_the_same_account_again_updates_and_another_account_adds(integrations) -> None:
-    first = complete(integrations, *connect(integrations, ALICE, "ada@example.com"))
-    again = complete(integrations, *connect(integrations, ALICE, "ada@example.com"))
-    other = complete(integrations, *connect(integrations, ALICE, "grace@example.org"))
+def test_the_same_account_again_updates_and_another_account_adds(integrations, ada, grace) -> None:
+    first = complete(integrations, *connect(integrations, ALICE, ada))
+    again = complete(integrations, *connect(integrations, ALICE, ada))
+    other = complete(integrations, *connect(integrations, ALICE, grace))
 
     assert again.connection_id == first.connection_id
     assert again.created_at == first.created_at
     assert again.updated_at > first.updated_at
     assert other.connection_id != first.connection_id
-    assert sorted(c.email for c in integrations.list_connections(ALICE)) == ["ada@example.com", "grace@example.org"]
+    assert sorted(c.email for c in integrations.list_connections(ALICE)) == [ada, grace]
 
 
-def test_a_replayed_state_is_refused(make_integrations) -> None:
+def test_a_replayed_state_is_refused(make_integrations, ada) -> None:
     counted: list[str] = []
     integrations = make_integrations(counter=counted.append)
-    binding, params = connect(integrations, ALICE)
+    binding, params = connect(integrations, ALICE, ada)
     complete(integrations, binding, params)
     assert "OAuthRefused" not in counted
     with pytest.raises(OAuthStateError) as refused:
@@ -90,8 +90,8 @@ def test_a_replayed_state_is_refused(make_integrations) -> None:
     assert counted.count("OAuthRefused") == 1
 
 
-def test_a_state_presented_from_another_users_browser_is_refused_and_not_burned(integrations) -> None:
-    alice_binding, alice_params = connect(integrations, ALICE)
+def test_a_state_presented_from_another_users_browser_is_refused_and_not_burned(integrations, ada) -> None:
+    alice_binding, alice_params = connect(integrations, ALICE, ada)
     mallory_binding = integrations.start_google_connect(MALLORY).binding
 
     with pytest.raises(OAuthStateError) as refused:
@@ -100,17 +100,17 @@ def test_a_state_presented_from_another_users_browser_is_refused_and_not_burned(
     assert integrations.list_connections(MALLORY) == []
     assert integrations.list_connections(ALICE) == []
     # Alice's own browser can still finish her sign-in.
-    assert complete(integrations, alice_binding, alice_params).email == "ada@example.com"
+    assert complete(integrations, alice_binding, alice_params).email == ada
 
 
-def test_an_expired_state_is_refused_and_nothing_is_stored(integrations, stack, tables) -> None:
+def test_an_expired_state_is_refused_and_nothing_is_stored(integrations, stack, tables, ada) -> None:
     # DynamoDB purges expired items lazily (up to days later on AWS; DynamoDB Local purges
     # them promptly): turn the purge off so the test sees what AWS shows a late callback.
     stack.aws_client("dynamodb").update_time_to_live(
         TableName=tables["OAuthStatesTable"],
         TimeToLiveSpecification={"Enabled": False, "AttributeName": "expires_at"},
     )
-    binding, params = connect(integrations, ALICE)
+    binding, params = connect(integrations, ALICE, ada)
     # Eleven minutes later: the state is still stored, and expired.
     item = OAuthStateItem.get("STATE#" + sha256_hex(params["state"]))
     item.update(actions=[OAuthStateItem.expires_at.set(datetime.now(UTC) - timedelta(minutes=1))])
@@ -127,8 +127,8 @@ def test_a_missing_state_is_refused(integrations) -> None:
     assert refused.value.reason == OAuthStateError.MISSING
 
 
-def test_a_wrong_pkce_verifier_is_refused_by_google_and_nothing_is_stored(integrations) -> None:
-    binding, params = connect(integrations, ALICE)
+def test_a_wrong_pkce_verifier_is_refused_by_google_and_nothing_is_stored(integrations, ada) -> None:
+    binding, params = connect(integrations, ALICE, ada)
     # Someone who learned the code but not our verifier: swap the stored verifier.
     item = OAuthStateItem.get("STATE#" + sha256_hex(params["state"]))
     item.update(actions=[OAuthStateItem.code_verifier.set("x" * 64)])
@@ -150,8 +150,8 @@ def test_consent_cancelled_stores_nothing_and_consumes_the_state(integrations) -
         OAuthStateItem.get("STATE#" + sha256_hex(params["state"]))
 
 
-def test_two_concurrent_callbacks_with_one_state_connect_once(integrations) -> None:
-    binding, params = connect(integrations, ALICE)
+def test_two_concurrent_callbacks_with_one_state_connect_once(integrations, ada) -> None:
+    binding, params = connect(integrations, ALICE, ada)
     outcomes: list[str] = []
     barrier = threading.Barrier(2)
 
@@ -172,16 +172,16 @@ def test_two_concurrent_callbacks_with_one_state_connect_once(integrations) -> N
     assert len(integrations.list_connections(ALICE)) == 1
 
 
-def test_another_tenant_can_neither_see_nor_delete_a_connection(integrations) -> None:
-    connection = complete(integrations, *connect(integrations, ALICE))
+def test_another_tenant_can_neither_see_nor_delete_a_connection(integrations, ada) -> None:
+    connection = complete(integrations, *connect(integrations, ALICE, ada))
     assert integrations.list_connections(MALLORY) == []
     with pytest.raises(NotFound):
         integrations.disconnect(MALLORY, connection.connection_id)
     assert [c.connection_id for c in integrations.list_connections(ALICE)] == [connection.connection_id]
 
 
-def test_disconnect_revokes_at_google_and_deletes(integrations, google) -> None:
-    connection = complete(integrations, *connect(integrations, ALICE))
+def test_disconnect_revokes_at_google_and_deletes(integrations, google, ada) -> None:
+    connection = complete(integrations, *connect(integrations, ALICE, ada))
     revocations_before = len(google.revocations())
 
     integrations.disconnect(ALICE, connection.connection_id)
@@ -190,10 +190,10 @@ def test_disconnect_revokes_at_google_and_deletes(integrations, google) -> None:
     assert len(google.revocations()) == revocations_before + 1
 
 
-def test_disconnect_deletes_even_when_google_cannot_be_reached(make_integrations) -> None:
+def test_disconnect_deletes_even_when_google_cannot_be_reached(make_integrations, ada) -> None:
     counted: list[str] = []
     svc = make_integrations(revoke_uri="http://127.0.0.1:9/revoke", counter=counted.append)
-    connection = complete(svc, *connect(svc, ALICE))
+    connection = complete(svc, *connect(svc, ALICE, ada))
 
     svc.disconnect(ALICE, connection.connection_id)
 
@@ -201,32 +201,32 @@ def test_disconnect_deletes_even_when_google_cannot_be_reached(make_integrations
     assert "RevokeFailed" in counted
 
 
-def test_a_revoked_grant_marks_the_connection_needs_reauth_until_reconnected(integrations, google) -> None:
-    connection = complete(integrations, *connect(integrations, ALICE))
+def test_a_revoked_grant_marks_the_connection_needs_reauth_until_reconnected(integrations, google, ada) -> None:
+    connection = complete(integrations, *connect(integrations, ALICE, ada))
     check = ConnectionCheck(tenant_id=ALICE.tenant_id, user_id=ALICE.user_id, connection_id=connection.connection_id)
     assert integrations.check_connection(check) is ConnectionStatus.CONNECTED
 
-    google.revoke_grant("ada@example.com")  # the user removed our access in their Google account
+    google.revoke_grant(ada)  # the user removed our access in their Google account
 
     assert integrations.check_connection(check) is ConnectionStatus.NEEDS_REAUTH
     (listed,) = integrations.list_connections(ALICE)
     assert listed.status is ConnectionStatus.NEEDS_REAUTH
     assert listed.status_reason == "invalid_grant"
     # Signing in again with the same account repairs the same connection.
-    again = complete(integrations, *connect(integrations, ALICE))
+    again = complete(integrations, *connect(integrations, ALICE, ada))
     assert again.connection_id == connection.connection_id
     assert again.status is ConnectionStatus.CONNECTED
     assert integrations.check_connection(check) is ConnectionStatus.CONNECTED
 
 
-def test_a_check_that_raced_a_reconnect_does_not_overwrite_it(integrations) -> None:
+def test_a_check_that_raced_a_reconnect_does_not_overwrite_it(integrations, ada) -> None:
     """A check read the connection, the user reconnected, then the check's (old-token)
     verdict arrives: the reconnected state stands."""
-    connection = complete(integrations, *connect(integrations, ALICE))
+    connection = complete(integrations, *connect(integrations, ALICE, ada))
     store = ConnectionStore()
     before_reconnect = store.get_stored(ALICE, connection.connection_id)
     assert before_reconnect is not None
-    complete(integrations, *connect(integrations, ALICE))
+    complete(integrations, *connect(integrations, ALICE, ada))
 
     late = store.set_status(
         ALICE,

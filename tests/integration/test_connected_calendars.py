@@ -29,16 +29,16 @@ def connect(svc: Integrations, who: Principal, email: str, *, typed: bool = Fals
 
 
 def test_an_accounts_calendars_are_listed_with_role_primary_colour_and_zone(
-    integrations: Integrations, calendars: Calendars
+    integrations: Integrations, calendars: Calendars, ada
 ) -> None:
-    connection_id = connect(integrations, ALICE, "ada@example.com")
+    connection_id = connect(integrations, ALICE, ada)
     assert calendars.connected(ALICE) == []  # nothing until the refresh ran
 
     refreshed = calendars.refresh(ALICE, connection_id)
 
     assert refreshed is not None
     listed = calendars.connected(ALICE)
-    assert listed[0].calendar_id == "ada@example.com"
+    assert listed[0].calendar_id == ada
     assert listed[0].primary
     assert listed[0].writable
     assert listed[0].time_zone
@@ -48,33 +48,34 @@ def test_an_accounts_calendars_are_listed_with_role_primary_colour_and_zone(
     assert not by_name["Team"].conflict
     holidays = next(c for c in listed if c.access_role == "reader")
     assert not holidays.writable
-    assert all(c.account_email == "ada@example.com" for c in listed)
+    assert all(c.account_email == ada for c in listed)
     assert all(c.color for c in listed)
 
 
-def test_two_accounts_list_their_calendars_side_by_side(integrations: Integrations, calendars: Calendars) -> None:
-    ada = connect(integrations, ALICE, "ada@example.com")
-    grace = connect(integrations, ALICE, "grace@example.org")
-    calendars.refresh(ALICE, ada)
-    calendars.refresh(ALICE, grace)
+def test_two_accounts_list_their_calendars_side_by_side(
+    integrations: Integrations, calendars: Calendars, ada: str, grace: str
+) -> None:
+    first = connect(integrations, ALICE, ada)
+    second = connect(integrations, ALICE, grace)
+    calendars.refresh(ALICE, first)
+    calendars.refresh(ALICE, second)
     emails = [c.account_email for c in calendars.connected(ALICE)]
     # Grouped by account, in the order the accounts were connected.
-    assert emails == ["ada@example.com"] * emails.count("ada@example.com") + ["grace@example.org"] * emails.count(
-        "grace@example.org"
-    )
-    assert emails.count("grace@example.org") >= 1
+    assert emails == [ada] * emails.count(ada) + [grace] * emails.count(grace)
+    assert emails.count(ada) >= 1
+    assert emails.count(grace) >= 1
 
 
 def test_a_calendar_removed_at_google_disappears_and_choices_survive_a_refresh(
-    integrations: Integrations, calendars: Calendars, stack
+    integrations: Integrations, calendars: Calendars, stack, ada
 ) -> None:
-    connection_id = connect(integrations, ALICE, "ada@example.com")
+    connection_id = connect(integrations, ALICE, ada)
     before = calendars.refresh(ALICE, connection_id)
     assert before is not None
     team = next(c for c in before if c.name == "Team")
     requests.delete(
         f"{stack.google.base_url}/_emulator/calendar/calendars",
-        json={"email": "ada@example.com", "calendarId": team.calendar_id},
+        json={"email": ada, "calendarId": team.calendar_id},
         timeout=10,
     ).raise_for_status()
 
@@ -86,28 +87,28 @@ def test_a_calendar_removed_at_google_disappears_and_choices_survive_a_refresh(
     assert next(c for c in after if c.primary).conflict
 
 
-def test_disconnect_removes_the_accounts_calendars(integrations: Integrations, calendars: Calendars) -> None:
-    connection_id = connect(integrations, ALICE, "ada@example.com")
+def test_disconnect_removes_the_accounts_calendars(integrations: Integrations, calendars: Calendars, ada) -> None:
+    connection_id = connect(integrations, ALICE, ada)
     calendars.refresh(ALICE, connection_id)
     integrations.disconnect(ALICE, connection_id)
     assert calendars.connected(ALICE) == []
     assert calendars.refresh(ALICE, connection_id) is None
 
 
-def test_another_tenant_never_sees_the_calendars(integrations: Integrations, calendars: Calendars) -> None:
-    connection_id = connect(integrations, ALICE, "ada@example.com")
+def test_another_tenant_never_sees_the_calendars(integrations: Integrations, calendars: Calendars, ada) -> None:
+    connection_id = connect(integrations, ALICE, ada)
     calendars.refresh(ALICE, connection_id)
     assert calendars.connected(MALLORY) == []
     assert calendars.refresh(MALLORY, connection_id) is None
 
 
 def test_a_rate_limited_calendar_list_is_a_retryable_error(
-    integrations: Integrations, calendars: Calendars, stack
+    integrations: Integrations, calendars: Calendars, stack, ada
 ) -> None:
-    connection_id = connect(integrations, ALICE, "ada@example.com")
+    connection_id = connect(integrations, ALICE, ada)
     requests.post(
         f"{stack.google.base_url}/_emulator/faults",
-        json={"kind": "rate_limit_403", "method": "calendar.calendarList.list", "email": "ada@example.com"},
+        json={"kind": "rate_limit_403", "method": "calendar.calendarList.list", "email": ada},
         timeout=10,
     ).raise_for_status()
     with pytest.raises(ProviderError) as failed:

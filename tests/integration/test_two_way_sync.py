@@ -51,21 +51,23 @@ class World:
         calendars: Calendars,
         appointments: Appointments,
         recorded: RecordingQueue,
+        principal: Principal = ALICE,
     ) -> None:
+        self.principal = principal
         self.base = stack.google.base_url
         self.email = f"twoway-{uuid.uuid4().hex[:10]}@example.com"
         self.google = GoogleCalendarUser(self.base, self.email)
         self.appointments = appointments
         self.recorded = recorded
-        self.connection = connect(integrations, ALICE, self.email, typed=True)
-        calendars.refresh(ALICE, self.connection)
+        self.connection = connect(integrations, self.principal, self.email, typed=True)
+        calendars.refresh(self.principal, self.connection)
         self.settings = CalendarSettingsService(
             connections=ConnectionStore(),
             calendars=CalendarStore(),
             settings=SettingsStore(),
             on_linked=appointments.enqueue_pending,
         )
-        self.settings.link(ALICE, CalendarRef(self.connection, self.email))
+        self.settings.link(self.principal, CalendarRef(self.connection, self.email))
         settings = Settings.from_env(service_env)
         secret = client_secret_reader(settings.google.client_secret_arn)
         self.sync = CalendarSync(
@@ -76,16 +78,16 @@ class World:
             lister=lambda token: GoogleCalendar(settings.google, token, secret),
             inbound=appointments.absorb,
         )
-        self.sync.run(ALICE, self.connection, self.email)
+        self.sync.run(self.principal, self.connection, self.email)
 
     def work(self) -> None:
         """The worker: pushes queued, then a sync of the calendar (as a notification causes)."""
         for message in self.recorded.take():
             self.appointments.push(message)
-        self.sync.run(ALICE, self.connection, self.email)
+        self.sync.run(self.principal, self.connection, self.email)
 
     def listed(self) -> list[Any]:
-        return self.appointments.between(ALICE, None, None)
+        return self.appointments.between(self.principal, None, None)
 
 
 @pytest.fixture
@@ -173,6 +175,26 @@ def test_a_crm_change_still_being_pushed_wins_over_the_calendars_older_state(wor
     assert (pending.title, pending.start) == ("Demo (moved)", START + timedelta(hours=5))
     world.work()
     assert world.appointments.get(ALICE, created.appointment_id).sync_state == "synced"
+
+
+def test_a_crm_change_made_after_google_deleted_the_event_wins_and_puts_the_event_back(world: World) -> None:
+    """Google's user deletes the event; before any sync sees that, the CRM user moves the
+    appointment. The CRM's pending change wins: the appointment stays and the event returns."""
+    created = world.appointments.create(ALICE, AppointmentFields("Demo", START, START + timedelta(hours=1), "UTC"))
+    world.work()
+    event_id = world.appointments.get(ALICE, created.appointment_id).link.event_id  # type: ignore[union-attr]
+    world.google.delete(event_id)
+    world.appointments.change(
+        ALICE, created.appointment_id, start=START + timedelta(hours=5), end=START + timedelta(hours=6)
+    )
+    world.work()
+    world.work()
+    kept = world.appointments.get(ALICE, created.appointment_id)
+    assert (kept.status.value, kept.sync_state) == ("confirmed", "synced")
+    assert kept.link is not None
+    assert kept.link.event_id == event_id
+    (event,) = world.google.events(cancelled=False)
+    assert (event["id"], event["start"]["dateTime"]) == (event_id, iso(START + timedelta(hours=5)))
 
 
 def test_crm_to_calendar_direction_imports_nothing(world: World) -> None:
