@@ -114,8 +114,16 @@ typecheck: deps
 cfn-lint: deps
 	$(VENV)/bin/cfn-lint template.yaml
 
+# Tests run in a random order (pytest-randomly) so a test that depends on another shows up the
+# day it is written. The seed is printed before and, on failure, after; `make test SEED=N`
+# replays that order (docs/TESTING.md).
+ifndef SEED
+SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
 pytest: deps corpus
-	$(PY) -m pytest -n 2 --dist loadgroup -q
+	@echo "random test order: seed $(SEED) (replay: make test SEED=$(SEED))"
+	$(PY) -m pytest -n 2 --dist loadgroup -q -p randomly --randomly-seed=$(SEED) \
+	  || { echo "pytest failed with random-order seed $(SEED): replay with make test SEED=$(SEED)"; exit 1; }
 
 unit: deps corpus ## Unit tests only (no I/O)
 	$(PY) -m pytest -q tests/unit
