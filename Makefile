@@ -19,7 +19,7 @@ SAM_VENV := .sam-venv
 export PYTHONDONTWRITEBYTECODE := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help deps lock add add-dev dev test lint typecheck cfn-lint pytest unit integration e2e bench build clean corpus
+.PHONY: help deps lock add add-dev dev test test-at lint typecheck cfn-lint pytest unit integration e2e bench build clean corpus
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -124,6 +124,23 @@ pytest: deps corpus
 	@echo "random test order: seed $(SEED) (replay: make test SEED=$(SEED))"
 	$(PY) -m pytest -n 2 --dist loadgroup -q -p randomly --randomly-seed=$(SEED) \
 	  || { echo "pytest failed with random-order seed $(SEED): replay with make test SEED=$(SEED)"; exit 1; }
+
+# The suite at another date, under libfaketime (docs/TESTING.md): AT='+45d' (from now) or
+# AT='2027-03-26 10:00:00' (a start, the clock ticking from there). The shim keeps the monotonic
+# clock real, which CPython's timed waits need under libfaketime 0.9.10. Java (DynamoDB Local)
+# and Chromium (tests/e2e/conftest.py) run at the real date: under a faked one Java's timed
+# waits spin and Chromium aborts.
+FAKETIME_SHIM := .devstack/faketime/monotonic_sleep.so
+$(FAKETIME_SHIM): devstack/faketime/monotonic_sleep.c
+	mkdir -p $(dir $@)
+	cc -shared -fPIC -O2 -o $@ $< -ldl
+
+test-at: deps corpus $(FAKETIME_SHIM) ## The tests at another date: make test-at AT='+45d' or AT='2027-03-26 10:00:00'
+	@test -n "$(AT)" || { echo "usage: make test-at AT='+45d' (or a date and time)" >&2; exit 2; }
+	@command -v faketime >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq faketime >/dev/null; }
+	LD_PRELOAD=$(abspath $(FAKETIME_SHIM)) FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_SKIP_CMDS=java \
+	  faketime $(if $(filter +% -%,$(AT)),-f )'$(AT)' $(MAKE) --no-print-directory pytest SEED=$(SEED)
 
 unit: deps corpus ## Unit tests only (no I/O)
 	$(PY) -m pytest -q tests/unit

@@ -565,6 +565,9 @@ class Stack:
         }
         if "PYTHONDONTWRITEBYTECODE" in os.environ:
             env["PYTHONDONTWRITEBYTECODE"] = os.environ["PYTHONDONTWRITEBYTECODE"]
+        # A faked clock (libfaketime, `make test-at`) reaches the workers too: the whole stack
+        # then lives at one date, as the deployed one lives at the real one.
+        env.update({k: v for k, v in os.environ.items() if k == "LD_PRELOAD" or k.startswith("FAKETIME")})
         env.update(self.function_environment(logical_id))
         return env
 
