@@ -30,6 +30,7 @@ from werkzeug.wrappers import Request, Response
 
 from devstack.aws import MotoServer, aws_client, create_aws_resources, create_bus_tap
 from devstack.dynamodb_local import DynamoDBLocal, create_tables
+from devstack.faketime import clock_variables
 from devstack.issuer import ISSUER_PATH, Issuer
 from devstack.runtime.asyncinvoke import AsyncDelivery, AsyncInvoker
 from devstack.runtime.httpapi import DEVSTACK_PREFIX, HttpApiServer
@@ -567,7 +568,7 @@ class Stack:
             env["PYTHONDONTWRITEBYTECODE"] = os.environ["PYTHONDONTWRITEBYTECODE"]
         # A faked clock (libfaketime, `make test-at`) reaches the workers too: the whole stack
         # then lives at one date, as the deployed one lives at the real one.
-        env.update({k: v for k, v in os.environ.items() if k == "LD_PRELOAD" or k.startswith("FAKETIME")})
+        env.update(clock_variables(os.environ))
         env.update(self.function_environment(logical_id))
         return env
 

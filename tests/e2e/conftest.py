@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from devstack.faketime import without_clock_variables
+
 #: Headless Chromium as Debian ships it (`playwright install` cannot download here).
 CHROMIUM_FLAGS = [
     "--headless",
@@ -32,7 +34,7 @@ def browser() -> Iterator[Browser]:
     assert executable, "Debian's chromium is installed by `make deps`"
     with sync_playwright() as playwright:
         # Under libfaketime (`make test-at`) Chromium aborts at start: it runs at the real date.
-        real_clock = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("FAKETIME")}
+        real_clock = without_clock_variables(os.environ)
         chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS, env=real_clock)
         yield chromium
         chromium.close()

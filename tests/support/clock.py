@@ -18,15 +18,12 @@ def now(zone: str | tzinfo = UTC) -> datetime:
     return datetime.now(_zone(zone))
 
 
-def next_weekday(
-    weekday: int, hour: int, minute: int = 0, *, zone: str | tzinfo = UTC, weeks: int = 0, after: datetime | None = None
-) -> datetime:
+def next_weekday(weekday: int, hour: int, minute: int = 0, *, zone: str | tzinfo = UTC) -> datetime:
     """The next ``weekday`` (0 = Monday) at ``hour:minute`` wall time in ``zone``, strictly after
-    tomorrow (so "today" and "tomorrow" never race midnight), plus ``weeks`` weeks."""
+    tomorrow (so "today" and "tomorrow" never race midnight)."""
     tz = _zone(zone)
-    today = (after or now(tz)).astimezone(tz).date()
-    first = today + timedelta(days=2)
-    day = first + timedelta(days=(weekday - first.weekday()) % 7, weeks=weeks)
+    first = now(tz).date() + timedelta(days=2)
+    day = first + timedelta(days=(weekday - first.weekday()) % 7)
     return at(day, hour, minute, zone=tz)
 
 
