@@ -19,7 +19,7 @@ SAM_VENV := .sam-venv
 export PYTHONDONTWRITEBYTECODE := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help deps lock add add-dev dev test test-at lint typecheck cfn-lint pytest unit integration e2e bench build clean corpus
+.PHONY: help deps lock add add-dev dev test test-at lint typecheck cfn-lint openapi pytest unit integration e2e bench build clean corpus
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -113,6 +113,9 @@ typecheck: deps
 
 cfn-lint: deps
 	$(VENV)/bin/cfn-lint template.yaml
+
+openapi: deps ## Regenerate docs/openapi.json from the API's routes (a test fails when it is stale)
+	$(PY) -m devstack.openapi
 
 # Tests run in a random order (pytest-randomly) so a test that depends on another shows up the
 # day it is written. The seed is printed before and, on failure, after; `make test SEED=N`

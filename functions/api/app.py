@@ -5,7 +5,12 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from crmsync.api import appointments, availability, calendars, contacts, email_settings, integrations, settings
-from crmsync.api.http import register_error_handlers
+from crmsync.api.http import (
+    gateway_response,
+    refuse_unknown_query_parameters,
+    register_error_handlers,
+    screen_request,
+)
 from crmsync.observability import MetricsCounter, build_logger, build_metrics
 from crmsync.web import pages
 
@@ -13,6 +18,7 @@ logger = build_logger()
 metrics = build_metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app)
+app.use(middlewares=[refuse_unknown_query_parameters])
 integrations.use_counter(MetricsCounter(metrics))
 app.include_router(integrations.router)
 app.include_router(calendars.router)
@@ -27,4 +33,7 @@ app.include_router(pages.router)
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    refused = screen_request(event)
+    if refused is not None:
+        return gateway_response(refused)
     return app.resolve(event, context)

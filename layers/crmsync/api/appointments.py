@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import lru_cache
 from typing import Annotated
 
@@ -10,10 +9,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from crmsync.api.http import json_response, principal_of
-from crmsync.api.schemas import AppointmentIn, AppointmentList, AppointmentOut, AppointmentPatch
+from crmsync.api.http import principal_of
+from crmsync.api.openapi import AppointmentId, answer, responses
+from crmsync.api.schemas import AppointmentIn, AppointmentList, AppointmentOut, AppointmentPatch, Moment
 from crmsync.config import get_settings
 from crmsync.dal.appointments import AppointmentFields
+from crmsync.domain import Appointment
 from crmsync.logic.appointments import Appointments
 from crmsync.logic.wiring import build_appointments
 
@@ -25,12 +26,12 @@ def appointments() -> Appointments:
     return build_appointments(get_settings())
 
 
-def _one(status: int, appointment: object) -> Response[str]:
-    return json_response(status, AppointmentOut.of(appointment).model_dump_json())  # type: ignore[arg-type]
+def _one(status: int, appointment: Appointment) -> Response[AppointmentOut]:
+    return answer(status, AppointmentOut.of(appointment))
 
 
-@router.post("/v1/appointments")
-def create_appointment(body: Annotated[AppointmentIn, Body()]) -> Response[str]:
+@router.post("/v1/appointments", responses=responses(201, AppointmentOut, 409, body=True))
+def create_appointment(body: Annotated[AppointmentIn, Body()]) -> Response[AppointmentOut]:
     principal = principal_of(router.current_event, get_settings())
     fields = AppointmentFields(
         title=body.title,
@@ -45,22 +46,24 @@ def create_appointment(body: Annotated[AppointmentIn, Body()]) -> Response[str]:
     return _one(201, appointments().create(principal, fields))
 
 
-@router.get("/v1/appointments")
+@router.get("/v1/appointments", responses=responses(200, AppointmentList))
 def list_appointments(
-    start: Annotated[datetime | None, Query()] = None, end: Annotated[datetime | None, Query()] = None
-) -> Response[str]:
+    start: Annotated[Moment | None, Query()] = None, end: Annotated[Moment | None, Query()] = None
+) -> Response[AppointmentList]:
     principal = principal_of(router.current_event, get_settings())
     items = [AppointmentOut.of(a) for a in appointments().between(principal, start, end)]
-    return json_response(200, AppointmentList(items=items).model_dump_json())
+    return answer(200, AppointmentList(items=items))
 
 
-@router.get("/v1/appointments/<appointment_id>")
-def get_appointment(appointment_id: str) -> Response[str]:
+@router.get("/v1/appointments/<appointment_id>", responses=responses(200, AppointmentOut, 404))
+def get_appointment(appointment_id: AppointmentId) -> Response[AppointmentOut]:
     return _one(200, appointments().get(principal_of(router.current_event, get_settings()), appointment_id))
 
 
-@router.patch("/v1/appointments/<appointment_id>")
-def patch_appointment(appointment_id: str, body: Annotated[AppointmentPatch, Body()]) -> Response[str]:
+@router.patch("/v1/appointments/<appointment_id>", responses=responses(200, AppointmentOut, 404, 409, body=True))
+def patch_appointment(
+    appointment_id: AppointmentId, body: Annotated[AppointmentPatch, Body()]
+) -> Response[AppointmentOut]:
     principal = principal_of(router.current_event, get_settings())
     changes = body.model_dump(exclude_unset=True)
     if "attendees" in changes:
@@ -68,6 +71,6 @@ def patch_appointment(appointment_id: str, body: Annotated[AppointmentPatch, Bod
     return _one(200, appointments().change(principal, appointment_id, **changes))
 
 
-@router.delete("/v1/appointments/<appointment_id>")
-def cancel_appointment(appointment_id: str) -> Response[str]:
+@router.delete("/v1/appointments/<appointment_id>", responses=responses(200, AppointmentOut, 404))
+def cancel_appointment(appointment_id: AppointmentId) -> Response[AppointmentOut]:
     return _one(200, appointments().cancel(principal_of(router.current_event, get_settings()), appointment_id))

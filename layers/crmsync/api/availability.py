@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Annotated
@@ -11,9 +10,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import AwareDatetime, Field
+from pydantic import BaseModel, Field
 
-from crmsync.api.http import json_response, principal_of
+from crmsync.api.http import principal_of
+from crmsync.api.openapi import answer, responses
+from crmsync.api.schemas import Moment
 from crmsync.config import get_settings
 from crmsync.errors import Unprocessable
 from crmsync.logic.availability import Availability
@@ -22,19 +23,40 @@ from crmsync.logic.wiring import build_availability
 router = APIGatewayHttpRouter()
 
 
+Instant = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+class Slot(BaseModel):
+    start: Instant
+    end: Instant
+
+
+class Busy(BaseModel):
+    start: Instant
+    end: Instant
+    #: ``crm``: an appointment; ``calendar``: busy time in a conflict or the linked calendar.
+    source: str
+
+
+class AvailabilityOut(BaseModel):
+    time_zone: str
+    slots: list[Slot]
+    busy: list[Busy]
+
+
 @lru_cache(maxsize=1)
 def availability() -> Availability:
     return build_availability(get_settings())
 
 
-@router.get("/v1/availability")
+@router.get("/v1/availability", responses=responses(200, AvailabilityOut))
 def get_availability(
-    start: Annotated[AwareDatetime, Query()],
-    end: Annotated[AwareDatetime, Query()],
+    start: Annotated[Moment, Query()],
+    end: Annotated[Moment, Query()],
     duration: Annotated[int, Query(), Field(ge=5, le=480)] = 30,
     step: Annotated[int | None, Query(), Field(ge=5, le=480)] = None,
     tz: Annotated[str, Query(), Field(max_length=64)] = "UTC",
-) -> Response[str]:
+) -> Response[AvailabilityOut]:
     """Free slots of ``duration`` minutes every ``step`` minutes (default: ``duration``),
     with the busy intervals that shaped them; times are shown in ``tz``."""
     try:
@@ -49,9 +71,9 @@ def get_availability(
     def show(moment: datetime) -> str:
         return moment.astimezone(zone).isoformat()
 
-    body = {
-        "time_zone": tz,
-        "slots": [{"start": show(s), "end": show(e)} for s, e in slots],
-        "busy": [{"start": show(b.start), "end": show(b.end), "source": b.source} for b in busy],
-    }
-    return json_response(200, json.dumps(body))
+    body = AvailabilityOut(
+        time_zone=tz,
+        slots=[Slot(start=show(s), end=show(e)) for s, e in slots],
+        busy=[Busy(start=show(b.start), end=show(b.end), source=b.source) for b in busy],
+    )
+    return answer(200, body)

@@ -7,7 +7,8 @@ from functools import lru_cache
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from crmsync.api.http import json_response, principal_of
+from crmsync.api.http import principal_of
+from crmsync.api.openapi import answer, responses
 from crmsync.api.schemas import CalendarList, CalendarWithStatusOut
 from crmsync.config import get_settings
 from crmsync.logic.calendars import Calendars
@@ -21,8 +22,8 @@ def calendars() -> Calendars:
     return build_calendars(get_settings())
 
 
-@router.get("/v1/calendars")
-def list_calendars() -> Response[str]:
+@router.get("/v1/calendars", responses=responses(200, CalendarList))
+def list_calendars() -> Response[CalendarList]:
     principal = principal_of(router.current_event, get_settings())
     items = [CalendarWithStatusOut.of_status(c) for c in calendars().with_status(principal)]
-    return json_response(200, CalendarList(items=items).model_dump_json())
+    return answer(200, CalendarList(items=items))

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from crmsync.api.http import json_response, principal_of
+from crmsync.api.http import principal_of
 from crmsync.api.mail_schemas import (
     BccAddressOut,
     SenderAddressIn,
@@ -18,6 +18,7 @@ from crmsync.api.mail_schemas import (
     SenderAddressOut,
     SenderVerificationOut,
 )
+from crmsync.api.openapi import EmailInPath, answer, no_content, responses
 from crmsync.config import get_settings
 from crmsync.logic.bcc_settings import BccSettings
 from crmsync.logic.wiring import build_bcc_settings
@@ -30,34 +31,34 @@ def bcc_settings() -> BccSettings:
     return build_bcc_settings(get_settings())
 
 
-@router.get("/v1/settings/bcc-address")
-def get_bcc_address() -> Response[str]:
+@router.get("/v1/settings/bcc-address", responses=responses(200, BccAddressOut))
+def get_bcc_address() -> Response[BccAddressOut]:
     principal = principal_of(router.current_event, get_settings())
-    return json_response(200, BccAddressOut.of(bcc_settings().address(principal)).model_dump_json())
+    return answer(200, BccAddressOut.of(bcc_settings().address(principal)))
 
 
-@router.post("/v1/settings/bcc-address/rotate")
-def rotate_bcc_address() -> Response[str]:
+@router.post("/v1/settings/bcc-address/rotate", responses=responses(200, BccAddressOut, body=True))
+def rotate_bcc_address() -> Response[BccAddressOut]:
     principal = principal_of(router.current_event, get_settings())
-    return json_response(200, BccAddressOut.of(bcc_settings().rotate(principal)).model_dump_json())
+    return answer(200, BccAddressOut.of(bcc_settings().rotate(principal)))
 
 
-@router.get("/v1/settings/sender-addresses")
-def list_sender_addresses() -> Response[str]:
+@router.get("/v1/settings/sender-addresses", responses=responses(200, SenderAddressList))
+def list_sender_addresses() -> Response[SenderAddressList]:
     principal = principal_of(router.current_event, get_settings())
     items = [SenderAddressOut.of(s) for s in bcc_settings().sender_addresses(principal)]
-    return json_response(200, SenderAddressList(items=items).model_dump_json())
+    return answer(200, SenderAddressList(items=items))
 
 
-@router.post("/v1/settings/sender-addresses")
-def add_sender_address(body: Annotated[SenderAddressIn, Body()]) -> Response[str]:
+@router.post("/v1/settings/sender-addresses", responses=responses(201, SenderVerificationOut, 409, body=True))
+def add_sender_address(body: Annotated[SenderAddressIn, Body()]) -> Response[SenderVerificationOut]:
     principal = principal_of(router.current_event, get_settings())
     verification = bcc_settings().add_sender(principal, body.email)
-    return json_response(201, SenderVerificationOut.of_verification(verification).model_dump_json())
+    return answer(201, SenderVerificationOut.of_verification(verification))
 
 
-@router.delete("/v1/settings/sender-addresses/<email>")
-def delete_sender_address(email: str) -> Response[None]:
+@router.delete("/v1/settings/sender-addresses/<email>", responses=responses(204, None, 404))
+def delete_sender_address(email: EmailInPath) -> Response[None]:
     principal = principal_of(router.current_event, get_settings())
     bcc_settings().remove_sender(principal, unquote(email))
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    return no_content()

@@ -10,7 +10,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
-from crmsync.api.http import json_response, principal_of
+from crmsync.api.http import principal_of
+from crmsync.api.openapi import ConnectionId, answer, no_content, responses
 from crmsync.api.schemas import AuthorizeRequest, AuthorizeResponse, IntegrationList, IntegrationOut
 from crmsync.config import Settings, get_settings
 from crmsync.logic.integrations import Counter, Integrations
@@ -52,15 +53,15 @@ def binding_cookie(settings: Settings, value: str, max_age: int) -> Cookie:
     )
 
 
-@router.get("/v1/integrations")
-def list_integrations() -> Response[str]:
+@router.get("/v1/integrations", responses=responses(200, IntegrationList))
+def list_integrations() -> Response[IntegrationList]:
     principal = principal_of(router.current_event, get_settings())
     items = [IntegrationOut.of(c) for c in integrations().list_connections(principal)]
-    return json_response(200, IntegrationList(items=items).model_dump_json())
+    return answer(200, IntegrationList(items=items))
 
 
-@router.post("/v1/integrations/google/authorize")
-def authorize_google(body: Annotated[AuthorizeRequest | None, Body()] = None) -> Response[str]:
+@router.post("/v1/integrations/google/authorize", responses=responses(200, AuthorizeResponse, body=True))
+def authorize_google(body: Annotated[AuthorizeRequest | None, Body()] = None) -> Response[AuthorizeResponse]:
     settings = get_settings()
     principal = principal_of(router.current_event, settings)
     request = body or AuthorizeRequest()
@@ -71,13 +72,13 @@ def authorize_google(body: Annotated[AuthorizeRequest | None, Body()] = None) ->
         login_hint=request.login_hint,
     )
     payload = AuthorizeResponse(authorization_url=start.authorization_url, expires_at=start.expires_at)
-    response = json_response(200, payload.model_dump_json())
+    response = answer(200, payload)
     response.cookies.append(binding_cookie(settings, start.binding, settings.oauth_state_ttl_seconds))
     return response
 
 
-@router.delete("/v1/integrations/<connection_id>")
-def delete_integration(connection_id: str) -> Response[None]:
+@router.delete("/v1/integrations/<connection_id>", responses=responses(204, None, 404, 502))
+def delete_integration(connection_id: ConnectionId) -> Response[None]:
     principal = principal_of(router.current_event, get_settings())
     integrations().disconnect(principal, connection_id)
-    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    return no_content()

@@ -2,14 +2,54 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    model_validator,
+)
 
 from crmsync.domain import Appointment, ConnectedCalendar, Connection, SyncPreferences
 
 Feature = Literal["calendar", "email", "contacts"]
+
+#: The range of times the API accepts (a time outside it is a client's mistake, and a year
+#: 1 with a +23:59 offset would not even convert to UTC).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339(value: object) -> object:
+    """Only a date and time in RFC 3339 form: pydantic would also read ``0.5`` or ``1700000000``
+    as seconds since 1970, which no client means."""
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise ValueError("use an RFC 3339 date and time with its offset, e.g. 2030-01-31T09:00:00+01:00")
+    return value
+
+
+def _in_range(moment: datetime) -> datetime:
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError(f"the time must be from {EARLIEST.year} to {LATEST.year - 1}")
+    return moment
+
+
+#: A time with its UTC offset, between 1900 and 2199.
+Moment = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_range)]
 
 
 class AuthorizeRequest(BaseModel):
@@ -134,8 +174,8 @@ class SyncPreferencesIn(BaseModel):
 
     direction: Literal["two_way", "crm_to_calendar", "calendar_to_crm"] = "two_way"
     external_deletion: Literal["cancel", "unlink"] = "cancel"
-    window_days_back: int = Field(default=30, ge=0, le=365)
-    window_days_ahead: int = Field(default=365, ge=1, le=730)
+    window_days_back: StrictInt = Field(default=30, ge=0, le=365)
+    window_days_ahead: StrictInt = Field(default=365, ge=1, le=730)
 
 
 class SyncPreferencesOut(BaseModel):
@@ -178,8 +218,8 @@ class AppointmentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(min_length=1, max_length=500)
-    start: AwareDatetime
-    end: AwareDatetime
+    start: Moment
+    end: Moment
     time_zone: str = Field(min_length=1, max_length=64)
     contact_id: str | None = Field(default=None, max_length=128)
     attendees: list[Email] = Field(default_factory=list, max_length=100)
@@ -199,8 +239,8 @@ class AppointmentPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(default=None, min_length=1, max_length=500)
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: Moment | None = None
+    end: Moment | None = None
     time_zone: str | None = Field(default=None, min_length=1, max_length=64)
     contact_id: str | None = Field(default=None, max_length=128)
     attendees: list[Email] | None = Field(default=None, max_length=100)
