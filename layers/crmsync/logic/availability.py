@@ -60,7 +60,8 @@ class Availability:
         """Which of these ``(event, connection, calendar)`` an appointment of ours links to.
 
         Only two appointments can: the one the event id was derived from, and the one made
-        from the event — so a single batch read answers, however many appointments exist."""
+        from the event — so batch reads of those ids answer (one per 100 events in the window),
+        however many appointments the user has."""
         candidates = {
             key: [
                 i for i in (appointment_id_in(key[0]), imported_appointment_id(principal, key[1], key[2], key[0])) if i
