@@ -200,6 +200,9 @@ class Stack:
         """A line from the stack itself (source `devstack`)."""
         self._sink("devstack", line)
 
+    def _still_starting(self, function: str, waited: float) -> None:
+        self.log(f"{function} is still starting after {waited:.0f} s (a busy machine?); waiting for it")
+
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> Stack:
@@ -326,7 +329,8 @@ class Stack:
             self.account_id,
         )
         if self.prewarm_workers:
-            for name, error in self.lambdas.prewarm().items():
+            errors = self.lambdas.prewarm(on_slow=self._still_starting)
+            for name, error in errors.items():
                 self.log(f"{name} failed to initialise: {error.get('errorType')}: {error.get('errorMessage')}")
         if self.background:
             self.sqs.start()

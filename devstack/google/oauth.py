@@ -376,10 +376,10 @@ class OAuthService:
             "email": account.email,
             "email_verified": True,
             "at_hash": at_hash(access.value),
-            "name": account.name,
             "iat": issued_at,
             "exp": issued_at + ID_TOKEN_LIFETIME_SECONDS,
         }
+        claims.update(_profile_claims(account, access.scopes))
         if nonce is not None:
             claims["nonce"] = nonce
         token = self._ctx.keys.sign(claims)
@@ -421,7 +421,8 @@ class OAuthService:
                 {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'},
             )
         account = self._state.account_by_sub(token.sub)
-        return json_response({"sub": account.sub, "name": account.name, "email": account.email, "email_verified": True})
+        info = {"sub": account.sub, "email": account.email, "email_verified": True}
+        return json_response({**info, **_profile_claims(account, token.scopes)})
 
     # ------------------------------------------------------------------ keys and discovery
 
@@ -463,3 +464,9 @@ class OAuthService:
                 "grant_types_supported": ["authorization_code", "refresh_token"],
             }
         )
+
+
+def _profile_claims(account: Account, scopes: tuple[str, ...]) -> dict[str, Any]:
+    """The name is the ``profile`` scope's to give (OpenID Connect Core §5.4): asked for
+    ``openid email`` only, Google's id_token and userinfo carry no ``name``."""
+    return {"name": account.name} if scope_names.USERINFO_PROFILE in scopes else {}

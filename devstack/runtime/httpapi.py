@@ -5,7 +5,9 @@ Gateway would send (payload format version 2.0) and maps the function's result b
 response with the format 2.0 rules. The same server also serves the local identity provider
 (`/.devstack/issuer/...`) and the control API (`/.devstack/...`), both through a hook.
 
-Access logs carry method, path and status only: OAuth codes travel in query strings.
+Access logs carry method, path and status only: OAuth codes travel in query strings. What a
+client sent is logged percent-encoded (:func:`loggable`): a decoded ``%0A`` or ``%00`` in a
+path would otherwise forge log lines or write NUL bytes.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ TEXT_TYPES = ("application/json", "application/xml", "application/javascript", "
 Invoker = Callable[[str, Any], InvocationResult]
 ControlHandler = Callable[[Request], Response | None]
 LogFunction = Callable[[str], None]
+
+
+def loggable(text: str) -> str:
+    """``text`` fit for one log line: percent-encoded except for the characters a URL path
+    may show as they are, so no control character, line break or NUL (nor a ``%`` that
+    could fake an escape) reaches the log raw."""
+    return urllib.parse.quote(text, safe="/:@!$&'()*+,;=-._~")
 
 
 # ---------------------------------------------------------------------------- routing
@@ -407,9 +416,8 @@ class HttpApiServer:
         request = Request(environ)
         started = time.perf_counter()
         response = self.dispatch(request)
-        self.log(
-            f"{request.method} {request.path} {response.status_code} {(time.perf_counter() - started) * 1000:.0f}ms"
-        )
+        elapsed = (time.perf_counter() - started) * 1000
+        self.log(f"{loggable(request.method)} {loggable(request.path)} {response.status_code} {elapsed:.0f}ms")
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
@@ -427,7 +435,7 @@ class HttpApiServer:
             try:
                 claims = self.verifier.verify(route.authorizer, request.headers.get(header))
             except Unauthorized as exc:
-                self.log(f"authorizer refused {request.method} {request.path}: {exc}")
+                self.log(f"authorizer refused {loggable(request.method)} {loggable(request.path)}: {exc}")
                 return Response(
                     json.dumps({"message": "Unauthorized"}),
                     status=401,

@@ -28,6 +28,11 @@ from devstack.template import Function
 WORKER_SCRIPT = Path(__file__).resolve().parent / "worker.py"
 END_MARK = "\x00devstack-end "  # written by the worker on stderr before each response
 
+#: After this long a prewarm reports that the handler is still importing (Lambda's own init limit).
+INIT_PATIENCE_SECONDS = 10.0
+#: A prewarm gives a worker up only after this long (a hung import, not a busy machine).
+PREWARM_LIMIT_SECONDS = 300.0
+
 LogSink = Callable[[str, str], None]
 """Receives `(function_logical_id, line)` for every line a worker writes."""
 
@@ -118,8 +123,17 @@ class _WorkerProcess:
 
     def request(self, message: dict[str, Any], deadline: float) -> dict[str, Any] | None:
         """Send one request, wait for its response until `deadline` (monotonic). None = timeout."""
+        self.send(message)
+        return self.receive(deadline)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send one request."""
         self.stdin.write(json.dumps(message).encode() + b"\n")
         self.stdin.flush()
+
+    def receive(self, deadline: float) -> dict[str, Any] | None:
+        """The response to the request sent, if it arrives by `deadline` (monotonic); None
+        otherwise, and then a later call may still receive it."""
         fd = self.stdout.fileno()
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
@@ -206,20 +220,40 @@ class FunctionPool:
                     worker.kill()
             self._cond.notify()
 
-    def prewarm(self) -> dict[str, Any] | None:
-        """Start one worker and import the handler now. Returns the init error, if any."""
+    def prewarm(
+        self,
+        patience: float = INIT_PATIENCE_SECONDS,
+        limit: float = PREWARM_LIMIT_SECONDS,
+        on_slow: Callable[[float], None] | None = None,
+    ) -> dict[str, Any] | None:
+        """Start one worker and import the handler now. Returns the init error, if any.
+
+        This is the stack getting ready, not an invocation: it is bounded by neither the
+        function's Timeout nor Lambda's 10 s init limit, which a busy machine (every handler
+        importing at once on few cores) overruns. After ``patience`` seconds ``on_slow`` hears
+        that it is still starting; only after ``limit`` is the worker given up (its first
+        invocation then starts another)."""
         worker = self._acquire()
+        started = time.monotonic()
         try:
-            response = worker.request({"op": "init", "id": "init"}, time.monotonic() + max(self.function.timeout, 10))
-        except EOFError:
+            worker.send({"op": "init", "id": "init"})
+            response = worker.receive(started + patience)
+            if response is None:
+                if on_slow is not None:
+                    on_slow(time.monotonic() - started)
+                response = worker.receive(started + limit)
+        except (EOFError, BrokenPipeError):
             response = {"ok": False, "error": {"errorType": "Runtime.ExitError", "errorMessage": "worker exited"}}
         ok = response is not None and bool(response.get("ok"))
         if response is not None:
             worker.wait_output("init")
+        elif worker.alive:
+            worker.kill(force=True)
         self._release(worker, keep=ok)
         if ok:
             return None
-        return (response or {}).get("error") or {"errorType": "Sandbox.Timedout", "errorMessage": "init timed out"}
+        timed_out = {"errorType": "Sandbox.Timedout", "errorMessage": f"init did not finish within {limit:.0f} s"}
+        return (response or {}).get("error") or timed_out
 
     def invoke(self, event: Any) -> InvocationResult:
         """Run one invocation on an idle or new worker; enforce the function's Timeout."""
@@ -329,13 +363,19 @@ class LambdaService:
         """Invoke a function synchronously (RequestResponse)."""
         return self.pool(function).invoke(event)
 
-    def prewarm(self) -> dict[str, dict[str, Any]]:
-        """Import every handler in a worker now, in parallel. Returns init errors by function."""
+    def prewarm(
+        self, on_slow: Callable[[str, float], None] | None = None, patience: float = INIT_PATIENCE_SECONDS
+    ) -> dict[str, dict[str, Any]]:
+        """Import every handler in a worker now, as many at once as there are cores (more
+        only make each slower). Returns init errors by function; ``on_slow(function,
+        seconds)`` hears of a handler still importing after ``patience`` seconds."""
         errors: dict[str, dict[str, Any]] = {}
         lock = threading.Lock()
+        cores = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 
         def warm(name: str, pool: FunctionPool) -> None:
-            error = pool.prewarm()
+            with cores:
+                error = pool.prewarm(patience, on_slow=(lambda waited: on_slow(name, waited)) if on_slow else None)
             if error is not None:
                 with lock:
                     errors[name] = error

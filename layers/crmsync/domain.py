@@ -209,18 +209,32 @@ class ExternalEvent:
         return not (self.cancelled or self.transparent or self.declined)
 
     def interval(self, time_zone: str) -> tuple[datetime, datetime] | None:
-        """The UTC interval it occupies; all-day events cover their days in ``time_zone``."""
+        """The UTC interval it occupies; all-day events cover their days in ``time_zone``.
+
+        ``None`` when it occupies no time: no duration (an iCalendar DTSTART without DTEND
+        arrives as start = end), or an end before its start (Google refuses those, but an
+        imported file or another client may still produce one) — neither blocks anything."""
         if self.start and self.end:
-            return self.start, self.end
-        if self.start_date and self.end_date:
+            first, after = self.start, self.end
+        elif self.start_date and self.end_date:
             from datetime import date, time
             from zoneinfo import ZoneInfo
 
             zone = ZoneInfo(time_zone)
-            first = datetime.combine(date.fromisoformat(self.start_date), time(0), zone)
-            after = datetime.combine(date.fromisoformat(self.end_date), time(0), zone)
-            return first.astimezone(UTC), after.astimezone(UTC)
-        return None
+            first = datetime.combine(date.fromisoformat(self.start_date), time(0), zone).astimezone(UTC)
+            after = datetime.combine(date.fromisoformat(self.end_date), time(0), zone).astimezone(UTC)
+        else:
+            return None
+        return (first, after) if after > first else None
+
+
+def imported_appointment_id(principal: Principal, connection_id: str, calendar_id: str, event_id: str) -> str:
+    """The id of the appointment made from an event of the linked calendar: derived from the
+    event, so importing it twice makes one appointment, and its mirrored twin is recognised."""
+    import uuid
+
+    key = f"{principal.tenant_id}|{principal.user_id}|{connection_id}|{calendar_id}|{event_id}"
+    return uuid.uuid5(uuid.NAMESPACE_URL, key).hex
 
 
 class Counter(Protocol):

@@ -183,6 +183,46 @@ def test_patch_merges_fields_and_update_replaces_them(cal: Any) -> None:
     assert "location" not in replaced
 
 
+def test_update_keeps_the_event_type_and_resets_reminders_to_the_defaults(cal: Any) -> None:
+    """events.update replaces the writable fields, but eventType is immutable (kept) and an
+    event without reminders follows the calendar's defaults — as insert and patch store it."""
+    own = {"useDefault": False, "overrides": [{"method": "popup", "minutes": 5}]}
+    created = insert(cal, timed("2030-01-01T10:00:00", "2030-01-01T11:00:00", summary="a", reminders=own))
+    assert (created["eventType"], created["reminders"]) == ("default", own)
+    patched = cal.events().patch(calendarId="primary", eventId=created["id"], body={"summary": "b"}).execute()
+    assert (patched["eventType"], patched["reminders"]) == ("default", own)
+
+    cal.events().update(
+        calendarId="primary", eventId=created["id"], body=timed("2030-01-01T10:00:00", "2030-01-01T11:00:00")
+    ).execute()
+
+    stored = cal.events().get(calendarId="primary", eventId=created["id"]).execute()
+    assert (stored["eventType"], stored["reminders"]) == ("default", {"useDefault": True})
+
+
+def test_the_event_type_cannot_be_changed_400(cal: Any) -> None:
+    """An update without eventType asks for "default"; on another type that is a change."""
+    away = insert(cal, timed("2030-01-01T10:00:00", "2030-01-01T18:00:00", eventType="outOfOffice"))
+    attempts = [
+        cal.events().update(
+            calendarId="primary", eventId=away["id"], body=timed("2030-01-01T10:00:00", "2030-01-01T17:00:00")
+        ),
+        cal.events().patch(calendarId="primary", eventId=away["id"], body={"eventType": "default"}),
+    ]
+    for request in attempts:
+        with pytest.raises(HttpError) as exc:
+            request.execute()
+        assert exc.value.status_code == 400
+        assert "Event type cannot be changed" in str(exc.value.error_details[0]["message"])
+    kept = cal.events().update(
+        calendarId="primary",
+        eventId=away["id"],
+        body=timed("2030-01-01T10:00:00", "2030-01-01T17:00:00", eventType="outOfOffice"),
+    )
+    assert kept.execute()["eventType"] == "outOfOffice"
+    assert cal.events().get(calendarId="primary", eventId=away["id"]).execute()["eventType"] == "outOfOffice"
+
+
 def test_deleted_event_becomes_cancelled_and_deleting_again_is_410(cal: Any) -> None:
     created = insert(cal, timed("2030-01-01T10:00:00", "2030-01-01T11:00:00"))
     cal.events().delete(calendarId="primary", eventId=created["id"]).execute()

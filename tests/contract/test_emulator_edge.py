@@ -111,6 +111,27 @@ def test_faults_fail_the_next_n_matching_requests_then_stop(
     assert cal.events().list(calendarId="primary").execute()["kind"] == "calendar#events"
 
 
+@pytest.mark.parametrize(
+    ("kind", "domain"),
+    [
+        ("rate_limit_429", "usageLimits"),
+        ("rate_limit_403", "usageLimits"),
+        ("user_rate_limit_403", "usageLimits"),
+        ("quota_429", "usageLimits"),
+        ("backend_500", "global"),
+    ],
+)
+def test_rate_limit_errors_are_in_the_usage_limits_domain(
+    cal: Any, google_emulator: GoogleEmulator, email: str, kind: str, domain: str
+) -> None:
+    """Calendar's "Handle API errors" guide: rate limits and quotas come with
+    ``"domain": "usageLimits"``; server errors stay ``global``."""
+    fault(google_emulator, kind=kind, method="calendar.events.list", email=email)
+    with pytest.raises(HttpError) as failed:
+        cal.events().list(calendarId="primary").execute(num_retries=0)
+    assert failed.value.error_details[0]["domain"] == domain
+
+
 def test_a_hanging_request_outlasts_the_clients_timeout(google_emulator: GoogleEmulator, email: str) -> None:
     fault(google_emulator, kind="hang", method="calendar.calendarList.list", email=email, hang_seconds=5)
     token = mint_token(google_emulator, email, [CALENDAR])

@@ -588,6 +588,21 @@ def test_unknown_token_revoke_is_400(emu: GoogleEmulator, http: requests.Session
 # ---------------------------------------------------------------------- id_token and keys
 
 
+def test_the_name_claim_needs_the_profile_scope(emu: GoogleEmulator, http: requests.Session) -> None:
+    """OpenID Connect: ``profile`` gives ``name``; asked for ``openid email`` only, neither the
+    id_token nor userinfo carries it (the product must cope without it)."""
+    request = google.auth.transport.requests.Request()
+    for scopes, expected in (([OPENID, EMAIL], None), ([OPENID, EMAIL, PROFILE], "Ada Lovelace")):
+        flow, location = _sign_in_with_flow(emu, http, scopes)
+        flow.fetch_token(authorization_response=location)
+        claims = google_id_token.verify_token(
+            flow.credentials.id_token, request, audience=CLIENT_ID, certs_url=emu.endpoints["certs_uri"]
+        )
+        info = _userinfo(emu, http, flow.credentials.token).json()
+        assert (claims["email"], info["email"]) == (ADA, ADA)
+        assert (claims.get("name"), info.get("name")) == (expected, expected), scopes
+
+
 def test_id_token_claims_verify_with_google_auth(emu: GoogleEmulator, http: requests.Session) -> None:
     flow, location = _sign_in_with_flow(emu, http, [OPENID, EMAIL, PROFILE], nonce="n-0S6_WzA2Mj")
     flow.fetch_token(authorization_response=location)

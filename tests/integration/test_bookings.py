@@ -4,16 +4,26 @@ concurrent bookings of one slot exactly one succeeds (DynamoDB transactions, not
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
+from crmsync.config import Settings
 from crmsync.dal.appointments import AppointmentFields
-from crmsync.domain import Principal
+from crmsync.domain import CalendarRef, Principal
 from crmsync.errors import BookingConflict
 from crmsync.logic.appointments import Appointments
+from crmsync.logic.calendars import Calendars
+from crmsync.logic.integrations import Integrations
+from crmsync.logic.wiring import build_availability
+from tests.integration.conftest import RecordingQueue
+from tests.integration.test_appointments_push import settings_service
+from tests.integration.test_connected_calendars import connect
 from tests.support import clock
+from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +117,97 @@ def test_concurrent_bookings_of_one_slot_exactly_one_succeeds(appointments: Appo
         t.join(timeout=60)
     assert sorted(outcomes) == ["booked"] + ["refused"] * (contenders - 1)
     assert len(appointments.between(ALICE, None, None)) == 1
+
+
+# ---------------------------------------------------------------- with a Google calendar
+
+
+@pytest.fixture
+def google(stack) -> GoogleCalendarUser:
+    return GoogleCalendarUser(stack.google.base_url, f"book-{uuid.uuid4().hex[:10]}@example.com")
+
+
+@pytest.fixture
+def primary(integrations: Integrations, calendars: Calendars, google: GoogleCalendarUser) -> CalendarRef:
+    """Alice's connected Google account; its primary calendar is a conflict calendar."""
+    connection_id = connect(integrations, ALICE, google.email, typed=True)
+    listed = calendars.refresh(ALICE, connection_id) or []
+    calendar = next(c for c in listed if c.primary)
+    assert calendar.conflict
+    return CalendarRef(connection_id, calendar.calendar_id)
+
+
+@pytest.fixture
+def guarded(make_appointments: Callable[..., Appointments], service_env: dict[str, str]) -> Appointments:
+    """Appointments that also refuse the busy time of conflict calendars, as in production."""
+    return make_appointments(external_busy=build_availability(Settings.from_env(service_env)).external_busy)
+
+
+def timed(start: datetime, end: datetime, summary: str = "busy") -> dict[str, Any]:
+    return {"summary": summary, "start": {"dateTime": clock.z(start)}, "end": {"dateTime": clock.z(end)}}
+
+
+def test_events_without_duration_block_no_slot_and_no_booking(
+    primary: CalendarRef, google: GoogleCalendarUser, calendar_sync, availability, guarded: Appointments
+) -> None:
+    """An iCalendar DTSTART without DTEND arrives as start = end: a moment, not busy time."""
+    google.add(**timed(NINE + timedelta(minutes=30), NINE + timedelta(minutes=30), "reminder"))
+    day = NINE.date().isoformat()
+    google.add(summary="note", start={"date": day}, end={"date": day})
+    calendar_sync.run(ALICE, primary.connection_id, primary.calendar_id)
+
+    slots, busy = availability.free_slots(
+        ALICE, NINE, NINE + timedelta(hours=2), timedelta(hours=1), timedelta(hours=1)
+    )
+
+    assert busy == []
+    assert slots == [(NINE, NINE + timedelta(hours=1)), (NINE + timedelta(hours=1), NINE + timedelta(hours=2))]
+    assert guarded.create(ALICE, slot(NINE)).status.value == "confirmed"
+
+
+def test_an_event_without_duration_in_the_linked_calendar_becomes_no_appointment(
+    primary: CalendarRef,
+    google: GoogleCalendarUser,
+    calendar_sync,
+    availability,
+    make_appointments: Callable[..., Appointments],
+    service_env: dict[str, str],
+) -> None:
+    settings_service(service_env, make_appointments()).link(ALICE, primary)
+    google.add(**timed(NINE + timedelta(minutes=30), NINE + timedelta(minutes=30), "reminder"))
+    calendar_sync.run(ALICE, primary.connection_id, primary.calendar_id)
+
+    assert make_appointments().between(ALICE, None, None) == []
+    _, busy = availability.free_slots(ALICE, NINE, NINE + timedelta(hours=2), timedelta(hours=1), timedelta(hours=1))
+    assert busy == []
+
+
+def test_an_appointment_in_the_linked_calendar_is_busy_once(
+    primary: CalendarRef,
+    google: GoogleCalendarUser,
+    calendar_sync,
+    availability,
+    guarded: Appointments,
+    recorded: RecordingQueue,
+    service_env: dict[str, str],
+) -> None:
+    """Whether the CRM pushed the event or the appointment was made from it, the appointment
+    is the busy time, and its event in the (conflict) linked calendar is not counted again."""
+    settings_service(service_env, guarded).link(ALICE, primary)
+    pushed = guarded.create(ALICE, slot(NINE, title="pushed"))
+    assert [guarded.push(m) for m in recorded.take()] == ["pushed"]
+    google.add(**timed(NINE + timedelta(hours=2), NINE + timedelta(hours=3), "made in Google"))
+    calendar_sync.run(ALICE, primary.connection_id, primary.calendar_id)
+    (imported,) = [a for a in guarded.between(ALICE, None, None) if a.appointment_id != pushed.appointment_id]
+
+    _, busy = availability.free_slots(ALICE, NINE, NINE + timedelta(hours=4), timedelta(hours=1), timedelta(hours=1))
+
+    assert [(b.start, b.end, b.source) for b in busy] == [
+        (NINE, NINE + timedelta(hours=1), "crm"),
+        (NINE + timedelta(hours=2), NINE + timedelta(hours=3), "crm"),
+    ]
+    # Nor does its own event refuse moving it within its time.
+    moved = guarded.change(
+        ALICE, imported.appointment_id, start=imported.start + timedelta(minutes=15), end=imported.end
+    )
+    assert moved.start == NINE + timedelta(hours=2, minutes=15)

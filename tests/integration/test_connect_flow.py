@@ -55,6 +55,17 @@ def test_connect_stores_the_account_with_an_encrypted_refresh_token(integrations
     assert plaintext in refresh_tokens
 
 
+def test_connecting_needs_no_profile_the_account_has_no_name(integrations, ada) -> None:
+    """We ask for ``openid email`` only, so Google's id_token has no ``name`` (that needs
+    ``profile``): the connection is made without one, and its email names the account."""
+    binding, params = connect(integrations, ALICE, ada)
+    assert "profile" not in params["scope"]
+    connection = complete(integrations, binding, params)
+    assert (connection.email, connection.display_name) == (ada, None)
+    (listed,) = integrations.list_connections(ALICE)
+    assert (listed.email, listed.display_name) == (ada, None)
+
+
 def test_the_ciphertext_does_not_decrypt_for_another_connection(integrations, kms_cipher, ada) -> None:
     binding, params = connect(integrations, ALICE, ada)
     connection = complete(integrations, binding, params)

@@ -4,7 +4,7 @@ are computed in absolute time, so a change shifts no booking."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from crmsync.domain import ExternalEvent
@@ -13,13 +13,22 @@ from tests.support import clock
 
 
 def all_day(first: str, after: str) -> ExternalEvent:
+    return event(start_date=first, end_date=after)
+
+
+def event(
+    start: datetime | None = None,
+    end: datetime | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+) -> ExternalEvent:
     return ExternalEvent(
         event_id="e",
         cancelled=False,
-        start=None,
-        end=None,
-        start_date=first,
-        end_date=after,
+        start=start,
+        end=end,
+        start_date=start_date,
+        end_date=end_date,
         transparent=False,
         declined=False,
         summary=None,
@@ -69,3 +78,16 @@ def test_busy_intervals_merge_in_absolute_time() -> None:
     late = clock.at(autumn, 0, 30)
     merged = _merge([(late, late + timedelta(hours=1)), (late - timedelta(hours=2), late + timedelta(minutes=10))])
     assert merged == [(late - timedelta(hours=2), late + timedelta(hours=1))]
+
+
+def test_events_without_duration_or_ending_before_they_start_occupy_no_time() -> None:
+    """A DTSTART without DTEND arrives as start = end; an end before the start (which Google
+    refuses, but other clients write) must not turn into a huge or inverted busy range."""
+    nine = clock.next_weekday(clock.TUESDAY, 9)
+    day = nine.date()
+    assert event(nine, nine + timedelta(minutes=1)).interval("UTC") == (nine, nine + timedelta(minutes=1))
+    assert event(nine, nine).interval("UTC") is None
+    assert event(nine, nine - timedelta(hours=1)).interval("UTC") is None
+    assert event(start_date=day.isoformat(), end_date=day.isoformat()).interval("Europe/Berlin") is None
+    before = (day - timedelta(days=3)).isoformat()
+    assert event(start_date=day.isoformat(), end_date=before).interval("Europe/Berlin") is None

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 
 import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from devstack.runtime.httpapi import RouteMatch, build_event, claim_text, is_text, match_route, to_response
+from devstack.runtime.httpapi import (
+    HttpApiServer,
+    RouteMatch,
+    build_event,
+    claim_text,
+    is_text,
+    match_route,
+    to_response,
+)
 from devstack.runtime.schedules import rate_seconds, scheduled_event
 from devstack.runtime.sqs import build_sqs_event, failed_message_ids, lambda_message_attributes
 from devstack.template import HttpRoute, Schedule
@@ -164,3 +173,23 @@ def test_schedule_rules() -> None:
     assert plain["detail-type"] == "Scheduled Event"
     assert plain["source"] == "aws.events"
     assert plain["resources"] == ["arn:aws:events:us-east-1:1:rule/nightly"]
+
+
+@pytest.mark.parametrize("path", ["/v1/x%0Aforged", "/v1/x%00nul", "/v1/x%0D%0AINFO forged line", "/v1/%E2%80%A8x"])
+def test_the_gateway_logs_a_request_path_as_one_line_without_control_characters(path: str) -> None:
+    """A decoded ``%0A`` in a path would forge a log line, ``%00`` would write NUL: the access
+    log shows the path percent-encoded, as one line."""
+    lines: list[str] = []
+    server = HttpApiServer(invoke=lambda function, event: pytest.fail("no route to invoke"), log=lines.append)
+    server.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request("GET", path.replace(" ", "%20"))
+        assert connection.getresponse().status == 404
+        connection.close()
+    finally:
+        server.stop()
+    (line,) = lines
+    assert line.isprintable()
+    assert line.startswith("GET /v1/")
+    assert " 404 " in line

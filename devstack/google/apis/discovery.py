@@ -45,11 +45,14 @@ class ApiError(Exception):
         *,
         details: list[Any] | None = None,
         rpc_status: str | None = None,
+        domain: str = "global",
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.reason = reason
+        #: ``errors[].domain``: "global" for most, "usageLimits" for rate limits and quotas.
+        self.domain = domain
         self.details = details or []
         #: google.rpc.Code name when it is not the usual one for the HTTP status
         #: (e.g. FAILED_PRECONDITION on a 400).

@@ -12,15 +12,22 @@ from typing import Any
 
 from devstack.google.apis.discovery import ApiError
 
-#: kind → (HTTP status, reason, message) as Google sends them.
-KINDS: dict[str, tuple[int, str, str]] = {
-    "rate_limit_429": (429, "rateLimitExceeded", "Rate Limit Exceeded"),
-    "rate_limit_403": (403, "rateLimitExceeded", "Rate Limit Exceeded"),
-    "user_rate_limit_403": (403, "userRateLimitExceeded", "User Rate Limit Exceeded"),
-    "quota_429": (429, "RESOURCE_EXHAUSTED", "Quota exceeded for quota metric 'Queries' per minute per user."),
-    "backend_500": (500, "backendError", "Backend Error"),
-    "unavailable_503": (503, "backendError", "The service is currently unavailable."),
-    "hang": (0, "", ""),
+#: kind → (HTTP status, reason, message, domain) as Google sends them: rate limits and
+#: quotas in the ``usageLimits`` domain (Calendar's and Gmail's "Handle API errors" guides),
+#: server errors in ``global``.
+KINDS: dict[str, tuple[int, str, str, str]] = {
+    "rate_limit_429": (429, "rateLimitExceeded", "Rate Limit Exceeded", "usageLimits"),
+    "rate_limit_403": (403, "rateLimitExceeded", "Rate Limit Exceeded", "usageLimits"),
+    "user_rate_limit_403": (403, "userRateLimitExceeded", "User Rate Limit Exceeded", "usageLimits"),
+    "quota_429": (
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Quota exceeded for quota metric 'Queries' per minute per user.",
+        "usageLimits",
+    ),
+    "backend_500": (500, "backendError", "Backend Error", "global"),
+    "unavailable_503": (503, "backendError", "The service is currently unavailable.", "global"),
+    "hang": (0, "", "", ""),
 }
 
 
@@ -78,5 +85,5 @@ class Faults:
             # A request that never answers in time: the client's timeout fires first.
             self._stop.wait(rule.hang_seconds)
             raise ApiError(503, "The service is currently unavailable.", "backendError")
-        status, reason, message = KINDS[rule.kind]
-        raise ApiError(status, message, reason)
+        status, reason, message, domain = KINDS[rule.kind]
+        raise ApiError(status, message, reason, domain=domain)

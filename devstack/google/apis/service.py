@@ -36,7 +36,7 @@ def error_response(error: ApiError, rpc_status: str | None = None) -> Response:
     from it (``error.errors[0].reason`` or ``error.details[].reason``)."""
     body: dict[str, Any] = {"code": error.status, "message": error.message}
     if error.reason:
-        body["errors"] = [{"message": error.message, "domain": "global", "reason": error.reason}]
+        body["errors"] = [{"message": error.message, "domain": error.domain, "reason": error.reason}]
     body["status"] = rpc_status or error.rpc_status or _RPC_STATUS.get(error.status, "UNKNOWN")
     if error.details:
         body["details"] = error.details

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -11,7 +11,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, Upda
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from crmsync.dal import condition_failed, shared_connection
+from crmsync.dal import condition_failed, get_many, shared_connection
 from crmsync.domain import MAX_APPOINTMENT_DURATION, Appointment, AppointmentStatus, EventLink, Principal
 from crmsync.errors import BookingConflict, Conflict, NotFound
 from crmsync.models.appointment import (
@@ -70,6 +70,14 @@ def _to_domain(item: AppointmentItem) -> Appointment:
 _BOOKING_ATTEMPTS = 8
 
 
+def _valid_id(appointment_id: str) -> bool:
+    try:
+        check_id("appointment", appointment_id)
+    except ValueError:
+        return False
+    return True
+
+
 def _cancelled_by_condition(exc: TransactWriteError) -> bool:
     reasons = getattr(exc, "cancellation_reasons", None) or []
     codes = {getattr(r, "code", None) for r in reasons if r is not None}
@@ -91,6 +99,18 @@ class AppointmentStore:
     def get(self, principal: Principal, appointment_id: str) -> Appointment | None:
         item = self._item(principal, appointment_id)
         return _to_domain(item) if item else None
+
+    def get_many(self, principal: Principal, appointment_ids: Iterable[str]) -> dict[str, Appointment]:
+        """The user's appointments with these ids that exist, by id (BatchGetItem, consistent)."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        wanted = sorted({i for i in appointment_ids if _valid_id(i)})
+        found: dict[str, Appointment] = {}
+        for first in range(0, len(wanted), 100):
+            keys = [(AppointmentItem, pk, APPOINTMENT_SK_PREFIX + i) for i in wanted[first : first + 100]]
+            for item in get_many(keys):
+                if isinstance(item, AppointmentItem):
+                    found[item.appointment_id] = _to_domain(item)
+        return found
 
     def create(self, principal: Principal, appointment_id: str, fields: AppointmentFields) -> Appointment:
         """Book a new appointment; refused with :class:`BookingConflict` if it overlaps."""
@@ -123,7 +143,7 @@ class AppointmentStore:
             clashes = [
                 a
                 for a in self.between(principal, fields.start, fields.end)
-                if a.status is AppointmentStatus.CONFIRMED and a.appointment_id != appointment_id
+                if a.status is AppointmentStatus.CONFIRMED and a.appointment_id != appointment_id and a.end > a.start
             ]
             if clashes:
                 raise BookingConflict(

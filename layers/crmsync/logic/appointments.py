@@ -28,6 +28,7 @@ from crmsync.domain import (
     Principal,
     SyncDirection,
     SyncPreferences,
+    imported_appointment_id,
 )
 from crmsync.errors import BookingConflict, NotFound, ProviderError, ReauthorizationRequired, Unprocessable
 from crmsync.messaging.events import (
@@ -254,6 +255,11 @@ class Appointments:
             )
         if event.start is None or event.end is None:
             return None  # all-day events block time but do not become appointments
+        if event.end <= event.start:
+            # No duration (or an end before the start): it blocks no time, and an appointment
+            # must end after it starts — the appointment stays as it was, or is not made.
+            log.info("event without duration; not brought into the CRM", extra={"connection_id": connection_id})
+            return None
         if event.end - event.start > MAX_APPOINTMENT_DURATION:
             log.info("event too long for an appointment; it only blocks time", extra={"connection_id": connection_id})
             return None
@@ -266,8 +272,8 @@ class Appointments:
                 end=event.end,
                 time_zone=event.time_zone or "UTC",
             )
-            key = f"{principal.tenant_id}|{principal.user_id}|{connection_id}|{calendar_id}|{event.event_id}"
-            return self._store.import_event(principal, uuid.uuid5(uuid.NAMESPACE_URL, key).hex, fields, link)
+            appointment_id = imported_appointment_id(principal, connection_id, calendar_id, event.event_id)
+            return self._store.import_event(principal, appointment_id, fields, link)
         if appointment.status is AppointmentStatus.CANCELLED:
             return None
         title = event.summary or appointment.title

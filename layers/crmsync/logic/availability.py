@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 from crmsync.dal.appointments import AppointmentStore
 from crmsync.dal.calendars import CalendarStore
 from crmsync.dal.mirror import MirrorStore
-from crmsync.domain import AppointmentStatus, Principal
+from crmsync.domain import AppointmentStatus, ExternalEvent, Principal, imported_appointment_id
 from crmsync.errors import Unprocessable
+from crmsync.providers.google.events import appointment_id_in
 
 MAX_RANGE = timedelta(days=62)
 
@@ -29,13 +30,15 @@ class Availability:
         self._mirror = mirror
 
     def external_busy(self, principal: Principal, start: datetime, end: datetime) -> list[Busy]:
-        """Busy events of the conflict calendars overlapping [start, end).
+        """Busy events of the conflict calendars overlapping [start, end), whole (not clipped).
 
-        Transparent ("free"), declined and cancelled events do not block; all-day events
-        block their days in their calendar's time zone; recurring series arrive expanded;
-        the twins of our own appointments are skipped (the appointment itself counts).
+        Transparent ("free"), declined and cancelled events do not block, nor do events
+        without duration; all-day events block their days in their calendar's time zone;
+        recurring series arrive expanded. The twins of our own appointments are skipped (the
+        appointment itself counts): those we pushed (our id rides in the event) and those
+        made from an event of the linked calendar (the appointment links to it).
         """
-        busy: list[Busy] = []
+        found: list[tuple[ExternalEvent, str, str, tuple[datetime, datetime]]] = []
         for calendar in self._calendars.of_user(principal):
             if not calendar.conflict:
                 continue
@@ -45,14 +48,43 @@ class Availability:
                     continue
                 interval = event.interval(zone)
                 if interval and interval[0] < end and interval[1] > start:
-                    busy.append(Busy(interval[0], interval[1], "calendar"))
-        return busy
+                    found.append((event, calendar.connection_id, calendar.calendar_id, interval))
+        twins = self._twins(principal, [(e.event_id, c, k) for e, c, k, _ in found])
+        return [
+            Busy(interval[0], interval[1], "calendar")
+            for event, connection_id, calendar_id, interval in found
+            if (event.event_id, connection_id, calendar_id) not in twins
+        ]
+
+    def _twins(self, principal: Principal, events: list[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        """Which of these ``(event, connection, calendar)`` an appointment of ours links to.
+
+        Only two appointments can: the one the event id was derived from, and the one made
+        from the event — so batch reads of those ids answer (one per 100 events in the window),
+        however many appointments the user has."""
+        candidates = {
+            key: [
+                i for i in (appointment_id_in(key[0]), imported_appointment_id(principal, key[1], key[2], key[0])) if i
+            ]
+            for key in events
+        }
+        known = self._appointments.get_many(principal, (i for ids in candidates.values() for i in ids))
+        return {
+            key
+            for key, ids in candidates.items()
+            for i in ids
+            if i in known
+            and (link := known[i].link) is not None
+            and (link.event_id, link.connection_id, link.calendar_id) == key
+        }
 
     def busy(self, principal: Principal, start: datetime, end: datetime) -> list[Busy]:
+        """Everything that blocks [start, end): confirmed appointments (``crm``) and busy events
+        of the conflict calendars (``calendar``), each whole, unmerged, by start then end."""
         crm = [
             Busy(a.start, a.end, "crm")
             for a in self._appointments.between(principal, start, end)
-            if a.status is AppointmentStatus.CONFIRMED
+            if a.status is AppointmentStatus.CONFIRMED and a.end > a.start
         ]
         return sorted(crm + self.external_busy(principal, start, end), key=lambda b: (b.start, b.end))
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devstack.runtime.pool import FunctionPool, LambdaService
 from devstack.stack import Stack
+from devstack.template import Function
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +104,80 @@ def test_workers_are_separate_processes(runtime_stack: Stack) -> None:
 def test_unknown_function(runtime_stack: Stack) -> None:
     with pytest.raises(KeyError, match="EchoFunction"):
         runtime_stack.invoke("NoSuchFunction", {})
+
+
+# A handler whose import waits until the test opens its gate (a FIFO): a cold start exactly
+# as long as the test wants, without sleeping.
+GATED_HANDLER = """
+import os
+
+with open(os.environ["GATE"]) as gate:
+    gate.read()
+
+
+def handler(event, context):
+    return {"warm": True}
+"""
+
+
+def gated_pool(tmp_path: Path, lines: list[str]) -> tuple[FunctionPool, Path]:
+    code = tmp_path / "gated"
+    code.mkdir()
+    (code / "app.py").write_text(GATED_HANDLER)
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    function = Function("GatedFunction", "gated", code, "app.handler", "python3.11", 1, 128, {}, (), {})
+    env = {**os.environ, "GATE": str(gate), "AWS_LAMBDA_LOG_STREAM_NAME": "gated"}
+    return FunctionPool(function, env, "arn:aws:lambda:us-east-1:123456789012:function:gated", lines.append), gate
+
+
+def test_a_slow_start_up_waits_for_the_handler_and_says_so(tmp_path: Path) -> None:
+    """`make dev` warms every function at once; on a busy machine an import outlasts the
+    function's Timeout and Lambda's 10 s init limit. That is not a failure: the warm-up says
+    the function is still starting, waits, and keeps the warmed worker."""
+    lines: list[str] = []
+    pool, gate = gated_pool(tmp_path, lines)
+    heard: list[float] = []
+
+    def still_starting(waited: float) -> None:
+        heard.append(waited)
+        with open(gate, "w") as opened:  # let the import finish only now
+            opened.write("go")
+
+    try:
+        error = pool.prewarm(patience=0.0, on_slow=still_starting)
+        assert error is None
+        assert len(heard) == 1
+        assert len(pool.worker_pids()) == 1  # the warmed worker is kept
+        result = pool.invoke({})
+        assert (result.ok, result.payload, result.init_ms) == (True, {"warm": True}, None)
+    finally:
+        pool.close()
+
+
+def test_a_start_up_that_never_finishes_is_given_up_with_a_clear_error(tmp_path: Path) -> None:
+    pool, _ = gated_pool(tmp_path, [])  # the gate never opens: a hung import
+    try:
+        error = pool.prewarm(patience=0.0, limit=0.0)
+        assert error == {"errorType": "Sandbox.Timedout", "errorMessage": "init did not finish within 0 s"}
+        assert pool.worker_pids() == []
+    finally:
+        pool.close()
+
+
+def test_the_warm_up_names_each_function_still_starting(tmp_path: Path) -> None:
+    service = LambdaService()
+    pool, gate = gated_pool(tmp_path, [])
+    service.pools["GatedFunction"] = pool
+    heard: list[str] = []
+
+    def still_starting(function: str, waited: float) -> None:
+        heard.append(function)
+        with open(gate, "w") as opened:
+            opened.write("go")
+
+    try:
+        assert service.prewarm(on_slow=still_starting, patience=0.0) == {}
+        assert heard == ["GatedFunction"]
+    finally:
+        service.close()

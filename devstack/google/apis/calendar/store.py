@@ -332,13 +332,22 @@ class CalendarStore:
                 kept = {k: current[k] for k in (*SERVER_FIELDS, "id", "iCalUID", "originalStartTime") if k in current}
                 updated = {**copy.deepcopy(incoming), **kept}
                 updated.setdefault("status", "confirmed")
+                # A replacement without an event type asks for "default" (events resource:
+                # "If unset, 'default' type will be used") — an error on another type.
+                updated.setdefault("eventType", "default")
             else:
                 updated = merge_patch(current, incoming)
                 for key in ("id", "iCalUID", "recurringEventId", "originalStartTime"):
                     if key in current:
                         updated[key] = current[key]
+                updated.setdefault("eventType", current.get("eventType") or "default")
             if updated.get("id") != event_id:
                 raise ApiError(400, "Invalid resource id value.", "invalid")
+            if updated["eventType"] != (current.get("eventType") or "default"):
+                # "Event type cannot be changed after an event is created" (event-types guide).
+                raise ApiError(400, "Event type cannot be changed.", "invalid")
+            # Without reminders (or with them removed) the event follows the calendar's defaults.
+            updated["reminders"] = updated.get("reminders") or {"useDefault": True}
             instance = "recurringEventId" in current
             validate_event(updated, instance=instance)
             if any(updated.get(k) != current.get(k) for k in ("start", "end", "recurrence", "location")):

@@ -23,6 +23,14 @@ def event_id_for(appointment_id: str) -> str:
     return event_id
 
 
+def appointment_id_in(event_id: str) -> str | None:
+    """The appointment id an event id was derived from (:func:`event_id_for`), if it was."""
+    if not event_id.startswith("crm") or len(event_id) <= 3:
+        return None
+    rest = event_id[3:]
+    return rest if all(ch in "0123456789abcdef" for ch in rest) else None
+
+
 def event_body(appointment: Appointment) -> dict[str, Any]:
     """The event as the CRM wants it; our ids ride in private extended properties."""
     body: dict[str, Any] = {
