@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +44,12 @@ DOMAIN = "log.test.example"
 ALICE = Principal("tenant-a", "alice")  # mails from ada@example.com
 BRUNO = Principal("tenant-b", "bruno")  # mails from bruno@corp.example
 PASS = dict.fromkeys(("spam", "virus", "spf", "dkim", "dmarc"), "PASS")
+#: Hand-written messages in the shapes real mailers send, all from or to ada@example.com.
+SHAPES = Path(__file__).resolve().parent.parent / "fixtures" / "mail" / "messages"
+
+
+def shape(name: str) -> bytes:
+    return (SHAPES / name).read_bytes()
 
 
 class Counts:
@@ -367,6 +374,77 @@ def test_a_crash_between_commit_and_publish_publishes_on_the_retry(world: World)
     assert len(publisher.events) == 1  # published once, not per delivery
 
 
+class StaleFirstRead(MailLogStore):
+    """Its first read finds nothing, as when another delivery commits between the read and
+    this delivery's transaction."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale = 1
+
+    def get(self, principal: Principal, message_key: str) -> LoggedMessage | None:
+        if self.stale:
+            self.stale -= 1
+            return None
+        return super().get(principal, message_key)
+
+
+def texts(world: World, email: str) -> dict[str, str]:
+    """Each logged message of a contact's conversation: subject → text, read back from storage."""
+    contact = contact_ids_by_email(world, ALICE)[email]
+    return {
+        m.subject: world.contacts.message(ALICE, contact, m.message_key).text for m in conversation(world, ALICE, email)
+    }
+
+
+def test_two_different_messages_with_one_message_id_are_both_logged(world: World) -> None:
+    """Broken mailers (mail merges) reuse a Message-ID: the second message was dropped as a
+    duplicate. The key is the Message-ID plus the logged content; a redelivery stays one."""
+    address = world.bcc.address(ALICE).address
+    first = mail(subject="Offer", body="The offer.\n", message_id="<reused@mail.example.com>")
+    second = mail(subject="Invoice", body="The invoice.\n", message_id="<reused@mail.example.com>")
+    assert [o.status for o in world.deliver(first, [address])] == ["logged"]
+    assert [o.status for o in world.deliver(second, [address])] == ["logged"]
+    after = (world.partition(ALICE), world.stored_content())
+    for raw in (first, second, second, first):  # SES or the user delivering again
+        assert [o.status for o in world.deliver(raw, [address])] == ["duplicate"]
+    assert (world.partition(ALICE), world.stored_content()) == after
+    assert texts(world, "bob@client.example") == {"Offer": "The offer.", "Invoice": "The invoice."}
+    assert len(world.emitted()) == 2
+
+
+def test_another_message_racing_for_a_message_id_logs_without_overwriting_the_first(world: World) -> None:
+    address = world.bcc.address(ALICE).address
+    first = mail(subject="Offer", body="The offer.\n", message_id="<reused@mail.example.com>")
+    second = mail(subject="Invoice", body="The invoice.\n", message_id="<reused@mail.example.com>")
+    world.deliver(first, [address])
+    # The second's first read misses the first (committed meanwhile): its transaction fails on
+    # the Message-ID's key, and the content tells it apart.
+    [outcome] = world.deliver(second, [address], inbound=world.inbound(log_store=StaleFirstRead()))
+    assert outcome.status == "logged"
+    assert texts(world, "bob@client.example") == {"Offer": "The offer.", "Invoice": "The invoice."}
+    [outcome] = world.deliver(first, [address], inbound=world.inbound(log_store=StaleFirstRead()))
+    assert outcome.status == "duplicate"
+    assert len(world.messages(ALICE)) == 2
+
+
+def test_a_message_logged_before_content_digests_still_dedupes(world: World) -> None:
+    address = world.bcc.address(ALICE).address
+    raw = mail(message_id="<before@mail.example.com>")
+    [outcome] = world.deliver(raw, [address])
+    [item] = world.messages(ALICE)
+    world.dynamodb.update_item(  # as stored before the digest was recorded
+        TableName=world.settings.connections_table,
+        Key={"pk": item["pk"], "sk": item["sk"]},
+        UpdateExpression="REMOVE content_digest",
+    )
+    assert [o.status for o in world.deliver(raw, [address])] == ["duplicate"]
+    # Its content is unknown, so another message with its Message-ID cannot be told apart.
+    other = mail(subject="Other", body="Other text\n", message_id="<before@mail.example.com>")
+    assert [o.status for o in world.deliver(other, [address])] == ["duplicate"]
+    assert [m["message_key"]["S"] for m in world.messages(ALICE)] == [outcome.message_key]
+
+
 # ---------------------------------------------------------------------------------------- refused
 
 
@@ -433,6 +511,25 @@ def test_a_malformed_event_or_a_missing_message_is_refused_without_a_crash(world
     [outcome] = world.deliver(b"\x00\xff garbage without headers", [address])
     assert outcome.status == "refused"
     assert world.messages(ALICE) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("bounce-forwarded.eml", "bounce"),  # was logged from MAILER-DAEMON, a new contact
+        ("auto-reply-forwarded.eml", "auto_reply"),  # was logged as Bob's mail to Ada
+        ("bounce-report.eml", "bounce"),  # straight to the BCC address: was sender_not_own
+        ("auto-reply.eml", "auto_reply"),
+    ],
+)
+def test_bounces_and_auto_replies_are_refused_never_logged_from_a_person(world: World, name: str, reason: str) -> None:
+    address = world.bcc.address(ALICE).address
+    before = (world.partition(ALICE), world.stored_content())
+    [outcome] = world.deliver(shape(name), [address])
+    assert (outcome.status, outcome.reason) == ("refused", reason)
+    assert_nothing_written(world, before)
+    assert world.contacts.page(ALICE, None, 10).items == []
+    assert world.counts.seen == {"MailRefused": 1}
 
 
 def test_a_message_with_no_one_else_in_it_is_refused(world: World) -> None:
@@ -510,6 +607,65 @@ def test_a_forwarded_message_is_logged_as_inbound_from_its_original_sender(world
     assert entry.date == datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
     [event] = world.emitted()
     assert event.direction == "inbound"
+
+
+def test_a_message_whose_body_is_a_message_is_logged_as_a_forward(world: World) -> None:
+    """Content-Type: message/rfc822 at the top: it was refused for want of contacts (Ada's own
+    empty message to herself)."""
+    [outcome] = world.deliver(shape("rfc822-body.eml"), [world.bcc.address(ALICE).address])
+    assert outcome.status == "logged", outcome
+    [entry] = conversation(world, ALICE, "dave@customer.example")
+    assert (entry.direction, entry.subject, entry.message_id) == (
+        "inbound",
+        "Question about the offer",
+        "q-2019@customer.example",
+    )
+    assert texts(world, "dave@customer.example") == {"Question about the offer": "Is the price negotiable?"}
+
+
+def test_a_digest_is_logged_with_its_text_and_every_message_attached(world: World) -> None:
+    """It was logged as its first message (from Carol), the rest dropped."""
+    [outcome] = world.deliver(shape("digest.eml"), [world.bcc.address(ALICE).address])
+    assert outcome.status == "logged", outcome
+    assert set(contact_ids_by_email(world, ALICE)) == {"bob@client.example"}
+    [entry] = conversation(world, ALICE, "bob@client.example")
+    assert (entry.direction, entry.subject) == ("outbound", "The three messages about the offer")
+    assert texts(world, "bob@client.example")[entry.subject] == "Bob, here are the three messages we talked about."
+    assert [(a.filename, a.content_type, bool(a.s3_key)) for a in entry.attachments] == [
+        (f"message-{n}.eml", "message/rfc822", True) for n in (1, 2, 3)
+    ]
+
+
+def test_mangled_headers_are_stored_and_returned_as_clean_text(world: World) -> None:
+    """Undecodable header bytes were stored as literal "\\udcff" text, an undecodable encoded
+    word as a contact named "=?utf-8?b?...?=", the subject and text with their NUL."""
+    [outcome] = world.deliver(shape("header-bytes.eml"), [world.bcc.address(ALICE).address])
+    assert outcome.status == "logged", outcome
+    names = {c.email: c.name for c in world.contacts.page(ALICE, None, 10).items}
+    assert names == {"bob@client.example": "Bad\ufffd\ufffdName", "carol@client.example": "Carol \ufffd\ufffd Client"}
+    [entry] = conversation(world, ALICE, "bob@client.example")
+    assert entry.subject == "Quote for caf\ufffd"
+    assert [a.name for a in entry.to] == ["Bad\ufffd\ufffdName"]
+    assert texts(world, "bob@client.example") == {
+        "Quote for caf\ufffd": "Line one with a NUL and a bell\n\tindented line two \ufffd"
+    }
+
+
+def test_what_real_mailers_mangle_is_logged_in_full(world: World) -> None:
+    """A NUL in a charset name was refused as unparseable; a cut-off boundary stored no text;
+    a second To field lost its addresses."""
+    address = world.bcc.address(ALICE).address
+    outcomes = [world.deliver(shape(name), [address])[0] for name in ("charset-with-nul.eml", "boundary-cut-off.eml")]
+    assert [o.status for o in outcomes] == ["logged", "logged"], outcomes
+    assert texts(world, "bob@client.example") == {
+        "Charset labels with a NUL": "Le café est prêt.",
+        "A cut-off boundary": "The text that must not get lost.",
+    }
+    [outcome] = world.deliver(shape("two-to-fields.eml"), [address])
+    assert outcome.status == "logged"
+    everyone = {f"{name}@client.example" for name in ("bob", "carol", "dan", "eve")}
+    assert set(contact_ids_by_email(world, ALICE)) == everyone
+    assert len(outcome.contact_ids) == 4
 
 
 def test_a_thousand_recipients_are_capped_and_the_message_still_logged(world: World) -> None:

@@ -7,6 +7,7 @@ transfer encodings, truncation), and the real-world corpus with random byte dama
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -16,7 +17,14 @@ from crmsync.mail.message import MailLimits, ParsedMail, Refusal
 from crmsync.mail.parse import parse_message
 from tests.support.mail_corpus import corpus_messages
 
-REASONS = {"too_large", "too_many_headers", "too_many_parts", "too_deep", "too_complex", "no_sender", "unparseable"}
+REASONS = {
+    *("too_large", "too_many_headers", "too_many_parts", "too_deep", "too_complex", "no_sender", "bounce"),
+    *("auto_reply", "unparseable"),
+}
+#: What no stored text may hold: lone surrogates (undecodable bytes), NUL and the other controls
+#: (bodies keep tab and line feed).
+BODY_JUNK = re.compile(r"[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f-\x9f]")
+LINE_JUNK = re.compile(r"[\ud800-\udfff\x00-\x1f\x7f-\x9f]")
 TIGHT = MailLimits(
     max_message_bytes=200_000,
     max_attachment_bytes=300,
@@ -197,8 +205,12 @@ def assert_sound(result: ParsedMail | Refusal, limits: MailLimits) -> None:
         assert len(chain.subject) <= limits.max_subject_chars
         assert len(chain.text) <= limits.max_text_chars
         assert len(chain.html) <= limits.max_html_chars
-        chain.text.encode("utf-8")
-        chain.subject.encode("utf-8")
+        for body in (chain.text, chain.html):
+            assert not BODY_JUNK.search(body), body
+        names = [a.name for a in (*chain.to, *chain.cc)] + [chain.sender.name if chain.sender else ""]
+        lines = [chain.subject, chain.message_id, chain.in_reply_to, *chain.references, *chain.notes, *names]
+        for line in lines + [a.filename for a in chain.attachments]:
+            assert not LINE_JUNK.search(line), line
         assert chain.date is None or chain.date.tzinfo is not None
         assert all(c not in chain.message_id for c in "<> \r\n")
         for attachment in chain.attachments:

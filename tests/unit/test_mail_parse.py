@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +37,12 @@ def message(
 
 
 DEFAULT = MailLimits()
+#: Hand-written messages in the shapes real mailers send (docs/MAIL.md says what each must give).
+SHAPES = Path(__file__).resolve().parent.parent / "fixtures" / "mail" / "messages"
+
+
+def shape(name: str) -> bytes:
+    return (SHAPES / name).read_bytes()
 
 
 def parsed(raw: bytes | EmailMessage, limits: MailLimits = DEFAULT) -> ParsedMail:
@@ -506,3 +514,156 @@ def test_an_internal_error_becomes_an_unparseable_refusal() -> None:
     refusal = parse_message("not bytes", MailLimits())  # type: ignore[arg-type]
     assert isinstance(refusal, Refusal)
     assert refusal.reason == "unparseable"
+
+
+# ---------------------------------------------------------------- shapes real mailers send
+
+
+def test_a_nul_in_a_charset_name_decodes_instead_of_refusing() -> None:
+    """charset="utf\\x008" made mail-parser's codec lookup raise ValueError: the message was refused."""
+    mail = parsed(shape("charset-with-nul.eml"))
+    assert mail.text.strip() == "Le café est prêt."  # the NUL dropped: "utf8"
+    assert mail.html == "<p>Le caf\ufffd est pr\ufffdt.</p>"  # still unknown: replacement characters
+
+
+NOT_STORABLE = re.compile(r"[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def test_undecodable_header_bytes_and_encoded_words_become_replacement_characters() -> None:
+    mail = parsed(shape("header-bytes.eml"))
+    # Raw 8-bit bytes that are not UTF-8 came out as literal "\\udcff" text, and an encoded word
+    # with invalid UTF-8 as its raw "=?utf-8?b?...?=" form.
+    assert [(a.email, a.name) for a in mail.to] == [("bob@client.example", "Bad\ufffd\ufffdName")]
+    assert [(a.email, a.name) for a in mail.cc] == [("carol@client.example", "Carol \ufffd\ufffd Client")]
+    assert mail.subject == "Quote for caf\ufffd"  # the NUL is gone
+    assert mail.text == "Line one with a NUL and a bell\n\tindented line two \ufffd"  # tab and line feed kept
+    for value in (mail.subject, mail.text, *(a.name for a in (*mail.to, *mail.cc))):
+        assert not NOT_STORABLE.search(value), value
+
+
+def test_controls_and_undecodable_bytes_never_reach_names_filenames_or_ids() -> None:
+    raw = (
+        b"From: Ada\x01\x00 <ada@user.example>\r\nTo: Bob\tClient <bob@client.example>\r\n"
+        b"Subject: =?utf-8?q?a=00b=1Bc?=\r\nMessage-ID: <id\x85\xff@user.example>\r\n"
+        b"Content-Type: multipart/mixed; boundary=B\r\n\r\n"
+        b"--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhi\x1b[31m red\r\n"
+        b'--B\r\nContent-Type: application/pdf; name="re\xffport\x00.pdf"\r\n\r\n%PDF\r\n--B--\r\n'
+    )
+    mail = parsed(raw)
+    assert mail.sender is not None
+    assert mail.sender.name == "Ada"
+    assert mail.to[0].name == "Bob Client"
+    assert mail.subject == "abc"
+    assert mail.text == "hi[31m red"
+    assert [a.filename for a in mail.attachments] == ["re\ufffdport.pdf"]
+    assert mail.message_id == "id\ufffd\ufffd@user.example"
+
+
+def test_a_digest_keeps_its_text_and_every_message_as_an_eml_attachment() -> None:
+    """It was logged as its first message only, the digest's text and the others dropped."""
+    mail = parsed(shape("digest.eml"))
+    assert mail.forwarded is None
+    assert mail.text == "Bob, here are the three messages we talked about."
+    assert [(a.filename, a.content_type) for a in mail.attachments] == [
+        ("message-1.eml", "message/rfc822"),
+        ("message-2.eml", "message/rfc822"),
+        ("message-3.eml", "message/rfc822"),
+    ]
+    contents = [a.content or b"" for a in mail.attachments]
+    assert [c.count(b"Subject: ") for c in contents] == [1, 1, 1]
+    assert [b"Is the offer still valid?" in contents[0], b"two parts" in contents[1], b"contract" in contents[2]] == [
+        True
+    ] * 3
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("bounce-report.eml", "bounce"),  # multipart/report; report-type=delivery-status
+        ("bounce-postmaster.eml", "bounce"),  # no report: postmaster, a bounce's subject
+        ("bounce-forwarded.eml", "bounce"),  # the user forwarded the bounce
+        ("auto-reply.eml", "auto_reply"),  # Auto-Submitted: auto-replied (an Outlook out-of-office)
+        ("auto-reply-forwarded.eml", "auto_reply"),  # the user forwarded it: it was logged from Bob
+    ],
+)
+def test_bounces_and_automatic_replies_are_refused_with_their_own_reason(name: str, reason: str) -> None:
+    assert refused(shape(name)).reason == reason
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ("X-Autoreply: yes\r\n", "auto_reply"),
+        ("X-Autorespond: vacation\r\n", "auto_reply"),
+        ("Precedence: auto_reply\r\n", "auto_reply"),
+        ("Auto-Submitted: auto-generated; owner-email=x@y.example\r\n", "auto_reply"),
+        ("X-Failed-Recipients: bob@client.example\r\n", "bounce"),
+        ("Content-Type: multipart/report; report-type=disposition-notification; boundary=R\r\n", "auto_reply"),
+    ],
+    ids=["x-autoreply", "x-autorespond", "precedence", "auto-generated", "exim-bounce", "read-receipt"],
+)
+def test_automatic_messages_are_known_by_their_headers(headers: str, reason: str) -> None:
+    body = "--R\r\nContent-Type: text/plain\r\n\r\nbody\r\n--R--\r\n"
+    raw = f"From: bob@client.example\r\nTo: ada@user.example\r\nSubject: Re: Quote\r\n{headers}\r\n{body}"
+    assert refused(raw.encode()).reason == reason
+
+
+def test_an_inline_forward_of_a_bounce_or_an_auto_reply_is_refused() -> None:
+    block = "---------- Forwarded message ---------\nFrom: {sender}\nSubject: {subject}\nTo: ada@user.example\n\nx\n"
+    bounce = block.format(sender="Mail Delivery Subsystem <mailer-daemon@googlemail.com>", subject="Failure")
+    away = block.format(sender="Bob <bob@client.example>", subject="Automatic reply: Quote")
+    assert refused(message(bounce, subject="Fwd: Failure").as_bytes()).reason == "bounce"
+    assert refused(message(away, subject="Fwd: Automatic reply: Quote").as_bytes()).reason == "auto_reply"
+
+
+def test_ordinary_mail_is_not_taken_for_an_automatic_one() -> None:
+    assert parsed(message("Hi", Auto_Submitted="no", X_Auto_Response_Suppress="All", Precedence="bulk"))
+    assert parsed(message("Your question", sender="postmaster@user.example", subject="Re: our mail server"))
+    assert parsed(message("Undeliverable? No, it arrived.", subject="Delivery failure"))
+
+
+def test_another_named_message_part_stays_an_attachment_with_its_text() -> None:
+    raw = (
+        b"From: ada@user.example\r\nTo: bob@client.example\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+        b"--B\r\nContent-Type: text/plain\r\n\r\nSee the report.\r\n"
+        b'--B\r\nContent-Type: message/feedback-report\r\nContent-Disposition: attachment; filename="arf.txt"\r\n\r\n'
+        b"Feedback-Type: abuse\r\nUser-Agent: x/1\r\n\r\n--B--\r\n"
+    )
+    mail = parsed(raw)
+    assert [(a.filename, a.content_type) for a in mail.attachments] == [("arf.txt", "message/feedback-report")]
+    assert b"Feedback-Type: abuse" in (mail.attachments[0].content or b"")
+
+
+def test_a_cut_off_boundary_keeps_the_text() -> None:
+    """boundary="----=_Part_4711 (the value cut off): the body was stored empty."""
+    mail = parsed(shape("boundary-cut-off.eml"))
+    assert mail.text == "The text that must not get lost."
+    assert mail.html == "<p>The text that must not get lost.</p>"
+
+
+def test_a_multipart_without_any_boundary_keeps_its_text() -> None:
+    headless = b"From: ada@user.example\r\nTo: bob@client.example\r\nContent-Type: multipart/mixed\r\n\r\n"
+    with_delimiters = headless + b"--XYZ\r\nContent-Type: text/plain\r\n\r\nFirst part.\r\n--XYZ--\r\n"
+    assert parsed(with_delimiters).text == "First part."
+    assert parsed(headless + b"Just words, no parts.\r\n").text == "Just words, no parts."
+
+
+def test_repeated_to_and_cc_fields_keep_every_address() -> None:
+    mail = parsed(shape("two-to-fields.eml"))
+    assert [(a.email, a.name) for a in mail.to] == [
+        ("bob@client.example", "Bob Client"),
+        ("carol@client.example", "Carol Client"),
+    ]
+    assert [a.email for a in mail.cc] == ["dan@client.example", "eve@client.example"]
+
+
+def test_a_message_whose_whole_body_is_a_message_is_a_forward_of_it() -> None:
+    """Content-Type: message/rfc822 at the top: it was logged as the forwarder's own, empty message."""
+    mail = parsed(shape("rfc822-body.eml"))
+    original = mail.forwarded
+    assert original is not None
+    assert original.sender is not None
+    assert (original.sender.email, original.subject) == ("dave@customer.example", "Question about the offer")
+    assert original.message_id == "q-2019@customer.example"
+    assert original.text == "Is the price negotiable?"
+    assert (mail.text, mail.attachments) == ("", ())

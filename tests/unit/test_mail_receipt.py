@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from typing import Any
 
@@ -16,7 +17,7 @@ from crmsync.mail.addresses import (
     new_verification_code,
     on_domain,
 )
-from crmsync.mail.inbound import message_key, normalise_message_id
+from crmsync.mail.inbound import content_digest, message_key, message_keys, normalise_message_id
 from crmsync.mail.message import ParsedMail, Refusal
 from crmsync.mail.receipt import Verdicts, read_receipts
 
@@ -184,3 +185,15 @@ def test_message_keys_follow_the_message_id_or_else_the_content() -> None:
     without = message_key(_parsed("", "d" * 64))
     assert without.startswith("h")
     assert without != message_key(_parsed("", "e" * 64))
+
+
+def test_a_reused_message_id_gets_a_second_key_from_the_logged_content() -> None:
+    mail = _parsed("<Abc.1@Mail.example.com>")
+    other = dataclasses.replace(mail, text="another message reusing the id")
+    assert content_digest(mail) == content_digest(dataclasses.replace(mail, content_hash="f" * 64))  # raw differs
+    assert content_digest(mail) != content_digest(other)
+    first, second = message_keys(mail, content_digest(mail))
+    assert first == message_key(mail)  # the key messages were always logged under
+    assert message_keys(other, content_digest(other)) == (first, message_keys(other, content_digest(other))[1])
+    assert second != message_keys(other, content_digest(other))[1]
+    assert message_keys(_parsed(""), content_digest(_parsed(""))) == (message_key(_parsed("")),)

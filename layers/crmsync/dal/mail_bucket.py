@@ -1,7 +1,8 @@
 """The mail bucket: raw messages SES received, and the bodies and attachments of logged mail.
 
-Keys of logged content are deterministic (tenant, user, message key, part), so a retried
-logging overwrites the same objects instead of leaving strays.
+Keys of logged content are deterministic (tenant, user, message key, content digest, part), so
+a retried logging overwrites the same objects instead of leaving strays, and two different
+messages under one message key (one Message-ID reused) never overwrite each other's.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ def valid_ses_message_id(value: str) -> bool:
     return bool(_SES_MESSAGE_ID.match(value)) and value not in (".", "..")
 
 
-def body_key(principal: Principal, message_key: str, part: str) -> str:
-    return f"bodies/{principal.tenant_id}/{principal.user_id}/{message_key}/{part}"
+def body_key(principal: Principal, message_key: str, content_digest: str, part: str) -> str:
+    return f"bodies/{principal.tenant_id}/{principal.user_id}/{message_key}/{content_digest}/{part}"
 
 
-def attachment_key(principal: Principal, message_key: str, index: int) -> str:
+def attachment_key(principal: Principal, message_key: str, content_digest: str, index: int) -> str:
     # The index, not the sender's filename: names are hostile input and may repeat.
-    return f"attachments/{principal.tenant_id}/{principal.user_id}/{message_key}/{index}"
+    return f"attachments/{principal.tenant_id}/{principal.user_id}/{message_key}/{content_digest}/{index}"
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def _to_domain(item: LoggedMailItem) -> LoggedMessage:
         contact_ids=tuple(item.contact_ids or ()),
         logged_at=item.logged_at,
         event_published=bool(item.event_published),
+        content_digest=item.content_digest,
     )
 
 
@@ -118,6 +119,7 @@ class MailLogStore:
             contact_ids=list(message.contact_ids),
             logged_at=message.logged_at,
             event_published=False,
+            content_digest=message.content_digest,
         )
         date = sortable_date(message.date)
         try:

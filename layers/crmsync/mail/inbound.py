@@ -10,7 +10,9 @@ For each user whose address received the message, in this order:
 3. **contacts** matched or created (idempotent);
 4. **one transaction**: the ``MAIL#`` item, on the condition that it does not exist, and the
    message's entry in every contact's conversation. The condition failing means the message
-   (same user, same Message-ID, or same content without one) was logged before: "duplicate".
+   (same user, same Message-ID and logged content, or same raw content without a Message-ID)
+   was logged before: "duplicate". Another message that reuses a logged Message-ID (broken
+   mailers do) is told apart by the digest of its logged content and keyed by both.
 5. **EmailLogged** published, then marked published on the ``MAIL#`` item.
 
 A crash between any two steps leaves either nothing visible (steps 2–3 make no message appear)
@@ -25,10 +27,11 @@ their own and writes only into their own partition.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -105,7 +108,10 @@ class _Plan:
     direction: Direction
     contacts: tuple[Address, ...]
     notes: tuple[str, ...]
-    message_key: str
+    #: The keys the message may be logged under, in order (see :func:`message_keys`).
+    keys: tuple[str, ...]
+    digest: str
+    message_key: str = ""
 
 
 def normalise_message_id(value: str) -> str:
@@ -121,6 +127,33 @@ def message_key(mail: ParsedMail) -> str:
     if message_id:
         return "m" + sha256_hex(message_id)
     return "h" + sha256_hex(mail.content_hash)
+
+
+def message_keys(mail: ParsedMail, digest: str) -> tuple[str, ...]:
+    """Where a message may be logged: under :func:`message_key`; a message with a Message-ID
+    that another (different) message took first goes under ``m`` + hash of the Message-ID and
+    its content digest. Messages logged before the digest was recorded keep their keys."""
+    message_id = normalise_message_id(mail.message_id)
+    if message_id:
+        return (message_key(mail), "m" + sha256_hex(f"{message_id}\n{digest}"))
+    return (message_key(mail),)
+
+
+def content_digest(mail: ParsedMail) -> str:
+    """sha256 of what is logged of a message: sender, recipients, subject, date, text, HTML and
+    attachments. A redelivery (whatever trace headers SES or relays added) has the same digest;
+    another message reusing the Message-ID has another."""
+    logged = {
+        "from": mail.sender.email if mail.sender else "",
+        "to": [a.email for a in mail.to],
+        "cc": [a.email for a in mail.cc],
+        "subject": mail.subject,
+        "date": mail.date.isoformat() if mail.date else "",
+        "text": mail.text,
+        "html": mail.html,
+        "attachments": [[a.filename, a.content_type, a.size, a.sha256] for a in mail.attachments],
+    }
+    return sha256_hex(json.dumps(logged, ensure_ascii=False, sort_keys=True))
 
 
 class InboundMail:
@@ -208,11 +241,26 @@ class InboundMail:
         plan = self._plan(parsed, own)
         if isinstance(plan, str):
             return self._refuse(principal, plan, receipt)
-        existing = self._log.get(principal, plan.message_key)
-        if existing is not None:
-            self._publish_if_missed(principal, existing)
-            return self._report(self._outcome("duplicate", principal, plan.message_key), receipt)
-        return self._write(principal, receipt, plan)
+        return self._log_once(principal, receipt, plan)
+
+    def _log_once(self, principal: Principal, receipt: Receipt, plan: _Plan) -> Outcome:
+        """Logged under the first of the plan's keys that is free, unless one holds this very
+        message (same digest, or logged before digests were recorded): then a duplicate."""
+        for index, key in enumerate(plan.keys):
+            last = index == len(plan.keys) - 1
+            existing = self._log.get(principal, key)
+            if existing is None:
+                logged = self._write(principal, receipt, replace(plan, message_key=key))
+                if logged is not None:
+                    return logged
+                # A concurrent delivery committed first; if it was this message, it publishes.
+                existing = self._log.get(principal, key)
+                if existing is None or last or existing.content_digest in (None, plan.digest):
+                    return self._report(self._outcome("duplicate", principal, key), receipt)
+            elif last or existing.content_digest in (None, plan.digest):
+                self._publish_if_missed(principal, existing)
+                return self._report(self._outcome("duplicate", principal, key), receipt)
+        raise AssertionError("unreachable: the last key always ends the loop")
 
     def _verification(self, principal: Principal, receipt: Receipt, sender: str, codes: list[str]) -> Outcome | None:
         """A mail from an added address with its code in the subject verifies the address (and
@@ -250,7 +298,8 @@ class InboundMail:
                 f"Linked to the first {MAX_CONTACTS} of {len(contacts)} recipients; the others were not linked."
             )
             contacts = contacts[:MAX_CONTACTS]
-        return _Plan(mail, direction, tuple(contacts), tuple(notes), message_key(mail))
+        digest = content_digest(mail)
+        return _Plan(mail, direction, tuple(contacts), tuple(notes), message_keys(mail, digest), digest)
 
     def _contact_addresses(self, candidates: Iterable[Address], own: set[str]) -> list[Address]:
         seen: set[str] = set()
@@ -265,21 +314,23 @@ class InboundMail:
 
     # ------------------------------------------------------------------ write
 
-    def _write(self, principal: Principal, receipt: Receipt, plan: _Plan) -> Outcome:
+    def _write(self, principal: Principal, receipt: Receipt, plan: _Plan) -> Outcome | None:
+        """Logs the message under ``plan.message_key``; None when a message is already logged
+        there (nothing changed)."""
         mail, key = plan.mail, plan.message_key
         text_key = html_key = None
         if mail.text:
-            text_key = body_key(principal, key, "text.txt")
+            text_key = body_key(principal, key, plan.digest, "text.txt")
             self._bucket.put(text_key, mail.text.encode(), "text/plain; charset=utf-8")
         if mail.html:
-            html_key = body_key(principal, key, "body.html")
+            html_key = body_key(principal, key, plan.digest, "body.html")
             self._bucket.put(html_key, mail.html.encode(), "text/html; charset=utf-8")
         attachments = []
         for index, attachment in enumerate(mail.attachments):
             s3_key = None
             content_type = attachment.content_type if _MIME_TYPE.match(attachment.content_type or "") else ""
             if attachment.content is not None:
-                s3_key = attachment_key(principal, key, index)
+                s3_key = attachment_key(principal, key, plan.digest, index)
                 self._bucket.put(s3_key, attachment.content, content_type or "application/octet-stream")
             attachments.append(
                 StoredAttachment(
@@ -312,10 +363,10 @@ class InboundMail:
             notes=tuple(n[:MAX_NOTE_CHARS] for n in plan.notes[:MAX_NOTES]),
             contact_ids=contact_ids,
             logged_at=datetime.now(UTC),
+            content_digest=plan.digest,
         )
         if not self._log.commit(principal, message):
-            # A concurrent delivery of the same message committed first; it publishes.
-            return self._report(self._outcome("duplicate", principal, key), receipt)
+            return None
         self._publish(principal, message)
         return self._report(self._outcome("logged", principal, key, contact_ids), receipt)
 

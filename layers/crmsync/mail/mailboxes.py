@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 
 from crmsync.mail.message import Address
+from crmsync.mail.sanitize import clean_line
 
 # dot-atom local part (RFC 5322 3.2.3: printable ASCII but the specials) plus non-ASCII
 # (RFC 6531); no quoted strings, spaces, controls or surrogates (left by undecodable bytes).
@@ -17,8 +18,6 @@ from crmsync.mail.message import Address
 _ATEXT = r'[^\s"(),.:;<>@\[\\\]\x00-\x1f\x7f-\x9f\ud800-\udfff]+'
 _LOCAL = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_SPACES = re.compile(r"\s+")
 _MAX_NAME_CHARS = 200
 
 
@@ -46,8 +45,9 @@ def normalise_email(value: str) -> str | None:
 
 
 def clean_name(name: str, email: str) -> str:
-    """A display name fit to show: one line, no controls, not just the address again."""
-    name = _SPACES.sub(" ", _CONTROLS.sub("", name)).strip().strip("\"'").strip()
+    """A display name fit to show: one line, no controls (an undecodable byte is U+FFFD), not
+    just the address again."""
+    name = clean_line(name).strip("\"'").strip()
     if name.lower() == email or not name:
         return ""
     return name[:_MAX_NAME_CHARS]

@@ -11,14 +11,15 @@ package is used directly only where mail-parser falls short for us, each place m
   ways, and it counts every Content-ID part, inline images included, as an attachment);
 - a Date without a zone (it answers None; we read it as UTC).
 
-Three inputs make mail-parser itself raise; the tree is adjusted before it reads it (see
-"mail-parser's blind spots" below). Refusal reasons are stable slugs, documented in
-docs/MAIL.md: ``too_large``, ``too_many_headers``, ``too_complex``, ``too_many_parts``,
-``too_deep``, ``no_sender``, ``unparseable``.
+Some inputs make mail-parser itself raise or lose content; the tree is adjusted before it
+reads it (see "mail-parser's blind spots" below). Refusal reasons are stable slugs, documented
+in docs/MAIL.md: ``too_large``, ``too_many_headers``, ``too_complex``, ``too_many_parts``,
+``too_deep``, ``no_sender``, ``bounce``, ``auto_reply``, ``unparseable``.
 """
 
 from __future__ import annotations
 
+import base64
 import email
 import email.header
 import hashlib
@@ -42,8 +43,8 @@ from crmsync.mail.forwards import (
     strip_forward_prefix,
 )
 from crmsync.mail.mailboxes import first_address, recipients
-from crmsync.mail.message import Attachment, MailLimits, ParsedMail, Refusal
-from crmsync.mail.sanitize import html_to_text, sanitise_html
+from crmsync.mail.message import Address, Attachment, MailLimits, ParsedMail, Refusal
+from crmsync.mail.sanitize import clean_line, clean_text, html_to_text, sanitise_html
 
 DEFAULT_LIMITS = MailLimits()
 
@@ -77,10 +78,11 @@ _ENCODED_WORD_CHARSET = re.compile(
 )
 _ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?[bBqQ]\?[^?\s]*\?=")
 _CHARSET_NAME = re.compile(r"[A-Za-z0-9_.:+-]+(?:\*[A-Za-z0-9-]*)?")
+_NOT_IN_CHARSET_NAME = re.compile(r"[^A-Za-z0-9_.:+-]")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
-_ID_TOKEN = re.compile(r"[^\s<>\x00-\x1f\x7f]{1,998}")
+_ID_TOKEN = re.compile(r"[^\s<>\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,998}")
 _MAX_REFERENCES = 100
-_FILENAME_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_FILENAME_CHARS = 255
 _NAMES_IN_NOTE = 5
 
@@ -129,9 +131,11 @@ def _parse(raw: bytes, limits: MailLimits) -> ParsedMail | Refusal:
     # here so the tree can be checked and rearranged before mail-parser reads it.
     message = email.message_from_bytes(_widen_header_charsets(raw))
     refusal = _check_tree(message, limits)
+    if refusal is None and _repair_multiparts(message, limits.max_parse_work - work):
+        refusal = _check_tree(message, limits)  # the repaired parts count as well
     if refusal is not None:
         return refusal
-    _widen_part_charsets(message)
+    _repair_part_charsets(message)
     return _build(message, content_hash(raw), limits, _AttachmentBudget(limits.max_attachments))
 
 
@@ -202,40 +206,52 @@ def _children(part: Message) -> list[Message]:
 
 
 def _build(message: Message, content_hash: str, limits: MailLimits, budget: _AttachmentBudget) -> ParsedMail | Refusal:
+    automatic = _automatic(message)
+    if automatic is not None:
+        return automatic
     notes = _Notes()
     attached = _detach_attached_messages(message)
     # Taken out of the tree too: mail-parser would re-encode every attachment and run a
     # Unicode normalisation over each unnamed one it takes for text (seconds on 10 MB).
     attachments = _take_attachments(message, limits, notes)
     _guard_epilogue_recovery(message)
-    _defuse_broken_encoded_words(message)
+    _repair_headers(message)
+    _merge_repeated_address_fields(message)
     parsed: Any = mailparser.MailParser(message)
     sender = first_address(parsed.from_)
     if sender is None:
         return Refusal("no_sender", "the From header has no valid address")
+    subject = _one_line(_first(parsed.subject))
+    if _is_mail_system(sender, subject):
+        return Refusal("bounce", "a bounce from a mail system")
     to, cc, capped = recipients(parsed.to, parsed.cc, limits.max_recipients)
     notes.add(capped)
-    subject = _one_line(_first(parsed.subject))
     if len(subject) > limits.max_subject_chars:
         subject = subject[: limits.max_subject_chars]
         notes.add(f"subject truncated to {limits.max_subject_chars:,} characters")
     text, html = _bodies(parsed, limits, notes)
 
     forwarded: ParsedMail | None = None
-    for number, (part, inner) in enumerate(attached, start=1):
+    for number, (part, inner, forwardable) in enumerate(attached, start=1):
         flat = _flatten(inner)
-        if forwarded is None:
+        if forwarded is None and forwardable:
             original = _build(inner, hashlib.sha256(flat).hexdigest(), limits, budget)
             if isinstance(original, ParsedMail):
                 forwarded = original
                 continue
+            if original.reason in _AUTOMATIC_REASONS:  # the user forwarded a bounce or an auto-reply
+                return Refusal(original.reason, f"the forwarded message is {original.detail}")
         name = _safe_filename(decode_header_part(mime_header_view(part)[0].get_filename()))
-        attachments.append(
-            _attachment(name or f"forwarded-message-{number}.eml", "message/rfc822", flat, limits, notes)
-        )
+        default = "forwarded-message" if forwardable else "message"
+        attachments.append(_attachment(name or f"{default}-{number}.eml", "message/rfc822", flat, limits, notes))
     _apply_budget(attachments, budget, limits, notes)
     if forwarded is None and is_forward_subject(subject):
         forwarded = _inline_forward(subject, text, tuple(attachments), limits, notes)
+        if forwarded is not None and forwarded.sender is not None:
+            if _is_mail_system(forwarded.sender, forwarded.subject):
+                return Refusal("bounce", "the forwarded message is a bounce from a mail system")
+            if _AUTO_REPLY_SUBJECT.match(forwarded.subject):
+                return Refusal("auto_reply", "the forwarded message is an automatic reply")
 
     return ParsedMail(
         sender=sender,
@@ -255,15 +271,108 @@ def _build(message: Message, content_hash: str, limits: MailLimits, budget: _Att
     )
 
 
+# ---------------------------------------------------------------- bounces and automatic replies
+
+_AUTOMATIC_REASONS = frozenset({"bounce", "auto_reply"})
+_STATUS_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
+_BOUNCE_REPORTS = frozenset({"delivery-status", "global-delivery-status"})
+#: Headers autoresponders add besides RFC 3834's Auto-Submitted (any value but "no" counts).
+_AUTO_REPLY_FLAGS = ("x-autoreply", "x-autorespond", "x-autoresponder")
+_MAIL_SYSTEMS = frozenset({"mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "maildaemon"})
+#: Subjects of the bounces postmaster accounts send without a delivery-status report.
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|non[- ]?deliver|delivery (?:status notification|failure|has failed|failed|incomplete)"
+    r"|failure notice|returned mail|mail delivery (?:failed|failure)|unzustellbar|nicht zustellbar"
+    r"|non remis|non recapitabile|no se puede entregar|onbestelbaar",
+    re.IGNORECASE,
+)
+#: The subjects autoresponders write, for an auto-reply forwarded inline (its headers are gone).
+_AUTO_REPLY_SUBJECT = re.compile(
+    r"\s*(?:automatic reply|auto(?:matic)?[- ]?(?:reply|response)|out of (?:the )?office(?: reply)?"
+    r"|automatische antwort|abwesenheitsnotiz|réponse automatique|respuesta automática"
+    r"|risposta automatica|automatisch antwoord)\s*:",
+    re.IGNORECASE,
+)
+
+
+def _automatic(message: Message) -> Refusal | None:
+    """A bounce or an automatic reply is not conversation: it is refused, never logged as mail
+    from the person it names. Read off the message's own headers and parts (not those of the
+    messages it carries):
+
+    - ``bounce``: a delivery status report (multipart/report; report-type=delivery-status, or a
+      message/delivery-status part), or an ``X-Failed-Recipients`` field (Exim's bounces);
+    - ``auto_reply``: ``Auto-Submitted`` other than ``no`` (RFC 3834: auto-replied,
+      auto-generated, auto-notified), ``X-Autoreply``/``X-Autorespond``/``X-Autoresponder``,
+      ``Precedence: auto_reply``, or another machine-generated report (a read receipt).
+    """
+    for part in _own_parts(message):
+        if part.get_content_type() in _STATUS_TYPES:
+            return Refusal("bounce", "a delivery status report")
+        if part.get_content_type() == "multipart/report":
+            kind = str(part.get_param("report-type") or "").strip().lower()
+            if kind in _BOUNCE_REPORTS:
+                return Refusal("bounce", "a delivery status report")
+            return Refusal("auto_reply", "a machine-generated report")
+    if message.get("x-failed-recipients") is not None:
+        return Refusal("bounce", "a bounce (X-Failed-Recipients)")
+    submitted = _header_word(message, "auto-submitted")
+    if submitted and submitted != "no":
+        return Refusal("auto_reply", "an automatic message (Auto-Submitted)")
+    if any(_header_word(message, name) not in ("", "no", "false", "0") for name in _AUTO_REPLY_FLAGS):
+        return Refusal("auto_reply", "an automatic reply")
+    if "auto_reply" in (_header_word(message, "precedence"), _header_word(message, "x-precedence")):
+        return Refusal("auto_reply", "an automatic reply (Precedence)")
+    return None
+
+
+def _own_parts(message: Message) -> list[Message]:
+    """The message's parts, without descending into the messages attached to it."""
+    parts: list[Message] = []
+    stack = [message]
+    while stack:
+        part = stack.pop()
+        parts.append(part)
+        if part is message or part.get_content_type() not in _ATTACHED_MESSAGE_TYPES:
+            stack.extend(reversed(_children(part)))
+    return parts
+
+
+def _header_word(message: Message, name: str) -> str:
+    """The first word of a header field, lower-cased ("" when absent): ``auto-replied; x=y``
+    → ``auto-replied``."""
+    value = message.get(name)
+    if value is None:
+        return ""
+    words = str(value).replace(";", " ").split()
+    return words[0].lower() if words else ""
+
+
+def _is_mail_system(sender: Address, subject: str) -> bool:
+    """A bounce that is no delivery status report: sent by MAILER-DAEMON, or by postmaster
+    with a bounce's subject (postmaster is also a person people write to)."""
+    local = sender.email.rpartition("@")[0]
+    return local in _MAIL_SYSTEMS or (local == "postmaster" and bool(_BOUNCE_SUBJECT.search(subject)))
+
+
 # ---------------------------------------------------------------- mail-parser's blind spots
 
 
-def _defuse_broken_encoded_words(message: Message) -> None:
-    """mail-parser raises on an encoded word that does not decode (bad base64 in a garbled
-    display name, a NUL in the charset name): such a word is kept as its plain text."""
+def _repair_headers(message: Message) -> None:
+    """Header values mail-parser would mangle or raise on, rewritten before it reads them:
+
+    - 8-bit bytes that are not UTF-8 (the stdlib keeps them as surrogate escapes, which
+      mail-parser passes on as literal ``\\udcff`` text): decoded as UTF-8 with U+FFFD for
+      each undecodable byte;
+    - an encoded word whose bytes do not decode in its charset (or whose charset is unknown):
+      re-encoded as UTF-8 with U+FFFD for what did not decode (mail-parser would keep the
+      whole word as raw ``=?utf-8?b?...?=`` text);
+    - an encoded word that does not decode at all (bad base64, a NUL in the charset name,
+      which makes mail-parser raise): kept as its plain text.
+    """
     for part in message.walk():
-        items = [(name, str(value)) for name, value in part.items()]
-        fixed = [(name, _ENCODED_WORD.sub(_defused, value) if "=?" in value else value) for name, value in items]
+        items = [(name, str(value)) for name, value in part.raw_items()]
+        fixed = [(name, _repaired_value(value)) for name, value in items]
         if fixed != items:
             for name in {name for name, _ in items}:
                 del part[name]
@@ -271,15 +380,93 @@ def _defuse_broken_encoded_words(message: Message) -> None:
                 part[name] = value
 
 
-def _defused(word: re.Match[str]) -> str:
-    if _CHARSET_NAME.fullmatch(word.group(1)):
+def _repaired_value(value: str) -> str:
+    if _SURROGATES.search(value):
         try:
-            email.header.decode_header(word.group())
-        except HeaderParseError:
-            pass
-        else:
+            value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # a surrogate no undecodable byte left
+            value = _SURROGATES.sub("\ufffd", value)
+    return _ENCODED_WORD.sub(_repaired_word, value) if "=?" in value else value
+
+
+def _repaired_word(word: re.Match[str]) -> str:
+    if not _CHARSET_NAME.fullmatch(word.group(1)):
+        return word.group()[2:-2]
+    try:
+        chunks = email.header.decode_header(word.group())
+    except (HeaderParseError, ValueError):
+        return word.group()[2:-2]
+    data = b"".join(chunk if isinstance(chunk, bytes) else chunk.encode("ascii", "replace") for chunk, _ in chunks)
+    label = word.group(1).split("*", 1)[0].lower()
+    label = _SUPERSETS.get(label, label)
+    try:
+        text = data.decode(label)
+    except LookupError:  # an unknown charset (or not a text encoding at all)
+        text = data.decode("utf-8", "replace")
+    except (UnicodeError, ValueError):
+        try:
+            text = data.decode(label, "replace")
+        except (UnicodeError, ValueError):  # a codec that refuses the error handler (idna)
+            text = data.decode("utf-8", "replace")
+    else:
+        if not _SURROGATES.search(text):
             return word.group()
-    return word.group()[2:-2]
+    text = _SURROGATES.sub("\ufffd", text)
+    return "=?utf-8?b?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
+
+
+def _merge_repeated_address_fields(message: Message) -> None:
+    """mail-parser reads only the first of repeated To or Cc fields (a message with two To:
+    lines is not rare); their addresses are joined into one field so none is lost."""
+    for name in ("to", "cc"):
+        values = [str(value).strip() for value in message.get_all(name) or ()]
+        if len(values) > 1:
+            del message[name]
+            message[name] = ", ".join(value for value in values if value)
+
+
+def _repair_multiparts(message: Message, work_left: int) -> bool:
+    """A multipart whose boundary parameter is missing or cut off (``boundary="abc`` for
+    ``abc123``): the stdlib leaves its whole body as one string, which mail-parser reads as
+    nothing. The boundary is recovered from the body's first delimiter line (one that the
+    declared, cut-off value starts) and the part parsed again, its work counted in what
+    ``max_parse_work`` leaves; without a delimiter line (or work left) the body is read as
+    plain text. Whether anything was reparsed (the tree must then be checked again)."""
+    reparsed = False
+    stack = [message]
+    while stack:
+        part = stack.pop()
+        if part.get_content_maintype() == "multipart" and not part.is_multipart():
+            body = part.get_payload()
+            body = body if isinstance(body, str) else ""
+            boundary = _delimiter_in(body, part.get_param("boundary"))
+            work = (body.count("\n") + 1) * (4 + body.lower().count("multipart/"))
+            if boundary is not None and work <= work_left:
+                work_left -= work
+                part.set_param("boundary", boundary)
+                fixed = email.message_from_bytes(part.as_bytes())
+                part.set_payload(fixed.get_payload())
+                part.preamble, part.epilogue, part.defects = fixed.preamble, fixed.epilogue, fixed.defects
+                reparsed = True
+            else:
+                part.set_type("text/plain")
+                part.del_param("boundary")  # (its defects still let the epilogue be recovered)
+        stack.extend(_children(part))
+    return reparsed
+
+
+_DELIMITER = re.compile(r"^--([0-9A-Za-z'()+_,./:=? -]{0,69}[0-9A-Za-z'()+_,./:=?-])[ \t]*\r?$", re.MULTILINE)
+
+
+def _delimiter_in(body: str, declared: object) -> str | None:
+    """The boundary of the first delimiter line of ``body`` that starts with the declared
+    (possibly cut-off) boundary; any first one when none was declared."""
+    prefix = str(declared).strip().strip('"').strip() if isinstance(declared, str) else ""
+    for line in _DELIMITER.finditer(body):
+        boundary = line.group(1).removesuffix("--")
+        if boundary and boundary.startswith(prefix):
+            return boundary
+    return None
 
 
 def _guard_epilogue_recovery(message: Message) -> None:
@@ -306,29 +493,48 @@ def _superset_label(match: re.Match[bytes]) -> bytes:
     return match.group(1) + _SUPERSETS[match.group(2).lower().decode()].encode()
 
 
-def _widen_part_charsets(message: Message) -> None:
+def _repair_part_charsets(message: Message) -> None:
+    """Charset labels as mail-parser can use them: a superset label for the labels routinely
+    written in one, and no character a label cannot have (``utf\\x008``: a NUL makes the codec
+    lookup raise ValueError, which mail-parser does not catch). What remains unknown decodes
+    with replacement characters."""
     for part in message.walk():
         charset = part.get_param("charset")
-        if isinstance(charset, str) and charset.lower() in _SUPERSETS:
-            part.set_param("charset", _SUPERSETS[charset.lower()])
+        if not isinstance(charset, str):
+            continue
+        label = charset if _CHARSET_NAME.fullmatch(charset) else _NOT_IN_CHARSET_NAME.sub("", charset)
+        label = _SUPERSETS.get(label.lower(), label)
+        if not label:
+            part.del_param("charset")
+        elif label != charset:
+            part.set_param("charset", label)
 
 
 # ---------------------------------------------------------------- attached (forwarded) messages
 
 
-def _detach_attached_messages(message: Message) -> list[tuple[Message, Message]]:
+def _detach_attached_messages(message: Message, *, root: bool = True) -> list[tuple[Message, Message, bool]]:
     """stdlib: take each message/rfc822 part (not nested in another) out of the tree, in
-    document order, as (part, the message inside it). The tree is at most max_mime_depth deep."""
-    found: list[tuple[Message, Message]] = []
+    document order, as (part, the message inside it, whether it may be a forwarded original).
+    The messages of a multipart/digest are a collection the user sent, never an original:
+    they stay attachments. A message whose whole body is an attached message is a forward of
+    it (its body becomes empty text). The tree is at most max_mime_depth deep."""
+    if root and (inner := _attached_message(message)) is not None:
+        for name in ("content-type", "content-transfer-encoding", "content-disposition"):
+            del message[name]
+        message.set_payload("")
+        return [(message, inner, True)]
+    found: list[tuple[Message, Message, bool]] = []
     children = _children(message)
+    forwardable = message.get_content_type() != "multipart/digest"
     kept: list[Message | str] = []
     for child in children:
         inner = _attached_message(child)
         if inner is None:
             kept.append(child)
-            found.extend(_detach_attached_messages(child))
+            found.extend(_detach_attached_messages(child, root=False))
         else:
-            found.append((child, inner))
+            found.append((child, inner, forwardable))
     if len(kept) != len(children):
         message.set_payload(kept)
     return found
@@ -388,16 +594,16 @@ def _inline_forward(
 
 def _bodies(parsed: Any, limits: MailLimits, notes: _Notes) -> tuple[str, str]:
     source_html = "\n".join(parsed.text_html)
-    text = "\n\n".join(part.strip("\r\n") for part in parsed.text_plain).replace("\r\n", "\n")
+    text = clean_text("\n\n".join(part.strip("\r\n") for part in parsed.text_plain))
     if not text.strip() and source_html:
-        text = html_to_text(source_html[: limits.max_html_chars])
+        text = clean_text(html_to_text(source_html[: limits.max_html_chars]))
     if len(text) > limits.max_text_chars:
         notes.add(f"text truncated to {limits.max_text_chars:,} of {len(text):,} characters")
         text = text[: limits.max_text_chars]
     html, truncated = sanitise_html(source_html, limits.max_html_chars)
     if truncated:
         notes.add(f"HTML truncated to {limits.max_html_chars:,} characters")
-    return text, html
+    return text, clean_text(html)
 
 
 def _date(value: object, message: Message) -> datetime | None:
@@ -423,7 +629,7 @@ def _first(value: Any) -> Any:
 
 
 def _one_line(value: object) -> str:
-    return " ".join(str(value or "").split())
+    return clean_line(str(value or ""))
 
 
 def _dedupe(values: list[str]) -> list[str]:
@@ -538,8 +744,8 @@ def _apply_budget(attachments: list[Attachment], budget: _AttachmentBudget, limi
 
 
 def _safe_filename(name: str) -> str:
-    """A display name only: no controls, no path (storage keys never use it)."""
-    name = _FILENAME_CONTROLS.sub("", name).replace("\\", "/").rsplit("/", 1)[-1].strip()
+    """A display name only: one line, no controls, no path (storage keys never use it)."""
+    name = clean_line(name).replace("\\", "/").rsplit("/", 1)[-1].strip()
     return "" if name in {".", ".."} else name[:_MAX_FILENAME_CHARS]
 
 

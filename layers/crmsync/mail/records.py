@@ -88,6 +88,9 @@ class LoggedMessage:
     contact_ids: tuple[str, ...]
     logged_at: datetime
     event_published: bool = False
+    #: sha256 of what was logged (``crmsync.mail.inbound.content_digest``); None on messages
+    #: logged before it was recorded.
+    content_digest: str | None = None
 
 
 @dataclass(frozen=True)

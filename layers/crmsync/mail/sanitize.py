@@ -89,3 +89,29 @@ def html_to_text(source: str) -> str:
     text = html.unescape(_TEXT_ONLY.clean(_BLOCK_END.sub("\n", source)))
     lines = (_SPACES.sub(" ", line).strip() for line in text.splitlines())
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+# ---------------------------------------------------------------- text fit to store and show
+
+#: Lone surrogates: what undecodable bytes become when a decoder escapes them.
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+#: Control characters (C0, DEL, C1) other than tab and line feed, which bodies legitimately have.
+_BODY_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: Every control character: a one-line value (subject, name, filename) has none.
+_LINE_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean_text(value: str) -> str:
+    """A body fit to store: valid Unicode (an undecodable byte left as a surrogate becomes
+    U+FFFD), line feeds for line breaks, no NUL or other control character but tab and
+    line feed."""
+    value = _SURROGATES.sub("\ufffd", value).replace("\r\n", "\n").replace("\r", "\n")
+    return _BODY_CONTROLS.sub("", value)
+
+
+def clean_line(value: str) -> str:
+    """A one-line value fit to store (subject, display name, filename): valid Unicode, no
+    control character (line breaks and tabs become spaces), whitespace collapsed."""
+    value = _SURROGATES.sub("\ufffd", value)
+    value = _LINE_CONTROLS.sub(lambda m: " " if m.group().isspace() else "", value)
+    return " ".join(value.split())

@@ -126,6 +126,9 @@ class LoggedMailItem(ConnectionsTableItem):
     #: Set once EmailLogged went out, so a retry after a crash between commit and publish
     #: publishes it (and a duplicate delivery does not publish it again).
     event_published = BooleanAttribute(default=False)
+    #: sha256 of the logged content: tells a redelivery (same digest) from another message that
+    #: reuses the Message-ID. Absent on messages logged before it was recorded.
+    content_digest = UnicodeAttribute(null=True)
 
 
 class ConversationItem(ConnectionsTableItem):
