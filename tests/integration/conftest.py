@@ -55,6 +55,7 @@ def service_env(stack, tables, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
     env = dict(stack.function_environment("ApiFunction"))
     env["CONNECTIONS_TABLE"] = tables["ConnectionsTable"]
     env["OAUTH_STATES_TABLE"] = tables["OAuthStatesTable"]
+    env["IDEMPOTENCY_TABLE"] = tables["IdempotencyTable"]
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

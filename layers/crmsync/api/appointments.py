@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from crmsync.api.http import json_response, principal_of
+from crmsync.api.idempotency import IdempotencyKeyHeader, idempotent_create
 from crmsync.api.schemas import AppointmentIn, AppointmentList, AppointmentOut, AppointmentPatch
 from crmsync.config import get_settings
 from crmsync.dal.appointments import AppointmentFields
@@ -30,8 +31,11 @@ def _one(status: int, appointment: object) -> Response[str]:
 
 
 @router.post("/v1/appointments")
-def create_appointment(body: Annotated[AppointmentIn, Body()]) -> Response[str]:
-    principal = principal_of(router.current_event, get_settings())
+def create_appointment(
+    body: Annotated[AppointmentIn, Body()], idempotency_key: IdempotencyKeyHeader = None
+) -> Response[str]:
+    settings = get_settings()
+    principal = principal_of(router.current_event, settings)
     fields = AppointmentFields(
         title=body.title,
         start=body.start,
@@ -42,7 +46,15 @@ def create_appointment(body: Annotated[AppointmentIn, Body()]) -> Response[str]:
         location=body.location,
         description=body.description,
     )
-    return _one(201, appointments().create(principal, fields))
+    return idempotent_create(
+        "appointments.create",
+        principal,
+        idempotency_key,
+        body,
+        lambda: _one(201, appointments().create(principal, fields)),
+        settings=settings,
+        lambda_context=getattr(router, "lambda_context", None),
+    )
 
 
 @router.get("/v1/appointments")
