@@ -71,11 +71,13 @@ def test_routes_auth_and_event_sources(real: Template) -> None:
     (source,) = resolved.sqs_sources
     assert (source.function, source.queue, source.batch_size) == ("SyncWorkerFunction", "SyncQueue", 10)
     assert source.report_batch_item_failures
-    (schedule,) = resolved.schedules
-    assert schedule.name == "crmsync-local-connection-health"
-    assert schedule.kind == "ScheduleV2"
-    assert schedule.expression == "rate(6 hours)"
-    assert schedule.input == '{"job": "connection_health"}'
+    health, sweep = resolved.schedules
+    assert health.name == "crmsync-local-connection-health"
+    assert health.kind == "ScheduleV2"
+    assert health.expression == "rate(6 hours)"
+    assert health.input == '{"job": "connection_health"}'
+    assert (sweep.name, sweep.kind, sweep.expression) == ("crmsync-local-push-sweep", "ScheduleV2", "rate(5 minutes)")
+    assert sweep.input == '{"job": "push_sweep"}'
 
 
 def test_resources(real: Template) -> None:

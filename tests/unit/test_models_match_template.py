@@ -41,16 +41,24 @@ def test_model_keys_indexes_and_ttl_match_the_template(
         for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
         for i in props.get(kind, [])
     }
+    template_projections = {
+        i["IndexName"]: i["Projection"]
+        for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+        for i in props.get(kind, [])
+    }
     model_types: dict[str, str] = {}
     model_indexes: dict[str, set[tuple[str, str]]] = {}
+    model_projections: dict[str, dict[str, Any]] = {}
     for model in models:
         schema = model._get_schema()
         assert {(k["AttributeName"], k["KeyType"]) for k in schema["key_schema"]} == template_keys
         model_types.update({a["AttributeName"]: a["AttributeType"] for a in schema["attribute_definitions"]})
         for index in schema["global_secondary_indexes"] + schema["local_secondary_indexes"]:
             model_indexes[index["index_name"]] = {(k["AttributeName"], k["KeyType"]) for k in index["key_schema"]}
+            model_projections[index["index_name"]] = index["projection"]
     assert model_types == template_types
     assert model_indexes == template_indexes
+    assert model_projections == template_projections
     ttl = props.get("TimeToLiveSpecification")
     for model in models:
         model_ttl = [name for name, attr in model.get_attributes().items() if type(attr).__name__ == "TTLAttribute"]
