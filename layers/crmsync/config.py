@@ -58,6 +58,8 @@ class Settings(BaseModel):
     #: The BCC logging domain (F9) and the bucket SES writes received mail to.
     logging_domain: str = ""
     mail_bucket: str = ""
+    #: Where the API keeps the answers of creates sent with an Idempotency-Key (24 h, TTL).
+    idempotency_table: str = ""
     google: GoogleSettings
 
     @property
@@ -92,6 +94,7 @@ class Settings(BaseModel):
                 "event_bus_name": e.get("EVENT_BUS_NAME", ""),
                 "logging_domain": e.get("LOGGING_DOMAIN", ""),
                 "mail_bucket": e.get("MAIL_BUCKET", ""),
+                "idempotency_table": e.get("IDEMPOTENCY_TABLE", ""),
                 "google": {
                     k: v
                     for k, v in {

@@ -55,6 +55,7 @@ def service_env(stack, tables, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
     env = dict(stack.function_environment("ApiFunction"))
     env["CONNECTIONS_TABLE"] = tables["ConnectionsTable"]
     env["OAUTH_STATES_TABLE"] = tables["OAuthStatesTable"]
+    env["IDEMPOTENCY_TABLE"] = tables["IdempotencyTable"]
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
@@ -142,10 +143,10 @@ def recorded() -> RecordingQueue:
 
 @pytest.fixture
 def make_appointments(service_env: dict[str, str], recorded: RecordingQueue) -> Callable[..., Appointments]:
-    """Appointments wired like production, but with the recording queue and, optionally, a
-    wrapper around the real Google Calendar adapter (to inject failures)."""
+    """Appointments wired like production, but with the recording queue (or ``queue``) and,
+    optionally, a wrapper around the real Google Calendar adapter (to inject failures)."""
 
-    def make(wrap: Callable[[Any], Any] | None = None, external_busy: Any = None) -> Appointments:
+    def make(wrap: Callable[[Any], Any] | None = None, external_busy: Any = None, queue: Any = None) -> Appointments:
         settings = Settings.from_env(service_env)
         bind_tables(connections_table=settings.connections_table, oauth_states_table=settings.oauth_states_table)
         secret = client_secret_reader(settings.google.client_secret_arn)
@@ -160,7 +161,7 @@ def make_appointments(service_env: dict[str, str], recorded: RecordingQueue) -> 
             connections=ConnectionStore(),
             cipher=TokenCipher(settings.token_key_id),
             writer=writer,
-            queue=recorded,  # type: ignore[arg-type]
+            queue=queue or recorded,
             external_busy=external_busy,
         )
 

@@ -71,11 +71,13 @@ def test_routes_auth_and_event_sources(real: Template) -> None:
     (source,) = resolved.sqs_sources
     assert (source.function, source.queue, source.batch_size) == ("SyncWorkerFunction", "SyncQueue", 10)
     assert source.report_batch_item_failures
-    (schedule,) = resolved.schedules
-    assert schedule.name == "crmsync-local-connection-health"
-    assert schedule.kind == "ScheduleV2"
-    assert schedule.expression == "rate(6 hours)"
-    assert schedule.input == '{"job": "connection_health"}'
+    health, sweep = resolved.schedules
+    assert health.name == "crmsync-local-connection-health"
+    assert health.kind == "ScheduleV2"
+    assert health.expression == "rate(6 hours)"
+    assert health.input == '{"job": "connection_health"}'
+    assert (sweep.name, sweep.kind, sweep.expression) == ("crmsync-local-push-sweep", "ScheduleV2", "rate(5 minutes)")
+    assert sweep.input == '{"job": "push_sweep"}'
 
 
 def test_resources(real: Template) -> None:
@@ -93,6 +95,10 @@ def test_resources(real: Template) -> None:
     assert states.ttl_attribute == "expires_at"
     assert states.definition["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
     assert resolved.tables["ConnectionsTable"].ttl_attribute is None
+    idempotency = resolved.tables["IdempotencyTable"]
+    assert idempotency.ttl_attribute == "expiration"
+    assert idempotency.definition["BillingMode"] == "PAY_PER_REQUEST"
+    assert resolved.functions["ApiFunction"].environment["IDEMPOTENCY_TABLE"] == "IdempotencyTable"
 
 
 def test_bound_physical_ids_are_used(real: Template) -> None:
@@ -236,7 +242,7 @@ def test_unknown_event_types_are_listed_not_fatal(tmp_path: Path) -> None:
 
 def test_tables_only(real: Template) -> None:
     tables = real.resolve_tables(context=LocalContext(table_prefix="x_"))
-    assert {t.name for t in tables.values()} == {"x_ConnectionsTable", "x_OAuthStatesTable"}
+    assert {t.name for t in tables.values()} == {"x_ConnectionsTable", "x_OAuthStatesTable", "x_IdempotencyTable"}
 
 
 def test_event_bus_mail_bucket_and_ses_receipt_rule(real: Template) -> None:

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from crmsync.api.http import principal_of
+from crmsync.api.idempotency import IdempotencyKeyHeader, idempotent_create
 from crmsync.api.openapi import AppointmentId, answer, responses
 from crmsync.api.schemas import AppointmentIn, AppointmentList, AppointmentOut, AppointmentPatch, Moment
 from crmsync.config import get_settings
@@ -30,9 +31,12 @@ def _one(status: int, appointment: Appointment) -> Response[AppointmentOut]:
     return answer(status, AppointmentOut.of(appointment))
 
 
-@router.post("/v1/appointments", responses=responses(201, AppointmentOut, 409, body=True))
-def create_appointment(body: Annotated[AppointmentIn, Body()]) -> Response[AppointmentOut]:
-    principal = principal_of(router.current_event, get_settings())
+@router.post("/v1/appointments", responses=responses(201, AppointmentOut, 409, 503, body=True))
+def create_appointment(
+    body: Annotated[AppointmentIn, Body()], idempotency_key: IdempotencyKeyHeader = None
+) -> Response[AppointmentOut]:
+    settings = get_settings()
+    principal = principal_of(router.current_event, settings)
     fields = AppointmentFields(
         title=body.title,
         start=body.start,
@@ -43,7 +47,15 @@ def create_appointment(body: Annotated[AppointmentIn, Body()]) -> Response[Appoi
         location=body.location,
         description=body.description,
     )
-    return _one(201, appointments().create(principal, fields))
+    return idempotent_create(
+        "appointments.create",
+        principal,
+        idempotency_key,
+        body,
+        lambda: _one(201, appointments().create(principal, fields)),
+        settings=settings,
+        lambda_context=getattr(router, "lambda_context", None),
+    )
 
 
 @router.get("/v1/appointments", responses=responses(200, AppointmentList))

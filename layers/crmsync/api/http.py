@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from crmsync.api.problems import PROBLEM_JSON, from_error, problem
+from crmsync.api.problems import PROBLEM_JSON, Answered, from_error, problem
 from crmsync.config import Settings
 from crmsync.domain import Principal
 from crmsync.errors import CrmSyncError
@@ -175,6 +175,10 @@ def refuse_unknown_query_parameters(app: APIGatewayHttpResolver, next_middleware
 def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     """Domain errors → problem documents; validation errors → 422; the rest → 500 without
     internals."""
+
+    @app.exception_handler(Answered)
+    def _answered(exc: Answered) -> Response:
+        return exc.response
 
     @app.exception_handler(Unauthenticated)
     def _unauthenticated(exc: Unauthenticated) -> Response:

@@ -43,6 +43,7 @@ WHY = {
     415: "The body is not sent as application/json (problem document).",
     422: "The request is well-formed but not valid; `errors` lists each field (problem document).",
     502: "Google answered with an error (problem document).",
+    503: "A store the request needs is unreachable; retry after `Retry-After` seconds (problem document).",
 }
 
 

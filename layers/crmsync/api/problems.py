@@ -58,6 +58,15 @@ def problem(
     )
 
 
+class Answered(Exception):
+    """Raised with a ready answer (a problem document with its own headers) from inside a
+    route: returned from the route it would be validated against the route's success model."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 def status_for(exc: errors.CrmSyncError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS_BY_ERROR:

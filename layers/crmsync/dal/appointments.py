@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,10 +16,14 @@ from crmsync.domain import MAX_APPOINTMENT_DURATION, Appointment, AppointmentSta
 from crmsync.errors import BookingConflict, Conflict, NotFound
 from crmsync.models.appointment import (
     APPOINTMENT_SK_PREFIX,
+    PUSH_DUE_PREFIX,
+    PUSH_DUE_SHARDS,
     SCHEDULE_SK,
     STARTS_AT_PREFIX,
     AppointmentItem,
     ScheduleItem,
+    push_due_at_key,
+    push_due_shard,
     starts_at_key,
 )
 from crmsync.models.keys import check_id, user_pk
@@ -37,6 +41,17 @@ class AppointmentFields:
     attendees: tuple[str, ...] = ()
     location: str | None = None
     description: str | None = None
+
+
+@dataclass(frozen=True)
+class DuePush:
+    """An appointment marked as not pushed yet (the ``pushes_due`` index; read eventually
+    consistently, so a mark may already be satisfied: ``pushed_revision >= revision``)."""
+
+    principal: Principal
+    appointment_id: str
+    revision: int
+    pushed_revision: int
 
 
 def _to_domain(item: AppointmentItem) -> Appointment:
@@ -214,6 +229,7 @@ class AppointmentStore:
             item.status = status.value
             item.revision = int(item.revision) + 1
             item.push_error = None
+            _mark_push_due(item, now)
             return item
 
         if status is AppointmentStatus.CONFIRMED:
@@ -273,6 +289,8 @@ class AppointmentStore:
         item.revision = int(item.revision) + 1
         item.pushed_revision = item.revision
         item.push_error = None
+        item.push_due = None  # the calendar has this revision: nothing to push
+        item.push_due_at = None
         item.link_connection_id = link.connection_id if link else None
         item.link_calendar_id = link.calendar_id if link else None
         item.link_event_id = link.event_id if link else None
@@ -310,7 +328,46 @@ class AppointmentStore:
             if condition_failed(exc):
                 return False
             raise
+        self.clear_push_due(principal, appointment_id, revision)
         return True
+
+    def clear_push_due(self, principal: Principal, appointment_id: str, revision: int) -> bool:
+        """Remove the appointment's push mark if ``revision`` is still its current one (a
+        newer revision keeps its mark: it still has to be pushed). Touches nothing else, not
+        even the version: a concurrent edit rewrites the whole item, mark included."""
+        try:
+            AppointmentItem._get_connection().update_item(
+                user_pk(principal.tenant_id, principal.user_id),
+                APPOINTMENT_SK_PREFIX + appointment_id,
+                actions=[AppointmentItem.push_due.remove(), AppointmentItem.push_due_at.remove()],
+                condition=AppointmentItem.sk.exists() & (AppointmentItem.revision == revision),
+            )
+        except UpdateError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def pushes_due(self, before: datetime) -> Iterator[DuePush]:
+        """Appointments marked as not pushed since before ``before``, shard by shard, oldest
+        first within each (the ``pushes_due`` index)."""
+        for shard in range(PUSH_DUE_SHARDS):
+            for item in AppointmentItem.pushes_due.query(
+                f"{PUSH_DUE_PREFIX}{shard}", AppointmentItem.push_due_at < push_due_at_key(before)
+            ):
+                yield DuePush(
+                    Principal(item.tenant_id, item.user_id),
+                    item.appointment_id,
+                    int(item.revision),
+                    int(item.pushed_revision or 0),
+                )
+
+
+def _mark_push_due(item: AppointmentItem, now: datetime) -> None:
+    """The stored revision is not in the calendar yet: the push sweep finds it if its push
+    never runs (e.g. the queue refused the message)."""
+    item.push_due = push_due_shard(item.appointment_id)
+    item.push_due_at = push_due_at_key(now)
 
 
 def _set_or_remove(attribute: UnicodeAttribute, value: str | None) -> Action:
@@ -338,6 +395,8 @@ def _new_item(
         link_etag=link.etag if link else None,
     )
     _apply(item, fields, now)
+    if link is None:
+        _mark_push_due(item, now)
     return item
 
 

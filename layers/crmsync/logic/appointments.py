@@ -10,7 +10,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -46,6 +46,19 @@ from crmsync.providers.google.events import event_body, event_id_for
 from crmsync.security.tokens import TokenCipher, TokenContext
 
 log = logging.getLogger(__name__)
+
+
+#: How long a stored revision may wait for its push before the sweep enqueues it again.
+PUSH_GRACE = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class PushSweep:
+    """What one push sweep did: pushes enqueued again, satisfied marks removed, sends refused."""
+
+    enqueued: int
+    cleaned: int
+    failed: int
 
 
 class EventWriter(Protocol):
@@ -157,19 +170,51 @@ class Appointments:
             ]
         )
 
-    def _enqueue(self, appointment: Appointment, occasion: str = "") -> None:
-        try:
-            self._queue.send(
-                AppointmentPush(
-                    tenant_id=appointment.tenant_id,
-                    user_id=appointment.user_id,
-                    appointment_id=appointment.appointment_id,
-                    revision=appointment.revision,
-                    occasion=occasion,
-                )
+    def _enqueue(self, appointment: Appointment, occasion: str = "") -> bool:
+        return self._send_push(
+            AppointmentPush(
+                tenant_id=appointment.tenant_id,
+                user_id=appointment.user_id,
+                appointment_id=appointment.appointment_id,
+                revision=appointment.revision,
+                occasion=occasion,
             )
-        except Exception:  # stored and visibly pending; the next link or change pushes it
+        )
+
+    def _send_push(self, message: AppointmentPush) -> bool:
+        try:
+            self._queue.send(message)
+        except Exception:  # stored, visibly pending and marked due: the push sweep sends it again
             log.exception("could not enqueue the appointment push")
+            return False
+        return True
+
+    def sweep_pushes(self, now: datetime | None = None) -> PushSweep:
+        """The push sweep (every 5 minutes): enqueue again the pushes still due
+        ``PUSH_GRACE`` after their revision was stored — their message was never sent, or
+        the worker is waiting for the user to reconnect. Marks already satisfied (the
+        revision was pushed but the mark outlived it) are removed. One occasion per
+        5-minute bucket: a repeated firing within it is a no-op at the FIFO queue."""
+        now = now or datetime.now(UTC)
+        bucket = now.astimezone(UTC).replace(minute=now.astimezone(UTC).minute // 5 * 5, second=0, microsecond=0)
+        occasion = f"sweep@{bucket.strftime('%Y-%m-%dT%H:%M')}"
+        enqueued = cleaned = failed = 0
+        for due in self._store.pushes_due(now - PUSH_GRACE):
+            if due.pushed_revision >= due.revision:
+                cleaned += self._store.clear_push_due(due.principal, due.appointment_id, due.revision)
+                continue
+            message = AppointmentPush(
+                tenant_id=due.principal.tenant_id,
+                user_id=due.principal.user_id,
+                appointment_id=due.appointment_id,
+                revision=due.revision,
+                occasion=occasion,
+            )
+            if self._send_push(message):
+                enqueued += 1
+            else:
+                failed += 1
+        return PushSweep(enqueued=enqueued, cleaned=cleaned, failed=failed)
 
     def enqueue_pending(self, principal: Principal, days_back: int) -> int:
         """After a calendar is linked: bring it every appointment of the sync window (those
@@ -296,16 +341,21 @@ class Appointments:
         settings = self._settings.get(principal)
         target = settings.linked if settings.preferences.direction is not SyncDirection.CALENDAR_TO_CRM else None
         if target is None:
-            return "not_linked"  # stays pending; linking a calendar pushes it
+            # Stays pending, and the sweep leaves it alone: linking a calendar pushes it.
+            self._store.clear_push_due(principal, appointment.appointment_id, appointment.revision)
+            return "not_linked"
         in_target = appointment.link is not None and (appointment.link.connection_id, appointment.link.calendar_id) == (
             target.connection_id,
             target.calendar_id,
         )
         settled = in_target or (appointment.link is None and appointment.status is AppointmentStatus.CANCELLED)
         if appointment.pushed_revision >= appointment.revision and settled:
+            self._store.clear_push_due(principal, appointment.appointment_id, appointment.revision)
             return "up_to_date"
         writer = self._writer_for(principal, target.connection_id)
         if writer is None:
+            # Keeps its push mark: the sweep tries again every 5 minutes, so it lands soon
+            # after the user reconnects the account.
             return "waiting_for_reauth"
         try:
             link = self._apply(writer, appointment, target.connection_id, target.calendar_id)

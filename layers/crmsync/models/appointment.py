@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime
 
 from pynamodb.attributes import (
@@ -11,7 +12,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
-from pynamodb.indexes import AllProjection, LocalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, LocalSecondaryIndex
 
 from crmsync.models.base import ConnectionsTableItem, OwnedItem
 
@@ -38,6 +39,35 @@ class AppointmentsByStart(LocalSecondaryIndex["AppointmentItem"]):
 
     pk = UnicodeAttribute(hash_key=True)
     starts_at = UnicodeAttribute(range_key=True)
+
+
+#: ``push_due`` values: the sweep reads this many shards of the ``pushes_due`` index.
+PUSH_DUE_SHARDS = 8
+PUSH_DUE_PREFIX = "PUSHDUE#"
+
+
+def push_due_shard(appointment_id: str) -> str:
+    """The ``push_due`` of an appointment: spread over the shards by its id, so no index
+    partition is hot however many pushes are due."""
+    return f"{PUSH_DUE_PREFIX}{zlib.crc32(appointment_id.encode()) % PUSH_DUE_SHARDS}"
+
+
+def push_due_at_key(moment: datetime) -> str:
+    """The range key of ``pushes_due``: UTC, fixed width, so strings sort like times."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class PushesDue(GlobalSecondaryIndex["AppointmentItem"]):
+    """Appointments whose stored revision is not known to be in the linked calendar yet,
+    oldest first per shard: what the push sweep re-enqueues. Sparse: only marked
+    appointments carry ``push_due``; it projects what the sweep needs."""
+
+    class Meta:
+        index_name = "pushes_due"
+        projection = IncludeProjection(["tenant_id", "user_id", "appointment_id", "revision", "pushed_revision"])
+
+    push_due = UnicodeAttribute(hash_key=True)
+    push_due_at = UnicodeAttribute(range_key=True)
 
 
 class AppointmentItem(OwnedItem):
@@ -67,6 +97,12 @@ class AppointmentItem(OwnedItem):
     link_etag = UnicodeAttribute(null=True)
     pushed_revision = NumberAttribute(default=0)
     push_error = UnicodeAttribute(null=True)
+    #: Set while ``revision`` is stored but not pushed (``push_due_shard``, and when it became
+    #: due): the keys of ``pushes_due``. Removed once the revision is in the calendar, or there
+    #: is nowhere to push it.
+    push_due = UnicodeAttribute(null=True)
+    push_due_at = UnicodeAttribute(null=True)
+    pushes_due = PushesDue()
     version = VersionAttribute()
 
 

@@ -1,4 +1,5 @@
-"""Scheduled jobs. The schedule's Input names the job: ``{"job": "connection_health"}``."""
+"""Scheduled jobs. The schedule's Input names the job: ``{"job": "connection_health"}``,
+``{"job": "push_sweep"}``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from crmsync.config import get_settings
-from crmsync.logic.wiring import build_integrations
+from crmsync.logic.wiring import build_appointments, build_integrations
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,18 @@ def connection_health(metrics: Metrics) -> dict[str, Any]:
     return {"job": "connection_health", "enqueued": sent}
 
 
-JOBS = {"connection_health": connection_health}
+def push_sweep(metrics: Metrics) -> dict[str, Any]:
+    """Enqueue again the appointment pushes due for over 2 minutes (their message was lost,
+    e.g. the queue refused it). Each sweep's occasion is its 5-minute bucket."""
+    swept = build_appointments(get_settings()).sweep_pushes()
+    metrics.add_metric(name="PushesSwept", unit=MetricUnit.Count, value=swept.enqueued)
+    metrics.add_metric(name="PushMarksCleaned", unit=MetricUnit.Count, value=swept.cleaned)
+    if swept.failed:
+        metrics.add_metric(name="PushSweepSendFailures", unit=MetricUnit.Count, value=swept.failed)
+    return {"job": "push_sweep", "enqueued": swept.enqueued, "cleaned": swept.cleaned, "failed": swept.failed}
+
+
+JOBS = {"connection_health": connection_health, "push_sweep": push_sweep}
 
 
 def run_job(event: Any, metrics: Metrics) -> dict[str, Any]:
