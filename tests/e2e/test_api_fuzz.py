@@ -28,9 +28,8 @@ NOT_APPLICABLE = [schemathesis.checks.unsupported_method, schemathesis.checks.po
 
 
 @pytest.fixture(scope="module")
-def bearer(stack) -> dict[str, str]:
-    token = stack.issue_token("fuzz" + uuid.uuid4().hex[:8], "fuzz" + uuid.uuid4().hex[:8])
-    return {"Authorization": f"Bearer {token}"}
+def tenant_token(stack) -> str:
+    return stack.issue_token("fuzz" + uuid.uuid4().hex[:8], "fuzz" + uuid.uuid4().hex[:8])
 
 
 @SCHEMA.parametrize()
@@ -39,5 +38,10 @@ def bearer(stack) -> dict[str, str]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
 )
-def test_every_operation_answers_as_documented_and_never_5xx(case, stack, bearer: dict[str, str]) -> None:
-    case.call_and_validate(base_url=stack.api_url, headers=bearer, excluded_checks=NOT_APPLICABLE)
+def test_every_operation_answers_as_documented_and_never_5xx(case, stack, tenant_token: str) -> None:
+    # schemathesis generates the bearer header from the security scheme (random tokens), and
+    # leaves it out on purpose in negative cases (answered 401 by the gateway): a generated
+    # one becomes this tenant's token, a left-out one stays out.
+    if case.headers and "Authorization" in case.headers:
+        case.headers["Authorization"] = f"Bearer {tenant_token}"
+    case.call_and_validate(base_url=stack.api_url, excluded_checks=NOT_APPLICABLE)
