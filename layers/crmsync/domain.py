@@ -198,6 +198,11 @@ class ExternalEvent:
     crm_appointment_id: str | None
     #: The IANA zone the event's start is written in (not mirrored; used for imports).
     time_zone: str | None = None
+    #: Google's ``eventType``: ``default``, or a special kind (``outOfOffice``, ``focusTime``,
+    #: ``workingLocation``, ``birthday``, ``fromGmail``) whose type cannot change and whose
+    #: fields are restricted: those block time by their transparency but never become
+    #: appointments (a CRM edit of one would be refused by Google). Not mirrored.
+    event_type: str = "default"
 
     @property
     def all_day(self) -> bool:

@@ -211,3 +211,24 @@ def test_an_appointment_in_the_linked_calendar_is_busy_once(
         ALICE, imported.appointment_id, start=imported.start + timedelta(minutes=15), end=imported.end
     )
     assert moved.start == NINE + timedelta(hours=2, minutes=15)
+
+
+@pytest.mark.parametrize("event_type", ["outOfOffice", "focusTime"])
+def test_special_google_events_block_time_but_never_become_appointments(
+    event_type: str,
+    primary: CalendarRef,
+    google: GoogleCalendarUser,
+    calendar_sync,
+    availability,
+    make_appointments: Callable[..., Appointments],
+    service_env: dict[str, str],
+) -> None:
+    """An imported out-of-office event would be pushed back on its first CRM edit without its
+    type, which Google refuses (the type is immutable): such events stay Google's."""
+    settings_service(service_env, make_appointments()).link(ALICE, primary)
+    google.add(**timed(NINE, NINE + timedelta(hours=1), "away"), eventType=event_type)
+    calendar_sync.run(ALICE, primary.connection_id, primary.calendar_id)
+
+    assert make_appointments().between(ALICE, None, None) == []
+    _, busy = availability.free_slots(ALICE, NINE, NINE + timedelta(hours=2), timedelta(hours=1), timedelta(hours=1))
+    assert [(b.start, b.end, b.source) for b in busy] == [(NINE, NINE + timedelta(hours=1), "calendar")]

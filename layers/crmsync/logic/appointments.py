@@ -300,6 +300,8 @@ class Appointments:
             )
         if event.start is None or event.end is None:
             return None  # all-day events block time but do not become appointments
+        if appointment is None and event.event_type != "default":
+            return None  # out of office, focus time…: they block time; Google keeps them as they are
         if event.end <= event.start:
             # No duration (or an end before the start): it blocks no time, and an appointment
             # must end after it starts — the appointment stays as it was, or is not made.

@@ -79,6 +79,7 @@ def parse_event(raw: dict[str, Any], tenant_id: str) -> ExternalEvent:
         etag=raw.get("etag"),
         crm_appointment_id=ours,
         time_zone=start.get("timeZone"),
+        event_type=str(raw.get("eventType") or "default"),
     )
 
 
