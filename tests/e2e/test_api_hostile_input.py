@@ -170,3 +170,32 @@ def test_a_boolean_is_not_a_number_of_days(client: Client) -> None:
 @pytest.mark.parametrize("start", ["0.5", "1700000000"])
 def test_a_number_is_not_a_date(client: Client, start: str) -> None:
     _problem(client.call("GET", "/v1/appointments", params={"start": start}), 422)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"state": "s" * 5000, "code": "c"},
+        {"state": "\x00\n", "code": "\ud800".encode("utf-8", "surrogatepass").decode("latin-1")},
+        {"error": "access_denied", "state": "x" * 3000},
+        {},
+        {"state": "a", "code": "b", "scope": "x" * 10000},
+    ],
+)
+def test_the_oauth_callback_answers_hostile_queries_without_a_5xx(stack, query: dict) -> None:
+    answer = requests.get(stack.api_url + "/oauth/google/callback", params=query, allow_redirects=False, timeout=30)
+    assert answer.status_code < 500, answer.text
+    assert answer.status_code in (303, 400, 404)
+
+
+@pytest.mark.parametrize("provider", ["x" * 3000, "google%00", "GOOGLE"])
+def test_the_oauth_callback_refuses_unknown_providers(stack, provider: str) -> None:
+    answer = requests.get(
+        stack.api_url + f"/oauth/{provider}/callback",
+        params={"state": "a", "code": "b"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert answer.status_code in (303, 404), answer.text
+    if answer.status_code == 303:
+        assert "error=unsupported_provider" in answer.headers["Location"]
