@@ -58,6 +58,11 @@ class Settings(BaseModel):
     #: The BCC logging domain (F9) and the bucket SES writes received mail to.
     logging_domain: str = ""
     mail_bucket: str = ""
+    #: The mass-deletion guard: a sync's deletions wait for the user's confirmation when
+    #: they are at least ``mass_deletion_minimum`` items and empty the mirror, or (full syncs)
+    #: exceed ``mass_deletion_share`` of it.
+    mass_deletion_share: float = Field(default=0.5, gt=0, le=1)
+    mass_deletion_minimum: int = Field(default=20, ge=1)
     google: GoogleSettings
 
     @property
@@ -92,6 +97,14 @@ class Settings(BaseModel):
                 "event_bus_name": e.get("EVENT_BUS_NAME", ""),
                 "logging_domain": e.get("LOGGING_DOMAIN", ""),
                 "mail_bucket": e.get("MAIL_BUCKET", ""),
+                **{
+                    k: v
+                    for k, v in {
+                        "mass_deletion_share": e.get("MASS_DELETION_SHARE"),
+                        "mass_deletion_minimum": e.get("MASS_DELETION_MINIMUM"),
+                    }.items()
+                    if v
+                },
                 "google": {
                     k: v
                     for k, v in {
