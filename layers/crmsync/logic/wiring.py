@@ -76,6 +76,7 @@ def build_calendars(settings: Settings) -> Calendars:
         calendars=CalendarStore(),
         cipher=TokenCipher(settings.token_key_id),
         provider=_google_calendar(settings),
+        queue=SyncQueue(settings.sync_queue_url),
     )
 
 

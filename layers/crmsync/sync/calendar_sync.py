@@ -285,6 +285,8 @@ class CalendarSync:
             return  # already waiting for the user, with these numbers
         resource = calendar_resource(connection_id, calendar_id)
         self._pending.hold(principal, PendingDeletions(resource, deletions, mirrored, complete, self._clock()), pending)
+        if pending is not None and pending.decision is None:
+            return  # the user is already being asked: new numbers, not a new alarm
         log.warning(
             "mass deletion held for confirmation",
             extra={"connection_id": connection_id, "deletions": deletions, "mirrored": mirrored, "full": complete},
