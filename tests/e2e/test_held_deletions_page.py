@@ -104,3 +104,22 @@ def test_the_page_asks_before_a_mass_deletion_and_its_buttons_work(
     assert {a["status"] for a in appointments(alice)} == {status}
     google = GoogleCalendarUser(stack.google.base_url, email)
     assert len(google.events(cancelled=False)) == in_google
+
+
+def test_answering_when_nothing_is_held_is_a_problem_document(stack, unique: str) -> None:
+    alice = Browser(stack, f"tenant-{unique}", "alice")
+    email = f"calm-{unique}@example.com"
+    alice.callback(consent(alice.start(), email, typed=True))
+    stack.drain()
+    (connection,) = alice.integrations()
+
+    answer = alice.api(
+        "POST", "/v1/calendars/pending-deletions/apply", json={"connection_id": connection["id"], "calendar_id": email}
+    )
+    assert answer.status_code == 404, answer.text
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
+    assert "No deletions are waiting" in answer.json()["detail"]
+
+    answer = alice.api("POST", "/v1/calendars/pending-deletions/ignore", json={"calendar_id": email})
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
