@@ -60,6 +60,11 @@ class Settings(BaseModel):
     mail_bucket: str = ""
     #: Where the API keeps the answers of creates sent with an Idempotency-Key (24 h, TTL).
     idempotency_table: str = ""
+    #: The mass-deletion guard: a sync's deletions wait for the user's confirmation when
+    #: they are at least ``mass_deletion_minimum`` items and empty the mirror, or (full syncs)
+    #: exceed ``mass_deletion_share`` of it.
+    mass_deletion_share: float = Field(default=0.5, gt=0, le=1)
+    mass_deletion_minimum: int = Field(default=20, ge=1)
     google: GoogleSettings
 
     @property
@@ -95,6 +100,14 @@ class Settings(BaseModel):
                 "logging_domain": e.get("LOGGING_DOMAIN", ""),
                 "mail_bucket": e.get("MAIL_BUCKET", ""),
                 "idempotency_table": e.get("IDEMPOTENCY_TABLE", ""),
+                **{
+                    k: v
+                    for k, v in {
+                        "mass_deletion_share": e.get("MASS_DELETION_SHARE"),
+                        "mass_deletion_minimum": e.get("MASS_DELETION_MINIMUM"),
+                    }.items()
+                    if v
+                },
                 "google": {
                     k: v
                     for k, v in {

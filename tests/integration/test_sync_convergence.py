@@ -2,7 +2,9 @@
 server errors, timeouts after Google applied a write, invalidated sync tokens, duplicated and
 reordered deliveries and workers stopped mid-batch in between, once the queue has drained the
 CRM and the linked Google calendar agree — no duplicates, no loss — and deletions in Google
-were handled as the user's deletion preference says (F6)."""
+were handled as the user's deletion preference says (F6). The mass-deletion guard is on with a
+low threshold: deletions it holds are carried out once the user applies them (a rule, and the
+user's answer to any prompt left when the queue drains)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from crmsync.dal.appointments import AppointmentFields
 from crmsync.domain import AppointmentStatus, ExternalDeletion, Principal, SyncDirection, SyncPreferences
-from crmsync.errors import BookingConflict, Conflict, ProviderError
+from crmsync.errors import BookingConflict, Conflict, NotFound, ProviderError
+from crmsync.guard import Decision, DeletionThreshold
 from tests.integration.conftest import RecordingQueue
 from tests.integration.test_two_way_sync import START, World, iso
 
@@ -145,6 +148,25 @@ def make_machine(new_world: Callable[[LostAnswers], World]) -> type[RuleBasedSta
                 }
                 self.world.google.delete(event_id)
 
+        @rule(hour=HOURS)
+        def google_lists_nothing_any_more(self, hour: int) -> None:
+            """A synced calendar of at least two events loses them all at once (a re-created
+            calendar, say): the next sync is a full one that lists none of them — a mass
+            deletion, which the guard holds until the user applies it."""
+            for extra in range(2 - len(self._google_events())):
+                start = START + timedelta(hours=hour + extra)
+                self.world.google.add(
+                    summary="google", start={"dateTime": iso(start)}, end={"dateTime": iso(start + timedelta(hours=1))}
+                )
+            with contextlib.suppress(ProviderError, Conflict):  # a fault: fewer are mirrored
+                self.world.sync.run(self.world.principal, self.world.connection, self.world.email)
+            events = self._google_events()
+            for event in events:
+                self.world.google.delete(event["id"])
+            ids = {e["id"] for e in events}
+            self.deleted_twins |= {a.appointment_id for a in self.world.listed() if a.link and a.link.event_id in ids}
+            self.world.google.expire_sync_tokens(purge_deleted=True)
+
         # ------------------------------------------------------------ the infrastructure
         @rule(count=st.integers(min_value=1, max_value=2))
         def google_answers_get_lost(self, count: int) -> None:
@@ -162,6 +184,16 @@ def make_machine(new_world: Callable[[LostAnswers], World]) -> type[RuleBasedSta
         def sync_token_expires(self) -> None:
             self.world.google.expire_sync_tokens()
 
+        # ------------------------------------------------------------ the mass-deletion guard
+        @rule()
+        def user_applies_held_deletions(self) -> None:
+            """The CRM user answers the Calendar Settings prompt with Apply (deletions held
+            by the guard are then carried out by the next sync, as any deletion would be)."""
+            with contextlib.suppress(NotFound, Conflict):  # nothing held (any more)
+                self.world.calendars.decide_deletions(
+                    self.world.principal, self.world.connection, self.world.email, Decision.APPLY
+                )
+
         @rule(duplicate=st.booleans(), interrupt=st.booleans(), reorder=st.booleans())
         def worker_runs(self, duplicate: bool, interrupt: bool, reorder: bool = False) -> None:
             """One delivery round: pushes (duplicated, or newest first, if asked), then a sync;
@@ -178,7 +210,7 @@ def make_machine(new_world: Callable[[LostAnswers], World]) -> type[RuleBasedSta
                     self.backlog.extend(messages[index:])
                     return
                 try:
-                    self.world.appointments.push(message)
+                    self.world.deliver(message)
                 except (ProviderError, Conflict):
                     self.backlog.append(message)
             with contextlib.suppress(ProviderError, Conflict):  # the next notification syncs again
@@ -189,13 +221,19 @@ def make_machine(new_world: Callable[[LostAnswers], World]) -> type[RuleBasedSta
             requests.delete(f"{self.world.base}/_emulator/faults", timeout=10)
             self.lost.left = 0
             for _ in range(6):  # the queue drains: retries until nothing is left
+                self.user_applies_held_deletions()  # the user answers any prompt
                 self.worker_runs(duplicate=False, interrupt=False)
-                if not self.backlog and not self.world.recorded.sent:
+                if not self.backlog and not self.world.recorded.sent and not self._held():
                     break
             self.world.sync.run(self.world.principal, self.world.connection, self.world.email)
             for _ in range(3):
+                self.user_applies_held_deletions()
                 self.worker_runs(duplicate=False, interrupt=False)
+            assert not self._held(), "deletions still wait for the user after Apply"
             self._assert_converged()
+
+        def _held(self) -> bool:
+            return any(s.pending_deletions is not None for s in self.world.calendars.with_status(self.world.principal))
 
         def _google_events(self) -> list[dict[str, Any]]:
             return self.world.google.events(cancelled=False)
@@ -238,7 +276,10 @@ def test_crm_and_google_converge(
         # A CRM user of its own per example: Hypothesis replays a failing example expecting the
         # same outcome, which it only gets if no earlier example's appointments are still there.
         alice = Principal(f"tenant-{uuid.uuid4().hex[:10]}", "alice")
-        return World(stack, service_env, integrations, calendars, appointments, recorded, alice)
+        # The guard on, with a threshold these few events reach: deleting 2 of 3 in Google,
+        # or every one of 2, waits for the user's Apply.
+        guard = DeletionThreshold(share=0.5, minimum=2)
+        return World(stack, service_env, integrations, calendars, appointments, recorded, alice, threshold=guard)
 
     run_state_machine_as_test(
         make_machine(new_world),

@@ -18,11 +18,13 @@ from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.mirror import MirrorStore
 from crmsync.dal.settings import SettingsStore
 from crmsync.domain import CalendarRef, ExternalDeletion, Principal, SyncDirection, SyncPreferences
+from crmsync.guard import DeletionThreshold
 from crmsync.logic.appointments import Appointments
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
 from crmsync.logic.wiring import client_secret_reader
+from crmsync.messaging.messages import CalendarSyncRequest
 from crmsync.providers.google.calendar import GoogleCalendar
 from crmsync.security.tokens import TokenCipher
 from crmsync.sync.calendar_sync import CalendarSync
@@ -52,6 +54,9 @@ class World:
         appointments: Appointments,
         recorded: RecordingQueue,
         principal: Principal = ALICE,
+        threshold: DeletionThreshold | None = None,
+        events: Any = None,
+        counter: Any = None,
     ) -> None:
         self.principal = principal
         self.base = stack.google.base_url
@@ -77,13 +82,33 @@ class World:
             cipher=TokenCipher(settings.token_key_id),
             lister=lambda token: GoogleCalendar(settings.google, token, secret),
             inbound=appointments.absorb,
+            threshold=threshold,
+            events=events,
+            counter=counter,
+            linked=appointments.linked_event_ids,
+            keep=appointments.keep,
+        )
+        #: The user's answers to held deletions; the sync they request lands in ``recorded``.
+        self.calendars = Calendars(
+            connections=ConnectionStore(),
+            calendars=CalendarStore(),
+            cipher=TokenCipher(settings.token_key_id),
+            provider=lambda token: GoogleCalendar(settings.google, token, secret),
+            queue=recorded,
         )
         self.sync.run(self.principal, self.connection, self.email)
 
-    def work(self) -> None:
-        """The worker: pushes queued, then a sync of the calendar (as a notification causes)."""
-        for message in self.recorded.take():
+    def deliver(self, message: Any) -> None:
+        """The worker, for one queue message."""
+        if isinstance(message, CalendarSyncRequest):
+            self.sync.run(Principal(message.tenant_id, message.user_id), message.connection_id, message.calendar_id)
+        else:
             self.appointments.push(message)
+
+    def work(self) -> None:
+        """The worker: the queued messages, then a sync of the calendar (as a notification causes)."""
+        for message in self.recorded.take():
+            self.deliver(message)
         self.sync.run(self.principal, self.connection, self.email)
 
     def listed(self) -> list[Any]:

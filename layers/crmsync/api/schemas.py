@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from crmsync.domain import Appointment, ConnectedCalendar, Connection, SyncPreferences
+from crmsync.guard import PendingDeletions
 
 Feature = Literal["calendar", "email", "contacts"]
 
@@ -135,10 +136,34 @@ class CalendarSyncOut(BaseModel):
     push_channel: bool
 
 
+class PendingDeletionsOut(BaseModel):
+    """Deletions a sync held back for the user's confirmation (the mass-deletion guard):
+    Google reports ``deletions`` of the ``mirrored`` events deleted."""
+
+    deletions: int
+    mirrored: int
+    #: Found by a full sync (Google's complete list), not an incremental one.
+    full_sync: bool
+    detected_at: datetime
+    #: ``null`` until answered; ``apply`` or ``ignore`` while the sync carrying it out runs.
+    decision: Literal["apply", "ignore"] | None
+
+    @classmethod
+    def of(cls, p: PendingDeletions) -> PendingDeletionsOut:
+        return cls(
+            deletions=p.deletions,
+            mirrored=p.mirrored,
+            full_sync=p.complete,
+            detected_at=p.detected_at,
+            decision=p.decision.value if p.decision else None,
+        )
+
+
 class CalendarWithStatusOut(CalendarOut):
     #: The account's status: ``connected``, ``needs_reauth`` or ``error``.
     connection_status: str
     sync: CalendarSyncOut
+    pending_deletions: PendingDeletionsOut | None
 
     @classmethod
     def of_status(cls, s: CalendarStatus) -> CalendarWithStatusOut:
@@ -146,6 +171,7 @@ class CalendarWithStatusOut(CalendarOut):
             **CalendarOut.of(s.calendar).model_dump(),
             connection_status=s.connection_status.value,
             sync=CalendarSyncOut(state=s.sync_state, last_synced_at=s.last_synced_at, push_channel=s.push_channel),
+            pending_deletions=PendingDeletionsOut.of(s.pending_deletions) if s.pending_deletions else None,
         )
 
 

@@ -303,6 +303,28 @@ class AppointmentStore:
             raise
         return _to_domain(item)
 
+    def detach(self, principal: Principal, appointment: Appointment) -> Appointment | None:
+        """The appointment loses its event but stays (the user ignored the event's reported
+        deletion): a new revision without a link, so its push puts an event back. ``None``
+        if the appointment changed meanwhile."""
+        item = self._item(principal, appointment.appointment_id)
+        if item is None or int(item.revision) != appointment.revision:
+            return None
+        item.revision = int(item.revision) + 1
+        item.push_error = None
+        item.updated_at = datetime.now(UTC)
+        item.link_connection_id = None
+        item.link_calendar_id = None
+        item.link_event_id = None
+        item.link_etag = None
+        try:
+            item.save()
+        except PutError as exc:
+            if condition_failed(exc):
+                return None
+            raise
+        return _to_domain(item)
+
     def record_push(
         self, principal: Principal, appointment_id: str, revision: int, link: EventLink | None, error: str | None = None
     ) -> bool:

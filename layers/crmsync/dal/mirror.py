@@ -11,11 +11,14 @@ from pynamodb.exceptions import DoesNotExist, PutError
 from crmsync.dal import condition_failed, get_many
 from crmsync.dal.calendars import calendar_from_item
 from crmsync.dal.connections import StoredConnection, stored_from_item
+from crmsync.dal.guard import pending_from_item, pending_key
 from crmsync.dal.settings import settings_from_item
 from crmsync.domain import CalendarSettings, ConnectedCalendar, ExternalEvent, Principal
 from crmsync.errors import Conflict
+from crmsync.guard import GuardedResource, PendingDeletions
 from crmsync.models.calendar import CalendarItem, calendar_sk
 from crmsync.models.connection import CONNECTION_SK_PREFIX, ConnectionItem
+from crmsync.models.guard import PendingDeletionsItem
 from crmsync.models.keys import check_id, user_pk
 from crmsync.models.settings import CALENDAR_SETTINGS_SK, CalendarSettingsItem
 from crmsync.models.sync import SYNC_SK_PREFIX, ExternalEventItem, SyncStateItem, external_prefix, sync_sk
@@ -39,6 +42,8 @@ class SyncInputs:
     cursor: SyncCursor
     settings: CalendarSettings
     calendar: ConnectedCalendar | None
+    #: Deletions an earlier sync held back (the mass-deletion guard), with the user's answer.
+    pending: PendingDeletions | None = None
 
     @property
     def wanted(self) -> bool:
@@ -51,6 +56,11 @@ class SyncInputs:
             self.calendar.calendar_id,
         )
         return self.calendar.conflict or is_linked
+
+
+def calendar_resource(connection_id: str, calendar_id: str) -> GuardedResource:
+    """A calendar, as the mass-deletion guard names it."""
+    return GuardedResource("calendar", connection_id, calendar_id)
 
 
 def cursor_from_item(item: SyncStateItem | None) -> SyncCursor:
@@ -84,6 +94,17 @@ def _event(item: ExternalEventItem) -> ExternalEvent:
     )
 
 
+def _end_of(item: ExternalEventItem) -> datetime | None:
+    if item.end is not None:
+        return item.end
+    if item.end_date:
+        try:
+            return datetime.fromisoformat(item.end_date).replace(tzinfo=UTC)
+        except ValueError:
+            return None
+    return None
+
+
 class MirrorStore:
     def cursor(self, principal: Principal, connection_id: str, calendar_id: str) -> SyncCursor:
         try:
@@ -97,18 +118,20 @@ class MirrorStore:
         return cursor_from_item(item)
 
     def sync_inputs(self, principal: Principal, connection_id: str, calendar_id: str) -> SyncInputs:
-        """What a sync run needs, in one request: the connection, the cursor, the settings."""
+        """What a sync run needs, in one request: the connection, the cursor, the settings,
+        the calendar and any deletions held back by the mass-deletion guard."""
         pk = user_pk(principal.tenant_id, principal.user_id)
         try:
             check_id("connection", connection_id)
         except ValueError:
             return SyncInputs(None, cursor_from_item(None), settings_from_item(None), None)
-        connection, state, settings, calendar = get_many(
+        connection, state, settings, calendar, pending = get_many(
             [
                 (ConnectionItem, pk, CONNECTION_SK_PREFIX + connection_id),
                 (SyncStateItem, pk, sync_sk(connection_id, calendar_id)),
                 (CalendarSettingsItem, pk, CALENDAR_SETTINGS_SK),
                 (CalendarItem, pk, calendar_sk(connection_id, calendar_id)),
+                pending_key(principal, calendar_resource(connection_id, calendar_id)),
             ]
         )
         return SyncInputs(
@@ -116,6 +139,7 @@ class MirrorStore:
             cursor_from_item(state if isinstance(state, SyncStateItem) else None),
             settings_from_item(settings if isinstance(settings, CalendarSettingsItem) else None),
             calendar_from_item(calendar) if isinstance(calendar, CalendarItem) else None,
+            pending_from_item(pending if isinstance(pending, PendingDeletionsItem) else None),
         )
 
     def advance(
@@ -234,6 +258,18 @@ class MirrorStore:
         )
         return {item.sk[len(prefix) :] for item in items}
 
+    def event_ends(self, principal: Principal, connection_id: str, calendar_id: str) -> dict[str, datetime | None]:
+        """The calendar's mirrored events, each with the moment it ends (an all-day event:
+        the start of its end date in UTC; ``None`` if unknown). Keys and ends only are read."""
+        prefix = external_prefix(connection_id, calendar_id)
+        items = ExternalEventItem.query(
+            user_pk(principal.tenant_id, principal.user_id),
+            ExternalEventItem.sk.startswith(prefix),
+            consistent_read=True,
+            attributes_to_get=["sk", "end", "end_date"],
+        )
+        return {item.sk[len(prefix) :]: _end_of(item) for item in items}
+
     def remove(self, principal: Principal, connection_id: str, calendar_id: str, event_ids: set[str]) -> int:
         """Delete these mirrored events (e.g. those a full sync no longer lists)."""
         pk = user_pk(principal.tenant_id, principal.user_id)
@@ -265,3 +301,5 @@ class MirrorStore:
             for event in self.events(principal, connection_id, calendar_id):
                 batch.delete(ExternalEventItem(pk, prefix + event.event_id))
         SyncStateItem(pk, sync_sk(connection_id, calendar_id)).delete(add_version_condition=False)
+        _, _, held = pending_key(principal, calendar_resource(connection_id, calendar_id))
+        PendingDeletionsItem(pk, held).delete(add_version_condition=False)

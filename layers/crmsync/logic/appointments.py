@@ -277,6 +277,34 @@ class Appointments:
                     self._publish_change(outcome, "provider")
         return changed
 
+    def linked_event_ids(
+        self, principal: Principal, connection_id: str, calendar_id: str, since: datetime | None
+    ) -> set[str]:
+        """The events of this calendar that live appointments (ending after ``since``) are
+        linked to: what a sync's deletions could cancel (the mass-deletion guard counts them)."""
+        return {
+            event_id
+            for event_id, a in self._store.by_event(principal, connection_id, calendar_id).items()
+            if a.status is AppointmentStatus.CONFIRMED and (since is None or a.end >= since)
+        }
+
+    def keep(self, principal: Principal, connection_id: str, calendar_id: str, event_ids: set[str]) -> int:
+        """The user ignored the reported deletion of these events: their appointments stay
+        confirmed, lose the link to the vanished event and are pushed again (the push puts an
+        event back into the linked calendar; with the calendar → CRM direction they stay
+        unlinked). So no later sync finds them missing again, and none cancels them.
+        Idempotent: an appointment already detached is no longer linked to these events."""
+        kept = 0
+        occasion = f"kept@{datetime.now(UTC).isoformat()}"
+        for event_id, appointment in self._store.by_event(principal, connection_id, calendar_id).items():
+            if event_id not in event_ids or appointment.status is not AppointmentStatus.CONFIRMED:
+                continue
+            detached = self._store.detach(principal, appointment)
+            if detached is not None:
+                kept += 1
+                self._enqueue(detached, occasion)
+        return kept
+
     def _absorb_one(
         self,
         principal: Principal,

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from crmsync.dal.calendars import CalendarStore
 from crmsync.dal.connections import ConnectionStore
-from crmsync.dal.mirror import MirrorStore
+from crmsync.dal.guard import PendingDeletionsStore
+from crmsync.dal.mirror import MirrorStore, calendar_resource
 from crmsync.dal.settings import SettingsStore
 from crmsync.domain import ConnectedCalendar, Connection, ConnectionStatus, Principal
+from crmsync.errors import NotFound
+from crmsync.guard import Decision, PendingDeletions
+from crmsync.messaging.messages import CalendarSyncRequest
 from crmsync.providers.google.calendar import ProviderCalendar
 from crmsync.security.tokens import TokenCipher, TokenContext
+
+log = logging.getLogger(__name__)
 
 #: A connection needs one of these scopes for its calendars to be listed.
 CALENDAR_LIST_SCOPES = frozenset(
@@ -24,6 +31,10 @@ CALENDAR_LIST_SCOPES = frozenset(
         "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
     }
 )
+
+
+class Queue(Protocol):
+    def send(self, message: Any) -> None: ...
 
 
 class CalendarProvider(Protocol):
@@ -45,6 +56,8 @@ class CalendarStatus:
     sync_state: str
     last_synced_at: datetime | None
     push_channel: bool
+    #: Deletions a sync held back for the user's confirmation (the mass-deletion guard).
+    pending_deletions: PendingDeletions | None = None
 
 
 class Calendars:
@@ -57,13 +70,19 @@ class Calendars:
         provider: ProviderFactory,
         mirror: MirrorStore | None = None,
         settings: SettingsStore | None = None,
+        pending: PendingDeletionsStore | None = None,
+        queue: Queue | None = None,
     ) -> None:
+        """``queue``: where the sync that carries out the user's answer to held deletions
+        is requested (without one, the calendar's next sync carries it out)."""
         self._connections = connections
         self._calendars = calendars
         self._cipher = cipher
         self._provider = provider
         self._mirror = mirror or MirrorStore()
         self._settings = settings or SettingsStore()
+        self._pending = pending or PendingDeletionsStore()
+        self._queue = queue
 
     def connected(self, principal: Principal) -> list[ConnectedCalendar]:
         """Every connected account's calendars: accounts in connection order, primary first."""
@@ -78,6 +97,9 @@ class Calendars:
         calendars = [c for c in self._calendars.of_user(principal) if c.connection_id in connections]
         cursors = {(conn, cal): cursor for conn, cal, cursor in self._mirror.synced(principal)}
         linked = self._settings.get(principal).linked
+        held = {
+            (p.resource.connection_id, p.resource.resource_id): p for p in self._pending.of_user(principal, "calendar")
+        }
         out: list[CalendarStatus] = []
         for c in sorted(calendars, key=lambda c: (order.index(c.connection_id), not c.primary, c.name.lower())):
             cursor = cursors.get((c.connection_id, c.calendar_id))
@@ -97,9 +119,43 @@ class Calendars:
                     sync_state=state,
                     last_synced_at=cursor.last_success_at if cursor and wanted else None,
                     push_channel=bool(wanted and cursor and cursor.channel_id),
+                    pending_deletions=held.get((c.connection_id, c.calendar_id)) if wanted else None,
                 )
             )
         return out
+
+    def decide_deletions(
+        self, principal: Principal, connection_id: str, calendar_id: str, decision: Decision
+    ) -> CalendarStatus:
+        """The user's answer to deletions held back on a calendar: :attr:`Decision.APPLY`
+        (delete as usual) or :attr:`Decision.IGNORE` (keep the CRM side). Recorded here and
+        carried out by the calendar's next sync, requested at once; answering again before
+        it ran replaces the answer. NotFound if nothing is held on that calendar."""
+        decided = self._pending.decide(principal, calendar_resource(connection_id, calendar_id), decision)
+        status = next(
+            (
+                s
+                for s in self.with_status(principal)
+                if (s.calendar.connection_id, s.calendar.calendar_id) == (connection_id, calendar_id)
+            ),
+            None,
+        )
+        if decided is None or status is None:
+            raise NotFound("No deletions are waiting for confirmation on that calendar.")
+        if self._queue is not None:
+            request = CalendarSyncRequest(
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                connection_id=connection_id,
+                calendar_id=calendar_id,
+                reason="deletions",
+                occasion=f"{decision.value}@{decided.version}",
+            )
+            try:
+                self._queue.send(request)
+            except Exception:  # recorded; the calendar's next (scheduled) sync carries it out
+                log.exception("could not enqueue the sync that carries out held deletions")
+        return replace(status, pending_deletions=decided)
 
     def refresh(self, principal: Principal, connection_id: str) -> list[ConnectedCalendar] | None:
         """Re-read the account's calendar list from the provider. ``None``: the connection is

@@ -13,12 +13,14 @@ from crmsync.dal.calendars import CalendarStore
 from crmsync.dal.channels import ChannelStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.contacts import ContactStore
+from crmsync.dal.guard import PendingDeletionsStore
 from crmsync.dal.mail_bucket import MailBucket
 from crmsync.dal.mail_log import MailLogStore
 from crmsync.dal.mirror import MirrorStore
 from crmsync.dal.oauth_states import OAuthStateStore
 from crmsync.dal.settings import SettingsStore
 from crmsync.domain import Principal
+from crmsync.guard import DeletionThreshold
 from crmsync.logic.appointments import Appointments
 from crmsync.logic.availability import Availability
 from crmsync.logic.bcc_settings import BccSettings
@@ -74,6 +76,7 @@ def build_calendars(settings: Settings) -> Calendars:
         calendars=CalendarStore(),
         cipher=TokenCipher(settings.token_key_id),
         provider=_google_calendar(settings),
+        queue=SyncQueue(settings.sync_queue_url),
     )
 
 
@@ -96,8 +99,13 @@ def build_availability(settings: Settings) -> Availability:
     return Availability(appointments=AppointmentStore(), calendars=CalendarStore(), mirror=MirrorStore())
 
 
-def build_calendar_sync(settings: Settings) -> CalendarSync:
+def deletion_threshold(settings: Settings) -> DeletionThreshold:
+    return DeletionThreshold(share=settings.mass_deletion_share, minimum=settings.mass_deletion_minimum)
+
+
+def build_calendar_sync(settings: Settings, counter: Counter | None = None) -> CalendarSync:
     _bind(settings)
+    appointments = build_appointments(settings)
     return CalendarSync(
         connections=ConnectionStore(),
         settings=SettingsStore(),
@@ -105,8 +113,13 @@ def build_calendar_sync(settings: Settings) -> CalendarSync:
         cipher=TokenCipher(settings.token_key_id),
         lister=_google_calendar(settings),
         channels=Channels(store=ChannelStore(), mirror=MirrorStore(), webhook_url=settings.calendar_webhook_url),
-        inbound=build_appointments(settings).absorb,
+        inbound=appointments.absorb,
         events=build_events(settings),
+        threshold=deletion_threshold(settings),
+        pending=PendingDeletionsStore(),
+        linked=appointments.linked_event_ids,
+        keep=appointments.keep,
+        counter=counter,
     )
 
 

@@ -1,5 +1,5 @@
 """Domain events on the EventBridge bus (AppointmentCreated/Changed/Cancelled,
-ExternalBusyChanged, EmailLogged).
+ExternalBusyChanged, DeletionsHeld, EmailLogged).
 
 Every event carries the tenant and user it concerns, an ``origin`` (``crm`` when a CRM user
 or API call caused it, ``provider`` when it came from Google), and an ``event_id`` that is
@@ -72,6 +72,23 @@ class ExternalBusyChanged(DomainEvent):
     calendar_id: str
     #: Events whose busy time appeared, moved or disappeared in this change.
     changed_events: int = Field(ge=0)
+
+
+class DeletionsHeld(DomainEvent):
+    """A sync would have deleted most (or all) of a synced resource's mirror; the deletions
+    are held until the user applies or ignores them (the mass-deletion guard)."""
+
+    detail_type: ClassVar[str] = "DeletionsHeld"
+    origin: Origin = "provider"
+    #: ``calendar`` (later ``contacts``, ``mailbox``).
+    resource_kind: str
+    connection_id: str
+    #: The provider's id of the resource (a calendar id).
+    resource_id: str
+    deletions: int = Field(ge=0)
+    mirrored: int = Field(ge=0)
+    #: Found by a complete (full) sync, not an incremental one.
+    complete: bool
 
 
 class EmailLogged(DomainEvent):

@@ -11,6 +11,7 @@ from crmsync.models.appointment import AppointmentItem, ScheduleItem
 from crmsync.models.base import ConnectionsTableItem
 from crmsync.models.calendar import CalendarItem
 from crmsync.models.connection import ConnectionItem
+from crmsync.models.guard import PendingDeletionsItem
 from crmsync.models.keys import user_pk
 from crmsync.models.mail import (
     BccAddressItem,
@@ -40,6 +41,7 @@ __all__ = [
     "ExternalEventItem",
     "LoggedMailItem",
     "OAuthStateItem",
+    "PendingDeletionsItem",
     "ScheduleItem",
     "SenderAddressItem",
     "SyncStateItem",

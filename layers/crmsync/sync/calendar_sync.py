@@ -5,6 +5,10 @@ cursor is stored only after every page was applied; an invalidated cursor (410) 
 to a full sync that replaces the mirror — no duplicates (events are keyed by id), no loss
 (whatever the provider no longer lists is removed). Interrupted at any step, a re-run
 reaches the same result.
+
+Deletions pass the mass-deletion guard (:mod:`crmsync.guard`) first: a sync that would
+delete most of what is mirrored (or all of it) applies everything else and holds the
+deletions until the user answers.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from crmsync.dal.connections import ConnectionStore
-from crmsync.dal.mirror import MirrorStore, SyncCursor
+from crmsync.dal.guard import PendingDeletionsStore
+from crmsync.dal.mirror import MirrorStore, SyncCursor, calendar_resource
 from crmsync.dal.settings import SettingsStore
-from crmsync.domain import ConnectionStatus, ExternalEvent, Principal
+from crmsync.domain import ConnectionStatus, Counter, ExternalEvent, Principal
 from crmsync.errors import ProviderError
-from crmsync.messaging.events import EventPublisher, ExternalBusyChanged
+from crmsync.guard import Decision, DeletionThreshold, PendingDeletions
+from crmsync.messaging.events import DeletionsHeld, EventPublisher, ExternalBusyChanged
 from crmsync.providers.google.api import SyncTokenInvalid
 from crmsync.providers.google.events import parse_event
 from crmsync.security.secrets import sha256_hex
@@ -38,6 +44,18 @@ CURSOR_REFRESH = timedelta(hours=1)
 #: One page of ``events.list``: its events, and the sync token if it is the last page.
 EventPage = tuple[list[dict[str, Any]], str | None]
 _END = object()
+
+#: What a sync does with its deletions (see :meth:`CalendarSync._verdict`).
+_APPLY, _HOLD, _KEEP = "apply", "hold", "keep"
+
+
+def _final(events: list[ExternalEvent]) -> dict[str, ExternalEvent]:
+    """Each event's last state in the sync (a later page may undo an earlier one)."""
+    return {e.event_id: e for e in events}
+
+
+def _alive(events: list[ExternalEvent]) -> set[str]:
+    return {i for i, e in _final(events).items() if not e.cancelled}
 
 
 class EventLister(Protocol):
@@ -78,12 +96,24 @@ class CalendarSync:
         inbound: Callable[[Principal, str, str, list[ExternalEvent], datetime | None], object] | None = None,
         events: EventPublisher | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        threshold: DeletionThreshold | None = None,
+        pending: PendingDeletionsStore | None = None,
+        linked: Callable[[Principal, str, str, datetime | None], set[str]] | None = None,
+        keep: Callable[[Principal, str, str, set[str]], object] | None = None,
+        counter: Counter | None = None,
     ) -> None:
         """``channels``: keeps a push channel open on every synced calendar (optional so a
         deployment without a public webhook can rely on the scheduled sweep alone).
         ``inbound``: receives the changed events after they are mirrored (the linked
         calendar's changes flow into appointments there). ``events``: where
-        ExternalBusyChanged goes when a conflict calendar's events change."""
+        ExternalBusyChanged and DeletionsHeld go.
+
+        The mass-deletion guard (:mod:`crmsync.guard`): ``threshold`` decides which
+        deletions are held for the user (``pending`` records them); ``linked(principal,
+        connection, calendar, since)``: the event ids CRM appointments are linked to (they
+        count as mirrored: a first sync after a reconnect has an empty mirror but not an
+        empty CRM); ``keep(principal, connection, calendar, event_ids)``: the user's Ignore,
+        the CRM side of those events stays; ``counter``: where ``MassDeletionHeld`` is counted."""
         self._connections = connections
         self._settings = settings
         self._mirror = mirror
@@ -93,6 +123,11 @@ class CalendarSync:
         self._inbound = inbound
         self._events = events
         self._clock = clock
+        self._threshold = threshold or DeletionThreshold()
+        self._pending = pending or PendingDeletionsStore()
+        self._linked = linked
+        self._keep = keep
+        self._counter = counter
 
     def run(self, principal: Principal, connection_id: str, calendar_id: str) -> SyncOutcome | None:
         """``None``: the connection is gone or not usable (its health check reports why).
@@ -114,7 +149,10 @@ class CalendarSync:
         if not inputs.wanted:
             self._retire(principal, connection_id, calendar_id, cursor, lister)
             return SyncOutcome(full=False, changes=0, retired=True)
-        full = cursor.sync_token is None
+        pending = inputs.pending
+        # The user answered held deletions: the next sync re-reads the complete list and
+        # carries the answer out (nothing the provider lists again is deleted).
+        full = cursor.sync_token is None or (pending is not None and pending.decision is not None)
         window_start = cursor.window_start
         if not full:
             try:
@@ -127,17 +165,48 @@ class CalendarSync:
             days_back = inputs.settings.preferences.window_days_back
             window_start = self._clock().replace(microsecond=0) - timedelta(days=days_back)
             since = window_start.strftime("%Y-%m-%dT%H:%M:%SZ")
-            known = self._mirror.event_ids(principal, connection_id, calendar_id)
+            known = self._mirror.event_ends(principal, connection_id, calendar_id)
             pages = lister.event_pages(calendar_id, sync_token=None, time_min=since)
             events, changes, next_token = self._mirror_pages(principal, connection_id, calendar_id, pages)
-            # Whatever the complete list lacks is gone: no duplicates, no ghosts.
-            gone = known - {e.event_id for e in events}
-            changes += self._mirror.remove(principal, connection_id, calendar_id, gone)
+            alive = _alive(events)
+            # Whatever the complete list lacks is gone: no duplicates, no ghosts. Events that
+            # ended before the window are out of scope, not deleted: never held.
+            gone = set(known) - alive
+            in_window = {i for i, end in known.items() if end is None or end > window_start}
+            population = in_window | self._linked_ids(principal, connection_id, calendar_id, window_start)
+            doomed = population - alive
+        else:
+            gone = {i for i, e in _final(events).items() if e.cancelled}
+            population = doomed = set()
+            if gone:  # only a sync that deletes pays for reading what is mirrored
+                known = self._mirror.event_ends(principal, connection_id, calendar_id)
+                population = set(known) | self._linked_ids(principal, connection_id, calendar_id, None)
+                doomed = gone & population
+        verdict = self._verdict(pending, len(doomed), len(population), complete=full)
+        complete_since = window_start if full else None
+        if verdict == _HOLD:
+            gone -= doomed
+            events = [e for e in events if not (e.cancelled and e.event_id in doomed)]
+            complete_since = None
+        elif verdict == _KEEP:
+            # The user ignored the deletions: the CRM side stays. Its appointments are
+            # unlinked from the vanished events and pushed again (so no later sync finds them
+            # missing), and the deletions never reach the CRM side.
+            if self._keep is not None:
+                self._keep(principal, connection_id, calendar_id, doomed)
+            events = [e for e in events if not (e.cancelled and e.event_id in doomed)]
+            complete_since = None
+        changes += self._mirror.remove(principal, connection_id, calendar_id, gone)
         if self._inbound is not None and (events or full):
             # Before the cursor moves: interrupted here, the re-run sees the same events
             # again, and absorbing them twice changes nothing. A full sync's list is complete
             # from the window's start: what it lacks from then on was deleted meanwhile.
-            self._inbound(principal, connection_id, calendar_id, events, window_start if full else None)
+            self._inbound(principal, connection_id, calendar_id, events, complete_since)
+        if verdict == _HOLD:
+            self._hold(principal, connection_id, calendar_id, pending, len(doomed), len(population), full, next_token)
+        elif pending is not None and full:
+            # A complete list was judged (and any answer carried out): the record is done.
+            self._pending.clear(principal, pending)
         if full or events or self._stale(cursor):
             self._mirror.advance(principal, connection_id, calendar_id, cursor, next_token, window_start, full)
         # else: nothing changed, and the stored token still leads to the same changes.
@@ -167,10 +236,79 @@ class CalendarSync:
         changes, token = 0, ""
         for items, next_token in prefetched(pages):
             page = [parse_event(r, principal.tenant_id) for r in items]
-            changes += self._mirror.apply(principal, connection_id, calendar_id, page)
+            # Deletions wait until every page was seen: the guard judges them all at once.
+            changes += self._mirror.apply(principal, connection_id, calendar_id, [e for e in page if not e.cancelled])
             events.extend(page)
             token = next_token or token
         return events, changes, token
+
+    def _linked_ids(
+        self, principal: Principal, connection_id: str, calendar_id: str, since: datetime | None
+    ) -> set[str]:
+        if self._linked is None:
+            return set()
+        return self._linked(principal, connection_id, calendar_id, since)
+
+    def _verdict(self, pending: PendingDeletions | None, deletions: int, mirrored: int, *, complete: bool) -> str:
+        """What to do with this sync's deletions: apply them, hold them for the user, or
+        keep the CRM side (the user's Ignore). The user's answer is carried out by a complete
+        (full) sync only: it judges the provider's whole list afresh."""
+        if pending is not None and complete:
+            if pending.decision is Decision.IGNORE:
+                return _KEEP
+            if pending.authorizes(deletions):
+                return _APPLY
+        if self._threshold.holds(deletions, mirrored, complete=complete):
+            return _HOLD
+        return _APPLY
+
+    def _hold(
+        self,
+        principal: Principal,
+        connection_id: str,
+        calendar_id: str,
+        pending: PendingDeletions | None,
+        deletions: int,
+        mirrored: int,
+        complete: bool,
+        token: str,
+    ) -> None:
+        if (
+            pending is not None
+            and pending.decision is None
+            and (pending.deletions, pending.mirrored)
+            == (
+                deletions,
+                mirrored,
+            )
+        ):
+            return  # already waiting for the user, with these numbers
+        resource = calendar_resource(connection_id, calendar_id)
+        self._pending.hold(principal, PendingDeletions(resource, deletions, mirrored, complete, self._clock()), pending)
+        if pending is not None and pending.decision is None:
+            return  # the user is already being asked: new numbers, not a new alarm
+        log.warning(
+            "mass deletion held for confirmation",
+            extra={"connection_id": connection_id, "deletions": deletions, "mirrored": mirrored, "full": complete},
+        )
+        if self._counter is not None:
+            self._counter.count("MassDeletionHeld")
+        if self._events is not None:
+            self._events.publish(
+                [
+                    DeletionsHeld(
+                        event_id=f"held:{connection_id}:{sha256_hex(calendar_id)[:16]}:{sha256_hex(token)[:32]}",
+                        tenant_id=principal.tenant_id,
+                        user_id=principal.user_id,
+                        resource_kind=resource.kind,
+                        connection_id=connection_id,
+                        resource_id=calendar_id,
+                        deletions=deletions,
+                        mirrored=mirrored,
+                        complete=complete,
+                    )
+                ]
+            )
 
     def _stale(self, cursor: SyncCursor) -> bool:
         return cursor.last_success_at is None or self._clock() - cursor.last_success_at > CURSOR_REFRESH

@@ -28,6 +28,7 @@ from crmsync.logic.wiring import (
     build_sync_planner,
 )
 from crmsync.messaging.messages import AppointmentPush, CalendarSyncRequest, ConnectionCheck, sync_message_adapter
+from crmsync.observability import MetricsCounter
 from crmsync.sync.calendar_sync import CalendarSync
 from crmsync.sync.planner import SyncPlanner
 
@@ -68,7 +69,10 @@ def calendars() -> Calendars:
 
 @lru_cache(maxsize=1)
 def calendar_sync() -> CalendarSync:
-    return build_calendar_sync(get_settings())
+    from aws_lambda_powertools import Metrics
+
+    # Metrics instances share their metric set: the handler's ``log_metrics`` flushes these.
+    return build_calendar_sync(get_settings(), counter=MetricsCounter(Metrics()))
 
 
 @lru_cache(maxsize=1)

@@ -43,6 +43,48 @@
     }
   }
 
+  // Deletions the mass-deletion guard held back: the user applies or ignores them.
+  const ANSWERED = {
+    apply: "Applying the deletions…",
+    ignore: "Keeping your CRM appointments…",
+  };
+
+  function renderHeld() {
+    const box = $("held-deletions");
+    box.replaceChildren();
+    for (const c of state.calendars.filter((c) => c.pending_deletions)) {
+      const held = c.pending_deletions;
+      const row = $("held-row").content.firstElementChild.cloneNode(true);
+      row.dataset.calendarId = c.calendar_id;
+      row.querySelector(".held-text").textContent =
+        "Google reports that " + held.deletions + " of " + held.mirrored + " events were deleted from " + c.name + "." +
+        (held.decision ? " " + ANSWERED[held.decision] : "");
+      for (const [selector, decision, message] of [
+        [".held-apply", "apply", "The deletions will be applied."],
+        [".held-ignore", "ignore", "Your CRM appointments are kept."],
+      ]) {
+        const button = row.querySelector(selector);
+        button.disabled = Boolean(held.decision);
+        button.addEventListener("click", () => answer(button, c, decision, message));
+      }
+      box.appendChild(row);
+    }
+  }
+
+  async function answer(button, calendar, decision, message) {
+    button.disabled = true;
+    try {
+      const body = { connection_id: calendar.connection_id, calendar_id: calendar.calendar_id };
+      const updated = await api("POST", "/v1/calendars/pending-deletions/" + decision, body);
+      state.calendars = state.calendars.map((c) => (key(c) === key(updated) ? updated : c));
+      renderHeld();
+      notice("ok", message);
+    } catch (error) {
+      notice("error", error.message);
+      button.disabled = false;
+    }
+  }
+
   function renderLinked() {
     const linked = state.settings.linked_calendar;
     $("linked-current").textContent = linked ? linked.name + " (" + linked.account_email + ")" : "No linked calendar.";
@@ -89,6 +131,7 @@
   }
 
   function render() {
+    renderHeld();
     renderAccounts();
     renderLinked();
     renderConflicts();
