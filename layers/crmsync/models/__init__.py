@@ -23,7 +23,7 @@ from crmsync.models.mail import (
 )
 from crmsync.models.oauth_state import OAuthStateItem
 from crmsync.models.settings import CalendarSettingsItem
-from crmsync.models.sync import ChannelItem, ExternalEventItem, SyncStateItem
+from crmsync.models.sync import ChannelItem, ExternalEventItem, SyncRequestItem, SyncStateItem
 
 __all__ = [
     "AppointmentItem",
@@ -42,6 +42,7 @@ __all__ = [
     "OAuthStateItem",
     "ScheduleItem",
     "SenderAddressItem",
+    "SyncRequestItem",
     "SyncStateItem",
     "bind_tables",
     "user_pk",
