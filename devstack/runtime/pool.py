@@ -7,6 +7,7 @@ worker. Every line a worker writes to stderr (all function output) goes to the l
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import json
@@ -172,30 +173,43 @@ class FunctionPool:
         self.env = dict(env)
         self._idle: list[_WorkerProcess] = []
         self._count = 0
+        #: Invocations waiting for a worker, in arrival order.
+        self._waiting: collections.deque[object] = collections.deque()
         self._closed = False
         self._cond = threading.Condition()
 
     def _acquire(self) -> _WorkerProcess:
+        """An idle worker, or a new one below the concurrency limit; when every worker is busy,
+        invocations wait their turn in arrival order (first come, first served: without it, a
+        waiter woken by a release loses the freed worker to newcomers again and again, and a
+        burst's slowest answers take seconds)."""
         with self._cond:
-            while True:
-                if self._closed:
-                    raise RuntimeError(f"{self.function.logical_id}: the stack is stopping")
-                while self._idle:
-                    worker = self._idle.pop()
-                    if worker.alive:
-                        return worker
-                    self._count -= 1
-                    worker.kill()
-                if self._count < self.concurrency:
-                    self._count += 1
-                    break
-                self._cond.wait()
+            turn = object()
+            self._waiting.append(turn)
+            try:
+                while True:
+                    if self._closed:
+                        raise RuntimeError(f"{self.function.logical_id}: the stack is stopping")
+                    if self._waiting[0] is turn:
+                        while self._idle:
+                            worker = self._idle.pop()
+                            if worker.alive:
+                                return worker
+                            self._count -= 1
+                            worker.kill()
+                        if self._count < self.concurrency:
+                            self._count += 1
+                            break
+                    self._cond.wait()
+            finally:
+                self._waiting.remove(turn)
+                self._cond.notify_all()  # the next in line may proceed
         try:
             return _WorkerProcess(self)
         except BaseException:
             with self._cond:
                 self._count -= 1
-                self._cond.notify()
+                self._cond.notify_all()
             raise
 
     def _release(self, worker: _WorkerProcess, keep: bool) -> None:
@@ -208,7 +222,7 @@ class FunctionPool:
                 self._count -= 1
                 if keep:
                     worker.kill()
-            self._cond.notify()
+            self._cond.notify_all()
 
     def prewarm(self) -> dict[str, Any] | None:
         """Start one worker and import the handler now. Returns the init error, if any."""
