@@ -18,7 +18,7 @@ from crmsync.dal.sync_requests import SyncRequestStore
 from crmsync.domain import Principal
 
 #: A burst has ended when no notification arrived for this long.
-QUIET = timedelta(seconds=2)
+QUIET = timedelta(seconds=3)
 #: The longest a queued sync waits for a burst to end (then it runs, and the rest of the burst
 #: makes one trailing sync). Every record of a batch waits until at most this long after its
 #: request, all of which precede the batch: a batch waits at most this long in all, well
