@@ -1,14 +1,17 @@
-"""`python -m bench`: run every benchmark and rewrite docs/PERFORMANCE.md."""
+"""`python -m bench`: run every benchmark and rewrite docs/PERFORMANCE.md.
+
+`python -m bench burst`: run one benchmark alone and replace only its section (see ALONE)."""
 
 from __future__ import annotations
 
 import os
 import platform
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import emulator, imports, in_fresh_process, mail, push_latency, sizes, sync
+from bench import burst, emulator, imports, in_fresh_process, mail, push_latency, sizes, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "PERFORMANCE.md"
@@ -64,6 +67,7 @@ def _sync_section() -> list[str]:
         "unchanged cursor is not rewritten (it is refreshed hourly for the sweep's sake).",
         "",
         *_latency_section(),
+        *_burst_section(),
     ]
 
 
@@ -81,6 +85,49 @@ def _latency_section() -> list[str]:
         "| p50 | p95 | max |",
         "| ---: | ---: | ---: |",
         f"| {figures.p50_ms:.0f} ms | {figures.p95_ms:.0f} ms | {figures.max_ms:.0f} ms |",
+        "",
+    ]
+
+
+def _burst_section() -> list[str]:
+    f = in_fresh_process("burst", burst.BurstFigures)
+    print(
+        f"burst: {f.server_errors} x 5xx, ack p99 {f.ack_p99_ms:.0f} ms, events.list max {f.events_list_max}",
+        file=sys.stderr,
+    )
+    return [
+        "## A burst of Calendar notifications (local stack)",
+        "",
+        f"{f.notifications:,} authentic notifications over {f.calendars} calendars (round robin), from",
+        f"{f.senders} concurrent senders straight at `POST /webhooks/google/calendar` (API Gateway stand-in,",
+        "`google_webhook` on the local stack's 8 workers), while `sync_worker` runs in the background.",
+        "Just before each calendar's last notification, an event (the marker) is created in Google.",
+        "Notifications are coalesced per calendar (docs/API.md, Google push notifications). Goals:",
+        "0 × 5xx, ≤ 2 `events.list` per calendar (counted by the emulator), every marker in the CRM.",
+        "",
+        "| figure | value |",
+        "| --- | ---: |",
+        f"| 5xx answers (goal 0) | {f.server_errors} |",
+        f"| 4xx answers | {f.client_errors} |",
+        f"| acknowledgement p50 / p99 / max | {f.ack_p50_ms:.0f} / {f.ack_p99_ms:.0f} / {f.ack_max_ms:.0f} ms |",
+        f"| `google_webhook` duration p50 / p99 (inside the function) |"
+        f" {f.handler_p50_ms:.0f} / {f.handler_p99_ms:.0f} ms |",
+        f"| `events.list` per calendar, most (goal ≤ 2) | {f.events_list_max} |",
+        f"| `events.list` in all, {f.calendars} calendars | {f.events_list_total} |",
+        f"| markers visible in the CRM after the burst | {f.markers_visible} of {f.calendars} |",
+        f"| from the burst's last answer to every marker visible | {f.markers_visible_after_s:.1f} s |",
+        "",
+        "A notification costs the webhook one read (the channel) and one conditional write (the",
+        "calendar's mark); only the first of a burst also sends to the queue. The webhook's 8 local",
+        "workers are started before the burst (32 `sync` messages, acknowledged and ignored): on 2",
+        "cores, parallel cold starts stall every sender for seconds and split the burst in two. The",
+        "acknowledgement p50 is mostly waiting for one of the 8 workers (32 senders); the tail is",
+        "spent outside the function (compare its own p99): the gateway stand-in, the emulator and the",
+        "senders share one Python process. The markers arrive once the burst has been quiet for 3 s.",
+        "Before coalescing, and before the local runtime kept a cold start's import out of the",
+        "function's 5 s timeout, this benchmark measured (2026-11-26, same machine, no warm-up):",
+        "91 × 5xx, acknowledgement p50 2.4 s / p99 13.3 s, and one queued sync per notification, still",
+        "draining two minutes after the burst.",
         "",
     ]
 
@@ -108,7 +155,39 @@ def _mail_section() -> list[str]:
     ]
 
 
+#: Sections that can be measured alone (`python -m bench <name>`): the section is replaced in
+#: docs/PERFORMANCE.md (or added before the one named here), with its own date and machine.
+ALONE: dict[str, tuple[Callable[[], list[str]], str]] = {
+    "burst": (_burst_section, "## BCC logging (local stack)"),
+}
+
+
+def rewrite_section(name: str) -> int:
+    measure, before = ALONE[name]
+    lines = measure()
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines[2:2] = [f"Measured {now} on {machine()}, alone (`python -m bench {name}`).", ""]
+    section = "\n".join(lines) + "\n"  # the lines end with "": a blank line before the next section
+    text = OUT.read_text()
+    title = lines[0] + "\n"
+    if title in text:
+        start = text.index(title)
+        end = text.find("\n## ", start + len(title))
+        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
+    else:
+        at = text.index(before + "\n")
+        text = text[:at] + section + text[at:]
+    OUT.write_text(text)
+    print(f"rewrote the {name} section of {OUT.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:]:
+        if len(sys.argv) != 2 or sys.argv[1] not in ALONE:
+            print(f"usage: python -m bench [{' | '.join(ALONE)}]", file=sys.stderr)
+            return 2
+        return rewrite_section(sys.argv[1])
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Performance",

@@ -11,6 +11,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from devstack.google import persistence
 from devstack.google.apis import api_services
+from devstack.google.apis.calls import CallCounter
 from devstack.google.apis.control import ApiControlService
 from devstack.google.apis.faults import Faults
 from devstack.google.apis.push import PushDispatcher
@@ -43,7 +44,10 @@ class GoogleEmulator:
         self.state = State()
         self.faults = Faults()
         self.push = PushDispatcher()
-        self._ctx = EmulatorContext(state=self.state, keys=SigningKeys(), faults=self.faults, push=self.push)
+        self.calls = CallCounter()
+        self._ctx = EmulatorContext(
+            state=self.state, keys=SigningKeys(), faults=self.faults, push=self.push, calls=self.calls
+        )
         self._app = EmulatorApp(
             [OAuthService(self._ctx), ControlService(self._ctx), ApiControlService(self._ctx), *api_services(self._ctx)]
         )

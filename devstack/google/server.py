@@ -61,6 +61,8 @@ class EmulatorContext:
     faults: Any = None
     #: Outgoing push notifications (``devstack.google.apis.push.PushDispatcher``).
     push: Any = None
+    #: Authenticated API requests per method (``devstack.google.apis.calls.CallCounter``).
+    calls: Any = None
     #: Per-API data stores, by API name ("calendar", "gmail", "people").
     stores: dict[str, Any] = field(default_factory=dict)
 
@@ -69,6 +71,8 @@ class EmulatorContext:
         self.state.reset()
         if self.faults is not None:
             self.faults.clear()
+        if self.calls is not None:
+            self.calls.clear()
         for store in self.stores.values():
             reset = getattr(store, "reset", None)
             if reset is not None:

@@ -7,6 +7,7 @@ worker. Every line a worker writes to stderr (all function output) goes to the l
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import json
@@ -27,6 +28,8 @@ from devstack.template import Function
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "worker.py"
 END_MARK = "\x00devstack-end "  # written by the worker on stderr before each response
+#: Lambda's limit on an execution environment's init phase, apart from the function's Timeout.
+INIT_TIMEOUT = 10.0
 
 #: After this long a prewarm reports that the handler is still importing (Lambda's own init limit).
 INIT_PATIENCE_SECONDS = 10.0
@@ -90,6 +93,8 @@ class _WorkerProcess:
         self.stdin: IO[bytes] = self.process.stdin
         self.stdout: IO[bytes] = self.process.stdout
         self._buffer = b""
+        #: The handler was imported (init ran) in this process.
+        self.initialised = False
         self._marks: set[str] = set()
         self._marks_cond = threading.Condition()
         self._stderr_thread = threading.Thread(
@@ -182,30 +187,43 @@ class FunctionPool:
         self.env = dict(env)
         self._idle: list[_WorkerProcess] = []
         self._count = 0
+        #: Invocations waiting for a worker, in arrival order.
+        self._waiting: collections.deque[object] = collections.deque()
         self._closed = False
         self._cond = threading.Condition()
 
     def _acquire(self) -> _WorkerProcess:
+        """An idle worker, or a new one below the concurrency limit; when every worker is busy,
+        invocations wait their turn in arrival order (first come, first served: without it, a
+        waiter woken by a release loses the freed worker to newcomers again and again, and a
+        burst's slowest answers take seconds)."""
         with self._cond:
-            while True:
-                if self._closed:
-                    raise RuntimeError(f"{self.function.logical_id}: the stack is stopping")
-                while self._idle:
-                    worker = self._idle.pop()
-                    if worker.alive:
-                        return worker
-                    self._count -= 1
-                    worker.kill()
-                if self._count < self.concurrency:
-                    self._count += 1
-                    break
-                self._cond.wait()
+            turn = object()
+            self._waiting.append(turn)
+            try:
+                while True:
+                    if self._closed:
+                        raise RuntimeError(f"{self.function.logical_id}: the stack is stopping")
+                    if self._waiting[0] is turn:
+                        while self._idle:
+                            worker = self._idle.pop()
+                            if worker.alive:
+                                return worker
+                            self._count -= 1
+                            worker.kill()
+                        if self._count < self.concurrency:
+                            self._count += 1
+                            break
+                    self._cond.wait()
+            finally:
+                self._waiting.remove(turn)
+                self._cond.notify_all()  # the next in line may proceed
         try:
             return _WorkerProcess(self)
         except BaseException:
             with self._cond:
                 self._count -= 1
-                self._cond.notify()
+                self._cond.notify_all()
             raise
 
     def _release(self, worker: _WorkerProcess, keep: bool) -> None:
@@ -218,7 +236,7 @@ class FunctionPool:
                 self._count -= 1
                 if keep:
                     worker.kill()
-            self._cond.notify()
+            self._cond.notify_all()
 
     def prewarm(
         self,
@@ -245,6 +263,7 @@ class FunctionPool:
         except (EOFError, BrokenPipeError):
             response = {"ok": False, "error": {"errorType": "Runtime.ExitError", "errorMessage": "worker exited"}}
         ok = response is not None and bool(response.get("ok"))
+        worker.initialised = ok
         if response is not None:
             worker.wait_output("init")
         elif worker.alive:
@@ -256,10 +275,20 @@ class FunctionPool:
         return (response or {}).get("error") or timed_out
 
     def invoke(self, event: Any) -> InvocationResult:
-        """Run one invocation on an idle or new worker; enforce the function's Timeout."""
+        """Run one invocation on an idle or new worker; enforce the function's Timeout.
+
+        As in Lambda, a new execution environment's init (the handler's import) runs first,
+        against its own limit (INIT_TIMEOUT), not the function's Timeout: on a busy machine a
+        cold start under load must not turn into a timeout, a killed worker and another cold
+        start."""
         request_id = str(uuid.uuid4())
         timeout = self.function.timeout
         worker = self._acquire()
+        init_ms: float | None = None
+        if not worker.initialised:
+            failed, init_ms = self._init(worker, request_id)
+            if failed is not None:
+                return failed
         deadline_ms = int(time.time() * 1000) + timeout * 1000
         deadline = time.monotonic() + timeout
         message = {
@@ -304,7 +333,7 @@ class FunctionPool:
             bool(response.get("ok")),
             payload=response.get("result"),
             error=response.get("error"),
-            init_ms=response.get("init_ms"),
+            init_ms=init_ms or response.get("init_ms"),
             duration_ms=float(response.get("duration_ms") or _ms(started)),
         )
         init = f" Init Duration: {result.init_ms:.2f} ms" if result.init_ms else ""
@@ -312,6 +341,29 @@ class FunctionPool:
         if result.error:
             self.emit(f"[devstack] {result.error.get('errorType')}: {result.error.get('errorMessage')}")
         return result
+
+    def _init(self, worker: _WorkerProcess, request_id: str) -> tuple[InvocationResult | None, float | None]:
+        """Import the handler in a new worker: (the failed invocation, or None; init ms)."""
+        started = time.perf_counter()
+        mark = f"init-{request_id}"
+        try:
+            response = worker.request({"op": "init", "id": mark}, time.monotonic() + INIT_TIMEOUT)
+        except (EOFError, BrokenPipeError, ValueError):
+            response = {"ok": False, "error": {"errorType": "Runtime.ExitError", "errorMessage": "worker exited"}}
+        if response is not None and response.get("ok"):
+            worker.wait_output(mark)
+            worker.initialised = True
+            return None, response.get("init_ms")
+        if response is None:
+            error = {"errorType": "Sandbox.Timedout", "errorMessage": f"init timed out after {INIT_TIMEOUT:.0f} s"}
+            worker.kill(force=True)
+        else:
+            error = response.get("error") or {"errorType": "Runtime.Unknown", "errorMessage": "init failed"}
+            worker.wait_output(mark, timeout=0.5)
+        self.emit(f"[devstack] {error.get('errorType')}: {error.get('errorMessage')}")
+        self._release(worker, keep=False)
+        failed = InvocationResult(self.function.logical_id, request_id, False, error=error, duration_ms=_ms(started))
+        return failed, None
 
     def worker_pids(self) -> list[int]:
         """Pids of the idle workers (for tests and diagnostics)."""

@@ -505,3 +505,27 @@ def test_errors_have_google_json_shape(cal: Any) -> None:
     assert exc.value.status_code == 404
     assert exc.value.reason == "Not Found"
     assert exc.value.error_details == [{"message": "Not Found", "domain": "global", "reason": "notFound"}]
+
+
+def test_the_control_api_counts_events_list_requests_per_account_and_calendar(
+    google_emulator: GoogleEmulator, google_service: Callable[..., Any], email: str
+) -> None:
+    """``GET /_emulator/calls`` (not Google's surface) counts authenticated requests per method,
+    account and path parameter, so tests can check how often the product called Google."""
+    other = f"cal-{uuid.uuid4().hex[:12]}@example.com"
+    mine, theirs = (google_service("calendar", "v3", who, [CALENDAR]) for who in (email, other))
+
+    def count(**params: str) -> int:
+        answer = requests.get(f"{google_emulator.base_url}/_emulator/calls", params=params, timeout=10)
+        answer.raise_for_status()
+        return int(answer.json()["count"])
+
+    method = "calendar.events.list"
+    for _ in range(3):
+        mine.events().list(calendarId=email).execute()
+    theirs.events().list(calendarId=other).execute()
+    assert count(method=method, email=email, calendarId=email) == 3
+    assert count(method=method, email=email, calendarId="primary") == 0
+    assert count(method=method, email=other) == 1
+    assert count(method="calendar.events.insert", email=email) == 0
+    assert requests.get(f"{google_emulator.base_url}/_emulator/calls", timeout=10).status_code == 400

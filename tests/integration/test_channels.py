@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import requests
@@ -13,6 +14,7 @@ from crmsync.dal.channels import Channel, ChannelStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.mirror import MirrorStore
 from crmsync.dal.settings import SettingsStore
+from crmsync.dal.sync_requests import SyncRequestStore
 from crmsync.domain import Principal
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
@@ -22,6 +24,7 @@ from crmsync.security.secrets import sha256_hex
 from crmsync.security.tokens import TokenCipher
 from crmsync.sync.calendar_sync import CalendarSync
 from crmsync.sync.channels import Channels, on_notification
+from crmsync.sync.coalesce import MAX_WAIT, QUIET, REQUEST_LOST_AFTER, settle
 from tests.integration.conftest import RecordingQueue
 from tests.integration.test_connected_calendars import connect
 from tests.support import clock
@@ -60,20 +63,23 @@ def headers(channel: Channel, **over: str) -> dict[str, str]:
     return {**base, **over}
 
 
+def notify(channel_headers: dict[str, str], queue: Any, clock: Callable[[], datetime] | None = None) -> tuple[int, str]:
+    if clock is None:
+        return on_notification(channel_headers, ChannelStore(), SyncRequestStore(), queue)
+    return on_notification(channel_headers, ChannelStore(), SyncRequestStore(), queue, clock)
+
+
 def test_an_authentic_notification_enqueues_one_sync(channel: Channel, recorded: RecordingQueue) -> None:
-    assert on_notification(headers(channel), ChannelStore(), recorded) == (200, "enqueued")
+    assert notify(headers(channel), recorded) == (200, "enqueued")
     (message,) = recorded.take()
     assert (message.connection_id, message.calendar_id, message.reason) == ("g1", "ada@example.com", "push")
 
 
-def test_a_duplicated_notification_is_the_same_deduplicated_message(channel: Channel, recorded: RecordingQueue) -> None:
-    on_notification(headers(channel), ChannelStore(), recorded)
-    on_notification(headers(channel), ChannelStore(), recorded)
-    first, second = recorded.take()
-    assert first.deduplication_id == second.deduplication_id
-    on_notification(headers(channel, **{"X-Goog-Message-Number": "8"}), ChannelStore(), recorded)
-    (third,) = recorded.take()
-    assert third.deduplication_id != first.deduplication_id
+def test_a_notification_while_a_sync_is_queued_joins_it(channel: Channel, recorded: RecordingQueue) -> None:
+    assert notify(headers(channel), recorded) == (200, "enqueued")
+    assert notify(headers(channel), recorded) == (200, "coalesced")  # a duplicate
+    assert notify(headers(channel, **{"X-Goog-Message-Number": "8"}), recorded) == (200, "coalesced")
+    assert len(recorded.take()) == 1
 
 
 @pytest.mark.parametrize(
@@ -87,7 +93,7 @@ def test_a_duplicated_notification_is_the_same_deduplicated_message(channel: Cha
 def test_a_wrong_token_or_resource_is_refused(
     channel: Channel, recorded: RecordingQueue, forged: dict[str, str]
 ) -> None:
-    status, _ = on_notification(headers(channel, **forged), ChannelStore(), recorded)
+    status, _ = notify(headers(channel, **forged), recorded)
     assert status == 403
     assert recorded.take() == []
 
@@ -95,10 +101,138 @@ def test_a_wrong_token_or_resource_is_refused(
 def test_sync_messages_and_unknown_channels_are_acknowledged_and_ignored(
     channel: Channel, recorded: RecordingQueue
 ) -> None:
-    assert on_notification(headers(channel, **{"X-Goog-Resource-State": "sync"}), ChannelStore(), recorded)[0] == 200
+    assert notify(headers(channel, **{"X-Goog-Resource-State": "sync"}), recorded)[0] == 200
     unknown = headers(channel, **{"X-Goog-Channel-ID": "9d6c3a55-0000-4000-8000-000000000000"})
-    assert on_notification(unknown, ChannelStore(), recorded) == (200, "unknown channel")
+    assert notify(unknown, recorded) == (200, "unknown channel")
     assert recorded.take() == []
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("X-Goog-Message-Number", "9" * 500),
+        ("X-Goog-Message-Number", "seven"),
+        ("X-Goog-Message-Number", "-7"),
+        ("X-Goog-Message-Number", "7\x00"),
+        ("X-Goog-Channel-ID", "x" * 5000),
+        ("X-Goog-Channel-ID", "5b0f1d3e\x1b[31m"),
+        ("X-Goog-Resource-State", "exists\r\nX-Injected: 1"),
+        ("X-Goog-Resource-State", "deleted"),
+        ("X-Goog-Resource-ID", "r" * 100_000),
+        ("X-Goog-Channel-Token", "t\u00e9"),
+        ("X-Goog-Channel-Token", "\udcff"),
+        ("X-Goog-Channel-ID", ""),
+    ],
+)
+def test_an_odd_header_value_is_refused_with_a_reason_never_an_error(
+    channel: Channel, recorded: RecordingQueue, header: str, value: str
+) -> None:
+    """Issue 10 §3: a 500-digit message number on a live channel became a 256-character-max
+    message field, and the ValidationError escaped (500)."""
+    status, reason = notify(headers(channel, **{header: value}), recorded)
+    assert status == 400
+    assert reason in (f"malformed {header.lower()}", "not a channel notification", "unknown resource state")
+    assert recorded.take() == []
+
+
+def test_a_notification_without_a_message_number_is_still_authentic(channel: Channel, recorded: RecordingQueue) -> None:
+    without = {k: v for k, v in headers(channel).items() if k != "X-Goog-Message-Number"}
+    assert notify(without, recorded) == (200, "enqueued")
+
+
+class Clock:
+    """A clock the test moves; ``pause`` moves it (the worker's wait, without waiting)."""
+
+    def __init__(self) -> None:
+        self.now = clock.now()
+        self.paused: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def pause(self, seconds: float) -> None:
+        self.paused.append(seconds)
+        self.advance(seconds)
+
+
+def test_a_burst_queues_one_sync_and_what_arrives_during_it_exactly_one_trailing_sync(
+    channel: Channel, recorded: RecordingQueue
+) -> None:
+    """DESIGN.md "Coalescing notifications", step by step: the worker waits for the burst to
+    go quiet, takes the mark, lists; a change notified meanwhile queues one trailing sync."""
+    moment, marks, who = Clock(), SyncRequestStore(), (ALICE, "g1", "ada@example.com")
+    outcomes = []
+    for n in range(50):
+        outcomes.append(notify(headers(channel, **{"X-Goog-Message-Number": str(n + 2)}), recorded, moment)[1])
+        moment.advance(0.05)
+    assert outcomes == ["enqueued"] + ["coalesced"] * 49
+    assert len(recorded.take()) == 1
+
+    # The worker picks the message up while the burst goes on: it waits until the burst has
+    # been quiet for QUIET, then takes the mark (and would list the calendar now).
+    settle(marks, *who, clock=moment, pause=moment.pause)
+    assert sum(moment.paused) == pytest.approx(QUIET.total_seconds() - 0.05)
+    assert marks.read(*who).pending is False
+
+    # Changes notified while that sync runs: exactly one trailing sync.
+    trailing = [notify(headers(channel), recorded, moment)[1] for _ in range(20)]
+    assert trailing == ["enqueued"] + ["coalesced"] * 19
+    assert len(recorded.take()) == 1
+    moment.advance(QUIET.total_seconds())
+    moment.paused.clear()
+    settle(marks, *who, clock=moment, pause=moment.pause)  # the burst is over: no wait
+    assert moment.paused == []
+    assert recorded.take() == []
+
+
+def test_a_lone_notification_is_synced_without_waiting(channel: Channel, recorded: RecordingQueue) -> None:
+    moment, marks, who = Clock(), SyncRequestStore(), (ALICE, "g1", "ada@example.com")
+    notify(headers(channel), recorded, moment)
+    assert settle(marks, *who, clock=moment, pause=moment.pause) == 0
+    assert moment.paused == []
+
+
+def test_an_endless_burst_is_synced_at_the_latest_max_wait_after_its_request(
+    channel: Channel, recorded: RecordingQueue
+) -> None:
+    moment, marks, who = Clock(), SyncRequestStore(), (ALICE, "g1", "ada@example.com")
+    notify(headers(channel), recorded, moment)
+    moment.advance(0.1)
+    notify(headers(channel), recorded, moment)
+
+    def pause(seconds: float) -> None:  # the burst goes on while the worker waits
+        moment.pause(seconds)
+        notify(headers(channel), recorded, moment)
+
+    settle(marks, *who, clock=moment, pause=pause)
+    assert sum(moment.paused) == pytest.approx(MAX_WAIT.total_seconds() - 0.1)
+    assert len(recorded.take()) == 1
+    assert marks.read(*who).pending is False
+
+
+def test_a_request_whose_message_was_lost_is_opened_again(channel: Channel, recorded: RecordingQueue) -> None:
+    moment = Clock()
+    assert notify(headers(channel), recorded, moment)[1] == "enqueued"
+    moment.advance(REQUEST_LOST_AFTER.total_seconds() - 1)
+    assert notify(headers(channel), recorded, moment)[1] == "coalesced"
+    moment.advance(2)  # the queued sync never ran (dead-lettered, say)
+    assert notify(headers(channel), recorded, moment)[1] == "enqueued"
+
+
+class RefusingQueue:
+    def send(self, message: Any) -> None:
+        raise ConnectionError("the queue is unavailable")
+
+
+def test_a_sync_that_could_not_be_queued_does_not_swallow_the_next_notification(
+    channel: Channel, recorded: RecordingQueue
+) -> None:
+    with pytest.raises(ConnectionError):
+        notify(headers(channel), RefusingQueue())
+    assert notify(headers(channel), recorded) == (200, "enqueued")  # Google's retry
 
 
 def test_a_channel_expiring_within_a_day_is_renewed_new_first_then_old_stopped(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import threading
+import time
 
 import pytest
 from werkzeug.test import EnvironBuilder
@@ -193,3 +195,42 @@ def test_the_gateway_logs_a_request_path_as_one_line_without_control_characters(
     assert line.isprintable()
     assert line.startswith("GET /v1/")
     assert " 404 " in line
+
+
+class _BusyWorker:
+    """Stands for a worker process in the pool's bookkeeping (no process behind it)."""
+
+    alive = True
+
+
+def test_a_waiting_invocation_gets_the_freed_worker_before_a_newcomer() -> None:
+    """With every worker busy, invocations are served in arrival order: a release must not
+    let a newcomer take the worker from one already waiting (a burst's tail took seconds)."""
+    from types import SimpleNamespace
+
+    from devstack.runtime.pool import FunctionPool
+
+    pool = FunctionPool(SimpleNamespace(logical_id="F"), {}, "arn", lambda line: None, concurrency=1)  # type: ignore[arg-type]
+    pool._count = 1  # the only worker is busy
+    worker = _BusyWorker()
+    served: list[str] = []
+
+    def waiter() -> None:
+        got = pool._acquire()
+        served.append("waiter")
+        pool._release(got, keep=True)  # type: ignore[arg-type]
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not pool._cond._waiters:  # type: ignore[attr-defined] # the waiter waits for a worker
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    with pool._cond:  # the release and a newcomer, before the waiter can run
+        pool._idle.append(worker)  # type: ignore[arg-type]
+        pool._cond.notify_all()
+        got = pool._acquire()
+        served.append("newcomer")
+    pool._release(got, keep=True)
+    thread.join(timeout=10)
+    assert served == ["waiter", "newcomer"]

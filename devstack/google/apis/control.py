@@ -35,6 +35,7 @@ class ApiControlService:
             Route(f"{PREFIX}/push/disturb", ("POST",), self.disturb),
             Route(f"{PREFIX}/push/release", ("POST",), self.release),
             Route(f"{PREFIX}/push/log", ("GET",), self.push_log),
+            Route(f"{PREFIX}/calls", ("GET",), self.calls),
             Route(f"{PREFIX}/tokens", ("POST",), self.mint_token),
             Route(f"{PREFIX}/ui", ("GET",), self.ui_index),
         ]
@@ -75,6 +76,17 @@ class ApiControlService:
     def push_log(self, request: Request) -> Response:
         self.ctx.push.wait_idle(timeout=5)
         return json_response(self.ctx.push.delivered)
+
+    def calls(self, request: Request) -> Response:
+        """GET /_emulator/calls?method=calendar.events.list&email=…&calendarId=…: how many
+        authenticated requests that method received (of that account, with those path
+        parameters; every other query parameter names a path parameter)."""
+        method = request.args.get("method", "")
+        if not method:
+            return json_response({"error": "method is required"}, 400)
+        email = request.args.get("email") or None
+        path_values = {k: v for k, v in request.args.items() if k not in ("method", "email")}
+        return json_response({"method": method, "count": self.ctx.calls.count(method, email, path_values)})
 
     def mint_token(self, request: Request) -> Response:
         """A shortcut past the consent screen, for tests and scripts: an access token for

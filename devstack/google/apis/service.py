@@ -120,6 +120,9 @@ class ApiService:
         def handle(request: Request, **path_values: str) -> Response:
             try:
                 account, scopes = self.authenticate(request, method)
+                calls = getattr(self.ctx, "calls", None)
+                if calls is not None:
+                    calls.record(method.id, account.email, path_values)
                 faults = getattr(self.ctx, "faults", None)
                 if faults is not None:
                     faults.apply(method.id, account.email)

@@ -21,7 +21,15 @@ from crmsync.models.connection import CONNECTION_SK_PREFIX, ConnectionItem
 from crmsync.models.guard import PendingDeletionsItem
 from crmsync.models.keys import check_id, user_pk
 from crmsync.models.settings import CALENDAR_SETTINGS_SK, CalendarSettingsItem
-from crmsync.models.sync import SYNC_SK_PREFIX, ExternalEventItem, SyncStateItem, external_prefix, sync_sk
+from crmsync.models.sync import (
+    SYNC_SK_PREFIX,
+    ExternalEventItem,
+    SyncRequestItem,
+    SyncStateItem,
+    external_prefix,
+    sync_request_sk,
+    sync_sk,
+)
 
 
 @dataclass(frozen=True)
@@ -294,7 +302,7 @@ class MirrorStore:
         return [(item.connection_id, item.calendar_id, cursor_from_item(item)) for item in items]
 
     def forget(self, principal: Principal, connection_id: str, calendar_id: str) -> None:
-        """Delete a calendar's mirrored events and its cursor."""
+        """Delete a calendar's mirrored events, its cursor and its sync-request mark."""
         pk = user_pk(principal.tenant_id, principal.user_id)
         prefix = external_prefix(connection_id, calendar_id)
         with ExternalEventItem.batch_write() as batch:
@@ -303,3 +311,4 @@ class MirrorStore:
         SyncStateItem(pk, sync_sk(connection_id, calendar_id)).delete(add_version_condition=False)
         _, _, held = pending_key(principal, calendar_resource(connection_id, calendar_id))
         PendingDeletionsItem(pk, held).delete(add_version_condition=False)
+        SyncRequestItem(pk, sync_request_sk(connection_id, calendar_id)).delete()

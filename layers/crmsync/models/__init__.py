@@ -24,7 +24,7 @@ from crmsync.models.mail import (
 )
 from crmsync.models.oauth_state import OAuthStateItem
 from crmsync.models.settings import CalendarSettingsItem
-from crmsync.models.sync import ChannelItem, ExternalEventItem, SyncStateItem
+from crmsync.models.sync import ChannelItem, ExternalEventItem, SyncRequestItem, SyncStateItem
 
 __all__ = [
     "AppointmentItem",
@@ -44,6 +44,7 @@ __all__ = [
     "PendingDeletionsItem",
     "ScheduleItem",
     "SenderAddressItem",
+    "SyncRequestItem",
     "SyncStateItem",
     "bind_tables",
     "user_pk",

@@ -13,11 +13,16 @@ from pynamodb.attributes import (
 from crmsync.models.base import ConnectionsTableItem, OwnedItem
 
 SYNC_SK_PREFIX = "SYNC#"
+SYNC_REQUEST_SK_PREFIX = "SYNCREQ#"  # not under SYNC_SK_PREFIX: "SYNCREQ#" does not start with "SYNC#"
 EXTERNAL_SK_PREFIX = "EXT#"
 
 
 def sync_sk(connection_id: str, calendar_id: str) -> str:
     return f"{SYNC_SK_PREFIX}{connection_id}#{calendar_id}"
+
+
+def sync_request_sk(connection_id: str, calendar_id: str) -> str:
+    return f"{SYNC_REQUEST_SK_PREFIX}{connection_id}#{calendar_id}"
 
 
 def external_prefix(connection_id: str, calendar_id: str) -> str:
@@ -43,6 +48,20 @@ class SyncStateItem(ConnectionsTableItem):
     channel_resource_id = UnicodeAttribute(null=True)
     channel_expires_at = UTCDateTimeAttribute(null=True)
     version = VersionAttribute()
+
+
+class SyncRequestItem(ConnectionsTableItem):
+    """The "sync requested" mark of one calendar, which coalesces a burst of push
+    notifications into one queued sync plus at most one trailing sync (DESIGN.md
+    "Coalescing notifications"). Written by the webhook with conditions, taken (``pending``
+    cleared) by the worker right before it lists the calendar's changes."""
+
+    #: A sync was queued for a notification and has not started yet.
+    pending = BooleanAttribute(default=False)
+    #: When ``pending`` was last set (the queued message's occasion).
+    requested_at = UTCDateTimeAttribute(null=True)
+    #: The latest notification (the worker waits for a burst to go quiet).
+    notified_at = UTCDateTimeAttribute(null=True)
 
 
 class ExternalEventItem(ConnectionsTableItem):

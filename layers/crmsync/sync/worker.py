@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
 from crmsync.config import get_settings
+from crmsync.dal.sync_requests import SyncRequestStore
 from crmsync.domain import ConnectionStatus, Principal
 from crmsync.errors import ProviderError
 from crmsync.logic.appointments import Appointments
@@ -30,6 +31,7 @@ from crmsync.logic.wiring import (
 from crmsync.messaging.messages import AppointmentPush, CalendarSyncRequest, ConnectionCheck, sync_message_adapter
 from crmsync.observability import MetricsCounter
 from crmsync.sync.calendar_sync import CalendarSync
+from crmsync.sync.coalesce import settle
 from crmsync.sync.planner import SyncPlanner
 
 log = logging.getLogger(__name__)
@@ -90,8 +92,19 @@ def run(message: ConnectionCheck | AppointmentPush | CalendarSyncRequest) -> str
     return check(message)
 
 
+@lru_cache(maxsize=1)
+def sync_requests() -> SyncRequestStore:
+    calendar_sync()  # binds the tables
+    return SyncRequestStore()
+
+
 def sync_calendar(message: CalendarSyncRequest) -> str:
     principal = Principal(message.tenant_id, message.user_id)
+    waited = 0.0
+    if message.reason == "push":
+        # Coalescing: let a burst of notifications end, then take the calendar's mark, so
+        # whatever is notified from now on queues one trailing sync.
+        waited = settle(sync_requests(), principal, message.connection_id, message.calendar_id)
     result = calendar_sync().run(principal, message.connection_id, message.calendar_id)
     if result is None:
         outcome = "not_connected"
@@ -101,7 +114,13 @@ def sync_calendar(message: CalendarSyncRequest) -> str:
         outcome = "full" if result.full else "incremental"
     log.info(
         "calendar synced",
-        extra={"connection_id": message.connection_id, "outcome": outcome, "changes": result.changes if result else 0},
+        extra={
+            "connection_id": message.connection_id,
+            "reason": message.reason,
+            "outcome": outcome,
+            "changes": result.changes if result else 0,
+            "waited_for_burst_s": round(waited, 3),
+        },
     )
     return outcome
 

@@ -97,6 +97,20 @@ def test_cold_start_reports_init_once(runtime_stack: Stack) -> None:
     assert any("Init Duration" in line for line in runtime_stack.logs.lines("ScheduledFunction"))
 
 
+def test_a_cold_start_does_not_count_against_the_function_timeout(runtime_stack: Stack) -> None:
+    """Lambda runs an environment's init before the invocation, against its own limit: a
+    1.5 s import of a function whose Timeout is 1 s is slow, not a timeout (under load, the
+    local stack otherwise killed each cold worker and started another cold one)."""
+    cold = runtime_stack.invoke("SlowInitFunction", {})
+    assert cold.ok, cold.error
+    assert cold.init_ms is not None
+    assert cold.init_ms >= 1500
+    warm = runtime_stack.invoke("SlowInitFunction", {})
+    assert warm.ok
+    assert warm.init_ms is None
+    assert warm.payload == cold.payload  # the same environment, kept
+
+
 def test_workers_are_separate_processes(runtime_stack: Stack) -> None:
     assert invoke_echo(runtime_stack)["pid"] != os.getpid()
 
