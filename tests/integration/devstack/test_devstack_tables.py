@@ -15,6 +15,7 @@ def test_real_template_tables_with_ttl(dynamodb_endpoint: str, tables: dict[str,
     assert tables == {
         "ConnectionsTable": f"{table_prefix}ConnectionsTable",
         "OAuthStatesTable": f"{table_prefix}OAuthStatesTable",
+        "IdempotencyTable": f"{table_prefix}IdempotencyTable",
     }
     connections = client.describe_table(TableName=tables["ConnectionsTable"])["Table"]
     assert connections["TableStatus"] == "ACTIVE"
@@ -25,6 +26,8 @@ def test_real_template_tables_with_ttl(dynamodb_endpoint: str, tables: dict[str,
     assert connections["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     ttl = client.describe_time_to_live(TableName=tables["OAuthStatesTable"])["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+    kept = client.describe_time_to_live(TableName=tables["IdempotencyTable"])["TimeToLiveDescription"]
+    assert kept == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiration"}
     no_ttl = client.describe_time_to_live(TableName=tables["ConnectionsTable"])["TimeToLiveDescription"]
     assert no_ttl["TimeToLiveStatus"] == "DISABLED"
 
