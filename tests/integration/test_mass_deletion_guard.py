@@ -19,6 +19,8 @@ from crmsync.guard import Decision
 from crmsync.logic.appointments import Appointments
 from crmsync.logic.calendars import CalendarStatus
 from crmsync.messaging.messages import AppointmentPush, CalendarSyncRequest
+from crmsync.models.appointment import APPOINTMENT_SK_PREFIX, AppointmentItem
+from crmsync.models.keys import user_pk
 from tests.integration.conftest import RecordingQueue
 from tests.integration.test_two_way_sync import START, World, iso
 from tests.support.events import RecordingPublisher
@@ -107,6 +109,13 @@ def held(world: World) -> Any:
     return status(world).pending_deletions
 
 
+def push_marks(world: World) -> list[str]:
+    """The appointments marked as waiting for their push (the push sweep's index)."""
+    pk = user_pk(world.principal.tenant_id, world.principal.user_id)
+    items = AppointmentItem.query(pk, AppointmentItem.sk.startswith(APPOINTMENT_SK_PREFIX), consistent_read=True)
+    return [item.appointment_id for item in items if item.push_due]
+
+
 def confirmed(world: World) -> list[Any]:
     return [a for a in world.listed() if a.status is AppointmentStatus.CONFIRMED]
 
@@ -187,11 +196,13 @@ def test_ignore_keeps_them_and_puts_their_events_back(world: World, published: R
     assert held(world) is None
     pushes = [m for m in world.recorded.sent if isinstance(m, AppointmentPush)]
     assert len(pushes) == LINKED
+    assert len(push_marks(world)) == LINKED  # should a push message be lost, the sweep sends it
     world.work()  # the pushes put the events back; the sync sees them as our own
     world.work()
 
     kept = world.listed()
     assert all(a.status is AppointmentStatus.CONFIRMED and a.sync_state == "synced" for a in kept)
+    assert push_marks(world) == []
     in_google = {e["id"] for e in world.google.events(cancelled=False)}
     assert {a.link.event_id for a in kept if a.link} == in_google
     assert len(in_google) == LINKED

@@ -295,13 +295,7 @@ class AppointmentStore:
         item.link_calendar_id = link.calendar_id if link else None
         item.link_event_id = link.event_id if link else None
         item.link_etag = link.etag if link else None
-        try:
-            item.save()
-        except PutError as exc:
-            if condition_failed(exc):
-                return None
-            raise
-        return _to_domain(item)
+        return _saved(item)
 
     def detach(self, principal: Principal, appointment: Appointment) -> Appointment | None:
         """The appointment loses its event but stays (the user ignored the event's reported
@@ -310,20 +304,16 @@ class AppointmentStore:
         item = self._item(principal, appointment.appointment_id)
         if item is None or int(item.revision) != appointment.revision:
             return None
+        now = datetime.now(UTC)
         item.revision = int(item.revision) + 1
         item.push_error = None
-        item.updated_at = datetime.now(UTC)
+        item.updated_at = now
         item.link_connection_id = None
         item.link_calendar_id = None
         item.link_event_id = None
         item.link_etag = None
-        try:
-            item.save()
-        except PutError as exc:
-            if condition_failed(exc):
-                return None
-            raise
-        return _to_domain(item)
+        _mark_push_due(item, now)  # this revision puts the event back: the sweep makes sure it does
+        return _saved(item)
 
     def record_push(
         self, principal: Principal, appointment_id: str, revision: int, link: EventLink | None, error: str | None = None
@@ -383,6 +373,17 @@ class AppointmentStore:
                     int(item.revision),
                     int(item.pushed_revision or 0),
                 )
+
+
+def _saved(item: AppointmentItem) -> Appointment | None:
+    """Save a changed item read before; ``None`` if it changed meanwhile (its version moved)."""
+    try:
+        item.save()
+    except PutError as exc:
+        if condition_failed(exc):
+            return None
+        raise
+    return _to_domain(item)
 
 
 def _mark_push_due(item: AppointmentItem, now: datetime) -> None:
