@@ -205,3 +205,26 @@ def test_invalid_appointments_are_refused(linked: Appointments) -> None:
         linked.create(ALICE, fields(hours=0))
     with pytest.raises(Unprocessable, match="time zone"):
         linked.create(ALICE, AppointmentFields("x", START, START + timedelta(hours=1), "Mars/Olympus"))
+
+
+def test_a_push_landing_moves_the_version_so_an_edit_read_before_it_cannot_overwrite_it(
+    setup, linked: Appointments, recorded, google: Google
+) -> None:
+    """Recording a push is a write: an edit that read the appointment before it must fail its
+    version check (and retry), not save its stale copy over the new link."""
+    from pynamodb.exceptions import PutError
+
+    from crmsync.models.appointment import APPOINTMENT_SK_PREFIX, AppointmentItem
+    from crmsync.models.keys import user_pk
+
+    created = linked.create(ALICE, fields())
+    key = (user_pk(ALICE.tenant_id, ALICE.user_id), APPOINTMENT_SK_PREFIX + created.appointment_id)
+    stale = AppointmentItem.get(*key, consistent_read=True)
+    assert work(linked, recorded) == ["pushed"]
+
+    pushed = AppointmentItem.get(*key, consistent_read=True)
+    assert pushed.version > stale.version
+    stale.title = "an edit from before the push"
+    with pytest.raises(PutError):
+        stale.save()
+    assert linked.get(ALICE, created.appointment_id).link is not None

@@ -321,8 +321,10 @@ class AppointmentStore:
         """Note that ``revision`` reached the provider (or failed for good). Never moves back:
         an older revision's push finishing late does not overwrite a newer one's link (the
         same revision may be recorded again, e.g. after moving to a newly linked calendar)."""
-        item = AppointmentItem(user_pk(principal.tenant_id, principal.user_id), APPOINTMENT_SK_PREFIX + appointment_id)
         actions: list[Action] = [
+            # The version moves, so an edit that read the item before this cannot save over it.
+            # (Model.update on an unread item would set it back to 1 instead.)
+            AppointmentItem.version.add(1),
             AppointmentItem.pushed_revision.set(revision),
             _set_or_remove(AppointmentItem.push_error, error),
             _set_or_remove(AppointmentItem.link_connection_id, link.connection_id if link else None),
@@ -331,10 +333,11 @@ class AppointmentStore:
             _set_or_remove(AppointmentItem.link_etag, link.etag if link else None),
         ]
         try:
-            item.update(
+            AppointmentItem._get_connection().update_item(
+                user_pk(principal.tenant_id, principal.user_id),
+                APPOINTMENT_SK_PREFIX + appointment_id,
                 actions=actions,
                 condition=AppointmentItem.sk.exists() & (AppointmentItem.pushed_revision <= revision),
-                add_version_condition=False,
             )
         except UpdateError as exc:
             if condition_failed(exc):
