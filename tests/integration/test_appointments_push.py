@@ -111,6 +111,26 @@ def test_moving_an_appointment_moves_the_event(setup, linked: Appointments, reco
     assert datetime.fromisoformat(event["start"]["dateTime"]) == START + timedelta(hours=2)
 
 
+def test_a_change_to_an_appointment_whose_event_google_purged_puts_the_event_back(
+    setup, linked: Appointments, recorded, google: Google
+) -> None:
+    """Deleted in Google and purged (an update of it answers 404) while a CRM move was on its
+    way: the CRM's later change wins and the event comes back, as a new event."""
+    created = linked.create(ALICE, fields())
+    work(linked, recorded)
+    (gone,) = google.events(setup["team"])
+    google.delete(gone["id"], setup["team"])
+    google.expire_sync_tokens(purge_deleted=True)
+    linked.change(ALICE, created.appointment_id, start=START + timedelta(hours=2), end=START + timedelta(hours=3))
+
+    assert work(linked, recorded) == ["pushed"]
+
+    (back,) = google.events(setup["team"])
+    assert datetime.fromisoformat(back["start"]["dateTime"]) == START + timedelta(hours=2)
+    moved = linked.get(ALICE, created.appointment_id)
+    assert (moved.sync_state, moved.link.event_id if moved.link else None) == ("synced", back["id"])
+
+
 def test_cancelling_an_appointment_removes_the_event(setup, linked: Appointments, recorded, google: Google) -> None:
     created = linked.create(ALICE, fields())
     work(linked, recorded)

@@ -426,13 +426,14 @@ class Appointments:
             return None
         body = event_body(appointment)
         if old is None:
-            try:
-                event = writer.insert_event(calendar_id, body)
-            except ProviderDuplicate:
-                # Our earlier insert succeeded but its answer was lost: update that event.
-                event = writer.update_event(calendar_id, event_id_for(appointment.appointment_id), body)
+            event = _insert(writer, calendar_id, appointment, body)
         else:
-            event = writer.update_event(calendar_id, old.event_id, body)
+            try:
+                event = writer.update_event(calendar_id, old.event_id, body)
+            except ProviderNotFound:
+                # Gone from Google for good (deleted and purged) while this change was on its
+                # way: the CRM's later change wins and puts the event back (F6).
+                event = _insert(writer, calendar_id, appointment, body)
         return EventLink(connection_id, calendar_id, str(event["id"]), event.get("etag"))
 
     def _writer_for(self, principal: Principal, connection_id: str) -> EventWriter | None:
@@ -459,6 +460,19 @@ def _deleted(event_id: str, appointment_id: str) -> ExternalEvent:
         etag=None,
         crm_appointment_id=appointment_id,
     )
+
+
+def _insert(writer: EventWriter, calendar_id: str, appointment: Appointment, body: dict[str, Any]) -> dict[str, Any]:
+    """Insert under the id derived from the appointment, so a retried insert finds its event."""
+    try:
+        return writer.insert_event(calendar_id, body)
+    except ProviderDuplicate:
+        try:
+            # Our earlier insert succeeded but its answer was lost: update that event.
+            return writer.update_event(calendar_id, event_id_for(appointment.appointment_id), body)
+        except ProviderNotFound:
+            # The id belongs to an event of ours that is gone for good: Google picks a new one.
+            return writer.insert_event(calendar_id, {k: v for k, v in body.items() if k != "id"})
 
 
 def _delete_quietly(writer: EventWriter, calendar_id: str, event_id: str) -> None:
