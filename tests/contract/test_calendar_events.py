@@ -89,6 +89,26 @@ def test_demo_accounts_have_team_and_read_only_subscribed_calendars(google_servi
     assert any(e["id"].endswith("@group.calendar.google.com") for e in entries)
 
 
+#: Google's calendar colour palette, as colors.get answers its ``calendar`` section.
+GOOGLE_CALENDAR_COLORS = {
+    "1": "#ac725e", "2": "#d06b64", "3": "#f83a22", "4": "#fa573c", "5": "#ff7537", "6": "#ffad46",
+    "7": "#42d692", "8": "#16a765", "9": "#7bd148", "10": "#b3dc6c", "11": "#fbe983", "12": "#fad165",
+    "13": "#92e1c0", "14": "#9fe1e7", "15": "#9fc6e7", "16": "#4986e7", "17": "#9a9cff", "18": "#b99aff",
+    "19": "#c2c2c2", "20": "#cabdbf", "21": "#cca6ac", "22": "#f691b2", "23": "#cd74e6", "24": "#a47ae2",
+}  # fmt: skip
+
+
+def test_calendar_list_entries_carry_per_calendar_palette_colours(google_service: Callable[..., Any]) -> None:
+    ada = google_service("calendar", "v3", "ada@example.com", [CALENDAR])
+    entries = ada.calendarList().list().execute()["items"]
+    assert len(entries) >= 3
+    for entry in entries:
+        assert entry["backgroundColor"] == GOOGLE_CALENDAR_COLORS[entry["colorId"]], entry
+        assert entry["foregroundColor"] == "#000000"
+    # Like Google, each calendar of a list gets its own colour.
+    assert len({e["colorId"] for e in entries}) == len(entries)
+
+
 def test_calendar_list_sync_token_reports_added_and_deleted_calendars(
     cal: Any, email: str, google_emulator: GoogleEmulator
 ) -> None:

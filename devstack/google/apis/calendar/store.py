@@ -31,6 +31,37 @@ from devstack.google.apis.discovery import ApiError
 from devstack.google.state import State
 
 ROLE_RANK = {"freeBusyReader": 0, "reader": 1, "writer": 2, "owner": 3}
+#: Google's calendar colour palette (the ``calendar`` section of colors.get): colorId →
+#: backgroundColor. calendarList entries carry one of these with foregroundColor #000000.
+CALENDAR_COLORS = {
+    "1": "#ac725e",
+    "2": "#d06b64",
+    "3": "#f83a22",
+    "4": "#fa573c",
+    "5": "#ff7537",
+    "6": "#ffad46",
+    "7": "#42d692",
+    "8": "#16a765",
+    "9": "#7bd148",
+    "10": "#b3dc6c",
+    "11": "#fbe983",
+    "12": "#fad165",
+    "13": "#92e1c0",
+    "14": "#9fe1e7",
+    "15": "#9fc6e7",
+    "16": "#4986e7",
+    "17": "#9a9cff",
+    "18": "#b99aff",
+    "19": "#c2c2c2",
+    "20": "#cabdbf",
+    "21": "#cca6ac",
+    "22": "#f691b2",
+    "23": "#cd74e6",
+    "24": "#a47ae2",
+}
+#: The order in which an account's calendars get their colours, as Google spreads them:
+#: each calendar added to a list gets the next one (the primary calendar the first).
+_COLOR_ORDER = ("14", "16", "6", "8", "22", "18", "2", "10", "12", "7", "24", "3")
 _DEMO_ZONES = {
     "ada@example.com": "Europe/London",
     "grace@example.org": "America/New_York",
@@ -170,7 +201,17 @@ class CalendarStore:
             existing = acct.calendars.get(calendar_id)
             if existing is not None and not existing.deleted:
                 raise ValueError(f"calendar {calendar_id} exists")
-            cal = Calendar(calendar_id, summary, time_zone, access_role, primary, description)
+            color_id = _COLOR_ORDER[len(acct.calendars) % len(_COLOR_ORDER)]
+            cal = Calendar(
+                calendar_id,
+                summary,
+                time_zone,
+                access_role,
+                primary,
+                description,
+                color_id=color_id,
+                background_color=CALENDAR_COLORS[color_id],
+            )
             acct.calendars[calendar_id] = cal
             self._list_changed(acct, cal)
             return cal
