@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from crmsync.api.http import principal_of
-from crmsync.api.openapi import answer, responses
-from crmsync.api.schemas import CalendarList, CalendarRefIn, CalendarWithStatusOut
+from crmsync.api.openapi import ConnectionId, answer, responses
+from crmsync.api.schemas import CalendarList, CalendarRefIn, CalendarWithStatusOut, SyncQueuedOut
 from crmsync.config import get_settings
 from crmsync.guard import Decision
 from crmsync.logic.calendars import Calendars
@@ -51,3 +51,10 @@ def apply_pending_deletions(body: Annotated[CalendarRefIn, Body()]) -> Response[
 )
 def ignore_pending_deletions(body: Annotated[CalendarRefIn, Body()]) -> Response[CalendarWithStatusOut]:
     return _decide(body, Decision.IGNORE)
+
+
+@router.post("/v1/integrations/<connection_id>/sync", responses=responses(202, SyncQueuedOut, 404, 409))
+def sync_integration(connection_id: ConnectionId) -> Response[SyncQueuedOut]:
+    """The user's "Sync now": the account's synced calendars are queued for a sync."""
+    principal = principal_of(router.current_event, get_settings())
+    return answer(202, SyncQueuedOut(calendars=calendars().sync_now(principal, connection_id)))

@@ -130,10 +130,24 @@ class CalendarOut(BaseModel):
 
 
 class CalendarSyncOut(BaseModel):
-    #: ``synced``, ``pending`` (chosen, first sync not done yet) or ``off`` (not synced).
+    #: ``synced``, ``pending`` (chosen, first sync not done yet), ``failing`` (the last
+    #: sync failed: ``last_error``) or ``off`` (not synced).
     state: str
     last_synced_at: datetime | None
     push_channel: bool
+    #: Why the last sync failed and when; ``null`` unless ``state`` is ``failing``.
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+    @classmethod
+    def of(cls, s: CalendarStatus) -> CalendarSyncOut:
+        return cls(
+            state=s.sync_state,
+            last_synced_at=s.last_synced_at,
+            push_channel=s.push_channel,
+            last_error=s.last_error,
+            last_error_at=s.last_error_at,
+        )
 
 
 class PendingDeletionsOut(BaseModel):
@@ -170,13 +184,20 @@ class CalendarWithStatusOut(CalendarOut):
         return cls(
             **CalendarOut.of(s.calendar).model_dump(),
             connection_status=s.connection_status.value,
-            sync=CalendarSyncOut(state=s.sync_state, last_synced_at=s.last_synced_at, push_channel=s.push_channel),
+            sync=CalendarSyncOut.of(s),
             pending_deletions=PendingDeletionsOut.of(s.pending_deletions) if s.pending_deletions else None,
         )
 
 
 class CalendarList(BaseModel):
     items: list[CalendarWithStatusOut]
+
+
+class SyncQueuedOut(BaseModel):
+    """The account's syncs were queued ("Sync now"): ``calendars`` of them. Each calendar's
+    ``sync.last_synced_at`` in ``GET /v1/calendars`` moves when its sync ran."""
+
+    calendars: int
 
 
 class CalendarRefIn(BaseModel):
@@ -221,15 +242,15 @@ class SyncPreferencesOut(BaseModel):
 
 
 class CalendarSettingsOut(BaseModel):
-    linked_calendar: CalendarOut | None
-    conflict_calendars: list[CalendarOut]
+    linked_calendar: CalendarWithStatusOut | None
+    conflict_calendars: list[CalendarWithStatusOut]
     sync_preferences: SyncPreferencesOut
 
     @classmethod
     def of(cls, view: CalendarSettingsView) -> CalendarSettingsOut:
         return cls(
-            linked_calendar=CalendarOut.of(view.linked) if view.linked else None,
-            conflict_calendars=[CalendarOut.of(c) for c in view.conflict_calendars],
+            linked_calendar=CalendarWithStatusOut.of_status(view.status_of(view.linked)) if view.linked else None,
+            conflict_calendars=[CalendarWithStatusOut.of_status(view.status_of(c)) for c in view.conflict_calendars],
             sync_preferences=SyncPreferencesOut.of(view.settings.preferences),
         )
 

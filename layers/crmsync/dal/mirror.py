@@ -31,6 +31,9 @@ from crmsync.models.sync import (
     sync_sk,
 )
 
+#: The longest sync error kept (a provider's message; longer ones are cut).
+MAX_ERROR = 500
+
 
 @dataclass(frozen=True)
 class SyncCursor:
@@ -42,6 +45,9 @@ class SyncCursor:
     channel_resource_id: str | None = None
     channel_expires_at: datetime | None = None
     last_success_at: datetime | None = None
+    #: Why the last sync failed, and when (cleared by the next successful one).
+    last_error: str | None = None
+    last_error_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,8 @@ def cursor_from_item(item: SyncStateItem | None) -> SyncCursor:
         item.channel_resource_id,
         item.channel_expires_at,
         item.last_success_at,
+        item.last_error,
+        item.last_error_at,
     )
 
 
@@ -183,6 +191,19 @@ class MirrorStore:
             if condition_failed(exc):
                 raise Conflict("Another sync advanced this calendar's cursor.") from exc
             raise
+
+    def record_failure(self, principal: Principal, connection_id: str, calendar_id: str, error: str) -> None:
+        """A sync of the calendar failed: keep why, and when, for the settings page (the
+        cursor stays as it was; the next successful :meth:`advance` clears them)."""
+        SyncStateItem(user_pk(principal.tenant_id, principal.user_id), sync_sk(connection_id, calendar_id)).update(
+            actions=[
+                SyncStateItem.connection_id.set(connection_id),
+                SyncStateItem.calendar_id.set(calendar_id),
+                SyncStateItem.last_error.set(error[:MAX_ERROR]),
+                SyncStateItem.last_error_at.set(datetime.now(UTC)),
+            ],
+            add_version_condition=False,
+        )
 
     def set_channel(
         self,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from crmsync.dal.calendars import CalendarStore
 from crmsync.dal.connections import ConnectionStore
@@ -19,6 +20,9 @@ from crmsync.domain import (
 )
 from crmsync.errors import Unprocessable
 
+if TYPE_CHECKING:
+    from crmsync.logic.calendars import CalendarStatus
+
 log = logging.getLogger(__name__)
 
 
@@ -27,6 +31,15 @@ class CalendarSettingsView:
     settings: CalendarSettings
     linked: ConnectedCalendar | None
     conflict_calendars: list[ConnectedCalendar]
+    #: Each connected calendar's account status and sync state, by (connection, calendar)
+    #: (empty when the service was built without ``statuses``).
+    statuses: dict[tuple[str, str], CalendarStatus] = field(default_factory=dict)
+
+    def status_of(self, calendar: ConnectedCalendar) -> CalendarStatus:
+        status = self.statuses.get(_pair(calendar))
+        if status is None:
+            raise LookupError(f"no sync status for calendar {calendar.calendar_id!r}: build the service with statuses")
+        return status
 
 
 class CalendarSettingsService:
@@ -38,20 +51,34 @@ class CalendarSettingsService:
         settings: SettingsStore,
         on_linked: Callable[[Principal, int], object] | None = None,
         on_changed: Callable[[Principal], object] | None = None,
+        statuses: Callable[[Principal], list[CalendarStatus]] | None = None,
     ) -> None:
         """``on_linked(principal, days_back)``: bring a newly linked calendar up to date.
-        ``on_changed(principal)``: the set of synced calendars may have changed."""
+        ``on_changed(principal)``: the set of synced calendars may have changed.
+        ``statuses(principal)``: every connected calendar with its account status and sync
+        state (:meth:`Calendars.with_status`), shown with the chosen calendars."""
         self._connections = connections
         self._calendars = calendars
         self._settings = settings
         self._on_linked = on_linked
         self._on_changed = on_changed
+        self._statuses = statuses
 
     def view(self, principal: Principal) -> CalendarSettingsView:
         settings = self._settings.get(principal)
         calendars = self._calendars.of_user(principal)
         linked = next((c for c in calendars if settings.linked and _ref(c) == settings.linked), None)
-        return CalendarSettingsView(settings, linked, [c for c in calendars if c.conflict])
+        conflict = [c for c in calendars if c.conflict]
+        if self._statuses is None:
+            return CalendarSettingsView(settings, linked, conflict)
+        # Only calendars of accounts still connected have a status (as GET /v1/calendars).
+        statuses = {_pair(s.calendar): s for s in self._statuses(principal)}
+        return CalendarSettingsView(
+            settings,
+            linked if linked is not None and _pair(linked) in statuses else None,
+            [c for c in conflict if _pair(c) in statuses],
+            statuses,
+        )
 
     def link(self, principal: Principal, ref: CalendarRef) -> CalendarSettingsView:
         """Make ``ref`` the linked calendar: it must be a writable calendar of a working

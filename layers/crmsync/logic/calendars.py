@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from crmsync.dal.calendars import CalendarStore
@@ -14,7 +14,7 @@ from crmsync.dal.guard import PendingDeletionsStore
 from crmsync.dal.mirror import MirrorStore, calendar_resource
 from crmsync.dal.settings import SettingsStore
 from crmsync.domain import ConnectedCalendar, Connection, ConnectionStatus, Principal
-from crmsync.errors import NotFound
+from crmsync.errors import Conflict, NotFound
 from crmsync.guard import Decision, PendingDeletions
 from crmsync.messaging.messages import CalendarSyncRequest
 from crmsync.providers.google.calendar import ProviderCalendar
@@ -37,6 +37,14 @@ class Queue(Protocol):
     def send(self, message: Any) -> None: ...
 
 
+class Planner(Protocol):
+    def enqueue(self, principal: Principal, connection_id: str | None, *, reason: str, occasion: str) -> int: ...
+
+
+#: The reason of the syncs the user asked for ("Sync now").
+MANUAL_SYNC = "manual"
+
+
 class CalendarProvider(Protocol):
     def list_calendars(self) -> list[ProviderCalendar]: ...
 
@@ -52,12 +60,16 @@ class CalendarStatus:
     calendar: ConnectedCalendar
     connection_status: ConnectionStatus
     #: ``synced`` (mirrored, kept current), ``pending`` (chosen, first sync not done yet),
-    #: ``off`` (neither a conflict nor the linked calendar: not synced).
+    #: ``failing`` (its last sync failed: ``last_error``), ``off`` (neither a conflict nor
+    #: the linked calendar: not synced).
     sync_state: str
     last_synced_at: datetime | None
     push_channel: bool
     #: Deletions a sync held back for the user's confirmation (the mass-deletion guard).
     pending_deletions: PendingDeletions | None = None
+    #: Why its last sync failed, and when (``None`` once a sync succeeds again).
+    last_error: str | None = None
+    last_error_at: datetime | None = None
 
 
 class Calendars:
@@ -72,9 +84,11 @@ class Calendars:
         settings: SettingsStore | None = None,
         pending: PendingDeletionsStore | None = None,
         queue: Queue | None = None,
+        planner: Planner | None = None,
     ) -> None:
         """``queue``: where the sync that carries out the user's answer to held deletions
-        is requested (without one, the calendar's next sync carries it out)."""
+        is requested (without one, the calendar's next sync carries it out). ``planner``:
+        queues an account's syncs when the user asks for them (:meth:`sync_now`)."""
         self._connections = connections
         self._calendars = calendars
         self._cipher = cipher
@@ -83,6 +97,7 @@ class Calendars:
         self._settings = settings or SettingsStore()
         self._pending = pending or PendingDeletionsStore()
         self._queue = queue
+        self._planner = planner
 
     def connected(self, principal: Principal) -> list[ConnectedCalendar]:
         """Every connected account's calendars: accounts in connection order, primary first."""
@@ -111,7 +126,13 @@ class Calendars:
                     c.calendar_id,
                 )
             )
-            state = "off" if not wanted else ("synced" if cursor and cursor.sync_token else "pending")
+            failed = bool(wanted and cursor and cursor.last_error)
+            if not wanted:
+                state = "off"
+            elif failed:
+                state = "failing"
+            else:
+                state = "synced" if cursor and cursor.sync_token else "pending"
             out.append(
                 CalendarStatus(
                     calendar=c,
@@ -120,6 +141,8 @@ class Calendars:
                     last_synced_at=cursor.last_success_at if cursor and wanted else None,
                     push_channel=bool(wanted and cursor and cursor.channel_id),
                     pending_deletions=held.get((c.connection_id, c.calendar_id)) if wanted else None,
+                    last_error=cursor.last_error if cursor and failed else None,
+                    last_error_at=cursor.last_error_at if cursor and failed else None,
                 )
             )
         return out
@@ -156,6 +179,22 @@ class Calendars:
             except Exception:  # recorded; the calendar's next (scheduled) sync carries it out
                 log.exception("could not enqueue the sync that carries out held deletions")
         return replace(status, pending_deletions=decided)
+
+    def sync_now(self, principal: Principal, connection_id: str) -> int:
+        """Queue a sync of each of the account's synced calendars (the user's "Sync now");
+        how many. NotFound for an unknown connection, Conflict for one that must be
+        connected again first (its syncs could not run)."""
+        connection = self._connections.get(principal, connection_id)
+        if connection is None:
+            raise NotFound(f"No connection {connection_id!r}.")
+        if connection.status is not ConnectionStatus.CONNECTED:
+            raise Conflict(f"The account {connection.email} must be connected again before it can sync.")
+        if self._planner is None:
+            raise RuntimeError("Calendars was built without a sync planner")
+        occasion = f"{MANUAL_SYNC}@{datetime.now(UTC).isoformat()}"
+        queued = self._planner.enqueue(principal, connection_id, reason=MANUAL_SYNC, occasion=occasion)
+        log.info("sync requested", extra={"connection_id": connection_id, "calendars": queued})
+        return queued
 
     def refresh(self, principal: Principal, connection_id: str) -> list[ConnectedCalendar] | None:
         """Re-read the account's calendar list from the provider. ``None``: the connection is

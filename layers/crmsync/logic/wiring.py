@@ -77,6 +77,7 @@ def build_calendars(settings: Settings) -> Calendars:
         cipher=TokenCipher(settings.token_key_id),
         provider=_google_calendar(settings),
         queue=SyncQueue(settings.sync_queue_url),
+        planner=build_sync_planner(settings),
     )
 
 
@@ -141,6 +142,7 @@ def build_calendar_settings(settings: Settings) -> CalendarSettingsService:
         settings=SettingsStore(),
         on_linked=build_appointments(settings).enqueue_pending,
         on_changed=_sync_after_settings_change(build_sync_planner(settings)),
+        statuses=build_calendars(settings).with_status,
     )
 
 

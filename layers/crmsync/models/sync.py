@@ -42,6 +42,10 @@ class SyncStateItem(ConnectionsTableItem):
     #: same filters for incremental syncs).
     window_start = UTCDateTimeAttribute(null=True)
     last_success_at = UTCDateTimeAttribute(null=True)
+    #: The last failed sync's error (no secret: the provider's message), cleared by the
+    #: next successful sync.
+    last_error = UnicodeAttribute(null=True)
+    last_error_at = UTCDateTimeAttribute(null=True)
     full_syncs = NumberAttribute(default=0)
     #: The live push channel of this calendar (see ChannelItem).
     channel_id = UnicodeAttribute(null=True)

@@ -129,13 +129,28 @@ class CalendarSync:
         self._keep = keep
         self._counter = counter
 
-    def run(self, principal: Principal, connection_id: str, calendar_id: str) -> SyncOutcome | None:
+    def run(
+        self, principal: Principal, connection_id: str, calendar_id: str, *, touch: bool = False
+    ) -> SyncOutcome | None:
         """``None``: the connection is gone or not usable (its health check reports why).
 
         A calendar that is no longer a conflict or linked calendar is retired instead: its
         push channel is stopped and its mirror forgotten (it is synced again once chosen).
-        A no-op incremental sync costs one provider request and one DynamoDB request.
+        A no-op incremental sync costs one provider request and one DynamoDB request;
+        ``touch`` (the user's "Sync now") records its time even then. A provider failure is
+        recorded on the calendar's cursor (shown as "failing" with the error) and raised;
+        the next successful sync clears it.
         """
+        try:
+            return self._run(principal, connection_id, calendar_id, touch=touch)
+        except ProviderError as exc:
+            try:
+                self._mirror.record_failure(principal, connection_id, calendar_id, str(exc))
+            except Exception:  # the failure itself is what matters: it is raised below
+                log.exception("could not record a calendar's sync failure", extra={"connection_id": connection_id})
+            raise
+
+    def _run(self, principal: Principal, connection_id: str, calendar_id: str, *, touch: bool) -> SyncOutcome | None:
         inputs = self._mirror.sync_inputs(principal, connection_id, calendar_id)
         stored, cursor = inputs.stored, inputs.cursor
         if stored is None or stored.connection.status is not ConnectionStatus.CONNECTED:
@@ -207,9 +222,10 @@ class CalendarSync:
         elif pending is not None and full:
             # A complete list was judged (and any answer carried out): the record is done.
             self._pending.clear(principal, pending)
-        if full or events or self._stale(cursor):
+        if full or events or touch or cursor.last_error is not None or self._stale(cursor):
             self._mirror.advance(principal, connection_id, calendar_id, cursor, next_token, window_start, full)
-        # else: nothing changed, and the stored token still leads to the same changes.
+        # else: nothing changed, and the stored token still leads to the same changes. (A
+        # recorded failure is cleared by advancing: the saved cursor has no error.)
         if changes and inputs.calendar is not None and inputs.calendar.conflict and self._events is not None:
             self._events.publish(
                 [

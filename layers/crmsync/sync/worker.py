@@ -19,7 +19,7 @@ from crmsync.dal.sync_requests import SyncRequestStore
 from crmsync.domain import ConnectionStatus, Principal
 from crmsync.errors import ProviderError
 from crmsync.logic.appointments import Appointments
-from crmsync.logic.calendars import Calendars
+from crmsync.logic.calendars import MANUAL_SYNC, Calendars
 from crmsync.logic.integrations import Integrations
 from crmsync.logic.wiring import (
     build_appointments,
@@ -105,7 +105,9 @@ def sync_calendar(message: CalendarSyncRequest) -> str:
         # Coalescing: let a burst of notifications end, then take the calendar's mark, so
         # whatever is notified from now on queues one trailing sync.
         waited = settle(sync_requests(), principal, message.connection_id, message.calendar_id)
-    result = calendar_sync().run(principal, message.connection_id, message.calendar_id)
+    # The user's "Sync now" records when it ran even if nothing changed.
+    touch = message.reason == MANUAL_SYNC
+    result = calendar_sync().run(principal, message.connection_id, message.calendar_id, touch=touch)
     if result is None:
         outcome = "not_connected"
     elif result.retired:
