@@ -7,8 +7,102 @@
   const STATUS = { connected: ["✔", "Connected"], needs_reauth: ["⚠", "Needs re-authorization"], error: ["✖", "Error"] };
   let state = { integrations: [], calendars: [], settings: null };
 
-  const SYNC = { synced: "· synced", pending: "· first sync pending", off: "" };
   const key = (c) => c.connection_id + "\n" + c.calendar_id;
+  const when = (iso) => new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  const isLinked = (c) => {
+    const linked = state.settings && state.settings.linked_calendar;
+    return Boolean(linked) && key(linked) === key(c);
+  };
+
+  // A calendar's real sync state, as GET /v1/calendars reports it (and its account's).
+  function syncText(c, account) {
+    if (c.sync.state === "off") return "";
+    if (account.status !== "connected") return "· not syncing: the account must be reconnected";
+    if (c.sync.state === "failing") {
+      return "· failing since " + when(c.sync.last_error_at) + ": " + c.sync.last_error;
+    }
+    if (c.sync.state === "pending") return "· pending (first sync not done yet)";
+    return c.sync.last_synced_at ? "· synced at " + when(c.sync.last_synced_at) : "· synced";
+  }
+
+  function accountControls(account) {
+    const box = document.createElement("div");
+    box.className = "account-controls";
+    if (account.status !== "connected") {
+      const warning = document.createElement("p");
+      warning.className = "warning";
+      warning.textContent = "⚠ Google no longer accepts this account's access, so its calendars are not syncing. " +
+        "Reconnect it to sync them again.";
+      const reconnect = document.createElement("button");
+      reconnect.type = "button";
+      reconnect.className = "reconnect";
+      reconnect.textContent = "Reconnect";
+      reconnect.setAttribute("aria-label", "Reconnect " + account.email);
+      reconnect.addEventListener("click", () => reconnectAccount(reconnect, account));
+      box.append(warning, reconnect);
+      return box;
+    }
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "sync-now";
+    button.textContent = "Sync now";
+    button.setAttribute("aria-label", "Sync " + account.email + " now");
+    button.addEventListener("click", () => syncNow(button, account));
+    const last = document.createElement("span");
+    last.className = "last-sync muted";
+    const times = state.calendars
+      .filter((c) => c.connection_id === account.id && c.sync.last_synced_at)
+      .map((c) => c.sync.last_synced_at)
+      .sort();
+    last.textContent = times.length ? "Last synced " + when(times[times.length - 1]) : "Not synced yet";
+    box.append(button, " ", last);
+    return box;
+  }
+
+  // The same flow as the Integrations page's Reconnect: Google's consent for this account.
+  async function reconnectAccount(button, account) {
+    button.disabled = true;
+    try {
+      const data = await api("POST", "/v1/integrations/google/authorize", { login_hint: account.email });
+      location.assign(data.authorization_url);
+    } catch (error) {
+      notice("error", error.message);
+      button.disabled = false;
+    }
+  }
+
+  const latestSync = (connectionId) =>
+    state.calendars
+      .filter((c) => c.connection_id === connectionId)
+      .map((c) => c.sync.last_synced_at || "")
+      .sort()
+      .pop() || "";
+
+  // Sync now: queue the account's syncs, then look a few times for them to have run.
+  async function syncNow(button, account) {
+    button.disabled = true;
+    const before = latestSync(account.id);
+    try {
+      await api("POST", "/v1/integrations/" + encodeURIComponent(account.id) + "/sync");
+      notice("ok", "Syncing " + account.email + "…");
+      for (let attempt = 0; attempt < 10; attempt += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        state.calendars = (await api("GET", "/v1/calendars")).items;
+        const after = latestSync(account.id);
+        if (after && after !== before) {
+          render();
+          notice("ok", account.email + " synced at " + when(after) + ".");
+          return;
+        }
+      }
+      render();
+      notice("ok", "The sync of " + account.email + " is queued; it has not finished yet.");
+    } catch (error) {
+      notice("error", error.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
 
   function renderAccounts() {
     const box = $("accounts");
@@ -26,6 +120,7 @@
       head.querySelector(".email").textContent = account.email;
       head.querySelector(".status-text").textContent = words;
       section.appendChild(head);
+      section.appendChild(accountControls(account));
       const list = document.createElement("ul");
       list.className = "calendars";
       for (const c of state.calendars.filter((c) => c.connection_id === account.id)) {
@@ -35,7 +130,8 @@
         row.querySelector(".name").textContent = c.name;
         row.querySelector(".tag").textContent = [c.primary ? "primary" : "", c.writable ? "" : "read-only"].filter(Boolean).join(", ");
         row.dataset.sync = c.sync.state;
-        row.querySelector(".sync").textContent = SYNC[c.sync.state] || "";
+        row.querySelector(".sync").textContent = syncText(c, account);
+        row.querySelector(".linked-badge").hidden = !isLinked(c);
         list.appendChild(row);
       }
       section.appendChild(list);
@@ -87,7 +183,10 @@
 
   function renderLinked() {
     const linked = state.settings.linked_calendar;
-    $("linked-current").textContent = linked ? linked.name + " (" + linked.account_email + ")" : "No linked calendar.";
+    // The calendar's name, and its account only when that says something more.
+    $("linked-current").textContent = !linked
+      ? "No linked calendar."
+      : linked.name === linked.account_email ? linked.name : linked.name + " (" + linked.account_email + ")";
     $("linked-add").textContent = linked ? "Change" : "Add";
     $("linked-remove").hidden = !linked;
     const accounts = $("linked-account");
@@ -146,6 +245,16 @@
     ]);
     state = { integrations: integrations.items, calendars: calendars.items, settings };
     render();
+    $("loading").hidden = true;
+    $("settings-content").disabled = false;
+    $("settings-content").removeAttribute("aria-busy");
+  }
+
+  // Without settings there is nothing to edit: one message, no controls.
+  function unavailable(message) {
+    $("loading").hidden = true;
+    $("settings-content").hidden = true;
+    if (message) notice("error", message);
   }
 
   async function save(button, call, message) {
@@ -191,5 +300,6 @@
     save($("prefs-save"), () => api("PUT", "/v1/settings/sync-preferences", body), "Sync preferences saved.");
   });
 
-  if (requireSession()) load().catch((error) => notice("error", error.message));
+  if (requireSession()) load().catch((error) => unavailable(error.message));
+  else unavailable();
 })();

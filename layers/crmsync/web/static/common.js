@@ -49,7 +49,7 @@ window.crmsync = (function () {
 
   function requireSession() {
     if (takeTokenFromFragment()) return true;
-    notice("error", "No CRM session: open this page from the CRM (or from the link `make dev` prints).");
+    notice("error", "No CRM session: open this page from the CRM (in development, from the link that make dev prints).");
     return false;
   }
 
