@@ -245,3 +245,33 @@ def test_sync_now_refuses_unknown_and_malformed_connections(stack, alice: Browse
     assert missing.headers["Content-Type"].startswith("application/problem+json")
     malformed = alice.api("POST", "/v1/integrations/a.b/sync")
     assert malformed.status_code == 422, malformed.text
+
+
+def test_the_page_fits_its_width_and_logs_no_console_error(page: Page, stack, alice: Browser) -> None:
+    """With a linked calendar, failing or pending states and long addresses, nothing scrolls
+    sideways at 375 px, and the page (its icon included) logs no error."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    email, connection_id = connected_demo_account(stack, alice)
+    linked = alice.api(
+        "PUT", "/v1/settings/linked-calendar", json={"connection_id": connection_id, "calendar_id": email}
+    )
+    assert linked.status_code == 200, linked.text
+    open_page(page, stack, alice)
+    expect(page.locator(f'.account-block[data-email="{email}"] li.calendar')).to_have_count(3)
+
+    width = page.viewport_size["width"] if page.viewport_size else 1280
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    wide = page.evaluate(
+        """(w) => [...document.querySelectorAll('body *')]
+            .filter((el) => el.getBoundingClientRect().right > w)
+            .map((el) => el.tagName + '#' + el.id + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right))""",
+        width,
+    )
+    assert scroll_width <= width, f"the page is {scroll_width}px wide in a {width}px viewport: {wide[:8]}"
+    icon = page.evaluate(
+        "(document.querySelector('link[rel~=icon]') || {}).href || new URL('/favicon.ico', location.href).href"
+    )
+    assert icon.startswith("data:") or page.request.get(icon).ok, icon
+    assert errors == []

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from tests.e2e.test_bcc_logging import message
+from tests.e2e.test_integrations_page import WIDTHS, fits_the_width, has_an_icon
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
 
@@ -18,11 +19,28 @@ ADDRESS = re.compile(r"^u[a-z2-7]{26}@\S+$")
 
 
 @pytest.fixture
-def page(browser: Browser, stack: Any) -> Iterator[Page]:
-    context = browser.new_context()
+def width() -> int:
+    return 1280
+
+
+@pytest.fixture
+def console_errors() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, stack: Any, width: int, console_errors: list[str]) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": width, "height": 800})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.api_url)
     page = context.new_page()
     page.set_default_timeout(20_000)
+
+    def on_console(logged: ConsoleMessage) -> None:
+        if logged.type == "error":
+            console_errors.append(f"{logged.text} at {logged.location.get('url')}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: console_errors.append(str(error)))
     yield page
     context.close()
 
@@ -88,3 +106,33 @@ def test_without_a_crm_session_the_page_says_so(page: Page, stack: Any) -> None:
     page.goto(f"{stack.api_url}/settings/email")
     expect(page.locator("#notice")).to_contain_text("No CRM session")
     expect(page.get_by_role("button", name="Add address")).to_be_disabled()
+
+
+@WIDTHS
+def test_every_state_fits_the_width_and_logs_no_error(
+    page: Page, stack: Any, unique: str, width: int, console_errors: list[str]
+) -> None:
+    """No session, the address, the rotate confirmation, a pending sender with its code: no
+    sideways scroll at phone width, nothing in the console."""
+    page.goto(f"{stack.api_url}/settings/email")
+    expect(page.locator("#notice")).to_contain_text("No CRM session")
+    fits_the_width(page, width)
+    page.goto("about:blank")  # else adding the fragment is a same-document navigation
+
+    token = stack.issue_token(f"tenant-{unique}", "browser-user")
+    page.goto(f"{stack.api_url}/settings/email#token={token}")
+    expect(page.locator("#bcc-address")).to_have_text(ADDRESS)
+    fits_the_width(page, width)
+    page.get_by_role("button", name="Rotate", exact=True).click()
+    expect(page.get_by_role("button", name="Rotate address")).to_be_visible()
+    fits_the_width(page, width)
+    page.get_by_role("button", name="Cancel").click()
+
+    alias = f"a-long-alias-for-the-phone-{unique}@other.example"
+    page.get_by_label("Email address").fill(alias)
+    page.get_by_role("button", name="Add address").click()
+    expect(page.locator(f'li.sender[data-email="{alias}"]')).to_have_attribute("data-status", "pending")
+    expect(page.locator("#verification-instructions")).to_be_visible()
+    fits_the_width(page, width)
+    has_an_icon(page)
+    assert console_errors == []

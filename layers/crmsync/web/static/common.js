@@ -42,16 +42,18 @@ window.crmsync = (function () {
         detail = problem.detail || problem.title || problem.message || detail;
       } catch (_) { /* not JSON */ }
       if (response.status === 401) detail = "Your session has ended. Open this page from the CRM again.";
-      throw new Error(detail);
+      throw Object.assign(new Error(detail), { status: response.status });
     }
     return response.status === 204 ? null : response.json();
   }
 
+  const NO_SESSION = "No CRM session: open this page from the CRM (in development, from the link that make dev prints).";
+
   function requireSession() {
     if (takeTokenFromFragment()) return true;
-    notice("error", "No CRM session: open this page from the CRM (in development, from the link that make dev prints).");
+    notice("error", NO_SESSION);
     return false;
   }
 
-  return { $, api, notice, requireSession };
+  return { $, api, notice, requireSession, NO_SESSION };
 })();

@@ -2,7 +2,7 @@
 "use strict";
 
 (function () {
-  const { $, api, notice, requireSession } = window.crmsync;
+  const { $, api, notice, requireSession, NO_SESSION } = window.crmsync;
   const MESSAGES = {
     access_denied: "You cancelled the Google sign-in. Nothing was connected.",
     state_unknown: "This sign-in was already completed or is unknown. Please start again with “Sign in with Google”.",
@@ -21,16 +21,53 @@
   };
   const STATUS_ICON = { connected: "✔", needs_reauth: "⚠", error: "✖" };
 
+  //: The connection being reconnected, kept across the trip to Google's consent page.
+  const RECONNECT_KEY = "crmsync.reconnecting";
+
+  // The consent's outcome from the callback's redirect (?connected=<id> or ?error=<reason>);
+  // the "connected" notice waits for the list, which names the account.
   function readCallbackOutcome() {
     const params = new URLSearchParams(location.search);
-    if (params.has("error")) {
-      notice("error", MESSAGES[params.get("error")] || MESSAGES.connect_failed);
-    } else if (params.has("connected")) {
-      notice("ok", "Your Google account is connected.");
-    }
+    const reconnecting = JSON.parse(sessionStorage.getItem(RECONNECT_KEY) || "null");
+    sessionStorage.removeItem(RECONNECT_KEY);
     if (params.has("error") || params.has("connected")) {
       history.replaceState(null, "", location.pathname);
     }
+    if (params.has("error")) {
+      notice("error", MESSAGES[params.get("error")] || MESSAGES.connect_failed);
+      return null;
+    }
+    return params.has("connected") ? { id: params.get("connected"), reconnecting } : null;
+  }
+
+  function announceConnected(outcome, items) {
+    const connected = items.find((item) => item.id === outcome.id);
+    const broken = outcome.reconnecting;
+    if (!connected) {
+      notice("ok", "Your Google account is connected.");
+    } else if (broken && broken.id !== connected.id) {
+      // Google let the user choose another account than the one to repair: that one is a
+      // new connection, and the broken one is as it was.
+      notice(
+        "warn",
+        "You signed in as " + connected.email + ", so it was connected as another account. " +
+          broken.email + " still needs re-authorization: click its Reconnect and choose " +
+          broken.email + " at Google."
+      );
+    } else {
+      notice("ok", connected.email + " is connected.");
+    }
+  }
+
+  // No session, or the API refused it: one message, and nothing to click.
+  function sessionEnded(message) {
+    $("google-card").hidden = true;
+    notice("error", message);
+  }
+
+  function failed(error) {
+    if (error.status === 401) sessionEnded(error.message);
+    else notice("error", error.message);
   }
 
   function render(items) {
@@ -39,68 +76,109 @@
     $("loading").hidden = true;
     $("empty").hidden = items.length > 0;
     for (const item of items) {
-      const row = $("account-row").content.firstElementChild.cloneNode(true);
-      row.dataset.id = item.id;
-      row.dataset.status = item.status;
-      row.dataset.email = item.email;
-      row.querySelector(".status-icon").textContent = STATUS_ICON[item.status] || "?";
-      row.querySelector(".status-icon").setAttribute("title", item.status);
-      row.querySelector(".email").textContent = item.email;
-      row.querySelector(".status-text").textContent = STATUS_TEXT[item.status] || item.status;
-      const reconnect = row.querySelector(".reconnect");
-      reconnect.hidden = item.status === "connected";
-      reconnect.addEventListener("click", () => signIn(item.email));
-      const confirmBox = row.querySelector(".confirm");
-      row.querySelector(".question").textContent =
-        "Disconnect " + item.email + "? Its calendars stop syncing and its data mirrored here is removed.";
-      row.querySelector(".connected").addEventListener("click", () => {
-        confirmBox.hidden = false;
-        row.querySelector(".confirm-disconnect").focus();
-      });
-      row.querySelector(".cancel").addEventListener("click", () => { confirmBox.hidden = true; });
-      row.querySelector(".confirm-disconnect").addEventListener("click", async (event) => {
-        event.target.disabled = true;
-        try {
-          await api("DELETE", "/v1/integrations/" + encodeURIComponent(item.id));
-          notice("ok", item.email + " was disconnected.");
-          await load();
-        } catch (error) {
-          event.target.disabled = false;
-          notice("error", error.message);
-        }
-      });
-      list.appendChild(row);
+      list.appendChild(renderRow(item));
     }
   }
 
-  async function load() {
+  function renderRow(item) {
+    const row = $("account-row").content.firstElementChild.cloneNode(true);
+    row.dataset.id = item.id;
+    row.dataset.status = item.status;
+    row.dataset.email = item.email;
+    row.querySelector(".status-icon").textContent = STATUS_ICON[item.status] || "?";
+    row.querySelector(".status-icon").setAttribute("title", item.status);
+    row.querySelector(".email").textContent = item.email;
+    row.querySelector(".status-text").textContent = STATUS_TEXT[item.status] || item.status;
+    const working = item.status === "connected";
+    const reconnect = row.querySelector(".reconnect");
+    reconnect.hidden = working;
+    reconnect.addEventListener("click", () => {
+      sessionStorage.setItem(RECONNECT_KEY, JSON.stringify({ id: item.id, email: item.email }));
+      signIn(item.email, reconnect);
+    });
+    // A working account shows the green "Connected" button, a broken one a plain "Remove":
+    // either opens the same confirmation.
+    const opener = row.querySelector(working ? ".connected" : ".remove");
+    opener.hidden = false;
+    opener.setAttribute("aria-label", working ? "Connected: disconnect " + item.email : "Remove " + item.email);
+    const confirmBox = row.querySelector(".confirm");
+    const question = row.querySelector(".question");
+    question.id = "question-" + item.id;
+    question.textContent =
+      "Disconnect " + item.email + "? Its calendars stop syncing and its data mirrored here is removed.";
+    confirmBox.setAttribute("aria-labelledby", question.id);
+    const confirmButton = row.querySelector(".confirm-disconnect");
+    confirmButton.setAttribute("aria-label", "Disconnect " + item.email);
+    const cancel = row.querySelector(".cancel");
+
+    function close() {
+      if (confirmButton.disabled) return; // the disconnect is under way
+      confirmBox.hidden = true;
+      opener.setAttribute("aria-expanded", "false");
+      opener.focus();
+    }
+    opener.addEventListener("click", () => {
+      confirmBox.hidden = false;
+      opener.setAttribute("aria-expanded", "true");
+      cancel.focus(); // the safe choice first
+    });
+    cancel.addEventListener("click", close);
+    confirmBox.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        close();
+      }
+    });
+    confirmButton.addEventListener("click", async () => {
+      confirmButton.disabled = true;
+      cancel.disabled = true;
+      confirmButton.textContent = "Disconnecting…";
+      notice("info", "Disconnecting " + item.email + "…");
+      try {
+        await api("DELETE", "/v1/integrations/" + encodeURIComponent(item.id));
+        notice("ok", item.email + " was disconnected.");
+        await load();
+      } catch (error) {
+        confirmButton.disabled = false;
+        cancel.disabled = false;
+        confirmButton.textContent = "Disconnect";
+        failed(error);
+      }
+    });
+    return row;
+  }
+
+  async function load(outcome) {
     try {
       const data = await api("GET", "/v1/integrations");
       render(data.items);
+      if (outcome) announceConnected(outcome, data.items);
     } catch (error) {
       $("loading").hidden = true;
-      notice("error", error.message);
+      failed(error);
     }
   }
 
-  async function signIn(loginHint) {
-    const button = $("sign-in-google");
+  async function signIn(loginHint, button) {
     button.disabled = true;
     try {
       const data = await api("POST", "/v1/integrations/google/authorize", loginHint ? { login_hint: loginHint } : {});
       location.assign(data.authorization_url);
     } catch (error) {
       button.disabled = false;
-      notice("error", error.message);
+      sessionStorage.removeItem(RECONNECT_KEY);
+      failed(error);
     }
   }
 
-  $("sign-in-google").addEventListener("click", () => signIn());
-  readCallbackOutcome();
+  $("sign-in-google").addEventListener("click", () => {
+    sessionStorage.removeItem(RECONNECT_KEY);
+    signIn(undefined, $("sign-in-google"));
+  });
+  const outcome = readCallbackOutcome();
   if (!requireSession()) {
-    $("loading").hidden = true;
-    $("sign-in-google").disabled = true;
+    sessionEnded(NO_SESSION);
   } else {
-    load();
+    load(outcome);
   }
 })();
