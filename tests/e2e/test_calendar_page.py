@@ -266,7 +266,7 @@ def test_the_page_fits_its_width_and_logs_no_console_error(page: Page, stack, al
     wide = page.evaluate(
         """(w) => [...document.querySelectorAll('body *')]
             .filter((el) => el.getBoundingClientRect().right > w)
-            .map((el) => el.tagName + '#' + el.id + '.' + el.className + ' ' + Math.round(el.getBoundingClientRect().right))""",
+            .map((el) => `${el.tagName}#${el.id}.${el.className} ${Math.round(el.getBoundingClientRect().right)}`)""",
         width,
     )
     assert scroll_width <= width, f"the page is {scroll_width}px wide in a {width}px viewport: {wide[:8]}"
