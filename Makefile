@@ -80,7 +80,7 @@ $(CORPUS)/.stamp-$(MAIL_PARSER_VERSION): | $(VENV_STAMP)
 	tar -xzf .corpus/dl/*.tar.gz -C $(CORPUS) --strip-components=3 --wildcards '*/tests/mails/*'
 	touch $@
 
-node_modules/.installed: package.json
+node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -13,6 +13,7 @@ import requests
 from playwright.sync_api import Browser as Chromium
 from playwright.sync_api import Page, Route, expect
 
+from tests.e2e.browser_checks import shoot
 from tests.e2e.test_integrations_api import Browser
 from tests.support.google_user import GoogleCalendarUser
 
@@ -116,6 +117,7 @@ def test_while_loading_the_page_says_so_and_its_forms_are_disabled(page: Page, s
     expect(page.get_by_role("button", name="Save preferences")).to_be_disabled()
     expect(page.get_by_label("Days back")).to_be_disabled()
     assert len(held) == 1
+    shoot(page, "calendar-loading-held")
 
     held[0].continue_()
     expect(page.locator("#loading")).to_be_hidden()
@@ -185,6 +187,7 @@ def test_an_account_that_needs_reauthorization_says_so_and_reconnect_starts_goog
     primary = account.locator(f'li.calendar[data-calendar-id="{email}"]')
     expect(primary.locator(".sync")).to_have_text("· not syncing: the account must be reconnected")
     expect(account.get_by_role("button", name="Sync now")).to_have_count(0)
+    shoot(page, "calendar-needs-reauth-sync-state")
 
     account.get_by_role("button", name=f"Reconnect {email}").click()
     page.wait_for_url(f"{stack.google.base_url}/**")
@@ -214,6 +217,7 @@ def test_a_failing_sync_shows_its_error_until_a_sync_succeeds(page: Page, stack,
     expect(row).to_have_attribute("data-sync", "failing")
     expect(row.locator(".sync")).to_contain_text("· failing since ")
     expect(row.locator(".sync")).to_contain_text(primary["sync"]["last_error"])
+    shoot(page, "calendar-sync-failing")
 
     assert alice.api("POST", f"/v1/integrations/{connection_id}/sync").status_code == 202
     stack.drain()
@@ -231,7 +235,7 @@ def test_sync_now_queues_the_accounts_syncs_and_shows_when_they_ran(page: Page, 
     account = page.locator(f'.account-block[data-email="{email}"]')
     expect(account.locator(".last-sync")).to_contain_text("Last synced ")
 
-    account.get_by_role("button", name=f"Sync {email} now").click()
+    account.get_by_role("button", name=f"Sync now {email}").click()
     expect(page.locator("#notice")).to_have_text(f"Syncing {email}…")
     stack.drain()
     expect(page.locator("#notice")).to_contain_text(f"{email} synced at ")

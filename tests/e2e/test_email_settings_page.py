@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
+from tests.e2e.browser_checks import shoot
 from tests.e2e.test_bcc_logging import message
 from tests.e2e.test_integrations_page import WIDTHS, fits_the_width, has_an_icon
 
@@ -48,7 +49,7 @@ def page(browser: Browser, stack: Any, width: int, console_errors: list[str]) ->
 def test_address_copy_rotate_and_sender_addresses(page: Page, stack: Any, unique: str) -> None:
     token = stack.issue_token(f"tenant-{unique}", "browser-user")
     page.goto(f"{stack.api_url}/settings/integrations#token={token}")
-    page.get_by_role("link", name="BCC Logging Address").click()
+    page.get_by_role("navigation", name="Settings").get_by_role("link", name="Email").click()
     page.wait_for_url("**/settings/email")
 
     shown = page.locator("#bcc-address")
@@ -126,6 +127,7 @@ def test_every_state_fits_the_width_and_logs_no_error(
     page.get_by_role("button", name="Rotate", exact=True).click()
     expect(page.get_by_role("button", name="Rotate address")).to_be_visible()
     fits_the_width(page, width)
+    shoot(page, "email-rotate-confirm")
     page.get_by_role("button", name="Cancel").click()
 
     alias = f"a-long-alias-for-the-phone-{unique}@other.example"
@@ -134,5 +136,6 @@ def test_every_state_fits_the_width_and_logs_no_error(
     expect(page.locator(f'li.sender[data-email="{alias}"]')).to_have_attribute("data-status", "pending")
     expect(page.locator("#verification-instructions")).to_be_visible()
     fits_the_width(page, width)
+    shoot(page, "email-sender-pending")
     has_an_icon(page)
     assert console_errors == []

@@ -10,6 +10,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
 
+from tests.e2e.browser_checks import shoot
 from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
@@ -138,6 +139,7 @@ def test_with_a_bad_token_the_page_says_the_session_ended_and_offers_nothing(pag
     expect(page.get_by_text("Loading your connected accounts…")).to_be_hidden()
     expect(page.get_by_text("No Google account is connected yet.")).to_be_hidden()
     fits_the_width(page, width)
+    shoot(page, "integrations-session-ended")
 
 
 @WIDTHS
@@ -178,6 +180,7 @@ def test_a_broken_connection_offers_reconnect_and_remove_not_connected(
     expect(row.get_by_text("Connected", exact=True)).to_be_hidden()
     expect(row.locator("button.connected")).to_be_hidden()
     fits_the_width(page, width)
+    shoot(page, "integrations-broken-connection")
 
     # Remove asks first, like disconnecting a working account.
     row.get_by_role("button", name=f"Remove {ada}").click()
@@ -194,6 +197,7 @@ def test_a_broken_connection_offers_reconnect_and_remove_not_connected(
         f"You signed in as {grace}, so it was connected as another account. "
         f"{ada} still needs re-authorization: click its Reconnect and choose {ada} at Google."
     )
+    shoot(page, "integrations-another-account-chosen")
     expect(page.locator("li.account")).to_have_count(2)
     expect(page.locator(f'li.account[data-email="{grace}"]')).to_have_attribute("data-status", "connected")
     expect(row).to_have_attribute("data-status", "needs_reauth")
@@ -255,6 +259,7 @@ def test_disconnect_shows_progress_then_replaces_the_connected_notice(
     expect(row.get_by_role("button", name=f"Disconnect {ada}", exact=True)).to_have_text("Disconnecting…")
     expect(row.get_by_role("button", name=f"Disconnect {ada}", exact=True)).to_be_disabled()
     fits_the_width(page, width)
+    shoot(page, "integrations-disconnecting")
     assert [r.request.method for r in held] == ["DELETE"]
     held[0].continue_()
 

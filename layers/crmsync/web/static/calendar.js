@@ -46,7 +46,7 @@
     button.type = "button";
     button.className = "sync-now";
     button.textContent = "Sync now";
-    button.setAttribute("aria-label", "Sync " + account.email + " now");
+    button.setAttribute("aria-label", "Sync now " + account.email);
     button.addEventListener("click", () => syncNow(button, account));
     const last = document.createElement("span");
     last.className = "last-sync muted";
