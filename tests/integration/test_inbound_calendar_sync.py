@@ -219,3 +219,19 @@ def test_a_full_sync_shows_how_many_events_it_mirrored_so_far_page_by_page(
     [status] = [s for s in calendars.with_status(ALICE) if s.calendar.calendar_id == user.email]
     assert status.sync_state == "synced"
     assert len(mirrored(connection, user)) == 45
+
+
+def test_a_count_left_by_a_full_sync_that_never_finished_goes_with_the_next_sync(
+    calendar_sync, calendars: Calendars, connection: str, user: GoogleUser
+) -> None:
+    """A worker that dies between pages leaves its count; the next sync, even one that finds
+    nothing new, clears it (else the page would say "Syncing…" for ever)."""
+    user.add(**timed(at(9), at(10)))
+    assert calendar_sync.run(ALICE, connection, user.email).full
+    MirrorStore().record_progress(ALICE, connection, user.email, 250)  # as a dying worker left it
+
+    outcome = calendar_sync.run(ALICE, connection, user.email)
+
+    assert (outcome.full, outcome.changes) == (False, 0)
+    [status] = [s for s in calendars.with_status(ALICE) if s.calendar.calendar_id == user.email]
+    assert (status.sync_state, status.events_so_far) == ("synced", None)

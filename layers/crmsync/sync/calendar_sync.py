@@ -224,7 +224,9 @@ class CalendarSync:
         elif pending is not None and full:
             # A complete list was judged (and any answer carried out): the record is done.
             self._pending.clear(principal, pending)
-        if full or events or touch or cursor.last_error is not None or self._stale(cursor):
+        # A count left by a full sync that never finished (its worker died) goes with the save too.
+        stale_progress = cursor.events_so_far is not None
+        if full or events or touch or cursor.last_error is not None or stale_progress or self._stale(cursor):
             self._mirror.advance(principal, connection_id, calendar_id, cursor, next_token, window_start, full)
         # else: nothing changed, and the stored token still leads to the same changes. (A
         # recorded failure is cleared by advancing: the saved cursor has no error.)
