@@ -235,3 +235,24 @@ def test_a_count_left_by_a_full_sync_that_never_finished_goes_with_the_next_sync
     assert (outcome.full, outcome.changes) == (False, 0)
     [status] = [s for s in calendars.with_status(ALICE) if s.calendar.calendar_id == user.email]
     assert (status.sync_state, status.events_so_far) == ("synced", None)
+
+
+def test_a_full_sync_that_fails_leaves_no_count_behind(
+    calendar_sync, calendars: Calendars, connection: str, user: GoogleUser
+) -> None:
+    import requests
+
+    from crmsync.errors import ProviderError
+
+    user.add(**timed(at(9), at(10)))
+    requests.post(
+        f"{user.base_url}/_emulator/faults",
+        json={"kind": "unavailable_503", "method": "calendar.events.list", "email": user.email, "count": 1},
+        timeout=10,
+    ).raise_for_status()
+
+    with pytest.raises(ProviderError):
+        calendar_sync.run(ALICE, connection, user.email)
+
+    [status] = [s for s in calendars.with_status(ALICE) if s.calendar.calendar_id == user.email]
+    assert (status.sync_state, status.events_so_far) == ("failing", None)
