@@ -22,6 +22,14 @@ _DESCRIPTIONS = {
         "See, edit, share, and permanently delete all the calendars you can access using Google Calendar"
     ),
     _PREFIX + "calendar.readonly": ("See and download any calendar you can access using your Google Calendar"),
+    _PREFIX + "calendar.calendarlist": "See, add, and remove Google calendars you\u2019re subscribed to",
+    _PREFIX + "calendar.calendarlist.readonly": "See the list of Google calendars you\u2019re subscribed to",
+    _PREFIX + "calendar.calendars.readonly": (
+        "See the title, description, default time zone, and other properties of Google calendars you have access to"
+    ),
+    _PREFIX + "calendar.settings.readonly": "View your Calendar settings",
+    _PREFIX + "calendar.freebusy": "View your availability in your calendars",
+    _PREFIX + "calendar.events.owned": "See, create, change, and delete events on Google calendars you own",
     _PREFIX + "calendar.events": "View and edit events on all your calendars",
     _PREFIX + "calendar.events.readonly": "View events on all your calendars",
     _PREFIX + "gmail.readonly": "View your email messages and settings",

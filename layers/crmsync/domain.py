@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crmsync.models.keys import check_id
 
@@ -253,3 +254,16 @@ class NoCounter:
 
     def count(self, name: str) -> None:
         return None
+
+
+def busy_span(start: datetime, end: datetime, time_zone: str) -> str:
+    """A busy interval as a person reads it in ``time_zone``: ``09:00–10:00``, with the
+    dates when it does not start and end on one day (an unknown zone reads as UTC)."""
+    try:
+        zone: tzinfo = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = UTC
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    if local_start.date() == local_end.date():
+        return f"{local_start:%H:%M}–{local_end:%H:%M}"
+    return f"{local_start:%Y-%m-%d %H:%M}–{local_end:%Y-%m-%d %H:%M}"

@@ -44,7 +44,7 @@ class BookingConflict(Conflict):
 
     slug = "booking-conflict"
 
-    def __init__(self, detail: str, conflicts: list[dict[str, str]]) -> None:
+    def __init__(self, detail: str, conflicts: list[dict[str, str | None]]) -> None:
         super().__init__(detail)
         self.conflicts = conflicts
 

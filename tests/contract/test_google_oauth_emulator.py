@@ -23,6 +23,8 @@ from google.oauth2 import id_token as google_id_token
 from google.oauth2.credentials import Credentials
 from google_auth_oauthlib.flow import Flow
 
+from crmsync.logic.calendars import CALENDAR_LIST_SCOPES
+from crmsync.providers.google.scopes import FEATURE_SCOPES, scopes_for
 from devstack.google import GoogleEmulator
 
 # Talks to the Google emulator over HTTP (see the markers in pyproject.toml).
@@ -762,3 +764,49 @@ def test_password_change_keeps_grants_without_gmail_scopes(emu: GoogleEmulator, 
     calendar = _offline_refresh_token(emu, http, f"{EMAIL} {CALENDAR_EVENTS}")
     http.post(f"{emu.base_url}/_emulator/accounts/password-change", json={"email": ADA}).raise_for_status()
     assert _refresh(emu, http, calendar).status_code == 200
+
+
+class _ScopeItems(HTMLParser):
+    """Collects the consent page's scope list: each item's scope and the text a person reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[str, str] = {}
+        self._scope: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        scope = dict(attrs).get("data-scope")
+        if tag == "li" and scope:
+            self._scope = scope
+            self.items[scope] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "li":
+            self._scope = None
+
+    def handle_data(self, data: str) -> None:
+        if self._scope:
+            self.items[self._scope] += data
+
+
+def test_consent_page_describes_every_scope_the_product_asks_for(emu: GoogleEmulator, http: requests.Session) -> None:
+    # Every scope the product may request (identity, each feature, and the calendar-list
+    # scopes it accepts), as Google's consent screen shows them: in words, never as a URL.
+    asked = scopes_for(FEATURE_SCOPES)
+    asked += [s for s in sorted(CALENDAR_LIST_SCOPES) if s not in asked]
+    page = http.get(
+        emu.endpoints["auth_uri"],
+        params={
+            "client_id": CLIENT_ID,
+            "redirect_uri": REDIRECT_URI,
+            "response_type": "code",
+            "scope": " ".join(asked),
+        },
+    )
+    assert page.status_code == 200, page.text
+    parser = _ScopeItems()
+    parser.feed(page.text)
+    assert list(parser.items) == asked
+    for scope, text in parser.items.items():
+        assert text.strip(), scope
+        assert "googleapis.com" not in text, (scope, text)

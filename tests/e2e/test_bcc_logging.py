@@ -74,7 +74,7 @@ def test_a_bcc_message_reaches_the_contacts_conversation_once(stack: Any, unique
     assert again["outcome"] == "duplicate"
 
     [contact] = ada.ok("GET", "/v1/contacts")["items"]
-    assert (contact["email"], contact["source"], contact["email_sync"]) == ("bob@client.example", "bcc", True)
+    assert (contact["email"], contact["source"], contact["email_sync"]) == ("bob@client.example", "bcc", False)
     page = ada.ok("GET", f"/v1/contacts/{contact['id']}/conversation")
     [entry] = page["items"]
     assert page["next_cursor"] is None

@@ -279,3 +279,37 @@ def test_the_page_fits_its_width_and_logs_no_console_error(page: Page, stack, al
     )
     assert icon.startswith("data:") or page.request.get(icon).ok, icon
     assert errors == []
+
+
+# ---------------------------------------------------------------------- long work is visible
+
+
+def test_a_full_sync_under_way_shows_its_events_so_far_until_it_is_done(
+    page: Page, stack, alice: Browser, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A calendar whose full sync is between two pages of events.list (the count recorded as
+    the sync worker records it) shows "Syncing… N events so far"; a finished sync clears it."""
+    from crmsync.config import Settings
+    from crmsync.dal.mirror import MirrorStore
+    from crmsync.domain import Principal
+    from crmsync.logic.wiring import build_calendars
+
+    email, connection_id = connected_demo_account(stack, alice)
+    env = stack.function_environment("ApiFunction")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    build_calendars(Settings.from_env(env))  # binds the stack's tables in this process
+    MirrorStore().record_progress(Principal(f"tenant-{unique}", "alice"), connection_id, email, 2500)
+
+    (primary,) = [c for c in calendars(alice) if c["calendar_id"] == email]
+    assert primary["sync"]["events_so_far"] == 2500
+    open_page(page, stack, alice)
+    row = page.locator(f'li.calendar[data-calendar-id="{email}"]')
+    expect(row.locator(".sync")).to_have_text("· Syncing… 2500 events so far")
+
+    assert alice.api("POST", f"/v1/integrations/{connection_id}/sync").status_code == 202
+    stack.drain()
+    (primary,) = [c for c in calendars(alice) if c["calendar_id"] == email]
+    assert primary["sync"]["events_so_far"] is None
+    page.reload()
+    expect(row.locator(".sync")).to_contain_text("· synced at ")

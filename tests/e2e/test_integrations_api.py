@@ -319,7 +319,13 @@ def test_concurrent_bookings_through_the_api_exactly_one_succeeds(alice: Browser
     refused = next(a for a in answers if a.status_code == 409).json()
     assert refused["type"] == "urn:crmsync:problem:booking-conflict"
     assert refused["conflicts"] == [
-        {"start": clock.offset(contested), "end": clock.offset(contested + timedelta(hours=1)), "source": "crm"}
+        {
+            "start": clock.offset(contested),
+            "end": clock.offset(contested + timedelta(hours=1)),
+            "source": "crm",
+            "calendar": None,
+            "event": "contested",
+        }
     ]
 
 
@@ -369,6 +375,8 @@ def test_busy_time_in_google_shapes_availability_and_refuses_bookings(alice: Bro
     )
     assert refused.status_code == 409
     assert refused.json()["conflicts"][0]["source"] == "calendar"
+    assert (refused.json()["conflicts"][0]["calendar"], refused.json()["conflicts"][0]["event"]) == (email, "dentist")
+    assert refused.json()["detail"].startswith(f"The time is busy in {email}: dentist (")
 
 
 def test_an_event_created_in_google_reaches_the_crm_through_a_real_push(alice: Browser, stack, unique: str) -> None:

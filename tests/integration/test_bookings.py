@@ -42,12 +42,19 @@ def appointments(make_appointments: Callable[..., Appointments]) -> Appointments
 
 
 def test_an_overlapping_booking_is_refused_with_the_conflicting_interval(appointments: Appointments) -> None:
-    appointments.create(ALICE, slot(NINE))
+    appointments.create(ALICE, slot(NINE, title="Weekly sync"))
     with pytest.raises(BookingConflict) as refused:
         appointments.create(ALICE, slot(NINE + timedelta(minutes=30)))
     assert refused.value.conflicts == [
-        {"start": clock.offset(NINE), "end": clock.offset(NINE + timedelta(hours=1)), "source": "crm"}
+        {
+            "start": clock.offset(NINE),
+            "end": clock.offset(NINE + timedelta(hours=1)),
+            "source": "crm",
+            "calendar": None,
+            "event": "Weekly sync",
+        }
     ]
+    assert refused.value.detail == "The time is already booked: Weekly sync (09:00–10:00)."
     assert len(appointments.between(ALICE, None, None)) == 1
 
 
@@ -232,3 +239,48 @@ def test_special_google_events_block_time_but_never_become_appointments(
     assert make_appointments().between(ALICE, None, None) == []
     _, busy = availability.free_slots(ALICE, NINE, NINE + timedelta(hours=2), timedelta(hours=1), timedelta(hours=1))
     assert [(b.start, b.end, b.source) for b in busy] == [(NINE, NINE + timedelta(hours=1), "calendar")]
+
+
+def test_a_refused_booking_names_the_users_calendar_and_event_it_clashes_with(
+    primary: CalendarRef,
+    google: GoogleCalendarUser,
+    calendars: Calendars,
+    calendar_sync,
+    guarded: Appointments,
+    make_appointments: Callable[..., Appointments],
+    service_env: dict[str, str],
+) -> None:
+    """The user's own calendars: the 409 says which calendar and which event take the time."""
+    team = google.add_calendar("Team")
+    calendars.refresh(ALICE, primary.connection_id)
+    settings_service(service_env, make_appointments()).set_conflict_calendars(
+        ALICE, [primary, CalendarRef(primary.connection_id, team["id"])]
+    )
+    google.add(team["id"], **timed(NINE, NINE + timedelta(hours=1), "Weekly sync"))
+    google.add(**timed(NINE + timedelta(hours=2), NINE + timedelta(hours=3), ""))  # no title
+    calendar_sync.run(ALICE, primary.connection_id, team["id"])
+    calendar_sync.run(ALICE, primary.connection_id, primary.calendar_id)
+
+    with pytest.raises(BookingConflict) as refused:
+        guarded.create(ALICE, slot(NINE + timedelta(minutes=30), minutes=120))
+
+    assert refused.value.conflicts == [
+        {
+            "start": clock.offset(NINE),
+            "end": clock.offset(NINE + timedelta(hours=1)),
+            "source": "calendar",
+            "calendar": "Team",
+            "event": "Weekly sync",
+        },
+        {
+            "start": clock.offset(NINE + timedelta(hours=2)),
+            "end": clock.offset(NINE + timedelta(hours=3)),
+            "source": "calendar",
+            "calendar": google.email,
+            "event": None,
+        },
+    ]
+    assert refused.value.detail == (
+        f"The time is busy in Team: Weekly sync (09:00–10:00); {google.email} (11:00–12:00)."
+    )
+    assert guarded.between(ALICE, None, None) == []

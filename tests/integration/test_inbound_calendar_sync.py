@@ -161,3 +161,98 @@ def test_booking_into_busy_calendar_time_is_refused(
         appointments.create(ALICE, AppointmentFields("x", at(9, 30), at(10, 30), "UTC"))
     assert refused.value.conflicts[0]["source"] == "calendar"
     appointments.create(ALICE, AppointmentFields("y", at(10), at(11), "UTC"))
+
+
+def test_a_full_sync_shows_how_many_events_it_mirrored_so_far_page_by_page(
+    service_env: dict[str, str], calendars: Calendars, connection: str, user: GoogleUser
+) -> None:
+    """F12 "long work is visible": the first sync of a calendar records its count of mirrored
+    events after each page of events.list (10 a page here), and the count goes when it is done."""
+    from collections.abc import Iterator
+
+    from crmsync.config import Settings
+    from crmsync.dal.connections import ConnectionStore
+    from crmsync.dal.settings import SettingsStore
+    from crmsync.logic.wiring import client_secret_reader
+    from crmsync.providers.google.calendar import GoogleCalendar
+    from crmsync.security.tokens import TokenCipher
+    from crmsync.sync.calendar_sync import CalendarSync
+
+    settings = Settings.from_env(service_env)
+    secret = client_secret_reader(settings.google.client_secret_arn)
+    user.add_many([timed(at(8) + timedelta(minutes=10 * i), at(8) + timedelta(minutes=10 * i + 5)) for i in range(45)])
+
+    def so_far() -> int | None:
+        [status] = [s for s in calendars.with_status(ALICE) if s.calendar.calendar_id == user.email]
+        return status.events_so_far
+
+    seen: list[int | None] = []
+
+    class Watched(GoogleCalendar):
+        """The real adapter, noting what the settings page would show as each page arrives."""
+
+        def event_pages(
+            self, calendar_id: str, *, sync_token: str | None, time_min: str | None
+        ) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
+            for page in super().event_pages(calendar_id, sync_token=sync_token, time_min=time_min):
+                seen.append(so_far())
+                yield page
+
+    sync = CalendarSync(
+        connections=ConnectionStore(),
+        settings=SettingsStore(),
+        mirror=MirrorStore(),
+        cipher=TokenCipher(settings.token_key_id),
+        lister=lambda token: Watched(settings.google, token, secret, events_page_size=10),
+    )
+    assert so_far() is None  # chosen, not syncing yet
+
+    assert sync.run(ALICE, connection, user.email).full
+
+    # Five pages. Page k is fetched while page k-1 is stored (prefetch), so when it arrives
+    # the count is that of the pages before it, or before the one being stored.
+    assert len(seen) == 5
+    assert seen[0] == 0
+    for k, count in enumerate(seen[1:], start=1):
+        assert count in (10 * (k - 1), 10 * k), seen
+    assert so_far() is None  # done
+    [status] = [s for s in calendars.with_status(ALICE) if s.calendar.calendar_id == user.email]
+    assert status.sync_state == "synced"
+    assert len(mirrored(connection, user)) == 45
+
+
+def test_a_count_left_by_a_full_sync_that_never_finished_goes_with_the_next_sync(
+    calendar_sync, calendars: Calendars, connection: str, user: GoogleUser
+) -> None:
+    """A worker that dies between pages leaves its count; the next sync, even one that finds
+    nothing new, clears it (else the page would say "Syncing…" for ever)."""
+    user.add(**timed(at(9), at(10)))
+    assert calendar_sync.run(ALICE, connection, user.email).full
+    MirrorStore().record_progress(ALICE, connection, user.email, 250)  # as a dying worker left it
+
+    outcome = calendar_sync.run(ALICE, connection, user.email)
+
+    assert (outcome.full, outcome.changes) == (False, 0)
+    [status] = [s for s in calendars.with_status(ALICE) if s.calendar.calendar_id == user.email]
+    assert (status.sync_state, status.events_so_far) == ("synced", None)
+
+
+def test_a_full_sync_that_fails_leaves_no_count_behind(
+    calendar_sync, calendars: Calendars, connection: str, user: GoogleUser
+) -> None:
+    import requests
+
+    from crmsync.errors import ProviderError
+
+    user.add(**timed(at(9), at(10)))
+    requests.post(
+        f"{user.base_url}/_emulator/faults",
+        json={"kind": "unavailable_503", "method": "calendar.events.list", "email": user.email, "count": 1},
+        timeout=10,
+    ).raise_for_status()
+
+    with pytest.raises(ProviderError):
+        calendar_sync.run(ALICE, connection, user.email)
+
+    [status] = [s for s in calendars.with_status(ALICE) if s.calendar.calendar_id == user.email]
+    assert (status.sync_state, status.events_so_far) == ("failing", None)

@@ -234,7 +234,8 @@ def test_a_bcc_message_is_logged_to_each_recipient_contact(world: World) -> None
 
     contacts = {c.email: c for c in world.contacts.page(ALICE, None, 100).items}
     assert set(contacts) == {"bob@client.example", "carol@other.example"}  # never the user nor the BCC address
-    assert all(c.source == "bcc" and c.email_sync for c in contacts.values())
+    # Two-way email sync (F8) does not exist yet: no contact claims to be synced.
+    assert [(c.source, c.email_sync) for c in contacts.values()] == [("bcc", False), ("bcc", False)]
     assert contacts["bob@client.example"].name == "Bob Client"
     assert set(outcome.contact_ids) == {c.contact_id for c in contacts.values()}
 
@@ -749,3 +750,23 @@ def test_contacts_are_listed_page_by_page_and_cursors_are_checked(world: World) 
     for bad in (foreign, "bm90IGpzb24", "%%%"):
         with pytest.raises(InvalidRequest):
             world.contacts.page(ALICE, bad, 2)
+
+
+def test_contacts_stored_marked_for_email_sync_read_as_not_synced(world: World) -> None:
+    """Logging mail never marks a contact for email sync (F8 is not built); contacts stored
+    marked before (``email_sync: true`` in the table) read as not synced."""
+    from crmsync.models.keys import user_pk
+    from crmsync.models.mail import CONTACT_SK_PREFIX, ContactItem
+
+    address = world.bcc.address(ALICE).address
+    first, second = (mail(to=["bob@client.example"], cc=[address]) for _ in range(2))
+    for raw in (first, second):  # created, then matched
+        [outcome] = world.deliver(raw, [address])
+        assert outcome.status == "logged", outcome
+    [contact_id] = outcome.contact_ids
+    stored = ContactItem.get(user_pk(ALICE.tenant_id, ALICE.user_id), CONTACT_SK_PREFIX + contact_id)
+    assert stored.email_sync is False
+
+    stored.update(actions=[ContactItem.email_sync.set(True)])  # as logged mail used to mark it
+
+    assert [(c.contact_id, c.email_sync) for c in world.contacts.page(ALICE, None, 100).items] == [(contact_id, False)]

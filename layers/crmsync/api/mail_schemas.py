@@ -76,7 +76,9 @@ class ContactOut(BaseModel):
     email: str
     name: str | None
     source: str
-    email_sync: bool
+    email_sync: bool = Field(
+        description="Whether two-way email sync (F8) syncs this contact: always false until F8 exists."
+    )
     created_at: datetime
 
     @classmethod

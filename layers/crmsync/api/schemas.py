@@ -138,6 +138,11 @@ class CalendarSyncOut(BaseModel):
     #: Why the last sync failed and when; ``null`` unless ``state`` is ``failing``.
     last_error: str | None = None
     last_error_at: datetime | None = None
+    events_so_far: int | None = Field(
+        default=None,
+        description="Events mirrored so far by the calendar's full (first) sync while it runs, "
+        "updated page by page; null when no such sync runs.",
+    )
 
     @classmethod
     def of(cls, s: CalendarStatus) -> CalendarSyncOut:
@@ -147,6 +152,7 @@ class CalendarSyncOut(BaseModel):
             push_channel=s.push_channel,
             last_error=s.last_error,
             last_error_at=s.last_error_at,
+            events_so_far=s.events_so_far,
         )
 
 

@@ -12,7 +12,14 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from crmsync.dal import condition_failed, get_many, shared_connection
-from crmsync.domain import MAX_APPOINTMENT_DURATION, Appointment, AppointmentStatus, EventLink, Principal
+from crmsync.domain import (
+    MAX_APPOINTMENT_DURATION,
+    Appointment,
+    AppointmentStatus,
+    EventLink,
+    Principal,
+    busy_span,
+)
 from crmsync.errors import BookingConflict, Conflict, NotFound
 from crmsync.models.appointment import (
     APPOINTMENT_SK_PREFIX,
@@ -163,9 +170,18 @@ class AppointmentStore:
             if clashes:
                 raise BookingConflict(
                     "The time is already booked: "
-                    + ", ".join(f"{c.start.isoformat()}–{c.end.isoformat()}" for c in clashes)
+                    + "; ".join(f"{c.title} ({busy_span(c.start, c.end, fields.time_zone)})" for c in clashes)
                     + ".",
-                    [{"start": c.start.isoformat(), "end": c.end.isoformat(), "source": "crm"} for c in clashes],
+                    [
+                        {
+                            "start": c.start.isoformat(),
+                            "end": c.end.isoformat(),
+                            "source": "crm",
+                            "calendar": None,
+                            "event": c.title,
+                        }
+                        for c in clashes
+                    ],
                 )
             item = build()
             if item is None:

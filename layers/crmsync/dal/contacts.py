@@ -22,13 +22,20 @@ from crmsync.models.mail import CONTACT_EMAIL_SK_PREFIX, CONTACT_SK_PREFIX, Cont
 _CREATE_ATTEMPTS = 4
 
 
+#: Two-way email sync (F8) is not built yet, so no contact is synced: ``email_sync`` is
+#: false for every contact. Contacts stored before this carry ``email_sync: true`` (logged
+#: mail used to mark them); that flag promised a sync that never ran, so it is ignored and
+#: reads as false. F8 sets the flag itself when it starts syncing a contact (and flips this).
+EMAIL_SYNC_BUILT = False
+
+
 def _to_domain(item: ContactItem) -> Contact:
     return Contact(
         contact_id=item.contact_id,
         email=item.email,
         name=item.name,
         source=item.source,
-        email_sync=bool(item.email_sync),
+        email_sync=EMAIL_SYNC_BUILT and bool(item.email_sync),
         created_at=item.created_at,
     )
 
@@ -67,8 +74,8 @@ class ContactStore:
         return Page([_to_domain(i) for i in items], encode_cursor(items[-1].sk) if more else None)
 
     def match_or_create(self, principal: Principal, addresses: Iterable[Address], source: str) -> dict[str, str]:
-        """The contact id of each address (by email), creating contacts for new emails; every
-        one of them ends marked for email sync (F8). Idempotent, and safe under concurrency:
+        """The contact id of each address (by email), creating contacts for new emails, not
+        marked for email sync (F8 is not built: ``EMAIL_SYNC_BUILT``). Idempotent, and safe under concurrency:
         an email's contact is created together with the item that reserves the email, on the
         condition that neither exists, so two loggings never make two contacts for one email."""
         wanted: dict[str, Address] = {}
@@ -79,7 +86,6 @@ class ContactStore:
         for email, address in wanted.items():
             if email not in ids:
                 ids[email] = self._create(principal, address, source)
-        self._mark_for_sync(pk, {ids[e] for e in wanted})
         return ids
 
     def _ids_by_email(self, pk: str, emails: Iterable[str]) -> dict[str, str]:
@@ -100,7 +106,7 @@ class ContactStore:
                 email=address.email,
                 name=address.name or None,
                 source=source,
-                email_sync=True,
+                email_sync=False,
                 created_at=datetime.now(UTC),
             )
             reservation = ContactEmailItem(pk, CONTACT_EMAIL_SK_PREFIX + address.email, contact_id=contact_id)
@@ -118,9 +124,3 @@ class ContactStore:
             if address.email in existing:
                 return existing[address.email]
         raise Conflict("Contacts are being created too fast for this address; the message is retried.")
-
-    def _mark_for_sync(self, pk: str, contact_ids: set[str]) -> None:
-        keys = [(pk, CONTACT_SK_PREFIX + c) for c in sorted(contact_ids)]
-        for item in ContactItem.batch_get(keys, consistent_read=True):
-            if not item.email_sync:
-                item.update(actions=[ContactItem.email_sync.set(True)], condition=ContactItem.sk.exists())

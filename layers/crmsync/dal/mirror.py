@@ -48,6 +48,8 @@ class SyncCursor:
     #: Why the last sync failed, and when (cleared by the next successful one).
     last_error: str | None = None
     last_error_at: datetime | None = None
+    #: Events mirrored so far by a full sync under way (``None`` when none runs).
+    events_so_far: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ def cursor_from_item(item: SyncStateItem | None) -> SyncCursor:
         item.last_success_at,
         item.last_error,
         item.last_error_at,
+        None if item.events_so_far is None else int(item.events_so_far),
     )
 
 
@@ -201,8 +204,23 @@ class MirrorStore:
                 SyncStateItem.calendar_id.set(calendar_id),
                 SyncStateItem.last_error.set(error[:MAX_ERROR]),
                 SyncStateItem.last_error_at.set(datetime.now(UTC)),
+                SyncStateItem.events_so_far.remove(),
             ],
             add_version_condition=False,
+        )
+
+    def record_progress(self, principal: Principal, connection_id: str, calendar_id: str, events_so_far: int) -> None:
+        """A full sync under way has mirrored ``events_so_far`` events (for the settings page).
+        Leaves the version alone, so the sync's own conditional :meth:`advance` still holds;
+        that save, a whole new item, removes the counter."""
+        SyncStateItem._get_connection().update_item(
+            user_pk(principal.tenant_id, principal.user_id),
+            sync_sk(connection_id, calendar_id),
+            actions=[
+                SyncStateItem.connection_id.set(connection_id),
+                SyncStateItem.calendar_id.set(calendar_id),
+                SyncStateItem.events_so_far.set(events_so_far),
+            ],
         )
 
     def set_channel(

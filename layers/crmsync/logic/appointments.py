@@ -28,6 +28,7 @@ from crmsync.domain import (
     Principal,
     SyncDirection,
     SyncPreferences,
+    busy_span,
     imported_appointment_id,
 )
 from crmsync.errors import BookingConflict, NotFound, ProviderError, ReauthorizationRequired, Unprocessable
@@ -128,11 +129,20 @@ class Appointments:
     def _refuse_external_busy(self, principal: Principal, fields: AppointmentFields) -> None:
         if self._external_busy is None:
             return
-        clashes = self._external_busy(principal, fields.start, fields.end)
+        clashes = sorted(self._external_busy(principal, fields.start, fields.end), key=lambda c: (c.start, c.end))
         if clashes:
             raise BookingConflict(
-                "The time is busy in a conflict calendar.",
-                [{"start": c.start.isoformat(), "end": c.end.isoformat(), "source": "calendar"} for c in clashes],
+                "The time is busy in " + "; ".join(_busy_in(c, fields.time_zone) for c in clashes) + ".",
+                [
+                    {
+                        "start": c.start.isoformat(),
+                        "end": c.end.isoformat(),
+                        "source": "calendar",
+                        "calendar": c.calendar,
+                        "event": c.event,
+                    }
+                    for c in clashes
+                ],
             )
 
     def _commit(
@@ -491,6 +501,13 @@ def _fields_of(a: Appointment) -> AppointmentFields:
         location=a.location,
         description=a.description,
     )
+
+
+def _busy_in(busy: Any, time_zone: str) -> str:
+    """``Team: Weekly sync (09:00–10:00)`` — the user's own calendar and event, by name."""
+    where = busy.calendar or "a conflict calendar"
+    what = f": {busy.event}" if busy.event else ""
+    return f"{where}{what} ({busy_span(busy.start, busy.end, time_zone)})"
 
 
 def _check(fields: AppointmentFields) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from crmsync.dal.appointments import AppointmentStore
 from crmsync.dal.calendars import CalendarStore
 from crmsync.dal.mirror import MirrorStore
-from crmsync.domain import AppointmentStatus, ExternalEvent, Principal, imported_appointment_id
+from crmsync.domain import AppointmentStatus, ConnectedCalendar, ExternalEvent, Principal, imported_appointment_id
 from crmsync.errors import Unprocessable
 from crmsync.providers.google.events import appointment_id_in
 
@@ -21,6 +21,9 @@ class Busy:
     end: datetime
     #: "crm" (an appointment) or "calendar" (an event of a conflict calendar)
     source: str
+    #: For ``calendar``: the name of the user's calendar and the event's summary, when known.
+    calendar: str | None = None
+    event: str | None = None
 
 
 class Availability:
@@ -38,7 +41,7 @@ class Availability:
         appointment itself counts): those we pushed (our id rides in the event) and those
         made from an event of the linked calendar (the appointment links to it).
         """
-        found: list[tuple[ExternalEvent, str, str, tuple[datetime, datetime]]] = []
+        found: list[tuple[ExternalEvent, ConnectedCalendar, tuple[datetime, datetime]]] = []
         for calendar in self._calendars.of_user(principal):
             if not calendar.conflict:
                 continue
@@ -48,12 +51,12 @@ class Availability:
                     continue
                 interval = event.interval(zone)
                 if interval and interval[0] < end and interval[1] > start:
-                    found.append((event, calendar.connection_id, calendar.calendar_id, interval))
-        twins = self._twins(principal, [(e.event_id, c, k) for e, c, k, _ in found])
+                    found.append((event, calendar, interval))
+        twins = self._twins(principal, [(e.event_id, c.connection_id, c.calendar_id) for e, c, _ in found])
         return [
-            Busy(interval[0], interval[1], "calendar")
-            for event, connection_id, calendar_id, interval in found
-            if (event.event_id, connection_id, calendar_id) not in twins
+            Busy(interval[0], interval[1], "calendar", calendar=calendar.name or None, event=event.summary or None)
+            for event, calendar, interval in found
+            if (event.event_id, calendar.connection_id, calendar.calendar_id) not in twins
         ]
 
     def _twins(self, principal: Principal, events: list[tuple[str, str, str]]) -> set[tuple[str, str, str]]:

@@ -70,6 +70,8 @@ class CalendarStatus:
     #: Why its last sync failed, and when (``None`` once a sync succeeds again).
     last_error: str | None = None
     last_error_at: datetime | None = None
+    #: Events mirrored so far by its full (first) sync under way; ``None`` when none runs.
+    events_so_far: int | None = None
 
 
 class Calendars:
@@ -143,6 +145,7 @@ class Calendars:
                     pending_deletions=held.get((c.connection_id, c.calendar_id)) if wanted else None,
                     last_error=cursor.last_error if cursor and failed else None,
                     last_error_at=cursor.last_error_at if cursor and failed else None,
+                    events_so_far=cursor.events_so_far if cursor and wanted else None,
                 )
             )
         return out

@@ -47,6 +47,10 @@ class SyncStateItem(ConnectionsTableItem):
     last_error = UnicodeAttribute(null=True)
     last_error_at = UTCDateTimeAttribute(null=True)
     full_syncs = NumberAttribute(default=0)
+    #: Events mirrored so far by the full (first) sync under way, page by page; absent when
+    #: no full sync runs (the cursor's save at its end, or its failure, removes it).
+    #: Written without the version (it must not make the sync's own cursor save conflict).
+    events_so_far = NumberAttribute(null=True)
     #: The live push channel of this calendar (see ChannelItem).
     channel_id = UnicodeAttribute(null=True)
     channel_resource_id = UnicodeAttribute(null=True)

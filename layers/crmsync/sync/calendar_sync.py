@@ -182,7 +182,9 @@ class CalendarSync:
             since = window_start.strftime("%Y-%m-%dT%H:%M:%SZ")
             known = self._mirror.event_ends(principal, connection_id, calendar_id)
             pages = lister.event_pages(calendar_id, sync_token=None, time_min=since)
-            events, changes, next_token = self._mirror_pages(principal, connection_id, calendar_id, pages)
+            events, changes, next_token = self._mirror_pages(
+                principal, connection_id, calendar_id, pages, progress=True
+            )
             alive = _alive(events)
             # Whatever the complete list lacks is gone: no duplicates, no ghosts. Events that
             # ended before the window are out of scope, not deleted: never held.
@@ -222,7 +224,9 @@ class CalendarSync:
         elif pending is not None and full:
             # A complete list was judged (and any answer carried out): the record is done.
             self._pending.clear(principal, pending)
-        if full or events or touch or cursor.last_error is not None or self._stale(cursor):
+        # A count left by a full sync that never finished (its worker died) goes with the save too.
+        stale_progress = cursor.events_so_far is not None
+        if full or events or touch or cursor.last_error is not None or stale_progress or self._stale(cursor):
             self._mirror.advance(principal, connection_id, calendar_id, cursor, next_token, window_start, full)
         # else: nothing changed, and the stored token still leads to the same changes. (A
         # recorded failure is cleared by advancing: the saved cursor has no error.)
@@ -244,18 +248,32 @@ class CalendarSync:
         return SyncOutcome(full=full, changes=changes)
 
     def _mirror_pages(
-        self, principal: Principal, connection_id: str, calendar_id: str, pages: Iterator[EventPage]
+        self,
+        principal: Principal,
+        connection_id: str,
+        calendar_id: str,
+        pages: Iterator[EventPage],
+        *,
+        progress: bool = False,
     ) -> tuple[list[ExternalEvent], int, str]:
         """Mirror page after page, fetching the next page while this one is written; the
-        events, how many mirrored items changed, and the last page's sync token."""
+        events, how many mirrored items changed, and the last page's sync token. With
+        ``progress`` (a full sync, which can be long), the count of events mirrored so far is
+        recorded after each page but the last (the cursor's save right after removes it)."""
         events: list[ExternalEvent] = []
-        changes, token = 0, ""
+        changes, token, mirrored = 0, "", 0
+        if progress:
+            self._mirror.record_progress(principal, connection_id, calendar_id, 0)
         for items, next_token in prefetched(pages):
             page = [parse_event(r, principal.tenant_id) for r in items]
+            alive = [e for e in page if not e.cancelled]
             # Deletions wait until every page was seen: the guard judges them all at once.
-            changes += self._mirror.apply(principal, connection_id, calendar_id, [e for e in page if not e.cancelled])
+            changes += self._mirror.apply(principal, connection_id, calendar_id, alive)
             events.extend(page)
             token = next_token or token
+            mirrored += len(alive)
+            if progress and next_token is None:
+                self._mirror.record_progress(principal, connection_id, calendar_id, mirrored)
         return events, changes, token
 
     def _linked_ids(

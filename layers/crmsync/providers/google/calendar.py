@@ -33,8 +33,18 @@ class ProviderCalendar:
 class GoogleCalendar:
     """The calendars of one connected Google account."""
 
-    def __init__(self, settings: GoogleSettings, refresh_token: str, client_secret: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        settings: GoogleSettings,
+        refresh_token: str,
+        client_secret: Callable[[], str],
+        *,
+        events_page_size: int = 2500,
+    ) -> None:
+        """``events_page_size``: ``maxResults`` of ``events.list`` (Google's largest, 2500;
+        smaller only to see paging at work)."""
         self._service: Any = build_service("calendar", settings, refresh_token, client_secret)
+        self._events_page_size = events_page_size
 
     def list_calendars(self) -> list[ProviderCalendar]:
         """Every calendar in the account's calendar list (all pages)."""
@@ -75,7 +85,7 @@ class GoogleCalendar:
             "calendarId": calendar_id,
             "singleEvents": True,
             "showDeleted": True,
-            "maxResults": 2500,
+            "maxResults": self._events_page_size,
         }
         if sync_token:
             params["syncToken"] = sync_token

@@ -14,10 +14,18 @@
     return Boolean(linked) && key(linked) === key(c);
   };
 
+  // A full (first) sync under way: how many events it has mirrored so far.
+  function syncProgressText(sync) {
+    if (sync.events_so_far === null || sync.events_so_far === undefined) return "";
+    const n = sync.events_so_far;
+    return "· Syncing… " + n + (n === 1 ? " event" : " events") + " so far";
+  }
+
   // A calendar's real sync state, as GET /v1/calendars reports it (and its account's).
   function syncText(c, account) {
     if (c.sync.state === "off") return "";
     if (account.status !== "connected") return "· not syncing: the account must be reconnected";
+    if (syncProgressText(c.sync)) return syncProgressText(c.sync);
     if (c.sync.state === "failing") {
       return "· failing since " + when(c.sync.last_error_at) + ": " + c.sync.last_error;
     }
