@@ -256,3 +256,32 @@ def test_a_full_sync_that_fails_leaves_no_count_behind(
 
     [status] = [s for s in calendars.with_status(ALICE) if s.calendar.calendar_id == user.email]
     assert (status.sync_state, status.events_so_far) == ("failing", None)
+
+
+def test_recording_a_failure_moves_the_cursors_version_never_back(
+    calendar_sync, connection: str, user: GoogleUser
+) -> None:
+    """A writer holding the cursor as it was before the failure must fail its version check."""
+    import requests
+
+    from crmsync.errors import ProviderError
+    from crmsync.models.keys import user_pk
+    from crmsync.models.sync import SyncStateItem, sync_sk
+
+    key = (user_pk(ALICE.tenant_id, ALICE.user_id), sync_sk(connection, user.email))
+    user.add(**timed(at(9), at(10)))
+    calendar_sync.run(ALICE, connection, user.email)
+    user.add(**timed(at(11), at(12)))
+    calendar_sync.run(ALICE, connection, user.email)
+    before = SyncStateItem.get(*key, consistent_read=True)
+    requests.post(
+        f"{user.base_url}/_emulator/faults",
+        json={"kind": "unavailable_503", "method": "calendar.events.list", "email": user.email, "count": 1},
+        timeout=10,
+    ).raise_for_status()
+    with pytest.raises(ProviderError):
+        calendar_sync.run(ALICE, connection, user.email)
+
+    after = SyncStateItem.get(*key, consistent_read=True)
+    assert after.last_error
+    assert after.version > before.version

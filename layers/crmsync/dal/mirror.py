@@ -198,15 +198,19 @@ class MirrorStore:
     def record_failure(self, principal: Principal, connection_id: str, calendar_id: str, error: str) -> None:
         """A sync of the calendar failed: keep why, and when, for the settings page (the
         cursor stays as it was; the next successful :meth:`advance` clears them)."""
-        SyncStateItem(user_pk(principal.tenant_id, principal.user_id), sync_sk(connection_id, calendar_id)).update(
+        # The low-level update moves the version (Model.update on an unread item would set it
+        # back to 1, letting a writer holding a stale copy at version 1 save over this).
+        SyncStateItem._get_connection().update_item(
+            user_pk(principal.tenant_id, principal.user_id),
+            sync_sk(connection_id, calendar_id),
             actions=[
                 SyncStateItem.connection_id.set(connection_id),
                 SyncStateItem.calendar_id.set(calendar_id),
                 SyncStateItem.last_error.set(error[:MAX_ERROR]),
                 SyncStateItem.last_error_at.set(datetime.now(UTC)),
                 SyncStateItem.events_so_far.remove(),
+                SyncStateItem.version.add(1),
             ],
-            add_version_condition=False,
         )
 
     def record_progress(self, principal: Principal, connection_id: str, calendar_id: str, events_so_far: int) -> None:
