@@ -12,6 +12,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from crmsync.dal import condition_failed, get_many, shared_connection
+from crmsync.dal.versioned import update_unread
 from crmsync.domain import (
     MAX_APPOINTMENT_DURATION,
     Appointment,
@@ -338,9 +339,6 @@ class AppointmentStore:
         an older revision's push finishing late does not overwrite a newer one's link (the
         same revision may be recorded again, e.g. after moving to a newly linked calendar)."""
         actions: list[Action] = [
-            # The version moves, so an edit that read the item before this cannot save over it.
-            # (Model.update on an unread item would set it back to 1 instead.)
-            AppointmentItem.version.add(1),
             AppointmentItem.pushed_revision.set(revision),
             _set_or_remove(AppointmentItem.push_error, error),
             _set_or_remove(AppointmentItem.link_connection_id, link.connection_id if link else None),
@@ -349,10 +347,11 @@ class AppointmentStore:
             _set_or_remove(AppointmentItem.link_etag, link.etag if link else None),
         ]
         try:
-            AppointmentItem._get_connection().update_item(
+            update_unread(  # the version moves: an edit that read the item before this re-reads
+                AppointmentItem,
                 user_pk(principal.tenant_id, principal.user_id),
                 APPOINTMENT_SK_PREFIX + appointment_id,
-                actions=actions,
+                actions,
                 condition=AppointmentItem.sk.exists() & (AppointmentItem.pushed_revision <= revision),
             )
         except UpdateError as exc:

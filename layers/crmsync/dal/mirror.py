@@ -13,6 +13,7 @@ from crmsync.dal.calendars import calendar_from_item
 from crmsync.dal.connections import StoredConnection, stored_from_item
 from crmsync.dal.guard import pending_from_item, pending_key
 from crmsync.dal.settings import settings_from_item
+from crmsync.dal.versioned import update_unread
 from crmsync.domain import CalendarSettings, ConnectedCalendar, ExternalEvent, Principal
 from crmsync.errors import Conflict
 from crmsync.guard import GuardedResource, PendingDeletions
@@ -198,18 +199,16 @@ class MirrorStore:
     def record_failure(self, principal: Principal, connection_id: str, calendar_id: str, error: str) -> None:
         """A sync of the calendar failed: keep why, and when, for the settings page (the
         cursor stays as it was; the next successful :meth:`advance` clears them)."""
-        # The low-level update moves the version (Model.update on an unread item would set it
-        # back to 1, letting a writer holding a stale copy at version 1 save over this).
-        SyncStateItem._get_connection().update_item(
+        update_unread(
+            SyncStateItem,
             user_pk(principal.tenant_id, principal.user_id),
             sync_sk(connection_id, calendar_id),
-            actions=[
+            [
                 SyncStateItem.connection_id.set(connection_id),
                 SyncStateItem.calendar_id.set(calendar_id),
                 SyncStateItem.last_error.set(error[:MAX_ERROR]),
                 SyncStateItem.last_error_at.set(datetime.now(UTC)),
                 SyncStateItem.events_so_far.remove(),
-                SyncStateItem.version.add(1),
             ],
         )
 
@@ -236,14 +235,16 @@ class MirrorStore:
         resource_id: str,
         expires_at: datetime,
     ) -> None:
-        SyncStateItem(user_pk(principal.tenant_id, principal.user_id), sync_sk(connection_id, calendar_id)).update(
-            actions=[
+        update_unread(
+            SyncStateItem,
+            user_pk(principal.tenant_id, principal.user_id),
+            sync_sk(connection_id, calendar_id),
+            [
                 SyncStateItem.channel_id.set(channel_id),
                 SyncStateItem.channel_resource_id.set(resource_id),
                 SyncStateItem.channel_expires_at.set(expires_at),
             ],
             condition=SyncStateItem.sk.exists(),
-            add_version_condition=False,
         )
 
     def events(self, principal: Principal, connection_id: str, calendar_id: str) -> list[ExternalEvent]:
