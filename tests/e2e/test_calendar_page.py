@@ -148,6 +148,9 @@ def test_each_calendar_has_its_own_colour_and_the_linked_one_is_named_once_and_m
     expect(primary.locator(".linked-badge")).to_be_visible()
     expect(primary.locator(".linked-badge")).to_have_text("Linked")
     expect(account.locator(".linked-badge:visible")).to_have_count(1)
+    # Among the conflict calendars too, a primary calendar is named once (not "x — x").
+    expect(page.get_by_label(email, exact=True)).to_be_checked()
+    expect(page.get_by_label(f"Team — {email}", exact=True)).to_be_visible()
 
 
 def test_calendar_settings_items_carry_their_sync_state_and_account_status(stack, alice: Browser) -> None:

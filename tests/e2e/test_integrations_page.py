@@ -313,7 +313,7 @@ def test_calendar_settings_link_a_calendar_choose_conflicts_and_preferences(page
     expect(page.locator("#linked-current")).to_have_text(f"Team ({ada})")
     expect(page.get_by_label(f"Team — {ada}")).to_be_checked()  # linked → conflict by default
 
-    page.get_by_label(f"{ada} — {ada}").uncheck()
+    page.get_by_label(ada, exact=True).uncheck()
     page.get_by_role("button", name="Save conflict calendars").click()
     expect(page.locator("#notice")).to_have_text("Conflict calendars saved.")
 
@@ -327,7 +327,7 @@ def test_calendar_settings_link_a_calendar_choose_conflicts_and_preferences(page
     expect(primary).to_have_attribute("data-sync", "off")
     expect(account.locator("li.calendar", has_text="Team").locator(".sync")).to_contain_text("· synced at ")
     expect(page.locator("#linked-current")).to_have_text(f"Team ({ada})")
-    expect(page.get_by_label(f"{ada} — {ada}")).not_to_be_checked()
+    expect(page.get_by_label(ada, exact=True)).not_to_be_checked()
     expect(page.get_by_label(f"Team — {ada}")).to_be_checked()
     expect(page.get_by_label("Calendar → CRM only")).to_be_checked()
     expect(page.get_by_label("Days back")).to_have_value("7")

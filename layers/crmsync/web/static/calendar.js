@@ -189,12 +189,16 @@
     }
   }
 
+  // A calendar's name, and its account only when that says something more (a primary
+  // calendar is named after its account).
+  function calendarLabel(c, before, after) {
+    return c.name === c.account_email ? c.name : c.name + before + c.account_email + after;
+  }
+
   function renderLinked() {
     const linked = state.settings.linked_calendar;
     // The calendar's name, and its account only when that says something more.
-    $("linked-current").textContent = !linked
-      ? "No linked calendar."
-      : linked.name === linked.account_email ? linked.name : linked.name + " (" + linked.account_email + ")";
+    $("linked-current").textContent = linked ? calendarLabel(linked, " (", ")") : "No linked calendar.";
     $("linked-add").textContent = linked ? "Change" : "Add";
     $("linked-remove").hidden = !linked;
     const accounts = $("linked-account");
@@ -224,7 +228,7 @@
       input.type = "checkbox";
       input.value = key(c);
       input.checked = chosen.has(key(c));
-      label.append(input, " " + c.name + " — " + c.account_email);
+      label.append(input, " " + calendarLabel(c, " — ", ""));
       box.appendChild(label);
     }
   }
