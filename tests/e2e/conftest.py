@@ -38,3 +38,19 @@ def browser() -> Iterator[Browser]:
         chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS, env=real_clock)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def alice(stack, unique: str):
+    """A CRM user of a tenant of this test's own (`Browser`: cookies and the bearer token)."""
+    from tests.e2e.test_integrations_api import Browser
+
+    return Browser(stack, f"tenant-{unique}", "alice")
+
+
+@pytest.fixture
+def bob(stack, unique: str):
+    """Another user of alice's tenant."""
+    from tests.e2e.test_integrations_api import Browser
+
+    return Browser(stack, f"tenant-{unique}", "bob")

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser as Chromium
 from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.browser_checks import shoot
-from tests.e2e.test_integrations_api import Browser
+from tests.e2e.test_integrations_api import Browser, needs_reauth
 from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
@@ -31,11 +31,6 @@ def page(request: pytest.FixtureRequest, browser: Chromium) -> Iterator[Page]:
     page.set_default_timeout(20_000)
     yield page
     context.close()
-
-
-@pytest.fixture
-def alice(stack, unique: str) -> Browser:
-    return Browser(stack, f"tenant-{unique}", "alice")
 
 
 def connected_demo_account(stack, alice: Browser) -> tuple[str, str]:
@@ -172,13 +167,7 @@ def test_an_account_that_needs_reauthorization_says_so_and_reconnect_starts_goog
     page: Page, stack, alice: Browser
 ) -> None:
     email, _ = connected_demo_account(stack, alice)
-    requests.post(
-        stack.google.base_url + "/_emulator/grants/revoke",
-        json={"email": email, "client_id": "crmsync-local-client"},
-        timeout=10,
-    ).raise_for_status()
-    stack.fire("ConnectionHealth")
-    stack.drain()
+    needs_reauth(stack, email)
     (flagged,) = alice.integrations()
     assert flagged["status"] == "needs_reauth"
 

@@ -17,16 +17,6 @@ from tests.support.google_user import GoogleCalendarUser
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
 
 
-@pytest.fixture
-def alice(stack, unique) -> Browser:
-    return Browser(stack, f"tenant-{unique}", "alice")
-
-
-@pytest.fixture
-def bob(stack, unique) -> Browser:
-    return Browser(stack, f"tenant-{unique}", "bob")
-
-
 def booking(title: str, day: int = clock.THURSDAY) -> dict[str, str]:
     start = clock.next_weekday(day, 11)
     return {"title": title, "start": clock.z(start), "end": clock.z(start + timedelta(hours=1)), "time_zone": "UTC"}

@@ -52,20 +52,21 @@ class Browser:
         return response.json()["items"]
 
 
+def needs_reauth(stack, email: str) -> None:
+    """The user removed our access in their Google account; the health check notices."""
+    requests.post(
+        stack.google.base_url + "/_emulator/grants/revoke",
+        json={"email": email, "client_id": "crmsync-local-client"},
+        timeout=10,
+    ).raise_for_status()
+    stack.fire("ConnectionHealth")
+    stack.drain()
+
+
 @pytest.fixture
 def google_account(stack) -> str:
     """A Google account of this test's own: no other test's grants, events or channels."""
     return GoogleCalendarUser.new(stack.google.base_url, "ada").email
-
-
-@pytest.fixture
-def alice(stack, unique) -> Browser:
-    return Browser(stack, f"tenant-{unique}", "alice")
-
-
-@pytest.fixture
-def bob(stack, unique) -> Browser:
-    return Browser(stack, f"tenant-{unique}", "bob")
 
 
 @pytest.fixture
@@ -185,13 +186,7 @@ def test_a_connection_is_checked_after_connect_and_a_revoked_grant_shows_needs_r
     assert checked["last_checked_at"] is not None
     assert datetime.fromisoformat(checked["last_checked_at"]) >= datetime.fromisoformat(checked["connected_at"])
 
-    requests.post(
-        stack.google.base_url + "/_emulator/grants/revoke",
-        json={"email": google_account, "client_id": "crmsync-local-client"},
-        timeout=10,
-    ).raise_for_status()
-    stack.fire("ConnectionHealth")
-    stack.drain()
+    needs_reauth(stack, google_account)
 
     (flagged,) = alice.integrations()
     assert flagged["status"] == "needs_reauth"

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import requests
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
 
 from tests.e2e.browser_checks import shoot
+from tests.e2e.test_integrations_api import needs_reauth
 from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
@@ -61,17 +61,6 @@ def has_an_icon(page: Page) -> None:
     if not href.startswith("data:"):
         answer = page.request.get(href)
         assert answer.ok, f"the page's icon {href} answers {answer.status}"
-
-
-def needs_reauth(stack, email: str) -> None:
-    """The user removed our access in their Google account; the health check notices."""
-    requests.post(
-        stack.google.base_url + "/_emulator/grants/revoke",
-        json={"email": email, "client_id": "crmsync-local-client"},
-        timeout=10,
-    ).raise_for_status()
-    stack.fire("ConnectionHealth")
-    stack.drain()
 
 
 def sign_in_with(page: Page, email: str) -> None:

@@ -9,12 +9,11 @@ import re
 from collections.abc import Callable, Iterator
 
 import pytest
-import requests
 from playwright.sync_api import Browser as Chromium
 from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.browser_checks import axe_violations, shoot
-from tests.e2e.test_integrations_api import Browser
+from tests.e2e.test_integrations_api import Browser, needs_reauth
 from tests.e2e.test_integrations_page import fits_the_width
 from tests.support.google_user import GoogleCalendarUser
 
@@ -38,11 +37,6 @@ def page(browser: Chromium, width: int) -> Iterator[Page]:
     page.set_default_timeout(20_000)
     yield page
     context.close()
-
-
-@pytest.fixture
-def alice(stack, unique: str) -> Browser:
-    return Browser(stack, f"tenant-{unique}", "alice")
 
 
 def the_navigation_marks(page: Page, current: str) -> None:
@@ -196,13 +190,7 @@ def test_every_page_in_every_state_passes_axe_and_is_shot(page: Page, stack, ali
     check(page, width, "email-connected")
 
     # Needs re-authorization: the user removed our access at Google; the health check noticed.
-    requests.post(
-        stack.google.base_url + "/_emulator/grants/revoke",
-        json={"email": email, "client_id": "crmsync-local-client"},
-        timeout=10,
-    ).raise_for_status()
-    stack.fire("ConnectionHealth")
-    stack.drain()
+    needs_reauth(stack, email)
     page.goto(f"{stack.api_url}/settings/integrations")
     expect(row).to_have_attribute("data-status", "needs_reauth")
     check(page, width, "integrations-needs-reauth")
