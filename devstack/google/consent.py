@@ -36,7 +36,7 @@ button { font: inherit; cursor: pointer; }
 
 def _page(title: str, body: str) -> str:
     return (
-        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<link rel="icon" href="data:,">\n'
         f"<title>{escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n<main>\n"
         '<p class="banner">devstack Google emulator &mdash; not the real Google</p>\n'
         f"{body}\n</main>\n</body>\n</html>\n"

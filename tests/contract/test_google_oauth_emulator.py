@@ -810,3 +810,17 @@ def test_consent_page_describes_every_scope_the_product_asks_for(emu: GoogleEmul
     for scope, text in parser.items.items():
         assert text.strip(), scope
         assert "googleapis.com" not in text, (scope, text)
+
+
+def test_the_emulators_pages_declare_their_icon(emu: GoogleEmulator, http: requests.Session) -> None:
+    """A browser asks a page without one for /favicon.ico, which the emulator does not serve:
+    the 404 would be the only console error a newcomer sees while signing in."""
+    consent = http.get(
+        emu.endpoints["auth_uri"],
+        params={"client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI, "response_type": "code", "scope": "openid"},
+    )
+    assert consent.status_code == 200, consent.text
+    assert '<link rel="icon" href="data:,">' in consent.text
+    ui = http.get(emu.base_url + "/_emulator/ui")
+    assert ui.status_code == 200, ui.text
+    assert '<link rel="icon" href="data:,">' in ui.text

@@ -118,7 +118,7 @@ class ApiControlService:
             + "</tr>"
             for a in self.ctx.state.accounts()
         )
-        page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+        page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <title>Google emulator</title></head><body style="font-family: system-ui, sans-serif; margin: 2em">
 <h1>Google emulator</h1>
 <p>Act as a Google user: every change made here syncs and pushes like a real one.</p>
