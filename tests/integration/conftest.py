@@ -8,25 +8,14 @@ from typing import Any
 import pytest
 import requests
 
+from crmsync.app.wiring import Graph
 from crmsync.config import Settings
-from crmsync.dal.appointments import AppointmentStore
-from crmsync.dal.connections import ConnectionStore
-from crmsync.dal.settings import SettingsStore
 from crmsync.logic.appointments import Appointments
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import (
-    build_availability,
-    build_calendar_settings,
-    build_calendar_sync,
-    build_calendars,
-    build_integrations,
-    client_secret_reader,
-)
-from crmsync.models import bind_tables
-from crmsync.providers.google.calendar import GoogleCalendar
 from crmsync.security.tokens import TokenCipher
+from tests.support.access import WrappedAccess
 from tests.support.google_user import GoogleCalendarUser
 
 
@@ -69,7 +58,7 @@ def make_integrations(service_env: dict[str, str]) -> Callable[..., Integrations
         if google:
             settings = settings.model_copy(update={"google": settings.google.model_copy(update=google)})
         assert not overrides, f"unknown overrides {overrides}"
-        return build_integrations(settings, counter=_Counter(counter) if counter else None)
+        return Graph(settings, counter=_Counter(counter) if counter else None).integrations
 
     return make
 
@@ -112,13 +101,19 @@ def kms_cipher(service_env: dict[str, str]) -> TokenCipher:
 
 
 @pytest.fixture
-def calendars(service_env: dict[str, str]) -> Calendars:
-    return build_calendars(Settings.from_env(service_env))
+def graph(service_env: dict[str, str]) -> Graph:
+    """The production object graph, on this test's tables (a new one per test)."""
+    return Graph(Settings.from_env(service_env))
 
 
 @pytest.fixture
-def calendar_settings(service_env: dict[str, str]) -> CalendarSettingsService:
-    return build_calendar_settings(Settings.from_env(service_env))
+def calendars(graph: Graph) -> Calendars:
+    return graph.calendars
+
+
+@pytest.fixture
+def calendar_settings(graph: Graph) -> CalendarSettingsService:
+    return graph.calendar_settings
 
 
 class RecordingQueue:
@@ -142,25 +137,16 @@ def recorded() -> RecordingQueue:
 
 
 @pytest.fixture
-def make_appointments(service_env: dict[str, str], recorded: RecordingQueue) -> Callable[..., Appointments]:
+def make_appointments(graph: Graph, recorded: RecordingQueue) -> Callable[..., Appointments]:
     """Appointments wired like production, but with the recording queue (or ``queue``) and,
     optionally, a wrapper around the real Google Calendar adapter (to inject failures)."""
 
     def make(wrap: Callable[[Any], Any] | None = None, external_busy: Any = None, queue: Any = None) -> Appointments:
-        settings = Settings.from_env(service_env)
-        bind_tables(connections_table=settings.connections_table, oauth_states_table=settings.oauth_states_table)
-        secret = client_secret_reader(settings.google.client_secret_arn)
-
-        def writer(refresh_token: str) -> Any:
-            adapter = GoogleCalendar(settings.google, refresh_token, secret)
-            return wrap(adapter) if wrap else adapter
-
         return Appointments(
-            store=AppointmentStore(),
-            settings=SettingsStore(),
-            connections=ConnectionStore(),
-            cipher=TokenCipher(settings.token_key_id),
-            writer=writer,
+            store=graph.appointment_store,
+            settings=graph.settings_store,
+            connections=graph.connection_store,
+            calendars=WrappedAccess(graph.connectors, wrap) if wrap else graph.connectors,
             queue=queue or recorded,
             external_busy=external_busy,
         )
@@ -169,10 +155,10 @@ def make_appointments(service_env: dict[str, str], recorded: RecordingQueue) -> 
 
 
 @pytest.fixture
-def calendar_sync(service_env: dict[str, str]) -> Any:
-    return build_calendar_sync(Settings.from_env(service_env))
+def calendar_sync(graph: Graph) -> Any:
+    return graph.calendar_sync
 
 
 @pytest.fixture
-def availability(service_env: dict[str, str]) -> Any:
-    return build_availability(Settings.from_env(service_env))
+def availability(graph: Graph) -> Any:
+    return graph.availability

@@ -55,8 +55,8 @@ class LosesAnswers:
             raise ProviderError(f"events.{name}: timed out", retryable=True)
         return result
 
-    def insert_event(self, *args: Any) -> Any:
-        return self._write("insert_event", *args)
+    def create_event(self, *args: Any) -> Any:
+        return self._write("create_event", *args)
 
     def update_event(self, *args: Any) -> Any:
         return self._write("update_event", *args)

@@ -50,7 +50,8 @@ def callback(provider: str) -> Response[str]:
         return _redirect(error="unsupported_provider")
     params = router.current_event.query_string_parameters or {}
     try:
-        connection = integrations().complete_google_connect(
+        connection = integrations().complete_connect(
+            "google",
             state=params.get("state"),
             code=params.get("code"),
             error=params.get("error"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -17,8 +16,7 @@ from crmsync.domain import ConnectedCalendar, Connection, ConnectionStatus, Prin
 from crmsync.errors import Conflict, NotFound
 from crmsync.guard import Decision, PendingDeletions
 from crmsync.messaging.messages import CalendarSyncRequest
-from crmsync.providers.google.calendar import ProviderCalendar
-from crmsync.security.tokens import TokenCipher, TokenContext
+from crmsync.ports.calendar import CalendarAccess
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +41,6 @@ class Planner(Protocol):
 
 #: The reason of the syncs the user asked for ("Sync now").
 MANUAL_SYNC = "manual"
-
-
-class CalendarProvider(Protocol):
-    def list_calendars(self) -> list[ProviderCalendar]: ...
-
-
-#: Builds the provider adapter for a connection from its refresh token.
-ProviderFactory = Callable[[str], CalendarProvider]
 
 
 @dataclass(frozen=True)
@@ -80,8 +70,7 @@ class Calendars:
         *,
         connections: ConnectionStore,
         calendars: CalendarStore,
-        cipher: TokenCipher,
-        provider: ProviderFactory,
+        access: CalendarAccess,
         mirror: MirrorStore | None = None,
         settings: SettingsStore | None = None,
         pending: PendingDeletionsStore | None = None,
@@ -93,8 +82,7 @@ class Calendars:
         queues an account's syncs when the user asks for them (:meth:`sync_now`)."""
         self._connections = connections
         self._calendars = calendars
-        self._cipher = cipher
-        self._provider = provider
+        self._access = access
         self._mirror = mirror or MirrorStore()
         self._settings = settings or SettingsStore()
         self._pending = pending or PendingDeletionsStore()
@@ -205,12 +193,8 @@ class Calendars:
         stored = self._connections.get_stored(principal, connection_id)
         if stored is None or not wants_calendars(stored.connection):
             return None
-        c = stored.connection
-        token = self._cipher.decrypt(
-            stored.refresh_token_ciphertext, TokenContext(c.tenant_id, c.user_id, c.connection_id)
-        )
-        listed = self._provider(token).list_calendars()
-        return self._calendars.replace_for_connection(principal, connection_id, c.email, listed)
+        listed = self._access.calendar(stored).list_calendars()
+        return self._calendars.replace_for_connection(principal, connection_id, stored.connection.email, listed)
 
     def forget_connection(self, principal: Principal, connection_id: str) -> None:
         self._calendars.delete_for_connection(principal, connection_id)

@@ -1,0 +1,71 @@
+"""Opens stored connections: decrypts the credential and hands it to the adapter registered
+for the connection's provider. The composition root registers the adapters; nothing here
+names one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from crmsync.domain import Connection, CredentialKind, StoredConnection
+from crmsync.errors import InvalidRequest, ProviderError
+from crmsync.ports.accounts import CredentialPort, OAuthPort
+from crmsync.ports.calendar import CalendarPort
+from crmsync.security.tokens import TokenCipher, TokenContext
+
+
+@dataclass(frozen=True)
+class ProviderKit:
+    """One provider's adapters, each built on first use. ``credential_kinds``: what its
+    connections may hold. Each factory gets the decrypted credential and the connection."""
+
+    credential_kinds: frozenset[CredentialKind]
+    credential: Callable[[str, Connection], CredentialPort]
+    oauth: Callable[[], OAuthPort] | None = None
+    calendar: Callable[[str, Connection], CalendarPort] | None = None
+
+
+class Connectors:
+    """The ports of every registered provider (the accounts and calendar access of the
+    ports), over stored connections."""
+
+    def __init__(self, cipher: TokenCipher, kits: Mapping[str, ProviderKit]) -> None:
+        self._cipher = cipher
+        self._kits = dict(kits)
+        self._oauth: dict[str, OAuthPort] = {}
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return tuple(self._kits)
+
+    def oauth(self, provider: str) -> OAuthPort:
+        kit = self._kits.get(provider)
+        if kit is None or kit.oauth is None:
+            raise InvalidRequest(f"Signing in with {provider!r} is not offered here.")
+        if provider not in self._oauth:
+            self._oauth[provider] = kit.oauth()
+        return self._oauth[provider]
+
+    def credential(self, stored: StoredConnection) -> CredentialPort:
+        kit = self._kit(stored.connection)
+        return kit.credential(self.secret(stored), stored.connection)
+
+    def calendar(self, stored: StoredConnection) -> CalendarPort:
+        kit = self._kit(stored.connection)
+        if kit.calendar is None:
+            raise ProviderError(f"{stored.connection.provider} has no calendars here.", retryable=False)
+        return kit.calendar(self.secret(stored), stored.connection)
+
+    def secret(self, stored: StoredConnection) -> str:
+        """The connection's credential in clear (TokenDecryptionError when it cannot be)."""
+        c = stored.connection
+        return self._cipher.decrypt(stored.credential_ciphertext, TokenContext(c.tenant_id, c.user_id, c.connection_id))
+
+    def _kit(self, connection: Connection) -> ProviderKit:
+        kit = self._kits.get(connection.provider)
+        if kit is None or connection.credential_kind not in kit.credential_kinds:
+            raise ProviderError(
+                f"No adapter for {connection.provider} connections holding {connection.credential_kind}.",
+                retryable=False,
+            )
+        return kit
