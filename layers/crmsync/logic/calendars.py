@@ -145,7 +145,6 @@ class Calendars:
         (delete as usual) or :attr:`Decision.IGNORE` (keep the CRM side). Recorded here and
         carried out by the calendar's next sync, requested at once; answering again before
         it ran replaces the answer. NotFound if nothing is held on that calendar."""
-        decided = self._pending.decide(principal, calendar_resource(connection_id, calendar_id), decision)
         status = next(
             (
                 s
@@ -153,6 +152,12 @@ class Calendars:
                 if (s.calendar.connection_id, s.calendar.calendar_id) == (connection_id, calendar_id)
             ),
             None,
+        )
+        # Only a calendar of the user's is looked up (an id of any length could not be a key).
+        decided = (
+            self._pending.decide(principal, calendar_resource(connection_id, calendar_id), decision)
+            if status is not None
+            else None
         )
         if decided is None or status is None:
             raise NotFound("No deletions are waiting for confirmation on that calendar.")
