@@ -25,6 +25,9 @@ PERSON_FIELDS = "names,emailAddresses,phoneNumbers,organizations,memberships,cli
 UPDATE_FIELDS = "names,emailAddresses,phoneNumbers,organizations,clientData"
 #: The ``clientData`` key our draft key is stored under.
 KEY = "crmsync.contact"
+#: updateContact's stale etag: 400 with reason ``failedPrecondition``, or only the
+#: ``google.rpc.Code`` ``FAILED_PRECONDITION`` when Google sends no ``errors`` list.
+_STALE = frozenset({"failedPrecondition", "FAILED_PRECONDITION"})
 #: contactGroups.members.modify takes at most 1000 resource names to add.
 MEMBERS_LIMIT = 1000
 
@@ -156,7 +159,7 @@ class GooglePeople:
             del body["clientData"]  # keep the key the contact has
             fields = fields.replace(",clientData", "")
         body["metadata"] = {"sources": [{"type": "CONTACT", "etag": etag}]}
-        with google_errors("people.updateContact", stale_reasons=frozenset({"failedPrecondition"})):
+        with google_errors("people.updateContact", stale_reasons=_STALE):
             person = (
                 self._service.people()
                 .updateContact(
