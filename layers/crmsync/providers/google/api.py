@@ -94,6 +94,25 @@ def _reason(error: Any) -> str:
     return ""
 
 
+def _all_reasons(error: Any) -> set[str]:
+    """Every ``reason`` of the answer's ``errors`` or ``details`` (a ``google.rpc.ErrorInfo``
+    need not come first), and its ``google.rpc.Code`` name (``status``)."""
+    import json
+
+    try:
+        body = json.loads(error.content or b"{}").get("error", {})
+    except (ValueError, AttributeError):
+        return set()
+    if not isinstance(body, dict):
+        return set()
+    found = {str(body["status"])} if body.get("status") else set()
+    for key in ("errors", "details"):
+        items = body.get(key)
+        if isinstance(items, list):
+            found |= {str(i["reason"]) for i in items if isinstance(i, dict) and i.get("reason")}
+    return found
+
+
 def _retry_after(error: Any) -> float | None:
     """Seconds from the answer's ``Retry-After`` (delta-seconds form), if it has one."""
     response = getattr(error, "resp", None)
@@ -105,9 +124,15 @@ def _retry_after(error: Any) -> float | None:
 
 
 @contextmanager
-def google_errors(what: str) -> Iterator[None]:
+def google_errors(what: str, *, stale_reasons: frozenset[str] = frozenset()) -> Iterator[None]:
     """Translate what the client library raises into domain errors, keeping the cause's
-    kind (never its text, which may quote a request)."""
+    kind (never its text, which may quote a request).
+
+    People's expired sync token (reason ``EXPIRED_SYNC_TOKEN``, whatever the status) is
+    ``CursorInvalid``. ``stale_reasons``: the reasons (or ``google.rpc.Code`` names) that
+    mean "changed since you read it" for this call (People's ``updateContact`` answers 400
+    ``failedPrecondition`` / ``FAILED_PRECONDITION``), raised as ``PreconditionFailed``;
+    elsewhere a 400 stays a plain error."""
     import google.auth.exceptions
     import httplib2
     from googleapiclient.errors import HttpError
@@ -117,6 +142,11 @@ def google_errors(what: str) -> Iterator[None]:
     except HttpError as error:
         status = int(error.status_code or 0)
         reason = _reason(error)
+        reasons = _all_reasons(error) | {reason}
+        if "EXPIRED_SYNC_TOKEN" in reasons:
+            raise CursorInvalid() from None
+        if status == 400 and reasons & stale_reasons:
+            raise PreconditionFailed(f"{what}: the resource changed at Google.") from None
         if status == 410 and (reason == "fullSyncRequired" or what.endswith(".list")):
             raise CursorInvalid() from None
         if status in (404, 410):  # 410 "deleted": the resource is gone
