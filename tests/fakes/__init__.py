@@ -1,0 +1,1 @@
+"""In-memory implementations of the provider ports, for tests of what uses them."""
