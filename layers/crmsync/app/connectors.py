@@ -11,6 +11,7 @@ from crmsync.domain import Connection, CredentialKind, StoredConnection
 from crmsync.errors import InvalidRequest, ProviderError
 from crmsync.ports.accounts import CredentialPort, OAuthPort
 from crmsync.ports.calendar import CalendarPort
+from crmsync.ports.mail import MailPort
 from crmsync.security.tokens import TokenCipher, TokenContext
 
 
@@ -23,6 +24,7 @@ class ProviderKit:
     credential: Callable[[str, Connection], CredentialPort]
     oauth: Callable[[], OAuthPort] | None = None
     calendar: Callable[[str, Connection], CalendarPort] | None = None
+    mail: Callable[[str, Connection], MailPort] | None = None
 
 
 class Connectors:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from crmsync.messaging.queue import SyncQueue
     from crmsync.ports.accounts import CredentialPort
     from crmsync.ports.calendar import CalendarPort
+    from crmsync.ports.mail import MailPort
     from crmsync.providers.google.oauth import GoogleOAuth
     from crmsync.security.tokens import TokenCipher
     from crmsync.sync.calendar_sync import CalendarSync
@@ -141,6 +142,11 @@ class Graph(Core):
 
         return GoogleCalendar(self.settings.google, refresh_token, self._google_secret, tenant_id=connection.tenant_id)
 
+    def google_mail(self, refresh_token: str, connection: Connection) -> MailPort:
+        from crmsync.providers.google.gmail import GoogleMail
+
+        return GoogleMail(self.settings.google, refresh_token, self._google_secret)
+
     def google_credential(self, refresh_token: str, connection: Connection) -> CredentialPort:
         from crmsync.providers.google.oauth import GoogleCredential
 
@@ -156,6 +162,7 @@ class Graph(Core):
             credential=self.google_credential,
             oauth=lambda: self.google_oauth,
             calendar=self.google_calendar,
+            mail=self.google_mail,
         )
         return Connectors(self.cipher, {"google": google})
 
