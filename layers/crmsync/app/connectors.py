@@ -12,6 +12,7 @@ from crmsync.errors import InvalidRequest, ProviderError
 from crmsync.ports.accounts import CredentialPort, OAuthPort
 from crmsync.ports.calendar import CalendarPort
 from crmsync.ports.contacts import ContactsPort
+from crmsync.ports.mail import MailPort
 from crmsync.security.tokens import TokenCipher, TokenContext
 
 
@@ -25,6 +26,7 @@ class ProviderKit:
     oauth: Callable[[], OAuthPort] | None = None
     calendar: Callable[[str, Connection], CalendarPort] | None = None
     contacts: Callable[[str, Connection], ContactsPort] | None = None
+    mail: Callable[[str, Connection], MailPort] | None = None
 
 
 class Connectors:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from crmsync.ports.accounts import CredentialPort
     from crmsync.ports.calendar import CalendarPort
     from crmsync.ports.contacts import ContactsPort
+    from crmsync.ports.mail import MailPort
     from crmsync.providers.google.oauth import GoogleOAuth
     from crmsync.security.tokens import TokenCipher
     from crmsync.sync.calendar_sync import CalendarSync
@@ -147,6 +148,11 @@ class Graph(Core):
 
         return GooglePeople(self.settings.google, refresh_token, self._google_secret)
 
+    def google_mail(self, refresh_token: str, connection: Connection) -> MailPort:
+        from crmsync.providers.google.gmail import GoogleMail
+
+        return GoogleMail(self.settings.google, refresh_token, self._google_secret)
+
     def google_credential(self, refresh_token: str, connection: Connection) -> CredentialPort:
         from crmsync.providers.google.oauth import GoogleCredential
 
@@ -163,6 +169,7 @@ class Graph(Core):
             oauth=lambda: self.google_oauth,
             calendar=self.google_calendar,
             contacts=self.google_contacts,
+            mail=self.google_mail,
         )
         return Connectors(self.cipher, {"google": google})
 
