@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from crmsync.domain import Connection, CredentialKind, StoredConnection
 from crmsync.errors import InvalidRequest, ProviderError
@@ -14,6 +15,8 @@ from crmsync.ports.calendar import CalendarPort
 from crmsync.ports.contacts import ContactsPort
 from crmsync.ports.mail import MailPort
 from crmsync.security.tokens import TokenCipher, TokenContext
+
+P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,8 @@ class ProviderKit:
 
 
 class Connectors:
-    """The ports of every registered provider (the accounts and calendar access of the
-    ports), over stored connections."""
+    """Every registered provider's ports over stored connections: what the ports call
+    AccountAccess, CalendarAccess, ContactsAccess and MailAccess."""
 
     def __init__(self, cipher: TokenCipher, kits: Mapping[str, ProviderKit]) -> None:
         self._cipher = cipher
@@ -55,10 +58,18 @@ class Connectors:
         return kit.credential(self.secret(stored), stored.connection)
 
     def calendar(self, stored: StoredConnection) -> CalendarPort:
-        kit = self._kit(stored.connection)
-        if kit.calendar is None:
-            raise ProviderError(f"{stored.connection.provider} has no calendars here.", retryable=False)
-        return kit.calendar(self.secret(stored), stored.connection)
+        return self._open(stored, self._kit(stored.connection).calendar, "calendars")
+
+    def contacts(self, stored: StoredConnection) -> ContactsPort:
+        return self._open(stored, self._kit(stored.connection).contacts, "contacts")
+
+    def mail(self, stored: StoredConnection) -> MailPort:
+        return self._open(stored, self._kit(stored.connection).mail, "mail")
+
+    def _open(self, stored: StoredConnection, factory: Callable[[str, Connection], P] | None, what: str) -> P:
+        if factory is None:
+            raise ProviderError(f"{stored.connection.provider} offers no {what} here.", retryable=False)
+        return factory(self.secret(stored), stored.connection)
 
     def secret(self, stored: StoredConnection) -> str:
         """The connection's credential in clear (TokenDecryptionError when it cannot be)."""

@@ -28,11 +28,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from crmsync.domain import StoredConnection
+
 __all__ = [
     "BATCH_CREATE_LIMIT",
     "ContactDraft",
     "ContactGroup",
     "ContactPage",
+    "ContactsAccess",
     "ContactsPort",
     "ProviderContact",
 ]
@@ -140,3 +143,10 @@ class ContactsPort(Protocol):
         etag. ``ProviderNotFound`` if the group or one of the contacts is gone (the others
         are added)."""
         ...
+
+
+class ContactsAccess(Protocol):
+    """Opens the contacts port of a stored connection, whatever its provider (the composition
+    root decrypts its credential and picks the adapter)."""
+
+    def contacts(self, stored: StoredConnection) -> ContactsPort: ...

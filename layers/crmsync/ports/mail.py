@@ -25,11 +25,13 @@ from email.policy import default as default_policy
 from enum import StrEnum
 from typing import Protocol
 
+from crmsync.domain import StoredConnection
 from crmsync.errors import InvalidRequest
 
 __all__ = [
     "ChangeKind",
     "ChangePage",
+    "MailAccess",
     "MailChange",
     "MailPort",
     "MailWatch",
@@ -213,3 +215,10 @@ class MailPort(Protocol):
     def stop(self) -> None:
         """No more notifications (Gmail ``users.stop``; some may still arrive for a while)."""
         ...
+
+
+class MailAccess(Protocol):
+    """Opens the mail port of a stored connection, whatever its provider (the composition
+    root decrypts its credential and picks the adapter)."""
+
+    def mail(self, stored: StoredConnection) -> MailPort: ...
