@@ -19,6 +19,7 @@ from crmsync.dal.appointments import AppointmentFields
 from crmsync.dal.channels import Channel
 from crmsync.dal.mirror import MAX_ERROR, SyncCursor, calendar_resource
 from crmsync.domain import (
+    MAX_APPOINTMENT_DURATION,
     AppointmentStatus,
     CalendarRef,
     CalendarSettings,
@@ -38,7 +39,9 @@ from crmsync.guard import Decision, GuardedResource, PendingDeletions
 from tests.fakes.stores import FakeStores
 from tests.support.clock import days_ahead, now
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("devstack")]
+#: The real half needs DynamoDB Local (one Java for the session: the ``devstack`` group);
+#: the fake half runs anywhere, fast.
+DYNAMODB = pytest.param("dynamodb", marks=[pytest.mark.integration, pytest.mark.xdist_group("devstack")])
 
 
 @pytest.fixture
@@ -56,7 +59,7 @@ def store_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return env
 
 
-@pytest.fixture(params=["dynamodb", "fake"])
+@pytest.fixture(params=[DYNAMODB, "fake"])
 def stores(request: pytest.FixtureRequest) -> Any:
     """The real stores (``Graph``) or the fakes (``FakeStores``): same attribute names."""
     if request.param == "fake":
@@ -727,6 +730,19 @@ def authorization(ada: Principal, expires_in: timedelta = timedelta(minutes=10))
         created_at=now(),
         expires_at=(now() + expires_in).replace(microsecond=654321),
     )
+
+
+def test_an_appointment_longer_than_the_longest_allowed_escapes_a_bounded_read(stores: Any, ada: Principal) -> None:
+    store = stores.appointment_store
+    start = days_ahead(3, 9)
+    too_long = AppointmentFields("Sabbatical", start, start + MAX_APPOINTMENT_DURATION + timedelta(days=1), "UTC")
+    store.create(ada, "long", too_long)
+    late = start + MAX_APPOINTMENT_DURATION + timedelta(hours=1)
+
+    # Bounded reads look back MAX_APPOINTMENT_DURATION only (the ``by_start`` index).
+    assert store.between(ada, late, late + timedelta(hours=1)) == []
+    assert [a.appointment_id for a in store.between(ada, None, late + timedelta(hours=1))] == ["long"]
+    store.create(ada, "overlaps", AppointmentFields("Visit", late, late + timedelta(hours=1), "UTC"))
 
 
 def test_an_oauth_state_is_consumed_once_by_its_own_browser(stores: Any, ada: Principal) -> None:
