@@ -28,6 +28,9 @@ class ProviderKit:
     credential: Callable[[str, Connection], CredentialPort]
     oauth: Callable[[], OAuthPort] | None = None
     calendar: Callable[[str, Connection], CalendarPort] | None = None
+    #: Whether a connection's grant reaches its calendars (default: whenever there is a
+    #: calendar adapter, e.g. an app-specific password reaches everything).
+    reaches_calendars: Callable[[Connection], bool] | None = None
     contacts: Callable[[str, Connection], ContactsPort] | None = None
     mail: Callable[[str, Connection], MailPort] | None = None
 
@@ -59,6 +62,12 @@ class Connectors:
 
     def calendar(self, stored: StoredConnection) -> CalendarPort:
         return self._open(stored, self._kit(stored.connection).calendar, "calendars")
+
+    def reaches_calendars(self, connection: Connection) -> bool:
+        kit = self._kits.get(connection.provider)
+        if kit is None or kit.calendar is None:
+            return False
+        return kit.reaches_calendars(connection) if kit.reaches_calendars else True
 
     def contacts(self, stored: StoredConnection) -> ContactsPort:
         return self._open(stored, self._kit(stored.connection).contacts, "contacts")

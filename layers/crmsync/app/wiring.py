@@ -162,12 +162,14 @@ class Graph(Core):
     def connectors(self) -> Connectors:
         """Every provider's adapters over stored connections (the ports' access)."""
         from crmsync.app.connectors import Connectors, ProviderKit
+        from crmsync.providers.google.scopes import reaches_calendars
 
         google = ProviderKit(
             credential_kinds=frozenset({CredentialKind.OAUTH_TOKENS}),
             credential=self.google_credential,
             oauth=lambda: self.google_oauth,
             calendar=self.google_calendar,
+            reaches_calendars=lambda connection: reaches_calendars(connection.scopes),
             contacts=self.google_contacts,
             mail=self.google_mail,
         )

@@ -12,23 +12,13 @@ from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.guard import PendingDeletionsStore
 from crmsync.dal.mirror import MirrorStore, calendar_resource
 from crmsync.dal.settings import SettingsStore
-from crmsync.domain import ConnectedCalendar, Connection, ConnectionStatus, Principal
+from crmsync.domain import ConnectedCalendar, ConnectionStatus, Principal
 from crmsync.errors import Conflict, NotFound
 from crmsync.guard import Decision, PendingDeletions
 from crmsync.messaging.messages import CalendarSyncRequest
 from crmsync.ports.calendar import CalendarAccess
 
 log = logging.getLogger(__name__)
-
-#: A connection needs one of these scopes for its calendars to be listed.
-CALENDAR_LIST_SCOPES = frozenset(
-    {
-        "https://www.googleapis.com/auth/calendar",
-        "https://www.googleapis.com/auth/calendar.readonly",
-        "https://www.googleapis.com/auth/calendar.calendarlist",
-        "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
-    }
-)
 
 
 class Queue(Protocol):
@@ -194,16 +184,13 @@ class Calendars:
 
     def refresh(self, principal: Principal, connection_id: str) -> list[ConnectedCalendar] | None:
         """Re-read the account's calendar list from the provider. ``None``: the connection is
-        gone or has no calendar scope. Provider errors propagate (the queue retries)."""
+        gone or its grant does not reach its calendars (e.g. the user unticked the
+        scope). Provider errors propagate (the queue retries)."""
         stored = self._connections.get_stored(principal, connection_id)
-        if stored is None or not wants_calendars(stored.connection):
+        if stored is None or not self._access.reaches_calendars(stored.connection):
             return None
         listed = self._access.calendar(stored).list_calendars()
         return self._calendars.replace_for_connection(principal, connection_id, stored.connection.email, listed)
 
     def forget_connection(self, principal: Principal, connection_id: str) -> None:
         self._calendars.delete_for_connection(principal, connection_id)
-
-
-def wants_calendars(connection: Connection) -> bool:
-    return bool(CALENDAR_LIST_SCOPES & set(connection.scopes))

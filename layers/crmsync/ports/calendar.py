@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from crmsync.domain import ExternalEvent, ProviderCalendar, StoredConnection
+from crmsync.domain import Connection, ExternalEvent, ProviderCalendar, StoredConnection
 
 if TYPE_CHECKING:
     from crmsync.domain import Appointment
@@ -183,3 +183,8 @@ class CalendarAccess(Protocol):
     composition root decrypts its credential and picks the adapter)."""
 
     def calendar(self, stored: StoredConnection) -> CalendarPort: ...
+
+    def reaches_calendars(self, connection: Connection) -> bool:
+        """Whether the connection's grant lets us list its calendars (an OAuth grant may
+        lack the scope: the user can untick it on the consent screen)."""
+        ...
