@@ -89,6 +89,11 @@ class Integrations:
         self._mirrors = tuple(mirrors)
         self._before_revoke = tuple(before_revoke)
 
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The providers users may connect here."""
+        return tuple(self._features)
+
     # ------------------------------------------------------------------ connect
     def start_connect(
         self,
