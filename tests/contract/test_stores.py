@@ -44,27 +44,12 @@ from tests.support.clock import days_ahead, now
 DYNAMODB = pytest.param("dynamodb", marks=[pytest.mark.integration, pytest.mark.xdist_group("devstack")])
 
 
-@pytest.fixture
-def store_env(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The environment a deployed function gets, on this test's own tables (as the
-    integration suite's ``service_env``)."""
-    stack = request.getfixturevalue("stack")
-    tables = request.getfixturevalue("tables")
-    env = dict(stack.function_environment("ApiFunction"))
-    env["CONNECTIONS_TABLE"] = tables["ConnectionsTable"]
-    env["OAUTH_STATES_TABLE"] = tables["OAuthStatesTable"]
-    env["IDEMPOTENCY_TABLE"] = tables["IdempotencyTable"]
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
-
-
 @pytest.fixture(params=[DYNAMODB, "fake"])
 def stores(request: pytest.FixtureRequest) -> Any:
     """The real stores (``Graph``) or the fakes (``FakeStores``): same attribute names."""
     if request.param == "fake":
         return FakeStores()
-    return Graph(Settings.from_env(request.getfixturevalue("store_env")))
+    return Graph(Settings.from_env(request.getfixturevalue("service_env")))
 
 
 @pytest.fixture

@@ -420,19 +420,7 @@ class FakeCalendar:
 
     def _external(self, event: _Event) -> ExternalEvent:
         if event.cancelled:
-            return ExternalEvent(
-                event_id=event.event_id,
-                cancelled=True,
-                start=None,
-                end=None,
-                start_date=None,
-                end_date=None,
-                transparent=False,
-                declined=False,
-                summary=None,
-                etag=event.etag,
-                crm_appointment_id=None,
-            )
+            return ExternalEvent.gone(event.event_id, etag=event.etag)
         ours = event.marker[0] if event.marker and event.marker[1] == self.tenant_id else None
         return ExternalEvent(
             event_id=event.event_id,

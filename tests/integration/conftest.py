@@ -1,4 +1,5 @@
-"""In-process use cases wired to the session's local services, on fresh tables per test."""
+"""In-process use cases wired to the session's local services, on fresh tables per test
+(``service_env``, in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
 from crmsync.security.tokens import TokenCipher
+from tests.fakes.world import RecordingQueue
 from tests.support.access import WrappedAccess
 from tests.support.google_user import GoogleCalendarUser
 
@@ -36,18 +38,6 @@ class GoogleControl:
         requests.post(
             f"{self.base_url}/_emulator/grants/revoke", json={"email": email, "client_id": self.client_id}, timeout=10
         ).raise_for_status()
-
-
-@pytest.fixture
-def service_env(stack, tables, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The environment a deployed function gets, pointed at this test's own tables."""
-    env = dict(stack.function_environment("ApiFunction"))
-    env["CONNECTIONS_TABLE"] = tables["ConnectionsTable"]
-    env["OAUTH_STATES_TABLE"] = tables["OAuthStatesTable"]
-    env["IDEMPOTENCY_TABLE"] = tables["IdempotencyTable"]
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
 
 
 @pytest.fixture
@@ -114,21 +104,6 @@ def calendars(graph: Graph) -> Calendars:
 @pytest.fixture
 def calendar_settings(graph: Graph) -> CalendarSettingsService:
     return graph.calendar_settings
-
-
-class RecordingQueue:
-    """Stands in for the sync queue in in-process tests: keeps what was sent, so the test
-    plays the worker (the e2e tests use the real queue and worker)."""
-
-    def __init__(self) -> None:
-        self.sent: list[Any] = []
-
-    def send(self, message: Any) -> None:
-        self.sent.append(message)
-
-    def take(self) -> list[Any]:
-        taken, self.sent = self.sent, []
-        return taken
 
 
 @pytest.fixture

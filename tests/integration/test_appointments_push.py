@@ -18,7 +18,7 @@ from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
 from crmsync.ports.calendar import EventDraft, WrittenEvent
 from crmsync.providers.google.events import PROP_APPOINTMENT
-from tests.integration.conftest import RecordingQueue
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_connected_calendars import connect
 from tests.support import clock
 from tests.support.google_user import GoogleCalendarUser

@@ -18,7 +18,7 @@ from crmsync.logic.appointments import Appointments
 from crmsync.logic.availability import Availability
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from tests.integration.conftest import RecordingQueue
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_appointments_push import settings_service
 from tests.integration.test_connected_calendars import connect
 from tests.support import clock

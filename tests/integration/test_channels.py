@@ -24,7 +24,7 @@ from crmsync.security.secrets import sha256_hex
 from crmsync.sync.calendar_sync import CalendarSync
 from crmsync.sync.channels import Channels, on_notification
 from crmsync.sync.coalesce import MAX_WAIT, QUIET, REQUEST_LOST_AFTER, settle
-from tests.integration.conftest import RecordingQueue
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_connected_calendars import connect
 from tests.support import clock
 from tests.support.google_user import GoogleCalendarUser

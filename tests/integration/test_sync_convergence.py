@@ -24,7 +24,7 @@ from crmsync.dal.appointments import AppointmentFields
 from crmsync.domain import AppointmentStatus, ExternalDeletion, Principal, SyncDirection, SyncPreferences
 from crmsync.errors import BookingConflict, Conflict, NotFound, ProviderError
 from crmsync.guard import Decision, DeletionThreshold
-from tests.integration.conftest import RecordingQueue
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_two_way_sync import START, World, iso
 
 pytestmark = pytest.mark.integration

@@ -26,7 +26,7 @@ from crmsync.logic.integrations import Integrations
 from crmsync.sync.calendar_sync import CalendarSync
 from crmsync.sync.channels import Channels
 from crmsync.sync.planner import SyncPlanner
-from tests.integration.conftest import RecordingQueue
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_connected_calendars import connect
 from tests.support.events import RecordingPublisher
 from tests.support.google_user import GoogleCalendarUser

@@ -26,7 +26,7 @@ from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
 from crmsync.messaging.messages import CalendarSyncRequest
 from crmsync.sync.calendar_sync import CalendarSync
-from tests.integration.conftest import RecordingQueue
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_connected_calendars import connect
 from tests.support.google_user import GoogleCalendarUser
 

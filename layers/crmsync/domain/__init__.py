@@ -252,6 +252,23 @@ class ExternalEvent:
     #: appointments (a CRM edit of one would be refused by Google). Not mirrored.
     event_type: str = "default"
 
+    @classmethod
+    def gone(cls, event_id: str, *, etag: str | None = None, crm_appointment_id: str | None = None) -> ExternalEvent:
+        """A deleted event, as providers report one: its id and little else."""
+        return cls(
+            event_id=event_id,
+            cancelled=True,
+            start=None,
+            end=None,
+            start_date=None,
+            end_date=None,
+            transparent=False,
+            declined=False,
+            summary=None,
+            etag=etag,
+            crm_appointment_id=crm_appointment_id,
+        )
+
     @property
     def all_day(self) -> bool:
         return self.start_date is not None

@@ -259,7 +259,7 @@ class Appointments:
         if complete_since is not None:
             listed = {e.event_id for e in events}
             events = events + [
-                _deleted(event_id, a.appointment_id)
+                ExternalEvent.gone(event_id, crm_appointment_id=a.appointment_id)
                 for event_id, a in known.items()
                 if event_id not in listed and a.end >= complete_since
             ]
@@ -444,22 +444,6 @@ class Appointments:
         if stored is None or stored.connection.status is not ConnectionStatus.CONNECTED:
             return None
         return self._calendars.calendar(stored)
-
-
-def _deleted(event_id: str, appointment_id: str) -> ExternalEvent:
-    return ExternalEvent(
-        event_id=event_id,
-        cancelled=True,
-        start=None,
-        end=None,
-        start_date=None,
-        end_date=None,
-        transparent=False,
-        declined=False,
-        summary=None,
-        etag=None,
-        crm_appointment_id=appointment_id,
-    )
 
 
 def _delete_quietly(writer: CalendarPort, calendar_id: str, event_id: str) -> None:
