@@ -104,7 +104,7 @@ class FakeGraph(Graph):
         calendar_page_size: int = 250,
         **settings: Any,
     ) -> None:
-        super().__init__(Settings.model_validate({**SETTINGS, **settings}))
+        super().__init__(Settings.model_validate({**SETTINGS, **settings}), clock=clock)
         self.stores = FakeStores(clock)
         self.calendar_access = FakeCalendarAccess(page_size=calendar_page_size, clock=clock)
         self.account_access = FakeAccountAccess(FakeOAuth(feature_scopes={"calendar": ("fake.calendar",)}))
@@ -172,6 +172,8 @@ class FakeGraph(Graph):
     def calendar_of(self, connection_id: str) -> FakeCalendar:
         """The account's calendar provider, to act as the user in the calendar app."""
         stored = self.stores.connection_store.get_stored(*self._owner(connection_id))
+        if stored is None:
+            raise KeyError(connection_id)
         return self.calendar_access.calendar(stored)
 
     def _owner(self, connection_id: str) -> tuple[Principal, str]:

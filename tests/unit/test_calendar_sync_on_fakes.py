@@ -6,7 +6,6 @@ test_channels.py, test_mass_deletion_guard.py and test_sync_convergence.py."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from crmsync.domain import AppointmentStatus, CalendarRef, ExternalDeletion, Syn
 from crmsync.guard import Decision
 from crmsync.messaging.messages import AppointmentPush, CalendarSyncRequest
 from crmsync.ports.errors import ProviderError
-from crmsync.sync.channels import Channels
 from tests.fakes.world import FakeGraph
 from tests.unit.test_appointments_on_fakes import EMAIL, HOUR, START, TEAM, World
 
@@ -34,23 +32,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-class ClockedGraph(FakeGraph):
-    """The fake graph whose push channels (and fakes) run on ``clock``."""
-
-    def __init__(self, clock: Clock, **settings: Any) -> None:
-        super().__init__(clock=clock, **settings)
-        self.clock = clock
-
-    @cached_property
-    def channels(self) -> Channels:
-        return Channels(
-            store=self.channel_store,
-            mirror=self.mirror_store,
-            webhook_url=self.settings.calendar_webhook_url,
-            clock=self.clock,
-        )
 
 
 @pytest.fixture
@@ -178,7 +159,7 @@ def test_a_connection_that_is_gone_is_not_synced(world: World) -> None:
 
 def test_a_push_channel_is_opened_once_and_renewed_within_a_day_of_its_expiry() -> None:
     clock = Clock()
-    world = World(graph=ClockedGraph(clock))
+    world = World(graph=FakeGraph(clock=clock))
     first = cursor(world).channel_id
     assert first is not None
     assert set(world.cal.watches()) == {first}

@@ -100,8 +100,16 @@ class Graph(Core):
 
     settings: Settings
 
-    def __init__(self, settings: Settings, *, counter: Counter | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        counter: Counter | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """``clock``: the moment the sync engine and the push channels act at."""
         super().__init__(settings, counter=counter)
+        self.clock = clock
 
     # ------------------------------------------------------------------ infrastructure
     @cached_property
@@ -299,7 +307,10 @@ class Graph(Core):
         from crmsync.sync.channels import Channels
 
         return Channels(
-            store=self.channel_store, mirror=self.mirror_store, webhook_url=self.settings.calendar_webhook_url
+            store=self.channel_store,
+            mirror=self.mirror_store,
+            webhook_url=self.settings.calendar_webhook_url,
+            clock=self.clock,
         )
 
     @cached_property
@@ -314,6 +325,7 @@ class Graph(Core):
             channels=self.channels,
             inbound=self.appointments.absorb,
             events=self.events,
+            clock=self.clock,
             threshold=self.threshold,
             pending=self.pending_store,
             linked=self.appointments.linked_event_ids,
