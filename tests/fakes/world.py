@@ -73,11 +73,22 @@ class FakeConnectors:
     """The fakes of every port, opened per stored connection like the production
     connectors: the calendar port of the connection, its credential, the OAuth client."""
 
-    def __init__(self, calendars: FakeCalendarAccess, accounts: FakeAccountAccess) -> None:
+    def __init__(
+        self, calendars: FakeCalendarAccess, accounts: FakeAccountAccess, cipher: FakeCipher | None = None
+    ) -> None:
         self.calendars = calendars
         self.accounts = accounts
+        self.cipher = cipher
+
+    def _open(self, stored: StoredConnection) -> None:
+        """As the production connectors do, decrypt the credential first: an unreadable
+        ciphertext raises TokenDecryptionError before any port is opened."""
+        if self.cipher is not None:
+            c = stored.connection
+            self.cipher.decrypt(stored.credential_ciphertext, TokenContext(c.tenant_id, c.user_id, c.connection_id))
 
     def calendar(self, stored: StoredConnection) -> FakeCalendar:
+        self._open(stored)
         return self.calendars.calendar(stored)
 
     def reaches_calendars(self, connection: Connection) -> bool:
@@ -89,6 +100,7 @@ class FakeConnectors:
         return self.accounts.oauth(provider)
 
     def credential(self, stored: StoredConnection) -> FakeCredential:
+        self._open(stored)
         return self.accounts.credential(stored)
 
 
@@ -124,7 +136,7 @@ class FakeGraph(Graph):
 
     @cached_property
     def connectors(self) -> FakeConnectors:  # type: ignore[override]
-        return FakeConnectors(self.calendar_access, self.account_access)
+        return FakeConnectors(self.calendar_access, self.account_access, self.cipher)
 
     @cached_property
     def connection_store(self) -> Any:
