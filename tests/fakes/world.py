@@ -14,7 +14,7 @@ from typing import Any
 
 from crmsync.app.wiring import Graph
 from crmsync.config import Settings
-from crmsync.domain import Connection, Principal, StoredConnection
+from crmsync.domain import Connection, Counter, Principal, StoredConnection
 from crmsync.security.tokens import TokenContext, TokenDecryptionError
 from tests.fakes.accounts import FakeAccountAccess, FakeCredential, FakeOAuth
 from tests.fakes.calendar import FakeCalendar, FakeCalendarAccess
@@ -114,9 +114,10 @@ class FakeGraph(Graph):
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         calendar_page_size: int = 250,
+        counter: Counter | None = None,
         **settings: Any,
     ) -> None:
-        super().__init__(Settings.model_validate({**SETTINGS, **settings}), clock=clock)
+        super().__init__(Settings.model_validate({**SETTINGS, **settings}), clock=clock, counter=counter)
         self.stores = FakeStores(clock)
         self.calendar_access = FakeCalendarAccess(page_size=calendar_page_size, clock=clock)
         self.account_access = FakeAccountAccess(FakeOAuth(feature_scopes={"calendar": ("fake.calendar",)}))

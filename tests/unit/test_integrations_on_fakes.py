@@ -60,9 +60,7 @@ def counted() -> Counted:
 
 @pytest.fixture
 def graph(counted: Counted) -> FakeGraph:
-    graph = FakeGraph()
-    graph.counter = counted  # before any use case is built
-    return graph
+    return FakeGraph(counter=counted)
 
 
 def query(url: str) -> dict[str, str]:
@@ -195,8 +193,7 @@ def test_a_state_for_another_provider_is_refused(graph: FakeGraph) -> None:
 
 def test_an_expired_state_is_refused_and_nothing_is_stored(counted: Counted) -> None:
     moment = Clock()
-    graph = FakeGraph(clock=moment)
-    graph.counter = counted
+    graph = FakeGraph(clock=moment, counter=counted)
     answer = consent(graph)
     moment.offset = timedelta(seconds=graph.settings.oauth_state_ttl_seconds + 1)
 
@@ -211,9 +208,8 @@ def test_an_expired_state_is_refused_and_nothing_is_stored(counted: Counted) -> 
 
 
 def test_unknown_or_disabled_features_are_refused_before_anything_is_stored(counted: Counted) -> None:
-    graph = FakeGraph()
+    graph = FakeGraph(counter=counted)
     graph.account_access = FakeAccountAccess(FakeOAuth())  # knows calendar, email and contacts
-    graph.counter = counted
 
     with pytest.raises(InvalidRequest, match="Unknown"):
         graph.integrations.start_connect("google", ALICE, features=["telepathy"])
