@@ -45,6 +45,7 @@ from crmsync.domain import (
     StoredConnection,
     SyncPreferences,
     busy_span,
+    event_end,
 )
 from crmsync.domain.ids import check_id
 from crmsync.errors import BookingConflict, Conflict, OAuthStateError
@@ -472,14 +473,7 @@ def _mirrored(event: ExternalEvent) -> ExternalEvent:
 
 
 def _end_of(event: ExternalEvent) -> datetime | None:
-    if event.end is not None:
-        return event.end
-    if event.end_date:
-        try:
-            return datetime.fromisoformat(event.end_date).replace(tzinfo=UTC)
-        except ValueError:
-            return None
-    return None
+    return event_end(event.end, event.end_date)
 
 
 class FakeMirrorStore:

@@ -298,6 +298,19 @@ class ExternalEvent:
         return (first, after) if after > first else None
 
 
+def event_end(end: datetime | None, end_date: str | None) -> datetime | None:
+    """Until when an event counts for the sync window: its end, or for an all-day event the
+    start (UTC) of the day after it; ``None`` when neither is readable."""
+    if end is not None:
+        return end
+    if end_date:
+        try:
+            return datetime.fromisoformat(end_date).replace(tzinfo=UTC)
+        except ValueError:
+            return None
+    return None
+
+
 def imported_appointment_id(principal: Principal, connection_id: str, calendar_id: str, event_id: str) -> str:
     """The id of the appointment made from an event of the linked calendar: derived from the
     event, so importing it twice makes one appointment, and its mirrored twin is recognised."""
