@@ -78,25 +78,25 @@ def measure(notifications: int = NOTIFICATIONS, calendars: int = CALENDARS, send
         log_stream=log_stream,
     ) as stack:
         os.environ.update(stack.function_environment("SyncWorkerFunction"))
+        from crmsync.app.wiring import Graph
         from crmsync.config import Settings
         from crmsync.dal.mirror import MirrorStore
         from crmsync.domain import Principal
-        from crmsync.logic.wiring import build_integrations
         from crmsync.models import ExternalEventItem, user_pk
         from crmsync.models.sync import external_prefix
         from tests.support.google_consent import consent, query
 
         google = stack.google.base_url
-        integrations = build_integrations(Settings.from_env())
+        integrations = Graph(Settings.from_env()).integrations
         mirror = MirrorStore()
         users: list[tuple[Principal, str, str]] = []  # principal, connection id, calendar (= email)
         for n in range(calendars):
             principal = Principal("bench-tenant", f"burst-user-{n}")
             email = f"burst-{n}@example.com"
-            start = integrations.start_google_connect(principal)
+            start = integrations.start_connect("google", principal)
             params = query(consent(start.authorization_url, email, typed=True))
-            connection = integrations.complete_google_connect(
-                state=params["state"], code=params["code"], error=None, binding=start.binding
+            connection = integrations.complete_connect(
+                "google", state=params["state"], code=params["code"], error=None, binding=start.binding
             ).connection_id
             users.append((principal, connection, email))
         # Each connect queues a health check; the worker syncs the primary calendar and opens

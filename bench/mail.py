@@ -51,19 +51,19 @@ def measure(rounds: int = ROUNDS) -> MailFigures:
     samples = mail_parse.corpus()
     with Stack(ROOT, prewarm=True) as stack:
         os.environ.update(stack.function_environment("ApiFunction"))
+        from crmsync.app.wiring import Graph
         from crmsync.config import Settings
         from crmsync.domain import Principal
-        from crmsync.logic.wiring import build_integrations
         from tests.support.google_consent import consent, query
 
         settings = Settings.from_env()
         principal = Principal("bench-tenant", "mail-user")
         sender = "mailer@example.com"
-        integrations = build_integrations(settings)
-        start = integrations.start_google_connect(principal)
+        integrations = Graph(settings).integrations
+        start = integrations.start_connect("google", principal)
         params = query(consent(start.authorization_url, sender, typed=True))
-        integrations.complete_google_connect(
-            state=params["state"], code=params["code"], error=None, binding=start.binding
+        integrations.complete_connect(
+            "google", state=params["state"], code=params["code"], error=None, binding=start.binding
         )
         token = stack.issue_token(principal.tenant_id, principal.user_id)
         answer = requests.get(

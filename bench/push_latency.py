@@ -49,10 +49,10 @@ def measure(samples: int = SAMPLES) -> LatencyFigures:
     sys.path.insert(0, str(ROOT / "layers"))
     with Stack(ROOT, background=True, prewarm=True, sqs_visibility_timeout=5) as stack:
         os.environ.update(stack.function_environment("SyncWorkerFunction"))
+        from crmsync.app.wiring import Graph
         from crmsync.config import Settings
         from crmsync.dal.mirror import MirrorStore
         from crmsync.domain import Principal
-        from crmsync.logic.wiring import build_integrations
         from crmsync.models import ExternalEventItem, user_pk
         from crmsync.models.sync import external_prefix
         from tests.support.google_consent import consent, query
@@ -60,11 +60,11 @@ def measure(samples: int = SAMPLES) -> LatencyFigures:
         settings = Settings.from_env()
         principal = Principal("bench-tenant", "latency-user")
         email = "latency@example.com"
-        integrations = build_integrations(settings)
-        start = integrations.start_google_connect(principal)
+        integrations = Graph(settings).integrations
+        start = integrations.start_connect("google", principal)
         params = query(consent(start.authorization_url, email, typed=True))
-        connection = integrations.complete_google_connect(
-            state=params["state"], code=params["code"], error=None, binding=start.binding
+        connection = integrations.complete_connect(
+            "google", state=params["state"], code=params["code"], error=None, binding=start.binding
         ).connection_id
         # The connect queues a health check; the worker then syncs the primary calendar and
         # opens its watch channel.

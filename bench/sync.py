@@ -75,22 +75,22 @@ def measure(events: int = EVENTS) -> SyncFigures:
     counter.install()
     with Stack(ROOT, sqs_visibility_timeout=1) as stack:
         os.environ.update(stack.function_environment("SyncWorkerFunction"))
+        from crmsync.app.wiring import Graph
         from crmsync.config import Settings
         from crmsync.domain import Principal
-        from crmsync.logic.wiring import build_calendar_sync, build_calendars, build_integrations
         from crmsync.models import ExternalEventItem, bind_tables
         from tests.support.google_consent import consent, query
 
         settings = Settings.from_env()
         principal = Principal("bench-tenant", "bench-user")
         email = "bench@example.com"
-        integrations = build_integrations(settings)
-        start = integrations.start_google_connect(principal)
+        integrations = Graph(settings).integrations
+        start = integrations.start_connect("google", principal)
         params = query(consent(start.authorization_url, email, typed=True))
-        connection = integrations.complete_google_connect(
-            state=params["state"], code=params["code"], error=None, binding=start.binding
+        connection = integrations.complete_connect(
+            "google", state=params["state"], code=params["code"], error=None, binding=start.binding
         )
-        build_calendars(settings).refresh(principal, connection.connection_id)
+        Graph(settings).calendars.refresh(principal, connection.connection_id)
 
         first = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
         for offset in range(0, events, 1000):
@@ -108,7 +108,7 @@ def measure(events: int = EVENTS) -> SyncFigures:
                 timeout=120,
             ).raise_for_status()
 
-        sync = build_calendar_sync(settings)
+        sync = Graph(settings).calendar_sync
         began = time.perf_counter()
         sync.run(principal, connection.connection_id, email)
         full_sync = time.perf_counter() - began

@@ -88,3 +88,15 @@ def token_for(stack: Stack) -> Callable[..., str]:
         return stack.issue_token(tenant, user, **claims)
 
     return issue
+
+
+@pytest.fixture
+def service_env(stack, tables, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment a deployed function gets, pointed at this test's own tables."""
+    env = dict(stack.function_environment("ApiFunction"))
+    env["CONNECTIONS_TABLE"] = tables["ConnectionsTable"]
+    env["OAUTH_STATES_TABLE"] = tables["OAuthStatesTable"]
+    env["IDEMPOTENCY_TABLE"] = tables["IdempotencyTable"]
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env

@@ -11,7 +11,7 @@ from crmsync.api.http import (
     register_error_handlers,
     screen_request,
 )
-from crmsync.observability import MetricsCounter, build_logger, build_metrics
+from crmsync.observability import build_logger, build_metrics
 from crmsync.web import pages
 
 logger = build_logger()
@@ -19,7 +19,6 @@ metrics = build_metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app)
 app.use(middlewares=[refuse_unknown_query_parameters])
-integrations.use_counter(MetricsCounter(metrics))
 app.include_router(integrations.router)
 app.include_router(calendars.router)
 app.include_router(settings.router)

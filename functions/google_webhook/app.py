@@ -2,8 +2,8 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crmsync.app.google_webhook import handle
 from crmsync.observability import build_logger
-from crmsync.sync.webhook import handle
 
 logger = build_logger()
 

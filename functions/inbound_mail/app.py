@@ -2,15 +2,14 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crmsync.mail.handler import handle
-from crmsync.observability import MetricsCounter, build_logger, build_metrics
+from crmsync.app.inbound_mail import handle
+from crmsync.observability import build_logger, build_metrics
 
 logger = build_logger()
 metrics = build_metrics()
-counter = MetricsCounter(metrics)
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return handle(event, counter)
+    return handle(event)

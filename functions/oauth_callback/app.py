@@ -4,15 +4,14 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crmsync.api import integrations, oauth_callback
+from crmsync.api import oauth_callback
 from crmsync.api.http import register_error_handlers
-from crmsync.observability import MetricsCounter, build_logger, build_metrics
+from crmsync.observability import build_logger, build_metrics
 
 logger = build_logger()
 metrics = build_metrics()
 app = APIGatewayHttpResolver()
 register_error_handlers(app)
-integrations.use_counter(MetricsCounter(metrics))
 app.include_router(oauth_callback.router)
 
 

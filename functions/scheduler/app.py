@@ -2,8 +2,8 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crmsync.app.jobs import run_job
 from crmsync.observability import build_logger, build_metrics
-from crmsync.sync.jobs import run_job
 
 logger = build_logger()
 metrics = build_metrics()

@@ -4,8 +4,8 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from crmsync.app.worker import handle_record, make_processor
 from crmsync.observability import build_logger, build_metrics
-from crmsync.sync.worker import handle_record, make_processor
 
 logger = build_logger()
 metrics = build_metrics()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -39,8 +39,10 @@ class GoogleSettings(BaseModel):
     http_timeout_seconds: float = 10.0
 
 
-class Settings(BaseModel):
-    """Everything a function needs to know about its deployment."""
+class CoreSettings(BaseModel):
+    """What every function needs to know about its deployment: its tables, queue, key and
+    public address. A function that talks to no provider (the Calendar webhook) reads only
+    these."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -65,11 +67,6 @@ class Settings(BaseModel):
     #: exceed ``mass_deletion_share`` of it.
     mass_deletion_share: float = Field(default=0.5, gt=0, le=1)
     mass_deletion_minimum: int = Field(default=20, ge=1)
-    google: GoogleSettings
-
-    @property
-    def google_redirect_uri(self) -> str:
-        return f"{self.public_base_url.rstrip('/')}/oauth/google/callback"
 
     @property
     def calendar_webhook_url(self) -> str:
@@ -84,47 +81,64 @@ class Settings(BaseModel):
         return self.public_base_url.startswith("https://")
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = dict(os.environ if env is None else env)
-        return cls.model_validate(
-            {
-                "stage": e.get("STAGE", "dev"),
-                "public_base_url": e.get("PUBLIC_BASE_URL"),
-                "connections_table": e.get("CONNECTIONS_TABLE"),
-                "oauth_states_table": e.get("OAUTH_STATES_TABLE"),
-                "token_key_id": e.get("TOKEN_KEY_ID"),
-                "sync_queue_url": e.get("SYNC_QUEUE_URL"),
-                "jwt_tenant_claim": e.get("JWT_TENANT_CLAIM", "tenant_id"),
-                "jwt_user_claim": e.get("JWT_USER_CLAIM", "sub"),
-                "event_bus_name": e.get("EVENT_BUS_NAME", ""),
-                "logging_domain": e.get("LOGGING_DOMAIN", ""),
-                "mail_bucket": e.get("MAIL_BUCKET", ""),
-                "idempotency_table": e.get("IDEMPOTENCY_TABLE", ""),
-                **{
-                    k: v
-                    for k, v in {
-                        "mass_deletion_share": e.get("MASS_DELETION_SHARE"),
-                        "mass_deletion_minimum": e.get("MASS_DELETION_MINIMUM"),
-                    }.items()
-                    if v
-                },
-                "google": {
-                    k: v
-                    for k, v in {
-                        "client_id": e.get("GOOGLE_CLIENT_ID"),
-                        "client_secret_arn": e.get("GOOGLE_CLIENT_SECRET_ARN"),
-                        "features": e.get("GOOGLE_FEATURES"),
-                        "auth_uri": e.get("GOOGLE_AUTH_URI"),
-                        "token_uri": e.get("GOOGLE_TOKEN_URI"),
-                        "revoke_uri": e.get("GOOGLE_REVOKE_URI"),
-                        "certs_uri": e.get("GOOGLE_CERTS_URI"),
-                        "issuers": e.get("GOOGLE_ISSUERS"),
-                        "api_root": e.get("GOOGLE_API_ROOT"),
-                    }.items()
-                    if v is not None
-                },
-            }
-        )
+    def from_env(cls, env: dict[str, str] | None = None) -> Self:
+        return cls.model_validate(cls._fields_from(dict(os.environ if env is None else env)))
+
+    @classmethod
+    def _fields_from(cls, e: dict[str, str]) -> dict[str, Any]:
+        return {
+            "stage": e.get("STAGE", "dev"),
+            "public_base_url": e.get("PUBLIC_BASE_URL"),
+            "connections_table": e.get("CONNECTIONS_TABLE"),
+            "oauth_states_table": e.get("OAUTH_STATES_TABLE"),
+            "token_key_id": e.get("TOKEN_KEY_ID"),
+            "sync_queue_url": e.get("SYNC_QUEUE_URL"),
+            "jwt_tenant_claim": e.get("JWT_TENANT_CLAIM", "tenant_id"),
+            "jwt_user_claim": e.get("JWT_USER_CLAIM", "sub"),
+            "event_bus_name": e.get("EVENT_BUS_NAME", ""),
+            "logging_domain": e.get("LOGGING_DOMAIN", ""),
+            "mail_bucket": e.get("MAIL_BUCKET", ""),
+            "idempotency_table": e.get("IDEMPOTENCY_TABLE", ""),
+            **{
+                k: v
+                for k, v in {
+                    "mass_deletion_share": e.get("MASS_DELETION_SHARE"),
+                    "mass_deletion_minimum": e.get("MASS_DELETION_MINIMUM"),
+                }.items()
+                if v
+            },
+        }
+
+
+class Settings(CoreSettings):
+    """Everything a function that talks to providers needs: the core, and Google."""
+
+    google: GoogleSettings
+
+    @property
+    def google_redirect_uri(self) -> str:
+        return f"{self.public_base_url.rstrip('/')}/oauth/google/callback"
+
+    @classmethod
+    def _fields_from(cls, e: dict[str, str]) -> dict[str, Any]:
+        return {
+            **super()._fields_from(e),
+            "google": {
+                k: v
+                for k, v in {
+                    "client_id": e.get("GOOGLE_CLIENT_ID"),
+                    "client_secret_arn": e.get("GOOGLE_CLIENT_SECRET_ARN"),
+                    "features": e.get("GOOGLE_FEATURES"),
+                    "auth_uri": e.get("GOOGLE_AUTH_URI"),
+                    "token_uri": e.get("GOOGLE_TOKEN_URI"),
+                    "revoke_uri": e.get("GOOGLE_REVOKE_URI"),
+                    "certs_uri": e.get("GOOGLE_CERTS_URI"),
+                    "issuers": e.get("GOOGLE_ISSUERS"),
+                    "api_root": e.get("GOOGLE_API_ROOT"),
+                }.items()
+                if v is not None
+            },
+        }
 
 
 @lru_cache(maxsize=1)

@@ -23,8 +23,7 @@ from google.oauth2 import id_token as google_id_token
 from google.oauth2.credentials import Credentials
 from google_auth_oauthlib.flow import Flow
 
-from crmsync.logic.calendars import CALENDAR_LIST_SCOPES
-from crmsync.providers.google.scopes import FEATURE_SCOPES, scopes_for
+from crmsync.providers.google.scopes import CALENDAR_LIST_SCOPES, FEATURE_SCOPES, scopes_for
 from devstack.google import GoogleEmulator
 
 # Talks to the Google emulator over HTTP (see the markers in pyproject.toml).

@@ -132,6 +132,14 @@ def test_an_overlong_path_parameter_is_refused_before_it_reaches_a_key(client: C
     assert refused.headers["Content-Type"] == PROBLEM
 
 
+@pytest.mark.parametrize("answer", ["apply", "ignore"])
+def test_an_answer_on_a_calendar_id_too_long_for_a_key_is_404(client: Client, answer: str) -> None:
+    """A calendar id the body allows (1024 characters) but no key can hold: no such calendar
+    of the user's, so nothing is looked up by it (schemathesis found it answering 500)."""
+    body = {"connection_id": "0", "calendar_id": "0" * 1024}
+    _problem(client.call("POST", f"/v1/calendars/pending-deletions/{answer}", json=body), 404)
+
+
 @pytest.mark.parametrize("value", ["a\u0000b", "a\nb", "ab%", "é" * 10])
 def test_path_parameters_outside_their_alphabet_are_refused(client: Client, value: str) -> None:
     refused = client.call("GET", "/v1/appointments/" + requests.utils.quote(value, safe=""))

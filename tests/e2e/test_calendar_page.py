@@ -281,16 +281,16 @@ def test_a_full_sync_under_way_shows_its_events_so_far_until_it_is_done(
 ) -> None:
     """A calendar whose full sync is between two pages of events.list (the count recorded as
     the sync worker records it) shows "Syncing… N events so far"; a finished sync clears it."""
+    from crmsync.app.wiring import Graph
     from crmsync.config import Settings
     from crmsync.dal.mirror import MirrorStore
     from crmsync.domain import Principal
-    from crmsync.logic.wiring import build_calendars
 
     email, connection_id = connected_demo_account(stack, alice)
     env = stack.function_environment("ApiFunction")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    build_calendars(Settings.from_env(env))  # binds the stack's tables in this process
+    Graph(Settings.from_env(env))  # binds the stack's tables in this process
     MirrorStore().record_progress(Principal(f"tenant-{unique}", "alice"), connection_id, email, 2500)
 
     (primary,) = [c for c in calendars(alice) if c["calendar_id"] == email]

@@ -1,4 +1,5 @@
-"""In-process use cases wired to the session's local services, on fresh tables per test."""
+"""In-process use cases wired to the session's local services, on fresh tables per test
+(``service_env``, in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,25 +9,15 @@ from typing import Any
 import pytest
 import requests
 
+from crmsync.app.wiring import Graph
 from crmsync.config import Settings
-from crmsync.dal.appointments import AppointmentStore
-from crmsync.dal.connections import ConnectionStore
-from crmsync.dal.settings import SettingsStore
 from crmsync.logic.appointments import Appointments
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import (
-    build_availability,
-    build_calendar_settings,
-    build_calendar_sync,
-    build_calendars,
-    build_integrations,
-    client_secret_reader,
-)
-from crmsync.models import bind_tables
-from crmsync.providers.google.calendar import GoogleCalendar
 from crmsync.security.tokens import TokenCipher
+from tests.fakes.world import RecordingQueue
+from tests.support.access import WrappedAccess
 from tests.support.google_user import GoogleCalendarUser
 
 
@@ -50,18 +41,6 @@ class GoogleControl:
 
 
 @pytest.fixture
-def service_env(stack, tables, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The environment a deployed function gets, pointed at this test's own tables."""
-    env = dict(stack.function_environment("ApiFunction"))
-    env["CONNECTIONS_TABLE"] = tables["ConnectionsTable"]
-    env["OAUTH_STATES_TABLE"] = tables["OAuthStatesTable"]
-    env["IDEMPOTENCY_TABLE"] = tables["IdempotencyTable"]
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
-
-
-@pytest.fixture
 def make_integrations(service_env: dict[str, str]) -> Callable[..., Integrations]:
     def make(counter: Callable[[str], None] | None = None, **overrides: Any) -> Integrations:
         settings = Settings.from_env(service_env)
@@ -69,7 +48,7 @@ def make_integrations(service_env: dict[str, str]) -> Callable[..., Integrations
         if google:
             settings = settings.model_copy(update={"google": settings.google.model_copy(update=google)})
         assert not overrides, f"unknown overrides {overrides}"
-        return build_integrations(settings, counter=_Counter(counter) if counter else None)
+        return Graph(settings, counter=_Counter(counter) if counter else None).integrations
 
     return make
 
@@ -112,28 +91,19 @@ def kms_cipher(service_env: dict[str, str]) -> TokenCipher:
 
 
 @pytest.fixture
-def calendars(service_env: dict[str, str]) -> Calendars:
-    return build_calendars(Settings.from_env(service_env))
+def graph(service_env: dict[str, str]) -> Graph:
+    """The production object graph, on this test's tables (a new one per test)."""
+    return Graph(Settings.from_env(service_env))
 
 
 @pytest.fixture
-def calendar_settings(service_env: dict[str, str]) -> CalendarSettingsService:
-    return build_calendar_settings(Settings.from_env(service_env))
+def calendars(graph: Graph) -> Calendars:
+    return graph.calendars
 
 
-class RecordingQueue:
-    """Stands in for the sync queue in in-process tests: keeps what was sent, so the test
-    plays the worker (the e2e tests use the real queue and worker)."""
-
-    def __init__(self) -> None:
-        self.sent: list[Any] = []
-
-    def send(self, message: Any) -> None:
-        self.sent.append(message)
-
-    def take(self) -> list[Any]:
-        taken, self.sent = self.sent, []
-        return taken
+@pytest.fixture
+def calendar_settings(graph: Graph) -> CalendarSettingsService:
+    return graph.calendar_settings
 
 
 @pytest.fixture
@@ -142,25 +112,16 @@ def recorded() -> RecordingQueue:
 
 
 @pytest.fixture
-def make_appointments(service_env: dict[str, str], recorded: RecordingQueue) -> Callable[..., Appointments]:
+def make_appointments(graph: Graph, recorded: RecordingQueue) -> Callable[..., Appointments]:
     """Appointments wired like production, but with the recording queue (or ``queue``) and,
     optionally, a wrapper around the real Google Calendar adapter (to inject failures)."""
 
     def make(wrap: Callable[[Any], Any] | None = None, external_busy: Any = None, queue: Any = None) -> Appointments:
-        settings = Settings.from_env(service_env)
-        bind_tables(connections_table=settings.connections_table, oauth_states_table=settings.oauth_states_table)
-        secret = client_secret_reader(settings.google.client_secret_arn)
-
-        def writer(refresh_token: str) -> Any:
-            adapter = GoogleCalendar(settings.google, refresh_token, secret)
-            return wrap(adapter) if wrap else adapter
-
         return Appointments(
-            store=AppointmentStore(),
-            settings=SettingsStore(),
-            connections=ConnectionStore(),
-            cipher=TokenCipher(settings.token_key_id),
-            writer=writer,
+            store=graph.appointment_store,
+            settings=graph.settings_store,
+            connections=graph.connection_store,
+            calendars=WrappedAccess(graph.connectors, wrap) if wrap else graph.connectors,
             queue=queue or recorded,
             external_busy=external_busy,
         )
@@ -169,10 +130,10 @@ def make_appointments(service_env: dict[str, str], recorded: RecordingQueue) -> 
 
 
 @pytest.fixture
-def calendar_sync(service_env: dict[str, str]) -> Any:
-    return build_calendar_sync(Settings.from_env(service_env))
+def calendar_sync(graph: Graph) -> Any:
+    return graph.calendar_sync
 
 
 @pytest.fixture
-def availability(service_env: dict[str, str]) -> Any:
-    return build_availability(Settings.from_env(service_env))
+def availability(graph: Graph) -> Any:
+    return graph.availability

@@ -10,14 +10,15 @@ import pytest
 import requests
 
 from crmsync.dal.appointments import AppointmentFields
-from crmsync.domain import CalendarRef, ExternalDeletion, Principal, SyncDirection, SyncPreferences
+from crmsync.domain import CalendarRef, ExternalDeletion, Principal, SyncDirection, SyncPreferences, event_id_for
 from crmsync.errors import ProviderError, Unprocessable
 from crmsync.logic.appointments import Appointments
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.providers.google.events import PROP_APPOINTMENT, event_id_for
-from tests.integration.conftest import RecordingQueue
+from crmsync.ports.calendar import EventDraft, WrittenEvent
+from crmsync.providers.google.events import PROP_APPOINTMENT
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_connected_calendars import connect
 from tests.support import clock
 from tests.support.google_user import GoogleCalendarUser
@@ -155,8 +156,8 @@ class LosesTheAnswerOnce:
         self.adapter = adapter
         self.lost = lost
 
-    def insert_event(self, calendar_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        created = self.adapter.insert_event(calendar_id, body)
+    def create_event(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
+        created = self.adapter.create_event(calendar_id, draft)
         if not self.lost:
             self.lost.append(True)
             raise ProviderError("events.insert: timed out", retryable=True)

@@ -7,13 +7,13 @@ import threading
 
 import pytest
 
+from crmsync.app.wiring import Graph
 from crmsync.config import Settings
 from crmsync.dal.bcc import BccAddressStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.domain import Principal
 from crmsync.errors import Conflict, NotFound, Unprocessable
 from crmsync.logic.bcc_settings import BccSettings
-from crmsync.logic.wiring import build_bcc_settings
 from crmsync.models.mail import BccLookupItem
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ MALLORY = Principal("tenant-b", "alice")  # same user id, another tenant
 
 @pytest.fixture
 def bcc(service_env: dict[str, str]) -> BccSettings:
-    return build_bcc_settings(Settings.from_env({**service_env, "LOGGING_DOMAIN": DOMAIN}))
+    return Graph(Settings.from_env({**service_env, "LOGGING_DOMAIN": DOMAIN})).bcc_settings
 
 
 def connect_account(principal: Principal, email: str) -> None:
@@ -38,7 +38,7 @@ def connect_account(principal: Principal, email: str) -> None:
         email=email,
         display_name=None,
         scopes=("openid", "email"),
-        refresh_token_ciphertext=b"not-a-real-ciphertext",
+        credential_ciphertext=b"not-a-real-ciphertext",
     )
 
 
@@ -103,7 +103,7 @@ def test_rotating_from_a_stale_read_is_refused_without_change(bcc: BccSettings) 
 
 
 def test_without_a_logging_domain_the_feature_says_it_is_not_configured(service_env: dict[str, str]) -> None:
-    unconfigured = build_bcc_settings(Settings.from_env({**service_env, "LOGGING_DOMAIN": ""}))
+    unconfigured = Graph(Settings.from_env({**service_env, "LOGGING_DOMAIN": ""})).bcc_settings
     with pytest.raises(Unprocessable, match="not configured"):
         unconfigured.address(ALICE)
 

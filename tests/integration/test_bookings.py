@@ -11,15 +11,14 @@ from typing import Any
 
 import pytest
 
-from crmsync.config import Settings
 from crmsync.dal.appointments import AppointmentFields
 from crmsync.domain import CalendarRef, Principal
 from crmsync.errors import BookingConflict
 from crmsync.logic.appointments import Appointments
+from crmsync.logic.availability import Availability
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import build_availability
-from tests.integration.conftest import RecordingQueue
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_appointments_push import settings_service
 from tests.integration.test_connected_calendars import connect
 from tests.support import clock
@@ -145,9 +144,9 @@ def primary(integrations: Integrations, calendars: Calendars, google: GoogleCale
 
 
 @pytest.fixture
-def guarded(make_appointments: Callable[..., Appointments], service_env: dict[str, str]) -> Appointments:
+def guarded(make_appointments: Callable[..., Appointments], availability: Availability) -> Appointments:
     """Appointments that also refuse the busy time of conflict calendars, as in production."""
-    return make_appointments(external_busy=build_availability(Settings.from_env(service_env)).external_busy)
+    return make_appointments(external_busy=availability.external_busy)
 
 
 def timed(start: datetime, end: datetime, summary: str = "busy") -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 
+from crmsync.app.wiring import Graph
 from crmsync.config import Settings
 from crmsync.dal.channels import Channel, ChannelStore
 from crmsync.dal.connections import ConnectionStore
@@ -18,14 +19,12 @@ from crmsync.dal.sync_requests import SyncRequestStore
 from crmsync.domain import Principal
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import client_secret_reader
-from crmsync.providers.google.calendar import GoogleCalendar
+from crmsync.providers.google.push import parse_notification
 from crmsync.security.secrets import sha256_hex
-from crmsync.security.tokens import TokenCipher
 from crmsync.sync.calendar_sync import CalendarSync
 from crmsync.sync.channels import Channels, on_notification
 from crmsync.sync.coalesce import MAX_WAIT, QUIET, REQUEST_LOST_AFTER, settle
-from tests.integration.conftest import RecordingQueue
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_connected_calendars import connect
 from tests.support import clock
 from tests.support.google_user import GoogleCalendarUser
@@ -64,9 +63,13 @@ def headers(channel: Channel, **over: str) -> dict[str, str]:
 
 
 def notify(channel_headers: dict[str, str], queue: Any, clock: Callable[[], datetime] | None = None) -> tuple[int, str]:
+    """What the google_webhook function does with the request's headers."""
+    parsed = parse_notification(channel_headers)
+    if isinstance(parsed, str):
+        return 400, parsed
     if clock is None:
-        return on_notification(channel_headers, ChannelStore(), SyncRequestStore(), queue)
-    return on_notification(channel_headers, ChannelStore(), SyncRequestStore(), queue, clock)
+        return on_notification(parsed, ChannelStore(), SyncRequestStore(), queue)
+    return on_notification(parsed, ChannelStore(), SyncRequestStore(), queue, clock)
 
 
 def test_an_authentic_notification_enqueues_one_sync(channel: Channel, recorded: RecordingQueue) -> None:
@@ -244,13 +247,11 @@ def test_a_channel_expiring_within_a_day_is_renewed_new_first_then_old_stopped(
 
     def sync_at(moment: Callable[[], datetime]) -> None:
         settings = Settings.from_env(service_env)
-        secret = client_secret_reader(settings.google.client_secret_arn)
         CalendarSync(
             connections=ConnectionStore(),
             settings=SettingsStore(),
             mirror=MirrorStore(),
-            cipher=TokenCipher(settings.token_key_id),
-            lister=lambda token: GoogleCalendar(settings.google, token, secret),
+            calendars=Graph(settings).connectors,
             channels=Channels(
                 store=ChannelStore(), mirror=MirrorStore(), webhook_url=settings.calendar_webhook_url, clock=moment
             ),

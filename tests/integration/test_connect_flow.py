@@ -27,13 +27,13 @@ MALLORY = Principal("tenant-b", "mallory")
 
 
 def connect(svc: Integrations, who: Principal, email: str) -> tuple[str, dict[str, str]]:
-    start = svc.start_google_connect(who)
+    start = svc.start_connect("google", who)
     return start.binding, query(consent(start.authorization_url, email))
 
 
 def complete(svc: Integrations, binding: str, params: dict[str, str]):  # type: ignore[no-untyped-def]
-    return svc.complete_google_connect(
-        state=params.get("state"), code=params.get("code"), error=params.get("error"), binding=binding
+    return svc.complete_connect(
+        "google", state=params.get("state"), code=params.get("code"), error=params.get("error"), binding=binding
     )
 
 
@@ -48,9 +48,9 @@ def test_connect_stores_the_account_with_an_encrypted_refresh_token(integrations
     item = ConnectionItem.get(user_pk(ALICE.tenant_id, ALICE.user_id), "CONN#" + connection.connection_id)
     refresh_tokens = google.issued()["refresh_tokens"]
     assert refresh_tokens
-    assert not [t for t in refresh_tokens if t.encode() in bytes(item.refresh_token_ciphertext)]
+    assert not [t for t in refresh_tokens if t.encode() in bytes(item.credential_ciphertext)]
     plaintext = kms_cipher.decrypt(
-        bytes(item.refresh_token_ciphertext), TokenContext(ALICE.tenant_id, ALICE.user_id, connection.connection_id)
+        bytes(item.credential_ciphertext), TokenContext(ALICE.tenant_id, ALICE.user_id, connection.connection_id)
     )
     assert plaintext in refresh_tokens
 
@@ -72,7 +72,7 @@ def test_the_ciphertext_does_not_decrypt_for_another_connection(integrations, km
     item = ConnectionItem.get(user_pk(ALICE.tenant_id, ALICE.user_id), "CONN#" + connection.connection_id)
     with pytest.raises(TokenDecryptionError):
         kms_cipher.decrypt(
-            bytes(item.refresh_token_ciphertext),
+            bytes(item.credential_ciphertext),
             TokenContext(MALLORY.tenant_id, MALLORY.user_id, connection.connection_id),
         )
 
@@ -103,7 +103,7 @@ def test_a_replayed_state_is_refused(make_integrations, ada) -> None:
 
 def test_a_state_presented_from_another_users_browser_is_refused_and_not_burned(integrations, ada) -> None:
     alice_binding, alice_params = connect(integrations, ALICE, ada)
-    mallory_binding = integrations.start_google_connect(MALLORY).binding
+    mallory_binding = integrations.start_connect("google", MALLORY).binding
 
     with pytest.raises(OAuthStateError) as refused:
         complete(integrations, mallory_binding, alice_params)
@@ -134,7 +134,7 @@ def test_an_expired_state_is_refused_and_nothing_is_stored(integrations, stack, 
 
 def test_a_missing_state_is_refused(integrations) -> None:
     with pytest.raises(OAuthStateError) as refused:
-        integrations.complete_google_connect(state=None, code="4/0abc", error=None, binding="x" * 43)
+        integrations.complete_connect("google", state=None, code="4/0abc", error=None, binding="x" * 43)
     assert refused.value.reason == OAuthStateError.MISSING
 
 
@@ -150,7 +150,7 @@ def test_a_wrong_pkce_verifier_is_refused_by_google_and_nothing_is_stored(integr
 
 
 def test_consent_cancelled_stores_nothing_and_consumes_the_state(integrations) -> None:
-    start = integrations.start_google_connect(ALICE)
+    start = integrations.start_connect("google", ALICE)
     params = query(consent(start.authorization_url, cancel=True))
     assert params["error"] == "access_denied"
 
@@ -258,7 +258,7 @@ def test_a_check_of_a_disconnected_connection_is_a_no_op(integrations) -> None:
 
 
 def test_the_authorization_url_asks_for_what_we_need(integrations, google) -> None:
-    start = integrations.start_google_connect(ALICE)
+    start = integrations.start_connect("google", ALICE)
     params = query(start.authorization_url)
     assert params["access_type"] == "offline"
     assert params["prompt"] == "consent"

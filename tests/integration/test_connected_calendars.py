@@ -20,10 +20,10 @@ MALLORY = Principal("tenant-b", "mallory")
 
 def connect(svc: Integrations, who: Principal, email: str, *, typed: bool = False) -> str:
     """Sign in through the emulator's consent page (``typed``: as an account not listed there)."""
-    start = svc.start_google_connect(who)
+    start = svc.start_connect("google", who)
     params = query(consent(start.authorization_url, email, typed=typed))
-    connection = svc.complete_google_connect(
-        state=params["state"], code=params["code"], error=None, binding=start.binding
+    connection = svc.complete_connect(
+        "google", state=params["state"], code=params["code"], error=None, binding=start.binding
     )
     return connection.connection_id
 

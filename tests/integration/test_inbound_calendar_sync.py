@@ -148,14 +148,11 @@ def test_a_calendar_that_is_not_a_conflict_calendar_does_not_block(
 
 
 def test_booking_into_busy_calendar_time_is_refused(
-    calendar_sync, connection: str, user: GoogleUser, make_appointments: Callable[..., Appointments], service_env
+    calendar_sync, connection: str, user: GoogleUser, make_appointments: Callable[..., Appointments], availability
 ) -> None:
-    from crmsync.config import Settings
-    from crmsync.logic.wiring import build_availability
-
     user.add(**timed(at(9), at(10)))
     calendar_sync.run(ALICE, connection, user.email)
-    appointments = make_appointments(external_busy=build_availability(Settings.from_env(service_env)).external_busy)
+    appointments = make_appointments(external_busy=availability.external_busy)
 
     with pytest.raises(BookingConflict) as refused:
         appointments.create(ALICE, AppointmentFields("x", at(9, 30), at(10, 30), "UTC"))
@@ -173,13 +170,11 @@ def test_a_full_sync_shows_how_many_events_it_mirrored_so_far_page_by_page(
     from crmsync.config import Settings
     from crmsync.dal.connections import ConnectionStore
     from crmsync.dal.settings import SettingsStore
-    from crmsync.logic.wiring import client_secret_reader
-    from crmsync.providers.google.calendar import GoogleCalendar
-    from crmsync.security.tokens import TokenCipher
+    from crmsync.ports.calendar import CalendarPort, EventPage
     from crmsync.sync.calendar_sync import CalendarSync
+    from tests.support.access import WrappedAccess, graph_with_page_size
 
     settings = Settings.from_env(service_env)
-    secret = client_secret_reader(settings.google.client_secret_arn)
     user.add_many([timed(at(8) + timedelta(minutes=10 * i), at(8) + timedelta(minutes=10 * i + 5)) for i in range(45)])
 
     def so_far() -> int | None:
@@ -188,22 +183,25 @@ def test_a_full_sync_shows_how_many_events_it_mirrored_so_far_page_by_page(
 
     seen: list[int | None] = []
 
-    class Watched(GoogleCalendar):
+    class Watched:
         """The real adapter, noting what the settings page would show as each page arrives."""
 
-        def event_pages(
-            self, calendar_id: str, *, sync_token: str | None, time_min: str | None
-        ) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
-            for page in super().event_pages(calendar_id, sync_token=sync_token, time_min=time_min):
+        def __init__(self, adapter: CalendarPort) -> None:
+            self.adapter = adapter
+
+        def event_pages(self, calendar_id: str, *, cursor: str | None, since: Any) -> Iterator[EventPage]:
+            for page in self.adapter.event_pages(calendar_id, cursor=cursor, since=since):
                 seen.append(so_far())
                 yield page
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.adapter, name)
 
     sync = CalendarSync(
         connections=ConnectionStore(),
         settings=SettingsStore(),
         mirror=MirrorStore(),
-        cipher=TokenCipher(settings.token_key_id),
-        lister=lambda token: Watched(settings.google, token, secret, events_page_size=10),
+        calendars=WrappedAccess(graph_with_page_size(settings, 10).connectors, Watched),
     )
     assert so_far() is None  # chosen, not syncing yet
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from crmsync.app.wiring import Graph
 from crmsync.config import Settings
 from crmsync.dal.bcc import BccAddressStore, SenderAddressStore
 from crmsync.dal.connections import ConnectionStore
@@ -27,13 +28,12 @@ from crmsync.dal.mail_bucket import MailBucket
 from crmsync.dal.mail_log import MailLogStore
 from crmsync.dal.paging import encode_cursor
 from crmsync.domain import Principal
+from crmsync.domain.mail_records import LoggedMessage
 from crmsync.errors import InvalidRequest
 from crmsync.logic.bcc_settings import BccSettings
 from crmsync.logic.contacts import Contacts
-from crmsync.logic.wiring import build_bcc_settings, build_contacts
 from crmsync.mail.inbound import MAX_CONTACTS, InboundMail, Outcome
 from crmsync.mail.parse import parse_message
-from crmsync.mail.records import LoggedMessage
 from crmsync.messaging.events import DomainEvent, EmailLogged
 from tests.integration.test_bcc_address import connect_account
 from tests.support.events import RecordingPublisher
@@ -201,8 +201,8 @@ def world(service_env: dict[str, str], stack: Any) -> World:
         dynamodb=stack.aws_client("dynamodb"),
         publisher=RecordingPublisher(),
         counts=Counts(),
-        bcc=build_bcc_settings(settings),
-        contacts=build_contacts(settings),
+        bcc=Graph(settings).bcc_settings,
+        contacts=Graph(settings).contacts,
     )
     connect_account(ALICE, "ada@example.com")
     connect_account(BRUNO, "bruno@corp.example")

@@ -21,7 +21,7 @@ from crmsync.logic.calendars import CalendarStatus
 from crmsync.messaging.messages import AppointmentPush, CalendarSyncRequest
 from crmsync.models.appointment import APPOINTMENT_SK_PREFIX, AppointmentItem
 from crmsync.models.keys import user_pk
-from tests.integration.conftest import RecordingQueue
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_two_way_sync import START, World, iso
 from tests.support.events import RecordingPublisher
 

@@ -14,7 +14,7 @@ from crmsync.logic.appointments import Appointments
 from crmsync.messaging.messages import AppointmentPush
 from crmsync.models.appointment import APPOINTMENT_SK_PREFIX, AppointmentItem, push_due_at_key, push_due_shard
 from crmsync.models.keys import user_pk
-from tests.integration.conftest import RecordingQueue
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_appointments_push import ALICE, Google, fields, settings_service, work
 from tests.integration.test_connected_calendars import connect
 from tests.support import clock

@@ -24,7 +24,7 @@ from crmsync.dal.appointments import AppointmentFields
 from crmsync.domain import AppointmentStatus, ExternalDeletion, Principal, SyncDirection, SyncPreferences
 from crmsync.errors import BookingConflict, Conflict, NotFound, ProviderError
 from crmsync.guard import Decision, DeletionThreshold
-from tests.integration.conftest import RecordingQueue
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_two_way_sync import START, World, iso
 
 pytestmark = pytest.mark.integration
@@ -55,8 +55,8 @@ class LosesAnswers:
             raise ProviderError(f"events.{name}: timed out", retryable=True)
         return result
 
-    def insert_event(self, *args: Any) -> Any:
-        return self._write("insert_event", *args)
+    def create_event(self, *args: Any) -> Any:
+        return self._write("create_event", *args)
 
     def update_event(self, *args: Any) -> Any:
         return self._write("update_event", *args)

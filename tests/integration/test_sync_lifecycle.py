@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from crmsync.app.wiring import Graph
 from crmsync.config import Settings
 from crmsync.dal.appointments import AppointmentFields
 from crmsync.dal.calendars import CalendarStore
@@ -22,13 +23,10 @@ from crmsync.logic.appointments import Appointments
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import client_secret_reader
-from crmsync.providers.google.calendar import GoogleCalendar
-from crmsync.security.tokens import TokenCipher
 from crmsync.sync.calendar_sync import CalendarSync
 from crmsync.sync.channels import Channels
 from crmsync.sync.planner import SyncPlanner
-from tests.integration.conftest import RecordingQueue
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_connected_calendars import connect
 from tests.support.events import RecordingPublisher
 from tests.support.google_user import GoogleCalendarUser
@@ -67,13 +65,11 @@ class World:
             on_changed=lambda p: self.planner.enqueue(p, None, reason="settings", occasion=str(datetime.now(UTC))),
         )
         settings = Settings.from_env(service_env)
-        secret = client_secret_reader(settings.google.client_secret_arn)
         self.sync = CalendarSync(
             connections=ConnectionStore(),
             settings=SettingsStore(),
             mirror=MirrorStore(),
-            cipher=TokenCipher(settings.token_key_id),
-            lister=lambda token: GoogleCalendar(settings.google, token, secret),
+            calendars=Graph(settings).connectors,
             channels=Channels(store=ChannelStore(), mirror=MirrorStore(), webhook_url=settings.calendar_webhook_url),
             inbound=self.appointments.absorb,
             events=self.events,

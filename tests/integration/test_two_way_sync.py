@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from crmsync.app.wiring import Graph
 from crmsync.config import Settings
 from crmsync.dal.appointments import AppointmentFields
 from crmsync.dal.calendars import CalendarStore
@@ -23,12 +24,9 @@ from crmsync.logic.appointments import Appointments
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import client_secret_reader
 from crmsync.messaging.messages import CalendarSyncRequest
-from crmsync.providers.google.calendar import GoogleCalendar
-from crmsync.security.tokens import TokenCipher
 from crmsync.sync.calendar_sync import CalendarSync
-from tests.integration.conftest import RecordingQueue
+from tests.fakes.world import RecordingQueue
 from tests.integration.test_connected_calendars import connect
 from tests.support.google_user import GoogleCalendarUser
 
@@ -74,13 +72,12 @@ class World:
         )
         self.settings.link(self.principal, CalendarRef(self.connection, self.email))
         settings = Settings.from_env(service_env)
-        secret = client_secret_reader(settings.google.client_secret_arn)
+        connectors = Graph(settings).connectors
         self.sync = CalendarSync(
             connections=ConnectionStore(),
             settings=SettingsStore(),
             mirror=MirrorStore(),
-            cipher=TokenCipher(settings.token_key_id),
-            lister=lambda token: GoogleCalendar(settings.google, token, secret),
+            calendars=connectors,
             inbound=appointments.absorb,
             threshold=threshold,
             events=events,
@@ -92,8 +89,7 @@ class World:
         self.calendars = Calendars(
             connections=ConnectionStore(),
             calendars=CalendarStore(),
-            cipher=TokenCipher(settings.token_key_id),
-            provider=lambda token: GoogleCalendar(settings.google, token, secret),
+            access=connectors,
             queue=recorded,
         )
         self.sync.run(self.principal, self.connection, self.email)

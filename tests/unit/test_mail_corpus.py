@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from crmsync.mail.message import MailLimits, ParsedMail, Refusal
+from crmsync.domain.message import MailLimits, ParsedMail, Refusal
 from crmsync.mail.parse import parse_message
 from tests.support.mail_corpus import corpus_messages
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from crmsync.mail.message import MailLimits, ParsedMail, Refusal
+from crmsync.domain.message import MailLimits, ParsedMail, Refusal
 from crmsync.mail.parse import parse_message
 from tests.support.mail_corpus import corpus_messages
 

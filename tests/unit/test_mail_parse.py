@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from crmsync.mail.message import MailLimits, ParsedMail, Refusal
+from crmsync.domain.message import MailLimits, ParsedMail, Refusal
 from crmsync.mail.parse import parse_message
 
 

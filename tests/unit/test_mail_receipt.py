@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from crmsync.domain.message import ParsedMail, Refusal
 from crmsync.mail.addresses import (
     codes_in,
     is_local_part,
@@ -18,7 +19,6 @@ from crmsync.mail.addresses import (
     on_domain,
 )
 from crmsync.mail.inbound import content_digest, message_key, message_keys, normalise_message_id
-from crmsync.mail.message import ParsedMail, Refusal
 from crmsync.mail.receipt import Verdicts, read_receipts
 
 EVENT: dict[str, Any] = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aws_lambda_powertools import Metrics
 
-from crmsync.sync.jobs import JOBS, run_job
+from crmsync.app.jobs import JOBS, run_job
 from devstack.template import LocalContext, load_template
 
 ROOT = Path(__file__).resolve().parents[2]

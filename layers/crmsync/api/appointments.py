@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
@@ -13,18 +12,17 @@ from crmsync.api.http import principal_of
 from crmsync.api.idempotency import IdempotencyKeyHeader, idempotent_create
 from crmsync.api.openapi import AppointmentId, answer, responses
 from crmsync.api.schemas import AppointmentIn, AppointmentList, AppointmentOut, AppointmentPatch, Moment
+from crmsync.app.wiring import graph
 from crmsync.config import get_settings
 from crmsync.dal.appointments import AppointmentFields
 from crmsync.domain import Appointment
 from crmsync.logic.appointments import Appointments
-from crmsync.logic.wiring import build_appointments
 
 router = APIGatewayHttpRouter()
 
 
-@lru_cache(maxsize=1)
 def appointments() -> Appointments:
-    return build_appointments(get_settings())
+    return graph().appointments
 
 
 def _one(status: int, appointment: Appointment) -> Response[AppointmentOut]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,10 +14,10 @@ from pydantic import BaseModel, Field
 from crmsync.api.http import principal_of
 from crmsync.api.openapi import answer, responses
 from crmsync.api.schemas import Moment
+from crmsync.app.wiring import graph
 from crmsync.config import get_settings
 from crmsync.errors import Unprocessable
 from crmsync.logic.availability import Availability
-from crmsync.logic.wiring import build_availability
 
 router = APIGatewayHttpRouter()
 
@@ -44,9 +43,8 @@ class AvailabilityOut(BaseModel):
     busy: list[Busy]
 
 
-@lru_cache(maxsize=1)
 def availability() -> Availability:
-    return build_availability(get_settings())
+    return graph().availability
 
 
 @router.get("/v1/availability", responses=responses(200, AvailabilityOut))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
@@ -12,17 +11,16 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from crmsync.api.http import principal_of
 from crmsync.api.openapi import ConnectionId, answer, responses
 from crmsync.api.schemas import CalendarList, CalendarRefIn, CalendarWithStatusOut, SyncQueuedOut
+from crmsync.app.wiring import graph
 from crmsync.config import get_settings
 from crmsync.guard import Decision
 from crmsync.logic.calendars import Calendars
-from crmsync.logic.wiring import build_calendars
 
 router = APIGatewayHttpRouter()
 
 
-@lru_cache(maxsize=1)
 def calendars() -> Calendars:
-    return build_calendars(get_settings())
+    return graph().calendars
 
 
 @router.get("/v1/calendars", responses=responses(200, CalendarList))

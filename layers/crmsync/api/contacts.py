@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
@@ -20,9 +19,9 @@ from crmsync.api.mail_schemas import (
     MessageOut,
 )
 from crmsync.api.openapi import ContactId, MessageKey, answer, responses
+from crmsync.app.wiring import graph
 from crmsync.config import get_settings
 from crmsync.logic.contacts import Contacts
-from crmsync.logic.wiring import build_contacts
 
 router = APIGatewayHttpRouter()
 
@@ -30,9 +29,8 @@ Cursor = Annotated[str | None, Query(max_length=2048)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
-@lru_cache(maxsize=1)
 def contacts() -> Contacts:
-    return build_contacts(get_settings())
+    return graph().contacts
 
 
 @router.get("/v1/contacts", responses=responses(200, ContactPage, 400))

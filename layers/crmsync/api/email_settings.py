@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated
 from urllib.parse import unquote
 
@@ -19,16 +18,15 @@ from crmsync.api.mail_schemas import (
     SenderVerificationOut,
 )
 from crmsync.api.openapi import EmailInPath, answer, no_content, responses
+from crmsync.app.wiring import graph
 from crmsync.config import get_settings
 from crmsync.logic.bcc_settings import BccSettings
-from crmsync.logic.wiring import build_bcc_settings
 
 router = APIGatewayHttpRouter()
 
 
-@lru_cache(maxsize=1)
 def bcc_settings() -> BccSettings:
-    return build_bcc_settings(get_settings())
+    return graph().bcc_settings
 
 
 @router.get("/v1/settings/bcc-address", responses=responses(200, BccAddressOut))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
@@ -13,24 +12,17 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 from crmsync.api.http import principal_of
 from crmsync.api.openapi import ConnectionId, answer, no_content, responses
 from crmsync.api.schemas import AuthorizeRequest, AuthorizeResponse, IntegrationList, IntegrationOut
+from crmsync.app.wiring import graph
 from crmsync.config import Settings, get_settings
-from crmsync.logic.integrations import Counter, Integrations
-from crmsync.logic.wiring import build_integrations
+from crmsync.logic.integrations import Integrations
 
 BINDING_COOKIE = "crmsync_oauth"
 
 router = APIGatewayHttpRouter()
-_counter: list[Counter] = []
 
 
-def use_counter(counter: Counter) -> None:
-    """The function hands its metrics adapter to the routes."""
-    _counter[:] = [counter]
-
-
-@lru_cache(maxsize=1)
 def integrations() -> Integrations:
-    return build_integrations(get_settings(), counter=_counter[0] if _counter else None)
+    return graph().integrations
 
 
 def cookie_value(cookies: list[str] | None, name: str) -> str | None:
@@ -65,7 +57,8 @@ def authorize_google(body: Annotated[AuthorizeRequest | None, Body()] = None) ->
     settings = get_settings()
     principal = principal_of(router.current_event, settings)
     request = body or AuthorizeRequest()
-    start = integrations().start_google_connect(
+    start = integrations().start_connect(
+        "google",
         principal,
         features=request.features,
         binding=cookie_value(router.current_event.cookies, BINDING_COOKIE),

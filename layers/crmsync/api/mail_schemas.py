@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from crmsync.domain.mail_records import BccAddress, Contact, LoggedMessage, SenderAddress
+from crmsync.domain.message import Address
 from crmsync.logic.bcc_settings import SenderVerification
 from crmsync.logic.contacts import MessageContent
-from crmsync.mail.message import Address
-from crmsync.mail.records import BccAddress, Contact, LoggedMessage, SenderAddress
 
 #: Page sizes of the listings.
 DEFAULT_PAGE = 25

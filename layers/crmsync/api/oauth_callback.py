@@ -46,11 +46,12 @@ def outcome_reason(exc: CrmSyncError) -> str:
 
 @router.get("/oauth/<provider>/callback")
 def callback(provider: str) -> Response[str]:
-    if provider != "google":
+    if provider not in integrations().providers:
         return _redirect(error="unsupported_provider")
     params = router.current_event.query_string_parameters or {}
     try:
-        connection = integrations().complete_google_connect(
+        connection = integrations().complete_connect(
+            provider,
             state=params.get("state"),
             code=params.get("code"),
             error=params.get("error"),

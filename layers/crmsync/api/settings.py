@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
@@ -12,17 +11,16 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from crmsync.api.http import principal_of
 from crmsync.api.openapi import answer, responses
 from crmsync.api.schemas import CalendarRefIn, CalendarSettingsOut, ConflictCalendarsIn, SyncPreferencesIn
+from crmsync.app.wiring import graph
 from crmsync.config import get_settings
 from crmsync.domain import CalendarRef, ExternalDeletion, SyncDirection, SyncPreferences
 from crmsync.logic.calendar_settings import CalendarSettingsService, CalendarSettingsView
-from crmsync.logic.wiring import build_calendar_settings
 
 router = APIGatewayHttpRouter()
 
 
-@lru_cache(maxsize=1)
 def service() -> CalendarSettingsService:
-    return build_calendar_settings(get_settings())
+    return graph().calendar_settings
 
 
 def _answer(view: CalendarSettingsView) -> Response[CalendarSettingsOut]:

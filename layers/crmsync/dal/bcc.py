@@ -10,8 +10,8 @@ from pynamodb.transactions import TransactWrite
 from crmsync.dal import condition_failed, shared_connection
 from crmsync.dal.transact import failed_conditions
 from crmsync.domain import Principal
+from crmsync.domain.mail_records import SenderAddress, SenderChallenge, SenderStatus
 from crmsync.errors import Conflict
-from crmsync.mail.records import SenderAddress, SenderChallenge, SenderStatus
 from crmsync.models.keys import user_pk
 from crmsync.models.mail import (
     BCC_SK,

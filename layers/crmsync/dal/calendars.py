@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from crmsync.domain import ConnectedCalendar, Principal
+from crmsync.domain import ConnectedCalendar, Principal, ProviderCalendar
 from crmsync.models.calendar import CALENDAR_SK_PREFIX, CalendarItem, calendar_sk
 from crmsync.models.keys import user_pk
-from crmsync.providers.google.calendar import ProviderCalendar
 
 
 def calendar_from_item(item: CalendarItem) -> ConnectedCalendar:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from crmsync.dal import condition_failed
-from crmsync.domain import Connection, ConnectionStatus, Principal
+from crmsync.domain import Connection, ConnectionStatus, CredentialKind, Principal, StoredConnection
 from crmsync.errors import Conflict
 from crmsync.models.connection import CONNECTION_SK_PREFIX, ConnectionItem
 from crmsync.models.keys import check_id, user_pk
@@ -30,24 +29,15 @@ def _to_domain(item: ConnectionItem) -> Connection:
         created_at=item.created_at,
         updated_at=item.updated_at,
         last_checked_at=item.last_checked_at,
+        credential_kind=CredentialKind(item.credential_kind or CredentialKind.OAUTH_TOKENS),
     )
 
 
 def stored_from_item(item: ConnectionItem) -> StoredConnection:
-    return StoredConnection(_to_domain(item), bytes(item.refresh_token_ciphertext), int(item.version or 0))
+    return StoredConnection(_to_domain(item), bytes(item.credential_ciphertext), int(item.version or 0))
 
 
-@dataclass(frozen=True)
-class StoredConnection:
-    """A connection with what only the use cases that need the token may see, and the
-    version it was read at (to update it only if nobody changed it since)."""
-
-    connection: Connection
-    refresh_token_ciphertext: bytes
-    version: int
-
-    def __repr__(self) -> str:
-        return f"StoredConnection({self.connection.connection_id!r}, version={self.version})"
+__all__ = ["ConnectionStore", "StoredConnection", "stored_from_item"]
 
 
 class ConnectionStore:
@@ -93,18 +83,20 @@ class ConnectionStore:
         email: str,
         display_name: str | None,
         scopes: tuple[str, ...],
-        refresh_token_ciphertext: bytes | None,
+        credential_ciphertext: bytes | None,
+        credential_kind: CredentialKind = CredentialKind.OAUTH_TOKENS,
     ) -> Connection:
         """Create the connection, or update it when the same account connects again.
 
-        A missing refresh token keeps the stored one. The version attribute makes a
+        A missing credential (Google sends no new refresh token on a repeated consent) keeps
+        the stored one. The version attribute makes a
         concurrent update fail instead of silently overwriting.
         """
         now = datetime.now(UTC)
         item = self._get_item(principal, connection_id)
         if item is None:
-            if refresh_token_ciphertext is None:
-                raise Conflict("Google returned no refresh token for a new connection.")
+            if credential_ciphertext is None:
+                raise Conflict(f"{provider.title()} returned no refresh token for a new connection.")
             item = ConnectionItem(
                 user_pk(principal.tenant_id, principal.user_id),
                 CONNECTION_SK_PREFIX + connection_id,
@@ -124,8 +116,9 @@ class ConnectionStore:
         item.status_reason = None
         item.updated_at = now
         item.last_checked_at = now
-        if refresh_token_ciphertext is not None:
-            item.refresh_token_ciphertext = refresh_token_ciphertext
+        if credential_ciphertext is not None:
+            item.credential_ciphertext = credential_ciphertext
+            item.credential_kind = credential_kind.value
         try:
             item.save()
         except PutError as exc:

@@ -12,9 +12,9 @@ from pynamodb.transactions import TransactWrite
 from crmsync.dal import shared_connection
 from crmsync.dal.paging import decode_cursor, encode_cursor
 from crmsync.domain import Principal
+from crmsync.domain.mail_records import Contact, Page
+from crmsync.domain.message import Address
 from crmsync.errors import Conflict
-from crmsync.mail.message import Address
-from crmsync.mail.records import Contact, Page
 from crmsync.models.keys import check_id, user_pk
 from crmsync.models.mail import CONTACT_EMAIL_SK_PREFIX, CONTACT_SK_PREFIX, ContactEmailItem, ContactItem
 

@@ -11,8 +11,8 @@ from crmsync.dal import shared_connection
 from crmsync.dal.paging import decode_cursor, encode_cursor
 from crmsync.dal.transact import failed_conditions
 from crmsync.domain import Principal
-from crmsync.mail.message import Address
-from crmsync.mail.records import LoggedMessage, Page, StoredAttachment
+from crmsync.domain.mail_records import LoggedMessage, Page, StoredAttachment
+from crmsync.domain.message import Address
 from crmsync.models.keys import user_pk
 from crmsync.models.mail import (
     MAIL_SK_PREFIX,

@@ -14,7 +14,7 @@ from crmsync.dal.connections import StoredConnection, stored_from_item
 from crmsync.dal.guard import pending_from_item, pending_key
 from crmsync.dal.settings import settings_from_item
 from crmsync.dal.versioned import update_unread
-from crmsync.domain import CalendarSettings, ConnectedCalendar, ExternalEvent, Principal
+from crmsync.domain import CalendarSettings, ConnectedCalendar, ExternalEvent, Principal, event_end
 from crmsync.errors import Conflict
 from crmsync.guard import GuardedResource, PendingDeletions
 from crmsync.models.calendar import CalendarItem, calendar_sk
@@ -115,14 +115,7 @@ def _event(item: ExternalEventItem) -> ExternalEvent:
 
 
 def _end_of(item: ExternalEventItem) -> datetime | None:
-    if item.end is not None:
-        return item.end
-    if item.end_date:
-        try:
-            return datetime.fromisoformat(item.end_date).replace(tzinfo=UTC)
-        except ValueError:
-            return None
-    return None
+    return event_end(item.end, item.end_date)
 
 
 class MirrorStore:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from crmsync.dal.appointments import AppointmentFields, AppointmentStore
 from crmsync.dal.connections import ConnectionStore
@@ -42,9 +42,8 @@ from crmsync.messaging.events import (
 )
 from crmsync.messaging.messages import AppointmentPush
 from crmsync.messaging.queue import SyncQueue
-from crmsync.providers.google.api import ProviderDuplicate, ProviderNotFound
-from crmsync.providers.google.events import event_body, event_id_for
-from crmsync.security.tokens import TokenCipher, TokenContext
+from crmsync.ports.calendar import CalendarAccess, CalendarPort, EventDraft
+from crmsync.ports.errors import ProviderNotFound
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +61,6 @@ class PushSweep:
     failed: int
 
 
-class EventWriter(Protocol):
-    def insert_event(self, calendar_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
-    def update_event(self, calendar_id: str, event_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
-    def delete_event(self, calendar_id: str, event_id: str) -> None: ...
-
-
 class Appointments:
     def __init__(
         self,
@@ -75,20 +68,19 @@ class Appointments:
         store: AppointmentStore,
         settings: SettingsStore,
         connections: ConnectionStore,
-        cipher: TokenCipher,
-        writer: Callable[[str], EventWriter],
+        calendars: CalendarAccess,
         queue: SyncQueue,
         external_busy: Callable[[Principal, datetime, datetime], list[Any]] | None = None,
         events: EventPublisher | None = None,
     ) -> None:
         """``external_busy(principal, start, end)``: busy intervals of conflict calendars
         (objects with ``start``/``end``), which block bookings like appointments do (F5).
+        ``calendars``: opens the calendar port of a connection (whatever its provider).
         ``events``: where AppointmentCreated/Changed/Cancelled go once a change is stored."""
         self._store = store
         self._settings = settings
         self._connections = connections
-        self._cipher = cipher
-        self._writer = writer
+        self._calendars = calendars
         self._queue = queue
         self._external_busy = external_busy
         self._events = events
@@ -267,7 +259,7 @@ class Appointments:
         if complete_since is not None:
             listed = {e.event_id for e in events}
             events = events + [
-                _deleted(event_id, a.appointment_id)
+                ExternalEvent.gone(event_id, crm_appointment_id=a.appointment_id)
                 for event_id, a in known.items()
                 if event_id not in listed and a.end >= complete_since
             ]
@@ -421,7 +413,7 @@ class Appointments:
         return "deleted" if link is None else "pushed"
 
     def _apply(
-        self, writer: EventWriter, appointment: Appointment, connection_id: str, calendar_id: str
+        self, writer: CalendarPort, appointment: Appointment, connection_id: str, calendar_id: str
     ) -> EventLink | None:
         old = appointment.link
         if old and (old.connection_id, old.calendar_id) != (connection_id, calendar_id):
@@ -434,58 +426,27 @@ class Appointments:
             if old:
                 _delete_quietly(writer, calendar_id, old.event_id)
             return None
-        body = event_body(appointment)
+        draft = EventDraft.of(appointment)
         if old is None:
-            event = _insert(writer, calendar_id, appointment, body)
+            # Idempotent by the adapter's strategy: a retry after a lost answer finds its event.
+            event = writer.create_event(calendar_id, draft)
         else:
             try:
-                event = writer.update_event(calendar_id, old.event_id, body)
+                event = writer.update_event(calendar_id, old.event_id, draft)
             except ProviderNotFound:
-                # Gone from Google for good (deleted and purged) while this change was on its
-                # way: the CRM's later change wins and puts the event back (F6).
-                event = _insert(writer, calendar_id, appointment, body)
-        return EventLink(connection_id, calendar_id, str(event["id"]), event.get("etag"))
+                # Gone from the calendar for good (deleted and purged) while this change was
+                # on its way: the CRM's later change wins and puts the event back (F6).
+                event = writer.create_event(calendar_id, draft)
+        return EventLink(connection_id, calendar_id, event.event_id, event.etag)
 
-    def _writer_for(self, principal: Principal, connection_id: str) -> EventWriter | None:
+    def _writer_for(self, principal: Principal, connection_id: str) -> CalendarPort | None:
         stored = self._connections.get_stored(principal, connection_id)
         if stored is None or stored.connection.status is not ConnectionStatus.CONNECTED:
             return None
-        token = self._cipher.decrypt(
-            stored.refresh_token_ciphertext, TokenContext(principal.tenant_id, principal.user_id, connection_id)
-        )
-        return self._writer(token)
+        return self._calendars.calendar(stored)
 
 
-def _deleted(event_id: str, appointment_id: str) -> ExternalEvent:
-    return ExternalEvent(
-        event_id=event_id,
-        cancelled=True,
-        start=None,
-        end=None,
-        start_date=None,
-        end_date=None,
-        transparent=False,
-        declined=False,
-        summary=None,
-        etag=None,
-        crm_appointment_id=appointment_id,
-    )
-
-
-def _insert(writer: EventWriter, calendar_id: str, appointment: Appointment, body: dict[str, Any]) -> dict[str, Any]:
-    """Insert under the id derived from the appointment, so a retried insert finds its event."""
-    try:
-        return writer.insert_event(calendar_id, body)
-    except ProviderDuplicate:
-        try:
-            # Our earlier insert succeeded but its answer was lost: update that event.
-            return writer.update_event(calendar_id, event_id_for(appointment.appointment_id), body)
-        except ProviderNotFound:
-            # The id belongs to an event of ours that is gone for good: Google picks a new one.
-            return writer.insert_event(calendar_id, {k: v for k, v in body.items() if k != "id"})
-
-
-def _delete_quietly(writer: EventWriter, calendar_id: str, event_id: str) -> None:
+def _delete_quietly(writer: CalendarPort, calendar_id: str, event_id: str) -> None:
     with contextlib.suppress(ProviderNotFound):  # already gone: that is what we wanted
         writer.delete_event(calendar_id, event_id)
 

@@ -8,9 +8,15 @@ from datetime import datetime, timedelta
 from crmsync.dal.appointments import AppointmentStore
 from crmsync.dal.calendars import CalendarStore
 from crmsync.dal.mirror import MirrorStore
-from crmsync.domain import AppointmentStatus, ConnectedCalendar, ExternalEvent, Principal, imported_appointment_id
+from crmsync.domain import (
+    AppointmentStatus,
+    ConnectedCalendar,
+    ExternalEvent,
+    Principal,
+    appointment_id_in,
+    imported_appointment_id,
+)
 from crmsync.errors import Unprocessable
-from crmsync.providers.google.events import appointment_id_in
 
 MAX_RANGE = timedelta(days=62)
 

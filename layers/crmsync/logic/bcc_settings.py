@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from crmsync.dal.bcc import BccAddressStore, SenderAddressStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.domain import Principal
+from crmsync.domain.mail_records import BccAddress, SenderAddress, SenderStatus
 from crmsync.errors import Conflict, NotFound, Unprocessable
 from crmsync.mail.addresses import new_local_part, new_verification_code, on_domain
-from crmsync.mail.records import BccAddress, SenderAddress, SenderStatus
 from crmsync.security.secrets import sha256_hex
 
 #: Added (not connected) sender addresses per user.
@@ -33,11 +33,6 @@ class SenderVerification:
             "When it arrives (and passes SPF, DKIM and DMARC for that address's domain) the address is verified; "
             "that email itself is not logged."
         )
-
-
-def own_addresses(connections: ConnectionStore, senders: SenderAddressStore, principal: Principal) -> set[str]:
-    """The addresses a logged message may come from: connected accounts' and verified added ones."""
-    return {c.email.lower() for c in connections.list(principal)} | senders.verified(principal)
 
 
 class BccSettings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -13,24 +12,13 @@ from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.guard import PendingDeletionsStore
 from crmsync.dal.mirror import MirrorStore, calendar_resource
 from crmsync.dal.settings import SettingsStore
-from crmsync.domain import ConnectedCalendar, Connection, ConnectionStatus, Principal
+from crmsync.domain import ConnectedCalendar, ConnectionStatus, Principal
 from crmsync.errors import Conflict, NotFound
 from crmsync.guard import Decision, PendingDeletions
 from crmsync.messaging.messages import CalendarSyncRequest
-from crmsync.providers.google.calendar import ProviderCalendar
-from crmsync.security.tokens import TokenCipher, TokenContext
+from crmsync.ports.calendar import CalendarAccess
 
 log = logging.getLogger(__name__)
-
-#: A connection needs one of these scopes for its calendars to be listed.
-CALENDAR_LIST_SCOPES = frozenset(
-    {
-        "https://www.googleapis.com/auth/calendar",
-        "https://www.googleapis.com/auth/calendar.readonly",
-        "https://www.googleapis.com/auth/calendar.calendarlist",
-        "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
-    }
-)
 
 
 class Queue(Protocol):
@@ -43,14 +31,6 @@ class Planner(Protocol):
 
 #: The reason of the syncs the user asked for ("Sync now").
 MANUAL_SYNC = "manual"
-
-
-class CalendarProvider(Protocol):
-    def list_calendars(self) -> list[ProviderCalendar]: ...
-
-
-#: Builds the provider adapter for a connection from its refresh token.
-ProviderFactory = Callable[[str], CalendarProvider]
 
 
 @dataclass(frozen=True)
@@ -80,8 +60,7 @@ class Calendars:
         *,
         connections: ConnectionStore,
         calendars: CalendarStore,
-        cipher: TokenCipher,
-        provider: ProviderFactory,
+        access: CalendarAccess,
         mirror: MirrorStore | None = None,
         settings: SettingsStore | None = None,
         pending: PendingDeletionsStore | None = None,
@@ -93,8 +72,7 @@ class Calendars:
         queues an account's syncs when the user asks for them (:meth:`sync_now`)."""
         self._connections = connections
         self._calendars = calendars
-        self._cipher = cipher
-        self._provider = provider
+        self._access = access
         self._mirror = mirror or MirrorStore()
         self._settings = settings or SettingsStore()
         self._pending = pending or PendingDeletionsStore()
@@ -157,7 +135,6 @@ class Calendars:
         (delete as usual) or :attr:`Decision.IGNORE` (keep the CRM side). Recorded here and
         carried out by the calendar's next sync, requested at once; answering again before
         it ran replaces the answer. NotFound if nothing is held on that calendar."""
-        decided = self._pending.decide(principal, calendar_resource(connection_id, calendar_id), decision)
         status = next(
             (
                 s
@@ -165,6 +142,12 @@ class Calendars:
                 if (s.calendar.connection_id, s.calendar.calendar_id) == (connection_id, calendar_id)
             ),
             None,
+        )
+        # Only a calendar of the user's is looked up (an id of any length could not be a key).
+        decided = (
+            self._pending.decide(principal, calendar_resource(connection_id, calendar_id), decision)
+            if status is not None
+            else None
         )
         if decided is None or status is None:
             raise NotFound("No deletions are waiting for confirmation on that calendar.")
@@ -201,20 +184,13 @@ class Calendars:
 
     def refresh(self, principal: Principal, connection_id: str) -> list[ConnectedCalendar] | None:
         """Re-read the account's calendar list from the provider. ``None``: the connection is
-        gone or has no calendar scope. Provider errors propagate (the queue retries)."""
+        gone or its grant does not reach its calendars (e.g. the user unticked the
+        scope). Provider errors propagate (the queue retries)."""
         stored = self._connections.get_stored(principal, connection_id)
-        if stored is None or not wants_calendars(stored.connection):
+        if stored is None or not self._access.reaches_calendars(stored.connection):
             return None
-        c = stored.connection
-        token = self._cipher.decrypt(
-            stored.refresh_token_ciphertext, TokenContext(c.tenant_id, c.user_id, c.connection_id)
-        )
-        listed = self._provider(token).list_calendars()
-        return self._calendars.replace_for_connection(principal, connection_id, c.email, listed)
+        listed = self._access.calendar(stored).list_calendars()
+        return self._calendars.replace_for_connection(principal, connection_id, stored.connection.email, listed)
 
     def forget_connection(self, principal: Principal, connection_id: str) -> None:
         self._calendars.delete_for_connection(principal, connection_id)
-
-
-def wants_calendars(connection: Connection) -> bool:
-    return bool(CALENDAR_LIST_SCOPES & set(connection.scopes))

@@ -8,8 +8,8 @@ from crmsync.dal.contacts import ContactStore
 from crmsync.dal.mail_bucket import MailBucket
 from crmsync.dal.mail_log import MailLogStore
 from crmsync.domain import Principal
+from crmsync.domain.mail_records import Contact, LoggedMessage, Page
 from crmsync.errors import NotFound
-from crmsync.mail.records import Contact, LoggedMessage, Page
 
 
 @dataclass(frozen=True)

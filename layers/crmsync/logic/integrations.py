@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from crmsync.dal.connections import ConnectionStore, StoredConnection
+from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.oauth_states import OAuthStateStore
-from crmsync.domain import Connection, ConnectionStatus, Counter, NoCounter, PendingAuthorization, Principal
+from crmsync.domain import (
+    Connection,
+    ConnectionStatus,
+    Counter,
+    CredentialKind,
+    NoCounter,
+    PendingAuthorization,
+    Principal,
+    StoredConnection,
+)
 from crmsync.errors import (
     AuthorizationDenied,
     CrmSyncError,
@@ -17,19 +26,15 @@ from crmsync.errors import (
     NotFound,
     OAuthStateError,
     ProviderError,
-    ReauthorizationRequired,
-    TokenExchangeFailed,
 )
 from crmsync.messaging.messages import ConnectionCheck
 from crmsync.messaging.queue import SyncQueue
-from crmsync.providers.google.oauth import GoogleOAuth
-from crmsync.providers.google.scopes import FEATURE_SCOPES, scopes_for
+from crmsync.ports.accounts import AccountAccess
+from crmsync.ports.errors import AuthRevoked
 from crmsync.security.secrets import new_pkce_verifier, new_secret, sha256_hex
 from crmsync.security.tokens import TokenCipher, TokenContext, TokenDecryptionError
 
 log = logging.getLogger(__name__)
-
-GOOGLE = "google"
 
 
 @dataclass(frozen=True)
@@ -58,54 +63,67 @@ class Integrations:
         connections: ConnectionStore,
         states: OAuthStateStore,
         cipher: TokenCipher,
-        google: GoogleOAuth,
+        accounts: AccountAccess,
         queue: SyncQueue,
-        enabled_features: Sequence[str],
+        enabled_features: Mapping[str, Sequence[str]],
         state_ttl: timedelta = timedelta(minutes=10),
         counter: Counter | None = None,
         mirrors: Sequence[Callable[[Principal, str], None]] = (),
-        before_revoke: Sequence[Callable[[Principal, str, str], None]] = (),
+        before_revoke: Sequence[Callable[[Principal, StoredConnection], None]] = (),
     ) -> None:
-        """``mirrors``: what deletes the data mirrored from a connection when it is
-        disconnected (its calendars, later its events, mail and contacts); ``before_revoke``:
-        what must still use the grant before it is revoked (stopping push channels), called
-        with the principal, the connection id and its refresh token."""
+        """``accounts``: every provider's OAuth client and the credential of a stored
+        connection; ``enabled_features``: per provider users may connect, the features they
+        may ask for (all of them when a request names none). ``mirrors``: what deletes the
+        data mirrored from a connection when it is disconnected (its calendars, later its
+        events, mail and contacts); ``before_revoke``: what must still use the grant before
+        it is revoked (stopping push channels), called with the principal and the stored
+        connection."""
         self._connections = connections
         self._states = states
         self._cipher = cipher
-        self._google = google
+        self._accounts = accounts
         self._queue = queue
-        self._features = tuple(enabled_features)
+        self._features = {provider: tuple(features) for provider, features in enabled_features.items()}
         self._state_ttl = state_ttl
         self._counter = counter or NoCounter()
         self._mirrors = tuple(mirrors)
         self._before_revoke = tuple(before_revoke)
 
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The providers users may connect here."""
+        return tuple(self._features)
+
     # ------------------------------------------------------------------ connect
-    def start_google_connect(
+    def start_connect(
         self,
+        provider: str,
         principal: Principal,
         *,
         features: Sequence[str] | None = None,
         binding: str | None = None,
         login_hint: str | None = None,
     ) -> AuthorizationStart:
-        wanted = tuple(features) if features else self._features
-        unknown = [f for f in wanted if f not in FEATURE_SCOPES]
+        enabled = self._features.get(provider)
+        if enabled is None:
+            raise InvalidRequest(f"Signing in with {provider!r} is not offered here.")
+        oauth = self._accounts.oauth(provider)
+        wanted = tuple(features) if features else enabled
+        unknown = [f for f in wanted if f not in oauth.feature_scopes]
         if unknown:
             raise InvalidRequest(f"Unknown feature(s): {', '.join(unknown)}.")
-        disabled = [f for f in wanted if f not in self._features]
+        disabled = [f for f in wanted if f not in enabled]
         if disabled:
             raise InvalidRequest(f"Feature(s) not enabled here: {', '.join(disabled)}.")
         binding = binding if binding and _valid_binding(binding) else new_secret(32)
         state = new_secret(32)
         verifier = new_pkce_verifier()
-        scopes = tuple(scopes_for(wanted))
+        scopes = tuple(oauth.scopes_for(wanted))
         now = datetime.now(UTC)
         pending = PendingAuthorization(
             tenant_id=principal.tenant_id,
             user_id=principal.user_id,
-            provider=GOOGLE,
+            provider=provider,
             binding_hash=sha256_hex(binding),
             code_verifier=verifier,
             scopes=scopes,
@@ -113,12 +131,13 @@ class Integrations:
             expires_at=now + self._state_ttl,
         )
         self._states.put(state, pending)
-        url = self._google.authorization_url(state=state, code_verifier=verifier, scopes=scopes, login_hint=login_hint)
+        url = oauth.authorization_url(state=state, code_verifier=verifier, scopes=scopes, login_hint=login_hint)
         self._counter.count("OAuthStarted")
         return AuthorizationStart(authorization_url=url, binding=binding, expires_at=pending.expires_at)
 
-    def complete_google_connect(
+    def complete_connect(
         self,
+        provider: str,
         *,
         state: str | None,
         code: str | None,
@@ -131,27 +150,26 @@ class Integrations:
         leaked callback URL cannot be replayed) and is counted as ``OAuthRefused``.
         """
         try:
-            return self._complete_google_connect(state=state, code=code, error=error, binding=binding)
+            return self._complete_connect(provider, state=state, code=code, error=error, binding=binding)
         except CrmSyncError:
             self._counter.count("OAuthRefused")
             raise
 
-    def _complete_google_connect(
-        self, *, state: str | None, code: str | None, error: str | None, binding: str | None
+    def _complete_connect(
+        self, provider: str, *, state: str | None, code: str | None, error: str | None, binding: str | None
     ) -> Connection:
         if not state:
             raise OAuthStateError(OAuthStateError.MISSING, "The sign-in response has no state.")
-        pending = self._states.consume(state, binding_hash=sha256_hex(binding or ""), provider=GOOGLE)
+        pending = self._states.consume(state, binding_hash=sha256_hex(binding or ""), provider=provider)
         principal = pending.principal
         if error:
             raise AuthorizationDenied(error[:64])
         if not code:
             raise InvalidRequest("The sign-in response has no authorization code.")
-        grant = self._google.exchange_code(code=code, code_verifier=pending.code_verifier, scopes=pending.scopes)
-        if not grant.id_token:
-            raise TokenExchangeFailed("Google returned no id_token.", retryable=False)
-        identity = self._google.verify_id_token(grant.id_token)
-        connection_id = connection_id_for(principal, GOOGLE, identity.subject)
+        oauth = self._accounts.oauth(provider)
+        grant = oauth.exchange_code(code=code, code_verifier=pending.code_verifier, scopes=pending.scopes)
+        identity = oauth.identity(grant)
+        connection_id = connection_id_for(principal, provider, identity.subject)
         ciphertext = (
             self._cipher.encrypt(
                 grant.refresh_token,
@@ -163,12 +181,13 @@ class Integrations:
         connection = self._connections.upsert(
             principal,
             connection_id=connection_id,
-            provider=GOOGLE,
+            provider=provider,
             subject=identity.subject,
             email=identity.email,
             display_name=identity.name,
             scopes=grant.scopes,
-            refresh_token_ciphertext=ciphertext,
+            credential_ciphertext=ciphertext,
+            credential_kind=CredentialKind.OAUTH_TOKENS,
         )
         self._counter.count("ConnectionConnected")
         self._enqueue_check(connection, reason="connected", occasion=connection.updated_at.isoformat())
@@ -194,16 +213,16 @@ class Integrations:
         return self._connections.list(principal)
 
     def disconnect(self, principal: Principal, connection_id: str) -> None:
-        """Revoke at Google, then delete tokens and the connection — even if revoke fails
-        (the user asked to disconnect; a failed revoke is logged and metered)."""
+        """Revoke at the provider, then delete tokens and the connection — even if revoke
+        fails (the user asked to disconnect; a failed revoke is logged and metered)."""
         stored = self._connections.get_stored(principal, connection_id)
         if stored is None:
             raise NotFound(f"No integration with id {connection_id!r}.")
         try:
-            token = self._refresh_token(stored)
+            credential = self._accounts.credential(stored)
             for cleanup in self._before_revoke:
-                cleanup(principal, connection_id, token)
-            self._google.revoke(token)
+                cleanup(principal, stored)
+            credential.revoke()
         except (ProviderError, TokenDecryptionError) as exc:
             log.warning(
                 "revoke failed; deleting the connection anyway",
@@ -215,15 +234,9 @@ class Integrations:
         self._connections.delete(principal, connection_id)
         self._counter.count("ConnectionDisconnected")
 
-    def _refresh_token(self, stored: StoredConnection) -> str:
-        c = stored.connection
-        return self._cipher.decrypt(
-            stored.refresh_token_ciphertext, TokenContext(c.tenant_id, c.user_id, c.connection_id)
-        )
-
     # ------------------------------------------------------------------ health
     def check_connection(self, message: ConnectionCheck) -> ConnectionStatus | None:
-        """Refresh the access token to learn whether the grant still works.
+        """Prove the credential still works (for OAuth: refresh the access token).
 
         ``invalid_grant`` marks the connection needs_reauth and is final (no retry until the
         user reconnects). A retryable provider failure raises so the queue retries. ``None``:
@@ -234,8 +247,8 @@ class Integrations:
         if stored is None:
             return None
         try:
-            self._google.refresh(self._refresh_token(stored))
-        except ReauthorizationRequired:
+            self._accounts.credential(stored).check()
+        except AuthRevoked:
             self._counter.count("ConnectionNeedsReauth")
             return self._record(stored, ConnectionStatus.NEEDS_REAUTH, "invalid_grant")
         except TokenDecryptionError:

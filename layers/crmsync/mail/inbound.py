@@ -41,11 +41,10 @@ from crmsync.dal.contacts import ContactStore
 from crmsync.dal.mail_bucket import MailBucket, attachment_key, body_key
 from crmsync.dal.mail_log import TRANSACTION_LIMIT, MailLogStore
 from crmsync.domain import Counter, NoCounter, Principal
-from crmsync.logic.bcc_settings import own_addresses
+from crmsync.domain.mail_records import Direction, LoggedMessage, SenderStatus, StoredAttachment
+from crmsync.domain.message import Address, MailLimits, ParsedMail, Refusal
 from crmsync.mail.addresses import codes_in, is_local_part, local_part_on, on_domain
-from crmsync.mail.message import Address, MailLimits, ParsedMail, Refusal
 from crmsync.mail.receipt import Receipt, read_receipts
-from crmsync.mail.records import Direction, LoggedMessage, SenderStatus, StoredAttachment
 from crmsync.messaging.events import EmailLogged, EventPublisher
 from crmsync.security.secrets import same, sha256_hex
 
@@ -154,6 +153,11 @@ def content_digest(mail: ParsedMail) -> str:
         "attachments": [[a.filename, a.content_type, a.size, a.sha256] for a in mail.attachments],
     }
     return sha256_hex(json.dumps(logged, ensure_ascii=False, sort_keys=True))
+
+
+def own_addresses(connections: ConnectionStore, senders: SenderAddressStore, principal: Principal) -> set[str]:
+    """The addresses a logged message may come from: connected accounts' and verified added ones."""
+    return {c.email.lower() for c in connections.list(principal)} | senders.verified(principal)
 
 
 class InboundMail:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from crmsync.mail.message import Address
+from crmsync.domain.message import Address
 from crmsync.mail.sanitize import clean_line
 
 # dot-atom local part (RFC 5322 3.2.3: printable ASCII but the specials) plus non-ASCII

@@ -35,6 +35,7 @@ import mailparser
 from mailparser.const import EPILOGUE_DEFECTS
 from mailparser.utils import as_string_safe, decode_header_part, find_between, mime_header_view
 
+from crmsync.domain.message import Address, Attachment, MailLimits, ParsedMail, Refusal
 from crmsync.mail.forwards import (
     as_utc,
     find_inline_forward,
@@ -43,7 +44,6 @@ from crmsync.mail.forwards import (
     strip_forward_prefix,
 )
 from crmsync.mail.mailboxes import first_address, recipients
-from crmsync.mail.message import Address, Attachment, MailLimits, ParsedMail, Refusal
 from crmsync.mail.sanitize import clean_line, clean_text, html_to_text, sanitise_html
 
 DEFAULT_LIMITS = MailLimits()

@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import SESEvent
 
 from crmsync.dal.mail_bucket import valid_ses_message_id
-from crmsync.mail.message import Refusal
+from crmsync.domain.message import Refusal
 
 PASS = "PASS"  # noqa: S105 - an SES verdict, not a password
 FAIL = "FAIL"

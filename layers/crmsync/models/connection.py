@@ -1,4 +1,4 @@
-"""A connected provider account (one per Google account per CRM user)."""
+"""A connected provider account (one per provider account per CRM user)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,13 @@ class ConnectionItem(OwnedItem):
     scopes = UnicodeSetAttribute(null=True)
     status = UnicodeAttribute()
     status_reason = UnicodeAttribute(null=True)
-    #: KMS ciphertext; encryption context names tenant, user and connection.
-    refresh_token_ciphertext = BinaryAttribute(legacy_encoding=False)
+    #: KMS ciphertext of the credential (an OAuth refresh token, or an app-specific
+    #: password); the encryption context names tenant, user and connection. Stored under its
+    #: first name, so connections written before credential kinds existed read unchanged.
+    credential_ciphertext = BinaryAttribute(attr_name="refresh_token_ciphertext", legacy_encoding=False)
+    #: A :class:`crmsync.domain.CredentialKind`; absent on connections stored before kinds
+    #: were recorded, which all hold OAuth tokens.
+    credential_kind = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     last_checked_at = UTCDateTimeAttribute(null=True)

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import re
+from crmsync.domain.ids import check_id
 
-_ID = re.compile(r"^[A-Za-z0-9._@:+\-]{1,128}$")
-
-
-def check_id(kind: str, value: str) -> str:
-    """Tenant/user/connection ids must be plain tokens: no key separators, bounded length."""
-    if not isinstance(value, str) or not _ID.match(value):
-        raise ValueError(f"invalid {kind} id")
-    return value
+__all__ = ["check_id", "user_pk"]
 
 
 def user_pk(tenant_id: str, user_id: str) -> str:

@@ -18,20 +18,17 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
 
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.guard import PendingDeletionsStore
 from crmsync.dal.mirror import MirrorStore, SyncCursor, calendar_resource
 from crmsync.dal.settings import SettingsStore
-from crmsync.domain import ConnectionStatus, Counter, ExternalEvent, Principal
-from crmsync.errors import ProviderError
+from crmsync.domain import ConnectionStatus, Counter, ExternalEvent, Principal, StoredConnection
 from crmsync.guard import Decision, DeletionThreshold, PendingDeletions
 from crmsync.messaging.events import DeletionsHeld, EventPublisher, ExternalBusyChanged
-from crmsync.providers.google.api import SyncTokenInvalid
-from crmsync.providers.google.events import parse_event
+from crmsync.ports.calendar import CalendarAccess, CalendarPort, ChangeNotification, EventPage
+from crmsync.ports.errors import CursorInvalid, ProviderError
 from crmsync.security.secrets import sha256_hex
-from crmsync.security.tokens import TokenCipher, TokenContext
 from crmsync.sync.channels import Channels
 
 log = logging.getLogger(__name__)
@@ -41,8 +38,6 @@ log = logging.getLogger(__name__)
 CURSOR_REFRESH = timedelta(hours=1)
 
 
-#: One page of ``events.list``: its events, and the sync token if it is the last page.
-EventPage = tuple[list[dict[str, Any]], str | None]
 _END = object()
 
 #: What a sync does with its deletions (see :meth:`CalendarSync._verdict`).
@@ -56,10 +51,6 @@ def _final(events: list[ExternalEvent]) -> dict[str, ExternalEvent]:
 
 def _alive(events: list[ExternalEvent]) -> set[str]:
     return {i for i, e in _final(events).items() if not e.cancelled}
-
-
-class EventLister(Protocol):
-    def event_pages(self, calendar_id: str, *, sync_token: str | None, time_min: str | None) -> Iterator[EventPage]: ...
 
 
 def prefetched(pages: Iterator[EventPage]) -> Iterator[EventPage]:
@@ -90,8 +81,7 @@ class CalendarSync:
         connections: ConnectionStore,
         settings: SettingsStore,
         mirror: MirrorStore,
-        cipher: TokenCipher,
-        lister: Callable[[str], EventLister],
+        calendars: CalendarAccess,
         channels: Channels | None = None,
         inbound: Callable[[Principal, str, str, list[ExternalEvent], datetime | None], object] | None = None,
         events: EventPublisher | None = None,
@@ -102,7 +92,8 @@ class CalendarSync:
         keep: Callable[[Principal, str, str, set[str]], object] | None = None,
         counter: Counter | None = None,
     ) -> None:
-        """``channels``: keeps a push channel open on every synced calendar (optional so a
+        """``calendars``: opens the calendar port of a connection, whatever its provider.
+        ``channels``: keeps a push channel open on every synced calendar (optional so a
         deployment without a public webhook can rely on the scheduled sweep alone).
         ``inbound``: receives the changed events after they are mirrored (the linked
         calendar's changes flow into appointments there). ``events``: where
@@ -117,8 +108,7 @@ class CalendarSync:
         self._connections = connections
         self._settings = settings
         self._mirror = mirror
-        self._cipher = cipher
-        self._lister = lister
+        self._calendars = calendars
         self._channels = channels
         self._inbound = inbound
         self._events = events
@@ -157,10 +147,7 @@ class CalendarSync:
             return None
         if not inputs.wanted and cursor.version is None:
             return SyncOutcome(full=False, changes=0, retired=True)  # never synced: nothing to retire
-        token = self._cipher.decrypt(
-            stored.refresh_token_ciphertext, TokenContext(principal.tenant_id, principal.user_id, connection_id)
-        )
-        lister = self._lister(token)
+        lister = self._calendars.calendar(stored)
         if not inputs.wanted:
             self._retire(principal, connection_id, calendar_id, cursor, lister)
             return SyncOutcome(full=False, changes=0, retired=True)
@@ -171,17 +158,16 @@ class CalendarSync:
         window_start = cursor.window_start
         if not full:
             try:
-                pages = lister.event_pages(calendar_id, sync_token=cursor.sync_token, time_min=None)
+                pages = lister.event_pages(calendar_id, cursor=cursor.sync_token, since=None)
                 events, changes, next_token = self._mirror_pages(principal, connection_id, calendar_id, pages)
-            except SyncTokenInvalid:
+            except CursorInvalid:
                 log.info("sync token invalidated; full sync", extra={"connection_id": connection_id})
                 full = True
         if full:
             days_back = inputs.settings.preferences.window_days_back
             window_start = self._clock().replace(microsecond=0) - timedelta(days=days_back)
-            since = window_start.strftime("%Y-%m-%dT%H:%M:%SZ")
             known = self._mirror.event_ends(principal, connection_id, calendar_id)
-            pages = lister.event_pages(calendar_id, sync_token=None, time_min=since)
+            pages = lister.event_pages(calendar_id, cursor=None, since=window_start)
             events, changes, next_token = self._mirror_pages(
                 principal, connection_id, calendar_id, pages, progress=True
             )
@@ -264,8 +250,8 @@ class CalendarSync:
         changes, token, mirrored = 0, "", 0
         if progress:
             self._mirror.record_progress(principal, connection_id, calendar_id, 0)
-        for items, next_token in prefetched(pages):
-            page = [parse_event(r, principal.tenant_id) for r in items]
+        for fetched in prefetched(pages):
+            page, next_token = fetched.events, fetched.cursor
             alive = [e for e in page if not e.cancelled]
             # Deletions wait until every page was seen: the guard judges them all at once.
             changes += self._mirror.apply(principal, connection_id, calendar_id, alive)
@@ -347,7 +333,9 @@ class CalendarSync:
     def _stale(self, cursor: SyncCursor) -> bool:
         return cursor.last_success_at is None or self._clock() - cursor.last_success_at > CURSOR_REFRESH
 
-    def _retire(self, principal: Principal, connection_id: str, calendar_id: str, cursor: SyncCursor, api: Any) -> None:
+    def _retire(
+        self, principal: Principal, connection_id: str, calendar_id: str, cursor: SyncCursor, api: CalendarPort
+    ) -> None:
         if cursor.channel_id and self._channels is not None:
             try:
                 self._channels.stop(api, cursor.channel_id, cursor.channel_resource_id or "")
@@ -359,9 +347,11 @@ class CalendarSync:
         log.info("calendar retired", extra={"connection_id": connection_id})
 
     def _keep_channel(
-        self, principal: Principal, connection_id: str, calendar_id: str, api: Any, cursor: SyncCursor
+        self, principal: Principal, connection_id: str, calendar_id: str, api: CalendarPort, cursor: SyncCursor
     ) -> None:
         assert self._channels is not None
+        if api.notification is ChangeNotification.POLLING:
+            return  # nothing to open: the scheduled syncs poll it
         try:
             self._channels.ensure(principal, connection_id, calendar_id, api, cursor)
         except ProviderError as exc:
@@ -370,13 +360,17 @@ class CalendarSync:
             # E.g. the calendar cannot be watched: the scheduled sweep still syncs it.
             log.warning("push channel refused", extra={"connection_id": connection_id, "detail": exc.detail})
 
-    def stop_channels(self, principal: Principal, connection_id: str, refresh_token: str) -> None:
-        """Before a disconnect revokes the grant: stop the connection's push channels at
-        Google (best effort: Google may be unreachable; stopped channels go quiet anyway)."""
+    def stop_channels(self, principal: Principal, stored: StoredConnection) -> None:
+        """Before a disconnect revokes the grant: stop the connection's push channels at the
+        provider (best effort: it may be unreachable; stopped channels go quiet anyway)."""
         if self._channels is None:
             return
-        lister = self._lister(refresh_token)
-        for _, cursor in self._mirror.synced_calendars(principal, connection_id):
+        connection_id = stored.connection.connection_id
+        cursors = [cursor for _, cursor in self._mirror.synced_calendars(principal, connection_id) if cursor.channel_id]
+        if not cursors:
+            return
+        lister = self._calendars.calendar(stored)
+        for cursor in cursors:
             if cursor.channel_id:
                 try:
                     self._channels.stop(lister, cursor.channel_id, cursor.channel_resource_id or "")

@@ -1,7 +1,9 @@
 """People v1: connections, contacts and other contacts, with Google's sync-token rules.
 
 Implemented: people.connections.list, people.get, people.getBatchGet,
-people.createContact, people.updateContact, people.deleteContact and otherContacts.list.
+people.createContact, people.batchCreateContacts, people.updateContact,
+people.deleteContact, otherContacts.list, and contactGroups.list, contactGroups.create and
+contactGroups.members.modify (user groups; the system groups "myContacts" and "starred").
 The People API sends no push notifications, so changes only move the sync state.
 """
 
@@ -30,10 +32,14 @@ from devstack.google.apis.people.store import (
     CONNECTIONS,
     OTHER_CONTACTS,
     Contact,
+    Group,
     ListSession,
     PageCursor,
     PeopleStore,
     SyncCursor,
+    group_names,
+    membership,
+    rfc3339,
 )
 from devstack.google.apis.service import ApiCall, ApiService, implements
 from devstack.google.server import EmulatorContext, Route
@@ -42,6 +48,14 @@ from devstack.google.state import Account
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_BATCH_GET = 200
+#: batchCreateContacts: "The request is limited to 200 contacts."
+MAX_BATCH_CREATE = 200
+#: contactGroups.members.modify: at most 1000 resource names to add (and to remove).
+MAX_MEMBERS_MODIFY = 1000
+DEFAULT_GROUP_PAGE_SIZE = 30
+MAX_GROUP_NAME = 50  # the emulator's guess; Google documents none
+#: System groups every account has (a subset of Google's: the two a contact shows).
+SYSTEM_GROUPS = {"contactGroups/myContacts": "myContacts", "contactGroups/starred": "starred"}
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 _NOT_FOUND = "Requested entity was not found."
 _MISMATCH = (
@@ -57,6 +71,15 @@ def _people_id_as_resource_name(handler: Callable[..., Response]) -> Callable[..
 
     def handle(request: Request, peopleId: str, **values: str) -> Response:
         return handler(request, resourceName=f"people/{peopleId}", **values)
+
+    return handle
+
+
+def _group_id_as_resource_name(handler: Callable[..., Response]) -> Callable[..., Response]:
+    """As :func:`_people_id_as_resource_name`, for ``v1/contactGroups/{contactGroupsId}...``."""
+
+    def handle(request: Request, contactGroupsId: str, **values: str) -> Response:
+        return handler(request, resourceName=f"contactGroups/{contactGroupsId}", **values)
 
     return handle
 
@@ -97,6 +120,8 @@ class PeopleService(ApiService):
         for route in super().routes():
             if "<peopleId>" in route.rule:
                 route = Route(route.rule, route.methods, _people_id_as_resource_name(route.handler))
+            elif "<contactGroupsId>" in route.rule:
+                route = Route(route.rule, route.methods, _group_id_as_resource_name(route.handler))
             routes.append(route)
         return routes + PeopleControl(self.ctx, self.store).routes()
 
@@ -175,6 +200,32 @@ class PeopleService(ApiService):
         contact = self.store.create(call.account.sub, CONNECTIONS, clean_person(call.body or {}))
         return self._render(contact, fields)
 
+    @implements("people.people.batchCreateContacts")
+    def batch_create_contacts(self, call: ApiCall) -> Any:
+        """Up to 200 contacts in one call; ``readMask`` is required. All or nothing: an
+        invalid person fails the whole request with 400."""
+        body = call.body if isinstance(call.body, dict) else {}
+        fields = parse_mask(body.get("readMask"), READ_FIELDS, "readMask", "people/batchCreateContacts")
+        entries = body.get("contacts") or []
+        if not isinstance(entries, list) or not entries:
+            raise bad_request("contacts must contain at least one contact.")
+        if len(entries) > MAX_BATCH_CREATE:
+            raise bad_request(f"contacts can contain at most {MAX_BATCH_CREATE} contacts.")
+        people = []
+        for entry in entries:
+            person = entry.get("contactPerson") if isinstance(entry, dict) else None
+            if not isinstance(person, dict):
+                raise bad_request("Each contact must have a contactPerson.")
+            people.append(clean_person(person))
+        with self.state.lock:
+            created = [self.store.create(call.account.sub, CONNECTIONS, data) for data in people]
+            return {
+                "createdPeople": [
+                    {"httpStatusCode": 200, "person": self._render(c, fields), "requestedResourceName": c.resource_name}
+                    for c in created
+                ]
+            }
+
     @implements("people.people.updateContact")
     def update_contact(self, call: ApiCall) -> Any:
         """Replace the ``updatePersonFields`` of a contact, guarded by its source etag."""
@@ -197,6 +248,102 @@ class PeopleService(ApiService):
             contact = self._contact(call.account, str(call.param("resourceName")))
             self.store.delete(call.account.sub, contact)
         return {}
+
+    # ------------------------------------------------------------------ contact groups
+
+    @implements("people.contactGroups.list")
+    def list_groups(self, call: ApiCall) -> Any:
+        """The system groups, then the user's groups (oldest first), paged."""
+        page_size = int(call.param("pageSize") or DEFAULT_GROUP_PAGE_SIZE)
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise bad_request(f"pageSize must be between 1 and {MAX_PAGE_SIZE}.")
+        token = str(call.param("pageToken") or "0")
+        if not token.isdigit():
+            raise bad_request("The page token is not valid.")
+        offset = int(token)
+        with self.state.lock:
+            groups = [self._system_group(call.account, name) for name in SYSTEM_GROUPS]
+            groups += [self._group(call.account, g) for g in self.store.book(call.account.sub).groups.values()]
+        result: dict[str, Any] = {"contactGroups": groups[offset : offset + page_size], "totalItems": len(groups)}
+        if offset + page_size < len(groups):
+            result["nextPageToken"] = str(offset + page_size)
+        return result
+
+    @implements("people.contactGroups.create")
+    def create_group(self, call: ApiCall) -> Any:
+        """A new user group; its name must be unique among the user's groups (409 otherwise)."""
+        body = call.body if isinstance(call.body, dict) else {}
+        group = body.get("contactGroup")
+        name = group.get("name") if isinstance(group, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            raise bad_request("contactGroup.name must be set.")
+        if len(name) > MAX_GROUP_NAME:
+            raise bad_request(f"contactGroup.name can have at most {MAX_GROUP_NAME} characters.")
+        with self.state.lock:
+            created = self.store.create_group(call.account.sub, name.strip())
+            if created is None:
+                raise ApiError(409, "Contact group name already exists.", "alreadyExists", rpc_status="ALREADY_EXISTS")
+            return self._group(call.account, created)
+
+    @implements("people.contactGroups.members.modify")
+    def modify_members(self, call: ApiCall) -> Any:
+        """Add contacts to (and remove them from) a user group or "starred"; each changed
+        contact gets a new etag and shows in the next incremental sync."""
+        group_name = str(call.param("resourceName"))
+        body = call.body if isinstance(call.body, dict) else {}
+        to_add = body.get("resourceNamesToAdd") or []
+        to_remove = body.get("resourceNamesToRemove") or []
+        if not isinstance(to_add, list) or not isinstance(to_remove, list):
+            raise bad_request("resourceNamesToAdd and resourceNamesToRemove must be lists.")
+        if len(to_add) > MAX_MEMBERS_MODIFY or len(to_remove) > MAX_MEMBERS_MODIFY:
+            raise bad_request(f"At most {MAX_MEMBERS_MODIFY} resource names can be added or removed.")
+        sub = call.account.sub
+        with self.state.lock:
+            if group_name == "contactGroups/myContacts" and to_remove:
+                raise bad_request("Contacts cannot be removed from myContacts.")
+            if group_name not in SYSTEM_GROUPS and group_name not in self.store.book(sub).groups:
+                raise ApiError(404, _NOT_FOUND, "notFound")
+            not_found: list[str] = []
+            for names, adding in ((to_add, True), (to_remove, False)):
+                for resource_name in names:
+                    contact = self.store.get(sub, str(resource_name), CONNECTIONS)
+                    if contact is None:
+                        not_found.append(str(resource_name))
+                        continue
+                    present = group_name in group_names(contact.data)
+                    if present == adding:
+                        continue
+                    items = [
+                        m
+                        for m in contact.data.get("memberships", [])
+                        if group_name not in group_names({"memberships": [m]})
+                    ]
+                    if adding:
+                        items.append(membership(group_name))
+                    self.store.update(sub, contact, {"memberships": items}, frozenset({"memberships"}))
+        return {"notFoundResourceNames": not_found} if not_found else {}
+
+    def _group(self, account: Account, group: Group) -> dict[str, Any]:
+        return {
+            "resourceName": group.resource_name,
+            "etag": group.etag,
+            "metadata": {"updateTime": rfc3339(group.updated_at)},
+            "groupType": "USER_CONTACT_GROUP",
+            "name": group.name,
+            "formattedName": group.name,
+            "memberCount": len(self.store.members(account.sub, group.resource_name)),
+        }
+
+    def _system_group(self, account: Account, resource_name: str) -> dict[str, Any]:
+        name = SYSTEM_GROUPS[resource_name]
+        return {
+            "resourceName": resource_name,
+            "etag": "#" + hashlib.sha256(f"{account.sub}:{resource_name}".encode()).hexdigest()[:12],
+            "groupType": "SYSTEM_CONTACT_GROUP",
+            "name": name,
+            "formattedName": {"myContacts": "My Contacts", "starred": "Starred"}[name],
+            "memberCount": len(self.store.members(account.sub, resource_name)),
+        }
 
     # ------------------------------------------------------------------ helpers
 

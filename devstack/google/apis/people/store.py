@@ -75,10 +75,22 @@ class Contact:
 
 
 @dataclass
+class Group:
+    """A contact group the user made (``USER_CONTACT_GROUP``); members are the contacts whose
+    ``memberships`` name it."""
+
+    resource_name: str
+    name: str
+    etag: str
+    updated_at: float
+
+
+@dataclass
 class Book:
     """One account's address book."""
 
     contacts: dict[str, Contact] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
     seq: int = 0
     seeded: bool = False
 
@@ -129,6 +141,30 @@ class FullSyncQuota:
     def as_dict(self) -> dict[str, Any]:
         """JSON shape of the control API."""
         return {"limit": self.limit, "window_seconds": self.window_seconds, "email": self.email}
+
+
+def group_names(data: PersonData) -> set[str]:
+    """The contact group resource names a person's ``memberships`` name."""
+    found: set[str] = set()
+    for item in data.get("memberships", []):
+        membership = item.get("contactGroupMembership")
+        if isinstance(membership, dict):
+            name = membership.get("contactGroupResourceName") or (
+                f"contactGroups/{membership['contactGroupId']}" if membership.get("contactGroupId") else None
+            )
+            if name:
+                found.add(str(name))
+    return found
+
+
+def membership(group_resource_name: str) -> dict[str, Any]:
+    """A ``memberships`` item for the group, as Google renders it."""
+    return {
+        "contactGroupMembership": {
+            "contactGroupId": group_resource_name.removeprefix("contactGroups/"),
+            "contactGroupResourceName": group_resource_name,
+        }
+    }
 
 
 class PeopleStore:
@@ -237,6 +273,25 @@ class PeopleStore:
         with self.state.lock:
             found = [c for c in self.book(sub).contacts.values() if c.collection == collection and c.seq > seq]
             return sorted(found, key=lambda c: c.seq)
+
+    # ------------------------------------------------------------------ groups
+
+    def create_group(self, sub: str, name: str) -> Group | None:
+        """A new user contact group; None if one of that name exists (Google: 409)."""
+        with self.state.lock:
+            book = self.book(sub)
+            if any(g.name == name for g in book.groups.values()):
+                return None
+            gid = format(secrets.randbits(60), "x")
+            raw = _digest(sub, gid, name)
+            group = Group(f"contactGroups/{gid}", name, base64.urlsafe_b64encode(raw[:9]).decode(), self.state.now())
+            book.groups[group.resource_name] = group
+            return group
+
+    def members(self, sub: str, group_resource_name: str) -> list[Contact]:
+        """Live contacts whose memberships name the group."""
+        with self.state.lock:
+            return [c for c in self.live(sub, CONNECTIONS) if group_resource_name in group_names(c.data)]
 
     # ------------------------------------------------------------------ tokens
 

@@ -1,4 +1,5 @@
-"""Authorized google-api-python-client services, and Google's API errors as domain errors.
+"""Authorized google-api-python-client services, and Google's API errors as the ports'
+neutral errors (:mod:`crmsync.ports.errors`).
 
 One place builds every Google API client: static discovery documents (no network
 discovery), our HTTP timeout, credentials that refresh themselves from the connection's
@@ -15,38 +16,22 @@ from contextlib import contextmanager
 from typing import Any
 
 from crmsync.config import GoogleSettings
-from crmsync.errors import ProviderError, ReauthorizationRequired
+from crmsync.ports.errors import (
+    AuthRevoked,
+    CursorInvalid,
+    PreconditionFailed,
+    ProviderDuplicate,
+    ProviderError,
+    ProviderNotFound,
+    RateLimited,
+)
 
 #: Where each API lives below ``GoogleSettings.api_root`` (the client library drops the
 #: Calendar prefix unless the endpoint carries it).
 API_PATHS = {"calendar": "/calendar/v3/", "gmail": "/", "people": "/"}
 VERSIONS = {"calendar": "v3", "gmail": "v1", "people": "v1"}
-_RETRYABLE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "backendError", "RESOURCE_EXHAUSTED"}
-
-
-class SyncTokenInvalid(ProviderError):
-    """The provider invalidated our cursor (Calendar 410 ``fullSyncRequired``): sync in full."""
-
-    slug = "sync-token-invalid"
-
-    def __init__(self, detail: str = "The provider asks for a full synchronization.") -> None:
-        super().__init__(detail, retryable=False, status=410)
-
-
-class ProviderDuplicate(ProviderError):
-    """The id is taken (Calendar 409 ``duplicate``): e.g. a retried insert that had succeeded."""
-
-    slug = "provider-duplicate"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, retryable=False, status=409)
-
-
-class ProviderNotFound(ProviderError):
-    slug = "provider-not-found"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, retryable=False, status=404)
+_RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "RESOURCE_EXHAUSTED"}
+_RETRYABLE_REASONS = {"backendError"}
 
 
 #: Access tokens outlive one sync (Google's last an hour): a warm function reuses them
@@ -109,10 +94,45 @@ def _reason(error: Any) -> str:
     return ""
 
 
+def _all_reasons(error: Any) -> set[str]:
+    """Every ``reason`` of the answer's ``errors`` or ``details`` (a ``google.rpc.ErrorInfo``
+    need not come first), and its ``google.rpc.Code`` name (``status``)."""
+    import json
+
+    try:
+        body = json.loads(error.content or b"{}").get("error", {})
+    except (ValueError, AttributeError):
+        return set()
+    if not isinstance(body, dict):
+        return set()
+    found = {str(body["status"])} if body.get("status") else set()
+    for key in ("errors", "details"):
+        items = body.get(key)
+        if isinstance(items, list):
+            found |= {str(i["reason"]) for i in items if isinstance(i, dict) and i.get("reason")}
+    return found
+
+
+def _retry_after(error: Any) -> float | None:
+    """Seconds from the answer's ``Retry-After`` (delta-seconds form), if it has one."""
+    response = getattr(error, "resp", None)
+    value = response.get("retry-after") if isinstance(response, dict) else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
 @contextmanager
-def google_errors(what: str) -> Iterator[None]:
+def google_errors(what: str, *, stale_reasons: frozenset[str] = frozenset()) -> Iterator[None]:
     """Translate what the client library raises into domain errors, keeping the cause's
-    kind (never its text, which may quote a request)."""
+    kind (never its text, which may quote a request).
+
+    People's expired sync token (reason ``EXPIRED_SYNC_TOKEN``, whatever the status) is
+    ``CursorInvalid``. ``stale_reasons``: the reasons (or ``google.rpc.Code`` names) that
+    mean "changed since you read it" for this call (People's ``updateContact`` answers 400
+    ``failedPrecondition`` / ``FAILED_PRECONDITION``), raised as ``PreconditionFailed``;
+    elsewhere a 400 stays a plain error."""
     import google.auth.exceptions
     import httplib2
     from googleapiclient.errors import HttpError
@@ -122,20 +142,33 @@ def google_errors(what: str) -> Iterator[None]:
     except HttpError as error:
         status = int(error.status_code or 0)
         reason = _reason(error)
+        reasons = _all_reasons(error) | {reason}
+        if "EXPIRED_SYNC_TOKEN" in reasons:
+            raise CursorInvalid() from None
+        if status == 400 and reasons & stale_reasons:
+            raise PreconditionFailed(f"{what}: the resource changed at Google.") from None
         if status == 410 and (reason == "fullSyncRequired" or what.endswith(".list")):
-            raise SyncTokenInvalid() from None
+            raise CursorInvalid() from None
         if status in (404, 410):  # 410 "deleted": the resource is gone
             raise ProviderNotFound(f"{what}: not found at Google.") from None
         if status == 409:
             raise ProviderDuplicate(f"{what}: the id is already used at Google.") from None
-        retryable = status in (429, 500, 502, 503, 504) or (status == 403 and reason in _RETRYABLE_REASONS)
+        if status == 412:
+            raise PreconditionFailed(f"{what}: the resource changed at Google.") from None
+        if status == 429 or (status == 403 and reason in _RATE_LIMIT_REASONS):
+            raise RateLimited(
+                f"{what}: Google answered {status}{' ' + reason if reason else ''}.",
+                retry_after=_retry_after(error),
+                status=status,
+            ) from None
+        retryable = status in (500, 502, 503, 504) or (status == 403 and reason in _RETRYABLE_REASONS)
         raise ProviderError(
             f"{what}: Google answered {status}{' ' + reason if reason else ''}.", retryable=retryable, status=status
         ) from None
     except google.auth.exceptions.RefreshError as error:
         data = error.args[1] if len(error.args) > 1 and isinstance(error.args[1], dict) else {}
         if data.get("error") == "invalid_grant":
-            raise ReauthorizationRequired() from None
+            raise AuthRevoked() from None
         raise ProviderError(f"{what}: the token refresh failed.", retryable=True) from None
     except (TimeoutError, httplib2.HttpLib2Error, OSError, google.auth.exceptions.TransportError) as error:
         raise ProviderError(f"{what}: Google could not be reached ({type(error).__name__}).", retryable=True) from None

@@ -1,11 +1,13 @@
-"""Calendar event bodies for CRM appointments, and the event ids derived from them."""
+"""Google Calendar's event format: the body of an :class:`EventDraft`, and an event as the
+calendar port's :class:`ExternalEvent`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from crmsync.domain import Appointment, ExternalEvent
+from crmsync.domain import ExternalEvent, event_id_for
+from crmsync.ports.calendar import EventDraft
 
 #: Keys of ``extendedProperties.private`` that mark an event as ours (echo recognition).
 PROP_APPOINTMENT = "crmAppointmentId"
@@ -13,55 +15,40 @@ PROP_TENANT = "crmTenantId"
 PROP_REVISION = "crmRevision"
 
 
-def event_id_for(appointment_id: str) -> str:
-    """Google lets clients choose event ids (base32hex: a–v, 0–9; 5–1024 characters). Deriving
-    it from the appointment id makes a retried insert after a timeout hit the same event
-    (409) instead of creating a second one."""
-    event_id = "crm" + appointment_id.lower()
-    if not (5 <= len(event_id) <= 1024) or any(ch not in "0123456789abcdefghijklmnopqrstuv" for ch in event_id):
-        raise ValueError("appointment ids must be hex")
-    return event_id
-
-
-def appointment_id_in(event_id: str) -> str | None:
-    """The appointment id an event id was derived from (:func:`event_id_for`), if it was."""
-    if not event_id.startswith("crm") or len(event_id) <= 3:
-        return None
-    rest = event_id[3:]
-    return rest if all(ch in "0123456789abcdef" for ch in rest) else None
-
-
-def event_body(appointment: Appointment) -> dict[str, Any]:
-    """The event as the CRM wants it; our ids ride in private extended properties."""
+def event_body(draft: EventDraft) -> dict[str, Any]:
+    """The event as the CRM wants it, under the id derived from ours (Google lets clients
+    choose event ids); our ids ride in private extended properties."""
     body: dict[str, Any] = {
-        "id": event_id_for(appointment.appointment_id),
-        "summary": appointment.title,
-        "start": {"dateTime": _rfc3339(appointment.start), "timeZone": appointment.time_zone},
-        "end": {"dateTime": _rfc3339(appointment.end), "timeZone": appointment.time_zone},
+        "id": event_id_for(draft.key),
+        "summary": draft.title,
+        "start": {"dateTime": rfc3339(draft.start), "timeZone": draft.time_zone},
+        "end": {"dateTime": rfc3339(draft.end), "timeZone": draft.time_zone},
         "status": "confirmed",
         "extendedProperties": {
             "private": {
-                PROP_APPOINTMENT: appointment.appointment_id,
-                PROP_TENANT: appointment.tenant_id,
-                PROP_REVISION: str(appointment.revision),
+                PROP_APPOINTMENT: draft.key,
+                PROP_TENANT: draft.tenant_id,
+                PROP_REVISION: str(draft.revision),
             }
         },
     }
-    if appointment.location:
-        body["location"] = appointment.location
-    if appointment.description:
-        body["description"] = appointment.description
-    if appointment.attendees:
-        body["attendees"] = [{"email": email} for email in appointment.attendees]
+    if draft.location:
+        body["location"] = draft.location
+    if draft.description:
+        body["description"] = draft.description
+    if draft.attendees:
+        body["attendees"] = [{"email": email} for email in draft.attendees]
     return body
 
 
-def _rfc3339(moment: Any) -> str:
-    return str(moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+def rfc3339(moment: datetime) -> str:
+    """A UTC instant as Google writes it (whole seconds, ``Z``)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_event(raw: dict[str, Any], tenant_id: str) -> ExternalEvent:
-    """A provider event as we mirror it. Cancelled items may carry nothing but an id."""
+    """A provider event as we mirror it. Cancelled items may carry nothing but an id.
+    Only our own tenant's marker makes an event ours (another tenant's is someone else's)."""
     private = (raw.get("extendedProperties") or {}).get("private") or {}
     ours = private.get(PROP_APPOINTMENT) if private.get(PROP_TENANT) == tenant_id else None
     start, end = raw.get("start") or {}, raw.get("end") or {}

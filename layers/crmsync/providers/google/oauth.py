@@ -7,40 +7,30 @@ endpoints in :class:`crmsync.config.GoogleSettings` differ.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from crmsync.config import GoogleSettings
-from crmsync.errors import ProviderError, ReauthorizationRequired, TokenExchangeFailed
+from crmsync.errors import TokenExchangeFailed
+from crmsync.ports.accounts import AccountIdentity, TokenGrant
+from crmsync.ports.errors import AuthRevoked, ProviderError
+from crmsync.providers.google.scopes import FEATURE_SCOPES, scopes_for
+
+__all__ = ["GoogleCredential", "GoogleIdentity", "GoogleOAuth", "TokenGrant"]
+
+#: The account a Google grant belongs to.
+GoogleIdentity = AccountIdentity
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class TokenGrant:
-    """What a successful code exchange returns. Holds secrets: never log it."""
-
-    access_token: str
-    refresh_token: str | None
-    id_token: str | None
-    scopes: tuple[str, ...]
-    expires_at: datetime | None
-
-    def __repr__(self) -> str:  # keep secrets out of tracebacks and debug output
-        return f"TokenGrant(scopes={self.scopes!r}, expires_at={self.expires_at!r})"
-
-
-@dataclass(frozen=True)
-class GoogleIdentity:
-    subject: str
-    email: str
-    name: str | None
-
-
 class GoogleOAuth:
-    """Authorization URL, code exchange, id_token verification, refresh and revoke."""
+    """Google's OAuth client behind the accounts port: authorization URL, code exchange,
+    id_token verification; and refresh and revoke of a grant (:class:`GoogleCredential`)."""
+
+    provider = "google"
+    feature_scopes: Mapping[str, tuple[str, ...]] = FEATURE_SCOPES
 
     def __init__(
         self,
@@ -118,6 +108,14 @@ class GoogleOAuth:
             expires_at=datetime.fromtimestamp(expires_at, UTC) if expires_at else None,
         )
 
+    def scopes_for(self, features: Iterable[str]) -> list[str]:
+        return scopes_for(features)
+
+    def identity(self, grant: TokenGrant) -> AccountIdentity:
+        if not grant.id_token:
+            raise TokenExchangeFailed("Google returned no id_token.", retryable=False)
+        return self.verify_id_token(grant.id_token)
+
     def verify_id_token(self, id_token: str) -> GoogleIdentity:
         """Signature (Google's published certificates), audience, expiry, issuer, verified email."""
         import google.auth.exceptions
@@ -143,7 +141,7 @@ class GoogleOAuth:
         return GoogleIdentity(subject=str(claims["sub"]), email=claims["email"], name=claims.get("name"))
 
     def refresh(self, refresh_token: str) -> str:
-        """A fresh access token. ``invalid_grant`` → :class:`ReauthorizationRequired`."""
+        """A fresh access token. ``invalid_grant`` → :class:`AuthRevoked`."""
         import google.auth.exceptions
         import google.auth.transport.requests
         from google.oauth2.credentials import Credentials
@@ -160,7 +158,7 @@ class GoogleOAuth:
         except google.auth.exceptions.RefreshError as exc:
             data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
             if data.get("error") == "invalid_grant":
-                raise ReauthorizationRequired() from None
+                raise AuthRevoked() from None
             raise ProviderError(
                 f"Google refused the token refresh ({data.get('error', 'unknown')}).",
                 retryable=bool(getattr(exc, "retryable", False)),
@@ -199,6 +197,23 @@ class GoogleOAuth:
             retryable=response.status_code >= 500 or response.status_code == 429,
             status=response.status_code,
         )
+
+
+class GoogleCredential:
+    """One connection's refresh token behind the accounts port's credential."""
+
+    def __init__(self, oauth: GoogleOAuth, refresh_token: str) -> None:
+        self._oauth = oauth
+        self._refresh_token = refresh_token
+
+    def __repr__(self) -> str:
+        return "GoogleCredential(<refresh token>)"
+
+    def check(self) -> None:
+        self._oauth.refresh(self._refresh_token)
+
+    def revoke(self) -> None:
+        self._oauth.revoke(self._refresh_token)
 
 
 def _oauth_error(response: Any) -> str:

@@ -31,3 +31,18 @@ def scopes_for(features: Iterable[str]) -> list[str]:
             raise ValueError(f"unknown feature {feature!r}") from None
         out.extend(s for s in extra if s not in out)
     return out
+
+
+#: Any of these lets a grant list the account's calendars (the broader ones include it).
+CALENDAR_LIST_SCOPES = frozenset(
+    {
+        "https://www.googleapis.com/auth/calendar",
+        "https://www.googleapis.com/auth/calendar.readonly",
+        "https://www.googleapis.com/auth/calendar.calendarlist",
+        "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
+    }
+)
+
+
+def reaches_calendars(scopes: Iterable[str]) -> bool:
+    return bool(CALENDAR_LIST_SCOPES & set(scopes))

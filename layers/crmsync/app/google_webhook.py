@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from typing import Any
 
-from crmsync.config import get_settings
-from crmsync.dal.channels import ChannelStore
-from crmsync.dal.sync_requests import SyncRequestStore
-from crmsync.messaging.queue import SyncQueue
-from crmsync.models import bind_tables
+from crmsync.app.wiring import core
+from crmsync.providers.google.push import parse_notification
 from crmsync.sync.channels import on_notification
 
 log = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=1)
-def _wiring() -> tuple[ChannelStore, SyncRequestStore, SyncQueue]:
-    settings = get_settings()
-    bind_tables(connections_table=settings.connections_table, oauth_states_table=settings.oauth_states_table)
-    return ChannelStore(), SyncRequestStore(), SyncQueue(settings.sync_queue_url)
 
 
 def handle(event: dict[str, Any]) -> dict[str, Any]:
@@ -30,8 +19,12 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(headers, dict):
         log.warning("rejected webhook: no headers")
         return {"statusCode": 400}
-    store, marks, queue = _wiring()
-    status, outcome = on_notification({str(k): str(v) for k, v in headers.items()}, store, marks, queue)
+    parsed = parse_notification({str(k): str(v) for k, v in headers.items()})
+    if isinstance(parsed, str):
+        status, outcome = 400, parsed
+    else:
+        root = core()
+        status, outcome = on_notification(parsed, root.channel_store, root.sync_requests, root.queue)
     level = logging.INFO if status < 400 else logging.WARNING
     log.log(level, "calendar notification", extra={"outcome": outcome, "status": status})
     return {"statusCode": status}

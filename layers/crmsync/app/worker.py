@@ -8,31 +8,17 @@ failure raises, so the record (and the records after it in its group) come back 
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
-from crmsync.config import get_settings
-from crmsync.dal.sync_requests import SyncRequestStore
+from crmsync.app.wiring import graph
 from crmsync.domain import ConnectionStatus, Principal
 from crmsync.errors import ProviderError
-from crmsync.logic.appointments import Appointments
-from crmsync.logic.calendars import MANUAL_SYNC, Calendars
-from crmsync.logic.integrations import Integrations
-from crmsync.logic.wiring import (
-    build_appointments,
-    build_calendar_sync,
-    build_calendars,
-    build_integrations,
-    build_sync_planner,
-)
+from crmsync.logic.calendars import MANUAL_SYNC
 from crmsync.messaging.messages import AppointmentPush, CalendarSyncRequest, ConnectionCheck, sync_message_adapter
-from crmsync.observability import MetricsCounter
-from crmsync.sync.calendar_sync import CalendarSync
 from crmsync.sync.coalesce import settle
-from crmsync.sync.planner import SyncPlanner
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +26,6 @@ log = logging.getLogger(__name__)
 def make_processor() -> SqsFifoPartialProcessor:
     # One failing resource must not hold up the others: skip only its group.
     return SqsFifoPartialProcessor(skip_group_on_error=True)
-
-
-@lru_cache(maxsize=1)
-def integrations() -> Integrations:
-    return build_integrations(get_settings())
 
 
 def handle_record(record: SQSRecord) -> str:
@@ -59,43 +40,14 @@ def handle_record(record: SQSRecord) -> str:
     return run(message)
 
 
-@lru_cache(maxsize=1)
-def appointments() -> Appointments:
-    return build_appointments(get_settings())
-
-
-@lru_cache(maxsize=1)
-def calendars() -> Calendars:
-    return build_calendars(get_settings())
-
-
-@lru_cache(maxsize=1)
-def calendar_sync() -> CalendarSync:
-    from aws_lambda_powertools import Metrics
-
-    # Metrics instances share their metric set: the handler's ``log_metrics`` flushes these.
-    return build_calendar_sync(get_settings(), counter=MetricsCounter(Metrics()))
-
-
-@lru_cache(maxsize=1)
-def planner() -> SyncPlanner:
-    return build_sync_planner(get_settings())
-
-
 def run(message: ConnectionCheck | AppointmentPush | CalendarSyncRequest) -> str:
     if isinstance(message, AppointmentPush):
-        outcome = appointments().push(message)
+        outcome = graph().appointments.push(message)
         log.info("appointment pushed", extra={"appointment_id": message.appointment_id, "outcome": outcome})
         return outcome
     if isinstance(message, CalendarSyncRequest):
         return sync_calendar(message)
     return check(message)
-
-
-@lru_cache(maxsize=1)
-def sync_requests() -> SyncRequestStore:
-    calendar_sync()  # binds the tables
-    return SyncRequestStore()
 
 
 def sync_calendar(message: CalendarSyncRequest) -> str:
@@ -104,10 +56,10 @@ def sync_calendar(message: CalendarSyncRequest) -> str:
     if message.reason == "push":
         # Coalescing: let a burst of notifications end, then take the calendar's mark, so
         # whatever is notified from now on queues one trailing sync.
-        waited = settle(sync_requests(), principal, message.connection_id, message.calendar_id)
+        waited = settle(graph().sync_requests, principal, message.connection_id, message.calendar_id)
     # The user's "Sync now" records when it ran even if nothing changed.
     touch = message.reason == MANUAL_SYNC
-    result = calendar_sync().run(principal, message.connection_id, message.calendar_id, touch=touch)
+    result = graph().calendar_sync.run(principal, message.connection_id, message.calendar_id, touch=touch)
     if result is None:
         outcome = "not_connected"
     elif result.retired:
@@ -131,17 +83,17 @@ def enqueue_calendar_syncs(message: ConnectionCheck) -> int:
     """The connection's calendars to sync, and those to retire (the safety-net sweep: a
     calendar whose notifications were lost is still synced every health-check period)."""
     principal = Principal(message.tenant_id, message.user_id)
-    return planner().enqueue(principal, message.connection_id, reason=message.reason, occasion=message.occasion)
+    return graph().planner.enqueue(principal, message.connection_id, reason=message.reason, occasion=message.occasion)
 
 
 def check(message: ConnectionCheck) -> str:
     """Check the grant; when it works, refresh the account's calendar list (F2)."""
-    status = integrations().check_connection(message)
+    status = graph().integrations.check_connection(message)
     outcome = status.value if status else "gone"
     if status is ConnectionStatus.CONNECTED:
         principal = Principal(message.tenant_id, message.user_id)
         try:
-            listed = calendars().refresh(principal, message.connection_id)
+            listed = graph().calendars.refresh(principal, message.connection_id)
         except ProviderError as exc:
             if exc.retryable:
                 raise

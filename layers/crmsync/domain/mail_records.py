@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Generic, Literal, TypeVar
 
-from crmsync.mail.message import Address
+from crmsync.domain.message import Address
 
 Direction = Literal["outbound", "inbound"]
 T = TypeVar("T")

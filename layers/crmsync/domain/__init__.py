@@ -1,4 +1,5 @@
-"""Domain objects shared by logic, the DAL and the API. Plain data, no I/O."""
+"""Domain objects shared by logic, the DAL, the ports and the API. Plain data and rules: nothing
+here imports anything that does I/O (the architecture test holds it to that)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from enum import StrEnum
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crmsync.models.keys import check_id
+from crmsync.domain.ids import check_id
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,15 @@ class Principal:
 
 #: No appointment lasts longer (the by-start index relies on it to bound overlap reads).
 MAX_APPOINTMENT_DURATION = timedelta(days=14)
+
+
+class CredentialKind(StrEnum):
+    """What a connection holds to act for the account, KMS-encrypted."""
+
+    #: An OAuth refresh token (Google; later Microsoft).
+    OAUTH_TOKENS = "oauth_tokens"
+    #: An app-specific password (iCloud CalDAV, later).
+    APP_PASSWORD = "app_password"  # noqa: S105 - a kind, not a password
 
 
 class ConnectionStatus(StrEnum):
@@ -50,10 +60,47 @@ class Connection:
     created_at: datetime
     updated_at: datetime
     last_checked_at: datetime | None
+    #: Connections stored before kinds were recorded hold OAuth tokens.
+    credential_kind: CredentialKind = CredentialKind.OAUTH_TOKENS
 
     @property
     def principal(self) -> Principal:
         return Principal(self.tenant_id, self.user_id)
+
+
+@dataclass(frozen=True)
+class StoredConnection:
+    """A connection with what only the use cases that act for the account may see (its
+    encrypted credential), and the version it was read at (to update it only if nobody
+    changed it since)."""
+
+    connection: Connection
+    credential_ciphertext: bytes
+    version: int
+
+    def __repr__(self) -> str:
+        return f"StoredConnection({self.connection.connection_id!r}, version={self.version})"
+
+
+@dataclass(frozen=True)
+class ProviderCalendar:
+    """A calendar as the provider lists it for the account (the calendar port's model).
+    ``access_role``: ``owner``, ``writer``, ``reader`` or ``freeBusyReader``."""
+
+    calendar_id: str
+    name: str
+    access_role: str
+    primary: bool
+    color: str | None
+    time_zone: str | None
+
+    @property
+    def writable(self) -> bool:
+        return self.access_role in WRITABLE_ROLES
+
+
+#: Roles that may create and change events.
+WRITABLE_ROLES = frozenset({"owner", "writer"})
 
 
 @dataclass(frozen=True)
@@ -94,7 +141,7 @@ class ConnectedCalendar:
 
     @property
     def writable(self) -> bool:
-        return self.access_role in ("owner", "writer")
+        return self.access_role in WRITABLE_ROLES
 
 
 class SyncDirection(StrEnum):
@@ -205,6 +252,23 @@ class ExternalEvent:
     #: appointments (a CRM edit of one would be refused by Google). Not mirrored.
     event_type: str = "default"
 
+    @classmethod
+    def gone(cls, event_id: str, *, etag: str | None = None, crm_appointment_id: str | None = None) -> ExternalEvent:
+        """A deleted event, as providers report one: its id and little else."""
+        return cls(
+            event_id=event_id,
+            cancelled=True,
+            start=None,
+            end=None,
+            start_date=None,
+            end_date=None,
+            transparent=False,
+            declined=False,
+            summary=None,
+            etag=etag,
+            crm_appointment_id=crm_appointment_id,
+        )
+
     @property
     def all_day(self) -> bool:
         return self.start_date is not None
@@ -234,6 +298,19 @@ class ExternalEvent:
         return (first, after) if after > first else None
 
 
+def event_end(end: datetime | None, end_date: str | None) -> datetime | None:
+    """Until when an event counts for the sync window: its end, or for an all-day event the
+    start (UTC) of the day after it; ``None`` when neither is readable."""
+    if end is not None:
+        return end
+    if end_date:
+        try:
+            return datetime.fromisoformat(end_date).replace(tzinfo=UTC)
+        except ValueError:
+            return None
+    return None
+
+
 def imported_appointment_id(principal: Principal, connection_id: str, calendar_id: str, event_id: str) -> str:
     """The id of the appointment made from an event of the linked calendar: derived from the
     event, so importing it twice makes one appointment, and its mirrored twin is recognised."""
@@ -241,6 +318,24 @@ def imported_appointment_id(principal: Principal, connection_id: str, calendar_i
 
     key = f"{principal.tenant_id}|{principal.user_id}|{connection_id}|{calendar_id}|{event_id}"
     return uuid.uuid5(uuid.NAMESPACE_URL, key).hex
+
+
+def event_id_for(appointment_id: str) -> str:
+    """The provider event id derived from an appointment id, where the provider lets the
+    client choose it (Google: base32hex, a–v and 0–9, 5–1024 characters; a CalDAV UID): a
+    retried create after a timeout then finds the same event instead of making a second."""
+    event_id = "crm" + appointment_id.lower()
+    if not (5 <= len(event_id) <= 1024) or any(ch not in "0123456789abcdefghijklmnopqrstuv" for ch in event_id):
+        raise ValueError("appointment ids must be hex")
+    return event_id
+
+
+def appointment_id_in(event_id: str) -> str | None:
+    """The appointment id an event id was derived from (:func:`event_id_for`), if it was."""
+    if not event_id.startswith("crm") or len(event_id) <= 3:
+        return None
+    rest = event_id[3:]
+    return rest if all(ch in "0123456789abcdef" for ch in rest) else None
 
 
 class Counter(Protocol):

@@ -10,8 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from crmsync.config import get_settings
-from crmsync.logic.wiring import build_appointments, build_integrations
+from crmsync.app.wiring import graph
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +19,7 @@ def connection_health(metrics: Metrics) -> dict[str, Any]:
     """Enqueue a health check for every connection. The occasion (the hour) makes a repeated
     firing within the same hour a no-op at the queue."""
     occasion = datetime.now(UTC).strftime("%Y-%m-%dT%H")
-    sent = build_integrations(get_settings()).enqueue_health_checks(occasion)
+    sent = graph().integrations.enqueue_health_checks(occasion)
     metrics.add_metric(name="HealthChecksEnqueued", unit=MetricUnit.Count, value=sent)
     return {"job": "connection_health", "enqueued": sent}
 
@@ -28,7 +27,7 @@ def connection_health(metrics: Metrics) -> dict[str, Any]:
 def push_sweep(metrics: Metrics) -> dict[str, Any]:
     """Enqueue again the appointment pushes due for over 2 minutes (their message was lost,
     e.g. the queue refused it). Each sweep's occasion is its 5-minute bucket."""
-    swept = build_appointments(get_settings()).sweep_pushes()
+    swept = graph().appointments.sweep_pushes()
     metrics.add_metric(name="PushesSwept", unit=MetricUnit.Count, value=swept.enqueued)
     metrics.add_metric(name="PushMarksCleaned", unit=MetricUnit.Count, value=swept.cleaned)
     if swept.failed:

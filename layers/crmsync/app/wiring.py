@@ -1,0 +1,433 @@
+"""The composition root: the one place that names concrete adapters and builds the object
+graph. Each function builds one graph per execution environment (:func:`graph` or, for the
+Calendar webhook that talks to no provider, :func:`core`), each part on first use and once:
+one cipher, one queue, one store of each kind, one use case of each kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import cache, cached_property
+from typing import TYPE_CHECKING
+
+from crmsync.config import CoreSettings, Settings, get_settings
+from crmsync.domain import Connection, CredentialKind, NoCounter, Principal
+
+if TYPE_CHECKING:
+    from crmsync.app.connectors import Connectors
+    from crmsync.dal.appointments import AppointmentStore
+    from crmsync.dal.bcc import BccAddressStore, SenderAddressStore
+    from crmsync.dal.calendars import CalendarStore
+    from crmsync.dal.channels import ChannelStore
+    from crmsync.dal.connections import ConnectionStore
+    from crmsync.dal.contacts import ContactStore
+    from crmsync.dal.guard import PendingDeletionsStore
+    from crmsync.dal.mail_bucket import MailBucket
+    from crmsync.dal.mail_log import MailLogStore
+    from crmsync.dal.mirror import MirrorStore
+    from crmsync.dal.oauth_states import OAuthStateStore
+    from crmsync.dal.settings import SettingsStore
+    from crmsync.dal.sync_requests import SyncRequestStore
+    from crmsync.domain import Counter
+    from crmsync.guard import DeletionThreshold
+    from crmsync.logic.appointments import Appointments
+    from crmsync.logic.availability import Availability
+    from crmsync.logic.bcc_settings import BccSettings
+    from crmsync.logic.calendar_settings import CalendarSettingsService
+    from crmsync.logic.calendars import Calendars
+    from crmsync.logic.contacts import Contacts
+    from crmsync.logic.integrations import Integrations
+    from crmsync.mail.inbound import InboundMail
+    from crmsync.messaging.events import EventBridgePublisher
+    from crmsync.messaging.queue import SyncQueue
+    from crmsync.ports.accounts import CredentialPort
+    from crmsync.ports.calendar import CalendarPort
+    from crmsync.ports.contacts import ContactsPort
+    from crmsync.ports.mail import MailPort
+    from crmsync.providers.google.oauth import GoogleOAuth
+    from crmsync.security.tokens import TokenCipher
+    from crmsync.sync.calendar_sync import CalendarSync
+    from crmsync.sync.channels import Channels
+    from crmsync.sync.planner import SyncPlanner
+
+
+def client_secret_reader(secret_arn: str) -> Callable[[], str]:
+    """Reads the Google client secret from Secrets Manager on first use, cached for 5 min."""
+
+    def read() -> str:
+        from aws_lambda_powertools.utilities import parameters
+
+        value = parameters.get_secret(secret_arn, max_age=300)
+        return value if isinstance(value, str) else bytes(value).decode()
+
+    return read
+
+
+class Core:
+    """What every function shares: its tables, the sync queue, and the stores a Calendar
+    notification needs. Imports are deferred to first use, so a function pays only for
+    what it touches."""
+
+    def __init__(self, settings: CoreSettings, *, counter: Counter | None = None) -> None:
+        from crmsync.models import bind_tables
+
+        self.settings = settings
+        self.counter: Counter = counter or NoCounter()
+        bind_tables(connections_table=settings.connections_table, oauth_states_table=settings.oauth_states_table)
+
+    @cached_property
+    def queue(self) -> SyncQueue:
+        from crmsync.messaging.queue import SyncQueue
+
+        return SyncQueue(self.settings.sync_queue_url)
+
+    @cached_property
+    def channel_store(self) -> ChannelStore:
+        from crmsync.dal.channels import ChannelStore
+
+        return ChannelStore()
+
+    @cached_property
+    def sync_requests(self) -> SyncRequestStore:
+        from crmsync.dal.sync_requests import SyncRequestStore
+
+        return SyncRequestStore()
+
+
+class Graph(Core):
+    """Every use case of the functions that talk to providers."""
+
+    settings: Settings
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        counter: Counter | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """``clock``: the moment the sync engine and the push channels act at."""
+        super().__init__(settings, counter=counter)
+        self.clock = clock
+
+    # ------------------------------------------------------------------ infrastructure
+    @cached_property
+    def cipher(self) -> TokenCipher:
+        from crmsync.security.tokens import TokenCipher
+
+        return TokenCipher(self.settings.token_key_id)
+
+    @cached_property
+    def events(self) -> EventBridgePublisher:
+        """The domain-event bus (EVENT_BUS_NAME); without one, events are not published."""
+        from crmsync.messaging.events import EventBridgePublisher
+
+        return EventBridgePublisher(self.settings.event_bus_name, on_failure=self.counter.count)
+
+    @cached_property
+    def threshold(self) -> DeletionThreshold:
+        from crmsync.guard import DeletionThreshold
+
+        return DeletionThreshold(share=self.settings.mass_deletion_share, minimum=self.settings.mass_deletion_minimum)
+
+    # ------------------------------------------------------------------ providers
+    @cached_property
+    def google_oauth(self) -> GoogleOAuth:
+        from crmsync.providers.google.oauth import GoogleOAuth
+
+        return GoogleOAuth(
+            self.settings.google,
+            redirect_uri=self.settings.google_redirect_uri,
+            client_secret=self._google_secret,
+        )
+
+    @cached_property
+    def _google_secret(self) -> Callable[[], str]:
+        return client_secret_reader(self.settings.google.client_secret_arn)
+
+    def google_calendar(self, refresh_token: str, connection: Connection) -> CalendarPort:
+        from crmsync.providers.google.calendar import GoogleCalendar
+
+        return GoogleCalendar(self.settings.google, refresh_token, self._google_secret, tenant_id=connection.tenant_id)
+
+    def google_contacts(self, refresh_token: str, connection: Connection) -> ContactsPort:
+        from crmsync.providers.google.people import GooglePeople
+
+        return GooglePeople(self.settings.google, refresh_token, self._google_secret)
+
+    def google_mail(self, refresh_token: str, connection: Connection) -> MailPort:
+        from crmsync.providers.google.gmail import GoogleMail
+
+        return GoogleMail(self.settings.google, refresh_token, self._google_secret)
+
+    def google_credential(self, refresh_token: str, connection: Connection) -> CredentialPort:
+        from crmsync.providers.google.oauth import GoogleCredential
+
+        return GoogleCredential(self.google_oauth, refresh_token)
+
+    @cached_property
+    def connectors(self) -> Connectors:
+        """Every provider's adapters over stored connections (the ports' access)."""
+        from crmsync.app.connectors import Connectors, ProviderKit
+        from crmsync.providers.google.scopes import reaches_calendars
+
+        google = ProviderKit(
+            credential_kinds=frozenset({CredentialKind.OAUTH_TOKENS}),
+            credential=self.google_credential,
+            oauth=lambda: self.google_oauth,
+            calendar=self.google_calendar,
+            reaches_calendars=lambda connection: reaches_calendars(connection.scopes),
+            contacts=self.google_contacts,
+            mail=self.google_mail,
+        )
+        return Connectors(self.cipher, {"google": google})
+
+    # ------------------------------------------------------------------ stores
+    @cached_property
+    def connection_store(self) -> ConnectionStore:
+        from crmsync.dal.connections import ConnectionStore
+
+        return ConnectionStore()
+
+    @cached_property
+    def calendar_store(self) -> CalendarStore:
+        from crmsync.dal.calendars import CalendarStore
+
+        return CalendarStore()
+
+    @cached_property
+    def appointment_store(self) -> AppointmentStore:
+        from crmsync.dal.appointments import AppointmentStore
+
+        return AppointmentStore()
+
+    @cached_property
+    def settings_store(self) -> SettingsStore:
+        from crmsync.dal.settings import SettingsStore
+
+        return SettingsStore()
+
+    @cached_property
+    def mirror_store(self) -> MirrorStore:
+        from crmsync.dal.mirror import MirrorStore
+
+        return MirrorStore()
+
+    @cached_property
+    def pending_store(self) -> PendingDeletionsStore:
+        from crmsync.dal.guard import PendingDeletionsStore
+
+        return PendingDeletionsStore()
+
+    @cached_property
+    def oauth_states(self) -> OAuthStateStore:
+        from crmsync.dal.oauth_states import OAuthStateStore
+
+        return OAuthStateStore()
+
+    @cached_property
+    def bcc_addresses(self) -> BccAddressStore:
+        from crmsync.dal.bcc import BccAddressStore
+
+        return BccAddressStore()
+
+    @cached_property
+    def sender_addresses(self) -> SenderAddressStore:
+        from crmsync.dal.bcc import SenderAddressStore
+
+        return SenderAddressStore()
+
+    @cached_property
+    def contact_store(self) -> ContactStore:
+        from crmsync.dal.contacts import ContactStore
+
+        return ContactStore()
+
+    @cached_property
+    def mail_log(self) -> MailLogStore:
+        from crmsync.dal.mail_log import MailLogStore
+
+        return MailLogStore()
+
+    @cached_property
+    def mail_bucket(self) -> MailBucket:
+        from crmsync.dal.mail_bucket import MailBucket
+
+        return MailBucket(self.settings.mail_bucket)
+
+    # ------------------------------------------------------------------ use cases
+    @cached_property
+    def availability(self) -> Availability:
+        from crmsync.logic.availability import Availability
+
+        return Availability(
+            appointments=self.appointment_store, calendars=self.calendar_store, mirror=self.mirror_store
+        )
+
+    @cached_property
+    def appointments(self) -> Appointments:
+        from crmsync.logic.appointments import Appointments
+
+        return Appointments(
+            store=self.appointment_store,
+            settings=self.settings_store,
+            connections=self.connection_store,
+            calendars=self.connectors,
+            queue=self.queue,
+            external_busy=self.availability.external_busy,
+            events=self.events,
+        )
+
+    @cached_property
+    def planner(self) -> SyncPlanner:
+        from crmsync.sync.planner import SyncPlanner
+
+        return SyncPlanner(
+            settings=self.settings_store, calendars=self.calendar_store, mirror=self.mirror_store, queue=self.queue
+        )
+
+    @cached_property
+    def calendars(self) -> Calendars:
+        from crmsync.logic.calendars import Calendars
+
+        return Calendars(
+            connections=self.connection_store,
+            calendars=self.calendar_store,
+            access=self.connectors,
+            mirror=self.mirror_store,
+            settings=self.settings_store,
+            pending=self.pending_store,
+            queue=self.queue,
+            planner=self.planner,
+        )
+
+    @cached_property
+    def channels(self) -> Channels:
+        from crmsync.sync.channels import Channels
+
+        return Channels(
+            store=self.channel_store,
+            mirror=self.mirror_store,
+            webhook_url=self.settings.calendar_webhook_url,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def calendar_sync(self) -> CalendarSync:
+        from crmsync.sync.calendar_sync import CalendarSync
+
+        return CalendarSync(
+            connections=self.connection_store,
+            settings=self.settings_store,
+            mirror=self.mirror_store,
+            calendars=self.connectors,
+            channels=self.channels,
+            inbound=self.appointments.absorb,
+            events=self.events,
+            clock=self.clock,
+            threshold=self.threshold,
+            pending=self.pending_store,
+            linked=self.appointments.linked_event_ids,
+            keep=self.appointments.keep,
+            counter=self.counter,
+        )
+
+    @cached_property
+    def calendar_settings(self) -> CalendarSettingsService:
+        from crmsync.logic.calendar_settings import CalendarSettingsService
+
+        planner = self.planner
+
+        def sync_after_change(principal: Principal) -> object:
+            """Newly chosen calendars are synced (and get their channel) at once, dropped ones retired."""
+            occasion = f"settings@{datetime.now(UTC).isoformat()}"
+            return planner.enqueue(principal, None, reason="settings", occasion=occasion)
+
+        return CalendarSettingsService(
+            connections=self.connection_store,
+            calendars=self.calendar_store,
+            settings=self.settings_store,
+            on_linked=self.appointments.enqueue_pending,
+            on_changed=sync_after_change,
+            statuses=self.calendars.with_status,
+        )
+
+    @cached_property
+    def integrations(self) -> Integrations:
+        from crmsync.logic.integrations import Integrations
+
+        return Integrations(
+            connections=self.connection_store,
+            states=self.oauth_states,
+            cipher=self.cipher,
+            accounts=self.connectors,
+            queue=self.queue,
+            enabled_features={"google": self.settings.google.features},
+            state_ttl=timedelta(seconds=self.settings.oauth_state_ttl_seconds),
+            counter=self.counter,
+            mirrors=[
+                self.calendar_settings.forget_connection,
+                self.calendar_store.delete_for_connection,
+                self.calendar_sync.forget_connection,
+            ],
+            before_revoke=[self.calendar_sync.stop_channels],
+        )
+
+    @cached_property
+    def bcc_settings(self) -> BccSettings:
+        from crmsync.logic.bcc_settings import BccSettings
+
+        return BccSettings(
+            addresses=self.bcc_addresses,
+            senders=self.sender_addresses,
+            connections=self.connection_store,
+            logging_domain=self.settings.logging_domain,
+        )
+
+    @cached_property
+    def contacts(self) -> Contacts:
+        from crmsync.logic.contacts import Contacts
+
+        return Contacts(contacts=self.contact_store, log=self.mail_log, bucket=self.mail_bucket)
+
+    @cached_property
+    def inbound_mail(self) -> InboundMail:
+        """F9's inbound_mail use case (only that function imports the mail code)."""
+        from crmsync.mail.inbound import InboundMail
+        from crmsync.mail.parse import parse_message
+
+        return InboundMail(
+            addresses=self.bcc_addresses,
+            senders=self.sender_addresses,
+            connections=self.connection_store,
+            contacts=self.contact_store,
+            log_store=self.mail_log,
+            bucket=self.mail_bucket,
+            parse=parse_message,
+            publisher=self.events,
+            logging_domain=self.settings.logging_domain,
+            counter=self.counter,
+        )
+
+
+def _metrics_counter() -> Counter:
+    """Counts into the function's powertools Metrics (instances share one metric set, which
+    the handler's ``log_metrics`` flushes)."""
+    from aws_lambda_powertools import Metrics
+
+    from crmsync.observability import MetricsCounter
+
+    return MetricsCounter(Metrics())
+
+
+@cache
+def graph() -> Graph:
+    """This execution environment's graph, built on first use (not at import)."""
+    return Graph(get_settings(), counter=_metrics_counter())
+
+
+@cache
+def core() -> Core:
+    """The Calendar webhook's graph: core settings only (no provider client settings)."""
+    return Core(CoreSettings.from_env())

@@ -1,0 +1,87 @@
+"""The accounts port: connecting a provider account (OAuth 2.0 with PKCE) and checking or
+revoking the credential a connection holds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from crmsync.domain import StoredConnection
+
+__all__ = ["AccountAccess", "AccountIdentity", "CredentialPort", "OAuthPort", "TokenGrant"]
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a successful code exchange returns. Holds secrets: never log it."""
+
+    access_token: str
+    refresh_token: str | None
+    id_token: str | None
+    scopes: tuple[str, ...]
+    expires_at: datetime | None
+
+    def __repr__(self) -> str:  # keep secrets out of tracebacks and debug output
+        return f"TokenGrant(scopes={self.scopes!r}, expires_at={self.expires_at!r})"
+
+
+@dataclass(frozen=True)
+class AccountIdentity:
+    """The account a grant belongs to: ``subject`` is the provider's stable account id."""
+
+    subject: str
+    email: str
+    name: str | None
+
+
+class OAuthPort(Protocol):
+    """One provider's OAuth client (authorization code flow with PKCE S256)."""
+
+    #: The provider's name as connections record it (``google``).
+    provider: str
+    #: The least scopes of each product feature (``calendar``, ``email``, ``contacts``).
+    feature_scopes: Mapping[str, tuple[str, ...]]
+
+    def scopes_for(self, features: Iterable[str]) -> list[str]:
+        """Identity scopes plus each feature's, in a stable order without repeats."""
+        ...
+
+    def authorization_url(
+        self, *, state: str, code_verifier: str, scopes: Sequence[str], login_hint: str | None
+    ) -> str: ...
+
+    def exchange_code(self, *, code: str, code_verifier: str, scopes: Sequence[str]) -> TokenGrant:
+        """``TokenExchangeFailed`` when the provider refuses the code."""
+        ...
+
+    def identity(self, grant: TokenGrant) -> AccountIdentity:
+        """The verified account of the grant (its id_token checked: signature, audience,
+        issuer, expiry, verified email); ``TokenExchangeFailed`` otherwise."""
+        ...
+
+
+class CredentialPort(Protocol):
+    """The credential of one connection."""
+
+    def check(self) -> None:
+        """Prove it still works (a token refresh, a PROPFIND): ``AuthRevoked`` when it no
+        longer does."""
+        ...
+
+    def revoke(self) -> None:
+        """Revoke it at the provider where the provider can (already invalid counts as
+        revoked)."""
+        ...
+
+
+class AccountAccess(Protocol):
+    """The composition root's view of every provider: their OAuth clients, and the
+    credential of a stored connection."""
+
+    def oauth(self, provider: str) -> OAuthPort:
+        """``InvalidRequest`` for a provider that is not offered here."""
+        ...
+
+    def credential(self, stored: StoredConnection) -> CredentialPort: ...

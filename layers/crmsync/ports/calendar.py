@@ -1,0 +1,190 @@
+"""The calendar port: a connected account's calendars and their events.
+
+Events come out normalised (:class:`ExternalEvent`) and go in as an :class:`EventDraft`;
+the adapter owns the provider's wire format, its echo marker (our ids ride inside the
+provider's event), its idempotency strategy and its change notification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from crmsync.domain import Connection, ExternalEvent, ProviderCalendar, StoredConnection
+
+if TYPE_CHECKING:
+    from crmsync.domain import Appointment
+
+__all__ = [
+    "CalendarAccess",
+    "CalendarPort",
+    "ChangeNotification",
+    "ChannelNotification",
+    "CreateIdempotency",
+    "EventDraft",
+    "EventPage",
+    "ExternalEvent",
+    "ProviderCalendar",
+    "Watch",
+    "WrittenEvent",
+]
+
+
+class ChangeNotification(StrEnum):
+    """How the provider tells us a calendar changed."""
+
+    #: A push channel per calendar, opened with :meth:`CalendarPort.watch` and renewed
+    #: before it expires (Google Calendar ``events.watch``).
+    PUSH_CHANNEL = "push_channel"
+    #: A subscription with a lifecycle (Microsoft Graph): opened and renewed like a channel.
+    SUBSCRIPTION = "subscription"
+    #: Nothing: we poll (CalDAV servers, iCloud).
+    POLLING = "polling"
+
+
+class CreateIdempotency(StrEnum):
+    """How a retried create finds the event its lost first attempt made."""
+
+    #: The client chooses the event id, derived from ours; a retry gets "duplicate" and
+    #: updates that event (Google Calendar).
+    DERIVED_ID = "derived_id"
+    #: The client chooses the resource's UID/href and creates with ``If-None-Match: *``
+    #: (CalDAV).
+    CLIENT_UID = "client_uid"
+    #: The provider deduplicates creates carrying the same ``transactionId`` (Graph).
+    TRANSACTION_ID = "transaction_id"
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of a calendar's events; ``cursor`` is set on the last page only: where the
+    next incremental listing starts (Calendar's ``nextSyncToken``, a CalDAV sync token...)."""
+
+    events: list[ExternalEvent]
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """An event as the CRM wants it. ``key`` (the appointment id: lowercase hex) makes creates
+    idempotent and marks the event as ours (with ``tenant_id`` and ``revision``)."""
+
+    key: str
+    tenant_id: str
+    revision: int
+    title: str
+    start: datetime
+    end: datetime
+    time_zone: str
+    location: str | None = None
+    description: str | None = None
+    attendees: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, appointment: Appointment) -> EventDraft:
+        return cls(
+            key=appointment.appointment_id,
+            tenant_id=appointment.tenant_id,
+            revision=appointment.revision,
+            title=appointment.title,
+            start=appointment.start,
+            end=appointment.end,
+            time_zone=appointment.time_zone,
+            location=appointment.location,
+            description=appointment.description,
+            attendees=appointment.attendees,
+        )
+
+
+@dataclass(frozen=True)
+class WrittenEvent:
+    """Where a written event lives at the provider, and its version there."""
+
+    event_id: str
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class Watch:
+    """An open push channel (or subscription) on a calendar."""
+
+    channel_id: str
+    resource_id: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ChannelNotification:
+    """A push notification as the adapter read it from the provider's request; not yet
+    authenticated (the channel's stored resource id and token hash decide that)."""
+
+    channel_id: str
+    resource_id: str
+    token: str
+    #: The channel's opening message (Google's ``sync`` state): nothing changed.
+    handshake: bool
+    message_number: int | None = None
+
+
+class CalendarPort(Protocol):
+    """The calendars of one connected account.
+
+    Every method raises the neutral errors of :mod:`crmsync.ports.errors`:
+    ``CursorInvalid`` (list in full), ``ProviderNotFound``, ``PreconditionFailed``,
+    ``RateLimited``, ``AuthRevoked``, or a ``ProviderError`` that says whether retrying helps.
+    """
+
+    #: How changes are learnt; :meth:`watch` and :meth:`stop_watch` exist for
+    #: ``PUSH_CHANNEL`` and ``SUBSCRIPTION`` only.
+    notification: ChangeNotification
+    #: How :meth:`create_event` stays idempotent.
+    idempotency: CreateIdempotency
+
+    def list_calendars(self) -> list[ProviderCalendar]:
+        """Every calendar of the account (all pages)."""
+        ...
+
+    def event_pages(self, calendar_id: str, *, cursor: str | None, since: datetime | None) -> Iterator[EventPage]:
+        """The calendar's event instances (recurring series expanded, deletions included),
+        page by page; incremental from ``cursor``, otherwise everything ending after
+        ``since``. The last page carries the next cursor."""
+        ...
+
+    def create_event(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
+        """Create the event; a retry after a lost answer finds the first attempt's event
+        instead of making a second (by the adapter's :attr:`idempotency`)."""
+        ...
+
+    def update_event(
+        self, calendar_id: str, event_id: str, draft: EventDraft, *, etag: str | None = None
+    ) -> WrittenEvent:
+        """Replace the event; ``ProviderNotFound`` if it is gone, ``PreconditionFailed`` if
+        ``etag`` is given and no longer current."""
+        ...
+
+    def delete_event(self, calendar_id: str, event_id: str) -> None:
+        """``ProviderNotFound`` if it is already gone."""
+        ...
+
+    def watch(self, calendar_id: str, *, channel_id: str, address: str, token: str) -> Watch:
+        """Open a push channel to ``address``; its notifications carry ``token``."""
+        ...
+
+    def stop_watch(self, channel_id: str, resource_id: str) -> None:
+        """Close a channel; ``ProviderNotFound`` if it is already gone."""
+        ...
+
+
+class CalendarAccess(Protocol):
+    """Opens the calendar port of a stored connection, whatever its provider (the
+    composition root decrypts its credential and picks the adapter)."""
+
+    def calendar(self, stored: StoredConnection) -> CalendarPort: ...
+
+    def reaches_calendars(self, connection: Connection) -> bool:
+        """Whether the connection's grant lets us list its calendars (an OAuth grant may
+        lack the scope: the user can untick it on the consent screen)."""
+        ...

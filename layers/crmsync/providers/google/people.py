@@ -1,0 +1,224 @@
+"""Google People v1 behind the contacts port, through google-api-python-client.
+
+The draft key rides in the contact's ``clientData`` (visible only to our OAuth project), so
+a listing tells our contacts apart. The etag of the port is the ``CONTACT`` source's etag,
+which ``updateContact`` checks (``person.metadata.sources.etag``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from crmsync.config import GoogleSettings
+from crmsync.ports.contacts import BATCH_CREATE_LIMIT, ContactDraft, ContactGroup, ContactPage, ProviderContact
+from crmsync.ports.errors import ProviderDuplicate, ProviderError, ProviderNotFound
+from crmsync.providers.google.api import build_service, google_errors
+
+__all__ = ["GooglePeople"]
+
+#: ``personFields`` of every read: connections.list requires one, and a sync token is bound
+#: to it ("all other request parameters must match the first call").
+PERSON_FIELDS = "names,emailAddresses,phoneNumbers,organizations,memberships,clientData,metadata"
+#: The fields a draft replaces on update (memberships are left alone).
+UPDATE_FIELDS = "names,emailAddresses,phoneNumbers,organizations,clientData"
+#: The ``clientData`` key our draft key is stored under.
+KEY = "crmsync.contact"
+#: updateContact's stale etag: 400 with reason ``failedPrecondition``, or only the
+#: ``google.rpc.Code`` ``FAILED_PRECONDITION`` when Google sends no ``errors`` list.
+_STALE = frozenset({"failedPrecondition", "FAILED_PRECONDITION"})
+#: contactGroups.members.modify takes at most 1000 resource names to add.
+MEMBERS_LIMIT = 1000
+
+
+def _first(items: Any) -> dict[str, Any]:
+    if isinstance(items, list) and items and isinstance(items[0], dict):
+        return items[0]
+    return {}
+
+
+def _values(items: Any) -> tuple[str, ...]:
+    if not isinstance(items, list):
+        return ()
+    return tuple(str(i["value"]) for i in items if isinstance(i, dict) and i.get("value"))
+
+
+def _contact_source(person: dict[str, Any]) -> dict[str, Any]:
+    sources = (person.get("metadata") or {}).get("sources") or []
+    return next((s for s in sources if isinstance(s, dict) and s.get("type") == "CONTACT"), {})
+
+
+def parse_person(person: dict[str, Any]) -> ProviderContact:
+    """A People ``Person`` as a :class:`ProviderContact`."""
+    source = _contact_source(person)
+    etag = source.get("etag") or person.get("etag")
+    if (person.get("metadata") or {}).get("deleted"):
+        return ProviderContact(resource_name=person["resourceName"], etag=etag, deleted=True)
+    name, org = _first(person.get("names")), _first(person.get("organizations"))
+    groups = tuple(
+        str(m["contactGroupMembership"]["contactGroupResourceName"])
+        for m in person.get("memberships") or []
+        if isinstance(m, dict) and (m.get("contactGroupMembership") or {}).get("contactGroupResourceName")
+    )
+    key = next((str(d.get("value")) for d in person.get("clientData") or [] if d.get("key") == KEY), None)
+    updated = source.get("updateTime")
+    return ProviderContact(
+        resource_name=person["resourceName"],
+        etag=etag,
+        given_name=name.get("givenName"),
+        family_name=name.get("familyName"),
+        display_name=name.get("displayName"),
+        emails=_values(person.get("emailAddresses")),
+        phones=_values(person.get("phoneNumbers")),
+        organization=org.get("name"),
+        title=org.get("title"),
+        groups=groups,
+        key=key,
+        updated_at=datetime.fromisoformat(updated) if updated else None,
+    )
+
+
+def person_body(draft: ContactDraft) -> dict[str, Any]:
+    """The People ``Person`` a draft writes (every field present, empty ones as [])."""
+    name = {k: v for k, v in (("givenName", draft.given_name), ("familyName", draft.family_name)) if v}
+    org = {k: v for k, v in (("name", draft.organization), ("title", draft.title)) if v}
+    return {
+        "names": [name] if name else [],
+        "emailAddresses": [{"value": e} for e in draft.emails],
+        "phoneNumbers": [{"value": p} for p in draft.phones],
+        "organizations": [org] if org else [],
+        "clientData": [{"key": KEY, "value": draft.key}] if draft.key else [],
+    }
+
+
+class GooglePeople:
+    """The "My Contacts" of one connected Google account."""
+
+    def __init__(
+        self,
+        settings: GoogleSettings,
+        refresh_token: str,
+        client_secret: Callable[[], str],
+        *,
+        page_size: int = 1000,
+    ) -> None:
+        """``page_size``: ``pageSize`` of ``connections.list`` (Google's largest, 1000; smaller
+        only to see paging at work). A cursor is bound to it: keep it between listings."""
+        self._service: Any = build_service("people", settings, refresh_token, client_secret)
+        self._page_size = page_size
+
+    def contact_pages(self, *, cursor: str | None) -> Iterator[ContactPage]:
+        page_token: str | None = None
+        while True:
+            params: dict[str, Any] = {
+                "resourceName": "people/me",
+                "personFields": PERSON_FIELDS,
+                "pageSize": self._page_size,
+                "requestSyncToken": True,
+            }
+            if cursor:
+                params["syncToken"] = cursor
+            if page_token:
+                params["pageToken"] = page_token
+            with google_errors("people.connections.list"):
+                page = self._service.people().connections().list(**params).execute(num_retries=0)
+            contacts = [parse_person(p) for p in page.get("connections", [])]
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                yield ContactPage(contacts, page.get("nextSyncToken"))
+                return
+            yield ContactPage(contacts, None)
+
+    def get(self, resource_name: str) -> ProviderContact:
+        with google_errors("people.get"):
+            person = (
+                self._service.people()
+                .get(resourceName=resource_name, personFields=PERSON_FIELDS)
+                .execute(num_retries=0)
+            )
+        return parse_person(person)
+
+    def create(self, drafts: Sequence[ContactDraft]) -> list[ProviderContact]:
+        created: list[ProviderContact] = []
+        for start in range(0, len(drafts), BATCH_CREATE_LIMIT):
+            chunk = drafts[start : start + BATCH_CREATE_LIMIT]
+            body = {"contacts": [{"contactPerson": person_body(d)} for d in chunk], "readMask": PERSON_FIELDS}
+            with google_errors("people.batchCreateContacts"):
+                answer = self._service.people().batchCreateContacts(body=body).execute(num_retries=0)
+            responses = answer.get("createdPeople", [])
+            if len(responses) != len(chunk) or any(r.get("httpStatusCode", 200) != 200 for r in responses):
+                raise ProviderError("people.batchCreateContacts: Google did not create every contact.", retryable=False)
+            created += [parse_person(r["person"]) for r in responses]
+        return created
+
+    def update(self, resource_name: str, etag: str, draft: ContactDraft) -> ProviderContact:
+        body = person_body(draft)
+        fields = UPDATE_FIELDS
+        if draft.key is None:
+            del body["clientData"]  # keep the key the contact has
+            fields = fields.replace(",clientData", "")
+        body["metadata"] = {"sources": [{"type": "CONTACT", "etag": etag}]}
+        with google_errors("people.updateContact", stale_reasons=_STALE):
+            person = (
+                self._service.people()
+                .updateContact(
+                    resourceName=resource_name, updatePersonFields=fields, personFields=PERSON_FIELDS, body=body
+                )
+                .execute(num_retries=0)
+            )
+        return parse_person(person)
+
+    def delete(self, resource_name: str) -> None:
+        with google_errors("people.deleteContact"):
+            self._service.people().deleteContact(resourceName=resource_name).execute(num_retries=0)
+
+    # ------------------------------------------------------------------ groups
+    def _find_group(self, name: str) -> ContactGroup | None:
+        page_token: str | None = None
+        while True:
+            with google_errors("contactGroups.list"):
+                page = (
+                    self._service.contactGroups()
+                    .list(pageSize=1000, pageToken=page_token, groupFields="name,groupType")
+                    .execute(num_retries=0)
+                )
+            for group in page.get("contactGroups", []):
+                if group.get("groupType") == "USER_CONTACT_GROUP" and group.get("name") == name:
+                    return ContactGroup(group["resourceName"], name)
+            page_token = page.get("nextPageToken")
+            if not page_token:
+                return None
+
+    def ensure_group(self, name: str) -> ContactGroup:
+        if not name.strip():
+            raise ProviderError("contactGroups.create: a group needs a name.", retryable=False)
+        found = self._find_group(name)
+        if found is not None:
+            return found
+        try:
+            with google_errors("contactGroups.create"):
+                group = (
+                    self._service.contactGroups().create(body={"contactGroup": {"name": name}}).execute(num_retries=0)
+                )
+        except ProviderDuplicate:
+            found = self._find_group(name)  # made meanwhile (another sync of this user)
+            if found is None:
+                raise
+            return found
+        return ContactGroup(group["resourceName"], name)
+
+    def add_members(self, group: ContactGroup, resource_names: Sequence[str]) -> None:
+        missing: list[str] = []
+        for start in range(0, len(resource_names), MEMBERS_LIMIT):
+            body = {"resourceNamesToAdd": list(resource_names[start : start + MEMBERS_LIMIT])}
+            with google_errors("contactGroups.members.modify"):
+                answer = (
+                    self._service.contactGroups()
+                    .members()
+                    .modify(resourceName=group.resource_name, body=body)
+                    .execute(num_retries=0)
+                )
+            missing += answer.get("notFoundResourceNames", [])
+        if missing:
+            raise ProviderNotFound(f"contactGroups.members.modify: {len(missing)} contact(s) not found at Google.")
