@@ -67,6 +67,11 @@ class CoreSettings(BaseModel):
     #: exceed ``mass_deletion_share`` of it.
     mass_deletion_share: float = Field(default=0.5, gt=0, le=1)
     mass_deletion_minimum: int = Field(default=20, ge=1)
+    #: The region phone numbers without a country code are read in (ISO 3166-1 alpha-2), for
+    #: tenants that set none (``PUT /v1/settings/contacts``).
+    default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+    #: The JWT claim that makes a user an admin of their tenant (tenant-wide settings).
+    jwt_admin_claim: str = "crm_admin"
 
     @property
     def calendar_webhook_url(self) -> str:
@@ -99,11 +104,13 @@ class CoreSettings(BaseModel):
             "logging_domain": e.get("LOGGING_DOMAIN", ""),
             "mail_bucket": e.get("MAIL_BUCKET", ""),
             "idempotency_table": e.get("IDEMPOTENCY_TABLE", ""),
+            "jwt_admin_claim": e.get("JWT_ADMIN_CLAIM", "crm_admin"),
             **{
                 k: v
                 for k, v in {
                     "mass_deletion_share": e.get("MASS_DELETION_SHARE"),
                     "mass_deletion_minimum": e.get("MASS_DELETION_MINIMUM"),
+                    "default_phone_region": e.get("DEFAULT_PHONE_REGION"),
                 }.items()
                 if v
             },

@@ -35,8 +35,28 @@ class Unprocessable(CrmSyncError):
     slug = "unprocessable"
 
 
+class Forbidden(CrmSyncError):
+    """The user is who they say, but may not do this (e.g. a tenant setting, admins only)."""
+
+    slug = "forbidden"
+
+
 class Conflict(CrmSyncError):
     slug = "conflict"
+
+
+class DuplicateContact(Conflict):
+    """An email or phone already belongs to another of the user's contacts (each belongs to
+    one): ``contact_id`` names it."""
+
+    slug = "duplicate-contact"
+
+    def __init__(self, detail: str, contact_id: str) -> None:
+        super().__init__(detail)
+        self.contact_id = contact_id
+
+    def extra(self) -> dict[str, object]:
+        return {"contact_id": self.contact_id}
 
 
 class BookingConflict(Conflict):

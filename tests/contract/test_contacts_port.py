@@ -13,8 +13,16 @@ import pytest
 import requests
 
 from crmsync.config import GoogleSettings
-from crmsync.ports.contacts import BATCH_CREATE_LIMIT, ContactDraft, ContactsPort, ProviderContact
-from crmsync.ports.errors import CursorInvalid, PreconditionFailed, ProviderNotFound
+from crmsync.ports.contacts import (
+    BATCH_CREATE_LIMIT,
+    BATCH_DELETE_LIMIT,
+    BATCH_UPDATE_LIMIT,
+    ContactDraft,
+    ContactsPort,
+    ContactUpdate,
+    ProviderContact,
+)
+from crmsync.ports.errors import CursorInvalid, PreconditionFailed, ProviderError, ProviderNotFound
 from crmsync.providers.google.api import forget_credentials
 from crmsync.providers.google.people import GooglePeople
 from devstack.google import GoogleEmulator
@@ -39,6 +47,8 @@ class Side:
     user_edit: Callable[[str, ContactDraft], object]
     user_delete: Callable[[str], None]
     expire: Callable[[], None]
+    set_propagation: Callable[[float], object]
+    advance: Callable[[float], object]
 
 
 def _person(draft: ContactDraft) -> dict[str, Any]:
@@ -108,6 +118,8 @@ def _google_side(emulator: GoogleEmulator) -> Side:
         user_edit=lambda rn, d: call("PATCH", f"/contacts/{cid(rn)}", {"person": _person(d)}),
         user_delete=lambda rn: call("DELETE", f"/contacts/{cid(rn)}", {}),
         expire=lambda: call("POST", "/expire-sync-tokens", {}),
+        set_propagation=lambda seconds: call("POST", "/propagation", {"seconds": seconds}),
+        advance=emulator.advance_clock,
     )
 
 
@@ -119,6 +131,8 @@ def _fake_side() -> Side:
         user_edit=lambda rn, d: fake.user_edit(rn, d),
         user_delete=fake.user_delete,
         expire=fake.expire_cursors,
+        set_propagation=fake.set_propagation,
+        advance=fake.advance,
     )
 
 
@@ -277,3 +291,91 @@ def test_ensure_group_is_idempotent_and_membership_shows_on_the_contact(side: Si
     with pytest.raises(ProviderNotFound):
         side.port.add_members(group, [two.resource_name, "people/c404"])
     assert group.resource_name in side.port.get(two.resource_name).groups, "the others are added"
+
+
+def test_update_many_over_the_limit_reports_stale_and_gone_contacts_one_by_one(side: Side) -> None:
+    created = side.port.create([draft(n, key=f"crm-{n:04d}") for n in range(BATCH_UPDATE_LIMIT + 12)])
+    stale, gone = created[3], created[BATCH_UPDATE_LIMIT + 1]
+    keyless = {1, 2}  # a draft without a key keeps the contact's; more than a batch have one
+    side.user_edit(stale.resource_name, draft(900))
+    side.user_delete(gone.resource_name)
+    updates = [
+        ContactUpdate(c.resource_name, c.etag or "", draft(1000 + n, key=None if n in keyless else f"new-{n}"))
+        for n, c in enumerate(created)
+    ]
+
+    outcomes = side.port.update_many(updates)
+
+    assert len(outcomes) == len(updates)
+    assert isinstance(outcomes[3], PreconditionFailed)
+    assert isinstance(outcomes[BATCH_UPDATE_LIMIT + 1], ProviderNotFound)
+    applied = [(n, o) for n, o in enumerate(outcomes) if isinstance(o, ProviderContact)]
+    assert len(applied) == len(updates) - 2
+    for n, contact in applied:
+        assert contact.resource_name == created[n].resource_name
+        assert contact.given_name == f"Given{1000 + n}"
+        assert contact.key == (created[n].key if n in keyless else f"new-{n}")
+        assert contact.etag != created[n].etag
+    last = side.port.get(created[BATCH_UPDATE_LIMIT].resource_name)
+    number = 1000 + BATCH_UPDATE_LIMIT
+    assert (last.given_name, last.emails) == (f"Given{number}", (f"person{number}@example.com",))
+    assert side.port.get(stale.resource_name).given_name == "Given900", "the stale update was not applied"
+
+
+def test_update_many_refuses_a_contact_named_twice(side: Side) -> None:
+    (created,) = side.port.create([draft(1)])
+    twice = [ContactUpdate(created.resource_name, created.etag or "", draft(n)) for n in (2, 3)]
+
+    with pytest.raises(ProviderError):
+        side.port.update_many(twice)
+
+    assert side.port.get(created.resource_name).given_name == "Given1"
+
+
+def test_delete_many_over_the_limit_returns_the_contacts_already_gone(side: Side) -> None:
+    created = side.port.create([draft(n) for n in range(BATCH_DELETE_LIMIT + 2)])
+    kept = side.user_add(draft(9999))
+    gone = created[BATCH_DELETE_LIMIT // 2].resource_name
+    side.user_delete(gone)
+    _, cursor, _ = listing(side.port, None)
+    names = [c.resource_name for c in created]
+
+    assert side.port.delete_many([*names, names[0]]) == [gone]
+
+    changes, _, _ = listing(side.port, cursor)
+    assert sorted(c.resource_name for c in changes) == sorted(n for n in names if n != gone)
+    assert all(c.deleted for c in changes)
+    assert side.port.get(kept).given_name == "Given9999"
+    assert side.port.delete_many([names[0]]) == [names[0]]
+
+
+def test_updated_at_is_the_providers_time_of_the_last_change(side: Side) -> None:
+    (created,) = side.port.create([draft(1)])
+    assert created.updated_at is not None
+    side.advance(90)
+
+    updated = side.port.update(created.resource_name, created.etag or "", draft(2))
+
+    assert updated.updated_at is not None
+    assert (updated.updated_at - created.updated_at).total_seconds() >= 90
+    assert side.port.get(created.resource_name).updated_at == updated.updated_at
+
+
+def test_writes_reach_incremental_listings_only_after_the_propagation_delay(side: Side) -> None:
+    (ours,) = side.port.create([draft(1, key="crm-1")])
+    _, cursor, _ = listing(side.port, None)
+    side.set_propagation(120)
+
+    (updated,) = side.port.update_many([ContactUpdate(ours.resource_name, ours.etag or "", draft(2))])
+    theirs = side.user_add(draft(3))
+
+    assert isinstance(updated, ProviderContact)
+    assert side.port.get(ours.resource_name).given_name == "Given2", "a read sees the write at once"
+    changes, cursor, _ = listing(side.port, cursor)
+    assert changes == []
+    full, _, _ = listing(side.port, None)
+    assert {c.resource_name for c in full} == {ours.resource_name, theirs}, "a full listing is not delayed"
+    side.advance(121)
+    changes, cursor, _ = listing(side.port, cursor)
+    assert [(c.resource_name, c.given_name) for c in changes] == [(ours.resource_name, "Given2"), (theirs, "Given3")]
+    assert listing(side.port, cursor)[0] == []

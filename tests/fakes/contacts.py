@@ -1,15 +1,25 @@
 """``FakeContacts``: the contacts port in memory, with Google People's listing rules
 (a cursor on the last page only, incremental listings with deletions flagged, expiring
-cursors, etag-guarded updates), and controls to act as the user in Google Contacts."""
+cursors, etag-guarded updates, batch limits, the propagation delay of writes to incremental
+listings), and controls to act as the user in Google Contacts."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from crmsync.ports.contacts import ContactDraft, ContactGroup, ContactPage, ProviderContact
+from crmsync.ports.contacts import (
+    BATCH_DELETE_LIMIT,
+    BATCH_UPDATE_LIMIT,
+    ContactDraft,
+    ContactGroup,
+    ContactPage,
+    ContactUpdate,
+    ProviderContact,
+    UpdateOutcome,
+)
 from crmsync.ports.errors import CursorInvalid, PreconditionFailed, ProviderError, ProviderNotFound
 from tests.support.clock import now
 
@@ -33,7 +43,10 @@ class FakeContacts:
         self._ids = itertools.count(1)
         self._cursors: dict[str, int] = {}
         self._expired: set[str] = set()
-        #: Every call made through the port, by method name (what a test may assert on).
+        self._clock_offset = timedelta(0)
+        self._propagation = timedelta(0)
+        #: Every call made through the port, by method name (what a test may assert on);
+        #: update_many and delete_many once per provider-sized batch.
         self.calls: list[str] = []
 
     # ------------------------------------------------------------------ internals
@@ -43,9 +56,12 @@ class FakeContacts:
         self._entries[contact.resource_name] = _Entry(stamped, self._seq)
         return stamped
 
-    @staticmethod
-    def _now() -> datetime:
-        return now()
+    def _now(self) -> datetime:
+        return now() + self._clock_offset
+
+    def _propagated(self, entry: _Entry) -> bool:
+        written = entry.contact.updated_at
+        return written is None or self._now() >= written + self._propagation
 
     def _live(self, resource_name: str) -> ProviderContact:
         entry = self._entries.get(resource_name)
@@ -80,10 +96,15 @@ class FakeContacts:
                 raise CursorInvalid()
             since = self._cursors[cursor]
             entries = [e for e in self._entries.values() if e.seq > since]
+            # As the emulator: the listing ends before the first write still propagating, and
+            # its cursor starts there.
+            pending = [e.seq for e in entries if not self._propagated(e)]
+            snapshot = min(pending) - 1 if pending else self._seq
+            entries = [e for e in entries if e.seq <= snapshot]
         else:
             entries = [e for e in self._entries.values() if not e.contact.deleted]
+            snapshot = self._seq
         entries.sort(key=lambda e: e.seq)
-        snapshot = self._seq
         contacts = [
             ProviderContact(e.contact.resource_name, e.contact.etag, deleted=True) if e.contact.deleted else e.contact
             for e in entries
@@ -112,9 +133,39 @@ class FakeContacts:
             raise PreconditionFailed("contacts.update: the contact changed.")
         return self._stamp(self._apply(contact, draft))
 
+    def update_many(self, updates: Sequence[ContactUpdate]) -> list[UpdateOutcome]:
+        names = [u.resource_name for u in updates]
+        if len(set(names)) != len(names):
+            raise ProviderError("people.batchUpdateContacts: a contact is named twice in one batch.", retryable=False)
+        outcomes: list[UpdateOutcome] = []
+        for index, update in enumerate(updates):
+            if index % BATCH_UPDATE_LIMIT == 0:
+                self.calls.append("update_many")
+            entry = self._entries.get(update.resource_name)
+            if entry is None or entry.contact.deleted:
+                outcomes.append(ProviderNotFound("contacts.update_many: not found."))
+            elif entry.contact.etag != update.etag:
+                outcomes.append(PreconditionFailed("contacts.update_many: the contact changed."))
+            else:
+                outcomes.append(self._stamp(self._apply(entry.contact, update.draft)))
+        return outcomes
+
     def delete(self, resource_name: str) -> None:
         self.calls.append("delete")
         self._stamp(replace(self._live(resource_name), deleted=True))
+
+    def delete_many(self, resource_names: Sequence[str]) -> list[str]:
+        names = list(dict.fromkeys(resource_names))
+        gone: list[str] = []
+        for index, name in enumerate(names):
+            if index % BATCH_DELETE_LIMIT == 0:
+                self.calls.append("delete_many")
+            entry = self._entries.get(name)
+            if entry is None or entry.contact.deleted:
+                gone.append(name)
+            else:
+                self._stamp(replace(entry.contact, deleted=True))
+        return gone
 
     def ensure_group(self, name: str) -> ContactGroup:
         self.calls.append("ensure_group")
@@ -152,6 +203,20 @@ class FakeContacts:
     def user_delete(self, resource_name: str) -> None:
         """The user deletes a contact (the next incremental listing flags it)."""
         self._stamp(replace(self._live(resource_name), deleted=True))
+
+    def set_propagation(self, seconds: float) -> None:
+        """Writes (ours and the user's) reach incremental listings ``seconds`` after they are
+        made, on the fake's clock (the emulator's ``POST /_emulator/people/propagation``);
+        0 (the default) turns it off, releasing what was held back."""
+        if seconds < 0:
+            raise ValueError("the propagation delay cannot be negative")
+        self._propagation = timedelta(seconds=seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake's clock forward (the emulator's ``POST /_emulator/clock/advance``)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        self._clock_offset += timedelta(seconds=seconds)
 
     def expire_cursors(self) -> None:
         """Every cursor handed out so far expires (Google: 7 days after the full listing)."""

@@ -1,24 +1,32 @@
-"""Routes of /v1/contacts: CRM contacts and their conversations of logged mail (F9)."""
+"""Routes of /v1/contacts: CRM contacts (F10) and their conversations of logged mail (F9);
+/v1/contact-types; /v1/settings/contacts."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from crmsync.api.http import principal_of
+from crmsync.api.contact_schemas import (
+    ContactChoicesOut,
+    ContactIn,
+    ContactOut,
+    ContactPage,
+    ContactPatch,
+    ContactSettingsIn,
+)
+from crmsync.api.http import admin_of, principal_of
+from crmsync.api.idempotency import IdempotencyKeyHeader, idempotent_create
 from crmsync.api.mail_schemas import (
     DEFAULT_PAGE,
     MAX_PAGE,
-    ContactOut,
-    ContactPage,
     ConversationEntryOut,
     ConversationPage,
     MessageOut,
 )
-from crmsync.api.openapi import ContactId, MessageKey, answer, responses
+from crmsync.api.openapi import ContactId, MessageKey, answer, no_content, responses
 from crmsync.app.wiring import graph
 from crmsync.config import get_settings
 from crmsync.logic.contacts import Contacts
@@ -38,6 +46,62 @@ def list_contacts(cursor: Cursor = None, limit: Limit = DEFAULT_PAGE) -> Respons
     principal = principal_of(router.current_event, get_settings())
     page = contacts().page(principal, cursor, limit)
     return answer(200, ContactPage(items=[ContactOut.of(c) for c in page.items], next_cursor=page.next_cursor))
+
+
+@router.post("/v1/contacts", responses=responses(201, ContactOut, 409, 503, body=True))
+def create_contact(
+    body: Annotated[ContactIn, Body()], idempotency_key: IdempotencyKeyHeader = None
+) -> Response[ContactOut]:
+    """A new contact. 409 (``duplicate-contact``, naming it) when one of its emails or phones
+    already belongs to another contact."""
+    settings = get_settings()
+    principal = principal_of(router.current_event, settings)
+    return idempotent_create(
+        "contacts.create",
+        principal,
+        idempotency_key,
+        body,
+        lambda: answer(201, ContactOut.of(contacts().create(principal, body.as_input()))),
+        settings=settings,
+        lambda_context=getattr(router, "lambda_context", None),
+    )
+
+
+@router.get("/v1/contacts/<contact_id>", responses=responses(200, ContactOut, 404))
+def get_contact(contact_id: ContactId) -> Response[ContactOut]:
+    principal = principal_of(router.current_event, get_settings())
+    return answer(200, ContactOut.of(contacts().get(principal, contact_id)))
+
+
+@router.patch("/v1/contacts/<contact_id>", responses=responses(200, ContactOut, 404, 409, body=True))
+def change_contact(contact_id: ContactId, body: Annotated[ContactPatch, Body()]) -> Response[ContactOut]:
+    principal = principal_of(router.current_event, get_settings())
+    return answer(200, ContactOut.of(contacts().change(principal, contact_id, body.as_input())))
+
+
+@router.delete("/v1/contacts/<contact_id>", responses=responses(204, None, 404, 409))
+def delete_contact(contact_id: ContactId) -> Response[None]:
+    principal = principal_of(router.current_event, get_settings())
+    contacts().delete(principal, contact_id)
+    return no_content()
+
+
+@router.get("/v1/contact-types", responses=responses(200, ContactChoicesOut))
+def contact_types() -> Response[ContactChoicesOut]:
+    """The tenant's contact types and consent choices, and its region for phone numbers."""
+    principal = principal_of(router.current_event, get_settings())
+    return answer(200, ContactChoicesOut.of(contacts().choices(principal)))
+
+
+@router.put("/v1/settings/contacts", responses=responses(200, ContactChoicesOut, 403, body=True))
+def set_contact_settings(body: Annotated[ContactSettingsIn, Body()]) -> Response[ContactChoicesOut]:
+    """The tenant's region for phone numbers without a country code: its admins only (the
+    JWT claim ``JWT_ADMIN_CLAIM``). Numbers already stored are not read again."""
+    settings = get_settings()
+    principal = principal_of(router.current_event, settings)
+    admin_of(router.current_event, settings)
+    contacts().set_region(principal.tenant_id, body.default_region)
+    return answer(200, ContactChoicesOut.of(contacts().choices(principal)))
 
 
 @router.get("/v1/contacts/<contact_id>/conversation", responses=responses(200, ConversationPage, 400, 404))

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from crmsync.api.problems import PROBLEM_JSON, Answered, from_error, problem
 from crmsync.config import Settings
 from crmsync.domain import Principal
-from crmsync.errors import CrmSyncError
+from crmsync.errors import CrmSyncError, Forbidden
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,13 @@ def principal_of(event: APIGatewayProxyEventV2, settings: Settings) -> Principal
         return Principal(str(tenant), str(user)) if tenant and user else _missing()
     except ValueError:
         raise Unauthenticated("The token's tenant or user claim is not a valid id.") from None
+
+
+def admin_of(event: APIGatewayProxyEventV2, settings: Settings) -> None:
+    """Refuse (403) unless the verified JWT makes the user an admin of their tenant."""
+    claims = event.request_context.authorizer.jwt_claim or {}
+    if str(claims.get(settings.jwt_admin_claim, "")).lower() != "true":
+        raise Forbidden(f"Only an admin of the tenant may change this (the token's {settings.jwt_admin_claim} claim).")
 
 
 def _missing() -> Principal:

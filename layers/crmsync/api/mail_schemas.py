@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crmsync.domain.mail_records import BccAddress, Contact, LoggedMessage, SenderAddress
+from crmsync.domain.mail_records import BccAddress, LoggedMessage, SenderAddress
 from crmsync.domain.message import Address
 from crmsync.logic.bcc_settings import SenderVerification
 from crmsync.logic.contacts import MessageContent
@@ -69,33 +69,6 @@ class SenderVerificationOut(SenderAddressOut):
             bcc_address=v.bcc_address,
             instructions=v.instructions,
         )
-
-
-class ContactOut(BaseModel):
-    id: str
-    email: str
-    name: str | None
-    source: str
-    email_sync: bool = Field(
-        description="Whether two-way email sync (F8) syncs this contact: always false until F8 exists."
-    )
-    created_at: datetime
-
-    @classmethod
-    def of(cls, c: Contact) -> ContactOut:
-        return cls(
-            id=c.contact_id,
-            email=c.email,
-            name=c.name,
-            source=c.source,
-            email_sync=c.email_sync,
-            created_at=c.created_at,
-        )
-
-
-class ContactPage(BaseModel):
-    items: list[ContactOut]
-    next_cursor: str | None
 
 
 class AddressOut(BaseModel):

@@ -38,6 +38,7 @@ WHY = {
     400: "The body is not valid UTF-8 JSON, or is nested too deep (problem document).",
     401: "No valid bearer token (answered by API Gateway's JWT authorizer).",
     404: "No such resource for this user (problem document).",
+    403: "The user may not do this, e.g. a tenant setting without the admin claim (problem document).",
     409: "Conflicts with the current state, e.g. a busy time or an Idempotency-Key still in use (problem document).",
     413: "The body is larger than 128 KiB (problem document).",
     415: "The body is not sent as application/json (problem document).",

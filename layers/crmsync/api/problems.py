@@ -19,6 +19,7 @@ PROBLEM_JSON = "application/problem+json"
 STATUS_BY_ERROR: dict[type[errors.CrmSyncError], int] = {
     errors.NotFound: 404,
     errors.InvalidRequest: 400,
+    errors.Forbidden: 403,
     errors.Unprocessable: 422,
     errors.Conflict: 409,
     errors.OAuthStateError: 400,

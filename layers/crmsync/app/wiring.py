@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from crmsync.dal.oauth_states import OAuthStateStore
     from crmsync.dal.settings import SettingsStore
     from crmsync.dal.sync_requests import SyncRequestStore
+    from crmsync.dal.tenants import TenantSettingsStore
     from crmsync.domain import Counter
     from crmsync.guard import DeletionThreshold
     from crmsync.logic.appointments import Appointments
@@ -245,6 +246,12 @@ class Graph(Core):
         return ContactStore()
 
     @cached_property
+    def tenant_settings(self) -> TenantSettingsStore:
+        from crmsync.dal.tenants import TenantSettingsStore
+
+        return TenantSettingsStore()
+
+    @cached_property
     def mail_log(self) -> MailLogStore:
         from crmsync.dal.mail_log import MailLogStore
 
@@ -389,7 +396,14 @@ class Graph(Core):
     def contacts(self) -> Contacts:
         from crmsync.logic.contacts import Contacts
 
-        return Contacts(contacts=self.contact_store, log=self.mail_log, bucket=self.mail_bucket)
+        return Contacts(
+            contacts=self.contact_store,
+            log=self.mail_log,
+            bucket=self.mail_bucket,
+            tenants=self.tenant_settings,
+            events=self.events,
+            default_region=self.settings.default_phone_region,
+        )
 
     @cached_property
     def inbound_mail(self) -> InboundMail:
@@ -401,7 +415,7 @@ class Graph(Core):
             addresses=self.bcc_addresses,
             senders=self.sender_addresses,
             connections=self.connection_store,
-            contacts=self.contact_store,
+            contacts=self.contacts,
             log_store=self.mail_log,
             bucket=self.mail_bucket,
             parse=parse_message,

@@ -47,16 +47,6 @@ class SenderChallenge:
 
 
 @dataclass(frozen=True)
-class Contact:
-    contact_id: str
-    email: str
-    name: str | None
-    source: str
-    email_sync: bool
-    created_at: datetime
-
-
-@dataclass(frozen=True)
 class StoredAttachment:
     filename: str
     content_type: str

@@ -33,11 +33,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from crmsync.dal.bcc import BccAddressStore, SenderAddressStore
 from crmsync.dal.connections import ConnectionStore
-from crmsync.dal.contacts import ContactStore
 from crmsync.dal.mail_bucket import MailBucket, attachment_key, body_key
 from crmsync.dal.mail_log import TRANSACTION_LIMIT, MailLogStore
 from crmsync.domain import Counter, NoCounter, Principal
@@ -160,6 +159,14 @@ def own_addresses(connections: ConnectionStore, senders: SenderAddressStore, pri
     return {c.email.lower() for c in connections.list(principal)} | senders.verified(principal)
 
 
+class ContactMatcher(Protocol):
+    """Finds or makes the contact of each address: the contacts use case
+    (:meth:`crmsync.logic.contacts.Contacts.match_or_create`), so a contact made by logging is
+    made like any other (one per email, its domain event published)."""
+
+    def match_or_create(self, principal: Principal, addresses: Iterable[Address], source: str) -> dict[str, str]: ...
+
+
 class InboundMail:
     def __init__(
         self,
@@ -167,7 +174,7 @@ class InboundMail:
         addresses: BccAddressStore,
         senders: SenderAddressStore,
         connections: ConnectionStore,
-        contacts: ContactStore,
+        contacts: ContactMatcher,
         log_store: MailLogStore,
         bucket: MailBucket,
         parse: Parser,

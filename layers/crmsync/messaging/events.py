@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 SOURCE = "crmsync"
 log = logging.getLogger("crmsync.events")
 
-Origin = Literal["crm", "provider"]
+#: Where a change came from: the CRM (its API), the provider (a sync), BCC logging, or the
+#: user's import of provider contacts.
+Origin = Literal["crm", "provider", "bcc", "import"]
 
 
 class DomainEvent(BaseModel):
@@ -89,6 +91,31 @@ class DeletionsHeld(DomainEvent):
     mirrored: int = Field(ge=0)
     #: Found by a complete (full) sync, not an incremental one.
     complete: bool
+
+
+class ContactEvent(DomainEvent):
+    contact_id: str
+    version: int
+    name: str | None = None
+    emails: list[str] = Field(default_factory=list)
+    source: str
+
+
+class ContactCreated(ContactEvent):
+    detail_type: ClassVar[str] = "ContactCreated"
+
+
+class ContactChanged(ContactEvent):
+    detail_type: ClassVar[str] = "ContactChanged"
+
+
+class ContactImported(ContactEvent):
+    """A provider contact the user chose in the import review became a CRM contact (or was
+    linked to the one it matched)."""
+
+    detail_type: ClassVar[str] = "ContactImported"
+    origin: Origin = "import"
+    connection_id: str
 
 
 class EmailLogged(DomainEvent):

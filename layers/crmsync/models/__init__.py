@@ -18,12 +18,13 @@ from crmsync.models.mail import (
     BccLookupItem,
     ContactEmailItem,
     ContactItem,
+    ContactPhoneItem,
     ConversationItem,
     LoggedMailItem,
     SenderAddressItem,
 )
 from crmsync.models.oauth_state import OAuthStateItem
-from crmsync.models.settings import CalendarSettingsItem
+from crmsync.models.settings import CalendarSettingsItem, TenantSettingsItem
 from crmsync.models.sync import ChannelItem, ExternalEventItem, SyncRequestItem, SyncStateItem
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectionsTableItem",
     "ContactEmailItem",
     "ContactItem",
+    "ContactPhoneItem",
     "ConversationItem",
     "ExternalEventItem",
     "LoggedMailItem",
@@ -46,6 +48,7 @@ __all__ = [
     "SenderAddressItem",
     "SyncRequestItem",
     "SyncStateItem",
+    "TenantSettingsItem",
     "bind_tables",
     "user_pk",
 ]

@@ -14,6 +14,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
+    VersionAttribute,
 )
 
 from crmsync.models.base import ConnectionsTableItem, OwnedItem
@@ -23,6 +24,7 @@ BCC_SK = "BCC#address"
 SENDER_SK_PREFIX = "SENDER#"
 CONTACT_SK_PREFIX = "CONTACT#"
 CONTACT_EMAIL_SK_PREFIX = "CONTACTEMAIL#"
+CONTACT_PHONE_SK_PREFIX = "CONTACTPHONE#"
 MAIL_SK_PREFIX = "MAIL#"
 CONVERSATION_SK_PREFIX = "CONV#"
 
@@ -69,21 +71,59 @@ class SenderAddressItem(ConnectionsTableItem):
     verified_at = UTCDateTimeAttribute(null=True)
 
 
+class PhoneMap(MapAttribute):
+    raw = UnicodeAttribute()
+    e164 = UnicodeAttribute(null=True)
+
+
+class GoogleLinkMap(MapAttribute):
+    connection_id = UnicodeAttribute()
+    resource_name = UnicodeAttribute()
+    etag = UnicodeAttribute(null=True)
+    ours = BooleanAttribute(default=False)
+
+
 class ContactItem(ConnectionsTableItem):
-    """A CRM contact (sk ``CONTACT#<id>``)."""
+    """A CRM contact (sk ``CONTACT#<id>``).
+
+    Contacts logged before F10 hold only ``email``, ``name``, ``source``, ``email_sync`` and
+    ``created_at``: they read as a contact with that one email and ``name`` as its display
+    name (no migration runs); their first update writes the rest."""
 
     contact_id = UnicodeAttribute()
-    email = UnicodeAttribute()
+    #: The first of ``emails`` (absent for a contact without one).
+    email = UnicodeAttribute(null=True)
+    #: The display name (a mail header's), for a contact without given/family names.
     name = UnicodeAttribute(null=True)
+    given_name = UnicodeAttribute(null=True)
+    family_name = UnicodeAttribute(null=True)
+    emails = ListAttribute(of=UnicodeAttribute, null=True)
+    phones = ListAttribute(of=PhoneMap, null=True)
+    organization = UnicodeAttribute(null=True)
+    title = UnicodeAttribute(null=True)
+    contact_type = UnicodeAttribute(null=True)
+    consent = UnicodeAttribute(null=True)
     source = UnicodeAttribute()
     #: Marked for two-way email sync (F8).
     email_sync = BooleanAttribute(default=False)
+    google = GoogleLinkMap(null=True)
+    #: JSON: synced field name -> when it last changed in the CRM (ISO 8601, UTC).
+    changed_at = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute(null=True)
+    version = VersionAttribute()
 
 
 class ContactEmailItem(ConnectionsTableItem):
     """Makes an email belong to one contact (sk ``CONTACTEMAIL#<email>``): written in the same
     transaction as the contact, on the condition that it does not exist yet."""
+
+    contact_id = UnicodeAttribute()
+
+
+class ContactPhoneItem(ConnectionsTableItem):
+    """Makes a phone number belong to one contact (sk ``CONTACTPHONE#<Phone.key>``), like
+    :class:`ContactEmailItem` does an email."""
 
     contact_id = UnicodeAttribute()
 

@@ -1,4 +1,5 @@
-"""A user's calendar settings: the linked calendar (F3) and sync preferences (F6)."""
+"""A user's calendar settings: the linked calendar (F3) and sync preferences (F6); a tenant's
+settings (the phone region of F10)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAt
 from crmsync.models.base import ConnectionsTableItem
 
 CALENDAR_SETTINGS_SK = "SETTINGS#calendar"
+TENANT_SETTINGS_SK = "TENANT#settings"
+
+
+def tenant_pk(tenant_id: str) -> str:
+    """A tenant's own partition (settings that hold for all its users)."""
+    from crmsync.domain.ids import check_id
+
+    return f"T#{check_id('tenant', tenant_id)}"
 
 
 class CalendarSettingsItem(ConnectionsTableItem):
@@ -18,5 +27,15 @@ class CalendarSettingsItem(ConnectionsTableItem):
     external_deletion = UnicodeAttribute()
     window_days_back = NumberAttribute()
     window_days_ahead = NumberAttribute()
+    updated_at = UTCDateTimeAttribute()
+    version = VersionAttribute()
+
+
+class TenantSettingsItem(ConnectionsTableItem):
+    """A tenant's settings (pk ``T#<tenant>``, sk ``TENANT#settings``): what holds for all its
+    users, set by its admins."""
+
+    #: ISO 3166 region for phone numbers written without a country code.
+    default_region = UnicodeAttribute(null=True)
     updated_at = UTCDateTimeAttribute()
     version = VersionAttribute()

@@ -2,14 +2,19 @@
 
 Shaped for Google People (PROVIDERS.md §2.4) and what issue 13's contacts sync needs:
 a full listing that ends with an opaque cursor, incremental listings from that cursor
-(deletions included), batch creates, etag-guarded updates, deletes, and contact groups.
+(deletions included), batch creates, etag-guarded updates (one or many), deletes (one or
+many), and contact groups.
 
 What a caller must know:
 
-* **Writes reach incremental listings with a delay** (Google: up to several minutes). An
-  incremental listing is not a read-after-write: read a contact you just wrote with
-  :meth:`ContactsPort.get`, and expect your own writes to come back in a later listing
-  (recognise them by :attr:`ProviderContact.key`).
+* **Writes reach incremental listings with a delay** (Google: "Writes may have a
+  propagation delay of several minutes for sync requests"). An incremental listing is not
+  a read-after-write: read a contact you just wrote with :meth:`ContactsPort.get`, and
+  expect your own writes (and the user's) to come back in a later listing, not the next one
+  (recognise ours by :attr:`ProviderContact.key`). A full listing is not delayed.
+* **Which side changed last**: :attr:`ProviderContact.updated_at` is the provider's time of
+  the contact's last change (Google: the ``CONTACT`` source's ``updateTime``), to compare
+  with the CRM's change time when both sides changed.
 * **Mutate sequentially per user**: Google asks for one mutation at a time per account;
   never write the same account's contacts from parallel workers.
 * **Creates are not idempotent**: a create whose answer was lost may have happened. Each
@@ -29,20 +34,29 @@ from datetime import datetime
 from typing import Protocol
 
 from crmsync.domain import StoredConnection
+from crmsync.ports.errors import PreconditionFailed, ProviderNotFound
 
 __all__ = [
     "BATCH_CREATE_LIMIT",
+    "BATCH_DELETE_LIMIT",
+    "BATCH_UPDATE_LIMIT",
     "ContactDraft",
     "ContactGroup",
     "ContactPage",
+    "ContactUpdate",
     "ContactsAccess",
     "ContactsPort",
     "ProviderContact",
+    "UpdateOutcome",
 ]
 
 #: The most contacts one provider call creates (Google's ``batchCreateContacts``: 200).
 #: :meth:`ContactsPort.create` splits larger batches itself.
 BATCH_CREATE_LIMIT = 200
+#: The most contacts one provider call updates (Google's ``batchUpdateContacts``: 200).
+BATCH_UPDATE_LIMIT = 200
+#: The most contacts one provider call deletes (Google's ``batchDeleteContacts``: 500).
+BATCH_DELETE_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,21 @@ class ContactDraft:
     organization: str | None = None
     title: str | None = None
     key: str | None = None
+
+
+@dataclass(frozen=True)
+class ContactUpdate:
+    """One update of :meth:`ContactsPort.update_many`: replace the contact's fields with
+    ``draft`` if it is still at ``etag``."""
+
+    resource_name: str
+    etag: str
+    draft: ContactDraft
+
+
+#: What :meth:`ContactsPort.update_many` says of one update: the updated contact, or why it
+#: was not applied (stale etag: get, merge, update again; gone: the contact was deleted).
+UpdateOutcome = ProviderContact | PreconditionFailed | ProviderNotFound
 
 
 @dataclass(frozen=True)
@@ -130,8 +159,25 @@ class ContactsPort(Protocol):
         ``ProviderNotFound``: it is gone. Group memberships are kept."""
         ...
 
+    def update_many(self, updates: Sequence[ContactUpdate]) -> list[UpdateOutcome]:
+        """Many :meth:`update` in ``BATCH_UPDATE_LIMIT``-sized provider calls; one outcome
+        per update, in order. A stale etag or a deleted contact does not fail the others:
+        its outcome is a ``PreconditionFailed`` (get it, merge, :meth:`update` it) or a
+        ``ProviderNotFound``, and it was not changed. (Google fails a whole batch when one
+        contact is stale, naming it; the adapter sends the rest again.) A resource name
+        twice → ``ProviderError`` before any call. Any other error is raised; calls made
+        before it stay applied."""
+        ...
+
     def delete(self, resource_name: str) -> None:
         """Delete the contact; ``ProviderNotFound`` if it is already gone."""
+        ...
+
+    def delete_many(self, resource_names: Sequence[str]) -> list[str]:
+        """Delete the contacts in ``BATCH_DELETE_LIMIT``-sized provider calls (a name given
+        twice counts once). Returns the resource names that were already gone (in the order
+        given); the rest are deleted. An error is raised as is; calls made before it stay
+        applied."""
         ...
 
     def ensure_group(self, name: str) -> ContactGroup:

@@ -95,6 +95,8 @@ class PeopleControl:
             Route(f"{PREFIX}/expire-sync-tokens", ("POST",), self._guard(self.expire_sync_tokens)),
             Route(f"{PREFIX}/full-sync-quota", ("GET",), self._guard(self.get_quota)),
             Route(f"{PREFIX}/full-sync-quota", ("POST",), self._guard(self.set_quota)),
+            Route(f"{PREFIX}/propagation", ("GET",), self._guard(self.get_propagation)),
+            Route(f"{PREFIX}/propagation", ("POST",), self._guard(self.set_propagation)),
             Route(f"{PREFIX}/seed", ("POST",), self._guard(self.seed)),
             Route(UI, ("GET",), self.page),
         ]
@@ -207,6 +209,27 @@ class PeopleControl:
             raise ControlError("limit must be ≥ 0 and window_seconds > 0")
         self.store.configure_quota(quota)
         return quota.as_dict()
+
+    def get_propagation(self, request: Request, body: dict[str, Any]) -> Any:
+        """The propagation delay of writes to incremental listings (global and per account)."""
+        with self.ctx.state.lock:
+            return self.store.propagation.as_dict()
+
+    def set_propagation(self, request: Request, body: dict[str, Any]) -> Any:
+        """``POST {seconds, email?}``: writes reach incremental listings ``seconds`` after they
+        are made (emulator clock), for ``email``'s account or (no email) every account
+        without its own setting; 0 turns it off. Reads and full listings are not delayed."""
+        try:
+            seconds = float(body.get("seconds", 0))
+        except (TypeError, ValueError):
+            raise ControlError("seconds must be a number") from None
+        if not 0 <= seconds <= 86400:
+            raise ControlError("seconds must be between 0 and 86400")
+        email = str(body.get("email", "")).strip().lower()
+        if email:
+            self._account(body)  # an unknown account is a 404, not a silent no-op
+        with self.ctx.state.lock:
+            return self.store.configure_propagation(seconds, email).as_dict()
 
     def seed(self, request: Request, body: dict[str, Any]) -> Any:
         """``POST {email}``: the demo address book of a demo account (once)."""

@@ -2,8 +2,9 @@
 
 Implemented: people.connections.list, people.get, people.getBatchGet,
 people.createContact, people.batchCreateContacts, people.updateContact,
-people.deleteContact, otherContacts.list, and contactGroups.list, contactGroups.create and
-contactGroups.members.modify (user groups; the system groups "myContacts" and "starred").
+people.batchUpdateContacts, people.deleteContact, people.batchDeleteContacts,
+otherContacts.list, and contactGroups.list, contactGroups.create and contactGroups.members.modify
+(user groups; the system groups "myContacts" and "starred").
 The People API sends no push notifications, so changes only move the sync state.
 """
 
@@ -50,6 +51,20 @@ MAX_PAGE_SIZE = 1000
 MAX_BATCH_GET = 200
 #: batchCreateContacts: "The request is limited to 200 contacts."
 MAX_BATCH_CREATE = 200
+#: batchUpdateContacts: "Allows up to 200 contacts in a single request."
+MAX_BATCH_UPDATE = 200
+#: batchDeleteContacts: "Allows up to 500 resource names in a single request."
+MAX_BATCH_DELETE = 500
+_BATCH_UPDATE_ERRORS = "type.googleapis.com/google.people.v1.BatchUpdateContactsErrorDetails"
+_READ_SOURCES = frozenset(
+    {
+        "READ_SOURCE_TYPE_UNSPECIFIED",
+        "READ_SOURCE_TYPE_PROFILE",
+        "READ_SOURCE_TYPE_CONTACT",
+        "READ_SOURCE_TYPE_DOMAIN_CONTACT",
+        "READ_SOURCE_TYPE_OTHER_CONTACT",
+    }
+)
 #: contactGroups.members.modify: at most 1000 resource names to add (and to remove).
 MAX_MEMBERS_MODIFY = 1000
 DEFAULT_GROUP_PAGE_SIZE = 30
@@ -57,6 +72,8 @@ MAX_GROUP_NAME = 50  # the emulator's guess; Google documents none
 #: System groups every account has (a subset of Google's: the two a contact shows).
 SYSTEM_GROUPS = {"contactGroups/myContacts": "myContacts", "contactGroups/starred": "starred"}
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+#: ``google.rpc.Code`` numbers of the statuses a contact's update can fail with.
+_RPC_CODES = {"INVALID_ARGUMENT": 3, "NOT_FOUND": 5, "FAILED_PRECONDITION": 9}
 _NOT_FOUND = "Requested entity was not found."
 _MISMATCH = (
     "Request parameters must match the first call when a page token or sync token is specified "
@@ -240,6 +257,92 @@ class PeopleService(ApiService):
             changes = clean_person(body, update_fields)
             self.store.update(call.account.sub, contact, changes, update_fields)
             return self._render(contact, fields)
+
+    @implements("people.people.batchUpdateContacts")
+    def batch_update_contacts(self, call: ApiCall) -> Any:
+        """Up to 200 contacts (``contacts``: resource name → Person with its CONTACT source
+        etag), each replacing the ``updateMask`` fields. All or nothing: if any contact
+        cannot be updated (stale etag, gone, no etag) nothing is, and the error carries a
+        ``BatchUpdateContactsErrorDetails`` whose ``contactErrors`` names each of them."""
+        body = call.body if isinstance(call.body, dict) else {}
+        update_fields = parse_mask(body.get("updateMask"), WRITE_FIELDS, "updateMask", "people/batchUpdateContacts")
+        # "If read mask is left empty, the post-mutate-get is skipped and no data will be returned."
+        raw_read = body.get("readMask")
+        read_fields = parse_mask(raw_read, READ_FIELDS, "readMask", "people/batchUpdateContacts") if raw_read else None
+        sources = body.get("sources", [])
+        if not isinstance(sources, list) or any(s not in _READ_SOURCES for s in sources):
+            raise bad_request(f"sources must be a list of {', '.join(sorted(_READ_SOURCES))}.")
+        entries = body.get("contacts")
+        if not isinstance(entries, dict) or not entries:
+            raise bad_request("contacts must map at least one resource name to a person.")
+        if len(entries) > MAX_BATCH_UPDATE:
+            raise bad_request(f"contacts can contain at most {MAX_BATCH_UPDATE} contacts.")
+        changes: dict[str, dict[str, Any]] = {}
+        for name, person in entries.items():
+            if not str(name).startswith("people/") or str(name).count("/") != 1:
+                raise bad_request(f'Resource name "{name}" is not a valid person resource name.')
+            if not isinstance(person, dict):
+                raise bad_request(f"contacts[{name}] must be a person.")
+            changes[str(name)] = clean_person(person, update_fields)
+        sub = call.account.sub
+        with self.state.lock:
+            contacts: dict[str, Contact] = {}
+            failed: dict[str, dict[str, Any]] = {}
+            for name, person in entries.items():
+                try:
+                    contact = self._contact(call.account, name)
+                    self._check_precondition(contact, person)
+                except ApiError as error:
+                    rpc = error.rpc_status or ("NOT_FOUND" if error.status == 404 else "INVALID_ARGUMENT")
+                    failed[name] = {"code": _RPC_CODES.get(rpc, 3), "message": error.message}
+                    continue
+                contacts[name] = contact
+            if failed:
+                codes = {f["code"] for f in failed.values()}
+                status, reason, rpc = (
+                    (400, "failedPrecondition", "FAILED_PRECONDITION")
+                    if 9 in codes
+                    else (404, "notFound", "NOT_FOUND")
+                    if 5 in codes
+                    else (400, "badRequest", "INVALID_ARGUMENT")
+                )
+                raise ApiError(
+                    status,
+                    f"{len(failed)} of the {len(entries)} contacts could not be updated; none was.",
+                    reason,
+                    rpc_status=rpc,
+                    details=[{"@type": _BATCH_UPDATE_ERRORS, "contactErrors": failed}],
+                )
+            for name, contact in contacts.items():
+                self.store.update(sub, contact, changes[name], update_fields)
+            if read_fields is None:
+                return {}
+            return {
+                "updateResult": {
+                    name: {"httpStatusCode": 200, "person": self._render(c, read_fields), "requestedResourceName": name}
+                    for name, c in contacts.items()
+                }
+            }
+
+    @implements("people.people.batchDeleteContacts")
+    def batch_delete_contacts(self, call: ApiCall) -> Any:
+        """Delete up to 500 contacts; each shows in the next incremental sync as
+        ``metadata.deleted``. All or nothing: if one is not a live contact, none is deleted
+        (404)."""
+        body = call.body if isinstance(call.body, dict) else {}
+        names = body.get("resourceNames")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise bad_request("resourceNames must contain at least one resource name.")
+        if len(names) > MAX_BATCH_DELETE:
+            raise bad_request(f"resourceNames can contain at most {MAX_BATCH_DELETE} resource names.")
+        for name in names:
+            if not name.startswith("people/") or name.count("/") != 1:
+                raise bad_request(f'Resource name "{name}" is not a valid person resource name.')
+        with self.state.lock:
+            contacts = {name: self._contact(call.account, name) for name in names}
+            for contact in contacts.values():
+                self.store.delete(call.account.sub, contact)
+        return {}
 
     @implements("people.people.deleteContact")
     def delete_contact(self, call: ApiCall) -> Any:
@@ -494,9 +597,14 @@ class PeopleService(ApiService):
         if cursor.fingerprint != sync_fp:
             raise bad_request(_MISMATCH)
         changed = self.store.changed_since(sub, collection, cursor.seq)
-        return ListSession(
-            sub, collection, [c.resource_name for c in changed], True, self.store.book(sub).seq, cursor.full_sync_at
-        )
+        # "Writes may have a propagation delay of several minutes for sync requests": this sync
+        # ends before the first write still under way, and its token starts there, so that
+        # write and every later one come in a later sync (once each; with one delay per
+        # account, later writes are under way too).
+        pending = [c.seq for c in changed if not self.store.propagated(c, call.account.email)]
+        snapshot = min(pending) - 1 if pending else self.store.book(sub).seq
+        visible = [c.resource_name for c in changed if c.seq <= snapshot]
+        return ListSession(sub, collection, visible, True, snapshot, cursor.full_sync_at)
 
     def _sorted(self, sub: str, collection: str, params: dict[str, Any]) -> list[str]:
         people = self.store.live(sub, collection)  # oldest change first

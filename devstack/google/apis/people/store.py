@@ -3,9 +3,12 @@ the opaque page and sync tokens handed out for them.
 
 Every write gets the next number of the account's change sequence; a sync token remembers
 the sequence number it was issued at, so an incremental sync is "every person of that
-collection whose sequence number is higher" — deletions included, as tombstones. Writes
-are visible to sync immediately (Google documents a propagation delay of up to several
-minutes; the emulator does not add one, so tests stay deterministic).
+collection whose sequence number is higher" — deletions included, as tombstones.
+
+Google: "Writes may have a propagation delay of several minutes for sync requests." The
+emulator has none by default; :meth:`PeopleStore.configure_propagation` sets one (for every
+account or one account), on the emulator clock: a write then reaches incremental listings
+only once its delay has passed, while people.get/getBatchGet and full listings see it at once.
 
 All methods take ``state.lock`` (an RLock shared by the whole emulator).
 """
@@ -143,6 +146,23 @@ class FullSyncQuota:
         return {"limit": self.limit, "window_seconds": self.window_seconds, "email": self.email}
 
 
+@dataclass
+class Propagation:
+    """How long a write takes to reach incremental listings: ``seconds`` for every account,
+    ``accounts`` (email → seconds) for some; 0 means at once (the default)."""
+
+    seconds: float = 0.0
+    accounts: dict[str, float] = field(default_factory=dict)
+
+    def delay(self, email: str) -> float:
+        """The delay of ``email``'s writes (its own setting, else the global one)."""
+        return self.accounts.get(email, self.seconds)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON shape of the control API."""
+        return {"seconds": self.seconds, "accounts": dict(sorted(self.accounts.items()))}
+
+
 def group_names(data: PersonData) -> set[str]:
     """The contact group resource names a person's ``memberships`` name."""
     found: set[str] = set()
@@ -174,14 +194,20 @@ class PeopleStore:
         self.state = state
         self.reset()
 
+    def __setstate__(self, saved: dict[str, Any]) -> None:
+        # A state file saved before the propagation control existed loads with none.
+        self.__dict__.update(saved)
+        self.__dict__.setdefault("propagation", Propagation())
+
     def reset(self) -> None:
-        """Forget every address book, token and quota setting."""
+        """Forget every address book, token, quota and propagation setting."""
         with self.state.lock:
             self._books: dict[str, Book] = {}
             self._page_tokens: dict[str, PageCursor] = {}
             self._sync_tokens: dict[str, SyncCursor] = {}
             self.quota = FullSyncQuota()
             self._quota_hits: dict[str, deque[float]] = {}
+            self.propagation = Propagation()
 
     # ------------------------------------------------------------------ contacts
 
@@ -273,6 +299,22 @@ class PeopleStore:
         with self.state.lock:
             found = [c for c in self.book(sub).contacts.values() if c.collection == collection and c.seq > seq]
             return sorted(found, key=lambda c: c.seq)
+
+    def propagated(self, contact: Contact, email: str) -> bool:
+        """Whether ``contact``'s last write has reached incremental listings (its account's
+        propagation delay has passed on the emulator clock since the write)."""
+        with self.state.lock:
+            return self.state.now() >= contact.updated_at + self.propagation.delay(email)
+
+    def configure_propagation(self, seconds: float, email: str = "") -> Propagation:
+        """Set the propagation delay of ``email``'s writes (empty: the global one). It applies
+        at read time, so it also moves writes already made (0 releases them all)."""
+        with self.state.lock:
+            if email:
+                self.propagation.accounts[email] = seconds
+            else:
+                self.propagation.seconds = seconds
+            return self.propagation
 
     # ------------------------------------------------------------------ groups
 

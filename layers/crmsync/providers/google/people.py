@@ -12,8 +12,18 @@ from datetime import datetime
 from typing import Any
 
 from crmsync.config import GoogleSettings
-from crmsync.ports.contacts import BATCH_CREATE_LIMIT, ContactDraft, ContactGroup, ContactPage, ProviderContact
-from crmsync.ports.errors import ProviderDuplicate, ProviderError, ProviderNotFound
+from crmsync.ports.contacts import (
+    BATCH_CREATE_LIMIT,
+    BATCH_DELETE_LIMIT,
+    BATCH_UPDATE_LIMIT,
+    ContactDraft,
+    ContactGroup,
+    ContactPage,
+    ContactUpdate,
+    ProviderContact,
+    UpdateOutcome,
+)
+from crmsync.ports.errors import PreconditionFailed, ProviderDuplicate, ProviderError, ProviderNotFound
 from crmsync.providers.google.api import build_service, google_errors
 
 __all__ = ["GooglePeople"]
@@ -30,6 +40,14 @@ KEY = "crmsync.contact"
 _STALE = frozenset({"failedPrecondition", "FAILED_PRECONDITION"})
 #: contactGroups.members.modify takes at most 1000 resource names to add.
 MEMBERS_LIMIT = 1000
+#: Resource names per people.getBatchGet (Google takes 200): 40 keep the GET URL under
+#: google-api-python-client's 2048 characters, past which it re-sends the call as a POST
+#: with ``X-HTTP-Method-Override`` (which the emulator does not implement).
+BATCH_GET_LIMIT = 40
+#: The ``@type`` of the error detail naming the contacts that failed a batchUpdateContacts.
+_BATCH_UPDATE_ERRORS = "type.googleapis.com/google.people.v1.BatchUpdateContactsErrorDetails"
+#: ``google.rpc.Code`` numbers of a contact's failure in ``contactErrors``.
+_CODE_NOT_FOUND, _CODE_FAILED_PRECONDITION = 5, 9
 
 
 def _first(items: Any) -> dict[str, Any]:
@@ -77,6 +95,25 @@ def parse_person(person: dict[str, Any]) -> ProviderContact:
         key=key,
         updated_at=datetime.fromisoformat(updated) if updated else None,
     )
+
+
+def contact_errors(error: Any) -> dict[str, int]:
+    """Resource name → ``google.rpc.Code`` of each contact a failed batchUpdateContacts names
+    (``BatchUpdateContactsErrorDetails.contactErrors``); empty if the answer names none."""
+    import json
+
+    try:
+        body = json.loads(error.content or b"{}").get("error", {})
+    except (ValueError, AttributeError):
+        return {}
+    details = body.get("details") if isinstance(body, dict) else None
+    found: dict[str, int] = {}
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and detail.get("@type") == _BATCH_UPDATE_ERRORS:
+            for name, status in (detail.get("contactErrors") or {}).items():
+                code = status.get("code") if isinstance(status, dict) else None
+                found[str(name)] = int(code) if isinstance(code, int) else 0
+    return found
 
 
 def person_body(draft: ContactDraft) -> dict[str, Any]:
@@ -169,9 +206,107 @@ class GooglePeople:
             )
         return parse_person(person)
 
+    def update_many(self, updates: Sequence[ContactUpdate]) -> list[UpdateOutcome]:
+        names = [u.resource_name for u in updates]
+        if len(set(names)) != len(names):
+            raise ProviderError("people.batchUpdateContacts: a contact is named twice in one batch.", retryable=False)
+        outcomes: dict[int, UpdateOutcome] = {}
+        # One updateMask per call: drafts without a key leave clientData (our key) alone.
+        for keyed in (True, False):
+            indexes = [i for i, u in enumerate(updates) if (u.draft.key is not None) == keyed]
+            for start in range(0, len(indexes), BATCH_UPDATE_LIMIT):
+                self._update_batch(updates, indexes[start : start + BATCH_UPDATE_LIMIT], keyed, outcomes)
+        return [outcomes[i] for i in range(len(updates))]
+
+    def _update_batch(
+        self, updates: Sequence[ContactUpdate], indexes: list[int], keyed: bool, outcomes: dict[int, UpdateOutcome]
+    ) -> None:
+        """One batchUpdateContacts of ``indexes``; Google applies all or none, naming the
+        contacts that failed, so those get their outcome and the rest are sent again."""
+        from googleapiclient.errors import HttpError
+
+        fields = UPDATE_FIELDS if keyed else UPDATE_FIELDS.replace(",clientData", "")
+        pending = list(indexes)
+        failed: dict[str, int] = {}
+        while pending:
+            contacts: dict[str, Any] = {}
+            for i in pending:
+                body = person_body(updates[i].draft)
+                if not keyed:
+                    del body["clientData"]
+                body["metadata"] = {"sources": [{"type": "CONTACT", "etag": updates[i].etag}]}
+                contacts[updates[i].resource_name] = body
+            request = {"contacts": contacts, "updateMask": fields, "readMask": PERSON_FIELDS}
+            with google_errors("people.batchUpdateContacts", stale_reasons=_STALE):
+                try:
+                    answer = self._service.people().batchUpdateContacts(body=request).execute(num_retries=0)
+                except HttpError as error:
+                    failed = contact_errors(error)
+                    if not failed or not set(failed) <= set(contacts):
+                        raise
+                    answer = None
+            if answer is not None:
+                results = answer.get("updateResult") or {}
+                for i in pending:
+                    result = results.get(updates[i].resource_name) or {}
+                    if "person" not in result:
+                        raise ProviderError(
+                            "people.batchUpdateContacts: Google did not answer every contact.", retryable=False
+                        )
+                    outcomes[i] = parse_person(result["person"])
+                return
+            for i in pending:
+                code = failed.get(updates[i].resource_name)
+                if code == _CODE_FAILED_PRECONDITION:
+                    outcomes[i] = PreconditionFailed("people.batchUpdateContacts: the contact changed at Google.")
+                elif code == _CODE_NOT_FOUND:
+                    outcomes[i] = ProviderNotFound("people.batchUpdateContacts: not found at Google.")
+                elif code is not None:
+                    raise ProviderError(
+                        f"people.batchUpdateContacts: Google refused a contact (code {code}).", retryable=False
+                    )
+            pending = [i for i in pending if i not in outcomes]
+
     def delete(self, resource_name: str) -> None:
         with google_errors("people.deleteContact"):
             self._service.people().deleteContact(resourceName=resource_name).execute(num_retries=0)
+
+    def delete_many(self, resource_names: Sequence[str]) -> list[str]:
+        names = list(dict.fromkeys(resource_names))
+        gone: set[str] = set()
+        for start in range(0, len(names), BATCH_DELETE_LIMIT):
+            chunk = names[start : start + BATCH_DELETE_LIMIT]
+            try:
+                self._delete_batch(chunk)
+            except ProviderNotFound:
+                # One is gone, and the call deleted none (Google names none of them): ask
+                # which still exist, and delete those.
+                live = self._existing(chunk)
+                gone |= set(chunk) - live
+                if live:
+                    self._delete_batch([n for n in chunk if n in live])
+        return [n for n in names if n in gone]
+
+    def _delete_batch(self, names: list[str]) -> None:
+        with google_errors("people.batchDeleteContacts"):
+            self._service.people().batchDeleteContacts(body={"resourceNames": names}).execute(num_retries=0)
+
+    def _existing(self, names: list[str]) -> set[str]:
+        """Which of ``names`` are live contacts (people.getBatchGet)."""
+        live: set[str] = set()
+        for start in range(0, len(names), BATCH_GET_LIMIT):
+            with google_errors("people.getBatchGet"):
+                answer = (
+                    self._service.people()
+                    .getBatchGet(resourceNames=names[start : start + BATCH_GET_LIMIT], personFields="metadata")
+                    .execute(num_retries=0)
+                )
+            live |= {
+                str(r["requestedResourceName"])
+                for r in answer.get("responses", [])
+                if r.get("httpStatusCode", 200) == 200 and "person" in r
+            }
+        return live
 
     # ------------------------------------------------------------------ groups
     def _find_group(self, name: str) -> ContactGroup | None:
