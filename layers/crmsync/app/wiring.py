@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from crmsync.dal.channels import ChannelStore
     from crmsync.dal.connections import ConnectionStore
     from crmsync.dal.contacts import ContactStore
+    from crmsync.dal.contacts_sync import ContactsSyncStore
     from crmsync.dal.guard import PendingDeletionsStore
     from crmsync.dal.mail_bucket import MailBucket
     from crmsync.dal.mail_log import MailLogStore
@@ -244,6 +245,12 @@ class Graph(Core):
         from crmsync.dal.contacts import ContactStore
 
         return ContactStore()
+
+    @cached_property
+    def contacts_sync_store(self) -> ContactsSyncStore:
+        from crmsync.dal.contacts_sync import ContactsSyncStore
+
+        return ContactsSyncStore()
 
     @cached_property
     def tenant_settings(self) -> TenantSettingsStore:

@@ -19,6 +19,7 @@ __all__ = [
     "ContactFields",
     "ContactSource",
     "ContactType",
+    "ContactsSync",
     "GoogleLink",
     "Phone",
     "normalise_email",
@@ -175,3 +176,17 @@ def normalise_email(value: str) -> str:
     if len(email) > 254 or not _EMAIL.match(email):
         raise ValueError(f"not an email address: {value[:80]!r}")
     return email
+
+
+@dataclass(frozen=True)
+class ContactsSync:
+    """The user's Google Contacts sync (F10): the one connection that is their contacts
+    account (``None``: off), and since when."""
+
+    connection_id: str | None = None
+    enabled_at: datetime | None = None
+    version: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.connection_id is not None

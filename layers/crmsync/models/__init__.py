@@ -24,7 +24,7 @@ from crmsync.models.mail import (
     SenderAddressItem,
 )
 from crmsync.models.oauth_state import OAuthStateItem
-from crmsync.models.settings import CalendarSettingsItem, TenantSettingsItem
+from crmsync.models.settings import CalendarSettingsItem, ContactsSyncItem, TenantSettingsItem
 from crmsync.models.sync import ChannelItem, ExternalEventItem, SyncRequestItem, SyncStateItem
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "ContactEmailItem",
     "ContactItem",
     "ContactPhoneItem",
+    "ContactsSyncItem",
     "ConversationItem",
     "ExternalEventItem",
     "LoggedMailItem",

@@ -9,6 +9,7 @@ from crmsync.models.base import ConnectionsTableItem
 
 CALENDAR_SETTINGS_SK = "SETTINGS#calendar"
 TENANT_SETTINGS_SK = "TENANT#settings"
+CONTACTS_SYNC_SK = "SETTINGS#contacts"
 
 
 def tenant_pk(tenant_id: str) -> str:
@@ -37,5 +38,17 @@ class TenantSettingsItem(ConnectionsTableItem):
 
     #: ISO 3166 region for phone numbers written without a country code.
     default_region = UnicodeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute()
+    version = VersionAttribute()
+
+
+class ContactsSyncItem(ConnectionsTableItem):
+    """The user's contacts sync (sk ``SETTINGS#contacts``): which connection is their
+    contacts account. Absent or without ``connection_id``: off."""
+
+    tenant_id = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    connection_id = UnicodeAttribute(null=True)
+    enabled_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute()
     version = VersionAttribute()
