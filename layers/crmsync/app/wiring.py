@@ -6,7 +6,7 @@ one cipher, one queue, one store of each kind, one use case of each kind.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache, cached_property
 from typing import TYPE_CHECKING
@@ -19,10 +19,12 @@ if TYPE_CHECKING:
     from crmsync.dal.appointments import AppointmentStore
     from crmsync.dal.bcc import BccAddressStore, SenderAddressStore
     from crmsync.dal.calendars import CalendarStore
+    from crmsync.dal.candidates import CandidateStore
     from crmsync.dal.channels import ChannelStore
     from crmsync.dal.connections import ConnectionStore
     from crmsync.dal.contacts import ContactStore
     from crmsync.dal.contacts_sync import ContactsSyncStore
+    from crmsync.dal.gcontacts import ContactMirrorStore
     from crmsync.dal.guard import PendingDeletionsStore
     from crmsync.dal.mail_bucket import MailBucket
     from crmsync.dal.mail_log import MailLogStore
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from crmsync.dal.sync_requests import SyncRequestStore
     from crmsync.dal.tenants import TenantSettingsStore
     from crmsync.domain import Counter
+    from crmsync.domain.contacts import Phone
     from crmsync.guard import DeletionThreshold
     from crmsync.logic.appointments import Appointments
     from crmsync.logic.availability import Availability
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
     from crmsync.security.tokens import TokenCipher
     from crmsync.sync.calendar_sync import CalendarSync
     from crmsync.sync.channels import Channels
+    from crmsync.sync.contact_sync import ContactSync
     from crmsync.sync.planner import SyncPlanner
 
 
@@ -253,6 +257,19 @@ class Graph(Core):
         return ContactsSyncStore()
 
     @cached_property
+    def contact_mirror(self) -> ContactMirrorStore:
+        from crmsync.dal.gcontacts import ContactMirrorStore
+
+        return ContactMirrorStore()
+
+    @cached_property
+    def candidates(self) -> CandidateStore:
+        """The import candidates (F10): what the import review reads and answers."""
+        from crmsync.dal.candidates import CandidateStore
+
+        return CandidateStore()
+
+    @cached_property
     def tenant_settings(self) -> TenantSettingsStore:
         from crmsync.dal.tenants import TenantSettingsStore
 
@@ -384,6 +401,7 @@ class Graph(Core):
                 self.calendar_settings.forget_connection,
                 self.calendar_store.delete_for_connection,
                 self.calendar_sync.forget_connection,
+                self.contact_sync.forget_connection,
             ],
             before_revoke=[self.calendar_sync.stop_channels],
         )
@@ -410,6 +428,26 @@ class Graph(Core):
             tenants=self.tenant_settings,
             events=self.events,
             default_region=self.settings.default_phone_region,
+        )
+
+    @cached_property
+    def contact_sync(self) -> ContactSync:
+        from crmsync.logic import contact_fields
+        from crmsync.sync.contact_sync import ContactSync
+
+        contacts = self.contacts
+
+        def read_phones(principal: Principal, values: Sequence[str]) -> tuple[Phone, ...]:
+            return contact_fields.phones(values, contacts.region(principal.tenant_id))
+
+        return ContactSync(
+            mirror=self.contact_mirror,
+            contacts=self.contact_store,
+            candidates=self.candidates,
+            access=self.connectors,
+            read_phones=read_phones,
+            group_name=self.settings.contacts_group_name,
+            clock=self.clock,
         )
 
     @cached_property
