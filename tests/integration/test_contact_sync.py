@@ -15,7 +15,10 @@ from crmsync.config import Settings
 from crmsync.domain import Principal
 from crmsync.domain.contacts import CandidateStatus, Contact
 from crmsync.logic.contacts import ContactInput
+from crmsync.messaging.messages import ContactSyncRequest, sync_message_adapter
+from crmsync.sync.contact_requests import ContactSyncRequests
 from crmsync.sync.contact_sync import ContactSync
+from tests.fakes.world import RecordingQueue
 from tests.support.google_consent import consent, query
 from tests.support.google_people import GooglePeopleUser, person
 
@@ -344,3 +347,33 @@ def test_disconnecting_deletes_the_mirror_cursor_and_candidates_never_crm_contac
     assert graph.contact_mirror.contacts(ALICE) == {}
     assert graph.contact_mirror.cursor(ALICE, connection_id).version is None
     assert graph.contact_store.get(ALICE, ada.contact_id) is not None
+
+
+def test_the_schedule_enqueues_one_sync_per_user_with_contacts_sync_on_in_the_users_group(
+    graph: Graph, account: tuple[str, GooglePeopleUser]
+) -> None:
+    connection_id, _ = account
+    graph.contacts_sync_store.set(Principal("tenant-a", "bob"), None)  # sync off: not enqueued
+    queue = RecordingQueue()
+    requests = ContactSyncRequests(settings=graph.contacts_sync_store, queue=queue)
+
+    assert requests.enqueue_all("scheduled@bucket-1") == 1
+    assert requests.request(ALICE, reason="login", occasion="login@1")
+    assert not requests.request(Principal("tenant-a", "bob"), reason="login", occasion="login@1")
+
+    scheduled, login = queue.take()
+    assert isinstance(scheduled, ContactSyncRequest)
+    assert (scheduled.tenant_id, scheduled.user_id, scheduled.connection_id) == ("tenant-a", "alice", connection_id)
+    assert scheduled.group_id == login.group_id  # one FIFO group per user: syncs run one at a time
+    assert scheduled.deduplication_id != login.deduplication_id
+    assert sync_message_adapter.validate_json(scheduled.model_dump_json()) == scheduled
+    outcome = graph.contact_sync.run(Principal(scheduled.tenant_id, scheduled.user_id), scheduled.connection_id)
+    assert outcome is not None
+    assert outcome.full
+
+
+def test_only_the_users_contacts_account_is_synced(graph: Graph, account: tuple[str, GooglePeopleUser]) -> None:
+    connection_id, _ = account
+    graph.contacts_sync_store.set(ALICE, None)
+    assert graph.contact_sync.run(ALICE, connection_id) is None
+    assert graph.contact_sync.run(Principal("tenant-b", "alice"), connection_id) is None

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from crmsync.security.tokens import TokenCipher
     from crmsync.sync.calendar_sync import CalendarSync
     from crmsync.sync.channels import Channels
+    from crmsync.sync.contact_requests import ContactSyncRequests
     from crmsync.sync.contact_sync import ContactSync
     from crmsync.sync.planner import SyncPlanner
 
@@ -449,6 +450,13 @@ class Graph(Core):
             group_name=self.settings.contacts_group_name,
             clock=self.clock,
         )
+
+    @cached_property
+    def contact_sync_requests(self) -> ContactSyncRequests:
+        """Enqueues contacts syncs: the schedule, a reported login, on demand."""
+        from crmsync.sync.contact_requests import ContactSyncRequests
+
+        return ContactSyncRequests(settings=self.contacts_sync_store, queue=self.queue)
 
     @cached_property
     def inbound_mail(self) -> InboundMail:
