@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from crmsync.dal.mail_log import MailLogStore
     from crmsync.dal.mirror import MirrorStore
     from crmsync.dal.oauth_states import OAuthStateStore
+    from crmsync.dal.review import ReviewImportStore
     from crmsync.dal.settings import SettingsStore
     from crmsync.dal.sync_requests import SyncRequestStore
     from crmsync.dal.tenants import TenantSettingsStore
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from crmsync.logic.bcc_settings import BccSettings
     from crmsync.logic.calendar_settings import CalendarSettingsService
     from crmsync.logic.calendars import Calendars
+    from crmsync.logic.contact_review import ContactReview
     from crmsync.logic.contacts import Contacts
     from crmsync.logic.integrations import Integrations
     from crmsync.mail.inbound import InboundMail
@@ -457,6 +459,25 @@ class Graph(Core):
         from crmsync.sync.contact_requests import ContactSyncRequests
 
         return ContactSyncRequests(settings=self.contacts_sync_store, queue=self.queue)
+
+    @cached_property
+    def review_imports(self) -> ReviewImportStore:
+        from crmsync.dal.review import ReviewImportStore
+
+        return ReviewImportStore()
+
+    @cached_property
+    def contact_review(self) -> ContactReview:
+        from crmsync.logic.contact_review import ContactReview
+
+        return ContactReview(
+            candidates=self.candidates,
+            mirror=self.contact_mirror,
+            contacts=self.contacts,
+            imports=self.review_imports,
+            sync=self.contacts_sync_store,
+            queue=self.queue,
+        )
 
     @cached_property
     def inbound_mail(self) -> InboundMail:

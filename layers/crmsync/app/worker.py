@@ -21,6 +21,7 @@ from crmsync.messaging.messages import (
     AppointmentPush,
     CalendarSyncRequest,
     ConnectionCheck,
+    ContactImportRequest,
     ContactSyncRequest,
     sync_message_adapter,
 )
@@ -46,7 +47,9 @@ def handle_record(record: SQSRecord) -> str:
     return run(message)
 
 
-def run(message: ConnectionCheck | AppointmentPush | CalendarSyncRequest | ContactSyncRequest) -> str:
+def run(
+    message: ConnectionCheck | AppointmentPush | CalendarSyncRequest | ContactSyncRequest | ContactImportRequest,
+) -> str:
     if isinstance(message, AppointmentPush):
         outcome = graph().appointments.push(message)
         log.info("appointment pushed", extra={"appointment_id": message.appointment_id, "outcome": outcome})
@@ -55,7 +58,18 @@ def run(message: ConnectionCheck | AppointmentPush | CalendarSyncRequest | Conta
         return sync_calendar(message)
     if isinstance(message, ContactSyncRequest):
         return sync_contacts(message)
+    if isinstance(message, ContactImportRequest):
+        return import_contacts(message)
     return check(message)
+
+
+def import_contacts(message: ContactImportRequest) -> str:
+    """Import the rows the user selected in the contact review (idempotent: rows imported
+    already are skipped)."""
+    record = graph().contact_review.run_import(Principal(message.tenant_id, message.user_id))
+    outcome = "nothing" if record is None else f"{record.done} imported, {record.failed} left offered"
+    log.info("review rows imported", extra={"occasion": message.occasion, "outcome": outcome})
+    return outcome
 
 
 def sync_contacts(message: ContactSyncRequest) -> str:

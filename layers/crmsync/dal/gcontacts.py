@@ -197,6 +197,18 @@ class ContactMirrorStore:
         )
         return {(i.connection_id, i.resource_name): _mirrored(i) for i in items}
 
+    def contact(self, principal: Principal, connection_id: str, resource_name: str) -> MirroredContact | None:
+        """One mirrored contact (None: not mirrored)."""
+        try:
+            item = GoogleContactItem.get(
+                user_pk(principal.tenant_id, principal.user_id),
+                gcontact_sk(connection_id, resource_name),
+                consistent_read=True,
+            )
+        except DoesNotExist:
+            return None
+        return _mirrored(item)
+
     def save(self, principal: Principal, connection_id: str, contacts: Iterable[MirroredContact]) -> int:
         pk = user_pk(principal.tenant_id, principal.user_id)
         count = 0

@@ -24,6 +24,8 @@ __all__ = [
     "ContactsSync",
     "GoogleLink",
     "Phone",
+    "ReviewAction",
+    "ReviewImport",
     "normalise_email",
 ]
 
@@ -230,3 +232,29 @@ class Candidate:
     def name(self) -> str | None:
         joined = " ".join(part for part in (self.given_name, self.family_name) if part)
         return joined or self.display_name or None
+
+
+class ReviewAction(StrEnum):
+    """The three answers of the import review (seed 004)."""
+
+    #: Imports nothing; every candidate offered now is declined (contacts new to Google later
+    #: are offered).
+    NO_IMPORT = "no-import"
+    #: Imports the selected rows; every other candidate is declined, never offered again.
+    IMPORT_DONE = "import-done"
+    #: Imports the selected rows; the rest stay offered, for next time.
+    IMPORT_LATER = "import-later"
+
+
+@dataclass(frozen=True)
+class ReviewImport:
+    """The user's last answer to the review and how far its import is."""
+
+    action: ReviewAction
+    total: int
+    done: int
+    failed: int
+    #: ``running`` until every selected row was imported, then ``done``.
+    state: str
+    started_at: datetime
+    finished_at: datetime | None = None

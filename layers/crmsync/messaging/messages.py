@@ -87,7 +87,20 @@ class ContactSyncRequest(QueueMessage):
         return sha256_hex(f"{self.tenant_id}#{self.user_id}#contacts")[:64]
 
 
+class ContactImportRequest(QueueMessage):
+    """Import the rows the user selected in the contact review (F10). In the user's contacts
+    FIFO group: never beside a contacts sync. ``occasion``: the answer it carries out."""
+
+    kind: Literal["contacts.import"] = "contacts.import"
+    occasion: str = Field(default="", max_length=256)
+
+    @property
+    def group_id(self) -> str:
+        return sha256_hex(f"{self.tenant_id}#{self.user_id}#contacts")[:64]
+
+
 SyncMessage = Annotated[
-    ConnectionCheck | AppointmentPush | CalendarSyncRequest | ContactSyncRequest, Field(discriminator="kind")
+    ConnectionCheck | AppointmentPush | CalendarSyncRequest | ContactSyncRequest | ContactImportRequest,
+    Field(discriminator="kind"),
 ]
 sync_message_adapter: TypeAdapter[SyncMessage] = TypeAdapter(SyncMessage)

@@ -106,3 +106,20 @@ class ContactPendingItem(ConnectionsTableItem):
     connection_id = UnicodeAttribute(null=True)
     resource_name = UnicodeAttribute(null=True)
     ours = BooleanAttribute(default=False)
+
+
+REVIEW_IMPORT_SK = "REVIEW#import"
+
+
+class ReviewImportItem(ConnectionsTableItem):
+    """The user's last import from the review (sk ``REVIEW#import``): which action, how many
+    rows it imports and how many are done (the page shows the progress), and when."""
+
+    action = UnicodeAttribute()
+    total = NumberAttribute()
+    done = NumberAttribute()
+    failed = NumberAttribute(default=0)
+    state = UnicodeAttribute()
+    started_at = UTCDateTimeAttribute()
+    finished_at = UTCDateTimeAttribute(null=True)
+    version = VersionAttribute()
