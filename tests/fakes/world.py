@@ -171,6 +171,14 @@ class FakeGraph(Graph):
     def channel_store(self) -> Any:
         return self.stores.channel_store
 
+    @cached_property
+    def contact_mirror(self) -> Any:
+        return self.stores.contact_sync_stores
+
+    @cached_property
+    def candidates(self) -> Any:
+        return self.stores.contact_sync_stores
+
     # ------------------------------------------------------------------ arranging
     def connect(self, principal: Principal, email: str = "ada@example.com") -> str:
         """Connect an account the way a user does (authorize, consent, callback); its id."""

@@ -66,7 +66,8 @@ def test_the_first_sync_pushes_crm_contacts_in_batches_and_offers_googles_own(
     graph: Graph, account: tuple[str, GooglePeopleUser]
 ) -> None:
     connection_id, user = account
-    made = [crm(graph, given_name=f"P{i}", emails=[f"p{i}@example.com"]) for i in range(5)]
+    made = [crm(graph, given_name=f"P{i}", emails=[f"p{i}@example.com"]) for i in range(4)]
+    nameless = crm(graph, given_name="Only A Name")  # recognised by its key alone
     theirs = user.add(person("Grace", "Hopper", emails=("grace@example.org",), organization="Navy"))
     before = user.calls()
 
@@ -75,6 +76,7 @@ def test_the_first_sync_pushes_crm_contacts_in_batches_and_offers_googles_own(
     assert outcome is not None
     assert outcome.full
     assert outcome.created == 5
+    assert graph.contact_store.get(ALICE, nameless.contact_id).google is not None  # type: ignore[union-attr]
     # One listing, one group lookup and creation, one batch create, one group membership call.
     assert user.calls() - before <= 5
     for contact in made:
@@ -88,8 +90,10 @@ def test_the_first_sync_pushes_crm_contacts_in_batches_and_offers_googles_own(
         ("Grace Hopper", ("grace@example.org",), "Navy")
     ]
     assert candidates[0].members == ((connection_id, theirs),)
-    # Our own contacts come back at the next syncs and are never offered, never re-created.
+    # Our own contacts come back at the next syncs and are never offered, never re-created,
+    # even when the mirror lost them (a run interrupted after its creates): by their key.
     graph.contact_sync.run(ALICE, connection_id)
+    graph.contact_mirror.remove(ALICE, connection_id, [name for _, name in graph.contact_mirror.contacts(ALICE)])
     user.expire_sync_tokens()
     graph.contact_sync.run(ALICE, connection_id)
     assert [c.name for c in offered(graph)] == ["Grace Hopper"]
@@ -109,6 +113,10 @@ def test_a_google_contact_with_a_crm_contacts_email_or_phone_is_linked_not_offer
 
     assert offered(graph) == []
     assert len(by_email(user, "ada@example.com")) == 1  # linked, not pushed a second time
+    # A Google contact made later for a CRM contact already synced is linked too.
+    user.add(person("Ada L.", emails=("ada@example.com",)))
+    graph.contact_sync.run(ALICE, connection_id)
+    assert offered(graph) == []
     linked = graph.contact_store.get(ALICE, ada.contact_id)
     assert linked is not None
     assert linked.google is not None
@@ -243,8 +251,10 @@ def test_an_expired_sync_token_recovers_without_duplicates_or_loss(
     connection_id, user = account
     crm(graph, given_name="Ada", emails=["ada@example.com"])
     user.add(person("Grace", emails=("grace@example.org",)))
+    gone = user.add(person("Gone", emails=("gone@example.org",)))
     graph.contact_sync.run(ALICE, connection_id)
     user.add(person("Linus", emails=("linus@example.net",)))
+    user.delete(gone)  # a full listing no longer lists it: what it lacks is gone
     user.expire_sync_tokens()
 
     outcome = graph.contact_sync.run(ALICE, connection_id)
