@@ -4,7 +4,16 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crmsync.api import appointments, availability, calendars, contacts, email_settings, integrations, settings
+from crmsync.api import (
+    appointments,
+    availability,
+    calendars,
+    contacts,
+    contacts_sync,
+    email_settings,
+    integrations,
+    settings,
+)
 from crmsync.api.http import (
     gateway_response,
     refuse_unknown_query_parameters,
@@ -25,6 +34,8 @@ app.include_router(settings.router)
 app.include_router(appointments.router)
 app.include_router(availability.router)
 app.include_router(email_settings.router)
+# Before /v1/contacts/<contact_id>, which would take "sync" for a contact id.
+app.include_router(contacts_sync.router)
 app.include_router(contacts.router)
 app.include_router(pages.router)
 

@@ -171,6 +171,10 @@ class FakeGraph(Graph):
     def channel_store(self) -> Any:
         return self.stores.channel_store
 
+    @cached_property
+    def contacts_sync_store(self) -> Any:
+        return self.stores.contacts_sync_store
+
     # ------------------------------------------------------------------ arranging
     def connect(self, principal: Principal, email: str = "ada@example.com") -> str:
         """Connect an account the way a user does (authorize, consent, callback); its id."""
