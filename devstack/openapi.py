@@ -50,6 +50,9 @@ def document() -> dict[str, Any]:
     for operations in schema["paths"].values():
         for operation in operations.values():
             operation["responses"] = dict(sorted(operation["responses"].items()))
+            # powertools documents a route's return type under every success status; a 204
+            # has no body (RFC 9110), so it documents none.
+            operation["responses"].get("204", {}).pop("content", None)
     _drop_unused_components(schema)
     return schema
 

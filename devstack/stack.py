@@ -355,6 +355,8 @@ class Stack:
                     "GoogleCertsUri": endpoints["certs_uri"],
                     "GoogleIssuers": self.google.issuer,
                     "GoogleApiRoot": self.google.base_url,
+                    # Contacts is asked for only by "Enable Google Sync" (incremental consent).
+                    "GoogleFeatures": "calendar,contacts",
                 }
             )
         else:

@@ -2,6 +2,11 @@
 
 The markup is a test interface as much as a UI: account buttons carry ``data-email``,
 the other-account input is ``#email`` with submit ``#use-email``, cancel is ``#cancel``.
+
+Granular consent, as Google's: each requested scope beyond the identity ones is a ticked
+checkbox (``name="scope"``) the person may untick before choosing an account; the token then
+carries only the scopes left ticked (and, with ``include_granted_scopes``, those granted
+before). Identity scopes (openid, email, profile) are always granted.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ button { font: inherit; cursor: pointer; }
            border: 1px solid #dadce0; border-radius: 4px; }
 .account:hover { background: #f8f9fa; }
 .account .email { color: #5f6368; display: block; font-size: .9rem; }
-.scopes li::before { content: "\\2713  "; color: #1a73e8; }
+.scopes li:not(.choice)::before { content: "\\2713  "; color: #1a73e8; }
 .error { color: #d93025; }
 .actions { display: flex; justify-content: space-between; margin-top: 1.5rem; }
 """
@@ -47,6 +52,17 @@ def _hidden(pending: PendingAuthorization) -> str:
     return f'<input type="hidden" name="request_id" value="{escape(pending.request_id)}">'
 
 
+def _scope_item(scope: str, n: int) -> str:
+    words = escape(scope_names.describe(scope))
+    if scope in scope_names.IDENTITY:
+        return f'<li data-scope="{escape(scope)}">{words}</li>'
+    # In the account chooser's form: choosing an account submits the boxes still ticked.
+    return (
+        f'<li data-scope="{escape(scope)}" class="choice"><input type="checkbox" id="scope-{n}" name="scope" '
+        f'value="{escape(scope)}" checked> <label for="scope-{n}">{words}</label></li>'
+    )
+
+
 def render_consent(
     pending: PendingAuthorization,
     client: Client,
@@ -55,9 +71,7 @@ def render_consent(
 ) -> str:
     """The page shown by the authorization endpoint: choose an account, or cancel."""
     app = escape(client.name)
-    scope_items = "\n".join(
-        f'<li data-scope="{escape(s)}">{escape(scope_names.describe(s))}</li>' for s in pending.scopes
-    )
+    scope_items = "\n".join(_scope_item(s, n) for n, s in enumerate(pending.scopes))
     account_items = "\n".join(
         "<li>"
         f'<button type="submit" class="account" name="account" value="{escape(a.email)}" '
@@ -72,14 +86,15 @@ def render_consent(
 <h1>Choose an account</h1>
 <p>to continue to <strong id="client-name">{app}</strong></p>
 {error_html}
+<form method="post" action="{APPROVE_PATH}" id="account-form" aria-label="Accounts">
+{_hidden(pending)}
+<input type="hidden" name="granular" value="1">
 <section aria-labelledby="scopes-heading">
 <h2 id="scopes-heading">{app} wants to access your Google Account</h2>
 <ul class="scopes" id="scopes">
 {scope_items}
 </ul>
 </section>
-<form method="post" action="{APPROVE_PATH}" id="account-form" aria-label="Accounts">
-{_hidden(pending)}
 <ul class="accounts">
 {account_items}
 </ul>

@@ -220,7 +220,7 @@ class OAuthService:
                 accounts = list(self._state.accounts_by_email.values())
                 page = render_consent(pending, client, accounts, error="Enter a valid email address.")
                 return html_response(page, 400)
-            code = self._issue_code(pending, account)
+            code = self._issue_code(pending, account, _chosen_scopes(pending, form))
             del self._state.pending[pending.request_id]
         return redirect_with_params(
             pending.redirect_uri,
@@ -233,12 +233,14 @@ class OAuthService:
             },
         )
 
-    def _issue_code(self, pending: PendingAuthorization, account: Account) -> AuthorizationCode:
+    def _issue_code(
+        self, pending: PendingAuthorization, account: Account, chosen: tuple[str, ...]
+    ) -> AuthorizationCode:
         grant = self._state.grant(account.sub, pending.client_id)
         live_grant = grant if grant is not None and not grant.revoked and grant.consented else None
-        granted = pending.scopes
+        granted = chosen
         if pending.include_granted_scopes and live_grant is not None:
-            granted = scope_names.merge(pending.scopes, live_grant.scopes)
+            granted = scope_names.merge(chosen, live_grant.scopes)
         # Google hands out a refresh token on the first consent, or when consent is forced.
         issue_refresh = pending.access_type == "offline" and ("consent" in pending.prompt or live_grant is None)
         self._state.record_consent(account.sub, pending.client_id, granted)
@@ -470,3 +472,12 @@ def _profile_claims(account: Account, scopes: tuple[str, ...]) -> dict[str, Any]
     """The name is the ``profile`` scope's to give (OpenID Connect Core §5.4): asked for
     ``openid email`` only, Google's id_token and userinfo carry no ``name``."""
     return {"name": account.name} if scope_names.USERINFO_PROFILE in scopes else {}
+
+
+def _chosen_scopes(pending: PendingAuthorization, form: Any) -> tuple[str, ...]:
+    """The requested scopes the person left ticked (granular consent). A post from the account
+    chooser carries ``granular``; one without it (typed email, scripted helpers) grants all."""
+    if form.get("granular") != "1":
+        return pending.scopes
+    ticked = set(form.getlist("scope"))
+    return tuple(s for s in pending.scopes if s in scope_names.IDENTITY or s in ticked)

@@ -8,6 +8,9 @@ OPENID = "openid"
 USERINFO_EMAIL = "https://www.googleapis.com/auth/userinfo.email"
 USERINFO_PROFILE = "https://www.googleapis.com/auth/userinfo.profile"
 
+#: Scopes Google grants with any consent: never offered as a choice on the consent page.
+IDENTITY = frozenset({OPENID, USERINFO_EMAIL, USERINFO_PROFILE})
+
 # Google answers the short OpenID scopes with their long URL form in the `scope`
 # of redirects and token responses; product code has to cope with that, so the
 # emulator does the same.

@@ -10,6 +10,7 @@ from crmsync.api import (
     calendars,
     contact_review,
     contacts,
+    contacts_sync,
     email_settings,
     integrations,
     settings,
@@ -34,8 +35,9 @@ app.include_router(settings.router)
 app.include_router(appointments.router)
 app.include_router(availability.router)
 app.include_router(email_settings.router)
-# Before contacts.router: /v1/contacts/review is not a contact id.
+# Before contacts.router: /v1/contacts/review and /v1/contacts/sync are not contact ids.
 app.include_router(contact_review.router)
+app.include_router(contacts_sync.router)
 app.include_router(contacts.router)
 app.include_router(pages.router)
 

@@ -35,6 +35,20 @@ class Unprocessable(CrmSyncError):
     slug = "unprocessable"
 
 
+class ScopeNotGranted(Unprocessable):
+    """The user's consent at the provider left out the scope a feature needs (e.g. they
+    unticked contacts): ``feature`` names it."""
+
+    slug = "scope-not-granted"
+
+    def __init__(self, detail: str, feature: str) -> None:
+        super().__init__(detail)
+        self.feature = feature
+
+    def extra(self) -> dict[str, object]:
+        return {"feature": self.feature}
+
+
 class Forbidden(CrmSyncError):
     """The user is who they say, but may not do this (e.g. a tenant setting, admins only)."""
 

@@ -101,21 +101,33 @@ def _forms(page: str) -> list[dict[str, Any]]:
 
 
 def _submit(
-    emu: GoogleEmulator, http: requests.Session, page: str, button: dict[str, str], **fields: str
+    emu: GoogleEmulator,
+    http: requests.Session,
+    page: str,
+    button: dict[str, str],
+    untick: tuple[str, ...] = (),
+    **fields: str,
 ) -> requests.Response:
     """Submit the form holding ``button`` the way a browser would when it is clicked."""
     form = next(f for f in _forms(page) if button in f["buttons"])
     assert form["method"].lower() == "post"
-    data = {**form["hidden"], **fields}
+    data: dict[str, Any] = {**form["hidden"], **fields}
+    # Ticked checkboxes go with the form, as a browser sends them; ``untick`` leaves some out.
+    for box in form["inputs"]:
+        if box.get("type") == "checkbox" and "checked" in box and box.get("value") not in untick:
+            data.setdefault(box["name"], []).append(box.get("value", "on"))
     if button.get("name"):
         data[button["name"]] = button.get("value", "")
     return http.post(emu.base_url + form["action"], data=data, allow_redirects=False)
 
 
-def _choose_account(emu: GoogleEmulator, http: requests.Session, page: str, email: str) -> str:
-    """Click the account button for ``email`` on the consent page; return the redirect target."""
+def _choose_account(
+    emu: GoogleEmulator, http: requests.Session, page: str, email: str, untick: tuple[str, ...] = ()
+) -> str:
+    """Click the account button for ``email`` on the consent page (after unticking the scopes
+    in ``untick``); return the redirect target."""
     button = next(b for f in _forms(page) for b in f["buttons"] if b.get("data-email") == email)
-    response = _submit(emu, http, page, button)
+    response = _submit(emu, http, page, button, untick)
     assert response.status_code == 302, response.text
     return response.headers["Location"]
 
@@ -481,6 +493,30 @@ def test_include_granted_scopes_unions_scopes(
     assert set(token["scope"]) == {OPENID, EMAIL, CALENDAR}
     grants = http.get(emu.base_url + "/_emulator/grants").json()
     assert [(g["email"], set(g["scopes"])) for g in grants] == [(ADA, {OPENID, EMAIL, CALENDAR})]
+
+
+def test_granular_consent_grants_only_the_scopes_left_ticked(
+    emu: GoogleEmulator, http: requests.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contacts = "https://www.googleapis.com/auth/contacts"
+    first = _raw_code(emu, http, scope=f"{OPENID} email {CALENDAR}", access_type="offline")
+    assert _exchange(emu, http, first["code"]).status_code == 200
+    # Incremental authorization for contacts; the person unticks it at the consent page.
+    monkeypatch.setenv("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
+    flow = _flow(emu, [OPENID, EMAIL, CALENDAR, contacts])
+    url, _ = flow.authorization_url(access_type="offline", prompt="consent", include_granted_scopes="true")
+    page = http.get(url).text
+    assert f'type="checkbox" id="scope-3" name="scope" value="{contacts}" checked' in page
+    assert f'name="scope" value="{OPENID}"' not in page  # identity is never a choice
+    location = _choose_account(emu, http, page, ADA, untick=(contacts,))
+    token = flow.fetch_token(authorization_response=location)
+    # What was granted before stays (include_granted_scopes); the unticked scope is not granted.
+    assert set(token["scope"]) == {OPENID, EMAIL, CALENDAR}
+    # Left ticked, it is granted.
+    flow = _flow(emu, [OPENID, EMAIL, CALENDAR, contacts])
+    url, _ = flow.authorization_url(access_type="offline", prompt="consent", include_granted_scopes="true")
+    token = flow.fetch_token(authorization_response=_choose_account(emu, http, http.get(url).text, ADA))
+    assert set(token["scope"]) == {OPENID, EMAIL, CALENDAR, contacts}
 
 
 def test_refresh_can_narrow_but_not_widen_scopes(emu: GoogleEmulator, http: requests.Session) -> None:

@@ -47,6 +47,7 @@ from crmsync.domain import (
     busy_span,
     event_end,
 )
+from crmsync.domain.contacts import ContactsSync
 from crmsync.domain.ids import check_id
 from crmsync.errors import BookingConflict, Conflict, OAuthStateError
 from crmsync.guard import Decision, GuardedResource, PendingDeletions
@@ -932,6 +933,37 @@ class FakeContactSyncStores:
         return 0
 
 
+class FakeContactsSyncStore:
+    """:class:`crmsync.dal.contacts_sync.ContactsSyncStore`, in memory."""
+
+    def __init__(self, clock: Clock = _now) -> None:
+        self._clock = clock
+        self.settings: dict[Principal, ContactsSync] = {}
+
+    def get(self, principal: Principal) -> ContactsSync:
+        return self.settings.get(principal, ContactsSync())
+
+    def set(self, principal: Principal, connection_id: str | None, *, link_primary: bool = False) -> ContactsSync:
+        current = self.get(principal)
+        enabled_at = current.enabled_at
+        if current.connection_id != connection_id:
+            enabled_at = _utc(self._clock()) if connection_id else None
+        self.settings[principal] = ContactsSync(
+            connection_id, enabled_at, current.version + 1, bool(connection_id and link_primary)
+        )
+        return self.settings[principal]
+
+    def linked_primary(self, principal: Principal) -> None:
+        current = self.get(principal)
+        if current.link_primary:
+            self.settings[principal] = replace(current, link_primary=False, version=current.version + 1)
+
+    def enabled(self) -> Iterator[tuple[Principal, str]]:
+        for principal, current in self.settings.items():
+            if current.connection_id:
+                yield principal, current.connection_id
+
+
 class FakeStores:
     """One fake of each store, named like the stores of :class:`crmsync.app.wiring.Graph`;
     the stores of the connections table share :attr:`table`. ``clock`` gives the moments
@@ -948,3 +980,5 @@ class FakeStores:
         self.oauth_states = FakeOAuthStateStore(clock)
         self.channel_store = FakeChannelStore()
         self.contact_sync_stores = FakeContactSyncStores()
+
+        self.contacts_sync_store = FakeContactsSyncStore(clock)

@@ -179,6 +179,10 @@ class FakeGraph(Graph):
     def candidates(self) -> Any:
         return self.stores.contact_sync_stores
 
+    @cached_property
+    def contacts_sync_store(self) -> Any:
+        return self.stores.contacts_sync_store
+
     # ------------------------------------------------------------------ arranging
     def connect(self, principal: Principal, email: str = "ada@example.com") -> str:
         """Connect an account the way a user does (authorize, consent, callback); its id."""

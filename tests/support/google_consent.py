@@ -16,8 +16,10 @@ def consent(
     cancel: bool = False,
     typed: bool = False,
     session: requests.Session | None = None,
+    untick: tuple[str, ...] = (),
 ) -> str:
-    """Open the authorization URL, choose ``email`` (or cancel), return the redirect target."""
+    """Open the authorization URL, choose ``email`` (or cancel), return the redirect target.
+    ``untick``: scopes to untick on the (granular) consent page before choosing the account."""
     http = session or requests.Session()
     page = http.get(authorization_url, timeout=10)
     page.raise_for_status()
@@ -25,13 +27,16 @@ def consent(
     action = re.search(r'<form method="post" action="([^"]+)"', page.text)
     assert request_id, "the consent page carries its pending request"
     assert action, "the consent page has a form"
-    data = {"request_id": unescape(request_id.group(1))}
+    data: dict[str, str | list[str]] = {"request_id": unescape(request_id.group(1))}
     if cancel:
         data["action"] = "cancel"
     elif typed:
         data.update(email=email, action="use_email")
     else:
         data["account"] = email
+        if untick:
+            ticked = re.findall(r'type="checkbox" id="[^"]+" name="scope" value="([^"]+)" checked', page.text)
+            data.update(granular="1", scope=[unescape(s) for s in ticked if unescape(s) not in untick])
     answer = http.post(
         urljoin(authorization_url, unescape(action.group(1))), data=data, allow_redirects=False, timeout=10
     )

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from crmsync.api.integrations import BINDING_COOKIE, cookie_value, integrations
 from crmsync.config import get_settings
-from crmsync.errors import AuthorizationDenied, CrmSyncError, OAuthStateError, ProviderError
+from crmsync.errors import AuthorizationDenied, CrmSyncError, OAuthStateError, ProviderError, ScopeNotGranted
 
 log = logging.getLogger(__name__)
 router = APIGatewayHttpRouter()
@@ -41,6 +41,8 @@ def outcome_reason(exc: CrmSyncError) -> str:
         return "access_denied" if exc.error == "access_denied" else "provider_error"
     if isinstance(exc, ProviderError):
         return "exchange_failed"
+    if isinstance(exc, ScopeNotGranted):
+        return f"{exc.feature}_scope_missing"
     return "connect_failed"
 
 

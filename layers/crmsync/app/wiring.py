@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from crmsync.logic.calendars import Calendars
     from crmsync.logic.contact_review import ContactReview
     from crmsync.logic.contacts import Contacts
+    from crmsync.logic.contacts_sync_settings import ContactsSyncSettings, SyncProgressSource
     from crmsync.logic.integrations import Integrations
     from crmsync.mail.inbound import InboundMail
     from crmsync.messaging.events import EventBridgePublisher
@@ -402,11 +403,38 @@ class Graph(Core):
             counter=self.counter,
             mirrors=[
                 self.calendar_settings.forget_connection,
+                lambda principal, connection_id: self.contacts_sync_settings.forget_connection(
+                    principal, connection_id
+                ),
                 self.calendar_store.delete_for_connection,
                 self.calendar_sync.forget_connection,
                 self.contact_sync.forget_connection,
             ],
             before_revoke=[self.calendar_sync.stop_channels],
+            # Deferred: the contacts sync settings use these integrations to start consents.
+            after_connect={"contacts_sync": lambda principal, c: self.contacts_sync_settings.complete(principal, c)},
+            on_request=("contacts",),
+        )
+
+    @cached_property
+    def contacts_sync_progress(self) -> SyncProgressSource:
+        """The contacts sync's progress: syncing, complete, or N contacts found."""
+        from crmsync.logic.contacts_sync_settings import SyncedProgress
+
+        return SyncedProgress(self.contact_mirror, self.candidates)
+
+    @cached_property
+    def contacts_sync_settings(self) -> ContactsSyncSettings:
+        from crmsync.logic.contacts_sync_settings import ContactsSyncSettings
+
+        return ContactsSyncSettings(
+            connections=self.connection_store,
+            store=self.contacts_sync_store,
+            integrations=self.integrations,
+            calendars=self.calendar_store,
+            calendar_settings=self.calendar_settings,
+            progress=self.contacts_sync_progress,
+            trigger=self.contact_sync_requests,
         )
 
     @cached_property

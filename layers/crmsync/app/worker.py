@@ -146,6 +146,8 @@ def check(message: ConnectionCheck) -> str:
             log.warning("calendar list refused", extra={"connection_id": message.connection_id, "detail": exc.detail})
         else:
             if listed is not None:
+                # Enabling contacts sync may wait for this list to link the primary calendar.
+                graph().contacts_sync_settings.calendars_listed(principal, message.connection_id)
                 outcome += f", {len(listed)} calendars, {enqueue_calendar_syncs(message)} to sync"
     log.info(
         "connection checked",

@@ -18,7 +18,7 @@ from crmsync.models.settings import CONTACTS_SYNC_SK, ContactsSyncItem
 def _to_domain(item: ContactsSyncItem | None) -> ContactsSync:
     if item is None:
         return ContactsSync()
-    return ContactsSync(item.connection_id, item.enabled_at, int(item.version or 0))
+    return ContactsSync(item.connection_id, item.enabled_at, int(item.version or 0), bool(item.link_primary))
 
 
 class ContactsSyncStore:
@@ -33,9 +33,10 @@ class ContactsSyncStore:
     def get(self, principal: Principal) -> ContactsSync:
         return _to_domain(self._item(principal))
 
-    def set(self, principal: Principal, connection_id: str | None) -> ContactsSync:
+    def set(self, principal: Principal, connection_id: str | None, *, link_primary: bool = False) -> ContactsSync:
         """Make ``connection_id`` the user's contacts account (``None``: turn sync off).
-        Choosing the same account again keeps its ``enabled_at``."""
+        Choosing the same account again keeps its ``enabled_at``. ``link_primary``: its
+        primary calendar is still to become the linked one (see :meth:`linked_primary`)."""
         if connection_id is not None:
             check_id("connection", connection_id)
         item = self._item(principal) or ContactsSyncItem(
@@ -48,6 +49,7 @@ class ContactsSyncStore:
         if item.connection_id != connection_id:
             item.enabled_at = now if connection_id else None
         item.connection_id = connection_id
+        item.link_primary = bool(connection_id and link_primary) or None
         item.updated_at = now
         try:
             item.save()
@@ -56,6 +58,20 @@ class ContactsSyncStore:
                 raise Conflict("The contacts sync settings changed meanwhile; try again.") from exc
             raise
         return _to_domain(item)
+
+    def linked_primary(self, principal: Principal) -> None:
+        """The pending primary-calendar link is done (or given up): clear the mark."""
+        item = self._item(principal)
+        if item is None or not item.link_primary:
+            return
+        item.link_primary = None
+        item.updated_at = datetime.now(UTC)
+        try:
+            item.save()
+        except PutError as exc:
+            if condition_failed(exc):
+                raise Conflict("The contacts sync settings changed meanwhile; try again.") from exc
+            raise
 
     def enabled(self) -> Iterator[tuple[Principal, str]]:
         """Every user with contacts sync on, and their contacts account: scheduled jobs only."""

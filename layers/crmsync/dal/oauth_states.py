@@ -26,6 +26,7 @@ class OAuthStateStore:
             binding_hash=pending.binding_hash,
             code_verifier=pending.code_verifier,
             scopes=set(pending.scopes) or None,
+            intent=pending.intent,
             created_at=pending.created_at,
             expires_at=pending.expires_at,
         ).save(condition=OAuthStateItem.pk.does_not_exist())
@@ -60,4 +61,5 @@ class OAuthStateStore:
             scopes=tuple(sorted(item.scopes or ())),
             created_at=item.created_at,
             expires_at=expires_at,
+            intent=item.intent,
         )

@@ -115,6 +115,9 @@ class PendingAuthorization:
     scopes: tuple[str, ...]
     created_at: datetime
     expires_at: datetime
+    #: What to do once the account is connected (e.g. ``contacts_sync``: make it the
+    #: contacts account); ``None``: only connect.
+    intent: str | None = None
 
     @property
     def principal(self) -> Principal:

@@ -190,6 +190,9 @@ class ContactsSync:
     connection_id: str | None = None
     enabled_at: datetime | None = None
     version: int = 0
+    #: The primary calendar of the contacts account is to become the linked calendar once
+    #: the account's calendar list is known (set by the enable step, cleared when done).
+    link_primary: bool = False
 
     @property
     def enabled(self) -> bool:

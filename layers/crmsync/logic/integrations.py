@@ -70,6 +70,8 @@ class Integrations:
         counter: Counter | None = None,
         mirrors: Sequence[Callable[[Principal, str], None]] = (),
         before_revoke: Sequence[Callable[[Principal, StoredConnection], None]] = (),
+        after_connect: Mapping[str, Callable[[Principal, Connection], None]] | None = None,
+        on_request: Sequence[str] = (),
     ) -> None:
         """``accounts``: every provider's OAuth client and the credential of a stored
         connection; ``enabled_features``: per provider users may connect, the features they
@@ -77,7 +79,11 @@ class Integrations:
         data mirrored from a connection when it is disconnected (its calendars, later its
         events, mail and contacts); ``before_revoke``: what must still use the grant before
         it is revoked (stopping push channels), called with the principal and the stored
-        connection."""
+        connection. ``after_connect``: per intent a flow may carry (``start_connect(intent=)``),
+        what completes it once the account is stored; it may refuse with a
+        :class:`CrmSyncError` (the connection stays, the callback reports the refusal).
+        ``on_request``: enabled features asked for only when a request names them (not by a
+        plain sign-in: least privilege, e.g. contacts)."""
         self._connections = connections
         self._states = states
         self._cipher = cipher
@@ -88,6 +94,8 @@ class Integrations:
         self._counter = counter or NoCounter()
         self._mirrors = tuple(mirrors)
         self._before_revoke = tuple(before_revoke)
+        self._after_connect = dict(after_connect or {})
+        self._on_request = frozenset(on_request)
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -103,12 +111,15 @@ class Integrations:
         features: Sequence[str] | None = None,
         binding: str | None = None,
         login_hint: str | None = None,
+        intent: str | None = None,
     ) -> AuthorizationStart:
         enabled = self._features.get(provider)
         if enabled is None:
             raise InvalidRequest(f"Signing in with {provider!r} is not offered here.")
+        if intent is not None and intent not in self._after_connect:
+            raise InvalidRequest(f"Unknown sign-in intent {intent!r}.")
         oauth = self._accounts.oauth(provider)
-        wanted = tuple(features) if features else enabled
+        wanted = tuple(features) if features else tuple(f for f in enabled if f not in self._on_request)
         unknown = [f for f in wanted if f not in oauth.feature_scopes]
         if unknown:
             raise InvalidRequest(f"Unknown feature(s): {', '.join(unknown)}.")
@@ -129,6 +140,7 @@ class Integrations:
             scopes=scopes,
             created_at=now,
             expires_at=now + self._state_ttl,
+            intent=intent,
         )
         self._states.put(state, pending)
         url = oauth.authorization_url(state=state, code_verifier=verifier, scopes=scopes, login_hint=login_hint)
@@ -190,8 +202,20 @@ class Integrations:
             credential_kind=CredentialKind.OAUTH_TOKENS,
         )
         self._counter.count("ConnectionConnected")
-        self._enqueue_check(connection, reason="connected", occasion=connection.updated_at.isoformat())
+        try:
+            if pending.intent is not None:
+                # After storing, before the check (which reads what the intent records): a
+                # refusal here (e.g. a scope the intent needs was unticked) leaves the
+                # connection as Google granted it and nothing of the intent half-done.
+                self._after_connect[pending.intent](principal, connection)
+        finally:
+            self._enqueue_check(connection, reason="connected", occasion=connection.updated_at.isoformat())
         return connection
+
+    def feature_granted(self, connection: Connection, feature: str) -> bool:
+        """Whether the connection's grant holds every scope ``feature`` needs."""
+        needed = self._accounts.oauth(connection.provider).feature_scopes.get(feature)
+        return bool(needed) and set(needed or ()) <= set(connection.scopes)
 
     def _enqueue_check(self, connection: Connection, *, reason: str, occasion: str) -> None:
         try:

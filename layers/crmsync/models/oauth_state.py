@@ -22,6 +22,8 @@ class OAuthStateItem(Model):
     #: the record (10 minutes).
     code_verifier = UnicodeAttribute()
     scopes = UnicodeSetAttribute(null=True)
+    #: What the flow is for beyond connecting (e.g. ``contacts_sync``); absent: only connect.
+    intent = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     #: DynamoDB TTL purges late; expiry is also checked on read.
     expires_at = TTLAttribute()

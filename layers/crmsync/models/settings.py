@@ -3,7 +3,13 @@ settings (the phone region of F10)."""
 
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
 
 from crmsync.models.base import ConnectionsTableItem
 
@@ -50,5 +56,8 @@ class ContactsSyncItem(ConnectionsTableItem):
     user_id = UnicodeAttribute()
     connection_id = UnicodeAttribute(null=True)
     enabled_at = UTCDateTimeAttribute(null=True)
+    #: Make the contacts account's primary calendar the linked one once its calendar list is
+    #: known, unless a linked calendar is set by then (seed 004). Cleared when done.
+    link_primary = BooleanAttribute(null=True)
     updated_at = UTCDateTimeAttribute()
     version = VersionAttribute()

@@ -1,0 +1,102 @@
+"""Routes of /v1/contacts/sync (F10, seed 004 steps 1–5): Google Contacts sync on, off, state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from crmsync.api.http import principal_of
+from crmsync.api.integrations import BINDING_COOKIE, binding_cookie, cookie_value
+from crmsync.api.openapi import ID_PATTERN, answer, no_content, responses
+from crmsync.app.wiring import graph
+from crmsync.config import get_settings
+from crmsync.logic.contacts_sync_settings import ContactsSyncSettings, ContactsSyncStatus
+
+router = APIGatewayHttpRouter()
+
+
+class ContactsSyncOut(BaseModel):
+    #: off; syncing (the first sync has not finished); complete (nothing to review);
+    #: contacts_found (``candidates`` Google contacts wait for the import review).
+    state: Literal["off", "syncing", "complete", "contacts_found"]
+    #: The contacts account (one of the user's integrations), null when off.
+    connection_id: str | None
+    account_email: str | None
+    enabled_at: datetime | None
+    candidates: int
+    last_synced_at: datetime | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, s: ContactsSyncStatus) -> ContactsSyncOut:
+        return cls(
+            state=s.state,
+            connection_id=s.connection.connection_id if s.connection else None,
+            account_email=s.connection.email if s.connection else None,
+            enabled_at=s.enabled_at,
+            candidates=s.candidates,
+            last_synced_at=s.last_synced_at,
+            last_error=s.last_error,
+        )
+
+
+class EnableContactsSyncRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: The Google account to sync contacts with; absent: connect a new account.
+    connection_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
+
+
+class EnableContactsSyncResponse(BaseModel):
+    #: Present when the user must consent at Google first: open it; the callback enables
+    #: sync and returns to the Integrations page. Absent: enabled at once.
+    authorization_url: str | None
+    expires_at: datetime | None
+    sync: ContactsSyncOut
+
+
+def contacts_sync() -> ContactsSyncSettings:
+    return graph().contacts_sync_settings
+
+
+@router.get("/v1/contacts/sync", responses=responses(200, ContactsSyncOut))
+def get_contacts_sync() -> Response[ContactsSyncOut]:
+    principal = principal_of(router.current_event, get_settings())
+    return answer(200, ContactsSyncOut.of(contacts_sync().status(principal)))
+
+
+@router.post(
+    "/v1/contacts/sync",
+    responses=responses(200, EnableContactsSyncResponse, 404, 409, body=True),
+)
+def enable_contacts_sync(
+    body: Annotated[EnableContactsSyncRequest | None, Body()] = None,
+) -> Response[EnableContactsSyncResponse]:
+    settings = get_settings()
+    principal = principal_of(router.current_event, settings)
+    request = body or EnableContactsSyncRequest()
+    outcome = contacts_sync().enable(
+        principal, request.connection_id, binding=cookie_value(router.current_event.cookies, BINDING_COOKIE)
+    )
+    start = outcome.authorization
+    payload = EnableContactsSyncResponse(
+        authorization_url=start.authorization_url if start else None,
+        expires_at=start.expires_at if start else None,
+        sync=ContactsSyncOut.of(outcome.status),
+    )
+    response = answer(200, payload)
+    if start is not None:
+        response.cookies.append(binding_cookie(settings, start.binding, settings.oauth_state_ttl_seconds))
+    return response
+
+
+@router.delete("/v1/contacts/sync", responses=responses(204, None))
+def disable_contacts_sync() -> Response[None]:
+    principal = principal_of(router.current_event, get_settings())
+    contacts_sync().disable(principal)
+    return no_content()
