@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from crmsync.api.http import principal_of
 from crmsync.api.openapi import ID_PATTERN, answer, responses
@@ -95,7 +95,7 @@ class ReviewPage(BaseModel):
 class ChoiceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    selected: bool | None = None
+    selected: StrictBool | None = None
     contact_type: Annotated[str, Field(max_length=64)] | None = None
     consent: Consent | None = None
 
@@ -104,7 +104,7 @@ class SelectIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     candidate_ids: CandidateIds
-    selected: bool = True
+    selected: StrictBool = True
 
 
 class RowsIn(BaseModel):
