@@ -8,6 +8,7 @@ from crmsync.api import (
     appointments,
     availability,
     calendars,
+    contact_review,
     contacts,
     contacts_sync,
     email_settings,
@@ -34,7 +35,8 @@ app.include_router(settings.router)
 app.include_router(appointments.router)
 app.include_router(availability.router)
 app.include_router(email_settings.router)
-# Before /v1/contacts/<contact_id>, which would take "sync" for a contact id.
+# Before contacts.router: /v1/contacts/review and /v1/contacts/sync are not contact ids.
+app.include_router(contact_review.router)
 app.include_router(contacts_sync.router)
 app.include_router(contacts.router)
 app.include_router(pages.router)

@@ -72,6 +72,8 @@ class CoreSettings(BaseModel):
     default_phone_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
     #: The JWT claim that makes a user an admin of their tenant (tenant-wide settings).
     jwt_admin_claim: str = "crm_admin"
+    #: The Google contact group CRM contacts are pushed into (F10: "named after the CRM").
+    contacts_group_name: str = Field(default="CRM", min_length=1, max_length=50)
 
     @property
     def calendar_webhook_url(self) -> str:
@@ -111,6 +113,7 @@ class CoreSettings(BaseModel):
                     "mass_deletion_share": e.get("MASS_DELETION_SHARE"),
                     "mass_deletion_minimum": e.get("MASS_DELETION_MINIMUM"),
                     "default_phone_region": e.get("DEFAULT_PHONE_REGION"),
+                    "contacts_group_name": e.get("CONTACTS_GROUP_NAME"),
                 }.items()
                 if v
             },

@@ -915,6 +915,24 @@ class FakeChannelStore:
         self.channels.pop(channel_id, None)
 
 
+class FakeContactSyncStores:
+    """The contacts sync's mirror and candidates, as far as disconnecting uses them: what
+    :meth:`crmsync.sync.contact_sync.ContactSync.forget_connection` calls. ``forgotten``
+    lists the ``(principal, connection)`` pairs it forgot. The contacts sync itself runs on
+    DynamoDB Local (tests/integration/test_contact_sync.py)."""
+
+    def __init__(self) -> None:
+        self.forgotten: list[tuple[Principal, str]] = []
+        self.candidates_deleted: list[tuple[Principal, str]] = []
+
+    def forget(self, principal: Principal, connection_id: str) -> None:
+        self.forgotten.append((principal, connection_id))
+
+    def delete_connection(self, principal: Principal, connection_id: str) -> int:
+        self.candidates_deleted.append((principal, connection_id))
+        return 0
+
+
 class FakeContactsSyncStore:
     """:class:`crmsync.dal.contacts_sync.ContactsSyncStore`, in memory."""
 
@@ -961,4 +979,6 @@ class FakeStores:
         self.appointment_store = FakeAppointmentStore(self.table, clock)
         self.oauth_states = FakeOAuthStateStore(clock)
         self.channel_store = FakeChannelStore()
+        self.contact_sync_stores = FakeContactSyncStores()
+
         self.contacts_sync_store = FakeContactsSyncStore(clock)

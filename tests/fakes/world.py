@@ -172,6 +172,14 @@ class FakeGraph(Graph):
         return self.stores.channel_store
 
     @cached_property
+    def contact_mirror(self) -> Any:
+        return self.stores.contact_sync_stores
+
+    @cached_property
+    def candidates(self) -> Any:
+        return self.stores.contact_sync_stores
+
+    @cached_property
     def contacts_sync_store(self) -> Any:
         return self.stores.contacts_sync_store
 

@@ -29,7 +29,10 @@ def test_each_change_publishes_its_event_once(graph: Graph, published: Recording
     graph.contacts.change(ALICE, made.contact_id, ContactInput(title="Countess"))  # no change: no event
     events = published.events
     assert [(e.detail_type, e.origin) for e in events] == [("ContactCreated", "crm"), ("ContactChanged", "crm")]
-    assert [e.event_id for e in events] == [f"contact:{made.contact_id}:1", f"contact:{made.contact_id}:2"]
+    assert [e.event_id for e in events] == [
+        f"ContactCreated:{made.contact_id}:1",
+        f"ContactChanged:{made.contact_id}:2",
+    ]
     assert events[1].emails == ["ada@example.com"]
 
 

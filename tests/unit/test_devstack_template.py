@@ -71,13 +71,19 @@ def test_routes_auth_and_event_sources(real: Template) -> None:
     (source,) = resolved.sqs_sources
     assert (source.function, source.queue, source.batch_size) == ("SyncWorkerFunction", "SyncQueue", 10)
     assert source.report_batch_item_failures
-    health, sweep = resolved.schedules
+    health, sweep, contacts = resolved.schedules
     assert health.name == "crmsync-local-connection-health"
     assert health.kind == "ScheduleV2"
     assert health.expression == "rate(6 hours)"
     assert health.input == '{"job": "connection_health"}'
     assert (sweep.name, sweep.kind, sweep.expression) == ("crmsync-local-push-sweep", "ScheduleV2", "rate(5 minutes)")
     assert sweep.input == '{"job": "push_sweep"}'
+    assert (contacts.name, contacts.kind, contacts.expression) == (
+        "crmsync-local-contacts-sync",
+        "ScheduleV2",
+        "rate(15 minutes)",
+    )
+    assert contacts.input == '{"job": "contacts_sync"}'
 
 
 def test_resources(real: Template) -> None:

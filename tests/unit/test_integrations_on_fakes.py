@@ -306,6 +306,8 @@ def test_disconnect_stops_channels_then_revokes_and_forgets_everything_mirrored(
     assert graph.mirror_store.events(ALICE, connection_id, EMAIL) == []
     assert graph.mirror_store.synced(ALICE) == []
     assert graph.calendar_settings.view(ALICE).linked is None
+    assert graph.stores.contact_sync_stores.forgotten == [(ALICE, connection_id)]  # contacts mirror, cursor
+    assert graph.stores.contact_sync_stores.candidates_deleted == [(ALICE, connection_id)]
     # The appointment made from the event stays the CRM's; the event no longer blocks.
     assert [b.source for b in graph.availability.busy(ALICE, NINE, NINE + timedelta(hours=2))] == ["crm"]
     assert counted.names[-1] == "ConnectionDisconnected"

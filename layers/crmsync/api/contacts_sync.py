@@ -15,6 +15,7 @@ from crmsync.api.integrations import BINDING_COOKIE, binding_cookie, cookie_valu
 from crmsync.api.openapi import ID_PATTERN, answer, no_content, responses
 from crmsync.app.wiring import graph
 from crmsync.config import get_settings
+from crmsync.errors import Conflict
 from crmsync.logic.contacts_sync_settings import ContactsSyncSettings, ContactsSyncStatus
 
 router = APIGatewayHttpRouter()
@@ -100,3 +101,24 @@ def disable_contacts_sync() -> Response[None]:
     principal = principal_of(router.current_event, get_settings())
     contacts_sync().disable(principal)
     return no_content()
+
+
+class SyncNowIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Literal["login", "manual"] = Field(
+        default="manual",
+        description="login: the CRM front end reports that the user logged in (seed 004: changes "
+        "are reflected at the next login); manual: the user asks for a sync now.",
+    )
+
+
+@router.post("/v1/contacts/sync/run", responses=responses(202, ContactsSyncOut, 409, body=True))
+def run_contacts_sync(body: Annotated[SyncNowIn | None, Body()] = None) -> Response[ContactsSyncOut]:
+    """Sync the contacts account now (one sync per minute and reason however often it is
+    asked). 409 when contacts sync is off."""
+    principal = principal_of(router.current_event, get_settings())
+    service = contacts_sync()
+    if not service.sync_now(principal, (body or SyncNowIn()).reason):
+        raise Conflict("Contacts sync is off: enable it first (POST /v1/contacts/sync).")
+    return answer(202, ContactsSyncOut.of(service.status(principal)))

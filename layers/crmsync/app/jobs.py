@@ -1,5 +1,5 @@
 """Scheduled jobs. The schedule's Input names the job: ``{"job": "connection_health"}``,
-``{"job": "push_sweep"}``."""
+``{"job": "push_sweep"}``, ``{"job": "contacts_sync"}``."""
 
 from __future__ import annotations
 
@@ -35,7 +35,17 @@ def push_sweep(metrics: Metrics) -> dict[str, Any]:
     return {"job": "push_sweep", "enqueued": swept.enqueued, "cleaned": swept.cleaned, "failed": swept.failed}
 
 
-JOBS = {"connection_health": connection_health, "push_sweep": push_sweep}
+def contacts_sync(metrics: Metrics) -> dict[str, Any]:
+    """Enqueue a contacts sync for every user with contacts sync on (People has no push). The
+    occasion is the 15-minute bucket: a repeated firing within it is a no-op at the queue."""
+    moment = datetime.now(UTC)
+    occasion = f"scheduled@{moment.strftime('%Y-%m-%dT%H')}:{moment.minute // 15 * 15:02d}"
+    sent = graph().contact_sync_requests.enqueue_all(occasion)
+    metrics.add_metric(name="ContactSyncsEnqueued", unit=MetricUnit.Count, value=sent)
+    return {"job": "contacts_sync", "enqueued": sent}
+
+
+JOBS = {"connection_health": connection_health, "push_sweep": push_sweep, "contacts_sync": contacts_sync}
 
 
 def run_job(event: Any, metrics: Metrics) -> dict[str, Any]:

@@ -6,7 +6,7 @@ one cipher, one queue, one store of each kind, one use case of each kind.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache, cached_property
 from typing import TYPE_CHECKING
@@ -19,25 +19,30 @@ if TYPE_CHECKING:
     from crmsync.dal.appointments import AppointmentStore
     from crmsync.dal.bcc import BccAddressStore, SenderAddressStore
     from crmsync.dal.calendars import CalendarStore
+    from crmsync.dal.candidates import CandidateStore
     from crmsync.dal.channels import ChannelStore
     from crmsync.dal.connections import ConnectionStore
     from crmsync.dal.contacts import ContactStore
     from crmsync.dal.contacts_sync import ContactsSyncStore
+    from crmsync.dal.gcontacts import ContactMirrorStore
     from crmsync.dal.guard import PendingDeletionsStore
     from crmsync.dal.mail_bucket import MailBucket
     from crmsync.dal.mail_log import MailLogStore
     from crmsync.dal.mirror import MirrorStore
     from crmsync.dal.oauth_states import OAuthStateStore
+    from crmsync.dal.review import ReviewImportStore
     from crmsync.dal.settings import SettingsStore
     from crmsync.dal.sync_requests import SyncRequestStore
     from crmsync.dal.tenants import TenantSettingsStore
     from crmsync.domain import Counter
+    from crmsync.domain.contacts import Phone
     from crmsync.guard import DeletionThreshold
     from crmsync.logic.appointments import Appointments
     from crmsync.logic.availability import Availability
     from crmsync.logic.bcc_settings import BccSettings
     from crmsync.logic.calendar_settings import CalendarSettingsService
     from crmsync.logic.calendars import Calendars
+    from crmsync.logic.contact_review import ContactReview
     from crmsync.logic.contacts import Contacts
     from crmsync.logic.contacts_sync_settings import ContactsSyncSettings, SyncProgressSource
     from crmsync.logic.integrations import Integrations
@@ -52,6 +57,8 @@ if TYPE_CHECKING:
     from crmsync.security.tokens import TokenCipher
     from crmsync.sync.calendar_sync import CalendarSync
     from crmsync.sync.channels import Channels
+    from crmsync.sync.contact_requests import ContactSyncRequests
+    from crmsync.sync.contact_sync import ContactSync
     from crmsync.sync.planner import SyncPlanner
 
 
@@ -254,6 +261,19 @@ class Graph(Core):
         return ContactsSyncStore()
 
     @cached_property
+    def contact_mirror(self) -> ContactMirrorStore:
+        from crmsync.dal.gcontacts import ContactMirrorStore
+
+        return ContactMirrorStore()
+
+    @cached_property
+    def candidates(self) -> CandidateStore:
+        """The import candidates (F10): what the import review reads and answers."""
+        from crmsync.dal.candidates import CandidateStore
+
+        return CandidateStore()
+
+    @cached_property
     def tenant_settings(self) -> TenantSettingsStore:
         from crmsync.dal.tenants import TenantSettingsStore
 
@@ -388,6 +408,7 @@ class Graph(Core):
                 ),
                 self.calendar_store.delete_for_connection,
                 self.calendar_sync.forget_connection,
+                self.contact_sync.forget_connection,
             ],
             before_revoke=[self.calendar_sync.stop_channels],
             # Deferred: the contacts sync settings use these integrations to start consents.
@@ -397,11 +418,10 @@ class Graph(Core):
 
     @cached_property
     def contacts_sync_progress(self) -> SyncProgressSource:
-        """SEAM for the contacts sync engine: replace with its progress (syncing, complete,
-        N candidates). Until then every enabled account reports ``syncing``."""
-        from crmsync.logic.contacts_sync_settings import NotSyncedYet
+        """The contacts sync's progress: syncing, complete, or N contacts found."""
+        from crmsync.logic.contacts_sync_settings import SyncedProgress
 
-        return NotSyncedYet()
+        return SyncedProgress(self.contact_mirror, self.candidates)
 
     @cached_property
     def contacts_sync_settings(self) -> ContactsSyncSettings:
@@ -414,6 +434,7 @@ class Graph(Core):
             calendars=self.calendar_store,
             calendar_settings=self.calendar_settings,
             progress=self.contacts_sync_progress,
+            trigger=self.contact_sync_requests,
         )
 
     @cached_property
@@ -438,6 +459,52 @@ class Graph(Core):
             tenants=self.tenant_settings,
             events=self.events,
             default_region=self.settings.default_phone_region,
+        )
+
+    @cached_property
+    def contact_sync(self) -> ContactSync:
+        from crmsync.logic import contact_fields
+        from crmsync.sync.contact_sync import ContactSync
+
+        contacts = self.contacts
+
+        def read_phones(principal: Principal, values: Sequence[str]) -> tuple[Phone, ...]:
+            return contact_fields.phones(values, contacts.region(principal.tenant_id))
+
+        return ContactSync(
+            mirror=self.contact_mirror,
+            contacts=self.contact_store,
+            candidates=self.candidates,
+            access=self.connectors,
+            read_phones=read_phones,
+            group_name=self.settings.contacts_group_name,
+            clock=self.clock,
+        )
+
+    @cached_property
+    def contact_sync_requests(self) -> ContactSyncRequests:
+        """Enqueues contacts syncs: the schedule, a reported login, on demand."""
+        from crmsync.sync.contact_requests import ContactSyncRequests
+
+        return ContactSyncRequests(settings=self.contacts_sync_store, queue=self.queue)
+
+    @cached_property
+    def review_imports(self) -> ReviewImportStore:
+        from crmsync.dal.review import ReviewImportStore
+
+        return ReviewImportStore()
+
+    @cached_property
+    def contact_review(self) -> ContactReview:
+        from crmsync.logic.contact_review import ContactReview
+
+        return ContactReview(
+            candidates=self.candidates,
+            mirror=self.contact_mirror,
+            contacts=self.contacts,
+            imports=self.review_imports,
+            sync=self.contacts_sync_store,
+            queue=self.queue,
         )
 
     @cached_property

@@ -17,7 +17,14 @@ from crmsync.app.wiring import graph
 from crmsync.domain import ConnectionStatus, Principal
 from crmsync.errors import ProviderError
 from crmsync.logic.calendars import MANUAL_SYNC
-from crmsync.messaging.messages import AppointmentPush, CalendarSyncRequest, ConnectionCheck, sync_message_adapter
+from crmsync.messaging.messages import (
+    AppointmentPush,
+    CalendarSyncRequest,
+    ConnectionCheck,
+    ContactImportRequest,
+    ContactSyncRequest,
+    sync_message_adapter,
+)
 from crmsync.sync.coalesce import settle
 
 log = logging.getLogger(__name__)
@@ -40,14 +47,51 @@ def handle_record(record: SQSRecord) -> str:
     return run(message)
 
 
-def run(message: ConnectionCheck | AppointmentPush | CalendarSyncRequest) -> str:
+def run(
+    message: ConnectionCheck | AppointmentPush | CalendarSyncRequest | ContactSyncRequest | ContactImportRequest,
+) -> str:
     if isinstance(message, AppointmentPush):
         outcome = graph().appointments.push(message)
         log.info("appointment pushed", extra={"appointment_id": message.appointment_id, "outcome": outcome})
         return outcome
     if isinstance(message, CalendarSyncRequest):
         return sync_calendar(message)
+    if isinstance(message, ContactSyncRequest):
+        return sync_contacts(message)
+    if isinstance(message, ContactImportRequest):
+        return import_contacts(message)
     return check(message)
+
+
+def import_contacts(message: ContactImportRequest) -> str:
+    """Import the rows the user selected in the contact review (idempotent: rows imported
+    already are skipped)."""
+    record = graph().contact_review.run_import(Principal(message.tenant_id, message.user_id))
+    outcome = "nothing" if record is None else f"{record.done} imported, {record.failed} left offered"
+    log.info("review rows imported", extra={"occasion": message.occasion, "outcome": outcome})
+    return outcome
+
+
+def sync_contacts(message: ContactSyncRequest) -> str:
+    """Sync the user's contacts account (F10). Quota and other retryable provider errors
+    raise: the record comes back after the queue's visibility timeout (backoff), and the
+    failure is recorded on the cursor for the settings page."""
+    result = graph().contact_sync.run(Principal(message.tenant_id, message.user_id), message.connection_id)
+    # not_synced: the connection is gone, not connected, or no longer the contacts account.
+    outcome = "not_synced" if result is None else "full" if result.full else "incremental"
+    log.info(
+        "contacts synced",
+        extra={
+            "connection_id": message.connection_id,
+            "reason": message.reason,
+            "outcome": outcome,
+            "created": result.created if result else 0,
+            "updated": result.updated if result else 0,
+            "applied": result.applied if result else 0,
+            "offered": result.offered if result else None,
+        },
+    )
+    return outcome
 
 
 def sync_calendar(message: CalendarSyncRequest) -> str:

@@ -24,6 +24,7 @@ from crmsync.domain.contacts import Consent, Contact, ContactFields, GoogleLink,
 from crmsync.domain.mail_records import Page
 from crmsync.domain.message import Address
 from crmsync.errors import Conflict, DuplicateContact
+from crmsync.models.gcontacts import CPENDING_SK_PREFIX, ContactPendingItem
 from crmsync.models.keys import check_id, user_pk
 from crmsync.models.mail import (
     CONTACT_EMAIL_SK_PREFIX,
@@ -111,6 +112,13 @@ def _reservations(fields: ContactFields) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
+def _pending(pk: str, contact: Contact | None, contact_id: str) -> ContactPendingItem:
+    """The mark that tells the contacts sync this contact changed (``contact`` None: it was
+    deleted, and the mark keeps its Google link)."""
+    item = ContactPendingItem(pk, CPENDING_SK_PREFIX + contact_id, mark=uuid.uuid4().hex, deleted=contact is None)
+    return item
+
+
 def _reservation(pk: str, sk: str, contact_id: str) -> ContactEmailItem | ContactPhoneItem:
     model = ContactEmailItem if sk.startswith(CONTACT_EMAIL_SK_PREFIX) else ContactPhoneItem
     return model(pk, sk, contact_id=contact_id)
@@ -176,9 +184,11 @@ class ContactStore:
         contact_id: str | None = None,
         google: GoogleLink | None = None,
         changed_at: Mapping[str, datetime] | None = None,
+        pending: bool = True,
     ) -> Contact:
         """A new contact with its emails and phones reserved. ``DuplicateContact`` when one of
-        them belongs to another contact; ``Conflict`` when ``contact_id`` is taken."""
+        them belongs to another contact; ``Conflict`` when ``contact_id`` is taken. ``pending``:
+        mark it for the contacts sync to push (``CPENDING#``; the sync's own writes do not)."""
         pk = user_pk(principal.tenant_id, principal.user_id)
         now = datetime.now(UTC)
         contact_id = contact_id or "c" + uuid.uuid4().hex
@@ -194,7 +204,7 @@ class ContactStore:
             changed_at=_times(changed_at),
         )
         _fill(item, fields)
-        self._write(pk, item, add=_reservations(fields), drop=[])
+        self._write(pk, item, add=_reservations(fields), drop=[], pending=pending)
         return _to_domain(item)
 
     def update(
@@ -205,10 +215,11 @@ class ContactStore:
         *,
         google: GoogleLink | None = KEEP,
         changed_at: Mapping[str, datetime] | None = None,
+        pending: bool = True,
     ) -> Contact:
         """Replace the contact's fields (and its link, unless ``KEEP``) if it is still at the
         version read; ``Conflict`` when it changed meanwhile or is gone, ``DuplicateContact``
-        when a new email or phone belongs to another contact."""
+        when a new email or phone belongs to another contact. ``pending``: see :meth:`create`."""
         pk = user_pk(principal.tenant_id, principal.user_id)
         item = self._item(principal, current.contact_id)
         if item is None or int(item.version or 0) != current.version:
@@ -220,20 +231,35 @@ class ContactStore:
         if changed_at is not None:
             item.changed_at = _times(changed_at)
         before, after = _reservations(current.fields), _reservations(fields)
-        self._write(pk, item, add=[k for k in after if k not in before], drop=[k for k in before if k not in after])
+        self._write(
+            pk,
+            item,
+            add=[k for k in after if k not in before],
+            drop=[k for k in before if k not in after],
+            pending=pending,
+        )
         return _to_domain(item)
 
     def delete(self, principal: Principal, current: Contact) -> bool:
-        """Delete the contact and free its emails and phones; False when it was gone."""
+        """Delete the contact and free its emails and phones; False when it was gone. A contact
+        linked to Google leaves a deletion mark (``CPENDING#``, with the link) in the same
+        transaction: the contacts sync deletes its Google twin if we created it, else unlinks."""
         pk = user_pk(principal.tenant_id, principal.user_id)
         item = self._item(principal, current.contact_id)
         if item is None:
             return False
+        google = _to_domain(item).google
         try:
             with TransactWrite(connection=self._db) as transaction:
                 for sk in _reservations(_to_domain(item).fields):
                     reservation = _reservation(pk, sk, current.contact_id)
                     transaction.delete(reservation, condition=type(reservation).contact_id == current.contact_id)
+                if google is not None:
+                    mark = _pending(pk, None, current.contact_id)
+                    mark.connection_id = google.connection_id
+                    mark.resource_name = google.resource_name
+                    mark.ours = google.ours
+                    transaction.save(mark)
                 transaction.delete(item)
         except TransactWriteError as exc:
             if exc.cause_response_code != "TransactionCanceledException":
@@ -241,7 +267,7 @@ class ContactStore:
             raise Conflict("The contact changed meanwhile; try again.") from None
         return True
 
-    def _write(self, pk: str, item: ContactItem, *, add: list[str], drop: list[str]) -> None:
+    def _write(self, pk: str, item: ContactItem, *, add: list[str], drop: list[str], pending: bool = True) -> None:
         contact_id = item.contact_id
         try:
             with TransactWrite(connection=self._db) as transaction:
@@ -252,6 +278,8 @@ class ContactStore:
                     reservation = _reservation(pk, sk, contact_id)
                     transaction.save(reservation, condition=type(reservation).sk.does_not_exist())
                 transaction.save(item)  # conditioned on its version
+                if pending:
+                    transaction.save(_pending(pk, _to_domain(item), contact_id))
         except TransactWriteError as exc:
             if exc.cause_response_code != "TransactionCanceledException":
                 raise

@@ -14,6 +14,8 @@ __all__ = [
     "MAX_EMAILS",
     "MAX_PHONES",
     "SYNCED_FIELDS",
+    "Candidate",
+    "CandidateStatus",
     "Consent",
     "Contact",
     "ContactFields",
@@ -22,6 +24,8 @@ __all__ = [
     "ContactsSync",
     "GoogleLink",
     "Phone",
+    "ReviewAction",
+    "ReviewImport",
     "normalise_email",
 ]
 
@@ -193,3 +197,67 @@ class ContactsSync:
     @property
     def enabled(self) -> bool:
         return self.connection_id is not None
+
+
+class CandidateStatus(StrEnum):
+    """Where a Google contact offered for import stands: ``offered`` (shown by the review),
+    ``declined`` (not shown again unless brought back), ``imported`` (a CRM contact was made
+    from it; the next sync links the Google contact and the candidate goes)."""
+
+    OFFERED = "offered"
+    DECLINED = "declined"
+    IMPORTED = "imported"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One import candidate (F10): a Google contact that matches no CRM contact and that we
+    did not push, or several such sharing an email (one candidate). Only what the review
+    shows; ``members`` are the ``(connection_id, resource_name)`` it stands for; ``selected``,
+    ``contact_type`` and ``consent`` are the user's choices on its row, kept server-side."""
+
+    candidate_id: str
+    status: CandidateStatus
+    given_name: str | None = None
+    family_name: str | None = None
+    display_name: str | None = None
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    organization: str | None = None
+    members: tuple[tuple[str, str], ...] = ()
+    selected: bool = False
+    contact_type: str | None = None
+    consent: Consent | None = None
+    updated_at: datetime | None = None
+    version: int = 0
+
+    @property
+    def name(self) -> str | None:
+        joined = " ".join(part for part in (self.given_name, self.family_name) if part)
+        return joined or self.display_name or None
+
+
+class ReviewAction(StrEnum):
+    """The three answers of the import review (seed 004)."""
+
+    #: Imports nothing; every candidate offered now is declined (contacts new to Google later
+    #: are offered).
+    NO_IMPORT = "no-import"
+    #: Imports the selected rows; every other candidate is declined, never offered again.
+    IMPORT_DONE = "import-done"
+    #: Imports the selected rows; the rest stay offered, for next time.
+    IMPORT_LATER = "import-later"
+
+
+@dataclass(frozen=True)
+class ReviewImport:
+    """The user's last answer to the review and how far its import is."""
+
+    action: ReviewAction
+    total: int
+    done: int
+    failed: int
+    #: ``running`` until every selected row was imported, then ``done``.
+    state: str
+    started_at: datetime
+    finished_at: datetime | None = None

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from crmsync.dal.contacts import ContactStore
 from crmsync.dal.mail_bucket import MailBucket
@@ -24,12 +25,20 @@ from crmsync.domain.contacts import (
     ContactFields,
     ContactSource,
     ContactType,
+    GoogleLink,
 )
 from crmsync.domain.mail_records import LoggedMessage, Page
 from crmsync.domain.message import Address
-from crmsync.errors import NotFound, Unprocessable
+from crmsync.errors import DuplicateContact, NotFound, Unprocessable
 from crmsync.logic import contact_fields
-from crmsync.messaging.events import ContactChanged, ContactCreated, ContactEvent, EventPublisher, Origin
+from crmsync.messaging.events import (
+    ContactChanged,
+    ContactCreated,
+    ContactEvent,
+    ContactImported,
+    EventPublisher,
+    Origin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +148,38 @@ class Contacts:
         self._publish(ContactCreated, principal, contact, origin)
         return contact
 
+    def import_(
+        self, principal: Principal, given: ContactInput, *, contact_id: str, google: GoogleLink
+    ) -> tuple[Contact, bool]:
+        """A Google contact the user chose in the import review, as a CRM contact linked to it
+        (source ``google``; nothing to push back). Idempotent by ``contact_id``: imported
+        again, the contact made the first time is returned. A contact that already has one of
+        its emails or phones is linked instead. ``(contact, made)``; ContactImported either way."""
+        existing = self._contacts.get(principal, contact_id)
+        if existing is not None:
+            return existing, False
+        fields_ = self._read(principal, given, ContactFields())
+        try:
+            contact = self._contacts.create(
+                principal,
+                fields_,
+                ContactSource.GOOGLE.value,
+                contact_id=contact_id,
+                google=google,
+                changed_at=_all_now(),
+                pending=False,
+            )
+        except DuplicateContact as exc:
+            matched = self._contacts.get(principal, exc.contact_id)
+            if matched is None:
+                raise
+            if matched.google is None:
+                matched = self._contacts.update(principal, matched, matched.fields, google=google, pending=False)
+            self._publish(ContactImported, principal, matched, "import", connection_id=google.connection_id)
+            return matched, False
+        self._publish(ContactImported, principal, contact, "import", connection_id=google.connection_id)
+        return contact, True
+
     def change(self, principal: Principal, contact_id: str, given: ContactInput, *, origin: Origin = "crm") -> Contact:
         """Change the fields ``given`` names; each synced field that changes records when."""
         current = self._contact(principal, contact_id)
@@ -199,24 +240,24 @@ class Contacts:
             raise NotFound(f"No contact with id {contact_id!r}.")
         return contact
 
-    def _publish(self, kind: type[ContactEvent], principal: Principal, contact: Contact, origin: Origin) -> None:
+    def _publish(
+        self, kind: type[ContactEvent], principal: Principal, contact: Contact, origin: Origin, **extra: str
+    ) -> None:
         if self._events is None:
             return
-        self._events.publish(
-            [
-                kind(
-                    event_id=f"contact:{contact.contact_id}:{contact.version}",
-                    tenant_id=principal.tenant_id,
-                    user_id=principal.user_id,
-                    origin=origin,
-                    contact_id=contact.contact_id,
-                    version=contact.version,
-                    name=contact.name,
-                    emails=list(contact.fields.emails),
-                    source=contact.source,
-                )
-            ]
-        )
+        fields: dict[str, Any] = {
+            "event_id": f"{kind.detail_type}:{contact.contact_id}:{contact.version}",
+            "tenant_id": principal.tenant_id,
+            "user_id": principal.user_id,
+            "origin": origin,
+            "contact_id": contact.contact_id,
+            "version": contact.version,
+            "name": contact.name,
+            "emails": list(contact.fields.emails),
+            "source": contact.source,
+            **extra,
+        }
+        self._events.publish([kind(**fields)])
 
 
 def _all_now() -> dict[str, datetime]:

@@ -14,21 +14,25 @@ when the connection check after the consent has listed it (:meth:`calendars_list
 linked calendar set by then is left alone.
 
 What the page shows while enabled (syncing, complete, N contacts found) comes from the
-contacts sync engine through :class:`SyncProgressSource`; until it lands,
-:class:`NotSyncedYet` reports ``syncing``.
+contacts sync through :class:`SyncProgressSource` (:class:`SyncedProgress`). Enabling
+enqueues the account's first sync at once; :meth:`ContactsSyncSettings.sync_now` enqueues one
+when the CRM front end reports a login or the user asks.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from crmsync.dal.calendars import CalendarStore
+from crmsync.dal.candidates import CandidateStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.contacts_sync import ContactsSyncStore
+from crmsync.dal.gcontacts import ContactMirrorStore
 from crmsync.domain import CalendarRef, Connection, ConnectionStatus, Principal
+from crmsync.domain.contacts import CandidateStatus
 from crmsync.errors import Conflict, CrmSyncError, NotFound, ScopeNotGranted, Unprocessable
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.integrations import AuthorizationStart, Integrations
@@ -62,12 +66,28 @@ class SyncProgressSource(Protocol):
     def progress(self, principal: Principal, connection_id: str) -> SyncProgress: ...
 
 
-class NotSyncedYet:
-    """Stands in until the contacts sync engine reports progress: every enabled account is
-    ``syncing``, with no candidates and no sync time."""
+class SyncedProgress:
+    """The contacts sync's own progress: ``syncing`` until the account's first full sync is
+    stored, then ``contacts_found`` with the number of offered candidates, or ``complete``."""
+
+    def __init__(self, mirror: ContactMirrorStore, candidates: CandidateStore) -> None:
+        self._mirror = mirror
+        self._candidates = candidates
 
     def progress(self, principal: Principal, connection_id: str) -> SyncProgress:
-        return SyncProgress("syncing")
+        cursor = self._mirror.cursor(principal, connection_id)
+        if cursor.sync_token is None:
+            return SyncProgress("syncing", 0, cursor.last_success_at, cursor.last_error)
+        offered = self._candidates.count(principal, CandidateStatus.OFFERED)
+        return SyncProgress(
+            "contacts_found" if offered else "complete", offered, cursor.last_success_at, cursor.last_error
+        )
+
+
+class SyncTrigger(Protocol):
+    """Enqueues a sync of the user's contacts account (False: contacts sync is off)."""
+
+    def request(self, principal: Principal, *, reason: str, occasion: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -98,13 +118,17 @@ class ContactsSyncSettings:
         calendars: CalendarStore,
         calendar_settings: CalendarSettingsService,
         progress: SyncProgressSource,
+        trigger: SyncTrigger | None = None,
     ) -> None:
+        """``trigger``: enqueues the account's first sync once enabled, and the syncs asked
+        for (a reported login, "Sync now")."""
         self._connections = connections
         self._store = store
         self._integrations = integrations
         self._calendars = calendars
         self._calendar_settings = calendar_settings
         self._progress = progress
+        self._trigger = trigger
 
     # ------------------------------------------------------------------ status
     def status(self, principal: Principal) -> ContactsSyncStatus:
@@ -160,10 +184,28 @@ class ContactsSyncSettings:
                 "contacts",
             )
         no_link = self._calendar_settings.view(principal).settings.linked is None
-        self._store.set(principal, connection.connection_id, link_primary=no_link)
+        enabled = self._store.set(principal, connection.connection_id, link_primary=no_link)
         log.info("contacts sync enabled", extra={"connection_id": connection.connection_id})
         if no_link:
             self.calendars_listed(principal, connection.connection_id)
+        occasion = f"enabled@{enabled.enabled_at.isoformat() if enabled.enabled_at else ''}"
+        self._request(principal, "enabled", occasion)
+
+    def sync_now(self, principal: Principal, reason: str) -> bool:
+        """A sync of the contacts account now (``login``: the CRM front end reports one;
+        ``manual``: the user asks). One per minute per reason: a burst of logins is one sync.
+        False when contacts sync is off."""
+        minute = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")
+        return self._request(principal, reason, f"{reason}@{minute}")
+
+    def _request(self, principal: Principal, reason: str, occasion: str) -> bool:
+        if self._trigger is None:
+            return False
+        try:
+            return self._trigger.request(principal, reason=reason, occasion=occasion)
+        except Exception:  # enabled regardless: the 15-minute schedule syncs it
+            log.exception("could not enqueue a contacts sync")
+            return False
 
     def disable(self, principal: Principal) -> None:
         self._store.set(principal, None)

@@ -69,5 +69,38 @@ class CalendarSyncRequest(QueueMessage):
         return sha256_hex(f"{self.tenant_id}#{self.user_id}#{self.connection_id}#{self.calendar_id}")[:64]
 
 
-SyncMessage = Annotated[ConnectionCheck | AppointmentPush | CalendarSyncRequest, Field(discriminator="kind")]
+class ContactSyncRequest(QueueMessage):
+    """Sync the user's contacts account with the CRM's contacts (F10). One FIFO group per user:
+    Google asks for one contacts mutation at a time per account, and the CRM side is the
+    user's. ``reason``: ``scheduled`` (every 15 minutes), ``login`` (the CRM front end
+    reported one), ``manual`` (on demand), ``enabled``; ``occasion`` distinguishes requests
+    the FIFO queue must not drop as duplicates (the schedule's 15-minute bucket; a request
+    repeated within SQS's 5-minute window with the same occasion is one sync)."""
+
+    kind: Literal["contacts.sync"] = "contacts.sync"
+    connection_id: str = Field(min_length=1, max_length=128)
+    reason: str = Field(default="scheduled", max_length=64)
+    occasion: str = Field(default="", max_length=256)
+
+    @property
+    def group_id(self) -> str:
+        return sha256_hex(f"{self.tenant_id}#{self.user_id}#contacts")[:64]
+
+
+class ContactImportRequest(QueueMessage):
+    """Import the rows the user selected in the contact review (F10). In the user's contacts
+    FIFO group: never beside a contacts sync. ``occasion``: the answer it carries out."""
+
+    kind: Literal["contacts.import"] = "contacts.import"
+    occasion: str = Field(default="", max_length=256)
+
+    @property
+    def group_id(self) -> str:
+        return sha256_hex(f"{self.tenant_id}#{self.user_id}#contacts")[:64]
+
+
+SyncMessage = Annotated[
+    ConnectionCheck | AppointmentPush | CalendarSyncRequest | ContactSyncRequest | ContactImportRequest,
+    Field(discriminator="kind"),
+]
 sync_message_adapter: TypeAdapter[SyncMessage] = TypeAdapter(SyncMessage)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crmsync.messaging.messages import AppointmentPush, CalendarSyncRequest, ConnectionCheck
+from crmsync.messaging.messages import (
+    AppointmentPush,
+    CalendarSyncRequest,
+    ConnectionCheck,
+    ContactImportRequest,
+    ContactSyncRequest,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -23,7 +29,10 @@ class SyncQueue:
             self._sqs = boto3.client("sqs")
         return self._sqs
 
-    def send(self, message: ConnectionCheck | AppointmentPush | CalendarSyncRequest) -> None:
+    def send(
+        self,
+        message: ConnectionCheck | AppointmentPush | CalendarSyncRequest | ContactSyncRequest | ContactImportRequest,
+    ) -> None:
         self.sqs.send_message(
             QueueUrl=self._url,
             MessageBody=message.model_dump_json(),

@@ -11,6 +11,7 @@ from crmsync.models.appointment import AppointmentItem, ScheduleItem
 from crmsync.models.base import ConnectionsTableItem
 from crmsync.models.calendar import CalendarItem
 from crmsync.models.connection import ConnectionItem
+from crmsync.models.gcontacts import CandidateItem, ContactPendingItem, ContactSyncStateItem, GoogleContactItem
 from crmsync.models.guard import PendingDeletionsItem
 from crmsync.models.keys import user_pk
 from crmsync.models.mail import (
@@ -33,15 +34,19 @@ __all__ = [
     "BccLookupItem",
     "CalendarItem",
     "CalendarSettingsItem",
+    "CandidateItem",
     "ChannelItem",
     "ConnectionItem",
     "ConnectionsTableItem",
     "ContactEmailItem",
     "ContactItem",
+    "ContactPendingItem",
     "ContactPhoneItem",
+    "ContactSyncStateItem",
     "ContactsSyncItem",
     "ConversationItem",
     "ExternalEventItem",
+    "GoogleContactItem",
     "LoggedMailItem",
     "OAuthStateItem",
     "PendingDeletionsItem",

@@ -13,7 +13,13 @@
     provider_error: "Google reported an error during sign-in. Please try again.",
     unsupported_provider: "That provider is not supported.",
     connect_failed: "The account could not be connected. Please try again.",
+    contacts_scope_missing:
+      "Google Sync was not turned on: the box “See, edit, download, and permanently delete your contacts” " +
+      "was not ticked at Google, and the CRM needs it to sync your contacts. " +
+      "Click “Enable Google Sync” again and leave that box ticked.",
   };
+  //: What the contacts account shows instead of its "Enable Google Sync" button (seed 004).
+  const SYNC_STATE_TEXT = { syncing: "Syncing…", complete: "Complete" };
   const STATUS_TEXT = {
     connected: "Connected",
     needs_reauth: "Needs re-authorization: Google no longer accepts this connection. Reconnect it.",
@@ -23,13 +29,17 @@
 
   //: The connection being reconnected, kept across the trip to Google's consent page.
   const RECONNECT_KEY = "crmsync.reconnecting";
+  //: The account being enabled for Google Sync (or "new"), kept across the trip to Google.
+  const ENABLING_KEY = "crmsync.enabling";
 
   // The consent's outcome from the callback's redirect (?connected=<id> or ?error=<reason>);
   // the "connected" notice waits for the list, which names the account.
   function readCallbackOutcome() {
     const params = new URLSearchParams(location.search);
     const reconnecting = JSON.parse(sessionStorage.getItem(RECONNECT_KEY) || "null");
+    const enabling = sessionStorage.getItem(ENABLING_KEY) !== null;
     sessionStorage.removeItem(RECONNECT_KEY);
+    sessionStorage.removeItem(ENABLING_KEY);
     if (params.has("error") || params.has("connected")) {
       history.replaceState(null, "", location.pathname);
     }
@@ -37,13 +47,15 @@
       notice("error", MESSAGES[params.get("error")] || MESSAGES.connect_failed);
       return null;
     }
-    return params.has("connected") ? { id: params.get("connected"), reconnecting } : null;
+    return params.has("connected") ? { id: params.get("connected"), reconnecting, enabling } : null;
   }
 
-  function announceConnected(outcome, items) {
+  function announceConnected(outcome, items, sync) {
     const connected = items.find((item) => item.id === outcome.id);
     const broken = outcome.reconnecting;
-    if (!connected) {
+    if (connected && outcome.enabling && sync && sync.connection_id === connected.id) {
+      notice("ok", "Google Sync is on for " + connected.email + ".");
+    } else if (!connected) {
       notice("ok", "Your Google account is connected.");
     } else if (broken && broken.id !== connected.id) {
       // Google let the user choose another account than the one to repair: that one is a
@@ -70,17 +82,92 @@
     else notice("error", error.message);
   }
 
-  function render(items) {
+  function render(items, sync) {
     const list = $("accounts");
     list.replaceChildren();
     $("loading").hidden = true;
     $("empty").hidden = items.length > 0;
+    // With no account yet, Google Sync connects one (calendar and contacts in one consent).
+    $("enable-sync-new").hidden = items.length > 0 || !sync;
     for (const item of items) {
-      list.appendChild(renderRow(item));
+      list.appendChild(renderRow(item, sync));
     }
   }
 
-  function renderRow(item) {
+  function contactsFound(count) {
+    return count + (count === 1 ? " Contact Found" : " Contacts Found");
+  }
+
+  // Google Sync on a row: the contacts account is marked and shows the sync state and "Turn off";
+  // every other working Google account offers "Enable Google Sync" (enabling one moves it).
+  // `sync` is null when its state could not be read: then the row offers neither.
+  function renderSync(row, item, sync) {
+    if (!sync || item.provider !== "google") return;
+    const syncing = sync.state !== "off" && sync.connection_id === item.id;
+    if (!syncing) {
+      const enable = row.querySelector(".enable-sync");
+      enable.hidden = item.status !== "connected";
+      enable.setAttribute("aria-label", "Enable Google Sync for " + item.email);
+      enable.addEventListener("click", () => enableSync(item, enable));
+      return;
+    }
+    row.dataset.sync = sync.state;
+    row.querySelector(".sync-mark").hidden = false;
+    const detail = row.querySelector(".sync-detail");
+    if (sync.last_error) {
+      detail.classList.add("sync-error");
+      detail.textContent = "Last sync failed: " + sync.last_error;
+    } else if (sync.last_synced_at) {
+      detail.textContent = "contacts and calendar · synced at " + new Date(sync.last_synced_at).toLocaleString();
+    } else {
+      detail.textContent = "contacts and calendar";
+    }
+    if (sync.state === "contacts_found") {
+      const link = row.querySelector(".sync-found");
+      link.textContent = contactsFound(sync.candidates);
+      link.hidden = false;
+    } else {
+      const state = row.querySelector("span.sync-state");
+      state.textContent = SYNC_STATE_TEXT[sync.state] || sync.state;
+      state.hidden = false;
+    }
+    const off = row.querySelector(".turn-off");
+    off.hidden = false;
+    off.setAttribute("aria-label", "Turn off Google Sync for " + item.email);
+    off.addEventListener("click", () => turnOff(item, off));
+  }
+
+  async function enableSync(item, button) {
+    button.disabled = true;
+    try {
+      const data = await api("POST", "/v1/contacts/sync", item ? { connection_id: item.id } : {});
+      if (data.authorization_url) {
+        sessionStorage.removeItem(RECONNECT_KEY);
+        sessionStorage.setItem(ENABLING_KEY, item ? item.id : "new");
+        location.assign(data.authorization_url);
+        return;
+      }
+      notice("ok", "Google Sync is on for " + item.email + ".");
+      await load();
+    } catch (error) {
+      button.disabled = false;
+      failed(error);
+    }
+  }
+
+  async function turnOff(item, button) {
+    button.disabled = true;
+    try {
+      await api("DELETE", "/v1/contacts/sync");
+      notice("ok", "Google Sync is off for " + item.email + ". Nothing was deleted.");
+      await load();
+    } catch (error) {
+      button.disabled = false;
+      failed(error);
+    }
+  }
+
+  function renderRow(item, sync) {
     const row = $("account-row").content.firstElementChild.cloneNode(true);
     row.dataset.id = item.id;
     row.dataset.status = item.status;
@@ -90,6 +177,7 @@
     row.querySelector(".email").textContent = item.email;
     row.querySelector(".status-text").textContent = STATUS_TEXT[item.status] || item.status;
     const working = item.status === "connected";
+    renderSync(row, item, sync);
     const reconnect = row.querySelector(".reconnect");
     reconnect.hidden = working;
     reconnect.addEventListener("click", () => {
@@ -150,9 +238,15 @@
 
   async function load(outcome) {
     try {
-      const data = await api("GET", "/v1/integrations");
-      render(data.items);
-      if (outcome) announceConnected(outcome, data.items);
+      // The Google Sync state is read beside the accounts; if it fails the accounts still show.
+      const [data, sync] = await Promise.all([
+        api("GET", "/v1/integrations"),
+        api("GET", "/v1/contacts/sync").catch((error) => error),
+      ]);
+      const syncError = sync instanceof Error ? sync : null;
+      render(data.items, syncError ? null : sync);
+      if (outcome) announceConnected(outcome, data.items, syncError ? null : sync);
+      if (syncError) failed(syncError);
     } catch (error) {
       $("loading").hidden = true;
       failed(error);
@@ -161,6 +255,7 @@
 
   async function signIn(loginHint, button) {
     button.disabled = true;
+    sessionStorage.removeItem(ENABLING_KEY);
     try {
       const data = await api("POST", "/v1/integrations/google/authorize", loginHint ? { login_hint: loginHint } : {});
       location.assign(data.authorization_url);
@@ -171,6 +266,7 @@
     }
   }
 
+  $("enable-sync-new").addEventListener("click", () => enableSync(null, $("enable-sync-new")));
   $("sign-in-google").addEventListener("click", () => {
     sessionStorage.removeItem(RECONNECT_KEY);
     signIn(undefined, $("sign-in-google"));

@@ -1,0 +1,215 @@
+"""The contact import review (F10, seed 004 steps 6–10): the Google contacts the sync found
+that match no CRM contact, offered page by page with a checkbox, a contact type and a consent
+choice per row (kept server-side), and the three answers.
+
+An answer applies to every candidate of the review, on every page, seen or not. Declining is
+immediate; importing runs in the background (the sync worker, in the user's contacts FIFO
+group, so never beside a contacts sync) with its progress recorded, and is idempotent: a
+double click, a retried request or a redelivered message imports each row once (a row's
+contact id is derived from the candidate, and only rows still ``offered`` and selected are
+imported)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from crmsync.dal.candidates import CandidatePage, CandidateStore
+from crmsync.dal.contacts_sync import ContactsSyncStore
+from crmsync.dal.gcontacts import ContactMirrorStore
+from crmsync.dal.review import ReviewImportStore
+from crmsync.domain import Principal
+from crmsync.domain.contacts import (
+    Candidate,
+    CandidateStatus,
+    Consent,
+    GoogleLink,
+    ReviewAction,
+    ReviewImport,
+)
+from crmsync.errors import Conflict, InvalidRequest, NotFound, Unprocessable
+from crmsync.logic.contacts import ContactInput, Contacts
+from crmsync.messaging.messages import ContactImportRequest
+
+log = logging.getLogger(__name__)
+
+#: Rows a page shows (seed: "use the 'Next' button to continue on to your next page").
+PAGE_SIZE = 50
+#: The most rows one "select all on the page" names.
+MAX_SELECTION = 200
+#: Progress is recorded after every this many imported rows.
+PROGRESS_EVERY = 25
+
+
+class Queue(Protocol):
+    def send(self, message: Any) -> None: ...
+
+
+class ContactReview:
+    def __init__(
+        self,
+        *,
+        candidates: CandidateStore,
+        mirror: ContactMirrorStore,
+        contacts: Contacts,
+        imports: ReviewImportStore,
+        sync: ContactsSyncStore,
+        queue: Queue,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._candidates = candidates
+        self._mirror = mirror
+        self._contacts = contacts
+        self._imports = imports
+        self._sync = sync
+        self._queue = queue
+        self._clock = clock
+
+    # ------------------------------------------------------------------ reading
+    def page(
+        self,
+        principal: Principal,
+        status: CandidateStatus = CandidateStatus.OFFERED,
+        cursor: str | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> tuple[CandidatePage, ReviewImport | None]:
+        """A page of candidates (``offered``, or ``declined`` for "Show declined") with the
+        total, and the last answer's import progress."""
+        if status is CandidateStatus.IMPORTED:
+            raise InvalidRequest("Imported rows are contacts now: list /v1/contacts.")
+        return self._candidates.page(principal, status, cursor, limit), self._imports.get(principal)
+
+    # ------------------------------------------------------------------ choosing
+    def choose(
+        self,
+        principal: Principal,
+        candidate_id: str,
+        *,
+        selected: bool | None = None,
+        contact_type: str | None = None,
+        consent: Consent | None = None,
+    ) -> Candidate:
+        """Record one row's checkbox, contact type and consent."""
+        if contact_type is not None and contact_type not in {
+            t.type_id for t in self._contacts.choices(principal).contact_types
+        }:
+            raise Unprocessable(f"Unknown contact type {contact_type[:40]!r}: see GET /v1/contact-types.")
+        current = self._candidates.get(principal, candidate_id)
+        if current is None or current.status is not CandidateStatus.OFFERED:
+            raise NotFound("No such row in the review (it may have been imported, declined or removed).")
+        chosen = self._candidates.set_choices(
+            principal, candidate_id, selected=selected, contact_type=contact_type, consent=consent
+        )
+        if chosen is None:
+            raise NotFound("No such row in the review (it may have been imported, declined or removed).")
+        return chosen
+
+    def select(self, principal: Principal, candidate_ids: Sequence[str], selected: bool) -> int:
+        """Tick (or untick) the rows of a page ("select all"); how many were offered rows."""
+        ids = list(dict.fromkeys(candidate_ids))
+        if len(ids) > MAX_SELECTION:
+            raise Unprocessable(f"Select at most {MAX_SELECTION} rows at a time (a page shows {PAGE_SIZE}).")
+        done = 0
+        for candidate_id in ids:
+            current = self._candidates.get(principal, candidate_id)
+            offered = current is not None and current.status is CandidateStatus.OFFERED
+            if offered and self._candidates.set_choices(principal, candidate_id, selected=selected) is not None:
+                done += 1
+        return done
+
+    # ------------------------------------------------------------------ answering
+    def answer(self, principal: Principal, action: ReviewAction) -> ReviewImport:
+        """One of the three answers, for every candidate of the review. While an import runs,
+        the same answer again is that import (a double click); another answer waits (409)."""
+        running = self._imports.get(principal)
+        if running is not None and running.state == "running":
+            if running.action is action:
+                return running
+            raise Conflict("The previous import is still running; answer again when it is done.")
+        selected = (
+            []
+            if action is ReviewAction.NO_IMPORT
+            else self._candidates.ids(principal, CandidateStatus.OFFERED, selected=True)
+        )
+        if action is ReviewAction.NO_IMPORT:
+            declined = self._candidates.mark_all(principal, CandidateStatus.OFFERED, CandidateStatus.DECLINED)
+            log.info("review answered: no import", extra={"declined": declined})
+        elif action is ReviewAction.IMPORT_DONE:
+            declined = self._candidates.mark_all(
+                principal, CandidateStatus.OFFERED, CandidateStatus.DECLINED, selected=False
+            )
+            log.info("review answered: import selected, done", extra={"selected": len(selected), "declined": declined})
+        record = self._imports.start(principal, action, len(selected))
+        if selected:
+            self._queue.send(
+                ContactImportRequest(
+                    tenant_id=principal.tenant_id,
+                    user_id=principal.user_id,
+                    occasion=f"{action.value}@{record.started_at.isoformat()}",
+                )
+            )
+        return record
+
+    def restore(self, principal: Principal, candidate_ids: Sequence[str]) -> int:
+        """Bring declined rows back into the review ("Show declined"); how many came back."""
+        ids = list(dict.fromkeys(candidate_ids))
+        if len(ids) > MAX_SELECTION:
+            raise Unprocessable(f"Bring back at most {MAX_SELECTION} rows at a time.")
+        back = [
+            i
+            for i in ids
+            if (c := self._candidates.get(principal, i)) is not None and c.status is CandidateStatus.DECLINED
+        ]
+        return self._candidates.mark(principal, back, CandidateStatus.OFFERED)
+
+    # ------------------------------------------------------------------ the import (worker)
+    def run_import(self, principal: Principal) -> ReviewImport | None:
+        """Import every row still offered and selected, each once; record the progress."""
+        account = self._sync.get(principal).connection_id
+        done = pending = 0
+        ids = self._candidates.ids(principal, CandidateStatus.OFFERED, selected=True)
+        for index, candidate_id in enumerate(ids, start=1):
+            candidate = self._candidates.get(principal, candidate_id)
+            if candidate is None or candidate.status is not CandidateStatus.OFFERED or not candidate.selected:
+                continue
+            try:
+                self._import_one(principal, candidate, account)
+            except (Unprocessable, Conflict) as exc:
+                # Its fields cannot be a contact (e.g. an address Google took but we cannot
+                # read): it stays offered, visibly, instead of stopping the rest.
+                log.warning("a review row was not imported", extra={"reason": exc.detail[:200]})
+                pending += 1
+            else:
+                done += 1
+            if index % PROGRESS_EVERY == 0:
+                self._imports.progress(principal, done, pending)
+                done = pending = 0
+        self._imports.progress(principal, done, pending, finished=True)
+        return self._imports.get(principal)
+
+    def _import_one(self, principal: Principal, candidate: Candidate, account: str | None) -> None:
+        members = sorted(candidate.members, key=lambda m: (m[0] != account, m))
+        if not members:
+            raise Unprocessable("The row stands for no Google contact any more.")
+        connection_id, resource_name = members[0]
+        mirrored = self._mirror.contact(principal, connection_id, resource_name)
+        link = GoogleLink(connection_id, resource_name, mirrored.etag if mirrored else None, ours=False)
+        given = ContactInput(
+            given_name=candidate.given_name or candidate.display_name,
+            family_name=candidate.family_name,
+            emails=candidate.emails,
+            phones=candidate.phones,
+            organization=candidate.organization,
+            contact_type=candidate.contact_type,
+            consent=candidate.consent,
+        )
+        contact, _ = self._contacts.import_(principal, given, contact_id="g" + candidate.candidate_id, google=link)
+        # Every Google contact the row stands for is now that contact's (none is offered again).
+        for conn, name in members:
+            found = self._mirror.contact(principal, conn, name)
+            if found is not None and found.contact_id != contact.contact_id:
+                self._mirror.save(principal, conn, [replace(found, contact_id=contact.contact_id)])
+        self._candidates.mark(principal, [candidate.candidate_id], CandidateStatus.IMPORTED)

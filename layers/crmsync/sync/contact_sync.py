@@ -1,0 +1,620 @@
+"""F10: two-way sync of CRM contacts with the user's Google Contacts account.
+
+One run (:meth:`ContactSync.run`), for the user's contacts account only, sequential per user
+(one FIFO group per user, Google: "mutate requests for the same user should be sent
+sequentially"):
+
+1. **Fetch** Google's changes: incremental from the stored cursor, or a full listing
+   (``requestSyncToken``) the first time and when the cursor expired (``CursorInvalid``, Google's
+   ``EXPIRED_SYNC_TOKEN``). A full listing replaces the mirror: contacts keyed by resource name
+   (no duplicates), whatever it lacks was deleted (no loss).
+2. **Google → CRM**: a Google contact we pushed is recognised by its ``key`` (the CRM contact
+   id): linked, never offered. One that matches a CRM contact by normalised email or phone is
+   linked, not offered. For a linked contact each synced field is merged three ways against
+   the mirror (Google's state as last seen): changed on one side only → that side's value;
+   changed on both → the later change wins, Google's source ``updateTime`` against the CRM's
+   ``Contact.changed_at[field]`` (a tie goes to the CRM). A contact deleted in Google is
+   unlinked in the CRM, never deleted.
+3. **CRM → Google**: CRM contacts changed since the last push (``CPENDING#`` marks, written in
+   the contact's own transaction) and, on the account's first sync, every CRM contact not
+   linked to it: unlinked ones are matched against the mirror first, then created in batches
+   (key = contact id) in the CRM's contact group; linked ones are updated with the mirror's
+   etag — on ``PreconditionFailed`` the contact is read again, merged, and written again. A
+   CRM contact deleted while linked to a contact we created is deleted in Google, otherwise
+   only unlinked (its Google contact starts as a declined candidate).
+4. **Candidates**: Google contacts linked to no CRM contact and not ours, one candidate per
+   group sharing an email (:mod:`crmsync.dal.candidates`).
+5. The cursor is saved last, conditioned on its version.
+
+Interrupted at any step, a re-run reaches the same result: the cursor and the CRM marks move
+only after everything they cover was applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from crmsync.dal.candidates import CandidateStore
+from crmsync.dal.contacts import ContactStore
+from crmsync.dal.gcontacts import ContactMirrorStore, MirroredContact, PendingChange
+from crmsync.domain import ConnectionStatus, Principal
+from crmsync.domain.contacts import (
+    SYNCED_FIELDS,
+    Candidate,
+    CandidateStatus,
+    Contact,
+    GoogleLink,
+    Phone,
+    normalise_email,
+)
+from crmsync.errors import Conflict, DuplicateContact
+from crmsync.ports.contacts import ContactDraft, ContactGroup, ContactsAccess, ContactsPort, ProviderContact
+from crmsync.ports.errors import CursorInvalid, PreconditionFailed, ProviderError, ProviderNotFound
+
+log = logging.getLogger(__name__)
+
+#: A no-op sync leaves the cursor alone, but refreshes it this often (``last_success_at``).
+CURSOR_REFRESH = timedelta(hours=1)
+#: Read, merge and write again this often when Google's etag keeps moving.
+_MERGE_ATTEMPTS = 4
+
+PhoneReader = Callable[[Principal, Sequence[str]], tuple[Phone, ...]]
+View = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ContactSyncOutcome:
+    full: bool
+    #: Google contacts fetched (changed or, in a full sync, listed).
+    fetched: int = 0
+    #: CRM contacts created in Google.
+    created: int = 0
+    #: Google contacts updated with CRM changes.
+    updated: int = 0
+    #: Changes applied to CRM contacts.
+    applied: int = 0
+    #: Google contacts deleted because their CRM contact was.
+    deleted: int = 0
+    #: Import candidates offered after the run (None: a no-op run did not count them).
+    offered: int | None = None
+
+
+def _norm(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value or None
+
+
+def _emails(values: Iterable[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in values:
+        try:
+            email = normalise_email(value)
+        except ValueError:
+            continue  # not an address: neither matched nor copied
+        if email not in out:
+            out.append(email)
+    return tuple(out)
+
+
+def _same(name: str, a: Any, b: Any) -> bool:
+    if name == "phones":
+        return [p.key for p in a] == [p.key for p in b]
+    return bool(a == b)
+
+
+def crm_view(contact: Contact) -> View:
+    f = contact.fields
+    given = f.given_name if (f.given_name or f.family_name) else f.display_name
+    return {
+        "given_name": _norm(given),
+        "family_name": _norm(f.family_name),
+        "emails": tuple(f.emails),
+        "phones": tuple(f.phones),
+        "organization": _norm(f.organization),
+        "title": _norm(f.title),
+    }
+
+
+def google_view(m: MirroredContact) -> View:
+    return {
+        "given_name": _norm(m.given_name),
+        "family_name": _norm(m.family_name),
+        "emails": m.emails,
+        "phones": m.phones,
+        "organization": _norm(m.organization),
+        "title": _norm(m.title),
+    }
+
+
+def _equal(a: View, b: View) -> bool:
+    return all(_same(n, a[n], b[n]) for n in SYNCED_FIELDS)
+
+
+def merge(contact: Contact, base: MirroredContact | None, google: MirroredContact) -> View:
+    """The fields both sides should have. Three-way against ``base`` (Google's state the CRM
+    already agreed with); without one (a first link by email or phone) an empty side takes
+    the other's value. When both changed a field, the later change wins: Google's source
+    ``updateTime`` against the CRM field's change time (a tie, or an unknown time, goes to
+    the CRM)."""
+    crm, goo = crm_view(contact), google_view(google)
+    old = google_view(base) if base is not None else None
+    result: View = {}
+    for name in SYNCED_FIELDS:
+        c, g = crm[name], goo[name]
+        if _same(name, c, g):
+            result[name] = c
+            continue
+        if old is None:
+            if not c:
+                result[name] = g
+                continue
+            if not g:
+                result[name] = c
+                continue
+            google_changed = crm_changed = True
+        else:
+            google_changed = not _same(name, g, old[name])
+            crm_changed = not _same(name, c, old[name])
+        if google_changed and not crm_changed:
+            result[name] = g
+        elif crm_changed and not google_changed:
+            result[name] = c
+        else:
+            crm_at = contact.changed_at.get(name) or contact.created_at
+            google_at = google.updated_at
+            result[name] = g if google_at is not None and crm_at is not None and google_at > crm_at else c
+    return result
+
+
+def _draft(view: View, key: str | None = None) -> ContactDraft:
+    return ContactDraft(
+        given_name=view["given_name"],
+        family_name=view["family_name"],
+        emails=tuple(view["emails"]),
+        phones=tuple(p.raw for p in view["phones"]),
+        organization=view["organization"],
+        title=view["title"],
+        key=key,
+    )
+
+
+def candidate_id(emails: Sequence[str], connection_id: str, resource_name: str) -> str:
+    """A candidate's id: from its smallest email (Google contacts sharing it are one
+    candidate), else from its one member."""
+    basis = min(emails) if emails else f"{connection_id}#{resource_name}"
+    return hashlib.sha256(basis.encode()).hexdigest()[:32]
+
+
+class ContactSync:
+    def __init__(
+        self,
+        *,
+        mirror: ContactMirrorStore,
+        contacts: ContactStore,
+        candidates: CandidateStore,
+        access: ContactsAccess,
+        read_phones: PhoneReader,
+        group_name: str = "CRM",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """``read_phones``: the CRM's reading of phone numbers (E.164 with the tenant's
+        region), so Google's numbers match and merge like the CRM's. ``group_name``: the
+        contact group our contacts are put in ("a contact group named after the CRM")."""
+        self._mirror = mirror
+        self._contacts = contacts
+        self._candidates = candidates
+        self._access = access
+        self._read_phones = read_phones
+        self._group_name = group_name
+        self._clock = clock
+
+    def run(self, principal: Principal, connection_id: str) -> ContactSyncOutcome | None:
+        """``None``: the connection is gone, not usable, or not the user's contacts account.
+        A no-op incremental sync costs one Google request and two DynamoDB requests. A
+        provider failure (quota included) is recorded on the cursor and raised, so the queue
+        retries with backoff; ``Conflict`` (a concurrent writer) is raised to be retried."""
+        try:
+            return _Run(self, principal, connection_id).run()
+        except ProviderError as exc:
+            try:
+                self._mirror.record_failure(principal, connection_id, str(exc))
+            except Exception:
+                log.exception("could not record a contacts sync failure", extra={"connection_id": connection_id})
+            raise
+
+    def forget_connection(self, principal: Principal, connection_id: str) -> None:
+        """Disconnect: the mirror, the cursor and the candidates of the connection go; the CRM
+        contacts stay (their links to it are left: they are replaced when they are pushed to
+        another account, and a link to a gone connection syncs nothing)."""
+        self._mirror.forget(principal, connection_id)
+        self._candidates.delete_connection(principal, connection_id)
+
+
+class _Run:
+    """One sync run's state."""
+
+    def __init__(self, owner: ContactSync, principal: Principal, connection_id: str) -> None:
+        self.o = owner
+        self.principal = principal
+        self.connection_id = connection_id
+        self.applied = self.updated = self.created = self.deleted = 0
+        #: The mirror after this run, by resource name (loaded when the run is not a no-op).
+        self.mirror: dict[str, MirroredContact] = {}
+        self.dirty: set[str] = set()
+        self.removed: set[str] = set()
+        self.handled: set[str] = set()
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> ContactSyncOutcome | None:
+        o, principal, connection_id = self.o, self.principal, self.connection_id
+        inputs = o._mirror.inputs(principal, connection_id)
+        stored, cursor = inputs.stored, inputs.cursor
+        if stored is None or stored.connection.status is not ConnectionStatus.CONNECTED:
+            return None
+        if inputs.contacts_account != connection_id:
+            return None
+        port = o._access.contacts(stored)
+        first = cursor.version is None or cursor.sync_token is None
+        full = first
+        fetched: list[ProviderContact] = []
+        token = ""
+        if not full:
+            try:
+                fetched, token = self._fetch(port, cursor.sync_token)
+            except CursorInvalid:
+                log.info("contacts sync token expired; full sync", extra={"connection_id": connection_id})
+                full = True
+        if full:
+            fetched, token = self._fetch(port, None)
+        pending = inputs.pending
+        stale = cursor.last_success_at is None or o._clock() - cursor.last_success_at > CURSOR_REFRESH
+        if not full and not fetched and not pending:
+            if cursor.last_error is not None or cursor.contacts_so_far is not None or stale:
+                o._mirror.advance(
+                    principal, connection_id, cursor, token or cursor.sync_token or "", cursor.group, False
+                )
+            return ContactSyncOutcome(full=False)
+        self.mirror = {name: m for (_, name), m in o._mirror.contacts(principal, connection_id).items()}
+        group = cursor.group or port.ensure_group(o._group_name).resource_name
+        self._google_side(port, fetched, full)
+        done = self._crm_side(port, pending, group, push_all=first)
+        o._mirror.save(principal, connection_id, [self.mirror[n] for n in self.dirty if n in self.mirror])
+        o._mirror.remove(principal, connection_id, self.removed)
+        offered = self._candidates()
+        o._mirror.clear_pending(principal, done)
+        o._mirror.advance(principal, connection_id, cursor, token, group, full)
+        return ContactSyncOutcome(
+            full=full,
+            fetched=len(fetched),
+            created=self.created,
+            updated=self.updated,
+            applied=self.applied,
+            deleted=self.deleted,
+            offered=offered,
+        )
+
+    def _fetch(self, port: ContactsPort, cursor: str | None) -> tuple[list[ProviderContact], str]:
+        contacts: list[ProviderContact] = []
+        token = ""
+        for page in port.contact_pages(cursor=cursor):
+            contacts.extend(page.contacts)
+            token = page.cursor or token
+            if cursor is None and page.cursor is None:
+                self.o._mirror.record_progress(self.principal, self.connection_id, len(contacts))
+        return contacts, token
+
+    def _read(self, g: ProviderContact) -> MirroredContact:
+        return MirroredContact(
+            resource_name=g.resource_name,
+            etag=g.etag,
+            updated_at=g.updated_at,
+            given_name=_norm(g.given_name),
+            family_name=_norm(g.family_name),
+            display_name=_norm(g.display_name),
+            emails=_emails(g.emails),
+            phones=self.o._read_phones(self.principal, g.phones) if g.phones else (),
+            organization=_norm(g.organization),
+            title=_norm(g.title),
+            key=g.key,
+        )
+
+    def _put(self, m: MirroredContact) -> None:
+        self.mirror[m.resource_name] = m
+        self.dirty.add(m.resource_name)
+        self.removed.discard(m.resource_name)
+
+    def _drop(self, name: str) -> None:
+        self.mirror.pop(name, None)
+        self.dirty.discard(name)
+        self.removed.add(name)
+
+    # ------------------------------------------------------------------ Google → CRM
+    def _google_side(self, port: ContactsPort, fetched: list[ProviderContact], full: bool) -> None:
+        final = {g.resource_name: g for g in fetched}
+        if full:
+            for name in set(self.mirror) - {n for n, g in final.items() if not g.deleted}:
+                final[name] = ProviderContact(resource_name=name, etag=None, deleted=True)
+        read = {name: self._read(g) for name, g in final.items() if not g.deleted}
+        # Matching by email or phone, for the unlinked ones, in batched reads.
+        unlinked = [
+            m for m in read.values() if not m.key and not (self.mirror.get(m.resource_name) or _NONE).contact_id
+        ]
+        owners = self.o._contacts.owners(
+            self.principal,
+            emails=[e for m in unlinked for e in m.emails],
+            phones=[p for m in unlinked for p in m.phones],
+        )
+        duplicates: list[str] = []
+        for name, g in final.items():
+            base = self.mirror.get(name)
+            if g.deleted:
+                if base is not None and base.contact_id:
+                    self._unlink(base.contact_id, name)
+                self._drop(name)
+                continue
+            m = read[name]
+            contact_id = m.key or (base.contact_id if base else None)
+            if contact_id is None:
+                contact_id = next(
+                    (owners[k] for k in [*m.emails, *(p.key for p in m.phones)] if k in owners),
+                    None,
+                )
+            contact = self.o._contacts.get(self.principal, contact_id) if contact_id else None
+            if contact is None:
+                self._put(replace(m, contact_id=None, unlinked_by_crm=bool(base and base.unlinked_by_crm)))
+                continue
+            link = contact.google
+            if link is not None and link.connection_id == self.connection_id and link.resource_name != name:
+                if m.key == contact.contact_id and link.ours and link.resource_name in self.mirror:
+                    duplicates.append(name)  # a second create of ours whose answer was lost
+                    continue
+                self._put(replace(m, contact_id=contact.contact_id))  # matched, linked to another
+                continue
+            self._reconcile(port, contact, base if base and base.contact_id == contact.contact_id else None, m)
+            self.handled.add(contact.contact_id)
+        if duplicates:
+            port.delete_many(duplicates)
+            for name in duplicates:
+                self._drop(name)
+
+    def _unlink(self, contact_id: str, name: str) -> None:
+        contact = self.o._contacts.get(self.principal, contact_id)
+        if contact is None or contact.google is None or contact.google.resource_name != name:
+            return
+        self.o._contacts.update(self.principal, contact, contact.fields, google=None, pending=False)
+        self.applied += 1
+
+    def _reconcile(
+        self, port: ContactsPort, contact: Contact, base: MirroredContact | None, google: MirroredContact
+    ) -> None:
+        """Bring a linked pair to the merged fields on both sides."""
+        name = google.resource_name
+        ours = contact.google.ours if contact.google and contact.google.resource_name == name else bool(google.key)
+        for _ in range(_MERGE_ATTEMPTS):
+            result = merge(contact, base, google)
+            link = GoogleLink(self.connection_id, name, google.etag, ours)
+            relink = contact.google is None or (contact.google.connection_id, contact.google.resource_name) != (
+                self.connection_id,
+                name,
+            )
+            if not _equal(result, crm_view(contact)) or relink:
+                try:
+                    contact = self._write_crm(contact, result, google, link if relink else None)
+                except DuplicateContact as exc:
+                    log.warning(
+                        "a Google contact's email or phone belongs to another CRM contact; not applied",
+                        extra={"connection_id": self.connection_id, "detail": str(exc)[:200]},
+                    )
+                    if base is not None:
+                        self._put(replace(base, contact_id=contact.contact_id))
+                    return
+            if _equal(result, google_view(google)):
+                self._put(replace(google, contact_id=contact.contact_id))
+                return
+            try:
+                updated = port.update(name, google.etag or "", _draft(result))
+            except PreconditionFailed:
+                base = google
+                google = self._read(port.get(name))
+                continue
+            except ProviderNotFound:
+                self._unlink(contact.contact_id, name)
+                self._drop(name)
+                return
+            self.updated += 1
+            self._put(replace(self._read(updated), contact_id=contact.contact_id))
+            return
+        raise Conflict("A Google contact kept changing while it was merged; the sync is retried.")
+
+    def _write_crm(self, contact: Contact, result: View, google: MirroredContact, link: GoogleLink | None) -> Contact:
+        current = crm_view(contact)
+        fields = replace(
+            contact.fields,
+            given_name=contact.fields.given_name
+            if _same("given_name", result["given_name"], current["given_name"])
+            else result["given_name"],
+            family_name=result["family_name"],
+            emails=tuple(result["emails"]),
+            phones=tuple(result["phones"]),
+            organization=result["organization"],
+            title=result["title"],
+        )
+        times = dict(contact.changed_at)
+        at = google.updated_at or self.o._clock()
+        for name in SYNCED_FIELDS:
+            if not _same(name, result[name], current[name]):
+                times[name] = at
+        changed = fields != contact.fields
+        if not changed and link is None:
+            return contact
+        if changed:
+            self.applied += 1
+        return self.o._contacts.update(
+            self.principal,
+            contact,
+            fields,
+            google=link if link is not None else contact.google,
+            changed_at=times,
+            pending=False,
+        )
+
+    # ------------------------------------------------------------------ CRM → Google
+    def _crm_side(
+        self, port: ContactsPort, pending: list[PendingChange], group: str, *, push_all: bool
+    ) -> list[PendingChange]:
+        """Push the CRM's changes; returns the marks that were carried out."""
+        by_key: dict[str, str] = {}
+        for m in self.mirror.values():
+            if m.contact_id is None and m.key is None:
+                for k in [*m.emails, *(p.key for p in m.phones)]:
+                    by_key.setdefault(k, m.resource_name)
+        gone: list[str] = []
+        todo: dict[str, Contact] = {}
+        for change in pending:
+            if change.deleted:
+                name = change.resource_name
+                if change.connection_id == self.connection_id and name:
+                    if change.ours:
+                        gone.append(name)
+                    elif name in self.mirror:
+                        self._put(replace(self.mirror[name], contact_id=None, unlinked_by_crm=True))
+                continue
+            if change.contact_id in self.handled:
+                continue
+            contact = self.o._contacts.get(self.principal, change.contact_id)
+            if contact is not None:
+                todo[contact.contact_id] = contact
+        if push_all:
+            cursor: str | None = None
+            while True:
+                page = self.o._contacts.page(self.principal, cursor, 200)
+                for contact in page.items:
+                    if contact.contact_id not in self.handled:
+                        todo.setdefault(contact.contact_id, contact)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        creates: list[Contact] = []
+        for contact in todo.values():
+            link = contact.google
+            linked = link is not None and link.connection_id == self.connection_id and link.resource_name in self.mirror
+            view = crm_view(contact)
+            # Google contacts that now match this CRM contact are no longer candidates.
+            matches = [by_key[k] for k in [*view["emails"], *(p.key for p in view["phones"])] if k in by_key]
+            for name in dict.fromkeys(matches):
+                if self.mirror[name].contact_id is None:
+                    self._put(replace(self.mirror[name], contact_id=contact.contact_id))
+            if linked:
+                assert link is not None
+                twin = self.mirror[link.resource_name]
+                self._reconcile(port, contact, twin, twin)
+            elif matches:
+                twin = self.mirror[matches[0]]
+                self._reconcile(port, contact, None, twin)
+            elif link is None or link.connection_id != self.connection_id:
+                creates.append(contact)
+            # else: linked to a Google contact that is gone: unlinked by the fetch, or it will be.
+        if gone:
+            port.delete_many(gone)
+            for name in gone:
+                self._drop(name)
+            self.deleted += len(gone)
+        if creates:
+            made = port.create([_draft(crm_view(c), key=c.contact_id) for c in creates])
+            if made:
+                try:
+                    port.add_members(
+                        ContactGroup(resource_name=group, name=self.o._group_name), [p.resource_name for p in made]
+                    )
+                except ProviderNotFound:
+                    log.warning(
+                        "a contact left before it joined the CRM group", extra={"connection_id": self.connection_id}
+                    )
+            for contact, person in zip(creates, made, strict=True):
+                link = GoogleLink(self.connection_id, person.resource_name, person.etag, True)
+                self.o._contacts.update(self.principal, contact, contact.fields, google=link, pending=False)
+                self._put(replace(self._read(person), contact_id=contact.contact_id))
+            self.created += len(made)
+        return list(pending)
+
+    # ------------------------------------------------------------------ candidates
+    def _candidates(self) -> int:
+        """Rebuild the user's candidates from the mirror; returns how many are offered."""
+        store = self.o._candidates
+        principal = self.principal
+        everything = self.o._mirror.contacts(principal)
+        for name, m in self.mirror.items():
+            everything[(self.connection_id, name)] = m
+        for name in self.removed:
+            everything.pop((self.connection_id, name), None)
+        free = {k: m for k, m in everything.items() if m.contact_id is None and m.key is None}
+        # Union by shared email.
+        parent = {k: k for k in free}
+
+        def find(k: tuple[str, str]) -> tuple[str, str]:
+            while parent[k] != k:
+                parent[k] = parent[parent[k]]
+                k = parent[k]
+            return k
+
+        first: dict[str, tuple[str, str]] = {}
+        for k, m in free.items():
+            for email in m.emails:
+                if email in first:
+                    parent[find(k)] = find(first[email])
+                else:
+                    first[email] = k
+        groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for k in free:
+            groups.setdefault(find(k), []).append(k)
+        old = store.all(principal)
+        old_by_member = {member: c for c in old for member in c.members}
+        wanted: dict[str, Candidate] = {}
+        for members in groups.values():
+            members.sort()
+            items = [free[k] for k in members]
+            emails = tuple(dict.fromkeys(e for m in items for e in m.emails))
+            phones = tuple(dict.fromkeys(p.e164 or p.raw for m in items for p in m.phones))
+            named = next((m for m in items if m.given_name or m.family_name or m.display_name), items[0])
+            cid = candidate_id(emails, *members[0])
+            previous = [old_by_member[k] for k in members if k in old_by_member]
+            keep = next((c for c in previous if c.candidate_id == cid), previous[0] if previous else None)
+            status = CandidateStatus.DECLINED if any(m.unlinked_by_crm for m in items) else CandidateStatus.OFFERED
+            candidate = Candidate(
+                candidate_id=cid,
+                status=keep.status if keep else status,
+                given_name=named.given_name,
+                family_name=named.family_name,
+                display_name=named.display_name,
+                emails=emails,
+                phones=phones,
+                organization=next((m.organization for m in items if m.organization), None),
+                members=tuple(members),
+                selected=keep.selected if keep else False,
+                contact_type=keep.contact_type if keep else None,
+                consent=keep.consent if keep else None,
+            )
+            wanted[cid] = candidate
+        existing = {c.candidate_id: c for c in old}
+        changed = [
+            c
+            for c in wanted.values()
+            if c.candidate_id not in existing or _shown(existing[c.candidate_id]) != _shown(c)
+        ]
+        # A candidate whose id changed (its smallest email did) keeps its status and choices:
+        # the new one is written whole with them, the old one goes.
+        store.upsert(principal, changed, set(existing))
+        store.remove(principal, [cid for cid in existing if cid not in wanted])
+        return sum(1 for c in wanted.values() if c.status is CandidateStatus.OFFERED)
+
+
+_NONE = MirroredContact(resource_name="", etag=None)
+
+
+def _shown(c: Candidate) -> tuple[Any, ...]:
+    return (c.given_name, c.family_name, c.display_name, c.emails, c.phones, c.organization, c.members)
