@@ -1,4 +1,4 @@
-"""The contacts sync's mass-deletion guard, quota errors and a lost contacts scope, against
+"""The contacts sync's mass-deletion guard, quota errors and the contacts account's reconnect, against
 DynamoDB Local and the People emulator through the real Google adapter.
 
 The guard's threshold is lowered to 3 items here (production: 20) so a handful of contacts
@@ -21,6 +21,7 @@ from crmsync.ports.errors import RateLimited
 from tests.fakes.world import RecordingQueue
 from tests.integration.test_contact_sync import ALICE, account, by_email, crm, offered
 from tests.support.events import RecordingPublisher
+from tests.support.google_consent import consent, query
 from tests.support.google_people import GooglePeopleUser, person
 
 pytestmark = pytest.mark.integration
@@ -243,4 +244,56 @@ def test_a_quota_error_on_a_later_sync_leaves_the_cursor_where_it_was(
     assert offered(graph) == []
     graph.contact_sync.run(ALICE, connection_id)
     assert graph.contact_mirror.cursor(ALICE, connection_id).last_error is None
+    assert [c.emails for c in offered(graph)] == [("grace@example.org",)]
+
+
+def sign_in(graph: Graph, email: str, *, also: tuple[str, ...] = ()) -> Any:
+    """The Integrations page's Reconnect: a plain sign-in naming the account."""
+    start = graph.integrations.start_connect("google", ALICE, login_hint=email, also=also)
+    params = query(consent(start.authorization_url, email, typed=True))
+    return graph.integrations.complete_connect(
+        "google", state=params["state"], code=params["code"], error=None, binding=start.binding
+    )
+
+
+def test_reconnecting_the_contacts_account_with_its_grant_alive_keeps_contacts(
+    graph: Graph, account: tuple[str, GooglePeopleUser]
+) -> None:
+    """Google's include_granted_scopes: a sign-in asking for calendar only gets a token with
+    every scope of the live grant, contacts included."""
+    connection_id, user = account
+    connection = sign_in(graph, user.email)  # calendar only, as before the fix
+    assert connection.connection_id == connection_id
+    assert graph.integrations.feature_granted(connection, "contacts")
+    assert graph.contact_sync.run(ALICE, connection_id) is not None
+
+
+def test_after_a_revoked_grant_the_contacts_accounts_reconnect_asks_for_contacts(
+    graph: Graph, account: tuple[str, GooglePeopleUser], stack: Any
+) -> None:
+    connection_id, user = account
+    user.add(person("Grace", emails=("grace@example.org",)))
+    revoke = {"email": user.email, "client_id": graph.settings.google.client_id}
+    requests.post(f"{stack.google.base_url}/_emulator/grants/revoke", json=revoke, timeout=10).raise_for_status()
+
+    # Without contacts in the sign-in, the new grant lacks it: the sync says so, calls nothing.
+    connection = sign_in(graph, user.email)
+    assert not graph.integrations.feature_granted(connection, "contacts")
+    before = user.calls()
+    assert graph.contact_sync.run(ALICE, connection_id) is None
+    assert user.calls() == before
+    status = graph.contacts_sync_settings.status(ALICE)
+    assert status.last_error is not None
+    assert "contacts" in status.last_error
+    assert user.email in status.last_error
+
+    # The Reconnect of the contacts account (its email as the hint) asks for contacts too.
+    assert graph.contacts_sync_settings.sign_in_features(ALICE, user.email.upper()) == ("contacts",)
+    assert graph.contacts_sync_settings.sign_in_features(ALICE, "someone@example.org") == ()
+    assert graph.contacts_sync_settings.sign_in_features(ALICE, None) == ()
+    connection = sign_in(graph, user.email, also=graph.contacts_sync_settings.sign_in_features(ALICE, user.email))
+    assert graph.integrations.feature_granted(connection, "contacts")
+    assert graph.contact_sync.run(ALICE, connection_id) is not None
+    status = graph.contacts_sync_settings.status(ALICE)
+    assert status.last_error is None
     assert [c.emails for c in offered(graph)] == [("grace@example.org",)]

@@ -159,6 +159,21 @@ class ContactsSyncSettings:
             ),
         )
 
+    def sign_in_features(self, principal: Principal, login_hint: str | None) -> tuple[str, ...]:
+        """What a plain sign-in adds to its default features: ``contacts`` when it names the
+        contacts account (the Integrations page's Reconnect passes its email), so reconnecting
+        it keeps asking for contacts — a revoked grant loses every scope, and
+        ``include_granted_scopes`` only keeps scopes of a grant that is still alive."""
+        if not login_hint:
+            return ()
+        current = self._store.get(principal)
+        if current.connection_id is None:
+            return ()
+        connection = self._connections.get(principal, current.connection_id)
+        if connection is None or connection.email.lower() != login_hint.strip().lower():
+            return ()
+        return ("contacts",)
+
     # ------------------------------------------------------------------ held deletions
     def decide_deletions(self, principal: Principal, decision: Decision) -> ContactsSyncStatus:
         """The user's answer to the deletions the contacts sync held back (every side of the
