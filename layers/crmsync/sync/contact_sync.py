@@ -558,7 +558,8 @@ class _Run:
                 except DuplicateContact as exc:
                     log.warning(
                         "a Google contact's email or phone belongs to another CRM contact; not applied",
-                        extra={"connection_id": self.connection_id, "detail": str(exc)[:200]},
+                        # The owner's id, not the detail: it names the email or phone (contact data).
+                        extra={"connection_id": self.connection_id, "owner_contact_id": exc.contact_id},
                     )
                     if base is not None:
                         self._put(replace(base, contact_id=contact.contact_id))
