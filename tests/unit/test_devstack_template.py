@@ -62,6 +62,7 @@ def test_routes_auth_and_event_sources(real: Template) -> None:
     resolved = real.resolve({**REQUIRED, "Stage": "local"})
     routes = {route.route_key: route for route in resolved.routes}
     assert routes["GET /settings/{page}"].authorizer is None
+    assert routes["GET /settings/contacts/review"].authorizer is None
     assert routes["GET /oauth/{provider}/callback"].authorizer is None
     private = routes["GET /v1/integrations"]
     assert private.function == "ApiFunction"

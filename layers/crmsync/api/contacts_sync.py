@@ -13,12 +13,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from crmsync.api.http import principal_of
 from crmsync.api.integrations import BINDING_COOKIE, binding_cookie, cookie_value
 from crmsync.api.openapi import ID_PATTERN, answer, no_content, responses
+from crmsync.api.schemas import PendingDeletionsOut
 from crmsync.app.wiring import graph
 from crmsync.config import get_settings
 from crmsync.errors import Conflict
+from crmsync.guard import Decision, PendingDeletions
 from crmsync.logic.contacts_sync_settings import ContactsSyncSettings, ContactsSyncStatus
 
 router = APIGatewayHttpRouter()
+
+
+class ContactPendingDeletionsOut(PendingDeletionsOut):
+    """Contact deletions held back (the mass-deletion guard): ``deletions`` of the ``mirrored``
+    linked contacts. ``side``: ``google`` (deleted in Google: applying unlinks the CRM contacts)
+    or ``crm`` (deleted in the CRM: applying deletes the Google contacts the CRM created)."""
+
+    side: Literal["google", "crm"]
+
+    @classmethod
+    def of_contacts(cls, p: PendingDeletions) -> ContactPendingDeletionsOut:
+        return cls(**PendingDeletionsOut.of(p).model_dump(), side=p.resource.resource_id)  # type: ignore[arg-type]
 
 
 class ContactsSyncOut(BaseModel):
@@ -32,6 +46,8 @@ class ContactsSyncOut(BaseModel):
     candidates: int
     last_synced_at: datetime | None
     last_error: str | None
+    #: Deletions waiting for the user's Apply or Ignore (empty when none).
+    pending_deletions: list[ContactPendingDeletionsOut]
 
     @classmethod
     def of(cls, s: ContactsSyncStatus) -> ContactsSyncOut:
@@ -43,6 +59,7 @@ class ContactsSyncOut(BaseModel):
             candidates=s.candidates,
             last_synced_at=s.last_synced_at,
             last_error=s.last_error,
+            pending_deletions=[ContactPendingDeletionsOut.of_contacts(p) for p in s.pending_deletions],
         )
 
 
@@ -122,3 +139,17 @@ def run_contacts_sync(body: Annotated[SyncNowIn | None, Body()] = None) -> Respo
     if not service.sync_now(principal, (body or SyncNowIn()).reason):
         raise Conflict("Contacts sync is off: enable it first (POST /v1/contacts/sync).")
     return answer(202, ContactsSyncOut.of(service.status(principal)))
+
+
+@router.post("/v1/contacts/sync/pending-deletions/apply", responses=responses(202, ContactsSyncOut, 404, 409))
+def apply_pending_contact_deletions() -> Response[ContactsSyncOut]:
+    """Apply the contact deletions the sync held back; the sync queued now carries them out."""
+    principal = principal_of(router.current_event, get_settings())
+    return answer(202, ContactsSyncOut.of(contacts_sync().decide_deletions(principal, Decision.APPLY)))
+
+
+@router.post("/v1/contacts/sync/pending-deletions/ignore", responses=responses(202, ContactsSyncOut, 404, 409))
+def ignore_pending_contact_deletions() -> Response[ContactsSyncOut]:
+    """Ignore them: the other side is kept; the sync queued now carries it out."""
+    principal = principal_of(router.current_event, get_settings())
+    return answer(202, ContactsSyncOut.of(contacts_sync().decide_deletions(principal, Decision.IGNORE)))

@@ -57,12 +57,17 @@ def authorize_google(body: Annotated[AuthorizeRequest | None, Body()] = None) ->
     settings = get_settings()
     principal = principal_of(router.current_event, settings)
     request = body or AuthorizeRequest()
+    # Reconnecting the contacts account (its email as the hint) keeps asking for contacts.
+    also = (
+        graph().contacts_sync_settings.sign_in_features(principal, request.login_hint) if not request.features else ()
+    )
     start = integrations().start_connect(
         "google",
         principal,
         features=request.features,
         binding=cookie_value(router.current_event.cookies, BINDING_COOKIE),
         login_hint=request.login_hint,
+        also=also,
     )
     payload = AuthorizeResponse(authorization_url=start.authorization_url, expires_at=start.expires_at)
     response = answer(200, payload)

@@ -435,6 +435,7 @@ class Graph(Core):
             calendar_settings=self.calendar_settings,
             progress=self.contacts_sync_progress,
             trigger=self.contact_sync_requests,
+            held=self.pending_store,
         )
 
     @cached_property
@@ -479,6 +480,12 @@ class Graph(Core):
             read_phones=read_phones,
             group_name=self.settings.contacts_group_name,
             clock=self.clock,
+            threshold=self.threshold,
+            held=self.pending_store,
+            events=self.events,
+            counter=self.counter,
+            # Deferred: the integrations name this sync among what a disconnect forgets.
+            scope_granted=lambda connection: self.integrations.feature_granted(connection, "contacts"),
         )
 
     @cached_property

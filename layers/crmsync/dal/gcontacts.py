@@ -11,10 +11,12 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
 from crmsync.dal import condition_failed, get_many
 from crmsync.dal.connections import StoredConnection, stored_from_item
+from crmsync.dal.guard import pending_from_item, pending_key
 from crmsync.dal.versioned import update_unread
 from crmsync.domain import Principal
 from crmsync.domain.contacts import Phone
 from crmsync.errors import Conflict
+from crmsync.guard import GuardedResource, PendingDeletions
 from crmsync.models.connection import CONNECTION_SK_PREFIX, ConnectionItem
 from crmsync.models.gcontacts import (
     CPENDING_SK_PREFIX,
@@ -25,12 +27,23 @@ from crmsync.models.gcontacts import (
     gcontact_prefix,
     gcontact_sk,
 )
+from crmsync.models.guard import PendingDeletionsItem
 from crmsync.models.keys import check_id, user_pk
 from crmsync.models.mail import PhoneMap
 from crmsync.models.settings import CONTACTS_SYNC_SK, ContactsSyncItem
 
 #: The longest sync error kept.
 MAX_ERROR = 500
+
+#: Where the deletions a contacts sync held back happened (the mass-deletion guard): in
+#: Google (they would unlink CRM contacts) or in the CRM (they would delete Google contacts).
+GOOGLE_SIDE, CRM_SIDE = "google", "crm"
+SIDES = (GOOGLE_SIDE, CRM_SIDE)
+
+
+def contacts_resource(connection_id: str, side: str) -> GuardedResource:
+    """The contacts account's deletions on one side, as the mass-deletion guard names them."""
+    return GuardedResource("contacts", connection_id, side)
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,8 @@ class ContactSyncInputs:
     #: The user's contacts account (None: contacts sync off).
     contacts_account: str | None
     pending: list[PendingChange] = field(default_factory=list)
+    #: Deletions earlier syncs held back (the mass-deletion guard), by side.
+    held: dict[str, PendingDeletions] = field(default_factory=dict)
 
 
 def _mirrored(item: GoogleContactItem) -> MirroredContact:
@@ -121,25 +136,33 @@ def _cursor(item: ContactSyncStateItem | None) -> ContactCursor:
 
 class ContactMirrorStore:
     def inputs(self, principal: Principal, connection_id: str) -> ContactSyncInputs:
-        """What a sync run needs in two requests: the connection, the cursor and the contacts
-        sync settings (one BatchGetItem), and the pending CRM changes (one Query)."""
+        """What a sync run needs in two requests: the connection, the cursor, the contacts
+        sync settings and any held deletions (one BatchGetItem), and the pending CRM changes
+        (one Query)."""
         pk = user_pk(principal.tenant_id, principal.user_id)
         try:
             check_id("connection", connection_id)
         except ValueError:
             return ContactSyncInputs(None, ContactCursor(), None)
-        connection, state, settings = get_many(
+        connection, state, settings, *held_items = get_many(
             [
                 (ConnectionItem, pk, CONNECTION_SK_PREFIX + connection_id),
                 (ContactSyncStateItem, pk, csync_sk(connection_id)),
                 (ContactsSyncItem, pk, CONTACTS_SYNC_SK),
+                *(pending_key(principal, contacts_resource(connection_id, side)) for side in SIDES),
             ]
         )
+        held = {
+            side: p
+            for side, item in zip(SIDES, held_items, strict=True)
+            if (p := pending_from_item(item if isinstance(item, PendingDeletionsItem) else None)) is not None
+        }
         return ContactSyncInputs(
             stored_from_item(connection) if isinstance(connection, ConnectionItem) else None,
             _cursor(state if isinstance(state, ContactSyncStateItem) else None),
             settings.connection_id if isinstance(settings, ContactsSyncItem) else None,
             self.pending(principal),
+            held,
         )
 
     def cursor(self, principal: Principal, connection_id: str) -> ContactCursor:

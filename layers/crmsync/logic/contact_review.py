@@ -180,7 +180,8 @@ class ContactReview:
             except (Unprocessable, Conflict) as exc:
                 # Its fields cannot be a contact (e.g. an address Google took but we cannot
                 # read): it stays offered, visibly, instead of stopping the rest.
-                log.warning("a review row was not imported", extra={"reason": exc.detail[:200]})
+                # Its slug, not its text: a duplicate's detail names an email or a phone.
+                log.warning("a review row was not imported", extra={"reason": exc.slug})
                 pending += 1
             else:
                 done += 1

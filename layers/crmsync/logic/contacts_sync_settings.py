@@ -30,10 +30,12 @@ from crmsync.dal.calendars import CalendarStore
 from crmsync.dal.candidates import CandidateStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.contacts_sync import ContactsSyncStore
-from crmsync.dal.gcontacts import ContactMirrorStore
+from crmsync.dal.gcontacts import SIDES, ContactMirrorStore, contacts_resource
+from crmsync.dal.guard import PendingDeletionsStore
 from crmsync.domain import CalendarRef, Connection, ConnectionStatus, Principal
 from crmsync.domain.contacts import CandidateStatus
 from crmsync.errors import Conflict, CrmSyncError, NotFound, ScopeNotGranted, Unprocessable
+from crmsync.guard import Decision, PendingDeletions
 from crmsync.logic.calendar_settings import CalendarSettingsService
 from crmsync.logic.integrations import AuthorizationStart, Integrations
 
@@ -98,6 +100,8 @@ class ContactsSyncStatus:
     candidates: int = 0
     last_synced_at: datetime | None = None
     last_error: str | None = None
+    #: Deletions the sync held back for the user's confirmation (the mass-deletion guard).
+    pending_deletions: tuple[PendingDeletions, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class ContactsSyncSettings:
         calendar_settings: CalendarSettingsService,
         progress: SyncProgressSource,
         trigger: SyncTrigger | None = None,
+        held: PendingDeletionsStore | None = None,
     ) -> None:
         """``trigger``: enqueues the account's first sync once enabled, and the syncs asked
         for (a reported login, "Sync now")."""
@@ -129,6 +134,7 @@ class ContactsSyncSettings:
         self._calendar_settings = calendar_settings
         self._progress = progress
         self._trigger = trigger
+        self._held = held or PendingDeletionsStore()
 
     # ------------------------------------------------------------------ status
     def status(self, principal: Principal) -> ContactsSyncStatus:
@@ -146,7 +152,48 @@ class ContactsSyncSettings:
             progress.candidates,
             progress.last_synced_at,
             progress.last_error,
+            tuple(
+                p
+                for p in self._held.of_user(principal, "contacts")
+                if p.resource.connection_id == current.connection_id
+            ),
         )
+
+    def sign_in_features(self, principal: Principal, login_hint: str | None) -> tuple[str, ...]:
+        """What a plain sign-in adds to its default features: ``contacts`` when it names the
+        contacts account (the Integrations page's Reconnect passes its email), so reconnecting
+        it keeps asking for contacts — a revoked grant loses every scope, and
+        ``include_granted_scopes`` only keeps scopes of a grant that is still alive."""
+        if not login_hint:
+            return ()
+        current = self._store.get(principal)
+        if current.connection_id is None:
+            return ()
+        connection = self._connections.get(principal, current.connection_id)
+        if connection is None or connection.email.lower() != login_hint.strip().lower():
+            return ()
+        return ("contacts",)
+
+    # ------------------------------------------------------------------ held deletions
+    def decide_deletions(self, principal: Principal, decision: Decision) -> ContactsSyncStatus:
+        """The user's answer to the deletions the contacts sync held back (every side of the
+        contacts account): :attr:`Decision.APPLY` (carry them out as usual) or
+        :attr:`Decision.IGNORE` (keep the other side). Recorded here, carried out by the next
+        sync, requested at once; answering again before it ran replaces the answer. NotFound
+        if nothing is held."""
+        current = self._store.get(principal)
+        decided: list[PendingDeletions] = []
+        if current.connection_id is not None:
+            for side in SIDES:
+                answer = self._held.decide(principal, contacts_resource(current.connection_id, side), decision)
+                if answer is not None:
+                    decided.append(answer)
+        if not decided:
+            raise NotFound("No contact deletions are waiting for confirmation.")
+        log.info("held contact deletions answered", extra={"decision": decision.value})
+        occasion = f"{decision.value}@" + ",".join(f"{p.resource.resource_id}{p.version}" for p in decided)
+        self._request(principal, "deletions", occasion)
+        return self.status(principal)
 
     # ------------------------------------------------------------------ enable / disable
     def enable(self, principal: Principal, connection_id: str | None, *, binding: str | None = None) -> EnableOutcome:

@@ -112,14 +112,18 @@ class Integrations:
         binding: str | None = None,
         login_hint: str | None = None,
         intent: str | None = None,
+        also: Sequence[str] = (),
     ) -> AuthorizationStart:
+        """``features``: what to ask for (default: every enabled feature not asked for only on
+        request); ``also``: on-request features added to that default (e.g. contacts when the
+        contacts account signs in again)."""
         enabled = self._features.get(provider)
         if enabled is None:
             raise InvalidRequest(f"Signing in with {provider!r} is not offered here.")
         if intent is not None and intent not in self._after_connect:
             raise InvalidRequest(f"Unknown sign-in intent {intent!r}.")
         oauth = self._accounts.oauth(provider)
-        wanted = tuple(features) if features else tuple(f for f in enabled if f not in self._on_request)
+        wanted = tuple(features) if features else tuple(f for f in enabled if f not in self._on_request or f in also)
         unknown = [f for f in wanted if f not in oauth.feature_scopes]
         if unknown:
             raise InvalidRequest(f"Unknown feature(s): {', '.join(unknown)}.")

@@ -26,6 +26,16 @@ sequentially"):
    group sharing an email (:mod:`crmsync.dal.candidates`).
 5. The cursor is saved last, conditioned on its version.
 
+Deletions pass the mass-deletion guard (:mod:`crmsync.guard`) first, each side apart: Google
+deleting most (or all) of the linked contacts (a wiped address book, another account), or the
+CRM deleting most of the linked contacts we created in Google. The rest of the run is applied;
+those deletions are held (the linked pairs stay as they are, the CRM's deletion marks stay)
+and ``DeletionsHeld`` (``resource_kind`` ``contacts``, ``resource_id`` the side) is published
+until the user answers. Apply: carried out as usual. Ignore: Google-side deletions → the CRM
+contacts are pushed to Google again (created anew, linked); CRM-side deletions → the Google
+contacts stay, unlinked (as if we had not created them). An answer to Google-side deletions
+is carried out by a full sync (Google's complete list is judged afresh).
+
 Interrupted at any step, a re-run reaches the same result: the cursor and the CRM marks move
 only after everything they cover was applied.
 """
@@ -41,8 +51,16 @@ from typing import Any
 
 from crmsync.dal.candidates import CandidateStore
 from crmsync.dal.contacts import ContactStore
-from crmsync.dal.gcontacts import ContactMirrorStore, MirroredContact, PendingChange
-from crmsync.domain import ConnectionStatus, Principal
+from crmsync.dal.gcontacts import (
+    CRM_SIDE,
+    GOOGLE_SIDE,
+    ContactMirrorStore,
+    MirroredContact,
+    PendingChange,
+    contacts_resource,
+)
+from crmsync.dal.guard import PendingDeletionsStore
+from crmsync.domain import Connection, ConnectionStatus, Counter, Principal
 from crmsync.domain.contacts import (
     SYNCED_FIELDS,
     Candidate,
@@ -53,8 +71,11 @@ from crmsync.domain.contacts import (
     normalise_email,
 )
 from crmsync.errors import Conflict, DuplicateContact
+from crmsync.guard import Decision, DeletionThreshold, PendingDeletions
+from crmsync.messaging.events import DeletionsHeld, EventPublisher
 from crmsync.ports.contacts import ContactDraft, ContactGroup, ContactsAccess, ContactsPort, ProviderContact
 from crmsync.ports.errors import CursorInvalid, PreconditionFailed, ProviderError, ProviderNotFound
+from crmsync.security.secrets import sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +86,15 @@ _MERGE_ATTEMPTS = 4
 
 PhoneReader = Callable[[Principal, Sequence[str]], tuple[Phone, ...]]
 View = dict[str, Any]
+
+#: What a run does with one side's deletions (the mass-deletion guard).
+_APPLY, _HOLD, _KEEP = "apply", "hold", "keep"
+
+#: Recorded on the cursor (``last_error``) when the grant lacks the contacts scope.
+SCOPE_MISSING = (
+    "Google no longer grants access to the contacts of {email}: reconnect the account "
+    "(or enable contacts sync again) and leave contacts ticked on Google's consent page."
+)
 
 
 @dataclass(frozen=True)
@@ -201,10 +231,19 @@ class ContactSync:
         read_phones: PhoneReader,
         group_name: str = "CRM",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        threshold: DeletionThreshold | None = None,
+        held: PendingDeletionsStore | None = None,
+        events: EventPublisher | None = None,
+        counter: Counter | None = None,
+        scope_granted: Callable[[Connection], bool] | None = None,
     ) -> None:
         """``read_phones``: the CRM's reading of phone numbers (E.164 with the tenant's
         region), so Google's numbers match and merge like the CRM's. ``group_name``: the
-        contact group our contacts are put in ("a contact group named after the CRM")."""
+        contact group our contacts are put in ("a contact group named after the CRM").
+        The mass-deletion guard: ``threshold`` decides which deletions are held, ``held``
+        records them, ``events`` receives ``DeletionsHeld``, ``counter`` counts
+        ``MassDeletionHeld``. ``scope_granted``: whether a connection's grant still has the
+        contacts scope (without it nothing is called and the cursor says why)."""
         self._mirror = mirror
         self._contacts = contacts
         self._candidates = candidates
@@ -212,6 +251,11 @@ class ContactSync:
         self._read_phones = read_phones
         self._group_name = group_name
         self._clock = clock
+        self._threshold = threshold or DeletionThreshold()
+        self._held = held or PendingDeletionsStore()
+        self._events = events
+        self._counter = counter
+        self._scope_granted = scope_granted
 
     def run(self, principal: Principal, connection_id: str) -> ContactSyncOutcome | None:
         """``None``: the connection is gone, not usable, or not the user's contacts account.
@@ -228,11 +272,66 @@ class ContactSync:
             raise
 
     def forget_connection(self, principal: Principal, connection_id: str) -> None:
-        """Disconnect: the mirror, the cursor and the candidates of the connection go; the CRM
-        contacts stay (their links to it are left: they are replaced when they are pushed to
-        another account, and a link to a gone connection syncs nothing)."""
+        """Disconnect: the mirror, the cursor, the held deletions and the candidates of the
+        connection go; the CRM contacts stay (their links to it are left: they are replaced
+        when they are pushed to another account, and a link to a gone connection syncs nothing)."""
         self._mirror.forget(principal, connection_id)
+        for side in (GOOGLE_SIDE, CRM_SIDE):
+            self._held.forget(principal, contacts_resource(connection_id, side))
         self._candidates.delete_connection(principal, connection_id)
+
+    # ------------------------------------------------------------------ the guard
+    def _verdict(self, held: PendingDeletions | None, deletions: int, mirrored: int, *, complete: bool) -> str:
+        """Apply, hold or keep (the user's Ignore) one side's deletions. An answer is
+        carried out only by a run that judges that side completely (``complete``)."""
+        if held is not None and held.decision is not None and complete:
+            if held.decision is Decision.IGNORE:
+                return _KEEP
+            if held.authorizes(deletions):
+                return _APPLY
+        if self._threshold.holds(deletions, mirrored, complete=complete):
+            return _HOLD
+        return _APPLY
+
+    def _hold(
+        self,
+        principal: Principal,
+        connection_id: str,
+        side: str,
+        held: PendingDeletions | None,
+        deletions: int,
+        mirrored: int,
+        complete: bool,
+    ) -> None:
+        if held is not None and held.decision is None and (held.deletions, held.mirrored) == (deletions, mirrored):
+            return  # already waiting for the user, with these numbers
+        resource = contacts_resource(connection_id, side)
+        now = self._clock()
+        self._held.hold(principal, PendingDeletions(resource, deletions, mirrored, complete, now), held)
+        if held is not None and held.decision is None:
+            return  # the user is already being asked: new numbers, not a new alarm
+        log.warning(
+            "mass deletion of contacts held for confirmation",
+            extra={"connection_id": connection_id, "side": side, "deletions": deletions, "mirrored": mirrored},
+        )
+        if self._counter is not None:
+            self._counter.count("MassDeletionHeld")
+        if self._events is not None:
+            self._events.publish(
+                [
+                    DeletionsHeld(
+                        event_id=f"held:{connection_id}:contacts-{side}:{sha256_hex(now.isoformat())[:32]}",
+                        tenant_id=principal.tenant_id,
+                        user_id=principal.user_id,
+                        resource_kind=resource.kind,
+                        connection_id=connection_id,
+                        resource_id=side,
+                        deletions=deletions,
+                        mirrored=mirrored,
+                        complete=complete,
+                    )
+                ]
+            )
 
 
 class _Run:
@@ -248,6 +347,15 @@ class _Run:
         self.dirty: set[str] = set()
         self.removed: set[str] = set()
         self.handled: set[str] = set()
+        #: CRM contacts to push to Google anew (the user ignored Google's deletions).
+        self.restore: set[str] = set()
+        #: CRM contacts deleted since the last push (their marks are pending).
+        self.deleting: set[str] = set()
+        self.held: dict[str, PendingDeletions] = {}
+        #: Linked contacts mirrored before this run: what the guard compares deletions with.
+        self.linked_before = 0
+        #: Per side: the verdict, and how many deletions it judged.
+        self.verdicts: dict[str, tuple[str, int]] = {}
 
     # ------------------------------------------------------------------ the run
     def run(self) -> ContactSyncOutcome | None:
@@ -258,9 +366,19 @@ class _Run:
             return None
         if inputs.contacts_account != connection_id:
             return None
+        if o._scope_granted is not None and not o._scope_granted(stored.connection):
+            # Reconnected without the contacts scope (unticked at Google): calling would fail
+            # with 403 on every retry. The state says why; nothing else changes.
+            if cursor.last_error is None or not cursor.last_error.startswith("Google no longer grants"):
+                log.warning("contacts scope missing; contacts sync stopped", extra={"connection_id": connection_id})
+                o._mirror.record_failure(principal, connection_id, SCOPE_MISSING.format(email=stored.connection.email))
+            return None
+        self.held = inputs.held
         port = o._access.contacts(stored)
         first = cursor.version is None or cursor.sync_token is None
-        full = first
+        google_answer = self.held.get(GOOGLE_SIDE)
+        # The user answered held Google-side deletions: a full sync judges Google's complete list.
+        full = first or (google_answer is not None and google_answer.decision is not None)
         fetched: list[ProviderContact] = []
         token = ""
         if not full:
@@ -279,7 +397,9 @@ class _Run:
                     principal, connection_id, cursor, token or cursor.sync_token or "", cursor.group, False
                 )
             return ContactSyncOutcome(full=False)
+        self.deleting = {c.contact_id for c in pending if c.deleted}
         self.mirror = {name: m for (_, name), m in o._mirror.contacts(principal, connection_id).items()}
+        self.linked_before = sum(1 for m in self.mirror.values() if m.contact_id)
         group = cursor.group or port.ensure_group(o._group_name).resource_name
         self._google_side(port, fetched, full)
         done = self._crm_side(port, pending, group, push_all=first)
@@ -287,6 +407,7 @@ class _Run:
         o._mirror.remove(principal, connection_id, self.removed)
         offered = self._candidates()
         o._mirror.clear_pending(principal, done)
+        self._settle_guard(full)
         o._mirror.advance(principal, connection_id, cursor, token, group, full)
         return ContactSyncOutcome(
             full=full,
@@ -297,6 +418,18 @@ class _Run:
             deleted=self.deleted,
             offered=offered,
         )
+
+    def _settle_guard(self, full: bool) -> None:
+        """Record what each side held, or drop a record that was carried out or is moot."""
+        for side in (GOOGLE_SIDE, CRM_SIDE):
+            verdict, deletions = self.verdicts.get(side, (_APPLY, 0))
+            held = self.held.get(side)
+            complete = full if side == GOOGLE_SIDE else True
+            if verdict == _HOLD:
+                self.o._hold(self.principal, self.connection_id, side, held, deletions, self.linked_before, complete)
+            elif held is not None and complete:
+                # Judged completely (and any answer carried out): the record is done.
+                self.o._held.clear(self.principal, held)
 
     def _fetch(self, port: ContactsPort, cursor: str | None) -> tuple[list[ProviderContact], str]:
         contacts: list[ProviderContact] = []
@@ -349,12 +482,21 @@ class _Run:
             emails=[e for m in unlinked for e in m.emails],
             phones=[p for m in unlinked for p in m.phones],
         )
+        # The guard: Google deleting linked contacts unlinks CRM contacts.
+        doomed = {n for n, g in final.items() if g.deleted and (self.mirror.get(n) or _NONE).contact_id}
+        verdict = self.o._verdict(self.held.get(GOOGLE_SIDE), len(doomed), self.linked_before, complete=full)
+        self.verdicts[GOOGLE_SIDE] = (verdict, len(doomed))
         duplicates: list[str] = []
         for name, g in final.items():
             base = self.mirror.get(name)
             if g.deleted:
+                if name in doomed and verdict == _HOLD:
+                    continue  # held: the pair stays linked and mirrored until the user answers
                 if base is not None and base.contact_id:
-                    self._unlink(base.contact_id, name)
+                    if verdict == _KEEP and name in doomed and self._unlink(base.contact_id, name):
+                        self.restore.add(base.contact_id)  # Ignore: pushed to Google anew
+                    else:
+                        self._unlink(base.contact_id, name)
                 self._drop(name)
                 continue
             m = read[name]
@@ -366,6 +508,10 @@ class _Run:
                 )
             contact = self.o._contacts.get(self.principal, contact_id) if contact_id else None
             if contact is None:
+                if base is not None and base.contact_id and base.contact_id in self.deleting:
+                    # Deleted in the CRM: its deletion mark decides (deleted, unlinked or held).
+                    self._put(replace(m, contact_id=base.contact_id, unlinked_by_crm=base.unlinked_by_crm))
+                    continue
                 self._put(replace(m, contact_id=None, unlinked_by_crm=bool(base and base.unlinked_by_crm)))
                 continue
             link = contact.google
@@ -382,12 +528,16 @@ class _Run:
             for name in duplicates:
                 self._drop(name)
 
-    def _unlink(self, contact_id: str, name: str) -> None:
+    def _unlink(self, contact_id: str, name: str) -> bool:
+        """Unlink the CRM contact from a Google contact; whether the CRM contact exists."""
         contact = self.o._contacts.get(self.principal, contact_id)
-        if contact is None or contact.google is None or contact.google.resource_name != name:
-            return
+        if contact is None:
+            return False
+        if contact.google is None or contact.google.resource_name != name:
+            return True
         self.o._contacts.update(self.principal, contact, contact.fields, google=None, pending=False)
         self.applied += 1
+        return True
 
     def _reconcile(
         self, port: ContactsPort, contact: Contact, base: MirroredContact | None, google: MirroredContact
@@ -408,7 +558,8 @@ class _Run:
                 except DuplicateContact as exc:
                     log.warning(
                         "a Google contact's email or phone belongs to another CRM contact; not applied",
-                        extra={"connection_id": self.connection_id, "detail": str(exc)[:200]},
+                        # The owner's id, not the detail: it names the email or phone (contact data).
+                        extra={"connection_id": self.connection_id, "owner_contact_id": exc.contact_id},
                     )
                     if base is not None:
                         self._put(replace(base, contact_id=contact.contact_id))
@@ -473,13 +624,24 @@ class _Run:
             if m.contact_id is None and m.key is None:
                 for k in [*m.emails, *(p.key for p in m.phones)]:
                     by_key.setdefault(k, m.resource_name)
+        # The guard: the CRM deleting linked contacts we created deletes them in Google.
+        doomed = {
+            c.resource_name
+            for c in pending
+            if c.deleted and c.ours and c.connection_id == self.connection_id and c.resource_name in self.mirror
+        }
+        verdict = self.o._verdict(self.held.get(CRM_SIDE), len(doomed), self.linked_before, complete=True)
+        self.verdicts[CRM_SIDE] = (verdict, len(doomed))
+        kept: list[PendingChange] = []  # deletion marks held for the user: pushed later
         gone: list[str] = []
         todo: dict[str, Contact] = {}
         for change in pending:
             if change.deleted:
                 name = change.resource_name
                 if change.connection_id == self.connection_id and name:
-                    if change.ours:
+                    if name in doomed and verdict == _HOLD:
+                        kept.append(change)
+                    elif change.ours and verdict != _KEEP:
                         gone.append(name)
                     elif name in self.mirror:
                         self._put(replace(self.mirror[name], contact_id=None, unlinked_by_crm=True))
@@ -487,6 +649,10 @@ class _Run:
             if change.contact_id in self.handled:
                 continue
             contact = self.o._contacts.get(self.principal, change.contact_id)
+            if contact is not None:
+                todo[contact.contact_id] = contact
+        for contact_id in self.restore - self.handled:
+            contact = self.o._contacts.get(self.principal, contact_id)
             if contact is not None:
                 todo[contact.contact_id] = contact
         if push_all:
@@ -540,7 +706,7 @@ class _Run:
                 self.o._contacts.update(self.principal, contact, contact.fields, google=link, pending=False)
                 self._put(replace(self._read(person), contact_id=contact.contact_id))
             self.created += len(made)
-        return list(pending)
+        return [c for c in pending if c not in kept]
 
     # ------------------------------------------------------------------ candidates
     def _candidates(self) -> int:
