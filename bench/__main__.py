@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import burst, emulator, imports, in_fresh_process, mail, push_latency, sizes, sync
+from bench import burst, contacts, emulator, imports, in_fresh_process, mail, push_latency, sizes, sync
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "PERFORMANCE.md"
@@ -132,6 +132,39 @@ def _burst_section() -> list[str]:
     ]
 
 
+def _contacts_section() -> list[str]:
+    f = in_fresh_process("contacts", contacts.ContactFigures)
+    print(
+        f"contacts: fetch ratio {f.ratio:.2f}, push x{f.push_factor:.2f}, page p95 {f.page_p95_ms:.0f} ms",
+        file=sys.stderr,
+    )
+    return [
+        "## Contacts sync (local stack)",
+        "",
+        f"(a) The first sync of {f.contacts:,} Google contacts (People emulator, `connections.list` pages",
+        "of 1,000) into the mirror and the import candidates in DynamoDB Local, against writing the",
+        "same number of mirror items straight through PynamoDB batch writes. Goal: ratio ≥ 0.7.",
+        f"(b) The first sync of a user with {f.contacts:,} CRM contacts: People requests (counted by",
+        "the emulator) against the least Google's limits allow (one listing, the group lookup and",
+        "creation, `batchCreateContacts` of 200, `members.modify` of 1,000). Goal: ≤ 1.05 ×.",
+        f"(c) A review page of 50 among {f.contacts:,} candidates: the use case's page in process",
+        "(DynamoDB Local; not through HTTP). Goal: p95 < 300 ms.",
+        "(d) A no-op incremental contacts sync. Goals: 1 Google request, ≤ 2 DynamoDB requests.",
+        "",
+        "| figure | value |",
+        "| --- | ---: |",
+        f"| (a) full sync into candidates | {f.full_fetch_seconds:.1f} s |",
+        f"| (a) raw batch write | {f.raw_write_seconds:.1f} s |",
+        f"| (a) ratio (raw write time / sync time) | {f.ratio:.2f} |",
+        f"| (b) push: People requests used / least possible | {f.push_google_requests} / {f.push_minimum_requests}"
+        f" ({f.push_factor:.2f} ×) in {f.push_seconds:.1f} s |",
+        f"| (c) review page p50 / p95 | {f.page_p50_ms:.0f} / {f.page_p95_ms:.0f} ms |",
+        f"| (d) no-op incremental sync: Google requests | {f.noop_google_requests} |",
+        f"| (d) no-op incremental sync: DynamoDB requests | {f.noop_dynamodb_requests} |",
+        "",
+    ]
+
+
 def _mail_section() -> list[str]:
     figures = in_fresh_process("mail", mail.MailFigures)
     print(f"mail: inbound {figures.inbound_per_second:.1f}/s, parse {figures.parse_per_second:.0f}/s", file=sys.stderr)
@@ -159,6 +192,7 @@ def _mail_section() -> list[str]:
 #: docs/PERFORMANCE.md (or added before the one named here), with its own date and machine.
 ALONE: dict[str, tuple[Callable[[], list[str]], str]] = {
     "burst": (_burst_section, "## BCC logging (local stack)"),
+    "contacts": (_contacts_section, "## BCC logging (local stack)"),
 }
 
 
@@ -230,6 +264,7 @@ def main() -> int:
         *[f"| {t.label} | {t.requests} | {t.per_second:.0f} |" for t in emulator.measure()],
         "",
         *_sync_section(),
+        *_contacts_section(),
         *_mail_section(),
         "## Build artifacts (`make build`)",
         "",

@@ -10,6 +10,7 @@ from crmsync.app.wiring import Graph
 from crmsync.config import Settings
 from crmsync.domain import Connection, StoredConnection
 from crmsync.ports.calendar import CalendarPort
+from crmsync.ports.contacts import ContactsPort
 from crmsync.providers.google.calendar import GoogleCalendar
 
 
@@ -40,3 +41,15 @@ def graph_with_page_size(settings: Settings, events_page_size: int) -> Graph:
             )
 
     return SmallPages(settings)
+
+
+class WrappedContactsAccess:
+    """Opens each connection's contacts port as production does, then hands it to ``wrap``
+    (a wrapper that loses answers, counts calls...)."""
+
+    def __init__(self, connectors: Connectors, wrap: Callable[[ContactsPort], Any]) -> None:
+        self._connectors = connectors
+        self._wrap = wrap
+
+    def contacts(self, stored: StoredConnection) -> ContactsPort:
+        return self._wrap(self._connectors.contacts(stored))  # type: ignore[no-any-return]

@@ -58,9 +58,14 @@ class GooglePeopleUser:
         """A contact the user makes in Google Contacts; its resource name."""
         return str(self._control("POST", "people/contacts", json={"email": self.email, "person": body})["resourceName"])
 
-    def edit(self, resource_name: str, body: dict[str, Any]) -> None:
+    def added(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A contact the user makes in Google Contacts, as the emulator shows it (metadata included)."""
+        return dict(self._control("POST", "people/contacts", json={"email": self.email, "person": body}))
+
+    def edit(self, resource_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace the fields ``body`` names; the contact as it is now (metadata included)."""
         cid = resource_name.split("/", 1)[1]
-        self._control("PATCH", f"people/contacts/{cid}", json={"email": self.email, "person": body})
+        return dict(self._control("PATCH", f"people/contacts/{cid}", json={"email": self.email, "person": body}))
 
     def delete(self, resource_name: str) -> None:
         cid = resource_name.split("/", 1)[1]

@@ -541,8 +541,10 @@ class _Run:
 
     def _reconcile(
         self, port: ContactsPort, contact: Contact, base: MirroredContact | None, google: MirroredContact
-    ) -> None:
-        """Bring a linked pair to the merged fields on both sides."""
+    ) -> bool:
+        """Bring a linked pair to the merged fields on both sides. True when the Google
+        contact turned out to be gone (deleted at Google, its deletion not yet listed): the
+        pair is unlinked."""
         name = google.resource_name
         ours = contact.google.ours if contact.google and contact.google.resource_name == name else bool(google.key)
         for _ in range(_MERGE_ATTEMPTS):
@@ -563,10 +565,10 @@ class _Run:
                     )
                     if base is not None:
                         self._put(replace(base, contact_id=contact.contact_id))
-                    return
+                    return False
             if _equal(result, google_view(google)):
                 self._put(replace(google, contact_id=contact.contact_id))
-                return
+                return False
             try:
                 updated = port.update(name, google.etag or "", _draft(result))
             except PreconditionFailed:
@@ -576,10 +578,10 @@ class _Run:
             except ProviderNotFound:
                 self._unlink(contact.contact_id, name)
                 self._drop(name)
-                return
+                return True
             self.updated += 1
             self._put(replace(self._read(updated), contact_id=contact.contact_id))
-            return
+            return False
         raise Conflict("A Google contact kept changing while it was merged; the sync is retried.")
 
     def _write_crm(self, contact: Contact, result: View, google: MirroredContact, link: GoogleLink | None) -> Contact:
@@ -645,6 +647,11 @@ class _Run:
                         gone.append(name)
                     elif name in self.mirror:
                         self._put(replace(self.mirror[name], contact_id=None, unlinked_by_crm=True))
+                # Other Google contacts matched to the deleted contact (duplicates of that
+                # person at Google) go with it: declined, like its twin, never orphaned.
+                for other in list(self.mirror.values()):
+                    if other.contact_id == change.contact_id and other.resource_name != name:
+                        self._put(replace(other, contact_id=None, unlinked_by_crm=True))
                 continue
             if change.contact_id in self.handled:
                 continue
@@ -681,7 +688,12 @@ class _Run:
                 self._reconcile(port, contact, twin, twin)
             elif matches:
                 twin = self.mirror[matches[0]]
-                self._reconcile(port, contact, None, twin)
+                if self._reconcile(port, contact, None, twin):
+                    # The Google contact it matched was already deleted at Google: this CRM
+                    # contact never had a twin there, so it gets one now.
+                    fresh = self.o._contacts.get(self.principal, contact.contact_id)
+                    if fresh is not None and fresh.google is None:
+                        creates.append(fresh)
             elif link is None or link.connection_id != self.connection_id:
                 creates.append(contact)
             # else: linked to a Google contact that is gone: unlinked by the fetch, or it will be.
