@@ -24,11 +24,12 @@ from crmsync.dal.guard import PendingDeletionsStore
 from crmsync.dal.mirror import MirrorStore, SyncCursor, calendar_resource
 from crmsync.dal.settings import SettingsStore
 from crmsync.domain import ConnectionStatus, Counter, ExternalEvent, Principal, StoredConnection
-from crmsync.guard import Decision, DeletionThreshold, PendingDeletions
-from crmsync.messaging.events import DeletionsHeld, EventPublisher, ExternalBusyChanged
+from crmsync.guard import DeletionThreshold, PendingDeletions
+from crmsync.messaging.events import EventPublisher, ExternalBusyChanged
 from crmsync.ports.calendar import CalendarAccess, CalendarPort, ChangeNotification, EventPage
 from crmsync.ports.errors import CursorInvalid, ProviderError
 from crmsync.security.secrets import sha256_hex
+from crmsync.sync import held
 from crmsync.sync.channels import Channels
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ CURSOR_REFRESH = timedelta(hours=1)
 _END = object()
 
 #: What a sync does with its deletions (see :meth:`CalendarSync._verdict`).
-_APPLY, _HOLD, _KEEP = "apply", "hold", "keep"
+_APPLY, _HOLD, _KEEP = held.APPLY, held.HOLD, held.KEEP
 
 
 def _final(events: list[ExternalEvent]) -> dict[str, ExternalEvent]:
@@ -270,17 +271,9 @@ class CalendarSync:
         return self._linked(principal, connection_id, calendar_id, since)
 
     def _verdict(self, pending: PendingDeletions | None, deletions: int, mirrored: int, *, complete: bool) -> str:
-        """What to do with this sync's deletions: apply them, hold them for the user, or
-        keep the CRM side (the user's Ignore). The user's answer is carried out by a complete
-        (full) sync only: it judges the provider's whole list afresh."""
-        if pending is not None and complete:
-            if pending.decision is Decision.IGNORE:
-                return _KEEP
-            if pending.authorizes(deletions):
-                return _APPLY
-        if self._threshold.holds(deletions, mirrored, complete=complete):
-            return _HOLD
-        return _APPLY
+        """Apply, hold or keep (the user's Ignore) this sync's deletions: a full sync carries
+        out the user's answer (:func:`crmsync.sync.held.verdict`)."""
+        return held.verdict(self._threshold, pending, deletions, mirrored, complete=complete)
 
     def _hold(
         self,
@@ -293,42 +286,18 @@ class CalendarSync:
         complete: bool,
         token: str,
     ) -> None:
-        if (
-            pending is not None
-            and pending.decision is None
-            and (pending.deletions, pending.mirrored)
-            == (
-                deletions,
-                mirrored,
-            )
-        ):
-            return  # already waiting for the user, with these numbers
-        resource = calendar_resource(connection_id, calendar_id)
-        self._pending.hold(principal, PendingDeletions(resource, deletions, mirrored, complete, self._clock()), pending)
-        if pending is not None and pending.decision is None:
-            return  # the user is already being asked: new numbers, not a new alarm
-        log.warning(
-            "mass deletion held for confirmation",
-            extra={"connection_id": connection_id, "deletions": deletions, "mirrored": mirrored, "full": complete},
+        held.hold(
+            self._pending,
+            principal,
+            calendar_resource(connection_id, calendar_id),
+            pending,
+            (deletions, mirrored),
+            complete=complete,
+            now=self._clock(),
+            event_id=f"held:{connection_id}:{sha256_hex(calendar_id)[:16]}:{sha256_hex(token)[:32]}",
+            events=self._events,
+            counter=self._counter,
         )
-        if self._counter is not None:
-            self._counter.count("MassDeletionHeld")
-        if self._events is not None:
-            self._events.publish(
-                [
-                    DeletionsHeld(
-                        event_id=f"held:{connection_id}:{sha256_hex(calendar_id)[:16]}:{sha256_hex(token)[:32]}",
-                        tenant_id=principal.tenant_id,
-                        user_id=principal.user_id,
-                        resource_kind=resource.kind,
-                        connection_id=connection_id,
-                        resource_id=calendar_id,
-                        deletions=deletions,
-                        mirrored=mirrored,
-                        complete=complete,
-                    )
-                ]
-            )
 
     def _stale(self, cursor: SyncCursor) -> bool:
         return cursor.last_success_at is None or self._clock() - cursor.last_success_at > CURSOR_REFRESH

@@ -71,11 +71,12 @@ from crmsync.domain.contacts import (
     normalise_email,
 )
 from crmsync.errors import Conflict, DuplicateContact
-from crmsync.guard import Decision, DeletionThreshold, PendingDeletions
-from crmsync.messaging.events import DeletionsHeld, EventPublisher
+from crmsync.guard import DeletionThreshold, PendingDeletions
+from crmsync.messaging.events import EventPublisher
 from crmsync.ports.contacts import ContactDraft, ContactGroup, ContactsAccess, ContactsPort, ProviderContact
 from crmsync.ports.errors import CursorInvalid, PreconditionFailed, ProviderError, ProviderNotFound
 from crmsync.security.secrets import sha256_hex
+from crmsync.sync import held as guard
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ PhoneReader = Callable[[Principal, Sequence[str]], tuple[Phone, ...]]
 View = dict[str, Any]
 
 #: What a run does with one side's deletions (the mass-deletion guard).
-_APPLY, _HOLD, _KEEP = "apply", "hold", "keep"
+_APPLY, _HOLD, _KEEP = guard.APPLY, guard.HOLD, guard.KEEP
 
 #: Recorded on the cursor (``last_error``) when the grant lacks the contacts scope.
 SCOPE_MISSING = (
@@ -284,14 +285,7 @@ class ContactSync:
     def _verdict(self, held: PendingDeletions | None, deletions: int, mirrored: int, *, complete: bool) -> str:
         """Apply, hold or keep (the user's Ignore) one side's deletions. An answer is
         carried out only by a run that judges that side completely (``complete``)."""
-        if held is not None and held.decision is not None and complete:
-            if held.decision is Decision.IGNORE:
-                return _KEEP
-            if held.authorizes(deletions):
-                return _APPLY
-        if self._threshold.holds(deletions, mirrored, complete=complete):
-            return _HOLD
-        return _APPLY
+        return guard.verdict(self._threshold, held, deletions, mirrored, complete=complete)
 
     def _hold(
         self,
@@ -303,35 +297,19 @@ class ContactSync:
         mirrored: int,
         complete: bool,
     ) -> None:
-        if held is not None and held.decision is None and (held.deletions, held.mirrored) == (deletions, mirrored):
-            return  # already waiting for the user, with these numbers
-        resource = contacts_resource(connection_id, side)
         now = self._clock()
-        self._held.hold(principal, PendingDeletions(resource, deletions, mirrored, complete, now), held)
-        if held is not None and held.decision is None:
-            return  # the user is already being asked: new numbers, not a new alarm
-        log.warning(
-            "mass deletion of contacts held for confirmation",
-            extra={"connection_id": connection_id, "side": side, "deletions": deletions, "mirrored": mirrored},
+        guard.hold(
+            self._held,
+            principal,
+            contacts_resource(connection_id, side),
+            held,
+            (deletions, mirrored),
+            complete=complete,
+            now=now,
+            event_id=f"held:{connection_id}:contacts-{side}:{sha256_hex(now.isoformat())[:32]}",
+            events=self._events,
+            counter=self._counter,
         )
-        if self._counter is not None:
-            self._counter.count("MassDeletionHeld")
-        if self._events is not None:
-            self._events.publish(
-                [
-                    DeletionsHeld(
-                        event_id=f"held:{connection_id}:contacts-{side}:{sha256_hex(now.isoformat())[:32]}",
-                        tenant_id=principal.tenant_id,
-                        user_id=principal.user_id,
-                        resource_kind=resource.kind,
-                        connection_id=connection_id,
-                        resource_id=side,
-                        deletions=deletions,
-                        mirrored=mirrored,
-                        complete=complete,
-                    )
-                ]
-            )
 
 
 class _Run:
