@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -26,14 +27,21 @@ def receive_count(stack: Stack, body: str) -> int:
     return sum(1 for line in stack.logs.lines("QueueFunction") if line.startswith(f"processing {body} "))
 
 
-def dead_letters(stack: Stack) -> list[str]:
-    """Read (and delete: a FIFO group stays locked while a message is in flight) the DLQ."""
+def dead_letters(stack: Stack, expect: str | None = None, within: float = 20.0) -> list[str]:
+    """Read (and delete: a FIFO group stays locked while a message is in flight) the DLQ.
+    ``expect``: keep reading (long polls, up to ``within`` seconds) until that body came. moto
+    moves a message to the DLQ only when the source queue is received from once more after
+    its last failure, which the runtime's poller does a moment after ``drain`` returns."""
     sqs = stack.aws_client("sqs")
     url = stack.template.queues["WorkDeadLetterQueue"].url
     bodies: list[str] = []
+    deadline = time.monotonic() + within
     while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages")
+        wait = 1 if expect is not None and expect not in bodies and time.monotonic() < deadline else 0
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait).get("Messages")
         if not messages:
+            if wait:
+                continue
             return bodies
         bodies += [m["Body"] for m in messages]
         sqs.delete_message_batch(
@@ -90,7 +98,7 @@ def test_partial_batch_failure_redelivers_only_the_failed_until_the_dlq(runtime_
     assert receive_count(runtime_stack, ok_one) == 1
     assert receive_count(runtime_stack, ok_two) == 1
     assert receive_count(runtime_stack, failing) == 2  # maxReceiveCount of the redrive policy
-    assert failing in dead_letters(runtime_stack)
+    assert failing in dead_letters(runtime_stack, expect=failing)
 
 
 def test_crash_retries_the_whole_batch(runtime_stack: Stack) -> None:
@@ -105,4 +113,4 @@ def test_crash_retries_the_whole_batch(runtime_stack: Stack) -> None:
     # it alone, ahead of the crashing message: it does not keep FIFO group order on retries.)
     assert receive_count(runtime_stack, innocent) >= 2
     assert f"RuntimeError: crashing on {crashing}" in runtime_stack.logs.text()
-    assert crashing in dead_letters(runtime_stack)
+    assert crashing in dead_letters(runtime_stack, expect=crashing)
