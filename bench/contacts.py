@@ -1,13 +1,13 @@
 """Contacts sync figures on the local stack (DynamoDB Local, moto, the People emulator):
 
 - (a) the first (full) sync of 10,000 Google contacts into the mirror and the candidates, as a
-  ratio to raw DynamoDB Local batch writes of the same number of items in the same run
-  (goal ≥ 0.7);
+  ratio to raw DynamoDB Local batch writes of the same items (a mirror item and a candidate
+  item per contact, as the sync stores them) in the same run (goal ≥ 0.7);
 - (b) the first sync of a user with 10,000 CRM contacts: People requests used, against the
   least Google's batch limits allow (10,000 / 200 creates, plus the group and membership calls
   and one listing; goal ≤ 1.05 ×);
-- (c) a review page of 50 rows with 10,000 candidates: p95 of the use case's page (in
-  process, DynamoDB Local);
+- (c) a review page of 50 rows with 10,000 candidates: p95 of ``GET /v1/contacts/review``
+  through the local stack's HTTP API (the API function on DynamoDB Local), paging with Next;
 - (d) the requests of a no-op incremental contacts sync (goal: 1 to Google, ≤ 2 to DynamoDB).
 
 Google requests of (b) are counted by the emulator; (d) by wrapping the two HTTP clients in
@@ -22,6 +22,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -67,9 +68,9 @@ def measure(contacts: int = CONTACTS) -> ContactFigures:
         from crmsync.app.wiring import Graph
         from crmsync.config import Settings
         from crmsync.domain import Principal
-        from crmsync.domain.contacts import CandidateStatus, ContactFields
+        from crmsync.domain.contacts import ContactFields
         from crmsync.models import bind_tables
-        from crmsync.models.gcontacts import GoogleContactItem
+        from crmsync.models.gcontacts import CandidateItem, GoogleContactItem
         from crmsync.ports.contacts import BATCH_CREATE_LIMIT
         from tests.support.google_consent import consent, query
         from tests.support.google_people import GooglePeopleUser, person
@@ -107,7 +108,9 @@ def measure(contacts: int = CONTACTS) -> ContactFigures:
         full_fetch = time.perf_counter() - began
 
         bind_tables(connections_table=settings.connections_table, oauth_states_table=settings.oauth_states_table)
+        now = datetime.now(UTC)
         began = time.perf_counter()
+        # The items the sync stores for 10,000 contacts: a mirror item and a candidate each.
         with GoogleContactItem.batch_write() as writer:
             for n in range(contacts):
                 writer.save(
@@ -123,17 +126,41 @@ def measure(contacts: int = CONTACTS) -> ContactFigures:
                         organization="Org",
                     )
                 )
+        with CandidateItem.batch_write() as writer:
+            for n in range(contacts):
+                writer.save(
+                    CandidateItem(
+                        "T#raw#U#raw",
+                        f"CANDIDATE#{n:032x}",
+                        status="offered",
+                        given_name=f"Given{n}",
+                        family_name=f"Family{n}",
+                        emails=[f"g{n}@example.net"],
+                        organization="Org",
+                        members=[f"raw#people/c{n}"],
+                        selected=False,
+                        updated_at=now,
+                        version=1,
+                    )
+                )
         raw_write = time.perf_counter() - began
 
-        # (c) a review page of 50 among 10,000 candidates.
-        review = graph.contact_review
+        # (c) a review page of 50 among 10,000 candidates, over HTTP: pages 1..N with Next,
+        # then from the first page again (a reload).
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {stack.issue_token(alice.tenant_id, alice.user_id)}"
         cursor = None
         samples: list[float] = []
         for _ in range(PAGE_SAMPLES):
+            params = {"status": "offered", "limit": "50", **({"cursor": cursor} if cursor else {})}
             began = time.perf_counter()
-            page, _ = review.page(alice, CandidateStatus.OFFERED, cursor, 50)
+            answered = session.get(f"{stack.api_url}/v1/contacts/review", params=params, timeout=30)
             samples.append((time.perf_counter() - began) * 1000)
-            cursor = page.cursor
+            answered.raise_for_status()
+            page = answered.json()
+            if len(page["items"]) != 50 or page["total"] != contacts:
+                raise RuntimeError(f"a review page of {len(page['items'])} rows of {page['total']}")
+            cursor = None if len(samples) % 10 == 0 else page["next_cursor"]
         samples.sort()
         p95 = samples[max(0, math.ceil(0.95 * len(samples)) - 1)]
 

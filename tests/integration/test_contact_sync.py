@@ -387,3 +387,71 @@ def test_only_the_users_contacts_account_is_synced(graph: Graph, account: tuple[
     graph.contacts_sync_store.set(ALICE, None)
     assert graph.contact_sync.run(ALICE, connection_id) is None
     assert graph.contact_sync.run(Principal("tenant-b", "alice"), connection_id) is None
+
+
+def test_the_mirror_reads_every_account_besides_one(graph: Graph) -> None:
+    """The candidates rebuild reads the other accounts' mirrors only (it holds its own): the
+    connections sorting just before and just after the one left out are read, it is not."""
+    from crmsync.dal.gcontacts import MirroredContact
+
+    mirror = graph.contact_mirror
+    principal = Principal("tenant-mirror", "alice")
+    for connection_id in ("c0", "c1", "c1a", "c1-b", "c2"):
+        mirror.save(principal, connection_id, [MirroredContact(f"people/{connection_id}", '"1"')])
+    others = mirror.contacts(principal, besides="c1")
+    assert sorted(others) == [(c, f"people/{c}") for c in ("c0", "c1-b", "c1a", "c2")]
+    assert sorted(mirror.contacts(principal)) == sorted([*others, ("c1", "people/c1")])
+    assert list(mirror.contacts(principal, "c1")) == [("c1", "people/c1")]
+
+
+def test_a_first_link_by_phone_unites_the_emails_and_phones(
+    graph: Graph, account: tuple[str, GooglePeopleUser]
+) -> None:
+    """Matched by a phone, the CRM contact and the Google contact each have an email of the
+    person: both keep both (neither side's address replaces the other's)."""
+    connection_id, user = account
+    grace = crm(graph, given_name="Grace", emails=["grace@work.example"], phones=["+1 650 253 0001"])
+    user.add(person("Grace", emails=("grace@home.example",), phones=("+1 650 253 0001", "+1 650 253 0002")))
+
+    graph.contact_sync.run(ALICE, connection_id)
+
+    now = graph.contact_store.get(ALICE, grace.contact_id)
+    assert now is not None
+    assert now.google is not None
+    assert set(now.fields.emails) == {"grace@work.example", "grace@home.example"}
+    assert {p.e164 for p in now.fields.phones} == {"+16502530001", "+16502530002"}
+    [google] = by_email(user, "grace@work.example")
+    assert {e["value"] for e in google["emailAddresses"]} == {"grace@work.example", "grace@home.example"}
+    assert offered(graph) == []
+
+
+def test_a_crm_contact_claims_every_google_duplicate_of_its_person(
+    graph: Graph, account: tuple[str, GooglePeopleUser]
+) -> None:
+    """Google holds the person twice; a CRM contact made later with their email takes both
+    out of the review (not only the first), and when Google deletes the linked one, the other
+    becomes the link instead of the CRM contact being left unlinked."""
+    connection_id, user = account
+    user.add(person("Alan", "Turing", emails=("alan@example.org",)))
+    user.add(person("A.", "Turing", emails=("alan@example.org",), organization="Bletchley"))
+    graph.contact_sync.run(ALICE, connection_id)
+    assert len(offered(graph)) == 1  # one candidate for both
+
+    alan = crm(graph, given_name="Alan", family_name="Turing", emails=["alan@example.org"])
+    graph.contact_sync.run(ALICE, connection_id)
+    assert offered(graph) == []
+    assert graph.candidates.all(ALICE) == []
+    assert len(by_email(user, "alan@example.org")) == 2  # matched: nothing pushed
+
+    linked = graph.contact_store.get(ALICE, alan.contact_id)
+    assert linked is not None
+    assert linked.google is not None
+    user.delete(linked.google.resource_name)
+    graph.contact_sync.run(ALICE, connection_id)
+
+    after = graph.contact_store.get(ALICE, alan.contact_id)
+    assert after is not None
+    [left] = by_email(user, "alan@example.org")
+    assert after.google is not None
+    assert after.google.resource_name == left["resourceName"]
+    assert offered(graph) == []

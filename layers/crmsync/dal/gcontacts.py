@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
+from pynamodb.expressions.condition import Condition
 
 from crmsync.dal import condition_failed, get_many
 from crmsync.dal.connections import StoredConnection, stored_from_item
@@ -20,6 +21,7 @@ from crmsync.guard import GuardedResource, PendingDeletions
 from crmsync.models.connection import CONNECTION_SK_PREFIX, ConnectionItem
 from crmsync.models.gcontacts import (
     CPENDING_SK_PREFIX,
+    GCONTACT_SK_PREFIX,
     ContactPendingItem,
     ContactSyncStateItem,
     GoogleContactItem,
@@ -209,16 +211,26 @@ class ContactMirrorStore:
 
     # ------------------------------------------------------------------ mirror
     def contacts(
-        self, principal: Principal, connection_id: str | None = None
+        self, principal: Principal, connection_id: str | None = None, *, besides: str | None = None
     ) -> dict[tuple[str, str], MirroredContact]:
-        """Every mirrored contact (of one connection), keyed by (connection, resource name)."""
-        prefix = gcontact_prefix(connection_id) if connection_id else "GCONTACT#"
-        items = GoogleContactItem.query(
-            user_pk(principal.tenant_id, principal.user_id),
-            GoogleContactItem.sk.startswith(prefix),
-            consistent_read=True,
-        )
-        return {(i.connection_id, i.resource_name): _mirrored(i) for i in items}
+        """Every mirrored contact (of one connection; or of every connection ``besides`` one,
+        which the caller holds already), keyed by (connection, resource name)."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        if besides is not None:
+            # The keys sort by connection: the ranges before and after the one left out.
+            skipped = gcontact_prefix(besides)
+            ranges: list[Condition] = [
+                GoogleContactItem.sk.between(GCONTACT_SK_PREFIX, skipped),
+                GoogleContactItem.sk.between(skipped[:-1] + chr(ord("#") + 1), GCONTACT_SK_PREFIX[:-1] + "$"),
+            ]
+        else:
+            prefix = gcontact_prefix(connection_id) if connection_id else GCONTACT_SK_PREFIX
+            ranges = [GoogleContactItem.sk.startswith(prefix)]
+        return {
+            (i.connection_id, i.resource_name): _mirrored(i)
+            for condition in ranges
+            for i in GoogleContactItem.query(pk, condition, consistent_read=True)
+        }
 
     def contact(self, principal: Principal, connection_id: str, resource_name: str) -> MirroredContact | None:
         """One mirrored contact (None: not mirrored)."""

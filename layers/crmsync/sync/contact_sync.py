@@ -166,12 +166,23 @@ def _equal(a: View, b: View) -> bool:
     return all(_same(n, a[n], b[n]) for n in SYNCED_FIELDS)
 
 
+#: Fields holding several values, united on a first link.
+_LISTS = ("emails", "phones")
+
+
+def _union(name: str, crm: Sequence[Any], google: Sequence[Any]) -> tuple[Any, ...]:
+    if name == "phones":
+        keys = {p.key for p in crm}
+        return (*crm, *(p for p in google if p.key not in keys))
+    return tuple(dict.fromkeys([*crm, *google]))
+
+
 def merge(contact: Contact, base: MirroredContact | None, google: MirroredContact) -> View:
     """The fields both sides should have. Three-way against ``base`` (Google's state the CRM
     already agreed with); without one (a first link by email or phone) an empty side takes
-    the other's value. When both changed a field, the later change wins: Google's source
-    ``updateTime`` against the CRM field's change time (a tie, or an unknown time, goes to
-    the CRM)."""
+    the other's value, and emails and phones are united (both sides' are the person's). When
+    both changed a field, the later change wins: Google's source ``updateTime`` against the
+    CRM field's change time (a tie, or an unknown time, goes to the CRM)."""
     crm, goo = crm_view(contact), google_view(google)
     old = google_view(base) if base is not None else None
     result: View = {}
@@ -186,6 +197,11 @@ def merge(contact: Contact, base: MirroredContact | None, google: MirroredContac
                 continue
             if not g:
                 result[name] = c
+                continue
+            if name in _LISTS:
+                # A first link (matched by one email or phone): both sides' addresses and
+                # numbers are the person's; neither replaces the other.
+                result[name] = _union(name, c, g)
                 continue
             google_changed = crm_changed = True
         else:
@@ -379,10 +395,19 @@ class _Run:
         self.mirror = {name: m for (_, name), m in o._mirror.contacts(principal, connection_id).items()}
         self.linked_before = sum(1 for m in self.mirror.values() if m.contact_id)
         group = cursor.group or port.ensure_group(o._group_name).resource_name
-        self._google_side(port, fetched, full)
-        done = self._crm_side(port, pending, group, push_all=first)
-        o._mirror.save(principal, connection_id, [self.mirror[n] for n in self.dirty if n in self.mirror])
-        o._mirror.remove(principal, connection_id, self.removed)
+        try:
+            self._google_side(port, fetched, full)
+            done = self._crm_side(port, pending, group, push_all=first)
+        except (ProviderError, Conflict):
+            # What was applied stays applied (the CRM writes are made): the mirror keeps up
+            # with them, so the re-run merges against the state both sides reached. The
+            # cursor, the marks and the candidates wait for a run that completes.
+            try:
+                self._save_mirror()
+            except Exception:
+                log.exception("mirror of a failed contacts sync not saved", extra={"connection_id": connection_id})
+            raise
+        self._save_mirror()
         offered = self._candidates()
         o._mirror.clear_pending(principal, done)
         self._settle_guard(full)
@@ -396,6 +421,12 @@ class _Run:
             deleted=self.deleted,
             offered=offered,
         )
+
+    def _save_mirror(self) -> None:
+        o = self.o
+        o._mirror.save(self.principal, self.connection_id, [self.mirror[n] for n in self.dirty if n in self.mirror])
+        o._mirror.remove(self.principal, self.connection_id, self.removed)
+        self.dirty.clear()
 
     def _settle_guard(self, full: bool) -> None:
         """Record what each side held, or drop a record that was carried out or is moot."""
@@ -465,6 +496,7 @@ class _Run:
         verdict = self.o._verdict(self.held.get(GOOGLE_SIDE), len(doomed), self.linked_before, complete=full)
         self.verdicts[GOOGLE_SIDE] = (verdict, len(doomed))
         duplicates: list[str] = []
+        orphaned: list[str] = []
         for name, g in final.items():
             base = self.mirror.get(name)
             if g.deleted:
@@ -473,8 +505,8 @@ class _Run:
                 if base is not None and base.contact_id:
                     if verdict == _KEEP and name in doomed and self._unlink(base.contact_id, name):
                         self.restore.add(base.contact_id)  # Ignore: pushed to Google anew
-                    else:
-                        self._unlink(base.contact_id, name)
+                    elif self._unlink(base.contact_id, name):
+                        orphaned.append(base.contact_id)
                 self._drop(name)
                 continue
             m = read[name]
@@ -499,12 +531,29 @@ class _Run:
                     continue
                 self._put(replace(m, contact_id=contact.contact_id))  # matched, linked to another
                 continue
-            self._reconcile(port, contact, base if base and base.contact_id == contact.contact_id else None, m)
+            # The mirror is the base of a three-way merge only for the pair it is linked as; a
+            # Google duplicate of the person (matched to the contact, not its link) never agreed
+            # with it: merged as a first link.
+            agreed = link is not None and link.connection_id == self.connection_id and link.resource_name == name
+            self._reconcile(
+                port, contact, base if agreed and base and base.contact_id == contact.contact_id else None, m
+            )
             self.handled.add(contact.contact_id)
         if duplicates:
             port.delete_many(duplicates)
             for name in duplicates:
                 self._drop(name)
+        # A CRM contact unlinked because Google deleted its twin, while Google still holds the
+        # person again (a duplicate matched to it): that one becomes its link (a first link).
+        for contact_id in dict.fromkeys(orphaned):
+            twin = next(
+                (m for n, m in sorted(self.mirror.items()) if m.contact_id == contact_id and not m.key),
+                None,
+            )
+            contact = self.o._contacts.get(self.principal, contact_id) if twin else None
+            if twin is not None and contact is not None and contact.google is None:
+                self._reconcile(port, contact, None, twin)
+                self.handled.add(contact_id)
 
     def _unlink(self, contact_id: str, name: str) -> bool:
         """Unlink the CRM contact from a Google contact; whether the CRM contact exists."""
@@ -544,8 +593,12 @@ class _Run:
                     if base is not None:
                         self._put(replace(base, contact_id=contact.contact_id))
                     return False
+            # The CRM holds the merge now; Google, until the update lands, what was read. That
+            # is the base should the update's answer be lost (the run then fails, and saves the
+            # mirror as far as it got): Google's side then reads as unchanged or as ours, never
+            # as a later change overriding what the CRM changed since.
+            self._put(replace(google, contact_id=contact.contact_id))
             if _equal(result, google_view(google)):
-                self._put(replace(google, contact_id=contact.contact_id))
                 return False
             try:
                 updated = port.update(name, google.etag or "", _draft(result))
@@ -599,11 +652,27 @@ class _Run:
         self, port: ContactsPort, pending: list[PendingChange], group: str, *, push_all: bool
     ) -> list[PendingChange]:
         """Push the CRM's changes; returns the marks that were carried out."""
-        by_key: dict[str, str] = {}
+        #: Free Google contacts (linked to no CRM contact, not ours) by email and phone.
+        #: (And the Google duplicates of a CRM contact's person, matched to it but not linked.)
+        by_key: dict[str, list[str]] = {}
         for m in self.mirror.values():
-            if m.contact_id is None and m.key is None:
+            if m.key is None:
                 for k in [*m.emails, *(p.key for p in m.phones)]:
-                    by_key.setdefault(k, m.resource_name)
+                    by_key.setdefault(k, []).append(m.resource_name)
+
+        def claim(contact: Contact) -> list[str]:
+            """The free Google contacts this CRM contact's emails and phones match: no longer
+            candidates (every one of them, not only the first: Google may hold the person twice)."""
+            view = crm_view(contact)
+            names = list(
+                dict.fromkeys(n for k in [*view["emails"], *(p.key for p in view["phones"])] for n in by_key.get(k, ()))
+            )
+            names = [n for n in names if self.mirror[n].contact_id in (None, contact.contact_id)]
+            for name in names:
+                if self.mirror[name].contact_id is None:
+                    self._put(replace(self.mirror[name], contact_id=contact.contact_id))
+            return names
+
         # The guard: the CRM deleting linked contacts we created deletes them in Google.
         doomed = {
             c.resource_name
@@ -631,11 +700,13 @@ class _Run:
                     if other.contact_id == change.contact_id and other.resource_name != name:
                         self._put(replace(other, contact_id=None, unlinked_by_crm=True))
                 continue
-            if change.contact_id in self.handled:
-                continue
             contact = self.o._contacts.get(self.principal, change.contact_id)
-            if contact is not None:
-                todo[contact.contact_id] = contact
+            if contact is None:
+                continue
+            if contact.contact_id in self.handled:
+                claim(contact)  # reconciled by the fetch; its new emails or phones still count
+                continue
+            todo[contact.contact_id] = contact
         for contact_id in self.restore - self.handled:
             contact = self.o._contacts.get(self.principal, contact_id)
             if contact is not None:
@@ -654,12 +725,8 @@ class _Run:
         for contact in todo.values():
             link = contact.google
             linked = link is not None and link.connection_id == self.connection_id and link.resource_name in self.mirror
-            view = crm_view(contact)
             # Google contacts that now match this CRM contact are no longer candidates.
-            matches = [by_key[k] for k in [*view["emails"], *(p.key for p in view["phones"])] if k in by_key]
-            for name in dict.fromkeys(matches):
-                if self.mirror[name].contact_id is None:
-                    self._put(replace(self.mirror[name], contact_id=contact.contact_id))
+            matches = claim(contact)
             if linked:
                 assert link is not None
                 twin = self.mirror[link.resource_name]
@@ -703,11 +770,10 @@ class _Run:
         """Rebuild the user's candidates from the mirror; returns how many are offered."""
         store = self.o._candidates
         principal = self.principal
-        everything = self.o._mirror.contacts(principal)
+        # The other accounts' mirrors from the table; this one's as the run left it (complete).
+        everything = self.o._mirror.contacts(principal, besides=self.connection_id)
         for name, m in self.mirror.items():
             everything[(self.connection_id, name)] = m
-        for name in self.removed:
-            everything.pop((self.connection_id, name), None)
         free = {k: m for k, m in everything.items() if m.contact_id is None and m.key is None}
         # Union by shared email.
         parent = {k: k for k in free}
