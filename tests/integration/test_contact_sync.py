@@ -455,3 +455,61 @@ def test_a_crm_contact_claims_every_google_duplicate_of_its_person(
     assert after.google is not None
     assert after.google.resource_name == left["resourceName"]
     assert offered(graph) == []
+
+
+def test_a_lost_update_answer_never_makes_a_later_crm_edit_lose(
+    graph: Graph, account: tuple[str, GooglePeopleUser]
+) -> None:
+    """A run merges a Google edit into the CRM, then Google applies our update but the answer
+    is lost (the run fails). The CRM user then edits the same field; Google gets another edit
+    (its contact is dated later). The next run keeps the CRM's edit: the failed run saved
+    the state both sides had reached, so Google's field reads as unchanged since."""
+    from crmsync.errors import ProviderError
+    from tests.support.access import WrappedContactsAccess
+
+    connection_id, user = account
+    lose = {"update": 0}
+
+    class LosesUpdate:
+        def __init__(self, port: Any) -> None:
+            self.port = port
+
+        def update(self, *args: Any, **kwargs: Any) -> Any:
+            made = self.port.update(*args, **kwargs)
+            if lose["update"]:
+                lose["update"] -= 1
+                raise ProviderError("people.update: timed out", retryable=True)
+            return made
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.port, name)
+
+    base = graph.contact_sync
+    sync = ContactSync(
+        mirror=graph.contact_mirror,
+        contacts=graph.contact_store,
+        candidates=graph.candidates,
+        access=WrappedContactsAccess(graph.connectors, LosesUpdate),
+        read_phones=base._read_phones,
+        group_name=base._group_name,
+    )
+    ada = crm(graph, given_name="Ada", family_name="Byron", emails=["ada@example.com"])
+    sync.run(ALICE, connection_id)
+    [google] = by_email(user, "ada@example.com")
+    name = google["resourceName"]
+
+    user.edit(name, {"names": [{"givenName": "Augusta", "familyName": "Byron"}]})
+    graph.contacts.change(ALICE, ada.contact_id, ContactInput(organization="Engines"))
+    lose["update"] = 1
+    with pytest.raises(ProviderError):
+        sync.run(ALICE, connection_id)  # the CRM took "Augusta"; Google took "Engines", unanswered
+    graph.contacts.change(ALICE, ada.contact_id, ContactInput(given_name="Countess"))
+    user.edit(name, {"organizations": [{"name": "Engines", "title": "Analyst"}]})  # Google's is dated later
+
+    sync.run(ALICE, connection_id)
+
+    now = graph.contact_store.get(ALICE, ada.contact_id)
+    assert now is not None
+    assert (now.fields.given_name, now.fields.organization, now.fields.title) == ("Countess", "Engines", "Analyst")
+    [after] = by_email(user, "ada@example.com")
+    assert after["names"][0]["givenName"] == "Countess"
