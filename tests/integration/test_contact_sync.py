@@ -513,3 +513,37 @@ def test_a_lost_update_answer_never_makes_a_later_crm_edit_lose(
     assert (now.fields.given_name, now.fields.organization, now.fields.title) == ("Countess", "Engines", "Analyst")
     [after] = by_email(user, "ada@example.com")
     assert after["names"][0]["givenName"] == "Countess"
+
+
+def test_a_number_shared_with_another_crm_contact_stays_in_google_and_out_of_the_crm_contact(
+    graph: Graph, account: tuple[str, GooglePeopleUser]
+) -> None:
+    """Bob's Google contact has the office number Carol has in the CRM: Bob's CRM contact is
+    linked (by his email) without the number (a number belongs to one CRM contact), Google
+    keeps it, nothing is offered, and the next syncs leave both sides alone."""
+    connection_id, user = account
+    bob = crm(graph, given_name="Bob", emails=["bob@example.com"])
+    carol = crm(graph, given_name="Carol", emails=["carol@example.com"], phones=["+1 650 253 0009"])
+    user.add(person("Bob", emails=("bob@example.com",), phones=("+1 650 253 0009", "+1 650 253 0010")))
+
+    graph.contact_sync.run(ALICE, connection_id)
+
+    bob_now = graph.contact_store.get(ALICE, bob.contact_id)
+    carol_now = graph.contact_store.get(ALICE, carol.contact_id)
+    assert bob_now is not None
+    assert carol_now is not None
+    assert bob_now.google is not None
+    assert [p.e164 for p in bob_now.fields.phones] == ["+16502530010"]
+    assert [p.e164 for p in carol_now.fields.phones] == ["+16502530009"]
+    [google] = by_email(user, "bob@example.com")
+    assert len(google["phoneNumbers"]) == 2
+    assert offered(graph) == []
+
+    calls = user.calls()
+    graph.contacts.change(ALICE, bob.contact_id, ContactInput(title="Engineer"))
+    graph.contact_sync.run(ALICE, connection_id)
+    graph.contact_sync.run(ALICE, connection_id)
+    [after] = by_email(user, "bob@example.com")
+    assert after.get("organizations", [{}])[0].get("title") == "Engineer"
+    assert len(after["phoneNumbers"]) == 2  # the shared number is not taken from Google
+    assert user.calls() - calls <= 4  # a listing and one update, then a listing: no churn

@@ -45,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -177,13 +178,13 @@ def _union(name: str, crm: Sequence[Any], google: Sequence[Any]) -> tuple[Any, .
     return tuple(dict.fromkeys([*crm, *google]))
 
 
-def merge(contact: Contact, base: MirroredContact | None, google: MirroredContact) -> View:
+def merge(contact: Contact, base: MirroredContact | None, google: MirroredContact, crm: View | None = None) -> View:
     """The fields both sides should have. Three-way against ``base`` (Google's state the CRM
     already agreed with); without one (a first link by email or phone) an empty side takes
     the other's value, and emails and phones are united (both sides' are the person's). When
     both changed a field, the later change wins: Google's source ``updateTime`` against the
     CRM field's change time (a tie, or an unknown time, goes to the CRM)."""
-    crm, goo = crm_view(contact), google_view(google)
+    crm, goo = crm if crm is not None else crm_view(contact), google_view(google)
     old = google_view(base) if base is not None else None
     result: View = {}
     for name in SYNCED_FIELDS:
@@ -216,6 +217,33 @@ def merge(contact: Contact, base: MirroredContact | None, google: MirroredContac
             google_at = google.updated_at
             result[name] = g if google_at is not None and crm_at is not None and google_at > crm_at else c
     return result
+
+
+def _keys(view: View) -> list[str]:
+    return [*view["emails"], *(p.key for p in view["phones"])]
+
+
+def _with_foreign(view: View, google: View, foreign: AbstractSet[str]) -> View:
+    """The CRM contact as the merge sees it: with the Google contact's emails and phones that
+    belong to another CRM contact (a shared office number, a family address), which the CRM
+    cannot hold twice and Google keeps."""
+    if not foreign:
+        return view
+    return {
+        **view,
+        "emails": (*view["emails"], *(e for e in google["emails"] if e in foreign and e not in view["emails"])),
+        "phones": (*view["phones"], *(p for p in google["phones"] if p.key in foreign)),
+    }
+
+
+def _without_foreign(view: View, foreign: AbstractSet[str]) -> View:
+    if not foreign:
+        return view
+    return {
+        **view,
+        "emails": tuple(e for e in view["emails"] if e not in foreign),
+        "phones": tuple(p for p in view["phones"] if p.key not in foreign),
+    }
 
 
 def _draft(view: View, key: str | None = None) -> ContactDraft:
@@ -575,15 +603,17 @@ class _Run:
         name = google.resource_name
         ours = contact.google.ours if contact.google and contact.google.resource_name == name else bool(google.key)
         for _ in range(_MERGE_ATTEMPTS):
-            result = merge(contact, base, google)
+            foreign = self._foreign(contact, google)
+            seen = _with_foreign(crm_view(contact), google_view(google), foreign)
+            result = merge(contact, base, google, seen)
             link = GoogleLink(self.connection_id, name, google.etag, ours)
             relink = contact.google is None or (contact.google.connection_id, contact.google.resource_name) != (
                 self.connection_id,
                 name,
             )
-            if not _equal(result, crm_view(contact)) or relink:
+            if not _equal(result, seen) or relink:
                 try:
-                    contact = self._write_crm(contact, result, google, link if relink else None)
+                    contact = self._write_crm(contact, result, google, link if relink else None, foreign)
                 except DuplicateContact as exc:
                     log.warning(
                         "a Google contact's email or phone belongs to another CRM contact; not applied",
@@ -615,8 +645,27 @@ class _Run:
             return False
         raise Conflict("A Google contact kept changing while it was merged; the sync is retried.")
 
-    def _write_crm(self, contact: Contact, result: View, google: MirroredContact, link: GoogleLink | None) -> Contact:
+    def _foreign(self, contact: Contact, google: MirroredContact) -> set[str]:
+        """The Google contact's emails and phones the CRM contact lacks that belong to another
+        CRM contact (one lookup, only when Google has some the CRM contact lacks)."""
+        mine = set(_keys(crm_view(contact)))
+        extra_emails = [e for e in google.emails if e not in mine]
+        extra_phones = [p for p in google.phones if p.key not in mine]
+        if not extra_emails and not extra_phones:
+            return set()
+        owners = self.o._contacts.owners(self.principal, emails=extra_emails, phones=extra_phones)
+        return {k for k, owner in owners.items() if owner != contact.contact_id}
+
+    def _write_crm(
+        self,
+        contact: Contact,
+        result: View,
+        google: MirroredContact,
+        link: GoogleLink | None,
+        foreign: AbstractSet[str] = frozenset(),
+    ) -> Contact:
         current = crm_view(contact)
+        result = _without_foreign(result, foreign)
         fields = replace(
             contact.fields,
             given_name=contact.fields.given_name
