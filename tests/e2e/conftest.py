@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from devstack.faketime import without_clock_variables
 
@@ -54,3 +54,34 @@ def bob(stack, unique: str):
     from tests.e2e.test_integrations_api import Browser
 
     return Browser(stack, f"tenant-{unique}", "bob")
+
+
+@pytest.fixture
+def width() -> int:
+    """The viewport's width (a test checks a phone by parametrizing it, e.g. 375)."""
+    return 1280
+
+
+@pytest.fixture
+def console_errors() -> list[str]:
+    """What the page logged as an error (console.error, failed loads, uncaught exceptions)."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, stack, width: int, console_errors: list[str]) -> Iterator[Page]:
+    """A fresh browser context and page on the local stack (clipboard allowed for its pages),
+    recording console errors into ``console_errors``."""
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.api_url)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            console_errors.append(f"{message.text} at {message.location.get('url')}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: console_errors.append(str(error)))
+    yield page
+    context.close()

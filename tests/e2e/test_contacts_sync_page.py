@@ -8,11 +8,9 @@ where the layout changes."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser as Chromium
-from playwright.sync_api import ConsoleMessage, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.browser_checks import axe_violations, shoot
 from tests.e2e.test_integrations_api import Browser, needs_reauth
@@ -27,32 +25,6 @@ SCOPE_MISSING = (
     f"Google Sync was not turned on: the box “{CONTACTS_BOX}” was not ticked at Google, and the CRM "
     "needs it to sync your contacts. Click “Enable Google Sync” again and leave that box ticked."
 )
-
-
-@pytest.fixture
-def width() -> int:
-    return 1280
-
-
-@pytest.fixture
-def console_errors() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def page(browser: Chromium, width: int, console_errors: list[str]) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": width, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            console_errors.append(f"{message.text} at {message.location.get('url')}")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: console_errors.append(str(error)))
-    yield page
-    context.close()
 
 
 def passes_axe(page: Page) -> None:

@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.e2e.browser_checks import shoot
 from tests.e2e.test_bcc_logging import message
@@ -17,33 +16,6 @@ from tests.e2e.test_integrations_page import WIDTHS, fits_the_width, has_an_icon
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
 
 ADDRESS = re.compile(r"^u[a-z2-7]{26}@\S+$")
-
-
-@pytest.fixture
-def width() -> int:
-    return 1280
-
-
-@pytest.fixture
-def console_errors() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def page(browser: Browser, stack: Any, width: int, console_errors: list[str]) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": width, "height": 800})
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.api_url)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-
-    def on_console(logged: ConsoleMessage) -> None:
-        if logged.type == "error":
-            console_errors.append(f"{logged.text} at {logged.location.get('url')}")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: console_errors.append(str(error)))
-    yield page
-    context.close()
 
 
 def test_address_copy_rotate_and_sender_addresses(page: Page, stack: Any, unique: str) -> None:

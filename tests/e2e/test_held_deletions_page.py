@@ -4,11 +4,9 @@ were deleted from …", and its Apply and Ignore buttons do what they say."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from playwright.sync_api import Browser as Chromium
 from playwright.sync_api import Page, expect
 
 from tests.e2e.test_integrations_api import Browser
@@ -20,15 +18,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("sta
 
 #: The deployment's default threshold: at least 20 deletions.
 EVENTS = 20
-
-
-@pytest.fixture
-def page(browser: Chromium) -> Iterator[Page]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
 
 
 def appointments(alice: Browser) -> list[dict]:

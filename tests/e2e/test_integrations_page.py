@@ -4,10 +4,8 @@ user meets (needs re-authorization, no session, a bad token) at desktop and phon
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.browser_checks import shoot
 from tests.e2e.test_integrations_api import needs_reauth
@@ -17,33 +15,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("sta
 
 #: Desktop and phone: every state is checked at both widths.
 WIDTHS = pytest.mark.parametrize("width", [1280, 375])
-
-
-@pytest.fixture
-def width() -> int:
-    return 1280
-
-
-@pytest.fixture
-def console_errors() -> list[str]:
-    """What the page logged as an error (console.error, failed loads, uncaught exceptions)."""
-    return []
-
-
-@pytest.fixture
-def page(browser: Browser, width: int, console_errors: list[str]) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": width, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            console_errors.append(f"{message.text} at {message.location.get('url')}")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: console_errors.append(str(error)))
-    yield page
-    context.close()
 
 
 def fits_the_width(page: Page, width: int) -> None:

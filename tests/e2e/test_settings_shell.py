@@ -6,10 +6,9 @@ re-authorization) passing axe-core's accessibility rules, with a screenshot of e
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Browser as Chromium
 from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.browser_checks import axe_violations, shoot
@@ -33,15 +32,6 @@ NAV = {
 @pytest.fixture(params=[1280, 375], ids=lambda w: f"{w}px")
 def width(request: pytest.FixtureRequest) -> int:
     return int(request.param)
-
-
-@pytest.fixture
-def page(browser: Chromium, width: int) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": width, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
 
 
 def the_navigation_marks(page: Page, current: str) -> None:
