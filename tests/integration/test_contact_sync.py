@@ -547,3 +547,34 @@ def test_a_number_shared_with_another_crm_contact_stays_in_google_and_out_of_the
     assert after.get("organizations", [{}])[0].get("title") == "Engineer"
     assert len(after["phoneNumbers"]) == 2  # the shared number is not taken from Google
     assert user.calls() - calls <= 4  # a listing and one update, then a listing: no churn
+
+
+def test_an_imported_row_shown_before_a_google_edit_does_not_undo_the_edit(
+    graph: Graph, account: tuple[str, GooglePeopleUser]
+) -> None:
+    """The review shows a row as of the last sync (here the person twice at Google). The user
+    deletes the contact the row is linked through and edits the other at Google, then imports
+    the row (its old name). The import is Google's data as of then, not a CRM edit: when the
+    other contact becomes the link, Google's later edit wins instead of being undone."""
+    from crmsync.domain.contacts import ReviewAction
+
+    connection_id, user = account
+    user.add(person("Old", "Name", ("row@example.com",)))
+    user.add(person("Old", "Name", ("row@example.com",)))
+    graph.contact_sync.run(ALICE, connection_id)
+    [row] = offered(graph)
+    first, other = (name for _, name in row.members)
+    user.delete(first)
+    user.edit(other, {"names": [{"givenName": "New", "familyName": "Name"}]})
+
+    graph.contact_review.choose(ALICE, row.candidate_id, selected=True)
+    graph.contact_review.answer(ALICE, ReviewAction.IMPORT_DONE)
+    graph.contact_review.run_import(ALICE)
+    graph.contact_sync.run(ALICE, connection_id)
+
+    [contact] = [c for c in graph.contact_store.page(ALICE, None, 50).items if "row@example.com" in c.fields.emails]
+    assert contact.google is not None
+    assert contact.google.resource_name == other
+    assert contact.fields.given_name == "New"
+    [google] = by_email(user, "row@example.com")
+    assert google["names"][0]["givenName"] == "New"

@@ -207,7 +207,13 @@ class ContactReview:
             contact_type=candidate.contact_type,
             consent=candidate.consent,
         )
-        contact, _ = self._contacts.import_(principal, given, contact_id="g" + candidate.candidate_id, google=link)
+        contact, _ = self._contacts.import_(
+            principal,
+            given,
+            contact_id="g" + candidate.candidate_id,
+            google=link,
+            dated=mirrored.updated_at if mirrored else None,
+        )
         # Every Google contact the row stands for is now that contact's (none is offered again).
         for conn, name in members:
             found = self._mirror.contact(principal, conn, name)

@@ -149,12 +149,20 @@ class Contacts:
         return contact
 
     def import_(
-        self, principal: Principal, given: ContactInput, *, contact_id: str, google: GoogleLink
+        self,
+        principal: Principal,
+        given: ContactInput,
+        *,
+        contact_id: str,
+        google: GoogleLink,
+        dated: datetime | None = None,
     ) -> tuple[Contact, bool]:
         """A Google contact the user chose in the import review, as a CRM contact linked to it
         (source ``google``; nothing to push back). Idempotent by ``contact_id``: imported
         again, the contact made the first time is returned. A contact that already has one of
-        its emails or phones is linked instead. ``(contact, made)``; ContactImported either way."""
+        its emails or phones is linked instead. ``(contact, made)``; ContactImported either way.
+        ``dated``: when Google last changed what the row shows (its fields are Google's as of
+        then, not a CRM edit: a later change at Google wins over them); now when unknown."""
         existing = self._contacts.get(principal, contact_id)
         if existing is not None:
             return existing, False
@@ -166,7 +174,7 @@ class Contacts:
                 ContactSource.GOOGLE.value,
                 contact_id=contact_id,
                 google=google,
-                changed_at=_all_now(),
+                changed_at=dict.fromkeys(SYNCED_FIELDS, dated) if dated else _all_now(),
                 pending=False,
             )
         except DuplicateContact as exc:
