@@ -264,3 +264,49 @@ def test_a_refusal_from_the_api_shows_in_the_notice_and_the_button_can_be_used_a
     page.reload()
     expect(row).to_have_attribute("data-status", "needs_reauth")
     expect(enable_button(row, ada)).to_be_hidden()
+
+
+@WIDTHS
+def test_held_contact_deletions_are_shown_and_ignore_puts_the_contacts_back(
+    page: Page, stack, alice: Browser, width: int, console_errors: list[str]
+) -> None:
+    """Google deletes every synced contact at once: the sync holds it, the page says so with
+    Apply and Ignore; Ignore (by keyboard) answers, and the next sync puts the contacts back
+    in Google."""
+    from tests.e2e.test_contacts_sync_schedule import contacts_account
+
+    _, google = contacts_account(alice, stack)
+    for i in range(20):
+        made = alice.api("POST", "/v1/contacts", json={"given_name": f"Held{i:02d}", "emails": [f"held{i}@example.org"]})
+        assert made.status_code == 201, made.text
+    assert alice.api("POST", "/v1/contacts/sync/run", json={}).status_code == 202
+    stack.drain()
+    assert len(google.contacts()) == 20
+    for person in google.contacts():
+        google.delete(person["resourceName"])
+    assert alice.api("POST", "/v1/contacts/sync/run", json={}).status_code == 202
+    stack.drain()
+    [held] = sync_state(alice)["pending_deletions"]
+    assert (held["side"], held["deletions"], held["decision"]) == ("google", 20, None)
+
+    open_page(page, stack, alice)
+    alert = page.get_by_role("alert").filter(has_text="Contact deletions waiting for you")
+    expect(alert).to_contain_text(f"Google reports that 20 of the 20 synced contacts were deleted from {google.email}")
+    fits_the_width(page, width)
+    passes_axe(page)
+    shoot(page, "integrations-held-contact-deletions")
+    ignore = alert.get_by_role("button", name="Ignore", exact=True)
+    press_tab_until_focused(page, ignore)
+    page.keyboard.press("Enter")
+    expect(page.locator("#notice")).to_contain_text("The contacts are kept")
+    expect(alert).to_contain_text("Keeping the contacts…")
+    expect(ignore).to_be_disabled()
+    assert sync_state(alice)["pending_deletions"][0]["decision"] == "ignore"
+
+    stack.drain()
+    assert len(google.contacts()) == 20
+    assert sync_state(alice)["pending_deletions"] == []
+    page.reload()
+    expect(page.get_by_text("Loading your connected accounts…")).to_be_hidden()
+    expect(page.get_by_role("alert").filter(has_text="Contact deletions waiting for you")).to_have_count(0)
+    assert console_errors == []

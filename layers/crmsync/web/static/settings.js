@@ -82,7 +82,56 @@
     else notice("error", error.message);
   }
 
+  // Contact deletions the mass-deletion guard held back: the user applies or ignores them.
+  const HELD_SIDE = {
+    google: (d, email) =>
+      "Google reports that " + d.deletions + " of the " + d.mirrored + " synced contacts were deleted from " +
+      email + ". Apply unlinks them in the CRM (your CRM contacts stay); Ignore adds them to Google again.",
+    crm: (d, email) =>
+      d.deletions + " of the " + d.mirrored + " synced contacts were deleted in the CRM. Apply deletes the ones " +
+      "the CRM added to " + email + "'s Google Contacts; Ignore keeps them in Google.",
+  };
+  const HELD_ANSWERED = { apply: "Applying the deletions…", ignore: "Keeping the contacts…" };
+
+  function renderHeldContacts(sync) {
+    const box = $("held-contacts");
+    box.replaceChildren();
+    const held = (sync && sync.pending_deletions) || [];
+    if (!held.length) return;
+    const card = $("held-contacts-row").content.firstElementChild.cloneNode(true);
+    const lines = card.querySelector(".held-lines");
+    for (const d of held) {
+      const line = document.createElement("li");
+      line.className = "held-text";
+      line.textContent = HELD_SIDE[d.side](d, sync.account_email) + (d.decision ? " " + HELD_ANSWERED[d.decision] : "");
+      lines.appendChild(line);
+    }
+    const answered = held.every((d) => d.decision);
+    for (const [selector, decision, message] of [
+      [".held-apply", "apply", "The contact deletions will be applied at the next sync, in a moment."],
+      [".held-ignore", "ignore", "The contacts are kept; the next sync, in a moment, carries it out."],
+    ]) {
+      const button = card.querySelector(selector);
+      button.disabled = answered;
+      button.addEventListener("click", () => answerHeld(card, decision, message));
+    }
+    box.appendChild(card);
+  }
+
+  async function answerHeld(card, decision, message) {
+    const buttons = card.querySelectorAll("button");
+    buttons.forEach((b) => (b.disabled = true));
+    try {
+      renderHeldContacts(await api("POST", "/v1/contacts/sync/pending-deletions/" + decision, {}));
+      notice("ok", message);
+    } catch (error) {
+      buttons.forEach((b) => (b.disabled = false));
+      failed(error);
+    }
+  }
+
   function render(items, sync) {
+    renderHeldContacts(sync);
     const list = $("accounts");
     list.replaceChildren();
     $("loading").hidden = true;
