@@ -209,3 +209,12 @@ def test_proceed_no_import_over_many_rows_declines_every_one_in_bulk(review_worl
     _, last = g.contact_review.page(ALICE)
     assert last is not None
     assert (last.state, last.declined) == ("done", ROWS + many)
+
+
+def test_bulk_declines_leave_the_counts_exact_and_spare_the_ticked_rows(review_world) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    g, _, _, _ = review_world
+    ticked = tick(g, 2)
+    assert g.candidates.decline_offered(ALICE, created_by=clock.now(), selected=False) == ROWS - 2
+    assert exact() == {CandidateStatus.OFFERED: 2, CandidateStatus.DECLINED: ROWS - 2, CandidateStatus.IMPORTED: 0}
+    assert everyone(g, CandidateStatus.OFFERED) == sorted(ticked)
+    assert g.candidates.decline_offered(ALICE, created_by=clock.now(), selected=False) == 0  # idempotent
