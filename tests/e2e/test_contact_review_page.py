@@ -215,6 +215,12 @@ def test_proceed_no_import_declines_every_row_and_offers_only_contacts_new_to_go
         "Decline them all",
         re.compile(rf"^Decline all {ROWS} contacts of the review\? Nothing is imported"),
     )
+    # The declining runs in the worker: the page says so instead of the total about to change.
+    expect(page.locator("#import-text")).to_have_text("Applying your answer…")
+    expect(page.locator("#total")).to_have_text("Applying your answer…")
+    expect(page.get_by_role("button", name="Proceed – No Import")).to_be_disabled()
+    assert len(api_offered(alice)) == ROWS  # nothing declined inside the request
+    stack.drain()
     expect(page.locator("#import-text")).to_have_text("Done: nothing was imported; the contacts found were declined.")
     expect(page.get_by_text("No contacts to review.")).to_be_visible()
     expect(page.locator("#total")).to_have_text("0 contacts to review")
@@ -244,8 +250,8 @@ def test_import_selected_done_imports_the_chosen_rows_and_never_offers_the_rest(
         "Import and finish",
         re.compile(rf"^Import the ticked contacts \(on every page\) and decline every other one of the {ROWS} "),
     )
-    # The import runs in the worker: the page shows its progress until it is done.
-    expect(page.locator("#import-text")).to_have_text(f"Importing… 0 of {len(chosen)} imported.")
+    # The answer runs in the worker (declines, then the import): the page shows it until done.
+    expect(page.locator("#import-text")).to_have_text("Applying your answer…")
     expect(page.get_by_role("button", name="Import Selected – Done")).to_be_disabled()
     checked(page, "contact-review-importing")
     stack.drain()
@@ -319,6 +325,12 @@ def test_show_declined_brings_a_row_back_into_the_review(
     page: Page, stack, alice: Browser, review: Review, console_errors: list[str]
 ) -> None:
     assert alice.api("POST", "/v1/contacts/review/answer", json={"action": "no-import"}).status_code == 202
+    # While the worker has not carried the answer out, Integrations says so (not a stale count).
+    page.goto(f"{stack.api_url}/settings/integrations#token={alice.token}")
+    account = page.locator(f'li.account[data-email="{review.email}"]')
+    expect(account.locator("span.sync-state")).to_have_text("Applying your answer…")
+    expect(account.locator(".sync-found")).to_be_hidden()
+    stack.drain()
     page.goto(f"{stack.api_url}/settings/contacts/review#token={alice.token}")
     expect(page.get_by_text("No contacts to review.")).to_be_visible()
     expect(page.locator("#declined-heading")).to_have_text(f"Declined contacts ({ROWS})")

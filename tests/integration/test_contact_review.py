@@ -55,11 +55,13 @@ def everyone(g: Graph, status: CandidateStatus) -> list[str]:
 
 
 def work(g: Graph, queue: RecordingQueue) -> None:
-    """The worker, for the review's queued imports (delivered twice: SQS is at-least-once)."""
-    for message in queue.take():
+    """The worker, for the review's queued answers (delivered twice: SQS is at-least-once)."""
+    messages = queue.take()
+    assert messages, "an answer always queues its job"
+    for message in messages:
         assert isinstance(message, ContactImportRequest)
-        g.contact_review.run_import(ALICE)
-        g.contact_review.run_import(ALICE)
+        g.contact_review.run_answer(ALICE)
+        g.contact_review.run_answer(ALICE)
 
 
 def test_pages_of_50_with_the_total_and_choices_kept_server_side(review_world) -> None:  # type: ignore[no-untyped-def]
@@ -99,8 +101,16 @@ def test_proceed_no_import_declines_every_row_and_offers_only_later_ones(
     g, queue, connection_id, user = review_world
     _choose_two_pages(g)
     record = g.contact_review.answer(ALICE, ReviewAction.NO_IMPORT)
-    assert (record.total, record.state) == (0, "done")
-    assert queue.take() == []
+    # Recorded only: the declining is the background job's.
+    assert (record.total, record.state, record.declined) == (0, "running", None)
+    assert len(everyone(g, CandidateStatus.OFFERED)) == ROWS
+    assert g.contact_review.answer(ALICE, ReviewAction.NO_IMPORT) == record  # a double click
+    with pytest.raises(Conflict):
+        g.contact_review.answer(ALICE, ReviewAction.IMPORT_LATER)
+    work(g, queue)
+    _, last = g.contact_review.page(ALICE)
+    assert last is not None
+    assert (last.state, last.declined, last.done) == ("done", ROWS, 0)
     assert everyone(g, CandidateStatus.OFFERED) == []
     assert len(everyone(g, CandidateStatus.DECLINED)) == ROWS
     assert [c.source for c in g.contacts.page(ALICE, None, 100).items] == []
@@ -126,7 +136,7 @@ def test_import_selected_done_imports_the_chosen_rows_and_declines_the_rest_for_
 
     _, last = g.contact_review.page(ALICE)
     assert last is not None
-    assert (last.done, last.failed, last.state) == (3, 0, "done")
+    assert (last.done, last.failed, last.state, last.declined) == (3, 0, "done", ROWS - 3)
     contacts = g.contacts.page(ALICE, None, 100).items
     assert len(contacts) == 3
     assert {(c.source, c.fields.contact_type, c.fields.consent) for c in contacts} == {
@@ -175,8 +185,9 @@ def test_a_row_whose_email_a_crm_contact_took_meanwhile_is_linked_not_doubled(
 
 
 def test_declined_rows_can_be_brought_back_on_purpose(review_world) -> None:  # type: ignore[no-untyped-def]
-    g, _, connection_id, _ = review_world
+    g, queue, connection_id, _ = review_world
     g.contact_review.answer(ALICE, ReviewAction.NO_IMPORT)
+    work(g, queue)
     declined, _ = g.contact_review.page(ALICE, CandidateStatus.DECLINED)
     back = [c.candidate_id for c in declined.candidates[:2]]
     assert g.contact_review.restore(ALICE, back) == 2

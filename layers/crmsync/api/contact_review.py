@@ -69,6 +69,9 @@ class ReviewImportOut(BaseModel):
     total: int = Field(description="Rows the answer imports.")
     done: int = Field(description="Rows imported so far.")
     failed: int = Field(description="Rows that could not become contacts; they stay offered.")
+    declined: int | None = Field(
+        description="Rows the answer declined; null until its background job has declined them."
+    )
     started_at: datetime
     finished_at: datetime | None
 
@@ -80,6 +83,7 @@ class ReviewImportOut(BaseModel):
             total=r.total,
             done=r.done,
             failed=r.failed,
+            declined=r.declined,
             started_at=r.started_at,
             finished_at=r.finished_at,
         )
@@ -163,8 +167,9 @@ def select_rows(body: Annotated[SelectIn, Body()]) -> Response[RowsOut]:
 
 @router.post("/v1/contacts/review/answer", responses=responses(202, ReviewImportOut, 409, body=True))
 def answer_review(body: Annotated[AnswerIn, Body()]) -> Response[ReviewImportOut]:
-    """One of the three answers, for every row of the review, seen or not. The import runs in
-    the background: GET /v1/contacts/review shows its progress."""
+    """One of the three answers, for every row of the review, seen or not. It is carried out in
+    the background (declines, then imports): GET /v1/contacts/review shows it in
+    ``last_import`` until its ``state`` is ``done``."""
     principal = principal_of(router.current_event, get_settings())
     return answer(202, ReviewImportOut.of(review().answer(principal, body.action)))
 

@@ -37,8 +37,9 @@ class ContactPendingDeletionsOut(PendingDeletionsOut):
 
 class ContactsSyncOut(BaseModel):
     #: off; syncing (the first sync has not finished); complete (nothing to review);
-    #: contacts_found (``candidates`` Google contacts wait for the import review).
-    state: Literal["off", "syncing", "complete", "contacts_found"]
+    #: contacts_found (``candidates`` Google contacts wait for the import review); applying
+    #: (the user's answer to the review is being carried out).
+    state: Literal["off", "syncing", "complete", "contacts_found", "applying"]
     #: The contacts account (one of the user's integrations), null when off.
     connection_id: str | None
     account_email: str | None

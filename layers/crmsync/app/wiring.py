@@ -421,7 +421,7 @@ class Graph(Core):
         """The contacts sync's progress: syncing, complete, or N contacts found."""
         from crmsync.logic.contacts_sync_settings import SyncedProgress
 
-        return SyncedProgress(self.contact_mirror, self.candidates)
+        return SyncedProgress(self.contact_mirror, self.candidates, self.review_imports)
 
     @cached_property
     def contacts_sync_settings(self) -> ContactsSyncSettings:

@@ -64,10 +64,15 @@ def run(
 
 
 def import_contacts(message: ContactImportRequest) -> str:
-    """Import the rows the user selected in the contact review (idempotent: rows imported
-    already are skipped)."""
-    record = graph().contact_review.run_import(Principal(message.tenant_id, message.user_id))
-    outcome = "nothing" if record is None else f"{record.done} imported, {record.failed} left offered"
+    """Carry out the user's answer to the contact review: decline the rows it declines, import
+    the rows the user selected (idempotent: a finished answer is not run again, rows declined
+    or imported already are skipped)."""
+    record = graph().contact_review.run_answer(Principal(message.tenant_id, message.user_id))
+    outcome = (
+        "nothing"
+        if record is None
+        else f"{record.declined or 0} declined, {record.done} imported, {record.failed} left offered"
+    )
     log.info("review rows imported", extra={"occasion": message.occasion, "outcome": outcome})
     return outcome
 

@@ -12,26 +12,38 @@ and records the user's choices and answers through the rest of this store:
 * :meth:`CandidateStore.ids` — every candidate id with a status (and selection), for the three
   actions, which apply to every candidate of the review, seen or not;
 * :meth:`CandidateStore.mark` / :meth:`CandidateStore.mark_all` — declined, imported, or
-  offered again ("Show declined" → bring back);
+  offered again ("Show declined" → bring back); :meth:`CandidateStore.decline_offered` — an
+  answer's declines, in bulk;
 * :meth:`CandidateStore.delete_connection` — disconnect.
+
+The totals come from one counts item (sk ``CANDCOUNT``, :meth:`CandidateStore.counts`), not a
+read of every candidate: the sync stores what its rebuild knows
+(:meth:`CandidateStore.store_counts`); every other status writer calls
+:meth:`CandidateStore.recount` once after its batch (:meth:`CandidateStore.mark` does not: its
+callers recount after their batch).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from crmsync.dal import condition_failed
 from crmsync.dal.versioned import update_unread
 from crmsync.domain import Principal
 from crmsync.domain.contacts import Candidate, CandidateStatus, Consent
-from crmsync.models.gcontacts import CANDIDATE_SK_PREFIX, CandidateItem
+from crmsync.models.gcontacts import (
+    CANDIDATE_COUNTS_SK,
+    CANDIDATE_SK_PREFIX,
+    CandidateCountsItem,
+    CandidateItem,
+)
 from crmsync.models.keys import user_pk
 
 #: The largest page :meth:`CandidateStore.page` returns.
@@ -121,15 +133,57 @@ class CandidateStore:
         )
 
     def count(self, principal: Principal, status: CandidateStatus = CandidateStatus.OFFERED) -> int:
-        """How many candidates have ``status`` ("N Contacts Found")."""
-        return int(
-            CandidateItem.count(
-                user_pk(principal.tenant_id, principal.user_id),
-                CandidateItem.sk.startswith(CANDIDATE_SK_PREFIX),
-                filter_condition=CandidateItem.status == status.value,
-                consistent_read=True,
+        """How many candidates have ``status`` ("N Contacts Found"), from the counts item."""
+        return self.counts(principal)[CandidateStatus(status)]
+
+    def counts(self, principal: Principal) -> dict[CandidateStatus, int]:
+        """How many candidates have each status: the counts item, read with one consistent
+        GetItem; recounted and stored when missing (candidates stored before it existed)."""
+        try:
+            item = CandidateCountsItem.get(
+                user_pk(principal.tenant_id, principal.user_id), CANDIDATE_COUNTS_SK, consistent_read=True
             )
+        except DoesNotExist:
+            return self.recount(principal)
+        return {
+            CandidateStatus.OFFERED: int(item.offered),
+            CandidateStatus.DECLINED: int(item.declined),
+            CandidateStatus.IMPORTED: int(item.imported),
+        }
+
+    def recount(self, principal: Principal) -> dict[CandidateStatus, int]:
+        """Count every candidate's status with one query (``status`` only) and store the
+        counts as of when the query began (never over a newer snapshot). Returns the counts."""
+        began = datetime.now(UTC)
+        tally = dict.fromkeys(CandidateStatus, 0)
+        for item in CandidateItem.query(
+            user_pk(principal.tenant_id, principal.user_id),
+            CandidateItem.sk.startswith(CANDIDATE_SK_PREFIX),
+            consistent_read=True,
+            attributes_to_get=["status"],
+        ):
+            tally[CandidateStatus(item.status)] += 1
+        self.store_counts(principal, tally, began)
+        return tally
+
+    def store_counts(self, principal: Principal, counts: Mapping[CandidateStatus, int], as_of: datetime) -> bool:
+        """Store the counts taken at ``as_of``, unless a snapshot taken later is stored
+        already (False then: that one is newer, and stays)."""
+        item = CandidateCountsItem(
+            user_pk(principal.tenant_id, principal.user_id),
+            CANDIDATE_COUNTS_SK,
+            offered=int(counts.get(CandidateStatus.OFFERED, 0)),
+            declined=int(counts.get(CandidateStatus.DECLINED, 0)),
+            imported=int(counts.get(CandidateStatus.IMPORTED, 0)),
+            as_of=as_of,
         )
+        try:
+            item.save(condition=CandidateCountsItem.as_of.does_not_exist() | (CandidateCountsItem.as_of < as_of))
+        except PutError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
 
     def get(self, principal: Principal, candidate_id: str) -> Candidate | None:
         if not _plausible(candidate_id):
@@ -217,8 +271,47 @@ class CandidateStore:
         selected: bool | None = None,
     ) -> int:
         """Every candidate with ``from_status`` (and that selection, unless None) gets
-        ``to_status``, e.g. "Proceed – No Import": ``mark_all(p, OFFERED, DECLINED)``."""
-        return self.mark(principal, self.ids(principal, from_status, selected=selected), to_status)
+        ``to_status``, one row at a time; then one recount."""
+        marked = self.mark(principal, self.ids(principal, from_status, selected=selected), to_status)
+        self.recount(principal)
+        return marked
+
+    def decline_offered(self, principal: Principal, *, created_by: datetime, selected: bool | None = None) -> int:
+        """An answer's declines, in bulk: every ``offered`` candidate (with that selection,
+        unless None) created at or before ``created_by`` (rows without ``created_at`` predate
+        the field: they count) is written back ``declined`` (version + 1) with BatchWriteItem,
+        25 a request, instead of one UpdateItem each. Returns how many; then one recount.
+
+        BatchWriteItem takes no condition: a single-row write landing between this query and
+        the put of its row is lost. Only the review's own row writes can be concurrent (the
+        sync runs in the same FIFO group as the job that calls this, never beside it): a
+        checkbox, contact type or consent set on a row being declined anyway, or a row brought
+        back ("restore" — it was declined, so not among the rows read here, unless it was
+        offered and declined again in between). Nothing the sync owns can be lost for long:
+        the next sync compares every row's shown fields and members with the mirror and
+        rewrites the ones that differ, and removes rows that no longer stand for a contact.
+        Idempotent: a second run finds the rows no longer offered."""
+        condition = (CandidateItem.status == CandidateStatus.OFFERED.value) & (
+            CandidateItem.created_at.does_not_exist() | (CandidateItem.created_at <= created_by)
+        )
+        if selected is not None:
+            condition &= (CandidateItem.selected == True) if selected else (CandidateItem.selected != True)  # noqa: E712
+        now = datetime.now(UTC)
+        declined = 0
+        with CandidateItem.batch_write() as batch:
+            for item in CandidateItem.query(
+                user_pk(principal.tenant_id, principal.user_id),
+                CandidateItem.sk.startswith(CANDIDATE_SK_PREFIX),
+                filter_condition=condition,
+                consistent_read=True,
+            ):
+                item.status = CandidateStatus.DECLINED.value
+                item.updated_at = now
+                item.version = int(item.version or 0) + 1
+                batch.save(item)
+                declined += 1
+        self.recount(principal)
+        return declined
 
     def _update(self, principal: Principal, candidate_id: str, actions: list[Any]) -> bool:
         if not _plausible(candidate_id):
@@ -263,6 +356,7 @@ class CandidateStore:
                         contact_type=c.contact_type,
                         consent=c.consent.value if c.consent else None,
                         updated_at=now,
+                        created_at=now,
                         version=1,
                     )
                 )
@@ -301,7 +395,7 @@ class CandidateStore:
 
     def delete_connection(self, principal: Principal, connection_id: str) -> int:
         """Disconnect: every candidate loses the connection's members; those left with none
-        are deleted (declined ones too). Returns how many were deleted."""
+        are deleted (declined ones too); then one recount. Returns how many were deleted."""
         gone: list[str] = []
         for c in self.all(principal):
             kept = tuple(m for m in c.members if m[0] != connection_id)
@@ -313,7 +407,9 @@ class CandidateStore:
                     c.candidate_id,
                     [CandidateItem.members.set([f"{conn}#{name}" for conn, name in kept])],  # type: ignore[misc]
                 )
-        return self.remove(principal, gone)
+        removed = self.remove(principal, gone)
+        self.recount(principal)
+        return removed
 
 
 def _plausible(candidate_id: str) -> bool:

@@ -1,4 +1,5 @@
-"""How far the user's import from the review is (sk ``REVIEW#import``)."""
+"""The user's last answer to the review and how far its background job is (sk
+``REVIEW#import``): ``running`` from the answer until the job has declined and imported."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def _to_domain(item: ReviewImportItem) -> ReviewImport:
         state=item.state,
         started_at=item.started_at,
         finished_at=item.finished_at,
+        declined=None if item.declined is None else int(item.declined),
     )
 
 
@@ -37,7 +39,8 @@ class ReviewImportStore:
         return _to_domain(item)
 
     def start(self, principal: Principal, action: ReviewAction, total: int) -> ReviewImport:
-        """A new answer: its import of ``total`` rows begins (the last answer's record goes)."""
+        """A new answer: its job (declines, then an import of ``total`` rows) begins; the last
+        answer's record goes."""
         item = ReviewImportItem(
             user_pk(principal.tenant_id, principal.user_id),
             REVIEW_IMPORT_SK,
@@ -45,12 +48,22 @@ class ReviewImportStore:
             total=total,
             done=0,
             failed=0,
-            state="running" if total else "done",
+            state="running",
             started_at=datetime.now(UTC),
-            finished_at=None if total else datetime.now(UTC),
+            finished_at=None,
         )
         item.save(add_version_condition=False)
         return _to_domain(item)
+
+    def declined(self, principal: Principal, declined: int) -> None:
+        """The answer's job has declined its rows (``declined`` of them); its import follows."""
+        update_unread(
+            ReviewImportItem,
+            user_pk(principal.tenant_id, principal.user_id),
+            REVIEW_IMPORT_SK,
+            [ReviewImportItem.declined.set(declined)],
+            condition=ReviewImportItem.sk.exists(),
+        )
 
     def progress(self, principal: Principal, done: int, failed: int = 0, *, finished: bool = False) -> None:
         """Add to the counts of rows imported (and refused); ``finished``: the import is over."""

@@ -257,7 +257,10 @@ class ReviewImport:
     total: int
     done: int
     failed: int
-    #: ``running`` until every selected row was imported, then ``done``.
+    #: ``running`` until the answer's declines and imports are done, then ``done``.
     state: str
     started_at: datetime
     finished_at: datetime | None = None
+    #: Offered rows the answer declined; None until its job has declined them (always 0 for
+    #: "Import – Revisit Later", which declines nothing).
+    declined: int | None = None

@@ -2,12 +2,15 @@
 that match no CRM contact, offered page by page with a checkbox, a contact type and a consent
 choice per row (kept server-side), and the three answers.
 
-An answer applies to every candidate of the review, on every page, seen or not. Declining is
-immediate; importing runs in the background (the sync worker, in the user's contacts FIFO
-group, so never beside a contacts sync) with its progress recorded, and is idempotent: a
-double click, a retried request or a redelivered message imports each row once (a row's
-contact id is derived from the candidate, and only rows still ``offered`` and selected are
-imported)."""
+An answer applies to every candidate of the review, on every page, seen or not. The request
+only records it (``REVIEW#import``, ``running``) and enqueues its job; the job
+(:meth:`ContactReview.run_answer`, the sync worker, in the user's contacts FIFO group, so never
+beside a contacts sync) declines in bulk the rows the answer declines (only rows that existed
+when the user answered: contacts that appear in Google later are offered), then imports the
+selected rows with its progress recorded, then marks the record ``done``. It is idempotent: a
+double click, a retried request or a redelivered message declines and imports each row once (a
+finished record is not run again; only rows still ``offered`` are declined, a row's contact id
+is derived from the candidate, and only rows still ``offered`` and selected are imported)."""
 
 from __future__ import annotations
 
@@ -122,35 +125,29 @@ class ContactReview:
 
     # ------------------------------------------------------------------ answering
     def answer(self, principal: Principal, action: ReviewAction) -> ReviewImport:
-        """One of the three answers, for every candidate of the review. While an import runs,
-        the same answer again is that import (a double click); another answer waits (409)."""
+        """One of the three answers, for every candidate of the review: recorded, and carried
+        out in the background (the record stays ``running`` until its declines and imports are
+        done). While one runs, the same answer again is that one (a double click); another
+        answer waits (409)."""
         running = self._imports.get(principal)
         if running is not None and running.state == "running":
             if running.action is action:
                 return running
-            raise Conflict("The previous import is still running; answer again when it is done.")
+            raise Conflict("The previous answer is still being applied; answer again when it is done.")
         selected = (
-            []
+            0
             if action is ReviewAction.NO_IMPORT
-            else self._candidates.ids(principal, CandidateStatus.OFFERED, selected=True)
+            else len(self._candidates.ids(principal, CandidateStatus.OFFERED, selected=True))
         )
-        if action is ReviewAction.NO_IMPORT:
-            declined = self._candidates.mark_all(principal, CandidateStatus.OFFERED, CandidateStatus.DECLINED)
-            log.info("review answered: no import", extra={"declined": declined})
-        elif action is ReviewAction.IMPORT_DONE:
-            declined = self._candidates.mark_all(
-                principal, CandidateStatus.OFFERED, CandidateStatus.DECLINED, selected=False
+        record = self._imports.start(principal, action, selected)
+        log.info("review answered", extra={"action": action.value, "selected": selected})
+        self._queue.send(
+            ContactImportRequest(
+                tenant_id=principal.tenant_id,
+                user_id=principal.user_id,
+                occasion=f"{action.value}@{record.started_at.isoformat()}",
             )
-            log.info("review answered: import selected, done", extra={"selected": len(selected), "declined": declined})
-        record = self._imports.start(principal, action, len(selected))
-        if selected:
-            self._queue.send(
-                ContactImportRequest(
-                    tenant_id=principal.tenant_id,
-                    user_id=principal.user_id,
-                    occasion=f"{action.value}@{record.started_at.isoformat()}",
-                )
-            )
+        )
         return record
 
     def restore(self, principal: Principal, candidate_ids: Sequence[str]) -> int:
@@ -163,11 +160,36 @@ class ContactReview:
             for i in ids
             if (c := self._candidates.get(principal, i)) is not None and c.status is CandidateStatus.DECLINED
         ]
-        return self._candidates.mark(principal, back, CandidateStatus.OFFERED)
+        restored = self._candidates.mark(principal, back, CandidateStatus.OFFERED)
+        if restored:
+            self._candidates.recount(principal)
+        return restored
 
-    # ------------------------------------------------------------------ the import (worker)
-    def run_import(self, principal: Principal) -> ReviewImport | None:
-        """Import every row still offered and selected, each once; record the progress."""
+    # ------------------------------------------------------------------ the answer's job (worker)
+    def run_answer(self, principal: Principal) -> ReviewImport | None:
+        """Carry out the last answer, once: decline what it declines ("Proceed – No Import":
+        every offered row; "Import Selected – Done": every offered row not selected; only rows
+        created by the time of the answer), then import the selected rows, then finish the
+        record. A record already ``done`` (a redelivered message) is left as it is."""
+        record = self._imports.get(principal)
+        if record is None or record.state != "running":
+            return record
+        if record.declined is None:
+            declined = 0
+            if record.action is not ReviewAction.IMPORT_LATER:
+                declined = self._candidates.decline_offered(
+                    principal,
+                    created_by=record.started_at,
+                    selected=None if record.action is ReviewAction.NO_IMPORT else False,
+                )
+            self._imports.declined(principal, declined)
+            log.info("review answer: rows declined", extra={"action": record.action.value, "declined": declined})
+        self._run_import(principal)
+        return self._imports.get(principal)
+
+    def _run_import(self, principal: Principal) -> None:
+        """Import every row still offered and selected, each once; record the progress (and
+        recount the candidates) every :data:`PROGRESS_EVERY` rows and at the end."""
         account = self._sync.get(principal).connection_id
         done = pending = 0
         ids = self._candidates.ids(principal, CandidateStatus.OFFERED, selected=True)
@@ -186,10 +208,11 @@ class ContactReview:
             else:
                 done += 1
             if index % PROGRESS_EVERY == 0:
+                self._candidates.recount(principal)
                 self._imports.progress(principal, done, pending)
                 done = pending = 0
+        self._candidates.recount(principal)
         self._imports.progress(principal, done, pending, finished=True)
-        return self._imports.get(principal)
 
     def _import_one(self, principal: Principal, candidate: Candidate, account: str | None) -> None:
         members = sorted(candidate.members, key=lambda m: (m[0] != account, m))

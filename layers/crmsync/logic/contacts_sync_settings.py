@@ -13,8 +13,9 @@ calendar as soon as its calendar list is known — at once if it is already stor
 when the connection check after the consent has listed it (:meth:`calendars_listed`). A
 linked calendar set by then is left alone.
 
-What the page shows while enabled (syncing, complete, N contacts found) comes from the
-contacts sync through :class:`SyncProgressSource` (:class:`SyncedProgress`). Enabling
+What the page shows while enabled (syncing, complete, N contacts found, applying the review's
+answer) comes from the contacts sync through :class:`SyncProgressSource`
+(:class:`SyncedProgress`). Enabling
 enqueues the account's first sync at once; :meth:`ContactsSyncSettings.sync_now` enqueues one
 when the CRM front end reports a login or the user asks.
 """
@@ -32,6 +33,7 @@ from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.contacts_sync import ContactsSyncStore
 from crmsync.dal.gcontacts import SIDES, ContactMirrorStore, contacts_resource
 from crmsync.dal.guard import PendingDeletionsStore
+from crmsync.dal.review import ReviewImportStore
 from crmsync.domain import CalendarRef, Connection, ConnectionStatus, Principal
 from crmsync.domain.contacts import CandidateStatus
 from crmsync.errors import Conflict, CrmSyncError, NotFound, ScopeNotGranted, Unprocessable
@@ -47,16 +49,17 @@ INTENT = "contacts_sync"
 FEATURES = ("calendar", "contacts")
 PROVIDER = "google"
 
-State = Literal["off", "syncing", "complete", "contacts_found"]
+State = Literal["off", "syncing", "complete", "contacts_found", "applying"]
 
 
 @dataclass(frozen=True)
 class SyncProgress:
     """Where the contacts sync of an enabled account stands: ``syncing`` (the first sync has
-    not finished), ``complete`` (nothing to review) or ``contacts_found`` (``candidates``
-    Google contacts wait for the import review)."""
+    not finished), ``complete`` (nothing to review), ``contacts_found`` (``candidates``
+    Google contacts wait for the import review) or ``applying`` (the user's answer to the
+    review is being carried out)."""
 
-    state: Literal["syncing", "complete", "contacts_found"]
+    state: Literal["syncing", "complete", "contacts_found", "applying"]
     candidates: int = 0
     last_synced_at: datetime | None = None
     last_error: str | None = None
@@ -72,14 +75,19 @@ class SyncedProgress:
     """The contacts sync's own progress: ``syncing`` until the account's first full sync is
     stored, then ``contacts_found`` with the number of offered candidates, or ``complete``."""
 
-    def __init__(self, mirror: ContactMirrorStore, candidates: CandidateStore) -> None:
+    def __init__(self, mirror: ContactMirrorStore, candidates: CandidateStore, imports: ReviewImportStore) -> None:
         self._mirror = mirror
         self._candidates = candidates
+        self._imports = imports
 
     def progress(self, principal: Principal, connection_id: str) -> SyncProgress:
         cursor = self._mirror.cursor(principal, connection_id)
         if cursor.sync_token is None:
             return SyncProgress("syncing", 0, cursor.last_success_at, cursor.last_error)
+        last = self._imports.get(principal)
+        if last is not None and last.state == "running":
+            # The user's answer to the review is being carried out: the count is about to change.
+            return SyncProgress("applying", 0, cursor.last_success_at, cursor.last_error)
         offered = self._candidates.count(principal, CandidateStatus.OFFERED)
         return SyncProgress(
             "contacts_found" if offered else "complete", offered, cursor.last_success_at, cursor.last_error

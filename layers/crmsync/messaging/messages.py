@@ -88,8 +88,9 @@ class ContactSyncRequest(QueueMessage):
 
 
 class ContactImportRequest(QueueMessage):
-    """Import the rows the user selected in the contact review (F10). In the user's contacts
-    FIFO group: never beside a contacts sync. ``occasion``: the answer it carries out."""
+    """Carry out the user's answer to the contact review (F10): decline the rows it declines,
+    import the rows selected. In the user's contacts FIFO group: never beside a contacts sync.
+    ``occasion``: the answer it carries out."""
 
     kind: Literal["contacts.import"] = "contacts.import"
     occasion: str = Field(default="", max_length=256)

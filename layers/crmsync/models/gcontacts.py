@@ -93,7 +93,28 @@ class CandidateItem(ConnectionsTableItem):
     contact_type = UnicodeAttribute(null=True)
     consent = UnicodeAttribute(null=True)
     updated_at = UTCDateTimeAttribute()
+    #: When the sync first wrote it (absent on rows older than the field: they count as
+    #: existing at any answer). An answer declines only rows created at or before it.
+    created_at = UTCDateTimeAttribute(null=True)
     version = VersionAttribute()
+
+
+CANDIDATE_COUNTS_SK = "CANDCOUNT"
+
+
+class CandidateCountsItem(ConnectionsTableItem):
+    """How many of the user's candidates are offered, declined and imported (sk
+    ``CANDCOUNT``), as of ``as_of``: the review's total without a read of every candidate.
+    Written whole, only over an older snapshot (``attribute_not_exists(as_of) OR as_of <
+    :mine``), by the contacts sync (from its rebuild) and by a recount after every other
+    status writer's batch."""
+
+    offered = NumberAttribute()
+    declined = NumberAttribute()
+    imported = NumberAttribute()
+    #: When the snapshot was taken (the recount's query began; the sync's read of the
+    #: candidates began).
+    as_of = UTCDateTimeAttribute()
 
 
 class ContactPendingItem(ConnectionsTableItem):
@@ -120,6 +141,8 @@ class ReviewImportItem(ConnectionsTableItem):
     done = NumberAttribute()
     failed = NumberAttribute(default=0)
     state = UnicodeAttribute()
+    #: Offered rows the answer declined (set once its job declined them; absent before).
+    declined = NumberAttribute(null=True)
     started_at = UTCDateTimeAttribute()
     finished_at = UTCDateTimeAttribute(null=True)
     version = VersionAttribute()

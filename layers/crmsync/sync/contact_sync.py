@@ -843,6 +843,9 @@ class _Run:
         groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for k in free:
             groups.setdefault(find(k), []).append(k)
+        # The counts stored at the end are a snapshot as of this read (a status writer's
+        # recount that began later wins over them).
+        read_at = datetime.now(UTC)
         old = store.all(principal)
         old_by_member = {member: c for c in old for member in c.members}
         wanted: dict[str, Candidate] = {}
@@ -881,7 +884,9 @@ class _Run:
         # the new one is written whole with them, the old one goes.
         store.upsert(principal, changed, set(existing))
         store.remove(principal, [cid for cid in existing if cid not in wanted])
-        return sum(1 for c in wanted.values() if c.status is CandidateStatus.OFFERED)
+        counts = {status: sum(1 for c in wanted.values() if c.status is status) for status in CandidateStatus}
+        store.store_counts(principal, counts, read_at)
+        return counts[CandidateStatus.OFFERED]
 
 
 _NONE = MirroredContact(resource_name="", etag=None)

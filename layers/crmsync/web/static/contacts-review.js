@@ -1,6 +1,7 @@
 // "New Contacts Found" (seed 004 steps 6–10): the import review over /v1/contacts/review.
 // Server-side pages of 50 (a stack of cursors gives Previous); every choice is saved at once;
-// an answer's import is followed by polling until it is done; "Show declined" → "Bring back".
+// an answer (carried out in the background) is followed by polling until it is done;
+// "Show declined" → "Bring back".
 "use strict";
 
 (function () {
@@ -212,7 +213,12 @@
     bar.value = last.state === "done" ? bar.max : last.done;
     card.dataset.state = last.state;
     if (last.state === "running") {
-      $("import-text").textContent = "Importing… " + last.done + " of " + last.total + " imported.";
+      // The job declines first (the total is about to change), then imports.
+      const applying = last.declined === null && last.action !== "import-later";
+      if (applying) $("total").textContent = "Applying your answer…";
+      $("import-text").textContent = applying
+        ? "Applying your answer…"
+        : "Importing… " + last.done + " of " + last.total + " imported.";
       if (polling === null) polling = setTimeout(poll, POLL_MS);
       for (const id of ["answer-no-import", "answer-import-done", "answer-import-later"]) $(id).disabled = true;
       return;

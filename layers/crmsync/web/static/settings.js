@@ -19,7 +19,7 @@
       "Click “Enable Google Sync” again and leave that box ticked.",
   };
   //: What the contacts account shows instead of its "Enable Google Sync" button (seed 004).
-  const SYNC_STATE_TEXT = { syncing: "Syncing…", complete: "Complete" };
+  const SYNC_STATE_TEXT = { syncing: "Syncing…", complete: "Complete", applying: "Applying your answer…" };
   const STATUS_TEXT = {
     connected: "Connected",
     needs_reauth: "Needs re-authorization: Google no longer accepts this connection. Reconnect it.",
