@@ -277,7 +277,9 @@ def test_held_contact_deletions_are_shown_and_ignore_puts_the_contacts_back(
 
     _, google = contacts_account(alice, stack)
     for i in range(20):
-        made = alice.api("POST", "/v1/contacts", json={"given_name": f"Held{i:02d}", "emails": [f"held{i}@example.org"]})
+        made = alice.api(
+            "POST", "/v1/contacts", json={"given_name": f"Held{i:02d}", "emails": [f"held{i}@example.org"]}
+        )
         assert made.status_code == 201, made.text
     assert alice.api("POST", "/v1/contacts/sync/run", json={}).status_code == 202
     stack.drain()

@@ -569,7 +569,7 @@ def test_an_imported_row_shown_before_a_google_edit_does_not_undo_the_edit(
 
     graph.contact_review.choose(ALICE, row.candidate_id, selected=True)
     graph.contact_review.answer(ALICE, ReviewAction.IMPORT_DONE)
-    graph.contact_review.run_import(ALICE)
+    graph.contact_review.run_answer(ALICE)
     graph.contact_sync.run(ALICE, connection_id)
 
     [contact] = [c for c in graph.contact_store.page(ALICE, None, 50).items if "row@example.com" in c.fields.emails]
