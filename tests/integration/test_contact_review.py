@@ -204,3 +204,26 @@ def test_another_user_sees_none_of_the_rows(review_world) -> None:  # type: igno
     row = g.contact_review.page(ALICE)[0].candidates[0]
     with pytest.raises(NotFound):
         g.contact_review.choose(bob, row.candidate_id, selected=True)
+
+
+def test_an_answer_whose_job_could_not_be_queued_is_queued_again_by_answering_again(
+    review_world,  # type: ignore[no-untyped-def]
+) -> None:
+    """The queue refuses the first send (the answer is recorded, its job is not queued): the
+    user clicks again, the job is queued and carries the answer out once."""
+    g, queue, _, _ = review_world
+    refused = RuntimeError("the queue is unreachable")
+
+    def refuse(message: object) -> None:
+        raise refused
+
+    queue.send = refuse  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        g.contact_review.answer(ALICE, ReviewAction.NO_IMPORT)
+    del queue.send  # the queue is back
+    assert queue.take() == []
+    record = g.contact_review.answer(ALICE, ReviewAction.NO_IMPORT)
+    assert record.state == "running"
+    work(g, queue)
+    assert everyone(g, CandidateStatus.OFFERED) == []
+    assert len(everyone(g, CandidateStatus.DECLINED)) == ROWS

@@ -127,11 +127,13 @@ class ContactReview:
     def answer(self, principal: Principal, action: ReviewAction) -> ReviewImport:
         """One of the three answers, for every candidate of the review: recorded, and carried
         out in the background (the record stays ``running`` until its declines and imports are
-        done). While one runs, the same answer again is that one (a double click); another
-        answer waits (409)."""
+        done). While one runs, the same answer again is that one (a double click: its job is
+        queued again, harmless since the job runs an answer once, and the way out should the
+        first send have failed); another answer waits (409)."""
         running = self._imports.get(principal)
         if running is not None and running.state == "running":
             if running.action is action:
+                self._send(principal, running)
                 return running
             raise Conflict("The previous answer is still being applied; answer again when it is done.")
         selected = (
@@ -141,14 +143,17 @@ class ContactReview:
         )
         record = self._imports.start(principal, action, selected)
         log.info("review answered", extra={"action": action.value, "selected": selected})
+        self._send(principal, record)
+        return record
+
+    def _send(self, principal: Principal, record: ReviewImport) -> None:
         self._queue.send(
             ContactImportRequest(
                 tenant_id=principal.tenant_id,
                 user_id=principal.user_id,
-                occasion=f"{action.value}@{record.started_at.isoformat()}",
+                occasion=f"{record.action.value}@{record.started_at.isoformat()}",
             )
         )
-        return record
 
     def restore(self, principal: Principal, candidate_ids: Sequence[str]) -> int:
         """Bring declined rows back into the review ("Show declined"); how many came back."""
