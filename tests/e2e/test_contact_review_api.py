@@ -46,3 +46,24 @@ def test_bad_review_requests_are_problems_and_change_nothing(alice: Browser, sta
     assert mallory.api("POST", "/v1/contacts/review/select", json={"candidate_ids": [row["id"]]}).json() == {"rows": 0}
     assert rows(mallory)["items"] == []
     assert rows(alice)["items"] == [row]
+
+
+def test_a_rows_type_and_consent_can_be_taken_back(alice: Browser, stack) -> None:
+    """``null`` sets a choice back to not chosen; a field the request leaves out is kept."""
+    _, google = contacts_account(alice, stack)
+    google.add(person("Row", "Two", ("row.two@example.org",)))
+    assert alice.api("POST", "/v1/contacts/sync/run", json={}).status_code == 202
+    stack.drain()
+    [row] = rows(alice)["items"]
+    path = f"/v1/contacts/review/{row['id']}"
+
+    chosen = alice.api("PATCH", path, json={"contact_type": "client", "consent": "express", "selected": True})
+    assert chosen.status_code == 200, chosen.text
+    assert (chosen.json()["contact_type"], chosen.json()["consent"]) == ("client", "express")
+    kept = alice.api("PATCH", path, json={"selected": False}).json()
+    assert (kept["contact_type"], kept["consent"]) == ("client", "express")
+    cleared = alice.api("PATCH", path, json={"contact_type": None}).json()
+    assert (cleared["contact_type"], cleared["consent"]) == (None, "express")
+    cleared = alice.api("PATCH", path, json={"consent": None}).json()
+    assert (cleared["contact_type"], cleared["consent"]) == (None, None)
+    assert rows(alice)["items"][0]["contact_type"] is None

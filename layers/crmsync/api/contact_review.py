@@ -97,6 +97,9 @@ class ReviewPage(BaseModel):
 
 
 class ChoiceIn(BaseModel):
+    """What the request names changes; ``null`` for ``contact_type`` or ``consent`` sets it
+    back to not chosen."""
+
     model_config = ConfigDict(extra="forbid")
 
     selected: StrictBool | None = None
@@ -152,8 +155,16 @@ def get_review(
 def choose_row(candidate_id: CandidateId, body: Annotated[ChoiceIn, Body()]) -> Response[CandidateOut]:
     """One row's checkbox, contact type and consent (kept when the user pages on or leaves)."""
     principal = principal_of(router.current_event, get_settings())
+    cleared = [
+        name for name in ("contact_type", "consent") if name in body.model_fields_set and getattr(body, name) is None
+    ]
     chosen = review().choose(
-        principal, candidate_id, selected=body.selected, contact_type=body.contact_type, consent=body.consent
+        principal,
+        candidate_id,
+        selected=body.selected,
+        contact_type=body.contact_type,
+        consent=body.consent,
+        clear=cleared,
     )
     return answer(200, CandidateOut.of(chosen))
 

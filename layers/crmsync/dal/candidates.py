@@ -231,17 +231,24 @@ class CandidateStore:
         selected: bool | None = None,
         contact_type: str | None = None,
         consent: Consent | None = None,
+        clear: Iterable[str] = (),
     ) -> Candidate | None:
-        """Record the row's checkbox, contact type and consent (None: leave as is); the caller
-        checks the type against the tenant's. None when the candidate is gone (the sync removed
-        it: it was deleted in Google or now matches a CRM contact)."""
+        """Record the row's checkbox, contact type and consent (None: leave as is; named in
+        ``clear``: back to not chosen); the caller checks the type against the tenant's. None
+        when the candidate is gone (the sync removed it: it was deleted in Google or now matches
+        a CRM contact)."""
         actions: list[Any] = [CandidateItem.updated_at.set(datetime.now(UTC))]
+        clear = set(clear)
         if selected is not None:
             actions.append(CandidateItem.selected.set(selected))
         if contact_type is not None:
             actions.append(CandidateItem.contact_type.set(contact_type))
+        elif "contact_type" in clear:
+            actions.append(CandidateItem.contact_type.remove())
         if consent is not None:
             actions.append(CandidateItem.consent.set(Consent(consent).value))
+        elif "consent" in clear:
+            actions.append(CandidateItem.consent.remove())
         if not self._update(principal, candidate_id, actions):
             return None
         return self.get(principal, candidate_id)

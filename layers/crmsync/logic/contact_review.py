@@ -94,8 +94,10 @@ class ContactReview:
         selected: bool | None = None,
         contact_type: str | None = None,
         consent: Consent | None = None,
+        clear: Sequence[str] = (),
     ) -> Candidate:
-        """Record one row's checkbox, contact type and consent."""
+        """Record one row's checkbox, contact type and consent (``clear``: the choices, of
+        ``contact_type`` and ``consent``, set back to not chosen)."""
         if contact_type is not None and contact_type not in {
             t.type_id for t in self._contacts.choices(principal).contact_types
         }:
@@ -104,7 +106,12 @@ class ContactReview:
         if current is None or current.status is not CandidateStatus.OFFERED:
             raise NotFound("No such row in the review (it may have been imported, declined or removed).")
         chosen = self._candidates.set_choices(
-            principal, candidate_id, selected=selected, contact_type=contact_type, consent=consent
+            principal,
+            candidate_id,
+            selected=selected,
+            contact_type=contact_type,
+            consent=consent,
+            clear=[name for name in clear if name in ("contact_type", "consent")],
         )
         if chosen is None:
             raise NotFound("No such row in the review (it may have been imported, declined or removed).")

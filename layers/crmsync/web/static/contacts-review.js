@@ -52,12 +52,9 @@
     row.querySelector(".organization").textContent = item.organization || "";
   }
 
+  // "Not chosen" stays an option: a choice can be taken back.
   function fillSelect(select, options, value) {
-    if (value === null) {
-      const unset = new Option("Not chosen", "", true, true);
-      unset.disabled = true;
-      select.add(unset);
-    }
+    select.add(new Option("Not chosen", "", value === null, value === null));
     for (const option of options) select.add(new Option(option.label, option.id, false, option.id === value));
   }
 
@@ -101,7 +98,7 @@
       select.setAttribute("aria-describedby", "name-" + item.id);
       select.addEventListener("change", () => {
         const was = item[field];
-        save(item, { [field]: select.value }, () => {
+        save(item, { [field]: select.value || null }, () => {
           select.value = was === null ? "" : was;
         });
       });
