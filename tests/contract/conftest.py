@@ -3,6 +3,7 @@ google-api-python-client services pointed at it (only the root URL differs from 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -48,3 +49,21 @@ def google_service(google_emulator: GoogleEmulator) -> Callable[..., Any]:
         )
 
     return make
+
+
+#: Google's scope for reading and writing contacts.
+CONTACTS_SCOPE = "https://www.googleapis.com/auth/contacts"
+
+
+@pytest.fixture
+def email(request: pytest.FixtureRequest) -> str:
+    """A fresh account per test (the emulator is shared by the module): an empty primary
+    calendar in UTC, an empty address book and mailbox; named after the suite."""
+    suite = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    return f"{suite}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+@pytest.fixture
+def people(google_service: Callable[..., Any], email: str) -> Any:
+    """The People API as ``email``, with the contacts scope."""
+    return google_service("people", "v1", email, [CONTACTS_SCOPE])

@@ -25,12 +25,6 @@ READONLY = "https://www.googleapis.com/auth/calendar.readonly"
 
 
 @pytest.fixture
-def email() -> str:
-    """A fresh account per test: an empty primary calendar in UTC."""
-    return f"cal-{uuid.uuid4().hex[:12]}@example.com"
-
-
-@pytest.fixture
 def cal(google_service: Callable[..., Any], email: str) -> Any:
     return google_service("calendar", "v3", email, [CALENDAR])
 

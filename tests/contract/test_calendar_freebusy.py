@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -16,11 +15,6 @@ pytestmark = pytest.mark.integration
 
 CALENDAR = "https://www.googleapis.com/auth/calendar"
 DAY = {"timeMin": "2030-01-01T00:00:00Z", "timeMax": "2030-01-02T00:00:00Z"}
-
-
-@pytest.fixture
-def email() -> str:
-    return f"fb-{uuid.uuid4().hex[:12]}@example.com"
 
 
 @pytest.fixture

@@ -69,11 +69,6 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def email() -> str:
-    return f"push-{uuid.uuid4().hex[:12]}@example.com"
-
-
-@pytest.fixture
 def cal(google_service: Callable[..., Any], email: str) -> Any:
     return google_service("calendar", "v3", email, [CALENDAR])
 

@@ -22,11 +22,6 @@ CALENDAR = "https://www.googleapis.com/auth/calendar"
 
 
 @pytest.fixture
-def email() -> str:
-    return f"sync-{uuid.uuid4().hex[:12]}@example.com"
-
-
-@pytest.fixture
 def cal(google_service: Callable[..., Any], email: str) -> Any:
     return google_service("calendar", "v3", email, [CALENDAR])
 

@@ -12,7 +12,6 @@ requests"), or the emulator's documented choice where Google says nothing.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -25,20 +24,8 @@ from devstack.google import GoogleEmulator
 
 pytestmark = pytest.mark.integration
 
-CONTACTS = "https://www.googleapis.com/auth/contacts"
 FIELDS = "names,emailAddresses,metadata"
 ERROR_DETAILS = "type.googleapis.com/google.people.v1.BatchUpdateContactsErrorDetails"
-
-
-@pytest.fixture
-def email() -> str:
-    """A fresh account per test: the emulator is shared by the module."""
-    return f"people-{uuid.uuid4().hex[:12]}@example.com"
-
-
-@pytest.fixture
-def people(google_service: Callable[..., Any], email: str) -> Any:
-    return google_service("people", "v1", email, [CONTACTS])
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ https://developers.google.com/people/api/rest/v1/people/updateContact).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,17 +24,6 @@ pytestmark = pytest.mark.integration
 CONTACTS = "https://www.googleapis.com/auth/contacts"
 CONTACTS_READONLY = "https://www.googleapis.com/auth/contacts.readonly"
 FIELDS = "names,emailAddresses,phoneNumbers,organizations,metadata"
-
-
-@pytest.fixture
-def email() -> str:
-    """A fresh account per test: the emulator is shared by the module."""
-    return f"people-{uuid.uuid4().hex[:12]}@example.com"
-
-
-@pytest.fixture
-def people(google_service: Callable[..., Any], email: str) -> Any:
-    return google_service("people", "v1", email, [CONTACTS])
 
 
 @pytest.fixture

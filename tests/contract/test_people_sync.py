@@ -7,7 +7,6 @@ https://developers.google.com/people/api/rest/v1/people.connections/list).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,13 +25,8 @@ WEEK = 7 * 24 * 3600
 
 
 @pytest.fixture
-def email() -> str:
-    """A fresh account per test: the emulator is shared by the module."""
-    return f"people-{uuid.uuid4().hex[:12]}@example.com"
-
-
-@pytest.fixture
 def people(google_service: Callable[..., Any], email: str) -> Any:
+    """With "other contacts" too (the suite checks they are apart from connections)."""
     return google_service("people", "v1", email, [CONTACTS, OTHER])
 
 
