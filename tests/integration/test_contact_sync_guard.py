@@ -297,3 +297,36 @@ def test_after_a_revoked_grant_the_contacts_accounts_reconnect_asks_for_contacts
     status = graph.contacts_sync_settings.status(ALICE)
     assert status.last_error is None
     assert [c.emails for c in offered(graph)] == [("grace@example.org",)]
+
+
+def test_a_crm_edit_while_google_deletions_are_held_waits_for_the_answer(
+    graph: Graph, account: tuple[str, GooglePeopleUser]
+) -> None:
+    """Google lost every linked contact and the sync holds it; the CRM user then edits one of
+    them. The edit neither unlinks the contact (that is the answer's to decide) nor is lost:
+    Ignore pushes the contact to Google again with the edit."""
+    from crmsync.logic.contacts import ContactInput
+
+    connection_id, user = account
+    made = linked_contacts(graph, user, connection_id)
+    wipe_google(user)
+    graph.contact_sync.run(ALICE, connection_id)
+    edited = made[0]
+    graph.contacts.change(ALICE, edited.contact_id, ContactInput(given_name="Edited"))
+
+    graph.contact_sync.run(ALICE, connection_id)
+    graph.contact_sync.run(ALICE, connection_id)
+
+    waiting = now(graph, edited)
+    assert waiting is not None
+    assert waiting.google is not None  # still linked: the user has not answered
+    assert [(side, decision) for side, _, _, decision in held(graph)] == [("google", None)]
+
+    graph.contacts_sync_settings.decide_deletions(ALICE, Decision.IGNORE)
+    graph.contact_sync.run(ALICE, connection_id)
+    (twin,) = by_email(user, edited.email)
+    assert twin["names"][0]["givenName"] == "Edited"
+    back = now(graph, edited)
+    assert back is not None
+    assert back.google is not None
+    assert back.google.resource_name == twin["resourceName"]

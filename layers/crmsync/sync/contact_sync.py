@@ -371,6 +371,8 @@ class _Run:
         self.handled: set[str] = set()
         #: CRM contacts to push to Google anew (the user ignored Google's deletions).
         self.restore: set[str] = set()
+        #: CRM contacts whose change waits for the user's answer to held Google deletions.
+        self.waiting: set[str] = set()
         #: CRM contacts deleted since the last push (their marks are pending).
         self.deleting: set[str] = set()
         self.held: dict[str, PendingDeletions] = {}
@@ -449,6 +451,11 @@ class _Run:
             deleted=self.deleted,
             offered=offered,
         )
+
+    def _google_deletions_held(self) -> bool:
+        """Google-side deletions wait for the user (held by this run or before, unanswered)."""
+        held = self.held.get(GOOGLE_SIDE)
+        return self.verdicts.get(GOOGLE_SIDE, (_APPLY, 0))[0] == _HOLD or (held is not None and held.decision is None)
 
     def _save_mirror(self) -> None:
         o = self.o
@@ -631,12 +638,19 @@ class _Run:
             if _equal(result, google_view(google)):
                 return False
             try:
-                updated = port.update(name, google.etag or "", _draft(result))
-            except PreconditionFailed:
-                base = google
-                google = self._read(port.get(name))
-                continue
+                try:
+                    updated = port.update(name, google.etag or "", _draft(result))
+                except PreconditionFailed:
+                    base = google
+                    google = self._read(port.get(name))
+                    continue
             except ProviderNotFound:
+                if self._google_deletions_held():
+                    # Deleted at Google while Google's deletions wait for the user: the pair
+                    # stays as it is, and the CRM's change waits with them (Ignore pushes it
+                    # to Google anew; Apply unlinks).
+                    self.waiting.add(contact.contact_id)
+                    return False
                 self._unlink(contact.contact_id, name)
                 self._drop(name)
                 return True
@@ -812,7 +826,7 @@ class _Run:
                 self.o._contacts.update(self.principal, contact, contact.fields, google=link, pending=False)
                 self._put(replace(self._read(person), contact_id=contact.contact_id))
             self.created += len(made)
-        return [c for c in pending if c not in kept]
+        return [c for c in pending if c not in kept and c.contact_id not in self.waiting]
 
     # ------------------------------------------------------------------ candidates
     def _candidates(self) -> int:
