@@ -152,6 +152,8 @@ def _contacts_section() -> list[str]:
         "through the local stack's API function (DynamoDB Local), paging with Next and reloading the",
         "first page every 10 pages. Goal: p95 < 300 ms.",
         "(d) A no-op incremental contacts sync. Goals: 1 Google request, ≤ 2 DynamoDB requests.",
+        f'(e) "Proceed – No Import" over those {f.contacts:,} rows: `POST /v1/contacts/review/answer` over',
+        "HTTP (it records the answer and queues its job), then the job declining every row in bulk.",
         "",
         "| figure | value |",
         "| --- | ---: |",
@@ -163,6 +165,7 @@ def _contacts_section() -> list[str]:
         f"| (c) review page p50 / p95 | {f.page_p50_ms:.0f} / {f.page_p95_ms:.0f} ms |",
         f"| (d) no-op incremental sync: Google requests | {f.noop_google_requests} |",
         f"| (d) no-op incremental sync: DynamoDB requests | {f.noop_dynamodb_requests} |",
+        f"| (e) answer over HTTP / the job declining every row | {f.answer_ms:.0f} ms / {f.decline_seconds:.1f} s |",
         "",
     ]
 

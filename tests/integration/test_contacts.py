@@ -52,3 +52,35 @@ def test_bcc_logging_makes_contacts_through_the_same_use_case(graph: Graph, publ
     with pytest.raises(DuplicateContact) as clash:
         graph.contacts.create(ALICE, ContactInput(emails=["LINUS@example.net"]))
     assert clash.value.contact_id == logged.contact_id
+
+
+@pytest.mark.parametrize("crm_contacts", [3, 320])
+def test_owners_of_many_emails_and_phones_whatever_the_crm_holds(graph: Graph, crm_contacts: int) -> None:
+    """Hundreds of emails and phones looked up at once (a full sync of a large address book)
+    find exactly their owners, when the user holds fewer of them (read whole) or more (looked
+    up in batches)."""
+    import uuid
+
+    from crmsync.domain.contacts import ContactFields, Phone
+
+    principal = Principal(f"tenant-{uuid.uuid4().hex[:8]}", "alice")
+    store = graph.contact_store
+    made = [
+        store.create(
+            principal,
+            ContactFields(
+                emails=(f"c{i}@example.org",), phones=(Phone(raw=f"+1650253{i:04d}", e164=f"+1650253{i:04d}"),)
+            ),
+            "crm",
+        )
+        for i in range(crm_contacts)
+    ]
+    asked = range(1, 302)  # 301 each (more than the 300 looked up in batches); not the first contact's
+    emails = [f"c{i}@example.org" for i in asked]
+    phones = [Phone(raw=f"+1650253{i:04d}", e164=f"+1650253{i:04d}") for i in asked]
+    owners = store.owners(principal, emails=emails, phones=phones)
+    expected = {f"c{i}@example.org": c.contact_id for i, c in enumerate(made) if i in asked}
+    expected |= {f"+1650253{i:04d}": c.contact_id for i, c in enumerate(made) if i in asked}
+    assert owners == expected
+    other = Principal(principal.tenant_id, "bob")  # another user's are not theirs
+    assert store.owners(other, emails=emails, phones=phones) == {}

@@ -105,6 +105,11 @@ def _link(google: GoogleLink | None) -> GoogleLinkMap | None:
     )
 
 
+#: Above this many emails (or phones) to look up, :meth:`ContactStore.owners` first tries
+#: reading the user's reservations whole.
+_READ_ALL_ABOVE = 300
+
+
 def _reservations(fields: ContactFields) -> list[str]:
     """The sort keys of the items that reserve the contact's emails and phones."""
     keys = [CONTACT_EMAIL_SK_PREFIX + e for e in fields.emails]
@@ -170,10 +175,32 @@ class ContactStore:
         found: dict[str, str] = {}
         for model, prefix in ((ContactEmailItem, CONTACT_EMAIL_SK_PREFIX), (ContactPhoneItem, CONTACT_PHONE_SK_PREFIX)):
             keys = [(pk, sk) for sk in sks if sk.startswith(prefix)]
+            if len(keys) > _READ_ALL_ABOVE:
+                # Many to look up (a full sync of a large address book): when the user holds
+                # fewer of these than were asked for, reading them all is cheaper than a
+                # BatchGetItem per 100 keys (a new user's first sync: one Query).
+                every = self._every_reservation(model, pk, prefix, len(keys))
+                if every is not None:
+                    wanted = {sk for _, sk in keys}
+                    found.update({k[len(prefix) :]: v for k, v in every.items() if k in wanted})
+                    continue
             for start in range(0, len(keys), 100):
                 for item in model.batch_get(keys[start : start + 100], consistent_read=True):
                     found[item.sk[len(prefix) :]] = item.contact_id
         return found
+
+    @staticmethod
+    def _every_reservation(
+        model: type[ContactEmailItem] | type[ContactPhoneItem], pk: str, prefix: str, fewer_than: int
+    ) -> dict[str, str] | None:
+        """Every email (or phone) reservation of the user by sort key, or None when there are
+        ``fewer_than`` or more (then looking up the keys one batch at a time is cheaper)."""
+        every: dict[str, str] = {}
+        for item in model.query(pk, model.sk.startswith(prefix), consistent_read=True):
+            every[item.sk] = item.contact_id
+            if len(every) >= fewer_than:
+                return None
+        return every
 
     def create(
         self,
