@@ -8,12 +8,10 @@ exactly the promised rows. "Show declined" → "Bring back". Each state passes a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import Browser as Chromium
-from playwright.sync_api import ConsoleMessage, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.browser_checks import axe_violations, shoot
 from tests.e2e.test_contacts_sync_api import enable, sync_state
@@ -36,27 +34,6 @@ class Review:
 
     email: str
     people: GooglePeopleUser
-
-
-@pytest.fixture
-def console_errors() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def page(browser: Chromium, console_errors: list[str]) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            console_errors.append(f"{message.text} at {message.location.get('url')}")
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: console_errors.append(str(error)))
-    yield page
-    context.close()
 
 
 @pytest.fixture

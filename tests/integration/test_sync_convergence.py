@@ -26,6 +26,7 @@ from crmsync.errors import BookingConflict, Conflict, NotFound, ProviderError
 from crmsync.guard import Decision, DeletionThreshold
 from tests.fakes.world import RecordingQueue
 from tests.integration.test_two_way_sync import START, World, iso
+from tests.support.access import LosesAnswers, LostAnswers
 
 pytestmark = pytest.mark.integration
 
@@ -34,38 +35,8 @@ FAULTS = st.sampled_from(["rate_limit_429", "rate_limit_403", "backend_500", "un
 METHODS = st.sampled_from(["calendar.events.insert", "calendar.events.update", "calendar.events.list", "calendar."])
 
 
-class LostAnswers:
-    """How many of the next writes to Google lose their answer (Google applied them)."""
-
-    def __init__(self) -> None:
-        self.left = 0
-
-
-class LosesAnswers:
-    """The Calendar adapter as the push sees it: a write reaches Google, then times out."""
-
-    def __init__(self, adapter: Any, lost: LostAnswers) -> None:
-        self.adapter = adapter
-        self.lost = lost
-
-    def _write(self, name: str, *args: Any) -> Any:
-        result = getattr(self.adapter, name)(*args)
-        if self.lost.left > 0:
-            self.lost.left -= 1
-            raise ProviderError(f"events.{name}: timed out", retryable=True)
-        return result
-
-    def create_event(self, *args: Any) -> Any:
-        return self._write("create_event", *args)
-
-    def update_event(self, *args: Any) -> Any:
-        return self._write("update_event", *args)
-
-    def delete_event(self, *args: Any) -> Any:
-        return self._write("delete_event", *args)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.adapter, name)
+#: The Calendar port's writes that may lose their answer.
+WRITES = ("create_event", "update_event", "delete_event")
 
 
 def make_machine(new_world: Callable[[LostAnswers], World]) -> type[RuleBasedStateMachine]:
@@ -272,7 +243,7 @@ def test_crm_and_google_converge(
 ) -> None:
     def new_world(lost: LostAnswers) -> World:
         recorded.take()
-        appointments = make_appointments(wrap=lambda adapter: LosesAnswers(adapter, lost))
+        appointments = make_appointments(wrap=lambda adapter: LosesAnswers(adapter, lost, WRITES, "events"))
         # A CRM user of its own per example: Hypothesis replays a failing example expecting the
         # same outcome, which it only gets if no earlier example's appointments are still there.
         alice = Principal(f"tenant-{uuid.uuid4().hex[:10]}", "alice")

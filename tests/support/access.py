@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from crmsync.app.connectors import Connectors
 from crmsync.app.wiring import Graph
 from crmsync.config import Settings
 from crmsync.domain import Connection, StoredConnection
+from crmsync.errors import ProviderError
 from crmsync.ports.calendar import CalendarPort
 from crmsync.ports.contacts import ContactsPort
 from crmsync.providers.google.calendar import GoogleCalendar
@@ -53,3 +54,36 @@ class WrappedContactsAccess:
 
     def contacts(self, stored: StoredConnection) -> ContactsPort:
         return self._wrap(self._connectors.contacts(stored))  # type: ignore[no-any-return]
+
+
+class LostAnswers:
+    """How many of the next writes to the provider lose their answer (the provider applied them)."""
+
+    def __init__(self) -> None:
+        self.left = 0
+
+
+class LosesAnswers:
+    """A port as the sync sees it when answers get lost: each method named in ``writes``
+    reaches the provider, then, while ``lost.left`` says so, times out (a retryable
+    ``ProviderError``); everything else is the port's own."""
+
+    def __init__(self, port: Any, lost: LostAnswers, writes: Collection[str], api: str) -> None:
+        self.port = port
+        self.lost = lost
+        self.writes = frozenset(writes)
+        self.api = api
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.port, name)
+        if name not in self.writes:
+            return attribute
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            result = attribute(*args, **kwargs)
+            if self.lost.left > 0:
+                self.lost.left -= 1
+                raise ProviderError(f"{self.api}.{name}: timed out", retryable=True)
+            return result
+
+        return write
