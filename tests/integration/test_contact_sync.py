@@ -578,3 +578,37 @@ def test_an_imported_row_shown_before_a_google_edit_does_not_undo_the_edit(
     assert contact.fields.given_name == "New"
     [google] = by_email(user, "row@example.com")
     assert google["names"][0]["givenName"] == "New"
+
+
+def test_a_contact_deleted_in_the_crm_after_its_create_lost_its_answer_leaves_google_too(
+    graph: Graph, account: tuple[str, GooglePeopleUser]
+) -> None:
+    """The sync creates a CRM contact in Google but the answer is lost (the run fails); the
+    user deletes the contact in the CRM. The next sync finds the Google contact we made and
+    deletes it: no contact of ours outlives its CRM contact."""
+    from crmsync.errors import ProviderError
+    from tests.support.access import LosesAnswers, LostAnswers, WrappedContactsAccess
+
+    connection_id, user = account
+    lost = LostAnswers()
+    base = graph.contact_sync
+    sync = ContactSync(
+        mirror=graph.contact_mirror,
+        contacts=graph.contact_store,
+        candidates=graph.candidates,
+        access=WrappedContactsAccess(graph.connectors, lambda port: LosesAnswers(port, lost, ["create"], "people")),
+        read_phones=base._read_phones,
+        group_name=base._group_name,
+    )
+    sync.run(ALICE, connection_id)
+    gone = crm(graph, given_name="Brief", emails=["brief@example.com"])
+    lost.left = 1
+    with pytest.raises(ProviderError):
+        sync.run(ALICE, connection_id)
+    assert len(by_email(user, "brief@example.com")) == 1  # Google made it
+    graph.contacts.delete(ALICE, gone.contact_id)
+
+    sync.run(ALICE, connection_id)
+
+    assert by_email(user, "brief@example.com") == []
+    assert offered(graph) == []

@@ -268,9 +268,10 @@ class ContactStore:
         return _to_domain(item)
 
     def delete(self, principal: Principal, current: Contact) -> bool:
-        """Delete the contact and free its emails and phones; False when it was gone. A contact
-        linked to Google leaves a deletion mark (``CPENDING#``, with the link) in the same
-        transaction: the contacts sync deletes its Google twin if we created it, else unlinks."""
+        """Delete the contact and free its emails and phones; False when it was gone. It leaves
+        a deletion mark (``CPENDING#``, with its Google link if any) in the same transaction:
+        the contacts sync deletes its Google twin if we created it, else unlinks; without a link,
+        a Google contact we made for it whose answer was lost is deleted when the sync meets it."""
         pk = user_pk(principal.tenant_id, principal.user_id)
         item = self._item(principal, current.contact_id)
         if item is None:
@@ -281,12 +282,12 @@ class ContactStore:
                 for sk in _reservations(_to_domain(item).fields):
                     reservation = _reservation(pk, sk, current.contact_id)
                     transaction.delete(reservation, condition=type(reservation).contact_id == current.contact_id)
+                mark = _pending(pk, None, current.contact_id)
                 if google is not None:
-                    mark = _pending(pk, None, current.contact_id)
                     mark.connection_id = google.connection_id
                     mark.resource_name = google.resource_name
                     mark.ours = google.ours
-                    transaction.save(mark)
+                transaction.save(mark)
                 transaction.delete(item)
         except TransactWriteError as exc:
             if exc.cause_response_code != "TransactionCanceledException":

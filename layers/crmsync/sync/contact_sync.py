@@ -557,6 +557,11 @@ class _Run:
                     # Deleted in the CRM: its deletion mark decides (deleted, unlinked or held).
                     self._put(replace(m, contact_id=base.contact_id, unlinked_by_crm=base.unlinked_by_crm))
                     continue
+                if m.key is not None and m.key in self.deleting and (base is None or not base.contact_id):
+                    # Ours, made for a CRM contact deleted before it learned of it (the create's
+                    # answer was lost): deleted in Google like any contact we made.
+                    duplicates.append(name)
+                    continue
                 self._put(replace(m, contact_id=None, unlinked_by_crm=bool(base and base.unlinked_by_crm)))
                 continue
             link = contact.google
