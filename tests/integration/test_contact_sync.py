@@ -612,3 +612,25 @@ def test_a_contact_deleted_in_the_crm_after_its_create_lost_its_answer_leaves_go
 
     assert by_email(user, "brief@example.com") == []
     assert offered(graph) == []
+
+
+def test_a_google_contact_matching_a_number_the_crm_contact_just_gained_is_not_offered(
+    graph: Graph, account: tuple[str, GooglePeopleUser]
+) -> None:
+    """Ann's Google contact brings her office number into the CRM; another Google contact
+    with that number (the front desk) matches a CRM contact from then on: it is not offered."""
+    connection_id, user = account
+    ann = crm(graph, given_name="Ann", emails=["ann@example.com"])
+    twin = user.add(person("Ann", emails=("ann@example.com",)))
+    graph.contact_sync.run(ALICE, connection_id)  # linked; nothing of Ann's is pending now
+    user.edit(twin, {"phoneNumbers": [{"value": "+1 650 253 0005"}]})
+    user.add(person("Front", "Desk", emails=("desk@example.com",), phones=("+1 650 253 0005",)))
+
+    graph.contact_sync.run(ALICE, connection_id)
+
+    now = graph.contact_store.get(ALICE, ann.contact_id)
+    assert now is not None
+    assert [p.e164 for p in now.fields.phones] == ["+16502530005"]
+    assert offered(graph) == []
+    graph.contact_sync.run(ALICE, connection_id)
+    assert offered(graph) == []

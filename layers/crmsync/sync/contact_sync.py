@@ -373,6 +373,8 @@ class _Run:
         self.restore: set[str] = set()
         #: CRM contacts whose change waits for the user's answer to held Google deletions.
         self.waiting: set[str] = set()
+        #: Emails and phones CRM contacts gained in this run (by merges), and whose they are.
+        self.gained: dict[str, str] = {}
         #: CRM contacts deleted since the last push (their marks are pending).
         self.deleting: set[str] = set()
         self.held: dict[str, PendingDeletions] = {}
@@ -428,6 +430,7 @@ class _Run:
         try:
             self._google_side(port, fetched, full)
             done = self._crm_side(port, pending, group, push_all=first)
+            self._claim_gained()
         except (ProviderError, Conflict):
             # What was applied stays applied (the CRM writes are made): the mirror keeps up
             # with them, so the re-run merges against the state both sides reached. The
@@ -451,6 +454,19 @@ class _Run:
             deleted=self.deleted,
             offered=offered,
         )
+
+    def _claim_gained(self) -> None:
+        """Google contacts still free (not ours, linked to none) that match an email or phone a
+        CRM contact gained in this run (a merge from its Google twin) are that contact's now:
+        never offered while they match it."""
+        if not self.gained:
+            return
+        for m in list(self.mirror.values()):
+            if m.contact_id is None and m.key is None:
+                keys = [*m.emails, *(p.key for p in m.phones)]
+                owner = next((self.gained[k] for k in keys if k in self.gained), None)
+                if owner is not None:
+                    self._put(replace(m, contact_id=owner))
 
     def _google_deletions_held(self) -> bool:
         """Google-side deletions wait for the user (held by this run or before, unanswered)."""
@@ -706,7 +722,7 @@ class _Run:
             return contact
         if changed:
             self.applied += 1
-        return self.o._contacts.update(
+        written = self.o._contacts.update(
             self.principal,
             contact,
             fields,
@@ -714,6 +730,9 @@ class _Run:
             changed_at=times,
             pending=False,
         )
+        for key in set(_keys(crm_view(written))) - set(_keys(current)):
+            self.gained[key] = written.contact_id
+        return written
 
     # ------------------------------------------------------------------ CRM → Google
     def _crm_side(
