@@ -38,7 +38,7 @@ from crmsync.providers.google.people import KEY
 from crmsync.sync.contact_sync import ContactSync
 from tests.fakes.world import RecordingQueue
 from tests.integration.test_contact_sync import graph  # noqa: F401 - the fixture
-from tests.support.access import LosesAnswers, LostAnswers, WrappedContactsAccess
+from tests.support.access import LostAnswers, contact_sync_losing
 from tests.support.google_consent import consent, query
 from tests.support.google_people import GooglePeopleUser, person
 from tests.support.google_user import GoogleCalendarUser
@@ -497,15 +497,7 @@ def test_crm_and_google_contacts_converge(stack, graph: Graph, users: list[Googl
         users.append(user)
         user.propagation(DELAY)
         lost = LostAnswers()
-        base = graph.contact_sync
-        sync = ContactSync(
-            mirror=graph.contact_mirror,
-            contacts=graph.contact_store,
-            candidates=graph.candidates,
-            access=WrappedContactsAccess(graph.connectors, lambda port: LosesAnswers(port, lost, WRITES, "people")),
-            read_phones=base._read_phones,
-            group_name=base._group_name,
-        )
+        sync = contact_sync_losing(graph, lost, WRITES)
         review = ContactReview(
             candidates=graph.candidates,
             mirror=graph.contact_mirror,

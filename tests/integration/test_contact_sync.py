@@ -465,34 +465,11 @@ def test_a_lost_update_answer_never_makes_a_later_crm_edit_lose(
     (its contact is dated later). The next run keeps the CRM's edit: the failed run saved
     the state both sides had reached, so Google's field reads as unchanged since."""
     from crmsync.errors import ProviderError
-    from tests.support.access import WrappedContactsAccess
+    from tests.support.access import LostAnswers, contact_sync_losing
 
     connection_id, user = account
-    lose = {"update": 0}
-
-    class LosesUpdate:
-        def __init__(self, port: Any) -> None:
-            self.port = port
-
-        def update(self, *args: Any, **kwargs: Any) -> Any:
-            made = self.port.update(*args, **kwargs)
-            if lose["update"]:
-                lose["update"] -= 1
-                raise ProviderError("people.update: timed out", retryable=True)
-            return made
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.port, name)
-
-    base = graph.contact_sync
-    sync = ContactSync(
-        mirror=graph.contact_mirror,
-        contacts=graph.contact_store,
-        candidates=graph.candidates,
-        access=WrappedContactsAccess(graph.connectors, LosesUpdate),
-        read_phones=base._read_phones,
-        group_name=base._group_name,
-    )
+    lose = LostAnswers()
+    sync = contact_sync_losing(graph, lose, ["update"])
     ada = crm(graph, given_name="Ada", family_name="Byron", emails=["ada@example.com"])
     sync.run(ALICE, connection_id)
     [google] = by_email(user, "ada@example.com")
@@ -500,7 +477,7 @@ def test_a_lost_update_answer_never_makes_a_later_crm_edit_lose(
 
     user.edit(name, {"names": [{"givenName": "Augusta", "familyName": "Byron"}]})
     graph.contacts.change(ALICE, ada.contact_id, ContactInput(organization="Engines"))
-    lose["update"] = 1
+    lose.left = 1
     with pytest.raises(ProviderError):
         sync.run(ALICE, connection_id)  # the CRM took "Augusta"; Google took "Engines", unanswered
     graph.contacts.change(ALICE, ada.contact_id, ContactInput(given_name="Countess"))
@@ -587,19 +564,11 @@ def test_a_contact_deleted_in_the_crm_after_its_create_lost_its_answer_leaves_go
     user deletes the contact in the CRM. The next sync finds the Google contact we made and
     deletes it: no contact of ours outlives its CRM contact."""
     from crmsync.errors import ProviderError
-    from tests.support.access import LosesAnswers, LostAnswers, WrappedContactsAccess
+    from tests.support.access import LostAnswers, contact_sync_losing
 
     connection_id, user = account
     lost = LostAnswers()
-    base = graph.contact_sync
-    sync = ContactSync(
-        mirror=graph.contact_mirror,
-        contacts=graph.contact_store,
-        candidates=graph.candidates,
-        access=WrappedContactsAccess(graph.connectors, lambda port: LosesAnswers(port, lost, ["create"], "people")),
-        read_phones=base._read_phones,
-        group_name=base._group_name,
-    )
+    sync = contact_sync_losing(graph, lost, ["create"])
     sync.run(ALICE, connection_id)
     gone = crm(graph, given_name="Brief", emails=["brief@example.com"])
     lost.left = 1

@@ -13,6 +13,7 @@ from crmsync.errors import ProviderError
 from crmsync.ports.calendar import CalendarPort
 from crmsync.ports.contacts import ContactsPort
 from crmsync.providers.google.calendar import GoogleCalendar
+from crmsync.sync.contact_sync import ContactSync
 
 
 class WrappedAccess:
@@ -87,3 +88,17 @@ class LosesAnswers:
             return result
 
         return write
+
+
+def contact_sync_losing(graph: Graph, lost: LostAnswers, writes: Collection[str]) -> ContactSync:
+    """The production contacts sync of ``graph``, its People port's ``writes`` losing their
+    answers as ``lost`` says."""
+    base = graph.contact_sync
+    return ContactSync(
+        mirror=graph.contact_mirror,
+        contacts=graph.contact_store,
+        candidates=graph.candidates,
+        access=WrappedContactsAccess(graph.connectors, lambda port: LosesAnswers(port, lost, writes, "people")),
+        read_phones=base._read_phones,
+        group_name=base._group_name,
+    )
