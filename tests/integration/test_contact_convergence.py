@@ -146,6 +146,8 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
             self.declined: set[str] = set()
             #: CRM contacts that may end unlinked: their Google twin was deleted by the user.
             self.may_unlink: set[str] = set()
+            #: Per Google contact, its fields as last written by the user or agreed.
+            self.google_last: dict[str, dict[str, str | None]] = {}
             #: Per CRM contact, the Google contact and the fields of the pair when it last agreed.
             self.settled: dict[str, tuple[str, dict[str, str | None]]] = {}
 
@@ -232,6 +234,7 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
             at = _time(view)
             self.written.google[name] = {k: (v, at) for k, v in google_fields(view).items() if v}
             self.written.google_at[name] = at
+            self.google_last[name] = google_fields(view)
 
         def _google_edit(self, view: dict[str, Any], name: str) -> None:
             value = self._fresh("g" + name[:2])
@@ -250,6 +253,7 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
             edited = self.w.user.edit(view["resourceName"], body)
             self.written.google.setdefault(view["resourceName"], {})[name] = (value, _time(edited))
             self.written.google_at[view["resourceName"]] = _time(edited)
+            self.google_last[view["resourceName"]] = google_fields(edited)
 
         @rule(pick=st.integers(min_value=0), name=st.sampled_from(FIELDS))
         def google_edits(self, pick: int, name: str) -> None:
@@ -391,6 +395,7 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
                 before = self.settled.get(contact.contact_id)
                 relinked = before is not None and before[0] != name
                 self.settled[contact.contact_id] = (name, ours)
+                self.google_last[name] = dict(ours)
                 for f in FIELDS:
                     if f in crm_w and f in google_w:
                         (c, crm_at), (g, google_at) = crm_w[f], google_w[f]
@@ -405,6 +410,10 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
                             expected = {c, g}
                     elif f in crm_w:
                         expected = {crm_w[f][0]}
+                        if self.written.google_at.get(name, crm_w[f][1]) > crm_w[f][1]:
+                            # Google's contact is dated later than the CRM's write (another of
+                            # its fields changed): on a first link its value may win.
+                            expected.add(self.google_last.get(name, {}).get(f))
                     elif f in google_w:
                         expected = {google_w[f][0]}
                     else:

@@ -603,3 +603,36 @@ def test_a_google_contact_matching_a_number_the_crm_contact_just_gained_is_not_o
     assert offered(graph) == []
     graph.contact_sync.run(ALICE, connection_id)
     assert offered(graph) == []
+
+
+def test_a_lost_create_of_a_person_google_already_had_leaves_one_contact_in_google(
+    graph: Graph, account: tuple[str, GooglePeopleUser]
+) -> None:
+    """The user adds Lin in both places; Google's copy has not reached the sync's listing yet
+    (propagation delay), so the sync creates Lin in Google, and that answer is lost. Once both
+    show, the CRM contact is linked to one of them and the copy we made is deleted."""
+    from crmsync.errors import ProviderError
+    from tests.support.access import LostAnswers, contact_sync_losing
+
+    connection_id, user = account
+    lost = LostAnswers()
+    sync = contact_sync_losing(graph, lost, ["create"])
+    sync.run(ALICE, connection_id)
+    user.propagation(600)
+    user.add(person("Lin", emails=("lin@example.com",)))
+    lin = crm(graph, given_name="Lin", emails=["lin@example.com"])
+    lost.left = 1
+    with pytest.raises(ProviderError):
+        sync.run(ALICE, connection_id)
+    assert len(by_email(user, "lin@example.com")) == 2
+    user.propagation(0)
+
+    sync.run(ALICE, connection_id)
+    sync.run(ALICE, connection_id)
+
+    [left] = by_email(user, "lin@example.com")
+    linked = graph.contact_store.get(ALICE, lin.contact_id)
+    assert linked is not None
+    assert linked.google is not None
+    assert linked.google.resource_name == left["resourceName"]
+    assert offered(graph) == []

@@ -582,8 +582,11 @@ class _Run:
                 continue
             link = contact.google
             if link is not None and link.connection_id == self.connection_id and link.resource_name != name:
-                if m.key == contact.contact_id and link.ours and link.resource_name in self.mirror:
-                    duplicates.append(name)  # a second create of ours whose answer was lost
+                if m.key == contact.contact_id and link.resource_name in self.mirror:
+                    # Made by us for this contact (its key), which is linked to another Google
+                    # contact since (one of ours, or the person's own met meanwhile): a create
+                    # whose answer was lost. A second copy of the person: deleted.
+                    duplicates.append(name)
                     continue
                 self._put(replace(m, contact_id=contact.contact_id))  # matched, linked to another
                 continue
