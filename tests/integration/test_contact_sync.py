@@ -636,3 +636,33 @@ def test_a_lost_create_of_a_person_google_already_had_leaves_one_contact_in_goog
     assert linked.google is not None
     assert linked.google.resource_name == left["resourceName"]
     assert offered(graph) == []
+
+
+def test_a_lost_create_seen_only_after_the_crm_deleted_the_contact_is_deleted_in_google(
+    graph: Graph, account: tuple[str, GooglePeopleUser]
+) -> None:
+    """The create's answer is lost and Google's listing shows the new contact only minutes
+    later (propagation delay); meanwhile the user deletes the contact in the CRM and a sync
+    carries the deletion out. When the contact finally shows, it is ours for a deleted CRM
+    contact: deleted in Google."""
+    from crmsync.errors import ProviderError
+    from tests.support.access import LostAnswers, contact_sync_losing
+
+    connection_id, user = account
+    lost = LostAnswers()
+    sync = contact_sync_losing(graph, lost, ["create"])
+    sync.run(ALICE, connection_id)
+    user.propagation(600)
+    brief = crm(graph, given_name="Brief", emails=["brief@example.com"])
+    lost.left = 1
+    with pytest.raises(ProviderError):
+        sync.run(ALICE, connection_id)
+    graph.contacts.delete(ALICE, brief.contact_id)
+    sync.run(ALICE, connection_id)  # the deletion, before Google's listing shows the contact
+    assert len(by_email(user, "brief@example.com")) == 1
+    user.propagation(0)
+
+    sync.run(ALICE, connection_id)
+
+    assert by_email(user, "brief@example.com") == []
+    assert offered(graph) == []

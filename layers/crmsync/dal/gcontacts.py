@@ -20,10 +20,12 @@ from crmsync.errors import Conflict
 from crmsync.guard import GuardedResource, PendingDeletions
 from crmsync.models.connection import CONNECTION_SK_PREFIX, ConnectionItem
 from crmsync.models.gcontacts import (
+    CINTENT_SK_PREFIX,
     CPENDING_SK_PREFIX,
     GCONTACT_SK_PREFIX,
     ContactPendingItem,
     ContactSyncStateItem,
+    CreateIntentItem,
     GoogleContactItem,
     csync_sk,
     gcontact_prefix,
@@ -209,6 +211,29 @@ class ContactMirrorStore:
                 if not condition_failed(exc):
                     raise
 
+    # ------------------------------------------------------------------ create intents
+    def note_intents(self, principal: Principal, contact_ids: Iterable[str], at: datetime) -> None:
+        """Google may have created these contacts though the sync did not hear it."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        with CreateIntentItem.batch_write() as batch:
+            for contact_id in dict.fromkeys(contact_ids):
+                batch.save(CreateIntentItem(pk, CINTENT_SK_PREFIX + contact_id, at=at))
+
+    def intents(self, principal: Principal) -> dict[str, datetime]:
+        """The contact ids whose create in Google may have gone unheard, and since when."""
+        items = CreateIntentItem.query(
+            user_pk(principal.tenant_id, principal.user_id),
+            CreateIntentItem.sk.startswith(CINTENT_SK_PREFIX),
+            consistent_read=True,
+        )
+        return {i.sk[len(CINTENT_SK_PREFIX) :]: i.at for i in items}
+
+    def drop_intents(self, principal: Principal, contact_ids: Iterable[str]) -> None:
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        with CreateIntentItem.batch_write() as batch:
+            for contact_id in dict.fromkeys(contact_ids):
+                batch.delete(CreateIntentItem(pk, CINTENT_SK_PREFIX + contact_id))
+
     # ------------------------------------------------------------------ mirror
     def contacts(
         self, principal: Principal, connection_id: str | None = None, *, besides: str | None = None
@@ -340,3 +365,4 @@ class ContactMirrorStore:
         pk = user_pk(principal.tenant_id, principal.user_id)
         self.remove(principal, connection_id, [name for _, name in self.contacts(principal, connection_id)])
         ContactSyncStateItem(pk, csync_sk(connection_id)).delete(add_version_condition=False)
+        self.drop_intents(principal, self.intents(principal))

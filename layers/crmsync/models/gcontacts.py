@@ -19,6 +19,7 @@ GCONTACT_SK_PREFIX = "GCONTACT#"
 CSYNC_SK_PREFIX = "CSYNC#"
 CANDIDATE_SK_PREFIX = "CANDIDATE#"
 CPENDING_SK_PREFIX = "CPENDING#"
+CINTENT_SK_PREFIX = "CINTENT#"
 
 
 def gcontact_prefix(connection_id: str) -> str:
@@ -146,3 +147,12 @@ class ReviewImportItem(ConnectionsTableItem):
     started_at = UTCDateTimeAttribute()
     finished_at = UTCDateTimeAttribute(null=True)
     version = VersionAttribute()
+
+
+class CreateIntentItem(ConnectionsTableItem):
+    """A create in Google that failed or lost its answer (sk ``CINTENT#<contact id>``):
+    Google may hold a contact with that key the sync has not met yet. Met once its CRM contact
+    is gone, that contact is deleted in Google (ours, for a contact the CRM deleted). Dropped
+    once the contact is linked, or after :data:`crmsync.sync.contact_sync.INTENT_KEPT`."""
+
+    at = UTCDateTimeAttribute()

@@ -83,6 +83,8 @@ log = logging.getLogger(__name__)
 
 #: A no-op sync leaves the cursor alone, but refreshes it this often (``last_success_at``).
 CURSOR_REFRESH = timedelta(hours=1)
+#: How long a create intent is kept: Google's writes reach sync listings within minutes.
+INTENT_KEPT = timedelta(days=7)
 #: Read, merge and write again this often when Google's etag keeps moving.
 _MERGE_ATTEMPTS = 4
 
@@ -375,6 +377,8 @@ class _Run:
         self.waiting: set[str] = set()
         #: Emails and phones CRM contacts gained in this run (by merges), and whose they are.
         self.gained: dict[str, str] = {}
+        #: CRM contacts whose create in Google may have gone unheard (create intents).
+        self.intents: dict[str, datetime] = {}
         #: CRM contacts deleted since the last push (their marks are pending).
         self.deleting: set[str] = set()
         self.held: dict[str, PendingDeletions] = {}
@@ -424,6 +428,7 @@ class _Run:
                 )
             return ContactSyncOutcome(full=False)
         self.deleting = {c.contact_id for c in pending if c.deleted}
+        self.intents = o._mirror.intents(principal)
         self.mirror = {name: m for (_, name), m in o._mirror.contacts(principal, connection_id).items()}
         self.linked_before = sum(1 for m in self.mirror.values() if m.contact_id)
         group = cursor.group or port.ensure_group(o._group_name).resource_name
@@ -441,6 +446,7 @@ class _Run:
                 log.exception("mirror of a failed contacts sync not saved", extra={"connection_id": connection_id})
             raise
         self._save_mirror()
+        self._settle_intents()
         offered = self._candidates()
         o._mirror.clear_pending(principal, done)
         self._settle_guard(full)
@@ -454,6 +460,17 @@ class _Run:
             deleted=self.deleted,
             offered=offered,
         )
+
+    def _settle_intents(self) -> None:
+        """Drop the create intents that are done with: the contact is linked (its copies are
+        then met as duplicates), or the intent is older than any propagation delay."""
+        if not self.intents:
+            return
+        now = self.o._clock()
+        linked = {m.contact_id for m in self.mirror.values() if m.contact_id and m.key == m.contact_id}
+        done = [cid for cid, at in self.intents.items() if cid in linked or now - at > INTENT_KEPT]
+        if done:
+            self.o._mirror.drop_intents(self.principal, done)
 
     def _claim_gained(self) -> None:
         """Google contacts still free (not ours, linked to none) that match an email or phone a
@@ -573,9 +590,10 @@ class _Run:
                     # Deleted in the CRM: its deletion mark decides (deleted, unlinked or held).
                     self._put(replace(m, contact_id=base.contact_id, unlinked_by_crm=base.unlinked_by_crm))
                     continue
-                if m.key is not None and m.key in self.deleting and (base is None or not base.contact_id):
-                    # Ours, made for a CRM contact deleted before it learned of it (the create's
-                    # answer was lost): deleted in Google like any contact we made.
+                unheard = m.key is not None and (m.key in self.deleting or m.key in self.intents)
+                if unheard and not (base and base.contact_id):
+                    # Ours, made for a CRM contact deleted before the sync heard of it (the
+                    # create's answer was lost): deleted in Google like any contact we made.
                     duplicates.append(name)
                     continue
                 self._put(replace(m, contact_id=None, unlinked_by_crm=bool(base and base.unlinked_by_crm)))
@@ -838,16 +856,22 @@ class _Run:
                 self._drop(name)
             self.deleted += len(gone)
         if creates:
-            made = port.create([_draft(crm_view(c), key=c.contact_id) for c in creates])
-            if made:
-                try:
-                    port.add_members(
-                        ContactGroup(resource_name=group, name=self.o._group_name), [p.resource_name for p in made]
-                    )
-                except ProviderNotFound:
-                    log.warning(
-                        "a contact left before it joined the CRM group", extra={"connection_id": self.connection_id}
-                    )
+            try:
+                made = port.create([_draft(crm_view(c), key=c.contact_id) for c in creates])
+                if made:
+                    try:
+                        port.add_members(
+                            ContactGroup(resource_name=group, name=self.o._group_name), [p.resource_name for p in made]
+                        )
+                    except ProviderNotFound:
+                        log.warning(
+                            "a contact left before it joined the CRM group", extra={"connection_id": self.connection_id}
+                        )
+            except ProviderError:
+                # Google may have made some of them (an answer lost): should their CRM contact
+                # be deleted before the sync meets them, they are deleted then.
+                self.o._mirror.note_intents(self.principal, [c.contact_id for c in creates], self.o._clock())
+                raise
             for contact, person in zip(creates, made, strict=True):
                 link = GoogleLink(self.connection_id, person.resource_name, person.etag, True)
                 self.o._contacts.update(self.principal, contact, contact.fields, google=link, pending=False)
