@@ -153,6 +153,7 @@ class CreateIntentItem(ConnectionsTableItem):
     """A create in Google that failed or lost its answer (sk ``CINTENT#<contact id>``):
     Google may hold a contact with that key the sync has not met yet. Met once its CRM contact
     is gone, that contact is deleted in Google (ours, for a contact the CRM deleted). Dropped
-    once the contact is linked, or after :data:`crmsync.sync.contact_sync.INTENT_KEPT`."""
+    after :data:`crmsync.sync.contact_sync.INTENT_KEPT` (Google's listings show writes within
+    minutes), or on disconnect."""
 
     at = UTCDateTimeAttribute()

@@ -462,13 +462,12 @@ class _Run:
         )
 
     def _settle_intents(self) -> None:
-        """Drop the create intents that are done with: the contact is linked (its copies are
-        then met as duplicates), or the intent is older than any propagation delay."""
+        """Drop the create intents older than any propagation delay. Not sooner, even once the
+        contact is linked: a second copy may still show after the contact is deleted."""
         if not self.intents:
             return
         now = self.o._clock()
-        linked = {m.contact_id for m in self.mirror.values() if m.contact_id and m.key == m.contact_id}
-        done = [cid for cid, at in self.intents.items() if cid in linked or now - at > INTENT_KEPT]
+        done = [cid for cid, at in self.intents.items() if now - at > INTENT_KEPT]
         if done:
             self.o._mirror.drop_intents(self.principal, done)
 
