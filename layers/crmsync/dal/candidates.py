@@ -11,7 +11,7 @@ and records the user's choices and answers through the rest of this store:
   contact type and consent, kept when the user pages on, leaves or reloads;
 * :meth:`CandidateStore.ids` — every candidate id with a status (and selection), for the three
   actions, which apply to every candidate of the review, seen or not;
-* :meth:`CandidateStore.mark` / :meth:`CandidateStore.mark_all` — declined, imported, or
+* :meth:`CandidateStore.mark` — declined, imported, or
   offered again ("Show declined" → bring back); :meth:`CandidateStore.decline_offered` — an
   answer's declines, in bulk;
 * :meth:`CandidateStore.delete_connection` — disconnect.
@@ -267,20 +267,6 @@ class CandidateStore:
                 ],
             ):
                 marked += 1
-        return marked
-
-    def mark_all(
-        self,
-        principal: Principal,
-        from_status: CandidateStatus,
-        to_status: CandidateStatus,
-        *,
-        selected: bool | None = None,
-    ) -> int:
-        """Every candidate with ``from_status`` (and that selection, unless None) gets
-        ``to_status``, one row at a time; then one recount."""
-        marked = self.mark(principal, self.ids(principal, from_status, selected=selected), to_status)
-        self.recount(principal)
         return marked
 
     def decline_offered(self, principal: Principal, *, created_by: datetime, selected: bool | None = None) -> int:
