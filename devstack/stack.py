@@ -355,8 +355,9 @@ class Stack:
                     "GoogleCertsUri": endpoints["certs_uri"],
                     "GoogleIssuers": self.google.issuer,
                     "GoogleApiRoot": self.google.base_url,
-                    # Contacts is asked for only by "Enable Google Sync" (incremental consent).
-                    "GoogleFeatures": "calendar,contacts",
+                    # Contacts and email are asked for only by "Enable Google Sync" and "Email
+                    # (2-way sync)" (incremental consent).
+                    "GoogleFeatures": "calendar,contacts,email",
                 }
             )
         else:

@@ -74,6 +74,14 @@ class CoreSettings(BaseModel):
     jwt_admin_claim: str = "crm_admin"
     #: The Google contact group CRM contacts are pushed into (F10: "named after the CRM").
     contacts_group_name: str = Field(default="CRM", min_length=1, max_length=50)
+    #: Two-way mail sync (F8): the Pub/Sub topic Gmail publishes mailbox changes to
+    #: (``projects/<project>/topics/<topic>``; empty: no watch, the schedule's safety net only),
+    #: and what the push subscription's OIDC tokens must say: their audience and the service
+    #: account that signs them; Google's keys for those tokens.
+    gmail_topic: str = Field(default="", max_length=255)
+    gmail_push_audience: str = Field(default="", max_length=2048)
+    gmail_push_service_account: str = Field(default="", max_length=320)
+    pubsub_certs_uri: str = "https://www.googleapis.com/oauth2/v1/certs"
 
     @property
     def calendar_webhook_url(self) -> str:
@@ -114,6 +122,10 @@ class CoreSettings(BaseModel):
                     "mass_deletion_minimum": e.get("MASS_DELETION_MINIMUM"),
                     "default_phone_region": e.get("DEFAULT_PHONE_REGION"),
                     "contacts_group_name": e.get("CONTACTS_GROUP_NAME"),
+                    "gmail_topic": e.get("GMAIL_TOPIC"),
+                    "gmail_push_audience": e.get("GMAIL_PUSH_AUDIENCE"),
+                    "gmail_push_service_account": e.get("GMAIL_PUSH_SERVICE_ACCOUNT"),
+                    "pubsub_certs_uri": e.get("PUBSUB_CERTS_URI"),
                 }.items()
                 if v
             },

@@ -11,6 +11,8 @@ class CrmSyncError(Exception):
 
     #: Short machine-readable slug, used as the last segment of the problem ``type``.
     slug = "error"
+    #: The sign-in intent whose step refused (the OAuth callback returns to its page).
+    intent: str | None = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

@@ -49,6 +49,7 @@ from crmsync.domain import (
 )
 from crmsync.domain.contacts import ContactsSync
 from crmsync.domain.ids import check_id
+from crmsync.domain.mail_sync import MailSync
 from crmsync.errors import BookingConflict, Conflict, OAuthStateError
 from crmsync.guard import Decision, GuardedResource, PendingDeletions
 from crmsync.models.appointment import APPOINTMENT_SK_PREFIX, PUSH_DUE_SHARDS, push_due_at_key
@@ -964,6 +965,50 @@ class FakeContactsSyncStore:
                 yield principal, current.connection_id
 
 
+class FakeMailSyncStore:
+    """:class:`crmsync.dal.mail_sync.MailSyncStore` and :class:`MailboxDirectory`, in memory."""
+
+    def __init__(self, clock: Clock = _now) -> None:
+        self._clock = clock
+        self.settings: dict[Principal, MailSync] = {}
+        self.mailboxes: dict[tuple[str, Principal], str] = {}
+
+    def get(self, principal: Principal) -> MailSync:
+        return self.settings.get(principal, MailSync())
+
+    def _put(self, principal: Principal, value: MailSync) -> MailSync:
+        self.settings[principal] = replace(value, version=self.get(principal).version + 1)
+        return self.settings[principal]
+
+    def enable(self, principal: Principal, connection_id: str, account_email: str, window_days: int) -> MailSync:
+        current = self.get(principal)
+        if current.connection_id != connection_id:
+            current = MailSync(connection_id=connection_id, enabled_at=_utc(self._clock()))
+        return self._put(principal, replace(current, account_email=account_email, window_days=window_days))
+
+    def set_window(self, principal: Principal, window_days: int) -> MailSync:
+        return self._put(principal, replace(self.get(principal), window_days=window_days))
+
+    def disable(self, principal: Principal) -> MailSync:
+        before = self.get(principal)
+        self._put(principal, MailSync(window_days=before.window_days))
+        return before
+
+    def enabled(self) -> Iterator[tuple[Principal, MailSync]]:
+        for principal, current in self.settings.items():
+            if current.connection_id:
+                yield principal, current
+
+    def register(self, principal: Principal, connection_id: str, email: str) -> None:
+        self.mailboxes[(email.lower(), principal)] = connection_id
+
+    def unregister(self, principal: Principal, email: str) -> None:
+        self.mailboxes.pop((email.lower(), principal), None)
+
+    def owners(self, email: str) -> list[tuple[Principal, str]]:
+        return [(p, c) for (e, p), c in self.mailboxes.items() if e == email.lower()]
+
+
 class FakeStores:
     """One fake of each store, named like the stores of :class:`crmsync.app.wiring.Graph`;
     the stores of the connections table share :attr:`table`. ``clock`` gives the moments
@@ -982,3 +1027,4 @@ class FakeStores:
         self.contact_sync_stores = FakeContactSyncStores()
 
         self.contacts_sync_store = FakeContactsSyncStore(clock)
+        self.mail_sync_store = FakeMailSyncStore(clock)

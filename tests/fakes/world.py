@@ -183,6 +183,14 @@ class FakeGraph(Graph):
     def contacts_sync_store(self) -> Any:
         return self.stores.contacts_sync_store
 
+    @cached_property
+    def mail_sync_store(self) -> Any:
+        return self.stores.mail_sync_store
+
+    @cached_property
+    def mailbox_directory(self) -> Any:
+        return self.stores.mail_sync_store
+
     # ------------------------------------------------------------------ arranging
     def connect(self, principal: Principal, email: str = "ada@example.com") -> str:
         """Connect an account the way a user does (authorize, consent, callback); its id."""

@@ -39,7 +39,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "models": frozenset({"domain", "security"}),
     "dal": frozenset({"models", "domain", "errors", "guard", "security"}),
     "mail": frozenset({"dal", "domain", "errors", "messaging", "security", "config"}),
-    "sync": frozenset({"ports", "dal", "domain", "errors", "guard", "messaging", "security"}),
+    # Gmail sync (F8) logs mail as BCC logging does: the mail package's parser and logbook.
+    "sync": frozenset({"ports", "mail", "dal", "domain", "errors", "guard", "messaging", "security"}),
     "logic": frozenset({"ports", "mail", "dal", "domain", "errors", "guard", "messaging", "security"}),
     "api": frozenset({"app", "logic", "mail", "dal", "domain", "errors", "guard", "config", "observability"}),
     "web": frozenset({"api"}),

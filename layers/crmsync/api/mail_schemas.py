@@ -100,6 +100,13 @@ class ConversationEntryOut(BaseModel):
     notes: list[str]
     attachments: list[AttachmentOut]
     logged_at: datetime
+    #: How it was logged first: by BCC, by two-way Gmail sync, or sent from the CRM.
+    source: Literal["bcc", "gmail", "crm"]
+    #: Gmail's thread (conversation) id, once two-way sync saw the message; null otherwise.
+    thread_id: str | None
+    #: What became of it in Gmail: live, trashed, spam or deleted (the CRM keeps it, marked);
+    #: null when two-way sync has not seen it.
+    gmail_state: Literal["live", "trashed", "spam", "deleted"] | None
 
     @classmethod
     def fields_of(cls, m: LoggedMessage) -> dict[str, object]:
@@ -118,6 +125,9 @@ class ConversationEntryOut(BaseModel):
                 for a in m.attachments
             ],
             "logged_at": m.logged_at,
+            "source": m.source,
+            "thread_id": m.gmail.thread_id if m.gmail and m.gmail.thread_id else None,
+            "gmail_state": m.gmail.state if m.gmail else None,
         }
 
     @classmethod

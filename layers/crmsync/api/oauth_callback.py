@@ -1,8 +1,8 @@
 """GET /oauth/{provider}/callback: the end of the consent, always back to the settings page.
 
-Every outcome is a redirect (303) to the integrations page with either ``connected=<id>``
-or ``error=<reason>``; the page turns the reason into words. Nothing secret or
-user-controlled is reflected.
+Every outcome is a redirect (303) to the integrations page (or, for a sign-in the Email page
+started, that page) with either ``connected=<id>`` or ``error=<reason>``; the page turns the
+reason into words. Nothing secret or user-controlled is reflected.
 """
 
 from __future__ import annotations
@@ -21,8 +21,15 @@ log = logging.getLogger(__name__)
 router = APIGatewayHttpRouter()
 
 
-def _redirect(**params: str) -> Response[str]:
-    location = f"{get_settings().settings_page_url}?{urlencode(params)}"
+#: Sign-ins started from another settings page return there (the rest: Integrations).
+RETURN_PAGES = {"mail_sync": "email"}
+
+
+def _redirect(intent: str | None = None, **params: str) -> Response[str]:
+    page = get_settings().settings_page_url
+    if intent in RETURN_PAGES:
+        page = page.rsplit("/", 1)[0] + "/" + RETURN_PAGES[intent]
+    location = f"{page}?{urlencode(params)}"
     return Response(
         status_code=303,
         headers={
@@ -52,7 +59,7 @@ def callback(provider: str) -> Response[str]:
         return _redirect(error="unsupported_provider")
     params = router.current_event.query_string_parameters or {}
     try:
-        connection = integrations().complete_connect(
+        outcome = integrations().finish_connect(
             provider,
             state=params.get("state"),
             code=params.get("code"),
@@ -62,6 +69,7 @@ def callback(provider: str) -> Response[str]:
     except CrmSyncError as exc:
         reason = outcome_reason(exc)
         log.warning("oauth callback refused", extra={"reason": reason, "detail": exc.detail})
-        return _redirect(error=reason)
+        return _redirect(exc.intent, error=reason)
+    connection = outcome.connection
     log.info("account connected", extra={"connection_id": connection.connection_id})
-    return _redirect(connected=connection.connection_id)
+    return _redirect(outcome.intent, connected=connection.connection_id)

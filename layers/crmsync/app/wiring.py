@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from crmsync.dal.guard import PendingDeletionsStore
     from crmsync.dal.mail_bucket import MailBucket
     from crmsync.dal.mail_log import MailLogStore
+    from crmsync.dal.mail_sync import MailboxDirectory, MailSyncStore
     from crmsync.dal.mirror import MirrorStore
     from crmsync.dal.oauth_states import OAuthStateStore
     from crmsync.dal.review import ReviewImportStore
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from crmsync.logic.contacts import Contacts
     from crmsync.logic.contacts_sync_settings import ContactsSyncSettings, SyncProgressSource
     from crmsync.logic.integrations import Integrations
+    from crmsync.logic.mail_sync_settings import MailSyncSettings
     from crmsync.mail.inbound import InboundMail
     from crmsync.messaging.events import EventBridgePublisher
     from crmsync.messaging.queue import SyncQueue
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
     from crmsync.sync.channels import Channels
     from crmsync.sync.contact_requests import ContactSyncRequests
     from crmsync.sync.contact_sync import ContactSync
+    from crmsync.sync.mail_requests import MailSyncRequests
+    from crmsync.sync.mail_sync import MailSyncEngine
     from crmsync.sync.planner import SyncPlanner
 
 
@@ -409,11 +413,15 @@ class Graph(Core):
                 self.calendar_store.delete_for_connection,
                 self.calendar_sync.forget_connection,
                 self.contact_sync.forget_connection,
+                lambda principal, connection_id: self.mail_sync_settings.forget_connection(principal, connection_id),
             ],
             before_revoke=[self.calendar_sync.stop_channels],
             # Deferred: the contacts sync settings use these integrations to start consents.
-            after_connect={"contacts_sync": lambda principal, c: self.contacts_sync_settings.complete(principal, c)},
-            on_request=("contacts",),
+            after_connect={
+                "contacts_sync": lambda principal, c: self.contacts_sync_settings.complete(principal, c),
+                "mail_sync": lambda principal, c: self.mail_sync_settings.complete(principal, c),
+            },
+            on_request=("contacts", "email"),
         )
 
     @cached_property
@@ -513,6 +521,67 @@ class Graph(Core):
             sync=self.contacts_sync_store,
             queue=self.queue,
         )
+
+    @cached_property
+    def mail_sync_store(self) -> MailSyncStore:
+        from crmsync.dal.mail_sync import MailSyncStore
+
+        return MailSyncStore()
+
+    @cached_property
+    def mailbox_directory(self) -> MailboxDirectory:
+        from crmsync.dal.mail_sync import MailboxDirectory
+
+        return MailboxDirectory()
+
+    @cached_property
+    def mail_sync(self) -> MailSyncEngine:
+        """F8's sync engine (the worker's; the API only queues its runs)."""
+        from crmsync.mail.parse import parse_message
+        from crmsync.sync.mail_sync import MailSyncEngine
+
+        return MailSyncEngine(
+            store=self.mail_sync_store,
+            connections=self.connection_store,
+            senders=self.sender_addresses,
+            access=self.connectors,
+            contacts=self.contact_store,
+            log_store=self.mail_log,
+            bucket=self.mail_bucket,
+            parse=parse_message,
+            publisher=self.events,
+            queue=self.queue,
+            logging_domain=self.settings.logging_domain,
+            topic=self.settings.gmail_topic,
+            # Deferred: the integrations name the mail sync among what a disconnect forgets.
+            scope_granted=lambda connection: self.integrations.feature_granted(connection, "email"),
+            clock=self.clock,
+            counter=self.counter,
+        )
+
+    @cached_property
+    def mail_sync_requests(self) -> MailSyncRequests:
+        from crmsync.sync.mail_requests import MailSyncRequests
+
+        return MailSyncRequests(self.queue)
+
+    @cached_property
+    def mail_sync_settings(self) -> MailSyncSettings:
+        from crmsync.logic.mail_sync_settings import MailSyncSettings
+
+        return MailSyncSettings(
+            connections=self.connection_store,
+            store=self.mail_sync_store,
+            directory=self.mailbox_directory,
+            integrations=self.integrations,
+            requests=self.mail_sync_requests,
+            # Deferred: stopping a watch opens the mailbox (the engine does it).
+            stopper=self,
+        )
+
+    def stop_watch(self, principal: Principal, connection_id: str) -> None:
+        """Stop a mailbox's Gmail watch (the settings' stopper)."""
+        self.mail_sync.stop_watch(principal, connection_id)
 
     @cached_property
     def inbound_mail(self) -> InboundMail:

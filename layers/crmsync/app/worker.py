@@ -23,9 +23,11 @@ from crmsync.messaging.messages import (
     ConnectionCheck,
     ContactImportRequest,
     ContactSyncRequest,
+    MailSyncRequest,
     sync_message_adapter,
 )
 from crmsync.sync.coalesce import settle
+from crmsync.sync.mail_requests import MAILBOX_RESOURCE
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,12 @@ def handle_record(record: SQSRecord) -> str:
 
 
 def run(
-    message: ConnectionCheck | AppointmentPush | CalendarSyncRequest | ContactSyncRequest | ContactImportRequest,
+    message: ConnectionCheck
+    | AppointmentPush
+    | CalendarSyncRequest
+    | ContactSyncRequest
+    | ContactImportRequest
+    | MailSyncRequest,
 ) -> str:
     if isinstance(message, AppointmentPush):
         outcome = graph().appointments.push(message)
@@ -60,6 +67,8 @@ def run(
         return sync_contacts(message)
     if isinstance(message, ContactImportRequest):
         return import_contacts(message)
+    if isinstance(message, MailSyncRequest):
+        return sync_mail(message)
     return check(message)
 
 
@@ -94,6 +103,34 @@ def sync_contacts(message: ContactSyncRequest) -> str:
             "updated": result.updated if result else 0,
             "applied": result.applied if result else 0,
             "offered": result.offered if result else None,
+        },
+    )
+    return outcome
+
+
+def sync_mail(message: MailSyncRequest) -> str:
+    """Sync the user's Gmail (F8), or forget a mailbox no longer synced. A push waits for its
+    burst of notifications to end, then takes the mailbox's mark (coalescing, as calendars)."""
+    principal = Principal(message.tenant_id, message.user_id)
+    engine = graph().mail_sync
+    if message.reason == "forget":
+        forgotten = engine.forget(principal, message.connection_id)
+        log.info("gmail mailbox forgotten", extra={"connection_id": message.connection_id, "messages": forgotten})
+        return "forgotten"
+    if message.reason == "push":
+        settle(graph().sync_requests, principal, message.connection_id, MAILBOX_RESOURCE)
+    result = engine.run(principal, message.connection_id, reason=message.reason, emails=message.emails)
+    outcome = "not_synced" if result is None else result.mode + (" (continues)" if result.more else "")
+    log.info(
+        "gmail synced",
+        extra={
+            "connection_id": message.connection_id,
+            "reason": message.reason,
+            "outcome": outcome,
+            "checked": result.checked if result else 0,
+            "logged": result.logged if result else 0,
+            "recognised": result.recognised if result else 0,
+            "marked": result.marked if result else 0,
         },
     )
     return outcome

@@ -75,6 +75,14 @@ class MailBucket:
         # Encryption at rest is the bucket's default (template.yaml).
         self.client.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
 
+    def delete(self, keys: list[str]) -> None:
+        """Delete these objects (missing ones are fine), 1,000 per request."""
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            self.client.delete_objects(
+                Bucket=self._bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+            )
+
     def read_text(self, key: str) -> str | None:
         try:
             answer = self.client.get_object(Bucket=self._bucket, Key=key)

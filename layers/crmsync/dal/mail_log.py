@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from crmsync.dal import shared_connection
+from crmsync.dal import condition_failed, shared_connection
 from crmsync.dal.paging import decode_cursor, encode_cursor
 from crmsync.dal.transact import failed_conditions
 from crmsync.domain import Principal
-from crmsync.domain.mail_records import LoggedMessage, Page, StoredAttachment
+from crmsync.domain.mail_records import GmailRef, GmailState, LoggedMessage, Page, StoredAttachment
 from crmsync.domain.message import Address
 from crmsync.models.keys import user_pk
 from crmsync.models.mail import (
@@ -23,6 +23,7 @@ from crmsync.models.mail import (
     conversation_prefix,
     conversation_sk,
 )
+from crmsync.models.mail_sync import GmailIndexItem, gmail_index_sk
 
 #: DynamoDB's limit of actions per transaction; the MAIL# item takes one.
 TRANSACTION_LIMIT = 100
@@ -64,6 +65,19 @@ def _to_domain(item: LoggedMailItem) -> LoggedMessage:
         logged_at=item.logged_at,
         event_published=bool(item.event_published),
         content_digest=item.content_digest,
+        source="gmail" if item.source == "gmail" else "crm" if item.source == "crm" else "bcc",
+        gmail=_gmail(item),
+    )
+
+
+def _gmail(item: LoggedMailItem) -> GmailRef | None:
+    if not (item.gmail_connection_id and item.gmail_id):
+        return None
+    state: GmailState = "live"
+    if item.gmail_state in ("trashed", "spam", "deleted"):
+        state = item.gmail_state  # type: ignore[assignment]
+    return GmailRef(
+        item.gmail_connection_id, item.gmail_id, item.thread_id or "", item.internal_date or item.date, state
     )
 
 
@@ -120,12 +134,22 @@ class MailLogStore:
             logged_at=message.logged_at,
             event_published=False,
             content_digest=message.content_digest,
+            source=None if message.source == "bcc" else message.source,
         )
-        date = sortable_date(message.date)
+        gmail = message.gmail
+        if gmail is not None:
+            item.gmail_connection_id = gmail.connection_id
+            item.gmail_id = gmail.message_id
+            item.thread_id = gmail.thread_id or None
+            item.internal_date = gmail.internal_date
+            item.gmail_state = gmail.state
+        date = sortable_date(self.sort_date(message))
         try:
             with TransactWrite(connection=self._db) as transaction:
                 # First in the transaction (puts keep their order): position 0 below.
                 transaction.save(item, condition=LoggedMailItem.sk.does_not_exist())
+                if gmail is not None:
+                    transaction.save(self._index(pk, gmail, message.message_key))
                 for contact_id in message.contact_ids:
                     transaction.save(
                         ConversationItem(
@@ -137,6 +161,116 @@ class MailLogStore:
                 return False
             raise
         return True
+
+    @staticmethod
+    def sort_date(message: LoggedMessage) -> datetime:
+        """Where a message sits in a conversation: Gmail's ``internalDate`` for mail the sync
+        logged first (Gmail orders its threads by it), else the message's Date."""
+        if message.source == "gmail" and message.gmail is not None:
+            return message.gmail.internal_date
+        return message.date
+
+    @staticmethod
+    def _index(pk: str, gmail: GmailRef, message_key: str) -> GmailIndexItem:
+        return GmailIndexItem(
+            pk,
+            gmail_index_sk(gmail.connection_id, gmail.message_id),
+            message_key=message_key,
+            thread_id=gmail.thread_id or None,
+        )
+
+    def attach_gmail(self, principal: Principal, message_key: str, gmail: GmailRef) -> bool:
+        """Record that a message logged before (by BCC, or sent from the CRM) is this Gmail
+        message: its ids and state on the MAIL# item, and the index entry. False when no
+        message is logged under ``message_key``."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        item = LoggedMailItem(pk, MAIL_SK_PREFIX + message_key)
+        try:
+            with TransactWrite(connection=self._db) as transaction:
+                transaction.update(
+                    item,
+                    actions=[
+                        LoggedMailItem.gmail_connection_id.set(gmail.connection_id),
+                        LoggedMailItem.gmail_id.set(gmail.message_id),
+                        LoggedMailItem.thread_id.set(gmail.thread_id)
+                        if gmail.thread_id
+                        else LoggedMailItem.thread_id.remove(),
+                        LoggedMailItem.internal_date.set(gmail.internal_date),
+                        LoggedMailItem.gmail_state.set(gmail.state),
+                    ],
+                    condition=LoggedMailItem.sk.exists(),
+                )
+                transaction.save(self._index(pk, gmail, message_key))
+        except TransactWriteError as exc:
+            if 0 in failed_conditions(exc):
+                return False
+            raise
+        return True
+
+    def gmail_keys(self, principal: Principal, connection_id: str, gmail_ids: list[str]) -> dict[str, str]:
+        """The logged message key of each of these Gmail messages (those not logged are left out)."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        found: dict[str, str] = {}
+        unique = list(dict.fromkeys(gmail_ids))
+        prefix_len = len(gmail_index_sk(connection_id, ""))
+        for start in range(0, len(unique), 100):
+            keys = [(pk, gmail_index_sk(connection_id, g)) for g in unique[start : start + 100]]
+            for entry in GmailIndexItem.batch_get(keys, consistent_read=True):
+                found[entry.sk[prefix_len:]] = entry.message_key
+        return found
+
+    def set_gmail_state(self, principal: Principal, message_key: str, state: GmailState) -> bool:
+        """Mark what became of the message in Gmail (kept in the CRM either way). False when it
+        is not logged, or not as a Gmail message."""
+        try:
+            LoggedMailItem(user_pk(principal.tenant_id, principal.user_id), MAIL_SK_PREFIX + message_key).update(
+                actions=[LoggedMailItem.gmail_state.set(state)], condition=LoggedMailItem.gmail_id.exists()
+            )
+        except UpdateError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def forget_gmail(self, principal: Principal, connection_id: str, limit: int = 200) -> tuple[int, list[str]]:
+        """Forget up to ``limit`` messages of a mailbox no longer synced: a message the sync
+        logged first goes with its conversation entries (its bucket objects are returned for
+        the caller to delete); one logged by BCC or sent from the CRM stays, without its Gmail
+        ids. Returns how many index entries were handled (fewer than ``limit``: done)."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        entries = list(
+            GmailIndexItem.query(
+                pk, GmailIndexItem.sk.startswith(gmail_index_sk(connection_id, "")), consistent_read=True, limit=limit
+            )
+        )
+        objects: list[str] = []
+        for entry in entries:
+            message = self.get(principal, entry.message_key)
+            with TransactWrite(connection=self._db) as transaction:
+                transaction.delete(entry)
+                if message is not None and message.gmail is not None and message.gmail.connection_id == connection_id:
+                    mail = LoggedMailItem(pk, MAIL_SK_PREFIX + message.message_key)
+                    if message.source == "gmail":
+                        transaction.delete(mail)
+                        date = sortable_date(self.sort_date(message))
+                        for contact_id in message.contact_ids:
+                            transaction.delete(
+                                ConversationItem(pk, conversation_sk(contact_id, date, message.message_key))
+                            )
+                        objects += [k for k in (message.text_key, message.html_key) if k]
+                        objects += [a.s3_key for a in message.attachments if a.s3_key]
+                    else:
+                        transaction.update(
+                            mail,
+                            actions=[
+                                LoggedMailItem.gmail_connection_id.remove(),
+                                LoggedMailItem.gmail_id.remove(),
+                                LoggedMailItem.thread_id.remove(),
+                                LoggedMailItem.internal_date.remove(),
+                                LoggedMailItem.gmail_state.remove(),
+                            ],
+                        )
+        return len(entries), objects
 
     def mark_published(self, principal: Principal, message_key: str) -> None:
         LoggedMailItem(user_pk(principal.tenant_id, principal.user_id), MAIL_SK_PREFIX + message_key).update(

@@ -81,6 +81,28 @@ class LoggedMessage:
     #: sha256 of what was logged (``crmsync.mail.inbound.content_digest``); None on messages
     #: logged before it was recorded.
     content_digest: str | None = None
+    #: How it was logged first: ``bcc``, ``gmail`` (two-way sync) or ``crm`` (sent from the CRM).
+    source: MessageSource = "bcc"
+    #: The Gmail message, once two-way sync saw it (F8).
+    gmail: GmailRef | None = None
+
+
+MessageSource = Literal["bcc", "gmail", "crm"]
+#: What became of a message in Gmail after it was logged: still there (``live``), in the
+#: trash or the spam folder, or deleted for good. The CRM keeps the entry, marked.
+GmailState = Literal["live", "trashed", "spam", "deleted"]
+
+
+@dataclass(frozen=True)
+class GmailRef:
+    """Where a logged message is in the user's Gmail: the connection, Gmail's message and
+    thread ids, Gmail's ``internalDate`` (which orders a conversation) and its state there."""
+
+    connection_id: str
+    message_id: str
+    thread_id: str
+    internal_date: datetime
+    state: GmailState = "live"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,14 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class ConnectOutcome:
+    """A completed sign-in: the stored connection, and the intent it carried (if any)."""
+
+    connection: Connection
+    intent: str | None = None
+
+
+@dataclass(frozen=True)
 class AuthorizationStart:
     authorization_url: str
     #: The browser-binding value to set as an HttpOnly cookie (a new or the reused one).
@@ -165,6 +173,20 @@ class Integrations:
         Every refusal raises before anything is written (the state is consumed so that a
         leaked callback URL cannot be replayed) and is counted as ``OAuthRefused``.
         """
+        return self.finish_connect(provider, state=state, code=code, error=error, binding=binding).connection
+
+    def finish_connect(
+        self,
+        provider: str,
+        *,
+        state: str | None,
+        code: str | None,
+        error: str | None,
+        binding: str | None,
+    ) -> ConnectOutcome:
+        """:meth:`complete_connect`, also saying which intent the sign-in carried (the
+        callback returns to the page that started it). A refusal raised by the intent's step
+        carries the intent in ``exc.intent``."""
         try:
             return self._complete_connect(provider, state=state, code=code, error=error, binding=binding)
         except CrmSyncError:
@@ -173,7 +195,7 @@ class Integrations:
 
     def _complete_connect(
         self, provider: str, *, state: str | None, code: str | None, error: str | None, binding: str | None
-    ) -> Connection:
+    ) -> ConnectOutcome:
         if not state:
             raise OAuthStateError(OAuthStateError.MISSING, "The sign-in response has no state.")
         pending = self._states.consume(state, binding_hash=sha256_hex(binding or ""), provider=provider)
@@ -212,9 +234,12 @@ class Integrations:
                 # refusal here (e.g. a scope the intent needs was unticked) leaves the
                 # connection as Google granted it and nothing of the intent half-done.
                 self._after_connect[pending.intent](principal, connection)
+        except CrmSyncError as exc:
+            exc.intent = pending.intent
+            raise
         finally:
             self._enqueue_check(connection, reason="connected", occasion=connection.updated_at.isoformat())
-        return connection
+        return ConnectOutcome(connection, pending.intent)
 
     def feature_granted(self, connection: Connection, feature: str) -> bool:
         """Whether the connection's grant holds every scope ``feature`` needs."""

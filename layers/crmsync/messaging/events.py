@@ -129,6 +129,18 @@ class EmailLogged(DomainEvent):
     subject: str = ""
 
 
+class EmailSynced(DomainEvent):
+    """Two-way sync logged a message of the user's Gmail into contacts' conversations (F8)."""
+
+    detail_type: ClassVar[str] = "EmailSynced"
+    origin: Origin = "provider"
+    message_key: str
+    contact_ids: list[str]
+    direction: Literal["outbound", "inbound"]
+    subject: str = ""
+    thread_id: str = ""
+
+
 class EventPublisher(Protocol):
     def publish(self, events: Sequence[DomainEvent]) -> None: ...
 

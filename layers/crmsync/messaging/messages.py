@@ -100,8 +100,33 @@ class ContactImportRequest(QueueMessage):
         return sha256_hex(f"{self.tenant_id}#{self.user_id}#contacts")[:64]
 
 
+class MailSyncRequest(QueueMessage):
+    """Sync the user's Gmail with their contacts' conversations (F8). One FIFO group per user's
+    mailbox, so a backfill step, a push and a contact's pull never run side by side.
+    ``reason``: ``push`` (a Gmail notification), ``enabled``, ``backfill`` (the next step of a
+    backfill), ``scheduled`` (the safety net and the daily watch renewal), ``contacts`` (new
+    contacts pull their past mail: ``emails``), ``manual``. ``occasion`` distinguishes requests
+    the FIFO queue must not drop as duplicates."""
+
+    kind: Literal["mail.sync"] = "mail.sync"
+    connection_id: str = Field(min_length=1, max_length=128)
+    reason: str = Field(default="scheduled", max_length=64)
+    occasion: str = Field(default="", max_length=256)
+    #: With ``reason`` ``contacts``: the new contacts' addresses whose mail to pull.
+    emails: tuple[Annotated[str, Field(min_length=3, max_length=320)], ...] = Field(default=(), max_length=50)
+
+    @property
+    def group_id(self) -> str:
+        return sha256_hex(f"{self.tenant_id}#{self.user_id}#mail")[:64]
+
+
 SyncMessage = Annotated[
-    ConnectionCheck | AppointmentPush | CalendarSyncRequest | ContactSyncRequest | ContactImportRequest,
+    ConnectionCheck
+    | AppointmentPush
+    | CalendarSyncRequest
+    | ContactSyncRequest
+    | ContactImportRequest
+    | MailSyncRequest,
     Field(discriminator="kind"),
 ]
 sync_message_adapter: TypeAdapter[SyncMessage] = TypeAdapter(SyncMessage)

@@ -24,6 +24,7 @@ from crmsync.models.mail import (
     LoggedMailItem,
     SenderAddressItem,
 )
+from crmsync.models.mail_sync import GmailIndexItem, MailboxLookupItem, MailSyncItem
 from crmsync.models.oauth_state import OAuthStateItem
 from crmsync.models.settings import CalendarSettingsItem, ContactsSyncItem, TenantSettingsItem
 from crmsync.models.sync import ChannelItem, ExternalEventItem, SyncRequestItem, SyncStateItem
@@ -46,8 +47,11 @@ __all__ = [
     "ContactsSyncItem",
     "ConversationItem",
     "ExternalEventItem",
+    "GmailIndexItem",
     "GoogleContactItem",
     "LoggedMailItem",
+    "MailSyncItem",
+    "MailboxLookupItem",
     "OAuthStateItem",
     "PendingDeletionsItem",
     "ScheduleItem",

@@ -169,6 +169,16 @@ class LoggedMailItem(ConnectionsTableItem):
     #: sha256 of the logged content: tells a redelivery (same digest) from another message that
     #: reuses the Message-ID. Absent on messages logged before it was recorded.
     content_digest = UnicodeAttribute(null=True)
+    #: How it was logged first: ``bcc`` (absent on older items), ``gmail`` (two-way sync) or
+    #: ``crm`` (sent from the CRM).
+    source = UnicodeAttribute(null=True)
+    #: The Gmail message once the two-way sync saw it (F8): the connection, Gmail's ids, and
+    #: its state there (``live``, ``trashed``, ``spam``, ``deleted``).
+    gmail_connection_id = UnicodeAttribute(null=True)
+    gmail_id = UnicodeAttribute(null=True)
+    thread_id = UnicodeAttribute(null=True)
+    internal_date = UTCDateTimeAttribute(null=True)
+    gmail_state = UnicodeAttribute(null=True)
 
 
 class ConversationItem(ConnectionsTableItem):

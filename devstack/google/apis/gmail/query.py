@@ -2,8 +2,8 @@
 
 Supported: ``from: to: cc: bcc: subject: after: before: older: newer: newer_than: older_than:
 in: label: is:`` and plain words or "quoted phrases", each negatable with a leading ``-``.
-Terms are ANDed. Dates in ``YYYY/MM/DD`` are midnight Pacific time, as Gmail documents;
-epoch seconds are exact.
+Terms are ANDed; ``{a b c}`` is an OR group (any of its terms). Dates in ``YYYY/MM/DD`` are
+midnight Pacific time, as Gmail documents; epoch seconds are exact.
 """
 
 from __future__ import annotations
@@ -68,12 +68,34 @@ class Query:
             terms = shlex.split(q)
         except ValueError:
             raise _invalid(q) from None
+        group: list[Predicate] | None = None
         for term in terms:
-            negate = term.startswith("-") and len(term) > 1
-            predicate = self._term(term[1:] if negate else term, box, now)
-            if predicate is None:
+            opens = term.startswith("{") and group is None
+            if opens:
+                group, term = [], term[1:]
+            closes = group is not None and term.endswith("}")
+            if closes:
+                term = term[:-1]
+            predicate = self._negatable(term, box, now) if term else None
+            if group is None:
+                if predicate is not None:
+                    self.predicates.append(predicate)
                 continue
-            self.predicates.append((lambda p: lambda m: not p(m))(predicate) if negate else predicate)
+            if predicate is not None:
+                group.append(predicate)
+            if closes:
+                # ``{a b}``: Gmail's OR group (any of its terms matches).
+                self.predicates.append((lambda ps: lambda m: any(p(m) for p in ps))(group))
+                group = None
+        if group is not None:
+            raise _invalid(q)
+
+    def _negatable(self, term: str, box: Mailbox, now: float) -> Predicate | None:
+        negate = term.startswith("-") and len(term) > 1
+        predicate = self._term(term[1:] if negate else term, box, now)
+        if predicate is None or not negate:
+            return predicate
+        return (lambda p: lambda m: not p(m))(predicate)
 
     def _term(self, term: str, box: Mailbox, now: float) -> Predicate | None:
         operator, sep, value = term.partition(":")

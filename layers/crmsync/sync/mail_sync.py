@@ -1,0 +1,524 @@
+"""Two-way Gmail sync (F8): the user's mail with their CRM contacts, into the contacts'
+conversations — once, threaded, and marked when Gmail trashes or deletes it.
+
+A run, for the mailbox the user enabled (PROVIDERS.md §2.3, Gmail's sync guide):
+
+* **backfill** (first, and again when Gmail's history is gone): take the mailbox's cursor
+  *before* listing, list the window (the last N days; never spam, trash or drafts) newest
+  first, fetch what is not logged yet in batch requests, and log what involves a CRM contact.
+  A backfill runs in steps of at most :attr:`MailSync.budget` (a worker invocation has 60 s):
+  each step saves its next page and progress and queues the next step. Only once every page
+  is applied does the cursor taken at the start become the history cursor, so mail that
+  arrived meanwhile is met by the history that follows;
+* **incremental**: every history page after the cursor; messages added are fetched and logged
+  (drafts, spam and trash never), a message trashed, moved to spam or deleted after it was
+  logged is *marked* (the CRM keeps what was said to a contact; the conversation shows that
+  it is gone from Gmail), and one restored is marked live again. Then the new cursor is stored.
+  Gmail's 404 for an old cursor → a new backfill (nothing is logged twice: the index below);
+* **contacts**: new contacts pull their mail of the window (a search by their addresses).
+
+Which messages: the participants (From, To, Cc) other than the user's own addresses and the
+logging domain, minus the user's never-log list; those that are CRM contacts get the message
+in their conversation. No contact → not logged. The user's own message is ``outbound``.
+
+Once: a message is keyed by its Message-ID as BCC logging keys it
+(:func:`crmsync.mail.inbound.message_keys`), so a message logged by BCC, or sent from the CRM,
+is recognised and only gains its Gmail ids; a Gmail index entry per message
+(``GMAIL#<connection>#<id>``, written in the logging transaction) makes label changes and
+deletions find it and makes a repeated run skip it without fetching.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from crmsync.dal.bcc import SenderAddressStore
+from crmsync.dal.connections import ConnectionStore
+from crmsync.dal.contacts import ContactStore
+from crmsync.dal.mail_bucket import MailBucket
+from crmsync.dal.mail_log import MailLogStore
+from crmsync.dal.mail_sync import MailSyncStore
+from crmsync.domain import Connection, ConnectionStatus, Counter, NoCounter, Principal
+from crmsync.domain.mail_records import Direction, GmailRef, GmailState, LoggedMessage
+from crmsync.domain.mail_sync import Backfill, MailSync
+from crmsync.domain.message import Address, MailLimits, ParsedMail, Refusal
+from crmsync.mail import logbook
+from crmsync.mail.addresses import on_domain
+from crmsync.messaging.events import EmailSynced, EventPublisher
+from crmsync.ports.errors import AuthRevoked, CursorInvalid, ProviderError
+from crmsync.ports.mail import DRAFT, SPAM, TRASH, ChangeKind, MailAccess, MailChange, MailPort, RawMessage
+from crmsync.security.secrets import sha256_hex
+from crmsync.sync.mail_requests import MailSyncRequests
+
+log = logging.getLogger(__name__)
+
+Parser = Callable[[bytes, MailLimits], ParsedMail | Refusal]
+#: A message with one of these labels is not conversation: never logged.
+SKIPPED_LABELS = frozenset({DRAFT, SPAM, TRASH})
+#: Contacts linked per message (one transaction holds the message, its index entry and one
+#: conversation entry per contact).
+MAX_CONTACTS = 97
+#: Ids fetched per call (the adapter sends them as batch requests of 50).
+FETCH_CHUNK = 100
+#: Addresses per search when new contacts pull their past mail (three terms each).
+SEARCH_CHUNK = 15
+#: Renew the watch when it was last opened this long ago (Google: "once per day").
+WATCH_RENEW_AFTER = timedelta(hours=20)
+SCOPE_MISSING = "Google no longer grants access to the mail of {email}; enable Email sync again."
+
+
+class Queue(Protocol):
+    def send(self, message: Any) -> None: ...
+
+
+class NeverLogRules(Protocol):
+    def blocks(self, email: str) -> bool: ...
+
+
+class NeverLogSource(Protocol):
+    """The user's never-log list (addresses and domains whose mail is never logged)."""
+
+    def get(self, principal: Principal) -> NeverLogRules: ...
+
+
+class _Nothing:
+    def blocks(self, email: str) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class MailSyncOutcome:
+    mode: str  # "backfill", "incremental", "contacts"
+    checked: int = 0
+    logged: int = 0
+    recognised: int = 0
+    marked: int = 0
+    #: The backfill continues in a queued step.
+    more: bool = False
+
+
+@dataclass
+class _Tally:
+    checked: int = 0
+    logged: int = 0
+    recognised: int = 0
+    marked: int = 0
+    oldest: datetime | None = None
+
+
+class MailSyncEngine:
+    def __init__(
+        self,
+        *,
+        store: MailSyncStore,
+        connections: ConnectionStore,
+        senders: SenderAddressStore,
+        access: MailAccess,
+        contacts: ContactStore,
+        log_store: MailLogStore,
+        bucket: MailBucket,
+        parse: Parser,
+        publisher: EventPublisher,
+        queue: Queue,
+        logging_domain: str,
+        topic: str = "",
+        never_log: NeverLogSource | None = None,
+        scope_granted: Callable[[Connection], bool] | None = None,
+        limits: MailLimits | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        budget: timedelta = timedelta(seconds=40),
+        counter: Counter | None = None,
+    ) -> None:
+        self._store = store
+        self._connections = connections
+        self._senders = senders
+        self._access = access
+        self._contacts = contacts
+        self._log = log_store
+        self._bucket = bucket
+        self._parse = parse
+        self._publisher = publisher
+        self._queue = queue
+        self._domain = logging_domain
+        self._topic = topic
+        self._never_log = never_log
+        self._scope_granted = scope_granted
+        self._limits = limits or MailLimits()
+        self._clock = clock
+        self.budget = budget
+        self._counter = counter or NoCounter()
+
+    # ------------------------------------------------------------------ entry point
+    def run(
+        self, principal: Principal, connection_id: str, *, reason: str = "scheduled", emails: Sequence[str] = ()
+    ) -> MailSyncOutcome | None:
+        """One run; None when the mailbox is not (or no longer) the one synced, or its
+        connection cannot be used (the state says why). Provider failures are recorded and
+        raised, so the queue retries with backoff."""
+        state = self._store.get(principal)
+        if state.connection_id != connection_id:
+            return None
+        stored = self._connections.get_stored(principal, connection_id)
+        if stored is None or stored.connection.status is not ConnectionStatus.CONNECTED:
+            return None
+        if self._scope_granted is not None and not self._scope_granted(stored.connection):
+            message = SCOPE_MISSING.format(email=stored.connection.email)
+            if state.last_error != message:
+                self._store.save(principal, connection_id, error=message)
+            return None
+        port = self._access.mail(stored)
+        run = _Run(self, principal, connection_id, port, state, stored.connection.email)
+        try:
+            if reason == "contacts" and emails:
+                return run.pull(emails)
+            return run.sync(notified=reason == "push")
+        except AuthRevoked:
+            raise
+        except ProviderError as exc:
+            try:
+                self._store.save(principal, connection_id, error=str(exc)[:500])
+            except Exception:
+                log.exception("could not record a mail sync failure", extra={"connection_id": connection_id})
+            raise
+
+    def forget(self, principal: Principal, connection_id: str) -> int:
+        """Forget the synced-only mail of a mailbox no longer synced (disable, another mailbox
+        chosen, disconnect), within the run's budget; what is left is queued as the next step.
+        Nothing while it is the synced mailbox again (the user enabled it anew)."""
+        if self._store.get(principal).connection_id == connection_id:
+            return 0
+        deadline = self._clock() + self.budget
+        forgotten = 0
+        while True:
+            handled, objects = self._log.forget_gmail(principal, connection_id)
+            self._bucket.delete(objects)
+            forgotten += handled
+            if handled == 0:
+                return forgotten
+            if self._clock() >= deadline:
+                self.request(principal, connection_id, "forget", f"forget@{self._clock().isoformat()}")
+                return forgotten
+
+    def stop_watch(self, principal: Principal, connection_id: str) -> None:
+        """No more Gmail notifications for this mailbox."""
+        stored = self._connections.get_stored(principal, connection_id)
+        if stored is None or stored.connection.status is not ConnectionStatus.CONNECTED or not self._topic:
+            return
+        self._access.mail(stored).stop()
+
+    def request(self, principal: Principal, connection_id: str, reason: str, occasion: str) -> None:
+        MailSyncRequests(self._queue).request(principal, connection_id, reason, occasion)
+
+
+class _Run:
+    def __init__(
+        self, o: MailSyncEngine, principal: Principal, connection_id: str, port: MailPort, state: MailSync, email: str
+    ) -> None:
+        self.o = o
+        self.principal = principal
+        self.connection_id = connection_id
+        self.port = port
+        self.state = state
+        self.started = o._clock()
+        self.deadline = self.started + o.budget
+        self.own = {c.email.lower() for c in o._connections.list(principal)} | o._senders.verified(principal)
+        self.own.add(email.lower())
+        self.never = o._never_log.get(principal) if o._never_log is not None else _Nothing()
+
+    @property
+    def since(self) -> datetime:
+        return self.started - timedelta(days=self.state.window_days)
+
+    # ------------------------------------------------------------------ the run
+    def sync(self, *, notified: bool) -> MailSyncOutcome:
+        o, state = self.o, self.state
+        if state.history_cursor is None and state.backfill is None:
+            state = self._begin_backfill()
+        if state.backfill is not None:
+            tally, done = self._backfill(state.backfill)
+            if not done:
+                return MailSyncOutcome("backfill", tally.checked, tally.logged, tally.recognised, more=True)
+            self._watch()
+            return MailSyncOutcome("backfill", tally.checked, tally.logged, tally.recognised)
+        assert state.history_cursor is not None
+        try:
+            page = self.port.changes_since(state.history_cursor)
+        except CursorInvalid:
+            log.info("gmail history expired; backfilling the window again", extra={"connection_id": self.connection_id})
+            o._counter.count("MailHistoryExpired")
+            self._begin_backfill()
+            o.request(self.principal, self.connection_id, "backfill", f"restart@{self.started.isoformat()}")
+            return MailSyncOutcome("backfill", more=True)
+        tally = self._apply(page.changes)
+        now = o._clock()
+        changed = page.cursor != state.history_cursor or state.last_error is not None
+        stale = state.last_synced_at is None or now - state.last_synced_at > timedelta(minutes=30)
+        if changed or stale or notified:
+            self._store_save(
+                history_cursor=page.cursor,
+                synced_at=now,
+                error=None,
+                notified_at=now if notified else None,
+            )
+        self._watch()
+        return MailSyncOutcome("incremental", tally.checked, tally.logged, tally.recognised, tally.marked)
+
+    def pull(self, emails: Sequence[str]) -> MailSyncOutcome:
+        """New contacts' mail of the window (a Gmail search by their addresses)."""
+        wanted = sorted({e.strip().lower() for e in emails if "@" in e and not self.never.blocks(e)})
+        tally = _Tally()
+        for start in range(0, len(wanted), SEARCH_CHUNK):
+            chunk = wanted[start : start + SEARCH_CHUNK]
+            query = "{" + " ".join(f"{op}:{_quoted(e)}" for e in chunk for op in ("from", "to", "cc")) + "}"
+            page: str | None = None
+            while True:
+                listed = self.port.list_messages(since=self.since, query=query, page=page)
+                self._log_new([r.message_id for r in listed.messages], tally)
+                page = listed.next_page
+                if page is None:
+                    break
+        return MailSyncOutcome("contacts", tally.checked, tally.logged, tally.recognised)
+
+    # ------------------------------------------------------------------ backfill
+    def _begin_backfill(self) -> MailSync:
+        profile = self.port.profile()
+        backfill = Backfill(cursor=profile.history_cursor, page=None, started_at=self.started)
+        saved = self._store_save(backfill=backfill, error=None)
+        self.state = saved if saved is not None else replace(self.state, backfill=backfill)
+        return self.state
+
+    def _backfill(self, backfill: Backfill) -> tuple[_Tally, bool]:
+        o = self.o
+        tally = _Tally()
+        page = backfill.page
+        while True:
+            listed = self.port.list_messages(since=self.since, page=page)
+            self._log_new([r.message_id for r in listed.messages], tally)
+            page = listed.next_page
+            backfill = replace(
+                backfill,
+                page=page,
+                reached=tally.oldest or backfill.reached,
+                checked=backfill.checked + tally.checked,
+                logged=backfill.logged + tally.logged,
+            )
+            tally.checked = tally.logged = 0
+            if page is None:
+                now = o._clock()
+                self._store_save(backfill=None, history_cursor=backfill.cursor, synced_at=now, error=None)
+                o._counter.count("MailBackfillDone")
+                log.info(
+                    "gmail backfill done",
+                    extra={"connection_id": self.connection_id, "checked": backfill.checked, "logged": backfill.logged},
+                )
+                return _Tally(backfill.checked, backfill.logged), True
+            self._store_save(backfill=backfill)
+            if o._clock() >= self.deadline:
+                o.request(self.principal, self.connection_id, "backfill", f"page@{backfill.checked}")
+                return _Tally(backfill.checked, backfill.logged), False
+
+    # ------------------------------------------------------------------ changes
+    def _apply(self, changes: Iterable[MailChange]) -> _Tally:
+        """History, oldest first: fetch what was added (and what left the trash or spam
+        unlogged), mark what left Gmail's inbox for the trash, spam or for good."""
+        added: list[str] = []
+        moved: dict[str, GmailState] = {}
+        for change in changes:
+            mid = change.message.message_id
+            if change.kind is ChangeKind.ADDED:
+                if not SKIPPED_LABELS & set(change.label_ids):
+                    added.append(mid)
+                moved.pop(mid, None)
+            elif change.kind is ChangeKind.DELETED:
+                moved[mid] = "deleted"
+            elif change.kind is ChangeKind.LABELS_ADDED:
+                if TRASH in change.label_ids:
+                    moved[mid] = "trashed"
+                elif SPAM in change.label_ids and moved.get(mid) != "trashed":
+                    moved[mid] = "spam"
+            elif change.kind is ChangeKind.LABELS_REMOVED and {TRASH, SPAM} & set(change.label_ids):
+                # Restored (Gmail's state decides: fetched below).
+                moved[mid] = "live"
+        tally = _Tally()
+        if not added and not moved:
+            return tally
+        known = self.o._log.gmail_keys(self.principal, self.connection_id, [*added, *moved])
+        fetch = [m for m in dict.fromkeys(added) if m not in known and moved.get(m) in (None, "live")]
+        fetch += [m for m, s in moved.items() if s == "live" and m not in known and m not in fetch]
+        for mid, state in moved.items():
+            key = known.get(mid)
+            if key is None:
+                continue
+            if state == "live":
+                # Still trashed or in spam if Gmail says so: read its labels.
+                found = self.port.get_messages([mid])
+                if not found:
+                    state = "deleted"
+                elif TRASH in found[0].label_ids:
+                    state = "trashed"
+                elif SPAM in found[0].label_ids:
+                    state = "spam"
+            if self.o._log.set_gmail_state(self.principal, key, state):
+                tally.marked += 1
+        self._fetch_and_log(fetch, tally)
+        return tally
+
+    # ------------------------------------------------------------------ logging
+    def _log_new(self, gmail_ids: list[str], tally: _Tally) -> None:
+        if not gmail_ids:
+            return
+        known = self.o._log.gmail_keys(self.principal, self.connection_id, gmail_ids)
+        tally.checked += len(known)
+        self._fetch_and_log([g for g in gmail_ids if g not in known], tally)
+
+    def _fetch_and_log(self, gmail_ids: list[str], tally: _Tally) -> None:
+        for start in range(0, len(gmail_ids), FETCH_CHUNK):
+            for raw in self.port.get_messages(gmail_ids[start : start + FETCH_CHUNK]):
+                tally.checked += 1
+                if tally.oldest is None or raw.internal_date < tally.oldest:
+                    tally.oldest = raw.internal_date
+                outcome = self._one(raw)
+                if outcome == "logged":
+                    tally.logged += 1
+                elif outcome == "recognised":
+                    tally.recognised += 1
+
+    def _one(self, raw: RawMessage) -> str:
+        """Log one Gmail message: ``logged``, ``recognised`` (logged before, now known as this
+        Gmail message) or why not (``skipped``, ``refused``, ``no_contacts``)."""
+        if SKIPPED_LABELS & set(raw.label_ids) or raw.internal_date < self.since - timedelta(days=1):
+            return "skipped"
+        try:
+            parsed = self.o._parse(raw.raw, self.o._limits)
+        except Exception as exc:  # noqa: BLE001 - hostile input must never stop a mailbox's sync
+            log.warning(
+                "gmail message not parsed", extra={"connection_id": self.connection_id, "error": type(exc).__name__}
+            )
+            return "refused"
+        if isinstance(parsed, Refusal):
+            return "refused"
+        sender = parsed.sender.email.lower() if parsed.sender else ""
+        if not sender:
+            return "refused"
+        direction: Direction = "outbound" if sender in self.own else "inbound"
+        participants = [a for a in (parsed.sender, *parsed.to, *parsed.cc) if a is not None]
+        if any(self.never.blocks(a.email) for a in participants if a.email.lower() not in self.own) and not [
+            a for a in participants if a.email.lower() not in self.own and not self.never.blocks(a.email)
+        ]:
+            return "no_contacts"
+        emails = list(
+            dict.fromkeys(
+                a.email.lower()
+                for a in participants
+                if a.email.lower() not in self.own
+                and not on_domain(a.email, self.o._domain)
+                and not self.never.blocks(a.email)
+            )
+        )
+        if not emails:
+            return "no_contacts"
+        owners = self.o._contacts.owners(self.principal, emails)
+        contact_ids = tuple(dict.fromkeys(owners[e] for e in emails if e in owners))[:MAX_CONTACTS]
+        if not contact_ids:
+            return "no_contacts"
+        return self._commit(raw, parsed, direction, contact_ids)
+
+    def _commit(self, raw: RawMessage, mail: ParsedMail, direction: Direction, contact_ids: tuple[str, ...]) -> str:
+        from crmsync.mail.inbound import content_digest, message_keys
+
+        gmail = GmailRef(self.connection_id, raw.message_id, raw.thread_id, raw.internal_date)
+        digest = content_digest(mail)
+        for index, key in enumerate(keys := message_keys(mail, digest)):
+            existing = self.o._log.get(self.principal, key)
+            if existing is not None:
+                if _same_message(existing, mail, digest) or index == len(keys) - 1:
+                    if existing.gmail is None or existing.gmail.message_id != raw.message_id:
+                        self.o._log.attach_gmail(self.principal, key, gmail)
+                    return "recognised"
+                continue
+            parts = logbook.store_parts(self.o._bucket, self.principal, key, digest, mail)
+            message = logbook.record(
+                mail,
+                key=key,
+                digest=digest,
+                direction=direction,
+                parts=parts,
+                contact_ids=contact_ids,
+                notes=mail.notes,
+                date=mail.date or raw.internal_date,
+                to=_shown(mail.to, self.o._domain),
+                cc=_shown(mail.cc, self.o._domain),
+                source="gmail",
+                gmail=gmail,
+            )
+            if not self.o._log.commit(self.principal, message):
+                # A concurrent logging (BCC, a send) took the key first: the same message.
+                self.o._log.attach_gmail(self.principal, key, gmail)
+                return "recognised"
+            self._publish(message)
+            return "logged"
+        return "recognised"
+
+    def _publish(self, message: LoggedMessage) -> None:
+        user = sha256_hex(f"{self.principal.tenant_id}\n{self.principal.user_id}")[:16]
+        self.o._publisher.publish(
+            [
+                EmailSynced(
+                    event_id=f"email:{user}:{message.message_key}",
+                    tenant_id=self.principal.tenant_id,
+                    user_id=self.principal.user_id,
+                    message_key=message.message_key,
+                    contact_ids=list(message.contact_ids),
+                    direction=message.direction,
+                    subject=message.subject,
+                    thread_id=message.gmail.thread_id if message.gmail else "",
+                )
+            ]
+        )
+        self.o._log.mark_published(self.principal, message.message_key)
+        self.o._counter.count("MailSynced")
+
+    # ------------------------------------------------------------------ the watch
+    def _watch(self) -> None:
+        """Open the mailbox's watch, or renew it once a day (Google: at least every 7 days)."""
+        o = self.o
+        if not o._topic:
+            return
+        renewed = self.state.watch_renewed_at
+        now = o._clock()
+        if renewed is not None and now - renewed < WATCH_RENEW_AFTER:
+            return
+        watch = self.port.watch(o._topic)
+        self._store_save(watch_expires_at=watch.expires_at, watch_renewed_at=now)
+        log.info("gmail watch opened", extra={"connection_id": self.connection_id})
+
+    def _store_save(self, **changes: Any) -> MailSync | None:
+        saved = self.o._store.save(self.principal, self.connection_id, **changes)
+        if saved is not None:
+            self.state = saved
+        return saved
+
+
+def _same_message(existing: LoggedMessage, mail: ParsedMail, digest: str) -> bool:
+    """The message logged under its Message-ID is this one: the same logged content, or
+    (Gmail's copy of a BCC-logged message may differ in what a relay added) the same sender
+    and Date."""
+    if existing.content_digest in (None, digest):
+        return True
+    sender = mail.sender.email.lower() if mail.sender else ""
+    same_sender = (existing.sender.email.lower() if existing.sender else "") == sender
+    return same_sender and mail.date is not None and abs((existing.date - mail.date).total_seconds()) < 1
+
+
+def _shown(addresses: tuple[Address, ...], domain: str) -> tuple[Address, ...]:
+    kept = [a for a in addresses if not on_domain(a.email, domain) and len(a.email) <= 320]
+    return tuple(Address(a.email, a.name[:200]) for a in kept[: logbook.MAX_STORED_ADDRESSES])
+
+
+def _quoted(email: str) -> str:
+    """An address as one Gmail search term (quotes keep characters Gmail would split on)."""
+    return '"' + email.replace('"', "") + '"'
