@@ -150,6 +150,8 @@ class MailSyncEngine:
         self._limits = limits or MailLimits()
         self._clock = clock
         self.budget = budget
+        #: Ids listed per page (Gmail's largest is 500).
+        self.page_size = 500
         self._counter = counter or NoCounter()
 
     # ------------------------------------------------------------------ entry point
@@ -295,8 +297,11 @@ class _Run:
         o = self.o
         tally = _Tally()
         page = backfill.page
+        # Every step lists the same window (a page token belongs to its query): the one from
+        # when the backfill began.
+        since = backfill.started_at - timedelta(days=self.state.window_days)
         while True:
-            listed = self.port.list_messages(since=self.since, page=page)
+            listed = self.port.list_messages(since=since, page=page, page_size=self.o.page_size)
             self._log_new([r.message_id for r in listed.messages], tally)
             page = listed.next_page
             backfill = replace(
