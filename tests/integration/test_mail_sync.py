@@ -4,7 +4,6 @@ expired history, messages seen through BCC logging too, new contacts' past mail,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -13,7 +12,11 @@ from crmsync.app.wiring import Graph
 from crmsync.config import Settings
 from crmsync.domain import Principal
 from crmsync.domain.mail_records import LoggedMessage
+from crmsync.domain.message import ParsedMail
 from crmsync.logic.contacts import ContactInput
+from crmsync.mail import logbook
+from crmsync.mail.inbound import content_digest, message_keys
+from crmsync.mail.parse import parse_message
 from crmsync.messaging.messages import MailSyncRequest
 from crmsync.sync.mail_sync import MailSyncEngine
 from tests.fakes.world import RecordingQueue
@@ -44,7 +47,7 @@ def queue(graph: Graph) -> RecordingQueue:
 
 
 @pytest.fixture
-def mailbox(stack, graph: Graph, ada: str) -> Iterator[tuple[str, GmailUser]]:
+def mailbox(stack, graph: Graph, ada: str) -> tuple[str, GmailUser]:
     """Ada's Google account connected with Gmail's scopes and made her mail account."""
     integrations = graph.integrations
     start = integrations.start_connect("google", ALICE, features=["calendar", "email"])
@@ -53,7 +56,7 @@ def mailbox(stack, graph: Graph, ada: str) -> Iterator[tuple[str, GmailUser]]:
         "google", state=params["state"], code=params["code"], error=None, binding=start.binding
     )
     graph.mail_sync_settings.complete(ALICE, connection)
-    yield connection.connection_id, GmailUser(stack.google.base_url, ada)
+    return connection.connection_id, GmailUser(stack.google.base_url, ada)
 
 
 @pytest.fixture
@@ -84,7 +87,8 @@ def test_the_backfill_logs_the_mail_of_crm_contacts_once_and_nothing_else(
     user.receive(message(MARIE, [user.email], "Junk", "spam"), labels=["SPAM"])
     user.receive(message(MARIE, [user.email], "Binned", "trash"), labels=["TRASH"])
     user.receive(message(user.email, [MARIE], "Draft", "not sent"), labels=["DRAFT"])
-    assert [m.reason for m in queue.take() if isinstance(m, MailSyncRequest)] == ["enabled"]
+    # Enabling queued the backfill; creating Marie queued the pull of her past mail.
+    assert [m.reason for m in queue.take() if isinstance(m, MailSyncRequest)] == ["enabled", "contacts"]
 
     outcome = engine.run(ALICE, connection_id, reason="enabled")
 
@@ -219,31 +223,25 @@ def test_a_message_logged_by_bcc_is_recognised_not_logged_again(
     engine.run(ALICE, connection_id)
     sent = message(user.email, [MARIE], "Proposal", "Attached", message_id="<proposal-1@example.com>")
     # Logged first as BCC logging logs it (the same Message-ID), then seen in Gmail's Sent.
-    from crmsync.mail.parse import parse_message
-
     parsed = parse_message(bytes(sent))
-    assert not hasattr(parsed, "reason")
-    from crmsync.mail import logbook
-    from crmsync.mail.inbound import content_digest, message_keys
-
-    digest = content_digest(parsed)  # type: ignore[arg-type]
-    key = message_keys(parsed, digest)[0]  # type: ignore[arg-type]
-    parts = logbook.store_parts(graph.mail_bucket, ALICE, key, digest, parsed)  # type: ignore[arg-type]
-    graph.mail_log.commit(
-        ALICE,
-        logbook.record(
-            parsed,  # type: ignore[arg-type]
-            key=key,
-            digest=digest,
-            direction="outbound",
-            parts=parts,
-            contact_ids=(marie,),
-            notes=(),
-            date=parsed.date,  # type: ignore[union-attr,arg-type]
-            to=parsed.to,  # type: ignore[union-attr]
-            cc=(),
-        ),
+    assert isinstance(parsed, ParsedMail)
+    digest = content_digest(parsed)
+    key = message_keys(parsed, digest)[0]
+    parts = logbook.store_parts(graph.mail_bucket, ALICE, key, digest, parsed)
+    assert parsed.date is not None
+    record = logbook.record(
+        parsed,
+        key=key,
+        digest=digest,
+        direction="outbound",
+        parts=parts,
+        contact_ids=(marie,),
+        notes=(),
+        date=parsed.date,
+        to=parsed.to,
+        cc=(),
     )
+    assert graph.mail_log.commit(ALICE, record)
     user.receive(sent, labels=["SENT"])
 
     outcome = engine.run(ALICE, connection_id)
@@ -257,17 +255,21 @@ def test_a_message_logged_by_bcc_is_recognised_not_logged_again(
 
 
 def test_new_contacts_pull_their_past_mail(
-    graph: Graph, engine: MailSyncEngine, mailbox: tuple[str, GmailUser]
+    graph: Graph, engine: MailSyncEngine, mailbox: tuple[str, GmailUser], queue: RecordingQueue
 ) -> None:
     connection_id, user = mailbox
     user.receive(message(PIERRE, [user.email], "Before he was a contact", "x"))
     user.receive(message(user.email, [PIERRE], "Sent to him", "y"), labels=["SENT"])
     user.receive(message(STRANGER, [user.email], "Unrelated", "z"))
     engine.run(ALICE, connection_id)
+    queue.take()
     pierre = contact(graph, PIERRE)
     assert subjects(graph, pierre) == []
+    # Creating the contact asked for its past mail.
+    (pull,) = [m for m in queue.take() if isinstance(m, MailSyncRequest)]
+    assert (pull.reason, pull.emails, pull.connection_id) == ("contacts", (PIERRE,), connection_id)
 
-    outcome = engine.run(ALICE, connection_id, reason="contacts", emails=[PIERRE])
+    outcome = engine.run(ALICE, connection_id, reason=pull.reason, emails=pull.emails)
 
     assert outcome is not None
     assert (outcome.mode, outcome.logged) == ("contacts", 2)

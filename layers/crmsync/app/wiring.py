@@ -468,6 +468,8 @@ class Graph(Core):
             tenants=self.tenant_settings,
             events=self.events,
             default_region=self.settings.default_phone_region,
+            # Deferred: the queue and the mail sync settings are built on first use.
+            mail_pull=lambda principal, emails: self.mail_sync_requests.pull(principal, emails),
         )
 
     @cached_property
@@ -563,7 +565,7 @@ class Graph(Core):
     def mail_sync_requests(self) -> MailSyncRequests:
         from crmsync.sync.mail_requests import MailSyncRequests
 
-        return MailSyncRequests(self.queue)
+        return MailSyncRequests(self.queue, self.mail_sync_store)
 
     @cached_property
     def mail_sync_settings(self) -> MailSyncSettings:

@@ -6,7 +6,7 @@ use case, so each publishes its domain event and none makes a second contact for
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -85,15 +85,18 @@ class Contacts:
         tenants: TenantSettingsStore | None = None,
         events: EventPublisher | None = None,
         default_region: str = contact_fields.FALLBACK_REGION,
+        mail_pull: Callable[[Principal, tuple[str, ...]], object] | None = None,
     ) -> None:
         """``default_region``: the deployment's region for phone numbers without a country
-        code, for tenants that set none."""
+        code, for tenants that set none. ``mail_pull``: asks two-way mail sync (F8) for the
+        past mail of a contact's new emails (a contact created, imported, or given an email)."""
         self._contacts = contacts
         self._log = log
         self._bucket = bucket
         self._tenants = tenants
         self._events = events
         self._default_region = default_region
+        self._mail_pull = mail_pull
 
     # ------------------------------------------------------------------ choices
     def choices(self, principal: Principal) -> ContactChoices:
@@ -201,6 +204,7 @@ class Contacts:
                 times[name] = now
         contact = self._contacts.update(principal, current, changed, changed_at=times)
         self._publish(ContactChanged, principal, contact, origin)
+        self._pull_mail(principal, tuple(e for e in contact.fields.emails if e not in current.fields.emails))
         return contact
 
     def delete(self, principal: Principal, contact_id: str) -> None:
@@ -251,6 +255,8 @@ class Contacts:
     def _publish(
         self, kind: type[ContactEvent], principal: Principal, contact: Contact, origin: Origin, **extra: str
     ) -> None:
+        if kind is not ContactChanged:
+            self._pull_mail(principal, contact.fields.emails)
         if self._events is None:
             return
         fields: dict[str, Any] = {
@@ -266,6 +272,15 @@ class Contacts:
             **extra,
         }
         self._events.publish([kind(**fields)])
+
+    def _pull_mail(self, principal: Principal, emails: tuple[str, ...]) -> None:
+        """Best effort: a contact is made whether or not its past mail can be asked for now."""
+        if not emails or self._mail_pull is None:
+            return
+        try:
+            self._mail_pull(principal, emails)
+        except Exception:
+            log.warning("past mail of a new contact not requested", exc_info=True)
 
 
 def _all_now() -> dict[str, datetime]:

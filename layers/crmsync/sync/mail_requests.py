@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from crmsync.domain import Principal
+from crmsync.domain.mail_sync import MailSync
 from crmsync.messaging.messages import MailSyncRequest
+from crmsync.security.secrets import sha256_hex
 
 #: The coalescing mark of a mailbox (:class:`crmsync.dal.sync_requests.SyncRequestStore`
 #: keys marks by connection and resource; a mailbox is one resource).
@@ -16,9 +19,45 @@ class Queue(Protocol):
     def send(self, message: Any) -> None: ...
 
 
+class SyncedMailbox(Protocol):
+    def get(self, principal: Principal) -> MailSync: ...
+
+
+KNOWN_FOR = timedelta(minutes=1)
+#: Emails per request (a message carries at most 50).
+PULL_CHUNK = 50
+
+
 class MailSyncRequests:
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: Queue, store: SyncedMailbox | None = None) -> None:
         self._queue = queue
+        self._store = store
+        #: The user's mailbox as last read, for a minute: a review importing thousands of
+        #: contacts reads it once, not once per contact.
+        self._known: dict[Principal, tuple[MailSync, datetime]] = {}
+
+    def _mailbox(self, principal: Principal) -> MailSync | None:
+        if self._store is None:
+            return None
+        now = datetime.now(UTC)
+        known = self._known.get(principal)
+        if known is None or now - known[1] > KNOWN_FOR:
+            if len(self._known) > 1000:
+                self._known.clear()
+            known = self._known[principal] = (self._store.get(principal), now)
+        return known[0]
+
+    def pull(self, principal: Principal, emails: tuple[str, ...]) -> bool:
+        """New contacts' emails: queue their past mail's pull, if the user syncs a mailbox."""
+        state = self._mailbox(principal)
+        if state is None or state.connection_id is None:
+            return False
+        wanted = tuple(sorted({e.lower() for e in emails if 3 <= len(e) <= 320}))
+        for start in range(0, len(wanted), PULL_CHUNK):
+            chunk = wanted[start : start + PULL_CHUNK]
+            occasion = "contacts@" + sha256_hex("\n".join(chunk))[:32] + f"@{datetime.now(UTC):%Y-%m-%dT%H:%M}"
+            self.request(principal, state.connection_id, "contacts", occasion, chunk)
+        return bool(wanted)
 
     def request(
         self, principal: Principal, connection_id: str, reason: str, occasion: str, emails: tuple[str, ...] = ()
