@@ -72,7 +72,7 @@ def test_routes_auth_and_event_sources(real: Template) -> None:
     (source,) = resolved.sqs_sources
     assert (source.function, source.queue, source.batch_size) == ("SyncWorkerFunction", "SyncQueue", 10)
     assert source.report_batch_item_failures
-    health, sweep, contacts = resolved.schedules
+    health, sweep, contacts, mail = resolved.schedules
     assert health.name == "crmsync-local-connection-health"
     assert health.kind == "ScheduleV2"
     assert health.expression == "rate(6 hours)"
@@ -85,6 +85,11 @@ def test_routes_auth_and_event_sources(real: Template) -> None:
         "rate(15 minutes)",
     )
     assert contacts.input == '{"job": "contacts_sync"}'
+    assert (mail.name, mail.expression, mail.input) == (
+        "crmsync-local-mail-sync",
+        "rate(1 hour)",
+        '{"job": "mail_sync"}',
+    )
 
 
 def test_resources(real: Template) -> None:

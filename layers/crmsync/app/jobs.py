@@ -1,5 +1,5 @@
 """Scheduled jobs. The schedule's Input names the job: ``{"job": "connection_health"}``,
-``{"job": "push_sweep"}``, ``{"job": "contacts_sync"}``."""
+``{"job": "push_sweep"}``, ``{"job": "contacts_sync"}``, ``{"job": "mail_sync"}``."""
 
 from __future__ import annotations
 
@@ -45,7 +45,28 @@ def contacts_sync(metrics: Metrics) -> dict[str, Any]:
     return {"job": "contacts_sync", "enqueued": sent}
 
 
-JOBS = {"connection_health": connection_health, "push_sweep": push_sweep, "contacts_sync": contacts_sync}
+def mail_sync(metrics: Metrics) -> dict[str, Any]:
+    """The safety net of two-way mail sync (F8): every hour, a history sync of every synced
+    mailbox — Gmail's pushes "may be delayed or dropped" — which also renews each watch once
+    a day and resumes a backfill whose next step was lost. A no-op costs one Gmail request.
+    The occasion is the hour: a repeated firing within it is a no-op at the queue."""
+    occasion = f"scheduled@{datetime.now(UTC):%Y-%m-%dT%H}"
+    root = graph()
+    sent = 0
+    for principal, state in root.mail_sync_store.enabled():
+        if state.connection_id:
+            root.mail_sync_requests.request(principal, state.connection_id, "scheduled", occasion)
+            sent += 1
+    metrics.add_metric(name="MailSyncsEnqueued", unit=MetricUnit.Count, value=sent)
+    return {"job": "mail_sync", "enqueued": sent}
+
+
+JOBS = {
+    "connection_health": connection_health,
+    "push_sweep": push_sweep,
+    "contacts_sync": contacts_sync,
+    "mail_sync": mail_sync,
+}
 
 
 def run_job(event: Any, metrics: Metrics) -> dict[str, Any]:
