@@ -58,8 +58,14 @@ def authorize_google(body: Annotated[AuthorizeRequest | None, Body()] = None) ->
     principal = principal_of(router.current_event, settings)
     request = body or AuthorizeRequest()
     # Reconnecting the contacts account (its email as the hint) keeps asking for contacts.
+    # Reconnecting the mail account keeps asking for Gmail's scopes.
     also = (
-        graph().contacts_sync_settings.sign_in_features(principal, request.login_hint) if not request.features else ()
+        (
+            *graph().contacts_sync_settings.sign_in_features(principal, request.login_hint),
+            *graph().mail_sync_settings.sign_in_features(principal, request.login_hint),
+        )
+        if not request.features
+        else ()
     )
     start = integrations().start_connect(
         "google",

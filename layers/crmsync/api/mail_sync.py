@@ -94,7 +94,7 @@ def get_email_sync() -> Response[EmailSyncOut]:
     return answer(200, EmailSyncOut.of(mail_sync().status(principal)))
 
 
-@router.post("/v1/settings/email-sync", responses=responses(200, EnableEmailSyncResponse, 404, 409, 422, body=True))
+@router.post("/v1/settings/email-sync", responses=responses(200, EnableEmailSyncResponse, 404, 422, body=True))
 def enable_email_sync(
     body: Annotated[EnableEmailSyncRequest | None, Body()] = None,
 ) -> Response[EnableEmailSyncResponse]:

@@ -24,7 +24,7 @@ from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.mail_sync import MailboxDirectory, MailSyncStore
 from crmsync.domain import Connection, ConnectionStatus, Principal
 from crmsync.domain.mail_sync import MailSync
-from crmsync.errors import Conflict, NotFound, ScopeNotGranted, Unprocessable
+from crmsync.errors import NotFound, ScopeNotGranted, Unprocessable
 from crmsync.logic.integrations import AuthorizationStart, Integrations
 
 log = logging.getLogger(__name__)
@@ -141,10 +141,9 @@ class MailSyncSettings:
             raise NotFound(f"No integration with id {connection_id!r}.")
         if connection.provider != PROVIDER:
             raise Unprocessable(f"Two-way email sync is offered for Gmail; {connection.email} is not a Google account.")
-        if connection.status is not ConnectionStatus.CONNECTED:
-            raise Conflict(f"The account {connection.email} must be connected again before email sync can start.")
         self._store.set_window(principal, window_days)
-        if self._integrations.feature_granted(connection, FEATURE):
+        # A connection Google no longer accepts goes through the consent again (reconnecting it).
+        if connection.status is ConnectionStatus.CONNECTED and self._integrations.feature_granted(connection, FEATURE):
             self.complete(principal, connection)
             return EnableOutcome(self.status(principal))
         start = self._integrations.start_connect(
@@ -169,6 +168,17 @@ class MailSyncSettings:
         log.info("mail sync enabled", extra={"connection_id": connection.connection_id})
         occasion = f"enabled@{enabled.enabled_at.isoformat() if enabled.enabled_at else ''}"
         self._request(principal, connection.connection_id, "enabled", occasion)
+
+    def sign_in_features(self, principal: Principal, login_hint: str | None) -> tuple[str, ...]:
+        """What a plain sign-in adds to its default features: ``email`` when it names the mail
+        account (the Integrations page's Reconnect passes its email), so reconnecting it keeps
+        Gmail's scopes — a revoked grant loses every scope."""
+        if not login_hint:
+            return ()
+        current = self._store.get(principal)
+        if current.account_email is None or current.account_email.lower() != login_hint.strip().lower():
+            return ()
+        return (FEATURE,)
 
     def disable(self, principal: Principal) -> None:
         before = self._store.get(principal)

@@ -21,6 +21,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "common.js": ("common.js", "text/javascript; charset=utf-8"),
     "calendar.js": ("calendar.js", "text/javascript; charset=utf-8"),
     "email.js": ("email.js", "text/javascript; charset=utf-8"),
+    "email-sync.js": ("email-sync.js", "text/javascript; charset=utf-8"),
     "settings.js": ("settings.js", "text/javascript; charset=utf-8"),
     "contacts-review.js": ("contacts-review.js", "text/javascript; charset=utf-8"),
     "settings.css": ("settings.css", "text/css; charset=utf-8"),
