@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from crmsync.dal.mail_bucket import MailBucket
     from crmsync.dal.mail_log import MailLogStore
     from crmsync.dal.mirror import MirrorStore
+    from crmsync.dal.never_log import NeverLogStore
     from crmsync.dal.oauth_states import OAuthStateStore
     from crmsync.dal.review import ReviewImportStore
     from crmsync.dal.settings import SettingsStore
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from crmsync.logic.contacts import Contacts
     from crmsync.logic.contacts_sync_settings import ContactsSyncSettings, SyncProgressSource
     from crmsync.logic.integrations import Integrations
+    from crmsync.logic.never_log import NeverLogSettings
     from crmsync.mail.inbound import InboundMail
     from crmsync.messaging.events import EventBridgePublisher
     from crmsync.messaging.queue import SyncQueue
@@ -249,6 +251,13 @@ class Graph(Core):
         return SenderAddressStore()
 
     @cached_property
+    def never_log(self) -> NeverLogStore:
+        """The users' never-log lists: BCC logging and Gmail sync ask ``get(principal).blocks(email)``."""
+        from crmsync.dal.never_log import NeverLogStore
+
+        return NeverLogStore()
+
+    @cached_property
     def contact_store(self) -> ContactStore:
         from crmsync.dal.contacts import ContactStore
 
@@ -448,6 +457,12 @@ class Graph(Core):
             connections=self.connection_store,
             logging_domain=self.settings.logging_domain,
         )
+
+    @cached_property
+    def never_log_settings(self) -> NeverLogSettings:
+        from crmsync.logic.never_log import NeverLogSettings
+
+        return NeverLogSettings(self.never_log)
 
     @cached_property
     def contacts(self) -> Contacts:

@@ -25,7 +25,7 @@ from crmsync.models.mail import (
     SenderAddressItem,
 )
 from crmsync.models.oauth_state import OAuthStateItem
-from crmsync.models.settings import CalendarSettingsItem, ContactsSyncItem, TenantSettingsItem
+from crmsync.models.settings import CalendarSettingsItem, ContactsSyncItem, NeverLogItem, TenantSettingsItem
 from crmsync.models.sync import ChannelItem, ExternalEventItem, SyncRequestItem, SyncStateItem
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "ExternalEventItem",
     "GoogleContactItem",
     "LoggedMailItem",
+    "NeverLogItem",
     "OAuthStateItem",
     "PendingDeletionsItem",
     "ScheduleItem",
