@@ -540,6 +540,7 @@ class Graph(Core):
             senders=self.sender_addresses,
             connections=self.connection_store,
             contacts=self.contacts,
+            never_log=self.never_log,
             log_store=self.mail_log,
             bucket=self.mail_bucket,
             parse=parse_message,
