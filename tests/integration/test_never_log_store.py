@@ -52,7 +52,7 @@ def test_concurrent_adds_are_all_kept(graph: Graph) -> None:
         try:
             for i in range(each):
                 store.add(ALICE, f"w{n}-{i}@example.com")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=add_many, args=(n,)) for n in range(writers)]
@@ -67,7 +67,9 @@ def test_concurrent_adds_are_all_kept(graph: Graph) -> None:
 def test_the_list_is_capped_with_a_clear_error(graph: Graph) -> None:
     # Filled directly (one write) to the cap, then the API's way of adding.
     entries = {f"a{i}@example.com" for i in range(MAX_ENTRIES)}
-    NeverLogItem(f"T#{ALICE.tenant_id}#U#{ALICE.user_id}", NEVER_LOG_SK, entries=entries, updated_at=datetime.now(UTC)).save()
+    NeverLogItem(
+        f"T#{ALICE.tenant_id}#U#{ALICE.user_id}", NEVER_LOG_SK, entries=entries, updated_at=datetime.now(UTC)
+    ).save()
     store = NeverLogStore()
     with pytest.raises(Unprocessable, match=f"at most {MAX_ENTRIES:,} entries"):
         store.add(ALICE, "one-more@example.com")
