@@ -26,6 +26,7 @@ from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.contacts import ContactStore
 from crmsync.dal.mail_bucket import MailBucket
 from crmsync.dal.mail_log import MailLogStore
+from crmsync.dal.never_log import NeverLogStore
 from crmsync.dal.paging import encode_cursor
 from crmsync.domain import Principal
 from crmsync.domain.mail_records import LoggedMessage
@@ -76,6 +77,7 @@ class World:
             senders=SenderAddressStore(),
             connections=ConnectionStore(),
             contacts=ContactStore(),
+            never_log=NeverLogStore(),
             log_store=log_store or MailLogStore(),
             bucket=MailBucket(self.settings.mail_bucket),
             parse=parse_message,
@@ -538,6 +540,94 @@ def test_a_message_with_no_one_else_in_it_is_refused(world: World) -> None:
     [outcome] = world.deliver(mail(to=["ada@example.com"], cc=[address]), [address])
     assert outcome.reason == "no_contacts"
     assert world.messages(ALICE) == []
+
+
+# ---------------------------------------------------------------------------------------- never log
+
+
+def forward_of(original_sender: str, bcc: str) -> bytes:
+    """Ada forwards (attached) a message she received from ``original_sender`` to her BCC address."""
+    original = EmailMessage()
+    original["From"] = original_sender
+    original["To"] = "ada@example.com"
+    original["Subject"] = "Dinner on Friday?"
+    original["Date"] = format_datetime(datetime(2025, 3, 1, 9, 30, tzinfo=UTC))
+    original["Message-ID"] = make_msgid(domain="home.example")
+    original.set_content("Shall we book the usual place?\n")
+    outer = EmailMessage()
+    outer["From"] = "Ada <ada@example.com>"
+    outer["To"] = bcc
+    outer["Subject"] = "Fwd: Dinner on Friday?"
+    outer["Message-ID"] = make_msgid(domain="example.com")
+    outer.set_content("FYI\n")
+    outer.add_attachment(original)
+    return outer.as_bytes()
+
+
+def test_mail_only_to_never_log_addresses_is_refused_and_nothing_is_written(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = world.bcc.address(ALICE).address
+    never_log = NeverLogStore()
+    never_log.add(ALICE, "partner@home.example")
+    never_log.add(ALICE, "colleagues.example")  # a domain: its subdomains too
+    before = (world.partition(ALICE), world.stored_content())
+    raw = mail(to=["Partner <Partner@Home.example>"], cc=["Carl <carl@EU.Colleagues.example>", address])
+    with caplog.at_level("INFO", logger="crmsync.mail.inbound"):
+        [outcome] = world.deliver(raw, [address])
+    assert (outcome.status, outcome.reason) == ("refused", "never_log")
+    assert_nothing_written(world, before)
+    assert world.contacts.page(ALICE, None, 10).items == []
+    assert world.counts.seen == {"MailRefused": 1}
+    # The outcome is logged with its reason only: no address (of the list or of the message).
+    [record] = [r for r in caplog.records if r.getMessage() == "refused: never_log"]
+    assert record.__dict__["reason"] == "never_log"
+    logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records).lower()
+    assert "home.example" not in logged
+    assert "colleagues.example" not in logged
+    # Bruno's list is his own: the same message sent by Ada into his CRM is not refused for it.
+    assert NeverLogStore().get(BRUNO).entries == ()
+
+
+def test_mail_to_never_log_and_other_addresses_is_logged_for_the_others_only(world: World) -> None:
+    address = world.bcc.address(ALICE).address
+    NeverLogStore().add(ALICE, "home.example")
+    raw = mail(to=["Bob Client <bob@client.example>", "partner@home.example"], cc=["kid@school.home.example"])
+    [outcome] = world.deliver(raw, [address])
+    assert outcome.status == "logged", outcome
+    contacts = contact_ids_by_email(world, ALICE)
+    assert set(contacts) == {"bob@client.example"}  # never-log addresses never become contacts
+    assert outcome.contact_ids == (contacts["bob@client.example"],)
+    [entry] = conversation(world, ALICE, "bob@client.example")
+    assert entry.contact_ids == (contacts["bob@client.example"],)  # nor are they linked
+    conversations = {i["sk"]["S"].split("#")[1] for i in world.partition(ALICE) if i["sk"]["S"].startswith("CONV#")}
+    assert conversations == {contacts["bob@client.example"]}
+    [event] = world.emitted()
+    assert event.contact_ids == [contacts["bob@client.example"]]
+
+
+def test_a_forwarded_original_from_a_never_log_sender_is_refused(world: World) -> None:
+    address = world.bcc.address(ALICE).address
+    NeverLogStore().add(ALICE, "Partner@Home.Example")
+    before = (world.partition(ALICE), world.stored_content())
+    [outcome] = world.deliver(forward_of("Partner <partner@home.example>", address), [address])
+    assert (outcome.status, outcome.reason) == ("refused", "never_log")
+    assert_nothing_written(world, before)
+
+    # The same forward from someone not on the list is logged from them.
+    [outcome] = world.deliver(forward_of("Dave <dave@customer.example>", address), [address])
+    assert outcome.status == "logged", outcome
+    assert set(contact_ids_by_email(world, ALICE)) == {"dave@customer.example"}
+
+
+def test_another_users_never_log_list_never_applies(world: World) -> None:
+    """Bruno put Bob's domain on his list; Ada's mail to Bob is still logged in her CRM."""
+    alice = world.bcc.address(ALICE).address
+    NeverLogStore().add(BRUNO, "client.example")
+    NeverLogStore().add(Principal(ALICE.tenant_id, "someone-else"), "client.example")
+    [outcome] = world.deliver(mail(), [alice])
+    assert outcome.status == "logged", outcome
+    assert set(contact_ids_by_email(world, ALICE)) == {"bob@client.example"}
 
 
 # ---------------------------------------------------------------------------------------- isolation

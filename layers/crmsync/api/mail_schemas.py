@@ -1,4 +1,5 @@
-"""Request and response bodies of the F9 routes: BCC address, sender addresses, contacts, conversations."""
+"""Request and response bodies of the F9 routes: BCC address, sender addresses, never-log list,
+contacts, conversations."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from crmsync.domain.mail_records import BccAddress, LoggedMessage, SenderAddress
 from crmsync.domain.message import Address
+from crmsync.domain.never_log import MAX_ENTRIES, MAX_ENTRY_CHARS
 from crmsync.logic.bcc_settings import SenderVerification
 from crmsync.logic.contacts import MessageContent
+from crmsync.logic.never_log import NeverLogEntry
 
 #: Page sizes of the listings.
 DEFAULT_PAGE = 25
@@ -69,6 +72,31 @@ class SenderVerificationOut(SenderAddressOut):
             bcc_address=v.bcc_address,
             instructions=v.instructions,
         )
+
+
+class NeverLogEntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: An email address (``anna@example.com``) or a domain (``example.com``, also written
+    #: ``@example.com``; it covers its subdomains). Stored lower-cased, domains as IDNA A-labels.
+    entry: str = Field(min_length=1, max_length=MAX_ENTRY_CHARS)
+
+
+class NeverLogEntryOut(BaseModel):
+    #: As stored: lower case, the domain as its IDNA A-label (``xn--bcher-kva.example``).
+    entry: str
+    #: ``address``: that mailbox only; ``domain``: every address on it and on its subdomains.
+    kind: Literal["address", "domain"]
+
+    @classmethod
+    def of(cls, e: NeverLogEntry) -> NeverLogEntryOut:
+        return cls(entry=e.entry, kind=e.kind)
+
+
+class NeverLogList(BaseModel):
+    items: list[NeverLogEntryOut]
+    #: The most entries the list can hold.
+    limit: int = MAX_ENTRIES
 
 
 class AddressOut(BaseModel):

@@ -85,3 +85,5 @@ ContactId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)
 MessageKey = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
 #: An email address in a path, percent-encoded as needed (at most 254 characters decoded).
 EmailInPath = Annotated[str, Path(min_length=3, max_length=762, pattern=r"^[^\s/]+$")]
+#: A never-log entry (an address or a domain) in a path, percent-encoded as needed.
+NeverLogEntryInPath = Annotated[str, Path(min_length=1, max_length=960, pattern=r"^[^\s/]+$")]

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from crmsync.dal.mail_log import MailLogStore
     from crmsync.dal.mail_sync import MailboxDirectory, MailSyncStore
     from crmsync.dal.mirror import MirrorStore
+    from crmsync.dal.never_log import NeverLogStore
     from crmsync.dal.oauth_states import OAuthStateStore
     from crmsync.dal.review import ReviewImportStore
     from crmsync.dal.settings import SettingsStore
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from crmsync.logic.contacts_sync_settings import ContactsSyncSettings, SyncProgressSource
     from crmsync.logic.integrations import Integrations
     from crmsync.logic.mail_sync_settings import MailSyncSettings
+    from crmsync.logic.never_log import NeverLogSettings
     from crmsync.mail.inbound import InboundMail
     from crmsync.messaging.events import EventBridgePublisher
     from crmsync.messaging.queue import SyncQueue
@@ -251,6 +253,13 @@ class Graph(Core):
         from crmsync.dal.bcc import SenderAddressStore
 
         return SenderAddressStore()
+
+    @cached_property
+    def never_log(self) -> NeverLogStore:
+        """The users' never-log lists: BCC logging and Gmail sync ask ``get(principal).blocks(email)``."""
+        from crmsync.dal.never_log import NeverLogStore
+
+        return NeverLogStore()
 
     @cached_property
     def contact_store(self) -> ContactStore:
@@ -458,6 +467,12 @@ class Graph(Core):
         )
 
     @cached_property
+    def never_log_settings(self) -> NeverLogSettings:
+        from crmsync.logic.never_log import NeverLogSettings
+
+        return NeverLogSettings(self.never_log)
+
+    @cached_property
     def contacts(self) -> Contacts:
         from crmsync.logic.contacts import Contacts
 
@@ -555,6 +570,7 @@ class Graph(Core):
             queue=self.queue,
             logging_domain=self.settings.logging_domain,
             topic=self.settings.gmail_topic,
+            never_log=self.never_log,
             # Deferred: the integrations name the mail sync among what a disconnect forgets.
             scope_granted=lambda connection: self.integrations.feature_granted(connection, "email"),
             clock=self.clock,
@@ -596,6 +612,7 @@ class Graph(Core):
             senders=self.sender_addresses,
             connections=self.connection_store,
             contacts=self.contacts,
+            never_log=self.never_log,
             log_store=self.mail_log,
             bucket=self.mail_bucket,
             parse=parse_message,

@@ -3,8 +3,9 @@
 For each user whose address received the message, in this order:
 
 1. **decide** — the recipient's owner, SES's verdicts, the raw message (fetched and parsed
-   once for all users), the sender (one of the user's own addresses), the contacts. Nothing is
-   written before everything is decided, so a refusal writes nothing.
+   once for all users), the sender (one of the user's own addresses), the contacts (none on
+   the user's never-log list). Nothing is written before everything is decided, so a refusal
+   writes nothing.
 2. **bodies and attachments** to the mail bucket under deterministic keys (a retry overwrites
    the same objects);
 3. **contacts** matched or created (idempotent);
@@ -42,6 +43,7 @@ from crmsync.dal.mail_log import TRANSACTION_LIMIT, MailLogStore
 from crmsync.domain import Counter, NoCounter, Principal
 from crmsync.domain.mail_records import Direction, LoggedMessage, SenderStatus, StoredAttachment
 from crmsync.domain.message import Address, MailLimits, ParsedMail, Refusal
+from crmsync.domain.never_log import NeverLog
 from crmsync.mail.addresses import codes_in, is_local_part, local_part_on, on_domain
 from crmsync.mail.receipt import Receipt, read_receipts
 from crmsync.messaging.events import EmailLogged, EventPublisher
@@ -167,6 +169,12 @@ class ContactMatcher(Protocol):
     def match_or_create(self, principal: Principal, addresses: Iterable[Address], source: str) -> dict[str, str]: ...
 
 
+class NeverLogSource(Protocol):
+    """The users' never-log lists (:class:`crmsync.dal.never_log.NeverLogStore`)."""
+
+    def get(self, principal: Principal) -> NeverLog: ...
+
+
 class InboundMail:
     def __init__(
         self,
@@ -175,6 +183,7 @@ class InboundMail:
         senders: SenderAddressStore,
         connections: ConnectionStore,
         contacts: ContactMatcher,
+        never_log: NeverLogSource,
         log_store: MailLogStore,
         bucket: MailBucket,
         parse: Parser,
@@ -187,6 +196,7 @@ class InboundMail:
         self._senders = senders
         self._connections = connections
         self._contacts = contacts
+        self._never_log = never_log
         self._log = log_store
         self._bucket = bucket
         self._parse = parse
@@ -249,7 +259,7 @@ class InboundMail:
                 return verification
         if not sender or sender not in own:
             return self._refuse(principal, "sender_not_own", receipt)
-        plan = self._plan(parsed, own)
+        plan = self._plan(parsed, own, self._never_log.get(principal))
         if isinstance(plan, str):
             return self._refuse(principal, plan, receipt)
         return self._log_once(principal, receipt, plan)
@@ -288,7 +298,7 @@ class InboundMail:
                 return self._refuse(principal, "sender_not_own", receipt)
         return self._report(self._outcome("sender_verified", principal), receipt)
 
-    def _plan(self, parsed: ParsedMail, own: set[str]) -> _Plan | str:
+    def _plan(self, parsed: ParsedMail, own: set[str], never_log: NeverLog) -> _Plan | str:
         notes = list(parsed.notes)
         mail = parsed
         direction: Direction = "outbound"
@@ -304,6 +314,11 @@ class InboundMail:
         contacts = self._contact_addresses(candidates, own)
         if not contacts:
             return "no_contacts"
+        # Never-log addresses and domains get no contact and no conversation entry; a message
+        # with nobody else (a forward from a never-log sender too) is not logged at all.
+        contacts = [a for a in contacts if not never_log.blocks(a.email)]
+        if not contacts:
+            return "never_log"
         if len(contacts) > MAX_CONTACTS:
             notes.append(
                 f"Linked to the first {MAX_CONTACTS} of {len(contacts)} recipients; the others were not linked."

@@ -1,47 +1,21 @@
 """Mailbox normalisation: one spelling per mailbox, nothing that cannot be a CRM contact.
 
+The address rules themselves are :func:`crmsync.domain.mailbox.normalise_email` (shared with
+the never-log list); this module adds display names and the recipient lists.
+
 Addresses come from hostile headers (and from the header lines of forwarded blocks), so
 everything here is a pure function that answers ``None`` instead of raising.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
+from crmsync.domain.mailbox import normalise_email
 from crmsync.domain.message import Address
 from crmsync.mail.sanitize import clean_line
 
-# dot-atom local part (RFC 5322 3.2.3: printable ASCII but the specials) plus non-ASCII
-# (RFC 6531); no quoted strings, spaces, controls or surrogates (left by undecodable bytes).
-# Written as a negated class: the positive one with Unicode ranges costs 10 ms to compile.
-_ATEXT = r'[^\s"(),.:;<>@\[\\\]\x00-\x1f\x7f-\x9f\ud800-\udfff]+'
-_LOCAL = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
-_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _MAX_NAME_CHARS = 200
-
-
-def normalise_email(value: str) -> str | None:
-    """``Local@Bücher.Example`` → ``local@xn--bcher-kva.example``; None when it is not a mailbox.
-
-    The domain is stored as its IDNA A-label so that the Unicode and the punycode spelling of
-    one mailbox are one contact; the whole address is lower-cased (F9 matches case-insensitively).
-    """
-    value = value.strip()
-    if len(value) > 254 or value.count("@") != 1:
-        return None
-    local, domain = value.lower().split("@")
-    if len(local) > 64 or not _LOCAL.fullmatch(local):
-        return None
-    domain = domain.rstrip(".")
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return None
-    labels = ascii_domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
-        return None
-    return f"{local}@{ascii_domain}"
 
 
 def clean_name(name: str, email: str) -> str:

@@ -26,7 +26,7 @@ from crmsync.models.mail import (
 )
 from crmsync.models.mail_sync import GmailIndexItem, MailboxLookupItem, MailSyncItem
 from crmsync.models.oauth_state import OAuthStateItem
-from crmsync.models.settings import CalendarSettingsItem, ContactsSyncItem, TenantSettingsItem
+from crmsync.models.settings import CalendarSettingsItem, ContactsSyncItem, NeverLogItem, TenantSettingsItem
 from crmsync.models.sync import ChannelItem, ExternalEventItem, SyncRequestItem, SyncStateItem
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "LoggedMailItem",
     "MailSyncItem",
     "MailboxLookupItem",
+    "NeverLogItem",
     "OAuthStateItem",
     "PendingDeletionsItem",
     "ScheduleItem",

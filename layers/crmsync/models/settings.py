@@ -1,5 +1,5 @@
 """A user's calendar settings: the linked calendar (F3) and sync preferences (F6); a tenant's
-settings (the phone region of F10)."""
+settings (the phone region of F10); the user's never-log list (F8/F9)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pynamodb.attributes import (
     BooleanAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
     VersionAttribute,
 )
@@ -61,3 +62,15 @@ class ContactsSyncItem(ConnectionsTableItem):
     link_primary = BooleanAttribute(null=True)
     updated_at = UTCDateTimeAttribute()
     version = VersionAttribute()
+
+
+NEVER_LOG_SK = "SETTINGS#never-log"
+
+
+class NeverLogItem(ConnectionsTableItem):
+    """The user's never-log list (sk ``SETTINGS#never-log``): normalised entries as a string
+    set, changed only by ``ADD``/``DELETE`` updates, so concurrent changes never lose one.
+    DynamoDB drops the attribute when its last entry is deleted (no empty sets)."""
+
+    entries = UnicodeSetAttribute(null=True)
+    updated_at = UTCDateTimeAttribute()

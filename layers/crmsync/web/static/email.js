@@ -1,6 +1,6 @@
-// BCC logging settings (F9): the user's address (copy, rotate) and sender addresses
-// (add and verify by mail, remove) — over /v1/settings/bcc-address and
-// /v1/settings/sender-addresses (see common.js).
+// BCC logging settings (F9): the user's address (copy, rotate), sender addresses
+// (add and verify by mail, remove) and the never-log list (add, remove) — over
+// /v1/settings/bcc-address, /v1/settings/sender-addresses and /v1/settings/never-log (see common.js).
 "use strict";
 
 (function () {
@@ -113,6 +113,71 @@
     }
   }
 
+  const KIND_TEXT = { address: "This address only", domain: "This domain and its subdomains" };
+
+  function showNeverLogError(message) {
+    const box = $("never-log-error");
+    box.textContent = message;
+    box.hidden = !message;
+    if (message) $("new-never-log").setAttribute("aria-invalid", "true");
+    else $("new-never-log").removeAttribute("aria-invalid");
+  }
+
+  function renderNeverLog(items) {
+    const list = $("never-log");
+    list.replaceChildren();
+    $("never-log-empty").hidden = items.length > 0;
+    for (const item of items) {
+      const row = $("never-log-row").content.firstElementChild.cloneNode(true);
+      row.dataset.entry = item.entry;
+      row.dataset.kind = item.kind;
+      row.querySelector(".email").textContent = item.entry;
+      row.querySelector(".status-text").textContent = KIND_TEXT[item.kind];
+      const remove = row.querySelector(".remove");
+      remove.setAttribute("aria-label", "Remove " + item.entry + " from the never-log list");
+      remove.addEventListener("click", async () => {
+        remove.disabled = true;
+        try {
+          await api("DELETE", "/v1/settings/never-log/" + encodeURIComponent(item.entry));
+          notice("ok", item.entry + " was removed from the never-log list; its mail is logged again from now on.");
+          await loadNeverLog();
+          $("new-never-log").focus();  // the button that had the focus is gone
+        } catch (error) {
+          remove.disabled = false;
+          notice("error", error.message);
+        }
+      });
+      list.appendChild(row);
+    }
+  }
+
+  async function loadNeverLog() {
+    try {
+      renderNeverLog((await api("GET", "/v1/settings/never-log")).items);
+    } catch (error) {
+      notice("error", error.message);
+    }
+  }
+
+  async function addNeverLog(event) {
+    event.preventDefault();
+    const input = $("new-never-log");
+    $("add-never-log").disabled = true;
+    try {
+      const added = await api("POST", "/v1/settings/never-log", { entry: input.value });
+      input.value = "";
+      showNeverLogError("");
+      notice("ok", added.entry + " is on the never-log list: its mail will not be logged.");
+      await loadNeverLog();
+    } catch (error) {
+      showNeverLogError(error.message);
+      notice("error", error.message);
+      input.focus();
+    } finally {
+      $("add-never-log").disabled = false;
+    }
+  }
+
   $("copy-address").addEventListener("click", copyAddress);
   $("rotate-address").addEventListener("click", () => {
     $("rotate-confirm").hidden = false;
@@ -121,11 +186,15 @@
   $("rotate-no").addEventListener("click", () => { $("rotate-confirm").hidden = true; });
   $("rotate-yes").addEventListener("click", rotate);
   $("sender-form").addEventListener("submit", addSender);
+  $("never-log-form").addEventListener("submit", addNeverLog);
+  $("new-never-log").addEventListener("input", () => showNeverLogError(""));
   if (!requireSession()) {
     $("address-loading").hidden = true;
     $("add-sender").disabled = true;
+    $("add-never-log").disabled = true;
   } else {
     loadAddress();
     loadSenders();
+    loadNeverLog();
   }
 })();
