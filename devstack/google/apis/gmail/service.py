@@ -62,8 +62,7 @@ def gmail_method(method_id: str) -> Callable[[Handler], Handler]:
 
 
 class GmailApi(ApiService):
-    """Gmail v1: users.getProfile, messages.list/get/send/modify/delete, threads.get,
-    history.list, labels.list, users.watch/stop, plus the batch endpoint.
+    """Gmail v1 (the package docstring lists the methods), plus the batch endpoint.
 
     The store is ``ctx.stores["gmail"]`` (a :class:`GmailStore`); its Pub/Sub emulation is
     ``store.pubsub``.

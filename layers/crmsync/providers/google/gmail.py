@@ -2,9 +2,10 @@
 
 Used: ``users.getProfile``, ``messages.list`` (``q``, ``includeSpamTrash=false``),
 ``messages.get`` ``format=raw`` in batch requests, ``history.list``, ``messages.send``,
-``users.watch`` and ``users.stop``. Left out (the port does not need them yet, or the
-emulator lacks them): ``messages.attachments.get`` (raw messages carry their attachments),
-trash/untrash, drafts, threads and labels methods, the media upload of ``messages.send``
+``users.watch`` and ``users.stop``. Left out (the port does not need them):
+``messages.attachments.get`` (raw messages carry their attachments), trash/untrash (a trashed
+message shows as TRASH added in history), drafts (``-in:draft`` keeps them out of
+listings), threads and labels methods, the media upload of ``messages.send``
 (``raw`` in the JSON body is limited to Google's request size; large attachments will need it).
 """
 
