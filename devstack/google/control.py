@@ -47,6 +47,7 @@ class ControlService:
             Route(f"{PREFIX}/grants/revoke", ("POST",), self.revoke_grant),
             Route(f"{PREFIX}/clock", ("GET",), self.clock),
             Route(f"{PREFIX}/clock/advance", ("POST",), self.advance_clock),
+            Route(f"{PREFIX}/clock/freeze", ("POST",), self.freeze_clock),
             Route(f"{PREFIX}/issued", ("GET",), self.issued),
             Route(f"{PREFIX}/revocations", ("GET",), self.revocations),
             Route(f"{PREFIX}/reset", ("POST",), self.reset),
@@ -132,7 +133,8 @@ class ControlService:
 
     def clock(self, request: Request) -> Response:
         """GET /_emulator/clock: the emulator's time and its offset from the wall clock."""
-        return json_response({"now": self._state.now(), "offset": self._state.clock.offset})
+        clock = self._state.clock
+        return json_response({"now": clock.now(), "offset": clock.offset, "frozen": clock.frozen})
 
     def advance_clock(self, request: Request) -> Response:
         """POST /_emulator/clock/advance {seconds}: move the emulator clock forward."""
@@ -142,6 +144,16 @@ class ControlService:
             return _bad_request("seconds must be a non-negative number")
         now = self._state.advance_clock(seconds)
         return json_response({"now": now, "offset": self._state.clock.offset})
+
+    def freeze_clock(self, request: Request) -> Response:
+        """POST /_emulator/clock/freeze {frozen}: stop the emulator clock (it then moves only
+        by /clock/advance) or let it run again from where it stands."""
+        body = _json_object(request)
+        frozen = None if body is None else body.get("frozen", True)
+        if not isinstance(frozen, bool):
+            return _bad_request("frozen must be true or false")
+        now = self._state.clock.freeze(frozen)
+        return json_response({"now": now, "offset": self._state.clock.offset, "frozen": frozen})
 
     def issued(self, request: Request) -> Response:
         """GET /_emulator/issued: every code and token issued since the last reset."""

@@ -163,3 +163,7 @@ class GoogleEmulator:
     def advance_clock(self, seconds: float) -> float:
         """Move the emulator clock forward; returns the new emulator time."""
         return self.state.advance_clock(seconds)
+
+    def freeze_clock(self, frozen: bool = True) -> float:
+        """Stop the emulator clock (it then moves only when advanced) or let it run again."""
+        return self.state.clock.freeze(frozen)

@@ -54,22 +54,37 @@ class Clock:
     """The emulator's notion of "now": wall-clock time plus an offset tests can advance.
 
     Advancing moves only the emulator's clock, so expiry can be tested without sleeping.
+    Frozen, it stands still until advanced (rate limits counted per second, such as Gmail's
+    per-user quota, are then tested exactly); thawing goes on from there at wall-clock pace.
     """
+
+    #: Wall time the clock stopped at (a class default, so clocks pickled before it load).
+    _frozen_at: float | None = None
 
     def __init__(self) -> None:
         self._offset = 0.0
+        self._frozen_at = None
         self._lock = threading.Lock()
+
+    def _wall(self) -> float:
+        return self._frozen_at if self._frozen_at is not None else time.time()
 
     def now(self) -> float:
         """Current emulator time in seconds since the epoch."""
         with self._lock:
-            return time.time() + self._offset
+            return self._wall() + self._offset
 
     @property
     def offset(self) -> float:
         """Seconds the emulator clock is ahead of the wall clock."""
         with self._lock:
-            return self._offset
+            return self._wall() + self._offset - time.time()
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the clock stands still between advances."""
+        with self._lock:
+            return self._frozen_at is not None
 
     def advance(self, seconds: float) -> float:
         """Move the clock forward by ``seconds`` (never backwards) and return the new time."""
@@ -77,12 +92,22 @@ class Clock:
             raise ValueError("the emulator clock only moves forward")
         with self._lock:
             self._offset += seconds
-            return time.time() + self._offset
+            return self._wall() + self._offset
+
+    def freeze(self, frozen: bool = True) -> float:
+        """Stop the clock (``frozen``) or let it run again from where it stands; returns now."""
+        with self._lock:
+            now = self._wall() + self._offset
+            self._frozen_at = time.time() if frozen else None
+            # Keep "now" where it is: the clock neither jumps nor goes back.
+            self._offset = now - self._wall()
+            return now
 
     def reset(self) -> None:
         """Go back to wall-clock time."""
         with self._lock:
             self._offset = 0.0
+            self._frozen_at = None
 
 
 def subject_for(email: str) -> str:

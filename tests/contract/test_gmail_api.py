@@ -11,7 +11,7 @@ import email
 import email.policy
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -575,3 +575,310 @@ def test_batch_endpoint_requires_authentication(google_emulator: GoogleEmulator)
         timeout=10,
     )
     assert response.status_code == 401
+
+
+# ---------------------------------------------------------------------- attachments
+
+
+def with_attachment(data: bytes, filename: str = "proposal.pdf") -> str:
+    message = email.message.EmailMessage()
+    message["From"] = "Marie Curie <marie@curie.example>"
+    message["To"] = "someone@example.com"
+    message["Subject"] = "Proposal"
+    message.set_content("See attached.")
+    message.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
+    return base64.urlsafe_b64encode(message.as_bytes()).decode()
+
+
+def test_full_format_gives_attachments_an_attachment_id_that_attachments_get_reads(box: Mailbox) -> None:
+    data = bytes(range(256)) * 3
+    message_id = box.control("messages", email=box.address, raw=with_attachment(data))["id"]
+
+    full = box.gmail.users().messages().get(userId="me", id=message_id).execute()
+    [part] = [p for p in full["payload"]["parts"] if p["filename"] == "proposal.pdf"]
+    body = part["body"]
+    answer = (
+        box.gmail.users().messages().attachments().get(userId="me", messageId=message_id, id=body["attachmentId"])
+    ).execute()
+
+    assert "data" not in body
+    assert body["size"] == len(data)
+    assert answer["size"] == len(data)
+    assert answer["attachmentId"] == body["attachmentId"]
+    assert base64.urlsafe_b64decode(answer["data"]) == data
+
+
+def test_attachments_get_of_an_unknown_attachment_or_message_is_404(box: Mailbox) -> None:
+    message_id = box.control("messages", email=box.address, raw=with_attachment(b"%PDF-1.4"))["id"]
+
+    unknown = http_error(
+        box.gmail.users().messages().attachments().get(userId="me", messageId=message_id, id="ANGjdJx")
+    )
+    gone = http_error(
+        box.gmail.users().messages().attachments().get(userId="me", messageId="18c0ffee00000000", id="ANGjdJx")
+    )
+
+    assert unknown.status_code == 404
+    assert gone.status_code == 404
+
+
+# ---------------------------------------------------------------------- trash
+
+
+def test_trash_adds_the_trash_label_and_untrash_removes_it_each_a_label_history_record(box: Mailbox) -> None:
+    message_id = box.deliver()["id"]
+    start = box.history_id()
+
+    trashed = box.gmail.users().messages().trash(userId="me", id=message_id).execute()
+    listed_while_trashed = box.gmail.users().messages().list(userId="me").execute().get("messages", [])
+    in_trash = box.gmail.users().messages().list(userId="me", q="in:trash").execute()["messages"]
+    restored = box.gmail.users().messages().untrash(userId="me", id=message_id).execute()
+    records, _, _ = all_history(box, start)
+
+    assert "TRASH" in trashed["labelIds"]
+    assert "INBOX" in trashed["labelIds"]
+    assert listed_while_trashed == []
+    assert [m["id"] for m in in_trash] == [message_id]
+    assert "TRASH" not in restored["labelIds"]
+    assert [r.get("labelsAdded", [{}])[0].get("labelIds") for r in records] == [["TRASH"], None]
+    assert records[1]["labelsRemoved"][0]["labelIds"] == ["TRASH"]
+    assert records[1]["labelsRemoved"][0]["message"]["id"] == message_id
+
+
+def test_trash_of_an_unknown_message_is_404(box: Mailbox) -> None:
+    assert http_error(box.gmail.users().messages().trash(userId="me", id="18c0ffee00000000")).status_code == 404
+
+
+# ---------------------------------------------------------------------- drafts
+
+
+def draft_body(text: str = "To: marie@curie.example\nSubject: Draft\n\nNot yet.\n", **message: Any) -> dict[str, Any]:
+    return {"message": {"raw": raw_message(text), **message}}
+
+
+def test_a_draft_is_a_message_with_the_draft_label_added_to_history(box: Mailbox) -> None:
+    start = box.history_id()
+
+    draft = box.gmail.users().drafts().create(userId="me", body=draft_body()).execute()
+    fetched = box.gmail.users().drafts().get(userId="me", id=draft["id"], format="raw").execute()
+    records, _, _ = all_history(box, start)
+
+    assert draft["id"].startswith("r")
+    assert draft["message"]["labelIds"] == ["DRAFT"]
+    assert fetched["id"] == draft["id"]
+    assert fetched["message"]["id"] == draft["message"]["id"]
+    assert b"Subject: Draft" in base64.urlsafe_b64decode(fetched["message"]["raw"])
+    [added] = [r["messagesAdded"][0]["message"] for r in records]
+    assert added["id"] == draft["message"]["id"]
+    assert added["labelIds"] == ["DRAFT"]
+
+
+def test_messages_list_includes_drafts_unless_excluded_with_minus_in_draft(box: Mailbox) -> None:
+    kept = box.deliver()["id"]
+    draft = box.gmail.users().drafts().create(userId="me", body=draft_body()).execute()
+
+    everything = box.gmail.users().messages().list(userId="me").execute()["messages"]
+    without = box.gmail.users().messages().list(userId="me", q="-in:draft").execute()["messages"]
+    only = box.gmail.users().messages().list(userId="me", q="in:draft").execute()["messages"]
+
+    assert {m["id"] for m in everything} == {kept, draft["message"]["id"]}
+    assert [m["id"] for m in without] == [kept]
+    assert [m["id"] for m in only] == [draft["message"]["id"]]
+
+
+def test_drafts_list_pages_newest_first(box: Mailbox, google_emulator: GoogleEmulator) -> None:
+    ids = []
+    for _ in range(3):
+        ids.append(box.gmail.users().drafts().create(userId="me", body=draft_body()).execute()["id"])
+        google_emulator.advance_clock(1)
+
+    first = box.gmail.users().drafts().list(userId="me", maxResults=2).execute()
+    second = box.gmail.users().drafts().list(userId="me", maxResults=2, pageToken=first["nextPageToken"]).execute()
+
+    assert [d["id"] for d in first["drafts"] + second["drafts"]] == list(reversed(ids))
+    assert "nextPageToken" not in second
+    assert set(first["drafts"][0]["message"]) == {"id", "threadId"}
+
+
+def test_drafts_update_replaces_the_message_with_a_new_id(box: Mailbox) -> None:
+    draft = box.gmail.users().drafts().create(userId="me", body=draft_body()).execute()
+    start = box.history_id()
+
+    updated = (
+        box.gmail.users()
+        .drafts()
+        .update(userId="me", id=draft["id"], body=draft_body("To: marie@curie.example\nSubject: Better\n\nNow.\n"))
+        .execute()
+    )
+    records, _, _ = all_history(box, start)
+
+    assert updated["id"] == draft["id"]
+    assert updated["message"]["id"] != draft["message"]["id"]
+    assert http_error(box.gmail.users().messages().get(userId="me", id=draft["message"]["id"])).status_code == 404
+    assert [next(k for k in r if k.startswith("messages") and k != "messages") for r in records] == [
+        "messagesDeleted",
+        "messagesAdded",
+    ]
+
+
+def test_drafts_delete_removes_the_draft_and_its_message(box: Mailbox) -> None:
+    draft = box.gmail.users().drafts().create(userId="me", body=draft_body()).execute()
+
+    box.gmail.users().drafts().delete(userId="me", id=draft["id"]).execute()
+
+    assert http_error(box.gmail.users().drafts().get(userId="me", id=draft["id"])).status_code == 404
+    assert http_error(box.gmail.users().messages().get(userId="me", id=draft["message"]["id"])).status_code == 404
+    assert "drafts" not in box.gmail.users().drafts().list(userId="me").execute()
+
+
+def test_drafts_send_sends_a_new_sent_message_and_deletes_the_draft(box: Mailbox) -> None:
+    draft = box.gmail.users().drafts().create(userId="me", body=draft_body()).execute()
+
+    sent = box.gmail.users().drafts().send(userId="me", body={"id": draft["id"]}).execute()
+
+    assert sent["labelIds"] == ["SENT"]
+    assert sent["id"] != draft["message"]["id"]
+    assert sent["threadId"] == sent["id"]
+    assert http_error(box.gmail.users().drafts().get(userId="me", id=draft["id"])).status_code == 404
+    raw = box.gmail.users().messages().get(userId="me", id=sent["id"], format="raw").execute()["raw"]
+    assert f"<{box.address}>".encode() in base64.urlsafe_b64decode(raw)
+
+
+def test_a_draft_reply_sent_joins_the_thread_by_the_threading_rule(box: Mailbox) -> None:
+    original = box.deliver(subject="Project kickoff")
+    header = box.gmail.users().messages().get(userId="me", id=original["id"], format="metadata").execute()
+    message_id = next(h["value"] for h in header["payload"]["headers"] if h["name"].lower() == "message-id")
+    reply = f"To: marie@curie.example\nSubject: Re: Project kickoff\nIn-Reply-To: {message_id}\n\nYes.\n"
+    draft = box.gmail.users().drafts().create(userId="me", body=draft_body(reply, threadId=original["threadId"]))
+    created = draft.execute()
+
+    sent = box.gmail.users().drafts().send(userId="me", body={"id": created["id"]}).execute()
+
+    assert created["message"]["threadId"] == original["threadId"]
+    assert sent["threadId"] == original["threadId"]
+
+
+def test_drafts_send_without_a_draft_id_is_400_and_of_an_unknown_one_404(box: Mailbox) -> None:
+    assert http_error(box.gmail.users().drafts().send(userId="me", body={})).status_code == 400
+    assert http_error(box.gmail.users().drafts().send(userId="me", body={"id": "r1"})).status_code == 404
+
+
+# ---------------------------------------------------------------------- per-user quota
+
+
+@pytest.fixture
+def frozen(google_emulator: GoogleEmulator) -> Iterator[GoogleEmulator]:
+    """The emulator clock stands still (moved only by advance_clock) during the test."""
+    google_emulator.freeze_clock()
+    try:
+        yield google_emulator
+    finally:
+        google_emulator.freeze_clock(False)
+
+
+def set_quota(emulator: GoogleEmulator, **body: Any) -> None:
+    response = requests.post(f"{emulator.base_url}/_emulator/gmail/quota", json=body, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def batch_get(box: Mailbox, emulator: GoogleEmulator, ids: list[str]) -> dict[str, Any]:
+    answers: dict[str, Any] = {}
+
+    def collect(request_id: str, response: Any, exception: Exception | None) -> None:
+        answers[request_id] = exception if exception is not None else response
+
+    batch = BatchHttpRequest(callback=collect, batch_uri=emulator.base_url + "/batch/gmail/v1")
+    for n, message_id in enumerate(ids):
+        batch.add(box.gmail.users().messages().get(userId="me", id=message_id, format="minimal"), request_id=str(n))
+    batch.execute()
+    return answers
+
+
+def test_quota_is_off_by_default(box: Mailbox, frozen: GoogleEmulator) -> None:
+    message_id = box.deliver()["id"]
+
+    answers = batch_get(box, frozen, [message_id] * 60)
+
+    assert not [a for a in answers.values() if isinstance(a, HttpError)]
+
+
+def test_quota_allows_250_units_per_second_counting_each_batch_part_then_403_user_rate_limit(
+    box: Mailbox, frozen: GoogleEmulator
+) -> None:
+    message_id = box.deliver()["id"]
+    set_quota(frozen, email=box.address, enabled=True)
+
+    answers = batch_get(box, frozen, [message_id] * 51)  # messages.get costs 5 units: 50 fit
+
+    refused = [a for a in answers.values() if isinstance(a, HttpError)]
+    assert len(refused) == 1
+    assert refused[0].status_code == 403
+    assert refused[0].reason == "User Rate Limit Exceeded"
+    assert refused[0].error_details[0] == {
+        "message": "User Rate Limit Exceeded",
+        "domain": "usageLimits",
+        "reason": "userRateLimitExceeded",
+    }
+    assert answers["50"] is refused[0]
+    status = requests.get(f"{frozen.base_url}/_emulator/gmail/quota", params={"email": box.address}, timeout=10)
+    assert status.json() == {"email": box.address, "units_per_second": 250, "used": 250, "refused": 1}
+
+
+def test_quota_is_a_moving_window_of_one_second(box: Mailbox, frozen: GoogleEmulator) -> None:
+    message_id = box.deliver()["id"]
+    set_quota(frozen, email=box.address, enabled=True, units_per_second=10)
+    get = box.gmail.users().messages().get(userId="me", id=message_id, format="minimal")
+
+    get.execute()
+    frozen.advance_clock(0.6)
+    get.execute()
+    refused = http_error(get)  # 10 units spent in the last second
+    frozen.advance_clock(0.5)  # the first get left the window, the second has not
+    get.execute()
+
+    assert refused.status_code == 403
+    assert http_error(get).status_code == 403
+
+
+def test_quota_charges_each_method_its_documented_units(box: Mailbox, frozen: GoogleEmulator) -> None:
+    set_quota(frozen, email=box.address, enabled=True, units_per_second=100)
+    profile = box.gmail.users().getProfile(userId="me")
+
+    send = box.gmail.users().messages().send(userId="me", body={"raw": raw_message("To: a@example.net\n\nHi\n")})
+    send.execute()  # 100 units: the whole second's budget
+    refused = http_error(profile)
+    frozen.advance_clock(1.01)
+    for _ in range(98):
+        profile.execute()  # 1 unit each
+    history = box.gmail.users().history().list(userId="me", startHistoryId=str(box.history_id() - 1))
+    history_refused = http_error(history)  # 99 spent: history.list's 2 units do not fit
+
+    assert refused.status_code == 403
+    assert history_refused.status_code == 403
+
+
+def test_quota_switched_on_globally_applies_to_every_mailbox_without_its_own_setting(
+    box: Mailbox, frozen: GoogleEmulator, google_service: Callable[..., Any]
+) -> None:
+    other = Mailbox(frozen, google_service)
+    set_quota(frozen, enabled=True, units_per_second=1)
+    try:
+        set_quota(frozen, email=other.address, enabled=False)
+        profile = box.gmail.users().getProfile(userId="me")
+        profile.execute()
+        refused = http_error(profile)
+        for _ in range(3):
+            other.gmail.users().getProfile(userId="me").execute()
+    finally:
+        set_quota(frozen, enabled=False)
+
+    assert refused.status_code == 403
+    box.gmail.users().getProfile(userId="me").execute()
+
+
+def test_quota_control_refuses_bad_input(box: Mailbox, google_emulator: GoogleEmulator) -> None:
+    url = f"{google_emulator.base_url}/_emulator/gmail/quota"
+    for body in ({}, {"enabled": "yes"}, {"enabled": True, "units_per_second": 0}, {"enabled": True, "email": 3}):
+        assert requests.post(url, json=body, timeout=10).status_code == 400
+    unknown = requests.post(url, json={"enabled": True, "email": "nobody@example.invalid"}, timeout=10)
+    assert unknown.status_code == 404

@@ -79,3 +79,52 @@ def test_unknown_account_is_refused_by_the_control_routes(google_emulator: Googl
         timeout=10,
     )
     assert response.status_code == 400
+
+
+def test_trash_untrash_and_draft_control_routes_act_as_the_user(
+    google_emulator: GoogleEmulator, google_service: Callable[..., Any]
+) -> None:
+    address = f"u{uuid.uuid4().hex[:10]}@example.com"
+    gmail = google_service("gmail", "v1", address, [MAIL])
+    base = f"{google_emulator.base_url}/_emulator/gmail"
+    message_id = requests.post(f"{base}/messages", json={"email": address, "from": "x@example.net"}, timeout=10).json()[
+        "id"
+    ]
+    start = gmail.users().getProfile(userId="me").execute()["historyId"]
+
+    trashed = requests.post(f"{base}/messages/{message_id}/trash", json={"email": address}, timeout=10)
+    restored = requests.post(f"{base}/messages/{message_id}/untrash", json={"email": address}, timeout=10)
+    draft = requests.post(f"{base}/drafts", json={"email": address, "subject": "Later"}, timeout=10)
+
+    assert trashed.status_code == 200
+    assert "TRASH" in trashed.json()["labelIds"]
+    assert "TRASH" not in restored.json()["labelIds"]
+    assert draft.status_code == 201
+    assert gmail.users().drafts().get(userId="me", id=draft.json()["draftId"]).execute()["message"]["labelIds"] == [
+        "DRAFT"
+    ]
+    history = gmail.users().history().list(userId="me", startHistoryId=start).execute()["history"]
+    assert [sorted(k for k in r if k not in ("id", "messages")) for r in history] == [
+        ["labelsAdded"],
+        ["labelsRemoved"],
+        ["messagesAdded"],
+    ]
+
+
+def test_a_frozen_clock_moves_only_when_advanced(google_emulator: GoogleEmulator) -> None:
+    base = google_emulator.base_url
+    frozen = requests.post(f"{base}/_emulator/clock/freeze", json={"frozen": True}, timeout=10)
+    try:
+        first = requests.get(f"{base}/_emulator/clock", timeout=10).json()
+        second = requests.get(f"{base}/_emulator/clock", timeout=10).json()
+        advanced = requests.post(f"{base}/_emulator/clock/advance", json={"seconds": 2}, timeout=10).json()
+    finally:
+        thawed = requests.post(f"{base}/_emulator/clock/freeze", json={"frozen": False}, timeout=10).json()
+
+    assert frozen.status_code == 200
+    assert first["frozen"] is True
+    assert first["now"] == second["now"]
+    assert advanced["now"] == first["now"] + 2
+    assert thawed["now"] >= advanced["now"]
+    assert requests.get(f"{base}/_emulator/clock", timeout=10).json()["frozen"] is False
+    assert requests.post(f"{base}/_emulator/clock/freeze", json={"frozen": "no"}, timeout=10).status_code == 400

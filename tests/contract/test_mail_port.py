@@ -20,9 +20,9 @@ import requests
 
 from crmsync.config import GoogleSettings
 from crmsync.errors import InvalidRequest
-from crmsync.ports.errors import CursorInvalid, ProviderNotFound
+from crmsync.ports.errors import CursorInvalid, ProviderNotFound, RateLimited
 from crmsync.ports.mail import ChangeKind, MailChange, MailPort, MessageRef, OutgoingMessage
-from crmsync.providers.google.gmail import GoogleMail
+from crmsync.providers.google.gmail import GoogleMail, QuotaPacer
 from devstack.google import GoogleEmulator
 from tests.fakes.mail import FakeMail
 from tests.support import clock
@@ -42,12 +42,15 @@ class Box(Protocol):
     def deliver(self, *, subject: str = ..., labels: Sequence[str] | None = ..., reply_to: str | None = ...) -> str: ...
     def label(self, message_id: str, add: Sequence[str] = ..., remove: Sequence[str] = ...) -> None: ...
     def delete(self, message_id: str) -> None: ...
+    def trash(self, message_id: str) -> None: ...
+    def untrash(self, message_id: str) -> None: ...
+    def draft(self, *, subject: str = ...) -> str: ...
     def expire_history(self) -> None: ...
     def new_topic(self) -> str: ...
 
 
 class GoogleBox:
-    def __init__(self, emulator: GoogleEmulator) -> None:
+    def __init__(self, emulator: GoogleEmulator, **adapter: Any) -> None:
         self.base = emulator.base_url
         self.email = f"mail-{uuid.uuid4().hex[:10]}@example.com"
         account = emulator.add_account(self.email)
@@ -58,7 +61,7 @@ class GoogleBox:
             token_uri=emulator.endpoints["token_uri"],
             api_root=emulator.base_url,
         )
-        self.port: MailPort = GoogleMail(settings, refresh.value, lambda: CLIENT_SECRET)
+        self.port: MailPort = GoogleMail(settings, refresh.value, lambda: CLIENT_SECRET, **adapter)
 
     def _control(self, path: str, **body: Any) -> dict[str, Any]:
         answer = requests.post(f"{self.base}/_emulator/gmail/{path}", json={"email": self.email, **body}, timeout=10)
@@ -80,6 +83,15 @@ class GoogleBox:
 
     def delete(self, message_id: str) -> None:
         self._control(f"messages/{message_id}/delete")
+
+    def trash(self, message_id: str) -> None:
+        self._control(f"messages/{message_id}/trash")
+
+    def untrash(self, message_id: str) -> None:
+        self._control(f"messages/{message_id}/untrash")
+
+    def draft(self, *, subject: str = "Draft") -> str:
+        return str(self._control("drafts", subject=subject)["id"])
 
     def expire_history(self) -> None:
         self._control("expire-history")
@@ -113,6 +125,15 @@ class FakeBox:
 
     def delete(self, message_id: str) -> None:
         self.fake.delete(message_id)
+
+    def trash(self, message_id: str) -> None:
+        self.fake.label(message_id, add=["TRASH"])  # Gmail's trash: TRASH added, the rest kept
+
+    def untrash(self, message_id: str) -> None:
+        self.fake.label(message_id, remove=["TRASH"])
+
+    def draft(self, *, subject: str = "Draft") -> str:
+        return self.fake.deliver(subject=subject, labels=["DRAFT"]).message_id
 
     def expire_history(self) -> None:
         self.fake.expire_history()
@@ -315,3 +336,117 @@ def test_watch_returns_a_future_expiry_and_the_cursor(box: Box) -> None:
 def test_watch_on_an_unknown_topic_is_not_found(box: Box) -> None:
     with pytest.raises(ProviderNotFound):
         box.port.watch(f"projects/crmsync-dev/topics/missing-{uuid.uuid4().hex[:8]}")
+
+
+# ---------------------------------------------------------------------- trash and drafts
+
+
+def test_a_trashed_message_is_not_listed_and_shows_as_trash_added(box: Box) -> None:
+    kept, binned = box.deliver(subject="kept"), box.deliver(subject="binned")
+    cursor = box.port.profile().history_cursor
+
+    box.trash(binned)
+
+    assert [r.message_id for r in listed(box.port)] == [kept]
+    [change] = box.port.changes_since(cursor).changes
+    assert (change.kind, change.message.message_id, change.label_ids) == (ChangeKind.LABELS_ADDED, binned, ("TRASH",))
+
+
+def test_an_untrashed_message_shows_as_trash_removed_and_is_listed_again(box: Box) -> None:
+    message_id = box.deliver()
+    box.trash(message_id)
+    cursor = box.port.profile().history_cursor
+
+    box.untrash(message_id)
+
+    assert [r.message_id for r in listed(box.port)] == [message_id]
+    [change] = box.port.changes_since(cursor).changes
+    assert (change.kind, change.message.message_id, change.label_ids) == (
+        ChangeKind.LABELS_REMOVED,
+        message_id,
+        ("TRASH",),
+    )
+
+
+def test_a_draft_is_not_listed_and_appears_in_changes_with_the_draft_label(box: Box) -> None:
+    cursor = box.port.profile().history_cursor
+
+    draft = box.draft(subject="Not yet")
+
+    assert listed(box.port) == []
+    [change] = box.port.changes_since(cursor).changes
+    assert (change.kind, change.message.message_id) == (ChangeKind.ADDED, draft)
+    assert "DRAFT" in change.label_ids
+
+
+# ---------------------------------------------------------------------- Gmail's per-user quota (adapter only)
+# FakeMail has no quota to exceed: these cases are about GoogleMail against the emulator's
+# per-user rate limit (250 units/s), on a frozen emulator clock the adapter's pauses move.
+
+
+@pytest.fixture
+def frozen(mail_emulator: GoogleEmulator) -> Iterator[GoogleEmulator]:
+    mail_emulator.freeze_clock()
+    try:
+        yield mail_emulator
+    finally:
+        mail_emulator.freeze_clock(False)
+
+
+def quota(emulator: GoogleEmulator, email: str, **body: Any) -> dict[str, Any]:
+    base = f"{emulator.base_url}/_emulator/gmail/quota"
+    if body:
+        requests.post(base, json={"email": email, **body}, timeout=10).raise_for_status()
+    return dict(requests.get(base, params={"email": email}, timeout=10).json())
+
+
+def test_get_messages_under_quota_pressure_returns_every_message(frozen: GoogleEmulator) -> None:
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        frozen.advance_clock(seconds)
+
+    box = GoogleBox(frozen, pause=pause, jitter=lambda: 0.5)
+    ids = [box.deliver(subject=f"m{n}") for n in range(120)]
+    quota(frozen, box.email, enabled=True)
+
+    messages = box.port.get_messages(ids)
+
+    assert [m.message_id for m in messages] == ids
+    assert quota(frozen, box.email)["refused"] > 0  # the quota was met, and the retries got past it
+    assert pauses
+
+
+def test_get_messages_paced_to_the_quota_meets_no_refusal(frozen: GoogleEmulator) -> None:
+    pacer = QuotaPacer(clock=frozen.state.now, pause=frozen.advance_clock)
+    box = GoogleBox(frozen, pacer=pacer, pause=lambda seconds: pytest.fail("no retry expected"))
+    ids = [box.deliver(subject=f"m{n}") for n in range(150)]
+    quota(frozen, box.email, enabled=True)
+    started = frozen.state.now()
+
+    messages = box.port.get_messages(ids)
+
+    assert [m.message_id for m in messages] == ids
+    assert quota(frozen, box.email)["refused"] == 0
+    assert frozen.state.now() - started < 4  # 150 gets = 750 units: about three seconds of budget
+
+
+def test_get_messages_retries_parts_failed_with_a_server_error(mail_emulator: GoogleEmulator) -> None:
+    box = GoogleBox(mail_emulator, pause=lambda seconds: None)
+    ids = [box.deliver(subject=f"m{n}") for n in range(5)]
+    fault = {"kind": "backend_500", "method": "gmail.users.messages.get", "email": box.email, "count": 3}
+    requests.post(f"{box.base}/_emulator/faults", json=fault, timeout=10).raise_for_status()
+
+    assert [m.message_id for m in box.port.get_messages(ids)] == ids
+
+
+def test_get_messages_gives_up_after_bounded_attempts_as_rate_limited(frozen: GoogleEmulator) -> None:
+    pauses: list[float] = []
+    box = GoogleBox(frozen, pause=pauses.append, max_attempts=4, jitter=lambda: 1.0)
+    message_id = box.deliver()
+    quota(frozen, box.email, enabled=True, units_per_second=4)  # messages.get costs 5: never fits
+
+    with pytest.raises(RateLimited):
+        box.port.get_messages([message_id])
+    assert pauses == [1.0, 2.0, 4.0]

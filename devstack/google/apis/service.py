@@ -76,9 +76,10 @@ def implements(method_id: str) -> Callable[[F], F]:
 class ApiService:
     """Subclasses set ``api_name``/``api_version`` and mark methods with :func:`implements`.
 
-    Every implemented method gets, in order: injected faults, authentication (a live access
+    Every implemented method gets, in order: authentication (a live access
     token; 401 otherwise), scope check (one of the method's discovery scopes; 403
-    ``insufficientPermissions`` otherwise), parameter validation against the discovery
+    ``insufficientPermissions`` otherwise), injected faults, the API's own rate limits
+    (:meth:`admit`), parameter validation against the discovery
     document (400), JSON body parsing (400 ``parseError``). The implementation returns a
     JSON-able value (200), ``None`` (204, empty) or a ready :class:`Response`.
     """
@@ -126,6 +127,7 @@ class ApiService:
                 faults = getattr(self.ctx, "faults", None)
                 if faults is not None:
                     faults.apply(method.id, account.email)
+                self.admit(method, account)
                 query = {k: request.args.getlist(k) for k in request.args}
                 params = validate(method, path_values, query)
                 body = self._body(request, method)
@@ -139,6 +141,10 @@ class ApiService:
             return json_response(result)
 
         return handle
+
+    def admit(self, method: Method, account: Account) -> None:
+        """Raise an :class:`ApiError` to refuse an authenticated call before it is served
+        (an API's own rate limits); every call is admitted unless a subclass says otherwise."""
 
     def authenticate(self, request: Request, method: Method) -> tuple[Account, tuple[str, ...]]:
         header = request.headers.get("Authorization", "")

@@ -1,13 +1,16 @@
 """Gmail v1 for the Google emulator.
 
 Served methods: users.getProfile, users.watch, users.stop, labels.list/get,
-messages.list/get/send (also the media upload path)/modify/delete, threads.get,
-history.list, and the batch endpoint ``POST /batch/gmail/v1``. Control routes live under
+messages.list/get/send (also the media upload path)/modify/delete/trash/untrash,
+messages.attachments.get, drafts.create/get/list/update/delete/send, threads.get,
+history.list, and the batch endpoint ``POST /batch/gmail/v1``. Gmail's per-user rate limit
+(:mod:`.quota`) is enforced when switched on. Control routes live under
 ``/_emulator/gmail/`` and a page at ``/_emulator/ui/gmail?email=...``.
 
 Modules: :mod:`.mime` (RFC 2822 ↔ Gmail payload), :mod:`.store` (mailboxes, history,
-threading), :mod:`.query` (``q``), :mod:`.paging` (page tokens), :mod:`.pubsub` (watch and
-Pub/Sub pushes), :mod:`.service` (API methods), :mod:`.batch`, :mod:`.control`.
+threading, drafts), :mod:`.quota` (per-user rate limit), :mod:`.query` (``q``),
+:mod:`.paging` (page tokens), :mod:`.pubsub` (watch and Pub/Sub pushes), :mod:`.service` (API
+methods), :mod:`.batch`, :mod:`.control`.
 """
 
 from __future__ import annotations

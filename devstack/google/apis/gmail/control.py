@@ -17,6 +17,7 @@ from urllib.parse import quote
 from werkzeug.wrappers import Request, Response
 
 from devstack.google.apis.gmail import mime
+from devstack.google.apis.gmail.quota import UNITS_PER_SECOND
 from devstack.google.apis.gmail.store import GmailError, Mailbox, StoredMessage
 from devstack.google.responses import html_response, json_response
 from devstack.google.server import Route
@@ -89,6 +90,11 @@ class GmailControl:
             Route(f"{PREFIX}/messages/<message_id>/labels", ("POST",), self.change_labels),
             Route(f"{PREFIX}/messages/<message_id>/delete", ("POST",), self.delete),
             Route(f"{PREFIX}/messages/<message_id>", ("DELETE",), self.delete),
+            Route(f"{PREFIX}/messages/<message_id>/trash", ("POST",), self.trash),
+            Route(f"{PREFIX}/messages/<message_id>/untrash", ("POST",), self.untrash),
+            Route(f"{PREFIX}/drafts", ("POST",), self.create_draft),
+            Route(f"{PREFIX}/quota", ("GET",), self.quota_status),
+            Route(f"{PREFIX}/quota", ("POST",), self.set_quota),
             Route(f"{PREFIX}/labels", ("POST",), self.create_label),
             Route(f"{PREFIX}/expire-history", ("POST",), self.expire_history),
             Route(f"{PREFIX}/seed", ("POST",), self.seed),
@@ -194,6 +200,81 @@ class GmailControl:
         except GmailError as exc:
             return _error(exc.message, exc.status)
 
+    def trash(self, request: Request, message_id: str) -> Response:
+        """POST {email}: the user moves a message to the trash (as messages.trash)."""
+        return self._trash(request, message_id, self.store.trash)
+
+    def untrash(self, request: Request, message_id: str) -> Response:
+        """POST {email}: the user takes a message out of the trash (as messages.untrash)."""
+        return self._trash(request, message_id, self.store.untrash)
+
+    def _trash(self, request: Request, message_id: str, action: Any) -> Response:
+        data = _Input(request)
+        try:
+            box = self._box(data)
+            return self._done(data, box, self._summary(action(box, message_id)))
+        except ValueError as exc:
+            return _error(str(exc))
+        except GmailError as exc:
+            return _error(exc.message, exc.status)
+
+    def create_draft(self, request: Request) -> Response:
+        """POST {email, to?, subject?, text?, threadOf?}: the user writes a draft (as
+        drafts.create); answers ``{draftId, ...message}``."""
+        data = _Input(request)
+        try:
+            with self.state.lock:
+                box = self._box(data)
+                in_reply_to = ""
+                thread_of = data.text("threadOf") or None
+                if thread_of:
+                    in_reply_to = box.message(thread_of).parsed.message_id
+                raw = mime.compose(
+                    sender=f"{box.name} <{box.email}>" if box.name else box.email,
+                    to=data.text("to") or "marie@curie.example",
+                    subject=data.text("subject"),
+                    text=data.text("text"),
+                    date=self.state.now(),
+                    in_reply_to=in_reply_to,
+                )
+                thread = box.message(thread_of).thread_id if thread_of else None
+                draft_id, message = self.store.create_draft(box, raw, thread)
+                return self._done(data, box, {"draftId": draft_id, **self._summary(message)}, 201)
+        except ValueError as exc:
+            return _error(str(exc))
+        except GmailError as exc:
+            return _error(exc.message, exc.status)
+
+    def quota_status(self, request: Request) -> Response:
+        """GET ?email=: the per-user quota of a mailbox (limit, units used in the current
+        second, requests refused), or without email the global setting."""
+        address = request.args.get("email", "").strip().lower()
+        quota = self.store.quota
+        if not address:
+            return json_response({"units_per_second": quota.default, "mailboxes": dict(quota.per_mailbox)})
+        return json_response(quota.status(address, self.state.now()))
+
+    def set_quota(self, request: Request) -> Response:
+        """POST {enabled, units_per_second?, email?}: switch Gmail's per-user rate limit on
+        (250 units per second unless told otherwise) or off, for one account or for every
+        account without its own setting."""
+        body = request.get_json(force=True, silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
+            return _error("enabled (true or false) is required")
+        units = body.get("units_per_second", UNITS_PER_SECOND)
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            return _error("units_per_second must be a positive integer")
+        email = body.get("email")
+        if email is not None:
+            if not isinstance(email, str):
+                return _error("email must be a string")
+            try:
+                email = self.store.mailbox_for_email(email).email
+            except KeyError:
+                return _error(f"unknown account {email}", 404)
+        self.store.quota.configure(units if body["enabled"] else None, email)
+        return json_response({"email": email, "units_per_second": units if body["enabled"] else None})
+
     def create_label(self, request: Request) -> Response:
         """POST {email, name}: a user label."""
         data = _Input(request)
@@ -298,6 +379,7 @@ class GmailControl:
                 when = datetime.datetime.fromtimestamp(m.internal_date / 1000, datetime.UTC).strftime("%Y-%m-%d %H:%M")
                 unread = "UNREAD" in m.label_ids
                 toggle = "remove" if unread else "add"
+                bin_action = "untrash" if "TRASH" in m.label_ids else "trash"
                 rows.append(
                     f"<tr><td>{e(when)}</td><td>{e(m.parsed.header('From'))}</td>"
                     f"<td>{'<b>' if unread else ''}{e(m.parsed.subject)}{'</b>' if unread else ''}"
@@ -311,7 +393,9 @@ class GmailControl:
                     f'<input name="add" placeholder="add labels" size="10">'
                     f'<input name="remove" placeholder="remove labels" size="10"><button>Apply</button></form>'
                     f'<form method="post" action="{PREFIX}/messages/{e(m.id)}/delete">{hidden}'
-                    f"<button>Delete forever</button></form></td></tr>"
+                    f"<button>Delete forever</button></form>"
+                    f'<form method="post" action="{PREFIX}/messages/{e(m.id)}/{bin_action}">{hidden}'
+                    f"<button>{bin_action.capitalize()}</button></form></td></tr>"
                 )
             options = "".join(
                 f'<option value="{e(m.id)}">{e(m.parsed.subject)} ({e(m.id)})</option>' for m in self._newest_first(box)

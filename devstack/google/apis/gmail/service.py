@@ -17,6 +17,7 @@ from devstack.google.apis.gmail.query import HIDDEN_LABELS, Query
 from devstack.google.apis.gmail.store import GmailError, GmailStore, Mailbox, StoredMessage
 from devstack.google.apis.service import ApiCall, ApiService, implements
 from devstack.google.server import EmulatorContext, Route
+from devstack.google.state import Account
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
@@ -61,8 +62,7 @@ def gmail_method(method_id: str) -> Callable[[Handler], Handler]:
 
 
 class GmailApi(ApiService):
-    """Gmail v1: users.getProfile, messages.list/get/send/modify/delete, threads.get,
-    history.list, labels.list, users.watch/stop, plus the batch endpoint.
+    """Gmail v1 (the package docstring lists the methods), plus the batch endpoint.
 
     The store is ``ctx.stores["gmail"]`` (a :class:`GmailStore`); its Pub/Sub emulation is
     ``store.pubsub``.
@@ -82,6 +82,10 @@ class GmailApi(ApiService):
     def api_routes(self) -> list[Route]:
         """Only the discovery methods (what a batch part may call)."""
         return super().routes()
+
+    def admit(self, method: Method, account: Account) -> None:
+        """Gmail's per-user rate limit, when switched on (see :mod:`.quota`)."""
+        self.store.quota.charge(account.email, method.id, self.state.now())
 
     # ------------------------------------------------------------------ helpers
     def mailbox(self, call: ApiCall) -> Mailbox:
@@ -231,46 +235,189 @@ class GmailApi(ApiService):
         with self.state.lock:
             self.store.delete(self.mailbox(call), str(call.param("id")))
 
+    @gmail_method("gmail.users.messages.trash")
+    def trash_message(self, call: ApiCall) -> dict[str, Any]:
+        """messages.trash: TRASH added (``labelAdded`` in history)."""
+        with self.state.lock:
+            return self.store.trash(self.mailbox(call), str(call.param("id"))).with_labels()
+
+    @gmail_method("gmail.users.messages.untrash")
+    def untrash_message(self, call: ApiCall) -> dict[str, Any]:
+        """messages.untrash: TRASH removed (``labelRemoved`` in history)."""
+        with self.state.lock:
+            return self.store.untrash(self.mailbox(call), str(call.param("id"))).with_labels()
+
+    @gmail_method("gmail.users.messages.attachments.get")
+    def get_attachment(self, call: ApiCall) -> dict[str, Any]:
+        """messages.attachments.get: the ``MessagePartBody`` of an attachment whose id a
+        ``format=full`` payload gave (``body.attachmentId``)."""
+        if self.metadata_only(call):
+            raise ApiError(403, "Metadata scope doesn't allow attachment access", "forbidden")
+        with self.state.lock:
+            message = self.mailbox(call).message(str(call.param("messageId")))
+            attachment_id = str(call.param("id"))
+            data = message.parsed.attachments.get(attachment_id)
+            if data is None:
+                raise ApiError(404, "Requested entity was not found.", "notFound")
+            return {"attachmentId": attachment_id, "size": len(data), "data": mime.b64url(data)}
+
+    @staticmethod
+    def _raw_of(message: Any, *, required: bool = True) -> bytes | None:
+        """The RFC 2822 bytes of a Message in a request body (``raw`` base64url, or the
+        media upload's bytes in ``raw_bytes``)."""
+        message = message if isinstance(message, dict) else {}
+        raw = message.get("raw_bytes")
+        if raw is not None:
+            return bytes(raw)
+        encoded = message.get("raw")
+        if not isinstance(encoded, str) or not encoded:
+            if not required:
+                return None
+            raise ApiError(
+                400,
+                "'raw' RFC822 payload message string or uploading message via /upload/* URL required",
+                "invalidArgument",
+            )
+        try:
+            return mime.b64url_decode(encoded)
+        except ValueError:
+            raise ApiError(400, "Invalid value for ByteString: raw", "invalidArgument") from None
+
+    @staticmethod
+    def _thread_id_of(message: Any) -> str | None:
+        thread_id = message.get("threadId") if isinstance(message, dict) else None
+        if thread_id is not None and not isinstance(thread_id, str):
+            raise ApiError(400, "Invalid thread_id value", "invalidArgument")
+        return thread_id
+
     @gmail_method("gmail.users.messages.send")
     def send_message(self, call: ApiCall) -> dict[str, Any]:
         """messages.send: store in SENT, thread by Gmail's rule, deliver to local accounts."""
         body = call.body if isinstance(call.body, dict) else {}
-        raw = body.get("raw_bytes")
-        if raw is None:
-            encoded = body.get("raw")
-            if not isinstance(encoded, str) or not encoded:
-                raise ApiError(
-                    400,
-                    "'raw' RFC822 payload message string or uploading message via /upload/* URL required",
-                    "invalidArgument",
-                )
+        raw = self._raw_of(body)
+        assert raw is not None
+        thread_id = self._thread_id_of(body)
+        with self.state.lock:
+            return self._send(self.mailbox(call), raw, thread_id).with_labels()
+
+    def _send(self, box: Mailbox, raw: bytes, thread_id: str | None) -> StoredMessage:
+        prepared = mime.prepare_outgoing(raw, box.email, box.name, self.state.now())
+        parsed = mime.parse(prepared)
+        recipients = [*parsed.recipients["to"], *parsed.recipients["cc"], *parsed.recipients["bcc"]]
+        if not recipients:
+            raise ApiError(400, "Recipient address required", "invalidArgument")
+        thread = self.store.thread_for_reply(box, parsed, thread_id) if thread_id else None
+        labels = ["SENT"] + (["INBOX", "UNREAD"] if box.email in recipients else [])
+        message = self.store.add_message(box, prepared, labels, thread_id=thread)
+        delivered = mime.without_bcc(prepared)
+        for address in dict.fromkeys(recipients):
+            if address == box.email:
+                continue
             try:
-                raw = mime.b64url_decode(encoded)
-            except ValueError:
-                raise ApiError(400, "Invalid value for ByteString: raw", "invalidArgument") from None
-        thread_id = body.get("threadId")
-        if thread_id is not None and not isinstance(thread_id, str):
-            raise ApiError(400, "Invalid thread_id value", "invalidArgument")
+                other = self.store.mailbox_for_email(address)
+            except KeyError:
+                continue  # outside the emulator: the mail leaves "the Internet"
+            self.store.receive(other, delivered)
+        return message
+
+    # ------------------------------------------------------------------ drafts
+    @staticmethod
+    def _draft(draft_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        return {"id": draft_id, "message": message}
+
+    def _draft_body(self, call: ApiCall) -> tuple[bytes, str | None]:
+        body = call.body if isinstance(call.body, dict) else {}
+        message = body.get("message")
+        if "raw_bytes" in body:  # media upload: the Draft metadata, then the message
+            message = {**(message if isinstance(message, dict) else {}), "raw_bytes": body["raw_bytes"]}
+        raw = self._raw_of(message)
+        assert raw is not None
+        return raw, self._thread_id_of(message)
+
+    @gmail_method("gmail.users.drafts.create")
+    def create_draft(self, call: ApiCall) -> dict[str, Any]:
+        """drafts.create: a message with the DRAFT label (``messageAdded`` in history)."""
+        raw, thread_id = self._draft_body(call)
+        with self.state.lock:
+            draft_id, message = self.store.create_draft(self.mailbox(call), raw, thread_id)
+            return self._draft(draft_id, message.with_labels())
+
+    @gmail_method("gmail.users.drafts.get")
+    def get_draft(self, call: ApiCall) -> dict[str, Any]:
+        """drafts.get in format minimal | metadata | full | raw."""
+        fmt = str(call.param("format", "full"))
+        self._check_format(call, fmt)
+        with self.state.lock:
+            draft_id = str(call.param("id"))
+            message = self.mailbox(call).draft_message(draft_id)
+            return self._draft(draft_id, self.render(message, fmt))
+
+    @gmail_method("gmail.users.drafts.list")
+    def list_drafts(self, call: ApiCall) -> dict[str, Any]:
+        """drafts.list: newest first, with ``q`` and ``includeSpamTrash`` as messages.list."""
+        q = str(call.param("q", "") or "")
+        include_hidden = bool(call.param("includeSpamTrash", False))
+        binding = {"q": q, "includeSpamTrash": include_hidden}
         with self.state.lock:
             box = self.mailbox(call)
-            prepared = mime.prepare_outgoing(bytes(raw), box.email, box.name, self.state.now())
-            parsed = mime.parse(prepared)
-            recipients = [*parsed.recipients["to"], *parsed.recipients["cc"], *parsed.recipients["bcc"]]
-            if not recipients:
-                raise ApiError(400, "Recipient address required", "invalidArgument")
-            thread = self.store.thread_for_reply(box, parsed, thread_id) if thread_id else None
-            labels = ["SENT"] + (["INBOX", "UNREAD"] if box.email in recipients else [])
-            message = self.store.add_message(box, prepared, labels, thread_id=thread)
-            delivered = mime.without_bcc(prepared)
-            for address in dict.fromkeys(recipients):
-                if address == box.email:
-                    continue
-                try:
-                    other = self.store.mailbox_for_email(address)
-                except KeyError:
-                    continue  # outside the emulator: the mail leaves "the Internet"
-                self.store.receive(other, delivered)
-            return message.with_labels()
+            query = Query(q, box, self.state.now())
+            cursor = self._cursor(call, "drafts", box, binding)
+            show_hidden = include_hidden or query.includes_hidden
+            drafts = [(draft_id, box.message(message_id)) for draft_id, message_id in box.drafts.items()]
+            matched = [
+                (d, m) for d, m in drafts if (show_hidden or not HIDDEN_LABELS & set(m.label_ids)) and query.matches(m)
+            ]
+            matched.sort(key=lambda dm: (dm[1].internal_date, dm[0]), reverse=True)
+            if cursor is not None:
+                matched = [(d, m) for d, m in matched if (m.internal_date, d) < (cursor[0], cursor[1])]
+            size = _page_size(call)
+            page = matched[:size]
+            out: dict[str, Any] = {}
+            if page:
+                out["drafts"] = [self._draft(d, m.ref()) for d, m in page]
+            if len(matched) > size:
+                last_id, last = page[-1]
+                out["nextPageToken"] = self.pages.issue("drafts", box.sub, binding, [last.internal_date, last_id])
+            out["resultSizeEstimate"] = len(matched)
+            return out
+
+    @gmail_method("gmail.users.drafts.update")
+    def update_draft(self, call: ApiCall) -> dict[str, Any]:
+        """drafts.update: the draft's message is replaced (a new message id)."""
+        raw, thread_id = self._draft_body(call)
+        with self.state.lock:
+            draft_id = str(call.param("id"))
+            message = self.store.update_draft(self.mailbox(call), draft_id, raw, thread_id)
+            return self._draft(draft_id, message.with_labels())
+
+    @gmail_method("gmail.users.drafts.delete")
+    def delete_draft(self, call: ApiCall) -> None:
+        """drafts.delete: the draft and its message are deleted for good."""
+        with self.state.lock:
+            self.store.delete_draft(self.mailbox(call), str(call.param("id")))
+
+    @gmail_method("gmail.users.drafts.send")
+    def send_draft(self, call: ApiCall) -> dict[str, Any]:
+        """drafts.send: the draft (its stored message, or the one in the body) is sent as
+        messages.send sends; the draft is deleted and the sent message has a new id."""
+        body = call.body if isinstance(call.body, dict) else {}
+        draft_id = body.get("id")
+        if not isinstance(draft_id, str) or not draft_id:
+            raise ApiError(400, "Invalid draft", "invalidArgument")
+        message = body.get("message")
+        if "raw_bytes" in body:
+            message = {**(message if isinstance(message, dict) else {}), "raw_bytes": body["raw_bytes"]}
+        replacement = self._raw_of(message, required=False)
+        with self.state.lock:
+            box = self.mailbox(call)
+            stored = box.draft_message(draft_id)
+            raw = replacement if replacement is not None else stored.raw
+            thread_id = self._thread_id_of(message) if replacement is not None else stored.thread_id
+            if thread_id == stored.id:
+                thread_id = None  # the draft started its own thread: so does the sent message
+            sent = self._send(box, raw, thread_id)
+            self.store.delete(box, stored.id)
+            return sent.with_labels()
 
     # ------------------------------------------------------------------ threads
     @gmail_method("gmail.users.threads.get")

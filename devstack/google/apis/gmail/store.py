@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devstack.google.apis.gmail import mime
+from devstack.google.apis.gmail.quota import Quota
 from devstack.google.state import Account, State
 
 #: Bounded history: older records are forgotten, and start ids before them get 404.
@@ -178,6 +179,8 @@ class Mailbox:
         self.history: deque[HistoryRecord] = deque()
         self.messages: dict[str, StoredMessage] = {}
         self.labels: dict[str, Label] = {name: Label(name, name, "system") for name in SYSTEM_LABELS}
+        #: Draft id → the id of its current message (a draft's message id changes on update).
+        self.drafts: dict[str, str] = {}
         self.watch: Watch | None = None
         self.last_push_at: float | None = None
         self.pushes_dropped_by_rate = 0
@@ -204,6 +207,20 @@ class Mailbox:
             None,
         )
 
+    def draft_message(self, draft_id: str) -> StoredMessage:
+        """The current message of draft ``draft_id``, or a 404."""
+        message_id = self.drafts.get(draft_id)
+        if message_id is None:
+            raise not_found()
+        return self.message(message_id)
+
+    def new_draft_id(self) -> str:
+        """A fresh draft id, shaped like Gmail's (``r`` and a number)."""
+        while True:
+            candidate = f"r{self.rng.getrandbits(62)}"
+            if candidate not in self.drafts:
+                return candidate
+
     def new_message_id(self, internal_date: int) -> str:
         """A fresh message id for a message dated ``internal_date`` (ms)."""
         # Gmail ids are 16 hex digits that grow with time; keep that look.
@@ -225,12 +242,15 @@ class GmailStore:
         self.listeners: list[ChangeListener] = []
         #: The Pub/Sub emulation (``pubsub.PubSub``), attached by the service.
         self.pubsub: Any = None
+        #: The per-user rate limit (off until switched on through the control API).
+        self.quota = Quota()
 
     # ------------------------------------------------------------------ access
     def reset(self) -> None:
         """Forget every mailbox, topic and push subscription (for an emulator reset)."""
         with self.state.lock:
             self.mailboxes.clear()
+            self.quota.reset()
             if self.pubsub is not None:
                 self.pubsub.reset()
 
@@ -371,8 +391,45 @@ class GmailStore:
         with self.state.lock:
             message = box.message(message_id)
             del box.messages[message_id]
+            for draft_id in [d for d, m in box.drafts.items() if m == message_id]:
+                del box.drafts[draft_id]
             self._record(box, {"deleted": True}, message)
             self._changed(box, message.label_ids)
+
+    def trash(self, box: Mailbox, message_id: str) -> StoredMessage:
+        """messages.trash: the message gets TRASH (one ``labelAdded`` record); its other
+        labels stay, so untrash gives it back as it was."""
+        return self.modify(box, message_id, ["TRASH"], [])
+
+    def untrash(self, box: Mailbox, message_id: str) -> StoredMessage:
+        """messages.untrash: TRASH is removed (one ``labelRemoved`` record)."""
+        return self.modify(box, message_id, [], ["TRASH"])
+
+    # ------------------------------------------------------------------ drafts
+    def create_draft(self, box: Mailbox, raw: bytes, thread_id: str | None = None) -> tuple[str, StoredMessage]:
+        """A draft: a message with only the DRAFT label (``messageAdded`` in history). With
+        ``thread_id`` it joins that thread by the threading rule of messages.send."""
+        with self.state.lock:
+            draft_id = box.new_draft_id()
+            return draft_id, self._draft_message(box, draft_id, raw, thread_id)
+
+    def _draft_message(self, box: Mailbox, draft_id: str, raw: bytes, thread_id: str | None) -> StoredMessage:
+        thread = self.thread_for_reply(box, mime.parse(raw), thread_id) if thread_id else None
+        message = self.add_message(box, raw, ["DRAFT"], thread_id=thread)
+        box.drafts[draft_id] = message.id
+        return message
+
+    def update_draft(self, box: Mailbox, draft_id: str, raw: bytes, thread_id: str | None = None) -> StoredMessage:
+        """Replace a draft's message: the old one is deleted, a new one (a new id) added."""
+        with self.state.lock:
+            old = box.draft_message(draft_id)
+            self.delete(box, old.id)
+            return self._draft_message(box, draft_id, raw, thread_id)
+
+    def delete_draft(self, box: Mailbox, draft_id: str) -> None:
+        """Delete a draft and its message for good (``messageDeleted``)."""
+        with self.state.lock:
+            self.delete(box, box.draft_message(draft_id).id)
 
     def create_label(self, box: Mailbox, name: str) -> Label:
         """A user label (Gmail's ids look like ``Label_12``); an existing name is returned as is."""

@@ -2,9 +2,10 @@
 
 Used: ``users.getProfile``, ``messages.list`` (``q``, ``includeSpamTrash=false``),
 ``messages.get`` ``format=raw`` in batch requests, ``history.list``, ``messages.send``,
-``users.watch`` and ``users.stop``. Left out (the port does not need them yet, or the
-emulator lacks them): ``messages.attachments.get`` (raw messages carry their attachments),
-trash/untrash, drafts, threads and labels methods, the media upload of ``messages.send``
+``users.watch`` and ``users.stop``. Left out (the port does not need them):
+``messages.attachments.get`` (raw messages carry their attachments), trash/untrash (a trashed
+message shows as TRASH added in history), drafts (``-in:draft`` keeps them out of
+listings), threads and labels methods, the media upload of ``messages.send``
 (``raw`` in the JSON body is limited to Google's request size; large attachments will need it).
 """
 
@@ -12,13 +13,18 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Sequence
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from crmsync.config import GoogleSettings
 from crmsync.errors import InvalidRequest
-from crmsync.ports.errors import CursorInvalid, ProviderNotFound
+from crmsync.ports.errors import CursorInvalid, ProviderError, ProviderNotFound, RateLimited
 from crmsync.ports.mail import (
     ChangeKind,
     ChangePage,
@@ -32,7 +38,7 @@ from crmsync.ports.mail import (
 )
 from crmsync.providers.google.api import build_service, google_errors
 
-__all__ = ["GoogleMail"]
+__all__ = ["GoogleMail", "QuotaPacer"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +52,97 @@ _HISTORY_TYPES = ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"
 #: What the window's listing never includes besides spam and trash (``includeSpamTrash``
 #: stays false): drafts, which ``messages.list`` otherwise returns.
 _NOT_DRAFTS = "-in:draft"
+
+
+#: Gmail's per-user rate limit ("250 quota units per user per second, moving average") and
+#: what this adapter plans for by default: a margin for other clients of the same mailbox.
+GMAIL_UNITS_PER_SECOND = 250
+DEFAULT_UNITS_PER_SECOND = 240
+#: Quota units of the calls made here (Gmail's per-method quota usage table).
+QUOTA_UNITS = {
+    "users.getProfile": 1,
+    "messages.list": 5,
+    "messages.get": 5,
+    "history.list": 2,
+    "messages.send": 100,
+    "users.watch": 100,
+    "users.stop": 50,
+}
+#: Attempts of a batch part that failed for the rate limit or a server error, and the
+#: backoff between them (doubling from the base, capped; full jitter).
+MAX_ATTEMPTS = 6
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 32.0
+
+
+class QuotaPacer:
+    """Keeps one mailbox's calls within a quota budget, so a long backfill does not meet
+    Gmail's rate limit at all. Share one pacer across the calls (and adapters) of a mailbox.
+
+    Gmail counts a moving window: units spent in the last second. A token bucket admits its
+    capacity *plus* its refill within one window (up to twice the budget), so this pacer
+    keeps the same window instead: a call waits (``pause``) until its units fit in
+    ``units_per_second`` minus what was spent in the last ``window`` seconds. A call's units
+    are dated when it *ends* (:meth:`spending`), which is never earlier than Gmail counted
+    them, so the two windows cannot disagree in Gmail's disfavour.
+    """
+
+    def __init__(
+        self,
+        units_per_second: int = DEFAULT_UNITS_PER_SECOND,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        pause: Callable[[float], Any] = time.sleep,
+        window: float = 1.0,
+    ) -> None:
+        if units_per_second < 1 or window <= 0:
+            raise ValueError("a quota budget needs at least 1 unit per a positive window")
+        self.units_per_second = units_per_second
+        self._clock = clock
+        self._pause = pause
+        self._window = window
+        self._spent: deque[list[float]] = deque()  # [time, units], oldest first
+        self._lock = threading.Lock()
+
+    def _used(self, now: float) -> float:
+        while self._spent and self._spent[0][0] <= now - self._window:
+            self._spent.popleft()
+        return sum(units for _, units in self._spent)
+
+    def _wait_for(self, units: float) -> list[float]:
+        """Reserve ``units`` (dated now), pausing first until they fit."""
+        if units > self.units_per_second:
+            raise ValueError(f"{units} quota units never fit a budget of {self.units_per_second} per second")
+        while True:
+            with self._lock:
+                now = self._clock()
+                used = self._used(now)
+                if used + units <= self.units_per_second:
+                    entry = [now, float(units)]
+                    self._spent.append(entry)
+                    return entry
+                # The earliest moment enough of the window has expired.
+                freed, wait = used, 0.0
+                for at, spent in self._spent:
+                    freed -= spent
+                    wait = at + self._window - now
+                    if freed + units <= self.units_per_second:
+                        break
+            self._pause(max(wait, 1e-3))
+
+    def acquire(self, units: float) -> None:
+        """Wait until ``units`` fit in the budget and spend them now."""
+        self._wait_for(units)
+
+    @contextmanager
+    def spending(self, units: float) -> Iterator[None]:
+        """Wait until ``units`` fit, make the call, and date its units at its end."""
+        entry = self._wait_for(units)
+        try:
+            yield
+        finally:
+            with self._lock:
+                entry[0] = max(entry[0], self._clock())
 
 
 def _b64url_decode(value: str) -> bytes:
@@ -66,9 +163,21 @@ class GoogleMail:
         client_secret: Callable[[], str],
         *,
         history_page_size: int = MAX_PAGE_SIZE,
+        pacer: QuotaPacer | None = None,
+        pause: Callable[[float], Any] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         """``history_page_size``: ``maxResults`` of ``history.list`` (smaller only to see paging
-        at work)."""
+        at work). ``pacer``: spend every call's quota units through it (share one per
+        mailbox); without one, calls go out at once. ``pause``, ``jitter`` (a number in
+        [0, 1)) and ``max_attempts``: the backoff of :meth:`get_messages`' retries."""
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._pacer = pacer
+        self._pause = pause
+        self._jitter = jitter
+        self._max_attempts = max_attempts
         self._service: Any = build_service("gmail", settings, refresh_token, client_secret)
         # The client library builds the batch address from the discovery document's root,
         # which an api_endpoint override does not change.
@@ -78,8 +187,18 @@ class GoogleMail:
     def _users(self) -> Any:
         return self._service.users()
 
+    @contextmanager
+    def _paced(self, method: str, calls: int = 1) -> Iterator[None]:
+        """Google's error translation, after waiting for the quota units of ``calls`` calls."""
+        if self._pacer is None:
+            with google_errors(method):
+                yield
+            return
+        with self._pacer.spending(QUOTA_UNITS[method] * calls), google_errors(method):
+            yield
+
     def profile(self) -> MailboxProfile:
-        with google_errors("users.getProfile"):
+        with self._paced("users.getProfile"):
             answer = self._users().getProfile(userId="me").execute(num_retries=0)
         return MailboxProfile(email=str(answer["emailAddress"]), history_cursor=str(answer["historyId"]))
 
@@ -111,47 +230,82 @@ class GoogleMail:
         }
         if page:
             params["pageToken"] = page
-        with google_errors("messages.list"):
+        with self._paced("messages.list"):
             answer = self._users().messages().list(**params).execute(num_retries=0)
         return MessagePage(
             messages=[_ref(m) for m in answer.get("messages", [])], next_page=answer.get("nextPageToken") or None
         )
 
     def get_messages(self, message_ids: Sequence[str]) -> list[RawMessage]:
-        """``messages.get`` ``format=raw``, :data:`BATCH_SIZE` calls per batch request. The
-        first part that failed other than "not found" raises (as its neutral error); the
-        batch is then worth retrying as a whole."""
+        """``messages.get`` ``format=raw``, :data:`BATCH_SIZE` calls per batch request (fewer
+        when a pacer's budget holds fewer). A message deleted meanwhile (a 404 part) is left
+        out. Parts refused for the rate limit (429, Gmail's rate-limit 403s) or failed with a
+        server error are retried alone, after an exponential backoff with full jitter (or
+        Gmail's ``Retry-After`` when longer), at most ``max_attempts`` times in all: then
+        ``RateLimited`` (or the server error) is raised. Any other failed part raises at once
+        as its neutral error."""
+        wanted = list(dict.fromkeys(message_ids))
+        size = BATCH_SIZE
+        if self._pacer is not None:
+            size = max(1, min(BATCH_SIZE, self._pacer.units_per_second // QUOTA_UNITS["messages.get"]))
+        found: dict[str, RawMessage] = {}
+        for start in range(0, len(wanted), size):
+            pending = wanted[start : start + size]
+            for attempt in range(1, self._max_attempts + 1):
+                pending, last, retry_after = self._get_batch(pending, found)
+                if not pending:
+                    break
+                if attempt == self._max_attempts:
+                    logger.warning("gmail batch gave up", extra={"parts_left": len(pending), "attempts": attempt})
+                    raise last
+                delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)) * self._jitter()
+                self._pause(max(delay, retry_after or 0.0))
+        return [found[m] for m in wanted if m in found]
+
+    def _get_batch(
+        self, message_ids: list[str], found: dict[str, RawMessage]
+    ) -> tuple[list[str], ProviderError, float | None]:
+        """One batch request; returns the ids worth retrying, the last such failure and the
+        longest ``Retry-After`` among them."""
         from googleapiclient.http import BatchHttpRequest
 
-        found: dict[str, RawMessage] = {}
-        failures: list[BaseException] = []
+        failures: dict[str, BaseException] = {}
 
         def collect(request_id: str, response: Any, exception: BaseException | None) -> None:
             if exception is not None:
-                failures.append(exception)
+                failures[request_id] = exception
             else:
                 found[request_id] = self._raw(response)
 
-        wanted = list(dict.fromkeys(message_ids))
-        for start in range(0, len(wanted), BATCH_SIZE):
-            chunk = wanted[start : start + BATCH_SIZE]
-            batch = (
-                BatchHttpRequest(callback=collect, batch_uri=self._batch_uri)
-                if self._batch_uri
-                else self._service.new_batch_http_request(callback=collect)
-            )
-            for message_id in chunk:
-                batch.add(self._users().messages().get(userId="me", id=message_id, format="raw"), request_id=message_id)
-            with google_errors("messages.get (batch)"):
-                batch.execute()
-            for failure in failures:
-                try:
-                    with google_errors("messages.get"):
-                        raise failure
-                except ProviderNotFound:
-                    continue  # deleted since it was listed
-            failures.clear()
-        return [found[m] for m in wanted if m in found]
+        batch = (
+            BatchHttpRequest(callback=collect, batch_uri=self._batch_uri)
+            if self._batch_uri
+            else self._service.new_batch_http_request(callback=collect)
+        )
+        for message_id in message_ids:
+            batch.add(self._users().messages().get(userId="me", id=message_id, format="raw"), request_id=message_id)
+        with self._paced("messages.get", len(message_ids)):
+            batch.execute()
+        retry: list[str] = []
+        last: ProviderError = RateLimited("messages.get: nothing failed.")
+        longest: float | None = None
+        for message_id, failure in failures.items():
+            try:
+                with google_errors("messages.get"):
+                    raise failure
+            except ProviderNotFound:
+                continue  # deleted since it was listed
+            except RateLimited as error:
+                retry.append(message_id)
+                last = error
+                if error.retry_after is not None:
+                    longest = max(longest or 0.0, error.retry_after)
+            except ProviderError as error:
+                if not error.retryable:
+                    raise
+                retry.append(message_id)
+                last = error
+        return retry, last, longest
 
     @staticmethod
     def _raw(message: dict[str, Any]) -> RawMessage:
@@ -180,7 +334,7 @@ class GoogleMail:
             if page_token:
                 params["pageToken"] = page_token
             try:
-                with google_errors("history.list"):
+                with self._paced("history.list"):
                     answer = self._users().history().list(**params).execute(num_retries=0)
             except ProviderNotFound:
                 raise CursorInvalid("Gmail no longer has history from that historyId.") from None
@@ -210,7 +364,7 @@ class GoogleMail:
         body: dict[str, Any] = {"raw": base64.urlsafe_b64encode(message.raw).decode("ascii")}
         if message.thread_id is not None:
             body["threadId"] = message.thread_id
-        with google_errors("messages.send"):
+        with self._paced("messages.send"):
             answer = self._users().messages().send(userId="me", body=body).execute(num_retries=0)
         return _ref(answer)
 
@@ -219,7 +373,7 @@ class GoogleMail:
         if label_ids:
             body["labelIds"] = list(label_ids)
             body["labelFilterBehavior"] = "exclude" if exclude else "include"
-        with google_errors("users.watch"):
+        with self._paced("users.watch"):
             answer = self._users().watch(userId="me", body=body).execute(num_retries=0)
         return MailWatch(
             cursor=str(answer["historyId"]),
@@ -227,5 +381,5 @@ class GoogleMail:
         )
 
     def stop(self) -> None:
-        with google_errors("users.stop"):
+        with self._paced("users.stop"):
             self._users().stop(userId="me").execute(num_retries=0)
