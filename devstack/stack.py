@@ -19,6 +19,7 @@ import os
 import secrets
 import sys
 import threading
+import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -43,6 +44,11 @@ from devstack.template import LocalContext, ResolvedTemplate, load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOGLE_CLIENT_ID = "crmsync-local-client"
+#: Gmail's Pub/Sub topic on the local stack, and the account the emulator's push subscription
+#: signs its OIDC tokens as (infra/README.md: what a deployment sets up in Google Cloud).
+GMAIL_TOPIC = "projects/crmsync-local/topics/gmail"
+GMAIL_PUSH_SERVICE_ACCOUNT = "gmail-push@crmsync-local.iam.gserviceaccount.com"
+GMAIL_PUSH_PATH = "/webhooks/google/gmail"
 DUMMY_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "devstack",
     "AWS_SECRET_ACCESS_KEY": "devstack",
@@ -282,6 +288,8 @@ class Stack:
                 name="crmsync (local)",
             )
             self.google_accounts = self.google.seed_demo_accounts()
+        if self.google is not None and self._parameters.get("GmailTopic"):
+            self._subscribe_gmail_pushes()
 
         if ddb_thread is not None:
             ddb_thread.join()
@@ -358,6 +366,11 @@ class Stack:
                     # Contacts and email are asked for only by "Enable Google Sync" and "Email
                     # (2-way sync)" (incremental consent).
                     "GoogleFeatures": "calendar,contacts,email",
+                    # Gmail's pushes: the emulator's Pub/Sub subscription posts them to the
+                    # webhook, signed for this audience as this account.
+                    "GmailTopic": GMAIL_TOPIC,
+                    "GmailPushAudience": f"{self.http.url}{GMAIL_PUSH_PATH}",
+                    "GmailPushServiceAccount": GMAIL_PUSH_SERVICE_ACCOUNT,
                 }
             )
         else:
@@ -365,6 +378,29 @@ class Stack:
         overrides = {name: value for name, value in candidates.items() if name in declared}
         overrides.update(self.parameter_overrides)
         return overrides
+
+    def _subscribe_gmail_pushes(self) -> None:
+        """The push subscription of Gmail's topic, as a deployer creates it in Cloud Pub/Sub
+        (through the emulator's control API): the webhook's URL, the audience and service
+        account the function checks."""
+        assert self.http is not None
+        assert self.google is not None
+        body = {
+            "topicName": self._parameters["GmailTopic"],
+            "pushEndpoint": f"{self.http.url}{GMAIL_PUSH_PATH}",
+            "audience": self._parameters.get("GmailPushAudience", ""),
+            "serviceAccountEmail": self._parameters.get("GmailPushServiceAccount", ""),
+            "name": "crmsync-gmail-push",
+        }
+        request = urllib.request.Request(  # noqa: S310 - the emulator on loopback
+            f"{self.google.base_url}/_emulator/gmail/subscriptions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - as above
+            answer.read()
+        self.log(f"gmail pushes: {body['topicName']} -> {body['pushEndpoint']} (as {body['serviceAccountEmail']})")
 
     def stop(self) -> None:
         """Stop everything that started (idempotent)."""

@@ -125,6 +125,11 @@ class GoogleEmulator:
         """auth_uri, token_uri, revoke_uri, userinfo_uri, certs_uri, jwks_uri and issuer."""
         return endpoint_urls(self.base_url)
 
+    def sign(self, claims: dict[str, Any]) -> str:
+        """An RS256 JWT of ``claims`` signed with the emulator's key (published at its certs
+        URL), as Google signs id tokens and Pub/Sub push tokens: for tests that forge odd ones."""
+        return self._ctx.keys.sign(claims)
+
     # ------------------------------------------------------------------ control
 
     def register_client(

@@ -47,6 +47,9 @@ REVOKE_PATH = "/revoke"
 USERINFO_PATH = "/v1/userinfo"
 CERTS_PATH = "/oauth2/v1/certs"
 JWKS_PATH = "/oauth2/v3/certs"
+#: Google's certificate endpoints tell clients to keep the keys for hours (the header's shape
+#: as Google sends it; the key is rotated only when the emulator restarts).
+CERTS_CACHE_CONTROL = {"Cache-Control": "public, max-age=21600, must-revalidate, no-transform"}
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 
 # RFC 7636 §4.1/§4.2: verifiers and challenges are 43-128 unreserved characters.
@@ -429,12 +432,12 @@ class OAuthService:
     # ------------------------------------------------------------------ keys and discovery
 
     def v1_certs(self, request: Request) -> Response:
-        """GET /oauth2/v1/certs: ``{kid: PEM x509 certificate}``."""
-        return json_response(self._ctx.keys.v1_certs())
+        """GET /oauth2/v1/certs: ``{kid: PEM x509 certificate}``, cacheable as Google's are."""
+        return json_response(self._ctx.keys.v1_certs(), headers=CERTS_CACHE_CONTROL)
 
     def jwks(self, request: Request) -> Response:
-        """GET /oauth2/v3/certs: the JWK Set."""
-        return json_response(self._ctx.keys.jwks())
+        """GET /oauth2/v3/certs: the JWK Set, cacheable as Google's is."""
+        return json_response(self._ctx.keys.jwks(), headers=CERTS_CACHE_CONTROL)
 
     def discovery(self, request: Request) -> Response:
         """GET /.well-known/openid-configuration."""

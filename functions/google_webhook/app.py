@@ -1,4 +1,5 @@
-"""Google Calendar push notifications: authenticate the channel, enqueue a sync, answer fast."""
+"""Google's pushes (Calendar channel notifications, Gmail's Pub/Sub pushes): authenticate,
+enqueue a sync, answer fast."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 

@@ -1,6 +1,6 @@
 """The composition root: the one place that names concrete adapters and builds the object
 graph. Each function builds one graph per execution environment (:func:`graph` or, for the
-Calendar webhook that talks to no provider, :func:`core`), each part on first use and once:
+Google webhook that calls no provider API, :func:`core`), each part on first use and once:
 one cipher, one queue, one store of each kind, one use case of each kind.
 """
 
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from crmsync.ports.contacts import ContactsPort
     from crmsync.ports.mail import MailPort
     from crmsync.providers.google.oauth import GoogleOAuth
+    from crmsync.providers.google.pubsub import PubSubPush
     from crmsync.security.tokens import TokenCipher
     from crmsync.sync.calendar_sync import CalendarSync
     from crmsync.sync.channels import Channels
@@ -81,8 +82,8 @@ def client_secret_reader(secret_arn: str) -> Callable[[], str]:
 
 
 class Core:
-    """What every function shares: its tables, the sync queue, and the stores a Calendar
-    notification needs. Imports are deferred to first use, so a function pays only for
+    """What every function shares: its tables, the sync queue, and what a Calendar
+    notification or a Gmail push needs. Imports are deferred to first use, so a function pays only for
     what it touches."""
 
     def __init__(self, settings: CoreSettings, *, counter: Counter | None = None) -> None:
@@ -109,6 +110,24 @@ class Core:
         from crmsync.dal.sync_requests import SyncRequestStore
 
         return SyncRequestStore()
+
+    @cached_property
+    def mailbox_directory(self) -> MailboxDirectory:
+        from crmsync.dal.mail_sync import MailboxDirectory
+
+        return MailboxDirectory()
+
+    @cached_property
+    def gmail_push(self) -> PubSubPush:
+        """Authenticates Gmail's Pub/Sub pushes; one per process, so Google's certificates
+        stay cached between invocations."""
+        from crmsync.providers.google.pubsub import PubSubPush
+
+        return PubSubPush(
+            audience=self.settings.gmail_push_audience,
+            service_account=self.settings.gmail_push_service_account,
+            certs_url=self.settings.pubsub_certs_uri,
+        )
 
 
 class Graph(Core):
@@ -546,12 +565,6 @@ class Graph(Core):
         return MailSyncStore()
 
     @cached_property
-    def mailbox_directory(self) -> MailboxDirectory:
-        from crmsync.dal.mail_sync import MailboxDirectory
-
-        return MailboxDirectory()
-
-    @cached_property
     def mail_sync(self) -> MailSyncEngine:
         """F8's sync engine (the worker's; the API only queues its runs)."""
         from crmsync.mail.parse import parse_message
@@ -640,5 +653,5 @@ def graph() -> Graph:
 
 @cache
 def core() -> Core:
-    """The Calendar webhook's graph: core settings only (no provider client settings)."""
+    """The Google webhook's graph: core settings only (no provider client settings)."""
     return Core(CoreSettings.from_env())

@@ -35,6 +35,7 @@ __all__ = [
     "MailChange",
     "MailPort",
     "MailWatch",
+    "MailboxNotification",
     "MailboxProfile",
     "MessagePage",
     "MessageRef",
@@ -131,6 +132,18 @@ class MailWatch:
 
     cursor: str
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class MailboxNotification:
+    """A change in a watched mailbox, as the adapter read it from an authenticated push (Gmail:
+    a Pub/Sub push naming the address and its history id). It names no user: the CRM finds
+    who syncs the mailbox, and the sync reads the changes from its own cursor."""
+
+    email: str
+    cursor: str
+    #: The push's own id (Pub/Sub's messageId), for the log.
+    message_id: str
 
 
 @dataclass(frozen=True)

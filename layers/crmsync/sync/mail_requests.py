@@ -1,14 +1,21 @@
-"""Queues runs of the mail sync (F8) without importing its engine (the API's side)."""
+"""Queues runs of the mail sync (F8) without importing its engine (the API's and the
+webhook's side)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from crmsync.domain import Principal
 from crmsync.domain.mail_sync import MailSync
 from crmsync.messaging.messages import MailSyncRequest
 from crmsync.security.secrets import sha256_hex
+from crmsync.sync.coalesce import REQUEST_LOST_AFTER
+
+if TYPE_CHECKING:
+    from crmsync.dal.sync_requests import SyncRequestStore
+    from crmsync.ports.mail import MailboxNotification
 
 #: The coalescing mark of a mailbox (:class:`crmsync.dal.sync_requests.SyncRequestStore`
 #: keys marks by connection and resource; a mailbox is one resource).
@@ -26,6 +33,12 @@ class SyncedMailbox(Protocol):
 KNOWN_FOR = timedelta(minutes=1)
 #: Emails per request (a message carries at most 50).
 PULL_CHUNK = 50
+
+
+class Mailboxes(Protocol):
+    """Who syncs a mailbox (:class:`crmsync.dal.mail_sync.MailboxDirectory`)."""
+
+    def owners(self, email: str) -> list[tuple[Principal, str]]: ...
 
 
 class MailSyncRequests:
@@ -72,3 +85,33 @@ class MailSyncRequests:
                 emails=emails,
             )
         )
+
+
+def on_mailbox_notification(
+    notification: MailboxNotification,
+    mailboxes: Mailboxes,
+    marks: SyncRequestStore,
+    queue: Queue,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> tuple[int, str]:
+    """An authenticated push for a mailbox: open a sync request for each user syncing it, or
+    join the pending one (a burst queues one sync plus one trailing sync, as for calendars:
+    :mod:`crmsync.sync.coalesce`). A mailbox nobody syncs is acknowledged: the push would
+    otherwise come back for days."""
+    owners = mailboxes.owners(notification.email)
+    if not owners:
+        return 200, "unknown mailbox"
+    now = clock()
+    requests = MailSyncRequests(queue)
+    queued = 0
+    for principal, connection_id in owners:
+        if not marks.note(principal, connection_id, MAILBOX_RESOURCE, now, now - REQUEST_LOST_AFTER):
+            continue
+        try:
+            requests.request(principal, connection_id, reason="push", occasion=now.isoformat())
+        except Exception:
+            # Not queued: the push comes back (Pub/Sub retries an error) and must open a request again.
+            marks.withdraw(principal, connection_id, MAILBOX_RESOURCE, now)
+            raise
+        queued += 1
+    return 200, f"enqueued {queued} of {len(owners)}" if queued else "coalesced"
