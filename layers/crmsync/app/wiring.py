@@ -192,9 +192,11 @@ class Graph(Core):
         return GooglePeople(self.settings.google, refresh_token, self._google_secret)
 
     def google_mail(self, refresh_token: str, connection: Connection) -> MailPort:
-        from crmsync.providers.google.gmail import GoogleMail
+        from crmsync.providers.google.gmail import GoogleMail, QuotaPacer
 
-        return GoogleMail(self.settings.google, refresh_token, self._google_secret)
+        # One pacer per opened mailbox: a mailbox syncs in one FIFO group, one run at a time,
+        # so its run's calls stay within Gmail's per-user quota without meeting a 403.
+        return GoogleMail(self.settings.google, refresh_token, self._google_secret, pacer=QuotaPacer())
 
     def google_credential(self, refresh_token: str, connection: Connection) -> CredentialPort:
         from crmsync.providers.google.oauth import GoogleCredential
