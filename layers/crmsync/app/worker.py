@@ -8,6 +8,7 @@ failure raises, so the record (and the records after it in its group) come back 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -28,6 +29,9 @@ from crmsync.messaging.messages import (
 )
 from crmsync.sync.coalesce import settle
 from crmsync.sync.mail_requests import MAILBOX_RESOURCE
+
+if TYPE_CHECKING:
+    from crmsync.sync.mail_sync import MailSyncOutcome
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +125,8 @@ def sync_mail(message: MailSyncRequest) -> str:
         settle(graph().sync_requests, principal, message.connection_id, MAILBOX_RESOURCE)
     result = engine.run(principal, message.connection_id, reason=message.reason, emails=message.emails)
     outcome = "not_synced" if result is None else result.mode + (" (continues)" if result.more else "")
+    if result is not None:
+        _mail_metrics(result)
     log.info(
         "gmail synced",
         extra={
@@ -134,6 +140,19 @@ def sync_mail(message: MailSyncRequest) -> str:
         },
     )
     return outcome
+
+
+def _mail_metrics(result: MailSyncOutcome) -> None:
+    """Backfill progress, lag behind the mailbox (quota refusals are counted by the engine)."""
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    metrics = Metrics()  # the function's metric set, flushed by its handler
+    if result.mode == "backfill":
+        metrics.add_metric(name="MailBackfillChecked", unit=MetricUnit.Count, value=result.checked)
+    metrics.add_metric(name="MailSyncLogged", unit=MetricUnit.Count, value=result.logged)
+    if result.lag is not None:
+        metrics.add_metric(name="MailSyncLag", unit=MetricUnit.Seconds, value=max(0.0, result.lag))
 
 
 def sync_calendar(message: CalendarSyncRequest) -> str:

@@ -34,6 +34,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Protocol
 
 from crmsync.dal.bcc import SenderAddressStore
@@ -49,7 +50,7 @@ from crmsync.domain.message import Address, MailLimits, ParsedMail, Refusal
 from crmsync.mail import logbook
 from crmsync.mail.addresses import on_domain
 from crmsync.messaging.events import EmailSynced, EventPublisher
-from crmsync.ports.errors import AuthRevoked, CursorInvalid, ProviderError
+from crmsync.ports.errors import AuthRevoked, CursorInvalid, ProviderError, RateLimited
 from crmsync.ports.mail import DRAFT, SPAM, TRASH, ChangeKind, MailAccess, MailChange, MailPort, RawMessage
 from crmsync.security.secrets import sha256_hex
 from crmsync.sync.mail_requests import MailSyncRequests
@@ -99,6 +100,9 @@ class MailSyncOutcome:
     marked: int = 0
     #: The backfill continues in a queued step.
     more: bool = False
+    #: Seconds from Gmail receiving the newest message this run logged to its logging (the
+    #: sync's lag behind the mailbox); None when it logged none.
+    lag: float | None = None
 
 
 @dataclass
@@ -108,6 +112,7 @@ class _Tally:
     recognised: int = 0
     marked: int = 0
     oldest: datetime | None = None
+    newest_logged: datetime | None = None
 
 
 class MailSyncEngine:
@@ -177,10 +182,12 @@ class MailSyncEngine:
         try:
             if reason == "contacts" and emails:
                 return run.pull(emails)
-            return run.sync(notified=reason == "push")
+            return run.sync()
         except AuthRevoked:
             raise
         except ProviderError as exc:
+            if isinstance(exc, RateLimited):
+                self._counter.count("MailRateLimited")
             try:
                 self._store.save(principal, connection_id, error=str(exc)[:500])
             except Exception:
@@ -227,25 +234,39 @@ class _Run:
         self.state = state
         self.started = o._clock()
         self.deadline = self.started + o.budget
-        self.own = {c.email.lower() for c in o._connections.list(principal)} | o._senders.verified(principal)
-        self.own.add(email.lower())
-        self.never = o._never_log.get(principal) if o._never_log is not None else _Nothing()
+        self.email = email
+
+    # Read only when a message is to be logged: a no-op sync reads nothing more.
+    @cached_property
+    def own(self) -> set[str]:
+        o = self.o
+        own = {c.email.lower() for c in o._connections.list(self.principal)} | o._senders.verified(self.principal)
+        return own | {self.email.lower()}
+
+    @cached_property
+    def never(self) -> NeverLogRules:
+        return self.o._never_log.get(self.principal) if self.o._never_log is not None else _Nothing()
 
     @property
     def since(self) -> datetime:
         return self.started - timedelta(days=self.state.window_days)
 
     # ------------------------------------------------------------------ the run
-    def sync(self, *, notified: bool) -> MailSyncOutcome:
+    def sync(self) -> MailSyncOutcome:
         o, state = self.o, self.state
         if state.history_cursor is None and state.backfill is None:
             state = self._begin_backfill()
         if state.backfill is not None:
-            tally, done = self._backfill(state.backfill)
-            if not done:
-                return MailSyncOutcome("backfill", tally.checked, tally.logged, tally.recognised, more=True)
-            self._watch()
-            return MailSyncOutcome("backfill", tally.checked, tally.logged, tally.recognised)
+            step, done = self._backfill(state.backfill)
+            if not done or o._clock() >= self.deadline:
+                if done:
+                    self._watch()
+                return MailSyncOutcome("backfill", step.checked, step.logged, step.recognised, more=not done)
+            # Done with time left: what arrived during the backfill, from the cursor it began at.
+            state = self.state
+            backfilled: _Tally | None = step
+        else:
+            backfilled = None
         assert state.history_cursor is not None
         try:
             page = self.port.changes_since(state.history_cursor)
@@ -259,15 +280,19 @@ class _Run:
         now = o._clock()
         changed = page.cursor != state.history_cursor or state.last_error is not None
         stale = state.last_synced_at is None or now - state.last_synced_at > timedelta(minutes=30)
-        if changed or stale or notified:
-            self._store_save(
-                history_cursor=page.cursor,
-                synced_at=now,
-                error=None,
-                notified_at=now if notified else None,
-            )
+        if changed or stale:
+            self._store_save(history_cursor=page.cursor, synced_at=now, error=None)
         self._watch()
-        return MailSyncOutcome("incremental", tally.checked, tally.logged, tally.recognised, tally.marked)
+        lag = (now - tally.newest_logged).total_seconds() if tally.newest_logged is not None else None
+        if backfilled is not None:
+            return MailSyncOutcome(
+                "backfill",
+                backfilled.checked + tally.checked,
+                backfilled.logged + tally.logged,
+                backfilled.recognised + tally.recognised,
+                tally.marked,
+            )
+        return MailSyncOutcome("incremental", tally.checked, tally.logged, tally.recognised, tally.marked, lag=lag)
 
     def pull(self, emails: Sequence[str]) -> MailSyncOutcome:
         """New contacts' mail of the window (a Gmail search by their addresses)."""
@@ -294,15 +319,21 @@ class _Run:
         return self.state
 
     def _backfill(self, backfill: Backfill) -> tuple[_Tally, bool]:
+        """Pages of the window until it is done (True) or the run's budget is spent (False: the
+        next step is queued). The tally is this step's."""
         o = self.o
-        tally = _Tally()
+        step = _Tally()
         page = backfill.page
         # Every step lists the same window (a page token belongs to its query): the one from
         # when the backfill began.
         since = backfill.started_at - timedelta(days=self.state.window_days)
         while True:
+            tally = _Tally()
             listed = self.port.list_messages(since=since, page=page, page_size=self.o.page_size)
             self._log_new([r.message_id for r in listed.messages], tally)
+            step.checked += tally.checked
+            step.logged += tally.logged
+            step.recognised += tally.recognised
             page = listed.next_page
             backfill = replace(
                 backfill,
@@ -311,7 +342,6 @@ class _Run:
                 checked=backfill.checked + tally.checked,
                 logged=backfill.logged + tally.logged,
             )
-            tally.checked = tally.logged = 0
             if page is None:
                 now = o._clock()
                 self._store_save(backfill=None, history_cursor=backfill.cursor, synced_at=now, error=None)
@@ -320,11 +350,11 @@ class _Run:
                     "gmail backfill done",
                     extra={"connection_id": self.connection_id, "checked": backfill.checked, "logged": backfill.logged},
                 )
-                return _Tally(backfill.checked, backfill.logged), True
+                return step, True
             self._store_save(backfill=backfill)
             if o._clock() >= self.deadline:
                 o.request(self.principal, self.connection_id, "backfill", f"page@{backfill.checked}")
-                return _Tally(backfill.checked, backfill.logged), False
+                return step, False
 
     # ------------------------------------------------------------------ changes
     def _apply(self, changes: Iterable[MailChange]) -> _Tally:
@@ -389,6 +419,8 @@ class _Run:
                 outcome = self._one(raw)
                 if outcome == "logged":
                     tally.logged += 1
+                    if tally.newest_logged is None or raw.internal_date > tally.newest_logged:
+                        tally.newest_logged = raw.internal_date
                 elif outcome == "recognised":
                     tally.recognised += 1
 
