@@ -1,7 +1,8 @@
 """Email (2-way sync) on the Email settings page in headless Chromium (F8): with no account,
 "Enable" connects one through Google's consent (Gmail's boxes ticked) and comes back to the
 page; the backfill brings a contact's past mail into their conversation and the sync turns
-live; "Sync now" brings new mail; unticking Gmail's box is explained and sync stays off;
+live; new mail arrives through Gmail's signed Pub/Sub push; a never-log contact's mail stays
+out; unticking Gmail's box is explained and sync stays off;
 "Disable" (confirmed) turns it off and removes the mail brought in. Each state passes axe,
 at both widths."""
 
@@ -92,11 +93,29 @@ def test_enable_backfill_sync_now_and_disable(
     passes_axe(page)
     shoot(page, "email-sync-live")
 
-    gmail.receive(message(marie_email, [ada], "After sync", "New news"))
+    # New mail reaches the conversation through Gmail's own push: the watch the sync opened,
+    # the emulator's Pub/Sub subscription (a signed OIDC token), the webhook, the worker.
+    box = gmail.mailbox()
+    assert box["watch"] is not None
+    dropped = box["pushesDroppedByRate"]
+    gmail.receive(message(marie_email, [ada], "After push", "New news"))
+    assert stack.google.push.wait_idle(timeout=30)
+    # Gmail drops notifications above 1/s; the checks above took longer than that.
+    assert gmail.mailbox()["pushesDroppedByRate"] == dropped
+    stack.drain()
+    assert sorted(conversation(alice, marie)) == ["After push", "Before sync"]
+
+    # Mail from a contact on the never-log list is not brought in; "Sync now" syncs at once.
+    pierre_email = f"pierre-{uuid.uuid4().hex[:8]}@curie.example"
+    pierre = new_contact(alice, pierre_email)
+    added = alice.api("POST", "/v1/settings/never-log", json={"entry": pierre_email})
+    assert added.status_code == 201, added.text
+    gmail.receive(message(pierre_email, [ada], "Personal", "private"))
     page.get_by_role("button", name="Sync now").click()
     expect(page.locator("#notice")).to_have_text("A sync was started.")
     stack.drain()
-    assert sorted(conversation(alice, marie)) == ["After sync", "Before sync"]
+    assert conversation(alice, pierre) == []
+    assert sorted(conversation(alice, marie)) == ["After push", "Before sync"]
 
     page.get_by_role("button", name="Disable").click()
     expect(page.get_by_role("alertdialog")).to_be_visible()

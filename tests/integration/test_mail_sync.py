@@ -295,3 +295,23 @@ def test_disable_forgets_synced_only_mail_and_keeps_bcc_logged_mail(
     assert engine.forget(ALICE, connection_id) == 1
     assert subjects(graph, marie) == []
     assert graph.mailbox_directory.owners(user.email) == []
+
+
+def test_never_log_addresses_and_domains_are_never_brought_in(
+    graph: Graph, engine: MailSyncEngine, mailbox: tuple[str, GmailUser]
+) -> None:
+    connection_id, user = mailbox
+    marie, pierre = contact(graph, MARIE), contact(graph, PIERRE)
+    colleague = contact(graph, "bob@colleagues.example")
+    graph.never_log_settings.add(ALICE, PIERRE)
+    graph.never_log_settings.add(ALICE, "colleagues.example")
+    user.receive(message(PIERRE, [user.email], "Personal", "x"))
+    user.receive(message(PIERRE, [user.email], "Shared", "y", cc=[MARIE]))
+    user.receive(message("bob@colleagues.example", [user.email], "Internal", "z"))
+
+    engine.run(ALICE, connection_id)
+
+    assert subjects(graph, pierre) == []
+    assert subjects(graph, colleague) == []
+    # A message with other contacts is logged for them only.
+    assert subjects(graph, marie) == ["Shared"]
