@@ -36,7 +36,6 @@ def _to_domain(item: MailSyncItem | None) -> MailSync:
         history_cursor=item.history_cursor,
         backfill=backfill,
         last_synced_at=item.last_synced_at,
-        last_notified_at=item.last_notified_at,
         last_error=item.last_error,
         watch_expires_at=item.watch_expires_at,
         watch_renewed_at=item.watch_renewed_at,
@@ -116,7 +115,6 @@ class MailSyncStore:
         error: str | bool | None = False,
         watch_expires_at: datetime | None = None,
         watch_renewed_at: datetime | None = None,
-        notified_at: datetime | None = None,
     ) -> MailSync | None:
         """Record the sync's progress (``False``: leave as it is). None when the mailbox is no
         longer the one synced (disabled or changed meanwhile): nothing is written."""
@@ -136,8 +134,6 @@ class MailSyncStore:
                 item.watch_expires_at = watch_expires_at
             if watch_renewed_at is not None:
                 item.watch_renewed_at = watch_renewed_at
-            if notified_at is not None and (item.last_notified_at is None or notified_at > item.last_notified_at):
-                item.last_notified_at = notified_at
 
         try:
             return self._change(principal, change)
@@ -171,7 +167,6 @@ def _clear(item: MailSyncItem) -> None:
     item.history_cursor = None
     _set_backfill(item, None)
     item.last_synced_at = None
-    item.last_notified_at = None
     item.last_error = None
     item.watch_expires_at = None
     item.watch_renewed_at = None

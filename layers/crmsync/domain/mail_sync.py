@@ -35,7 +35,6 @@ class MailSync:
     history_cursor: str | None = None
     backfill: Backfill | None = None
     last_synced_at: datetime | None = None
-    last_notified_at: datetime | None = None
     last_error: str | None = None
     watch_expires_at: datetime | None = None
     watch_renewed_at: datetime | None = None

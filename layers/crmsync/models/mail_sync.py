@@ -46,7 +46,6 @@ class MailSyncItem(ConnectionsTableItem):
     backfill_checked = NumberAttribute(default=0)
     backfill_logged = NumberAttribute(default=0)
     last_synced_at = UTCDateTimeAttribute(null=True)
-    last_notified_at = UTCDateTimeAttribute(null=True)
     last_error = UnicodeAttribute(null=True)
     watch_expires_at = UTCDateTimeAttribute(null=True)
     watch_renewed_at = UTCDateTimeAttribute(null=True)
