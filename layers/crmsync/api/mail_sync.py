@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from crmsync.api.http import principal_of
 from crmsync.api.integrations import BINDING_COOKIE, binding_cookie, cookie_value
@@ -68,7 +68,7 @@ class EnableEmailSyncRequest(BaseModel):
     #: The Google account whose Gmail to sync; absent: connect a new account.
     connection_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
     #: How many days of past mail to bring in (default 90).
-    window_days: int = Field(default=DEFAULT_WINDOW_DAYS, ge=1, le=MAX_WINDOW_DAYS)
+    window_days: StrictInt = Field(default=DEFAULT_WINDOW_DAYS, ge=1, le=MAX_WINDOW_DAYS)
 
 
 class EnableEmailSyncResponse(BaseModel):

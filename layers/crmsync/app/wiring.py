@@ -445,7 +445,10 @@ class Graph(Core):
                 self.contact_sync.forget_connection,
                 lambda principal, connection_id: self.mail_sync_settings.forget_connection(principal, connection_id),
             ],
-            before_revoke=[self.calendar_sync.stop_channels],
+            before_revoke=[
+                self.calendar_sync.stop_channels,
+                lambda principal, stored: self.mail_sync.stop_before_revoke(principal, stored),
+            ],
             # Deferred: the contacts sync settings use these integrations to start consents.
             after_connect={
                 "contacts_sync": lambda principal, c: self.contacts_sync_settings.complete(principal, c),

@@ -99,10 +99,10 @@ class MailSyncSettings:
     def status(self, principal: Principal) -> MailSyncStatus:
         current = self._store.get(principal)
         if current.connection_id is None:
-            return MailSyncStatus("off")
+            return MailSyncStatus("off", window_days=current.window_days)
         connection = self._connections.get(principal, current.connection_id)
         if connection is None:
-            return MailSyncStatus("off")
+            return MailSyncStatus("off", window_days=current.window_days)
         state: State
         if connection.status is not ConnectionStatus.CONNECTED or not self._integrations.feature_granted(
             connection, FEATURE
@@ -189,10 +189,13 @@ class MailSyncSettings:
         log.info("mail sync disabled", extra={"connection_id": before.connection_id})
 
     def forget_connection(self, principal: Principal, connection_id: str) -> None:
-        """A disconnected account is no longer the mail account; its synced-only mail goes."""
+        """A disconnected account is no longer the mail account; its synced-only mail goes.
+        (Its watch was stopped before the grant was revoked: the engine's ``before_revoke``.)"""
         current = self._store.get(principal)
         if current.connection_id == connection_id:
-            self.disable(principal)
+            self._leave(principal, current, stop_watch=False)
+            self._store.disable(principal)
+            log.info("mail sync off: its account was disconnected", extra={"connection_id": connection_id})
 
     def sync_now(self, principal: Principal) -> bool:
         current = self._store.get(principal)
@@ -202,13 +205,13 @@ class MailSyncSettings:
         self._request(principal, current.connection_id, "manual", f"manual@{minute}")
         return True
 
-    def _leave(self, principal: Principal, before: MailSync) -> None:
+    def _leave(self, principal: Principal, before: MailSync, *, stop_watch: bool = True) -> None:
         """Stop syncing ``before``'s mailbox: no more pushes, its watch stopped, its
         synced-only mail forgotten (by the worker: it may be much)."""
         assert before.connection_id is not None
         if before.account_email:
             self._directory.unregister(principal, before.account_email)
-        if self._stopper is not None:
+        if stop_watch and self._stopper is not None:
             try:
                 self._stopper.stop_watch(principal, before.connection_id)
             except Exception:  # noqa: BLE001 - best effort: Google stops pushing within minutes,

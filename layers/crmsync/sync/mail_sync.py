@@ -43,7 +43,7 @@ from crmsync.dal.contacts import ContactStore
 from crmsync.dal.mail_bucket import MailBucket
 from crmsync.dal.mail_log import MailLogStore
 from crmsync.dal.mail_sync import MailSyncStore
-from crmsync.domain import Connection, ConnectionStatus, Counter, NoCounter, Principal
+from crmsync.domain import Connection, ConnectionStatus, Counter, NoCounter, Principal, StoredConnection
 from crmsync.domain.mail_records import Direction, GmailRef, GmailState, LoggedMessage
 from crmsync.domain.mail_sync import Backfill, MailSync
 from crmsync.domain.message import Address, MailLimits, ParsedMail, Refusal
@@ -211,6 +211,19 @@ class MailSyncEngine:
             if self._clock() >= deadline:
                 self.request(principal, connection_id, "forget", f"forget@{self._clock().isoformat()}")
                 return forgotten
+
+    def stop_before_revoke(self, principal: Principal, stored: StoredConnection) -> None:
+        """Before a disconnect revokes the grant: stop the mailbox's watch if it is the synced
+        one (best effort: Google stops pushing within minutes, and pushes for a mailbox nobody
+        syncs are acknowledged and dropped)."""
+        if not self._topic or self._store.get(principal).connection_id != stored.connection.connection_id:
+            return
+        try:
+            self._access.mail(stored).stop()
+        except ProviderError:
+            log.warning(
+                "gmail watch not stopped before revoke", extra={"connection_id": stored.connection.connection_id}
+            )
 
     def stop_watch(self, principal: Principal, connection_id: str) -> None:
         """No more Gmail notifications for this mailbox."""
