@@ -34,9 +34,7 @@ def test_disconnecting_the_mail_account_stops_its_watch_and_forgets_its_mail(sta
     ada = GoogleCalendarUser.new(stack.google.base_url, "ada").email
     gmail = GmailUser(stack.google.base_url, ada)
     marie = f"marie-{uuid.uuid4().hex[:8]}@curie.example"
-    made = alice.api(
-        "POST", "/v1/contacts", json={"emails": [marie]}, headers={"Idempotency-Key": uuid.uuid4().hex}
-    )
+    made = alice.api("POST", "/v1/contacts", json={"emails": [marie]}, headers={"Idempotency-Key": uuid.uuid4().hex})
     assert made.status_code == 201, made.text
     contact_id = made.json()["id"]
     gmail.receive(message(marie, [ada], "Hello", "x"))

@@ -15,7 +15,6 @@ from crmsync.domain.mail_records import LoggedMessage
 from crmsync.domain.message import ParsedMail
 from crmsync.logic.contacts import ContactInput
 from crmsync.mail import logbook
-from crmsync.mail.inbound import content_digest, message_keys
 from crmsync.mail.parse import parse_message
 from crmsync.messaging.messages import MailSyncRequest
 from crmsync.sync.mail_sync import MailSyncEngine
@@ -225,8 +224,8 @@ def test_a_message_logged_by_bcc_is_recognised_not_logged_again(
     # Logged first as BCC logging logs it (the same Message-ID), then seen in Gmail's Sent.
     parsed = parse_message(bytes(sent))
     assert isinstance(parsed, ParsedMail)
-    digest = content_digest(parsed)
-    key = message_keys(parsed, digest)[0]
+    digest = logbook.content_digest(parsed)
+    key = logbook.message_keys(parsed, digest)[0]
     parts = logbook.store_parts(graph.mail_bucket, ALICE, key, digest, parsed)
     assert parsed.date is not None
     record = logbook.record(

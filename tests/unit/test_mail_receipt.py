@@ -18,7 +18,7 @@ from crmsync.mail.addresses import (
     new_verification_code,
     on_domain,
 )
-from crmsync.mail.inbound import content_digest, message_key, message_keys, normalise_message_id
+from crmsync.mail.logbook import content_digest, message_key, message_keys, normalise_message_id
 from crmsync.mail.receipt import Verdicts, read_receipts
 
 EVENT: dict[str, Any] = {

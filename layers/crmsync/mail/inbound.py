@@ -28,7 +28,6 @@ their own and writes only into their own partition.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -38,13 +37,15 @@ from typing import Any, Literal, Protocol
 
 from crmsync.dal.bcc import BccAddressStore, SenderAddressStore
 from crmsync.dal.connections import ConnectionStore
-from crmsync.dal.mail_bucket import MailBucket, attachment_key, body_key
+from crmsync.dal.mail_bucket import MailBucket
 from crmsync.dal.mail_log import TRANSACTION_LIMIT, MailLogStore
 from crmsync.domain import Counter, NoCounter, Principal
-from crmsync.domain.mail_records import Direction, LoggedMessage, SenderStatus, StoredAttachment
+from crmsync.domain.mail_records import Direction, LoggedMessage, SenderStatus
 from crmsync.domain.message import Address, MailLimits, ParsedMail, Refusal
 from crmsync.domain.never_log import NeverLog
+from crmsync.mail import logbook
 from crmsync.mail.addresses import codes_in, is_local_part, local_part_on, on_domain
+from crmsync.mail.logbook import content_digest, message_keys
 from crmsync.mail.receipt import Receipt, read_receipts
 from crmsync.messaging.events import EmailLogged, EventPublisher
 from crmsync.security.secrets import same, sha256_hex
@@ -54,13 +55,6 @@ log = logging.getLogger(__name__)
 #: Contacts linked per message: the MAIL# item and one entry per contact must fit one
 #: transaction (DynamoDB allows 100 actions); the rest are left out with a note.
 MAX_CONTACTS = TRANSACTION_LIMIT - 2
-#: Kept small so the MAIL# item stays far below DynamoDB's 400 KB.
-MAX_STORED_ADDRESSES = 100
-MAX_REFERENCES = 20
-MAX_HEADER_CHARS = 998
-MAX_NOTES = 20
-MAX_NOTE_CHARS = 500
-PREVIEW_CHARS = 200
 CONTACT_SOURCE = "bcc"
 
 Status = Literal["logged", "duplicate", "refused", "sender_verified"]
@@ -71,7 +65,6 @@ METRICS: dict[Status, str] = {
     "sender_verified": "MailSenderVerified",
 }
 Parser = Callable[[bytes, MailLimits], ParsedMail | Refusal]
-_MIME_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")
 _EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,255}$")
 
 
@@ -112,48 +105,6 @@ class _Plan:
     keys: tuple[str, ...]
     digest: str
     message_key: str = ""
-
-
-def normalise_message_id(value: str) -> str:
-    """Message-IDs compare without brackets and surrounding space, the domain case-insensitively."""
-    value = value.strip().strip("<>").strip()
-    local, at, domain = value.rpartition("@")
-    return f"{local}@{domain.lower()}" if at else value
-
-
-def message_key(mail: ParsedMail) -> str:
-    """``m`` + hash of the Message-ID, or ``h`` + hash of the content when there is none."""
-    message_id = normalise_message_id(mail.message_id)
-    if message_id:
-        return "m" + sha256_hex(message_id)
-    return "h" + sha256_hex(mail.content_hash)
-
-
-def message_keys(mail: ParsedMail, digest: str) -> tuple[str, ...]:
-    """Where a message may be logged: under :func:`message_key`; a message with a Message-ID
-    that another (different) message took first goes under ``m`` + hash of the Message-ID and
-    its content digest. Messages logged before the digest was recorded keep their keys."""
-    message_id = normalise_message_id(mail.message_id)
-    if message_id:
-        return (message_key(mail), "m" + sha256_hex(f"{message_id}\n{digest}"))
-    return (message_key(mail),)
-
-
-def content_digest(mail: ParsedMail) -> str:
-    """sha256 of what is logged of a message: sender, recipients, subject, date, text, HTML and
-    attachments. A redelivery (whatever trace headers SES or relays added) has the same digest;
-    another message reusing the Message-ID has another."""
-    logged = {
-        "from": mail.sender.email if mail.sender else "",
-        "to": [a.email for a in mail.to],
-        "cc": [a.email for a in mail.cc],
-        "subject": mail.subject,
-        "date": mail.date.isoformat() if mail.date else "",
-        "text": mail.text,
-        "html": mail.html,
-        "attachments": [[a.filename, a.content_type, a.size, a.sha256] for a in mail.attachments],
-    }
-    return sha256_hex(json.dumps(logged, ensure_ascii=False, sort_keys=True))
 
 
 def own_addresses(connections: ConnectionStore, senders: SenderAddressStore, principal: Principal) -> set[str]:
@@ -344,63 +295,25 @@ class InboundMail:
         """Logs the message under ``plan.message_key``; None when a message is already logged
         there (nothing changed)."""
         mail, key = plan.mail, plan.message_key
-        text_key = html_key = None
-        if mail.text:
-            text_key = body_key(principal, key, plan.digest, "text.txt")
-            self._bucket.put(text_key, mail.text.encode(), "text/plain; charset=utf-8")
-        if mail.html:
-            html_key = body_key(principal, key, plan.digest, "body.html")
-            self._bucket.put(html_key, mail.html.encode(), "text/html; charset=utf-8")
-        attachments = []
-        for index, attachment in enumerate(mail.attachments):
-            s3_key = None
-            content_type = attachment.content_type if _MIME_TYPE.match(attachment.content_type or "") else ""
-            if attachment.content is not None:
-                s3_key = attachment_key(principal, key, plan.digest, index)
-                self._bucket.put(s3_key, attachment.content, content_type or "application/octet-stream")
-            attachments.append(
-                StoredAttachment(
-                    attachment.filename[:255],
-                    content_type or "application/octet-stream",
-                    attachment.size,
-                    attachment.sha256,
-                    s3_key,
-                )
-            )
-
+        parts = logbook.store_parts(self._bucket, principal, key, plan.digest, mail)
         ids = self._contacts.match_or_create(principal, plan.contacts, CONTACT_SOURCE)
         contact_ids = tuple(dict.fromkeys(ids[a.email] for a in plan.contacts))
-
-        message = LoggedMessage(
-            message_key=key,
+        message = logbook.record(
+            mail,
+            key=key,
+            digest=plan.digest,
             direction=plan.direction,
-            subject=mail.subject[:MAX_HEADER_CHARS],
-            date=_aware(mail.date) or receipt.received_at,
-            sender=mail.sender,
-            to=self._stored(mail.to),
-            cc=self._stored(mail.cc),
-            message_id=normalise_message_id(mail.message_id)[:MAX_HEADER_CHARS],
-            in_reply_to=normalise_message_id(mail.in_reply_to)[:MAX_HEADER_CHARS],
-            references=tuple(normalise_message_id(r)[:MAX_HEADER_CHARS] for r in mail.references[-MAX_REFERENCES:]),
-            preview=" ".join(mail.text.split())[:PREVIEW_CHARS],
-            text_key=text_key,
-            html_key=html_key,
-            attachments=tuple(attachments),
-            notes=tuple(n[:MAX_NOTE_CHARS] for n in plan.notes[:MAX_NOTES]),
+            parts=parts,
             contact_ids=contact_ids,
-            logged_at=datetime.now(UTC),
-            content_digest=plan.digest,
+            notes=plan.notes,
+            date=_aware(mail.date) or receipt.received_at,
+            to=logbook.shown(mail.to, self._domain),
+            cc=logbook.shown(mail.cc, self._domain),
         )
         if not self._log.commit(principal, message):
             return None
         self._publish(principal, message)
         return self._report(self._outcome("logged", principal, key, contact_ids), receipt)
-
-    def _stored(self, addresses: tuple[Address, ...]) -> tuple[Address, ...]:
-        """Recipients as shown in the conversation: never the BCC addresses themselves (they
-        are the users' secrets), at most MAX_STORED_ADDRESSES."""
-        kept = [a for a in addresses if not on_domain(a.email, self._domain) and len(a.email) <= 320]
-        return tuple(Address(a.email, a.name[:200]) for a in kept[:MAX_STORED_ADDRESSES])
 
     def _publish_if_missed(self, principal: Principal, message: LoggedMessage) -> None:
         """A retry after a crash between commit and publish: the event has not gone out yet."""

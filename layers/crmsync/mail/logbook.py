@@ -1,11 +1,12 @@
 """What BCC logging (F9) and Gmail sync (F8) share once a message is to be logged: its bodies
 and attachments in the mail bucket under deterministic keys, and the record to commit.
 
-Both paths key a message by its Message-ID (:func:`crmsync.mail.inbound.message_keys`), so a
-message seen through both is logged once."""
+Both paths key a message by its Message-ID (:func:`message_keys`), so a message seen through
+both is logged once."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +15,8 @@ from crmsync.dal.mail_bucket import MailBucket, attachment_key, body_key
 from crmsync.domain import Principal
 from crmsync.domain.mail_records import Direction, GmailRef, LoggedMessage, MessageSource, StoredAttachment
 from crmsync.domain.message import Address, ParsedMail
+from crmsync.mail.addresses import on_domain
+from crmsync.security.secrets import sha256_hex
 
 #: Kept small so the MAIL# item stays far below DynamoDB's 400 KB.
 MAX_STORED_ADDRESSES = 100
@@ -30,6 +33,41 @@ def normalise_message_id(value: str) -> str:
     value = value.strip().strip("<>").strip()
     local, at, domain = value.rpartition("@")
     return f"{local}@{domain.lower()}" if at else value
+
+
+def message_key(mail: ParsedMail) -> str:
+    """``m`` + hash of the Message-ID, or ``h`` + hash of the content when there is none."""
+    message_id = normalise_message_id(mail.message_id)
+    if message_id:
+        return "m" + sha256_hex(message_id)
+    return "h" + sha256_hex(mail.content_hash)
+
+
+def message_keys(mail: ParsedMail, digest: str) -> tuple[str, ...]:
+    """Where a message may be logged: under :func:`message_key`; a message with a Message-ID
+    that another (different) message took first goes under ``m`` + hash of the Message-ID and
+    its content digest. Messages logged before the digest was recorded keep their keys."""
+    message_id = normalise_message_id(mail.message_id)
+    if message_id:
+        return (message_key(mail), "m" + sha256_hex(f"{message_id}\n{digest}"))
+    return (message_key(mail),)
+
+
+def content_digest(mail: ParsedMail) -> str:
+    """sha256 of what is logged of a message: sender, recipients, subject, date, text, HTML and
+    attachments. A redelivery (whatever trace headers SES or relays added) has the same digest;
+    another message reusing the Message-ID has another."""
+    logged = {
+        "from": mail.sender.email if mail.sender else "",
+        "to": [a.email for a in mail.to],
+        "cc": [a.email for a in mail.cc],
+        "subject": mail.subject,
+        "date": mail.date.isoformat() if mail.date else "",
+        "text": mail.text,
+        "html": mail.html,
+        "attachments": [[a.filename, a.content_type, a.size, a.sha256] for a in mail.attachments],
+    }
+    return sha256_hex(json.dumps(logged, ensure_ascii=False, sort_keys=True))
 
 
 @dataclass(frozen=True)
@@ -105,3 +143,10 @@ def record(
         source=source,
         gmail=gmail,
     )
+
+
+def shown(addresses: tuple[Address, ...], logging_domain: str) -> tuple[Address, ...]:
+    """Recipients as shown in a conversation: never the BCC addresses themselves (they are the
+    users' secrets), at most MAX_STORED_ADDRESSES."""
+    kept = [a for a in addresses if not on_domain(a.email, logging_domain) and len(a.email) <= 320]
+    return tuple(Address(a.email, a.name[:200]) for a in kept[:MAX_STORED_ADDRESSES])

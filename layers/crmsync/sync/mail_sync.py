@@ -46,7 +46,7 @@ from crmsync.dal.mail_sync import MailSyncStore
 from crmsync.domain import Connection, ConnectionStatus, Counter, NoCounter, Principal, StoredConnection
 from crmsync.domain.mail_records import Direction, GmailRef, GmailState, LoggedMessage
 from crmsync.domain.mail_sync import Backfill, MailSync
-from crmsync.domain.message import Address, MailLimits, ParsedMail, Refusal
+from crmsync.domain.message import MailLimits, ParsedMail, Refusal
 from crmsync.mail import logbook
 from crmsync.mail.addresses import on_domain
 from crmsync.messaging.events import EmailSynced, EventPublisher
@@ -478,11 +478,9 @@ class _Run:
         return self._commit(raw, parsed, direction, contact_ids)
 
     def _commit(self, raw: RawMessage, mail: ParsedMail, direction: Direction, contact_ids: tuple[str, ...]) -> str:
-        from crmsync.mail.inbound import content_digest, message_keys
-
         gmail = GmailRef(self.connection_id, raw.message_id, raw.thread_id, raw.internal_date)
-        digest = content_digest(mail)
-        for index, key in enumerate(keys := message_keys(mail, digest)):
+        digest = logbook.content_digest(mail)
+        for index, key in enumerate(keys := logbook.message_keys(mail, digest)):
             existing = self.o._log.get(self.principal, key)
             if existing is not None:
                 if _same_message(existing, mail, digest) or index == len(keys) - 1:
@@ -500,8 +498,8 @@ class _Run:
                 contact_ids=contact_ids,
                 notes=mail.notes,
                 date=mail.date or raw.internal_date,
-                to=_shown(mail.to, self.o._domain),
-                cc=_shown(mail.cc, self.o._domain),
+                to=logbook.shown(mail.to, self.o._domain),
+                cc=logbook.shown(mail.cc, self.o._domain),
                 source="gmail",
                 gmail=gmail,
             )
@@ -562,11 +560,6 @@ def _same_message(existing: LoggedMessage, mail: ParsedMail, digest: str) -> boo
     sender = mail.sender.email.lower() if mail.sender else ""
     same_sender = (existing.sender.email.lower() if existing.sender else "") == sender
     return same_sender and mail.date is not None and abs((existing.date - mail.date).total_seconds()) < 1
-
-
-def _shown(addresses: tuple[Address, ...], domain: str) -> tuple[Address, ...]:
-    kept = [a for a in addresses if not on_domain(a.email, domain) and len(a.email) <= 320]
-    return tuple(Address(a.email, a.name[:200]) for a in kept[: logbook.MAX_STORED_ADDRESSES])
 
 
 def _quoted(email: str) -> str:
