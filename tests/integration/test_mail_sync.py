@@ -5,6 +5,7 @@ expired history, messages seen through BCC logging too, new contacts' past mail,
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -314,3 +315,15 @@ def test_never_log_addresses_and_domains_are_never_brought_in(
     assert subjects(graph, colleague) == []
     # A message with other contacts is logged for them only.
     assert subjects(graph, marie) == ["Shared"]
+
+
+def test_a_revoked_grant_marks_the_connection_for_reauthorization_instead_of_retrying(
+    graph: Graph, engine: MailSyncEngine, mailbox: tuple[str, GmailUser], google: Any
+) -> None:
+    connection_id, user = mailbox
+    engine.run(ALICE, connection_id)
+    google.revoke_grant(user.email)
+
+    assert engine.run(ALICE, connection_id) is None  # not raised: a retry cannot help
+
+    assert graph.mail_sync_settings.status(ALICE).state == "needs_reauthorization"

@@ -184,7 +184,17 @@ class MailSyncEngine:
                 return run.pull(emails)
             return run.sync()
         except AuthRevoked:
-            raise
+            # Google no longer accepts the grant (revoked, password changed): retrying cannot
+            # help. The connection is marked for re-authorization, as its health check would,
+            # and the Email page shows it; reconnecting resumes from the stored cursor.
+            self._connections.set_status(
+                principal, connection_id, ConnectionStatus.NEEDS_REAUTH, "invalid_grant", version=stored.version
+            )
+            self._counter.count("ConnectionNeedsReauth")
+            log.warning(
+                "gmail grant revoked; connection needs re-authorization", extra={"connection_id": connection_id}
+            )
+            return None
         except ProviderError as exc:
             if isinstance(exc, RateLimited):
                 self._counter.count("MailRateLimited")
