@@ -205,7 +205,10 @@ class MailSend:
         message_key = "m" + sha256_hex(logbook.normalise_message_id(message_id))
         logged = self._log.get(principal, message_key)
         if logged is not None:
-            # Sent and logged by an earlier attempt with this key.
+            # Sent and logged by an earlier attempt with this key (which may have died before
+            # its event went out).
+            if not logged.event_published:
+                self._publish(principal, logged)
             return self._content(logged)
 
         date = self._clock().astimezone(UTC).replace(microsecond=0)
