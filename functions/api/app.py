@@ -13,6 +13,7 @@ from crmsync.api import (
     contacts_sync,
     email_settings,
     integrations,
+    mail_send,
     mail_sync,
     settings,
 )
@@ -37,6 +38,7 @@ app.include_router(appointments.router)
 app.include_router(availability.router)
 app.include_router(email_settings.router)
 app.include_router(mail_sync.router)
+app.include_router(mail_send.router)
 # Before contacts.router: /v1/contacts/review and /v1/contacts/sync are not contact ids.
 app.include_router(contact_review.router)
 app.include_router(contacts_sync.router)

@@ -294,6 +294,32 @@ def test_search_query_supports_the_documented_operators(box: Mailbox, query: str
     assert found == expected
 
 
+def test_search_rfc822msgid_finds_the_message_with_that_message_id_header(box: Mailbox) -> None:
+    wanted = box.deliver(subject="One")
+    box.deliver(subject="Two")
+    sent = (
+        box.gmail.users()
+        .messages()
+        .send(
+            userId="me",
+            body={"raw": raw_message("To: x@example.net\nMessage-ID: <Out.1@Crm.Example>\nSubject: o\n\nb")},
+        )
+        .execute()
+    )
+
+    def found(query: str) -> list[str]:
+        page = box.gmail.users().messages().list(userId="me", q=query).execute()
+        return [m["id"] for m in page.get("messages", [])]
+
+    header = wanted["messageIdHeader"]
+    assert found(f"rfc822msgid:{header}") == [wanted["id"]]
+    assert found(f"rfc822msgid:{header.strip('<>')}") == [wanted["id"]]
+    # The domain compares in any case; with in:sent, only what the mailbox sent.
+    assert found("rfc822msgid:Out.1@crm.example in:sent") == [sent["id"]]
+    assert found(f"rfc822msgid:{header} in:sent") == []
+    assert found("rfc822msgid:nobody@nowhere.example") == []
+
+
 def test_search_after_and_before_take_dates_and_epoch_seconds(box: Mailbox, google_emulator: GoogleEmulator) -> None:
     message = box.deliver()
     internal = int(

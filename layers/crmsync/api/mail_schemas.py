@@ -4,7 +4,7 @@ contacts, conversations."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -189,3 +189,47 @@ class MessageOut(ConversationEntryOut):
                 "html": c.html,
             }
         )
+
+
+# ---------------------------------------------------------------------- sending (F8)
+
+#: An address as typed; read and checked by the use case (422 naming the field).
+EmailIn = Annotated[str, Field(min_length=1, max_length=320)]
+UploadId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class UploadIn(BaseModel):
+    """An attachment to upload before sending (display name, media type, exact size)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(min_length=3, max_length=129)
+    #: Bytes; at most 25 MB (Gmail's limit).
+    size: int = Field(ge=1)
+
+
+class UploadOut(BaseModel):
+    upload_id: str
+    #: Presigned: PUT the file's bytes here, with exactly ``headers``, before ``expires_at``.
+    url: str
+    method: Literal["PUT"]
+    headers: dict[str, str]
+    expires_at: datetime
+
+
+class MessageIn(BaseModel):
+    """A message to send from the user's Gmail. ``to`` defaults to the contact's first email;
+    ``in_reply_to`` (a message key of this contact's conversation) makes it a reply in that
+    Gmail thread, with the thread's subject."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: list[EmailIn] | None = Field(default=None, max_length=100)
+    cc: list[EmailIn] = Field(default_factory=list, max_length=100)
+    bcc: list[EmailIn] = Field(default_factory=list, max_length=100)
+    subject: str | None = Field(default=None, max_length=500)
+    text: str = Field(default="", max_length=100_000)
+    html: str = Field(default="", max_length=100_000)
+    attachments: list[UploadId] = Field(default_factory=list, max_length=20)
+    in_reply_to: str | None = Field(default=None, min_length=1, max_length=128)

@@ -48,8 +48,10 @@ if TYPE_CHECKING:
     from crmsync.logic.contacts import Contacts
     from crmsync.logic.contacts_sync_settings import ContactsSyncSettings, SyncProgressSource
     from crmsync.logic.integrations import Integrations
+    from crmsync.logic.mail_send import MailSend
     from crmsync.logic.mail_sync_settings import MailSyncSettings
     from crmsync.logic.never_log import NeverLogSettings
+    from crmsync.logic.uploads import Uploads
     from crmsync.mail.inbound import InboundMail
     from crmsync.messaging.events import EventBridgePublisher
     from crmsync.messaging.queue import SyncQueue
@@ -618,6 +620,33 @@ class Graph(Core):
     def stop_watch(self, principal: Principal, connection_id: str) -> None:
         """Stop a mailbox's Gmail watch (the settings' stopper)."""
         self.mail_sync.stop_watch(principal, connection_id)
+
+    @cached_property
+    def uploads(self) -> Uploads:
+        """Presigned uploads of attachments for mail sent from the CRM."""
+        from crmsync.logic.uploads import Uploads
+
+        return Uploads(self.mail_bucket, clock=self.clock)
+
+    @cached_property
+    def mail_send(self) -> MailSend:
+        """Mail sent from the CRM through the user's synced Gmail (F8)."""
+        from crmsync.logic.mail_send import MailSend
+        from crmsync.providers.google.scopes import GMAIL_SEND
+
+        return MailSend(
+            contacts=self.contact_store,
+            connections=self.connection_store,
+            sync=self.mail_sync_store,
+            access=self.connectors,
+            log_store=self.mail_log,
+            bucket=self.mail_bucket,
+            publisher=self.events,
+            message_id_domain=self.settings.logging_domain,
+            scope_granted=lambda connection: GMAIL_SEND in connection.scopes,
+            clock=self.clock,
+            counter=self.counter,
+        )
 
     @cached_property
     def inbound_mail(self) -> InboundMail:

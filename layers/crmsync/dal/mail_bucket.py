@@ -18,11 +18,18 @@ if TYPE_CHECKING:
 
 #: Where the SES receipt rule's S3 action writes each message (object key: prefix + SES message id).
 INBOUND_PREFIX = "inbound/"
+#: Attachments uploaded for mail sent from the CRM (a lifecycle rule removes them after a day).
+UPLOADS_PREFIX = "uploads/"
 _SES_MESSAGE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,256}$")
 
 
 def valid_ses_message_id(value: str) -> bool:
     return bool(_SES_MESSAGE_ID.match(value)) and value not in (".", "..")
+
+
+def upload_key(principal: Principal, upload_id: str) -> str:
+    """Where a user's upload lands (the filename is metadata only, never part of a key)."""
+    return f"{UPLOADS_PREFIX}{principal.tenant_id}/{principal.user_id}/{upload_id}"
 
 
 def body_key(principal: Principal, message_key: str, content_digest: str, part: str) -> str:
@@ -32,6 +39,16 @@ def body_key(principal: Principal, message_key: str, content_digest: str, part: 
 def attachment_key(principal: Principal, message_key: str, content_digest: str, index: int) -> str:
     # The index, not the sender's filename: names are hostile input and may repeat.
     return f"attachments/{principal.tenant_id}/{principal.user_id}/{message_key}/{content_digest}/{index}"
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    """An uploaded object as the bucket holds it: its real size and type, and the metadata
+    the presigned PUT fixed."""
+
+    size: int
+    content_type: str
+    metadata: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -50,8 +67,11 @@ class MailBucket:
     def client(self) -> S3Client:
         if self._client is None:
             import boto3
+            from botocore.config import Config
 
-            self._client = boto3.client("s3")
+            # SigV4 everywhere: botocore would presign with SigV2 in some regions, which
+            # signs neither Content-Length nor the region (upload limits rely on both).
+            self._client = boto3.client("s3", config=Config(signature_version="s3v4"))
         return self._client
 
     def raw_message(self, ses_message_id: str, max_bytes: int) -> RawMessage | None:
@@ -82,6 +102,55 @@ class MailBucket:
             self.client.delete_objects(
                 Bucket=self._bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
             )
+
+    def presign_put(
+        self, key: str, *, size: int, content_type: str, metadata: dict[str, str], expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        """A presigned PUT of exactly ``size`` bytes of ``content_type`` with ``metadata``
+        (all signed: S3 refuses a request whose Content-Length, Content-Type or metadata
+        differ), and the headers the client must send with it."""
+        url = self.client.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "ContentLength": size,
+                "ContentType": content_type,
+                "Metadata": metadata,
+            },
+            ExpiresIn=expires_in,
+            HttpMethod="PUT",
+        )
+        headers = {"Content-Type": content_type, "Content-Length": str(size)}
+        headers.update({f"x-amz-meta-{name}": value for name, value in metadata.items()})
+        return url, headers
+
+    def head(self, key: str) -> StoredUpload | None:
+        """What is stored under ``key``; None when nothing is."""
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self.client.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return StoredUpload(
+            size=int(answer.get("ContentLength", 0)),
+            content_type=str(answer.get("ContentType") or ""),
+            metadata={str(k).lower(): str(v) for k, v in (answer.get("Metadata") or {}).items()},
+        )
+
+    def read_bytes(self, key: str, max_bytes: int) -> bytes | None:
+        """The object's bytes, or None when it is missing or larger than ``max_bytes``."""
+        try:
+            answer = self.client.get_object(Bucket=self._bucket, Key=key)
+        except self.client.exceptions.NoSuchKey:
+            return None
+        body = answer["Body"]
+        data = body.read(max_bytes + 1)
+        body.close()
+        return None if len(data) > max_bytes else data
 
     def read_text(self, key: str) -> str | None:
         try:

@@ -141,6 +141,20 @@ class EmailSynced(DomainEvent):
     thread_id: str = ""
 
 
+class EmailSent(DomainEvent):
+    """The user sent a message from the CRM through their Gmail (F8); it is logged in the
+    conversation of each recipient who is a contact."""
+
+    detail_type: ClassVar[str] = "EmailSent"
+    origin: Origin = "crm"
+    message_key: str
+    contact_ids: list[str]
+    subject: str = ""
+    thread_id: str = ""
+    #: Gmail's id of the sent message.
+    gmail_id: str = ""
+
+
 class EventPublisher(Protocol):
     def publish(self, events: Sequence[DomainEvent]) -> None: ...
 

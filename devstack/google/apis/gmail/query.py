@@ -1,7 +1,7 @@
 """A useful subset of Gmail's search syntax (``q``) for messages.list.
 
 Supported: ``from: to: cc: bcc: subject: after: before: older: newer: newer_than: older_than:
-in: label: is:`` and plain words or "quoted phrases", each negatable with a leading ``-``.
+in: label: is: rfc822msgid:`` and plain words or "quoted phrases", each negatable with a leading ``-``.
 Terms are ANDed; ``{a b c}`` is an OR group (any of its terms). Dates in ``YYYY/MM/DD`` are
 midnight Pacific time, as Gmail documents; epoch seconds are exact.
 """
@@ -44,6 +44,12 @@ def _relative(value: str, term: str) -> float:
     if not match:
         raise _invalid(term)
     return int(match.group(1)) * _RELATIVE_SECONDS[match.group(2)]
+
+
+def _message_id(value: str) -> str:
+    """A Message-ID as Gmail compares it: without brackets and space, the domain in any case."""
+    local, at, domain = value.strip().strip("<>").strip().rpartition("@")
+    return f"{local}@{domain.lower()}" if at else domain
 
 
 def _address_matcher(field: str, value: str) -> Predicate:
@@ -109,6 +115,10 @@ class Query:
             return _address_matcher(operator, value)
         if operator == "subject":
             return lambda m: value.casefold() in m.parsed.subject.casefold()
+        if operator == "rfc822msgid":
+            # The message whose Message-ID header is this id (angle brackets optional).
+            wanted = _message_id(value)
+            return lambda m: _message_id(m.parsed.header("message-id")) == wanted
         if operator in ("after", "newer", "before", "older"):
             bound = _date(value, term) * 1000
             if operator in ("after", "newer"):
@@ -164,5 +174,6 @@ _OPERATORS = frozenset(
         "in",
         "label",
         "is",
+        "rfc822msgid",
     }
 )

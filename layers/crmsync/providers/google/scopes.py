@@ -6,6 +6,9 @@ from collections.abc import Iterable
 
 IDENTITY = ("openid", "https://www.googleapis.com/auth/userinfo.email")
 
+#: What sending mail as the user needs (mail sent from the CRM).
+GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
+
 FEATURE_SCOPES: dict[str, tuple[str, ...]] = {
     # List the user's calendars; read/write events (linked calendar, conflict calendars, watch).
     "calendar": (
@@ -15,7 +18,7 @@ FEATURE_SCOPES: dict[str, tuple[str, ...]] = {
     # Two-way mail sync: read history and messages, send as the user.
     "email": (
         "https://www.googleapis.com/auth/gmail.readonly",
-        "https://www.googleapis.com/auth/gmail.send",
+        GMAIL_SEND,
     ),
     "contacts": ("https://www.googleapis.com/auth/contacts",),
 }
