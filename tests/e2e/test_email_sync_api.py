@@ -37,6 +37,7 @@ def test_disconnecting_the_mail_account_stops_its_watch_and_forgets_its_mail(sta
     made = alice.api("POST", "/v1/contacts", json={"emails": [marie]}, headers={"Idempotency-Key": uuid.uuid4().hex})
     assert made.status_code == 201, made.text
     contact_id = made.json()["id"]
+    assert made.json()["email_sync"] is False  # no mailbox synced yet
     gmail.receive(message(marie, [ada], "Hello", "x"))
 
     connection_id = enable(alice, ada)
@@ -44,6 +45,7 @@ def test_disconnecting_the_mail_account_stops_its_watch_and_forgets_its_mail(sta
 
     assert alice.api("GET", "/v1/settings/email-sync").json()["state"] == "live"
     assert gmail.mailbox()["watch"] is not None
+    assert alice.api("GET", f"/v1/contacts/{contact_id}").json()["email_sync"] is True
     assert [e["subject"] for e in alice.api("GET", f"/v1/contacts/{contact_id}/conversation").json()["items"]] == [
         "Hello"
     ]
@@ -53,6 +55,7 @@ def test_disconnecting_the_mail_account_stops_its_watch_and_forgets_its_mail(sta
 
     assert gmail.mailbox()["watch"] is None  # stopped while the grant still worked
     assert alice.api("GET", "/v1/settings/email-sync").json()["state"] == "off"
+    assert alice.api("GET", f"/v1/contacts/{contact_id}").json()["email_sync"] is False
     assert alice.api("GET", f"/v1/contacts/{contact_id}/conversation").json()["items"] == []
 
 

@@ -45,14 +45,15 @@ class ContactOut(BaseModel):
     source: str = Field(description="Where the contact was first made: crm, bcc or google.")
     google: GoogleLinkOut | None = Field(description="Its twin in the user's Google Contacts, if linked.")
     email_sync: bool = Field(
-        description="Whether two-way email sync (F8) syncs this contact: always false until F8 exists."
+        description="Whether two-way email sync (F8) brings this contact's mail in: the user syncs a "
+        "Gmail mailbox and one of the contact's emails is not on the never-log list."
     )
     created_at: datetime
     updated_at: datetime | None
     version: int
 
     @classmethod
-    def of(cls, c: Contact) -> ContactOut:
+    def of(cls, c: Contact, *, email_sync: bool = False) -> ContactOut:
         f = c.fields
         return cls(
             id=c.contact_id,
@@ -70,7 +71,7 @@ class ContactOut(BaseModel):
             google=GoogleLinkOut(connection_id=c.google.connection_id, resource_name=c.google.resource_name)
             if c.google
             else None,
-            email_sync=c.email_sync,
+            email_sync=email_sync,
             created_at=c.created_at,
             updated_at=c.updated_at,
             version=c.version,

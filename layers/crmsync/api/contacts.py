@@ -29,6 +29,8 @@ from crmsync.api.mail_schemas import (
 from crmsync.api.openapi import ContactId, MessageKey, answer, no_content, responses
 from crmsync.app.wiring import graph
 from crmsync.config import get_settings
+from crmsync.domain import Principal
+from crmsync.domain.contacts import Contact
 from crmsync.logic.contacts import Contacts
 
 router = APIGatewayHttpRouter()
@@ -41,11 +43,25 @@ def contacts() -> Contacts:
     return graph().contacts
 
 
+def shown(principal: Principal, items: list[Contact]) -> list[ContactOut]:
+    """The contacts as the API shows them, with whether two-way email sync brings their mail
+    in (read once per request: the user's mail sync and never-log list)."""
+    root = graph()
+    if not items or not root.mail_sync_store.get(principal).enabled:
+        return [ContactOut.of(c) for c in items]
+    never = root.never_log.get(principal)
+    return [ContactOut.of(c, email_sync=any(not never.blocks(e) for e in c.fields.emails)) for c in items]
+
+
+def one(principal: Principal, contact: Contact) -> ContactOut:
+    return shown(principal, [contact])[0]
+
+
 @router.get("/v1/contacts", responses=responses(200, ContactPage, 400))
 def list_contacts(cursor: Cursor = None, limit: Limit = DEFAULT_PAGE) -> Response[ContactPage]:
     principal = principal_of(router.current_event, get_settings())
     page = contacts().page(principal, cursor, limit)
-    return answer(200, ContactPage(items=[ContactOut.of(c) for c in page.items], next_cursor=page.next_cursor))
+    return answer(200, ContactPage(items=shown(principal, page.items), next_cursor=page.next_cursor))
 
 
 @router.post("/v1/contacts", responses=responses(201, ContactOut, 409, 503, body=True))
@@ -61,7 +77,7 @@ def create_contact(
         principal,
         idempotency_key,
         body,
-        lambda: answer(201, ContactOut.of(contacts().create(principal, body.as_input()))),
+        lambda: answer(201, one(principal, contacts().create(principal, body.as_input()))),
         settings=settings,
         lambda_context=getattr(router, "lambda_context", None),
     )
@@ -70,13 +86,13 @@ def create_contact(
 @router.get("/v1/contacts/<contact_id>", responses=responses(200, ContactOut, 404))
 def get_contact(contact_id: ContactId) -> Response[ContactOut]:
     principal = principal_of(router.current_event, get_settings())
-    return answer(200, ContactOut.of(contacts().get(principal, contact_id)))
+    return answer(200, one(principal, contacts().get(principal, contact_id)))
 
 
 @router.patch("/v1/contacts/<contact_id>", responses=responses(200, ContactOut, 404, 409, body=True))
 def change_contact(contact_id: ContactId, body: Annotated[ContactPatch, Body()]) -> Response[ContactOut]:
     principal = principal_of(router.current_event, get_settings())
-    return answer(200, ContactOut.of(contacts().change(principal, contact_id, body.as_input())))
+    return answer(200, one(principal, contacts().change(principal, contact_id, body.as_input())))
 
 
 @router.delete("/v1/contacts/<contact_id>", responses=responses(204, None, 404, 409))

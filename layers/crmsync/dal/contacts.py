@@ -40,10 +40,10 @@ from crmsync.models.mail import (
 #: Creating one contact is retried this often when it collides with a concurrent transaction.
 _CREATE_ATTEMPTS = 4
 
-#: Two-way email sync (F8) is not built yet, so no contact is synced: ``email_sync`` is
-#: false for every contact. Contacts stored before this carry ``email_sync: true`` (logged
-#: mail used to mark them); that flag promised a sync that never ran, so it is ignored and
-#: reads as false. F8 sets the flag itself when it starts syncing a contact (and flips this).
+#: The stored ``email_sync`` flag is not read: two-way email sync (F8) brings in the mail of
+#: every contact of a user who syncs a mailbox (unless never-logged), so the API computes it
+#: per request (``crmsync.api.contacts.shown``). Contacts stored by early versions carry
+#: ``email_sync: true`` (logged mail used to mark them); it is ignored.
 EMAIL_SYNC_BUILT = False
 
 #: Keep the link as it is (:meth:`ContactStore.update`).
