@@ -219,6 +219,33 @@ class MailLogStore:
                 found[entry.sk[prefix_len:]] = entry.message_key
         return found
 
+    def gmail_logged(
+        self, principal: Principal, connection_id: str, after: str | None = None, limit: int = 100
+    ) -> tuple[list[tuple[str, str, GmailState]], str | None]:
+        """One page of the mailbox's logged Gmail messages, as (Gmail id, message key, state
+        as marked), in Gmail id order from after ``after``; and the Gmail id to continue after
+        (None: that was the last page)."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        prefix = gmail_index_sk(connection_id, "")
+        entries = list(
+            GmailIndexItem.query(
+                pk,
+                GmailIndexItem.sk.startswith(prefix),
+                consistent_read=True,
+                limit=limit,
+                last_evaluated_key={"pk": {"S": pk}, "sk": {"S": prefix + after}} if after else None,
+            )
+        )
+        keys = [(pk, MAIL_SK_PREFIX + e.message_key) for e in entries]
+        states = {i.message_key: _gmail(i) for i in LoggedMailItem.batch_get(keys, consistent_read=True) if i.gmail_id}
+        out = [
+            (e.sk[len(prefix) :], e.message_key, ref.state)
+            for e in entries
+            if (ref := states.get(e.message_key)) is not None
+        ]
+        more = entries[-1].sk[len(prefix) :] if len(entries) == limit else None
+        return out, more
+
     def set_gmail_state(self, principal: Principal, message_key: str, state: GmailState) -> bool:
         """Mark what became of the message in Gmail (kept in the CRM either way). False when it
         is not logged, or not as a Gmail message."""
