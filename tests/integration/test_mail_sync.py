@@ -342,3 +342,21 @@ def test_expired_history_reads_again_what_became_of_the_logged_messages(
     states = {m.subject: m.gmail.state if m.gmail else None for m in conversation(graph, marie)}
     assert states == {"Binned": "trashed", "Gone": "deleted", "Back": "live"}
     assert graph.mail_sync_store.get(ALICE).live
+
+
+def test_a_new_contact_gets_mail_already_logged_for_another_contact(
+    graph: Graph, engine: MailSyncEngine, mailbox: tuple[str, GmailUser], queue: RecordingQueue
+) -> None:
+    connection_id, user = mailbox
+    marie = contact(graph, MARIE)
+    user.receive(message(MARIE, [user.email], "Both of us", "x", cc=[PIERRE]))
+    engine.run(ALICE, connection_id)
+    assert subjects(graph, marie) == ["Both of us"]
+    queue.take()
+    pierre = contact(graph, PIERRE)
+    (pull,) = [m for m in queue.take() if isinstance(m, MailSyncRequest)]
+
+    engine.run(ALICE, connection_id, reason=pull.reason, emails=pull.emails)
+
+    assert subjects(graph, pierre) == ["Both of us"]
+    assert subjects(graph, marie) == ["Both of us"]

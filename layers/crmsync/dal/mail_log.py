@@ -219,6 +219,36 @@ class MailLogStore:
                 found[entry.sk[prefix_len:]] = entry.message_key
         return found
 
+    def add_contacts(self, principal: Principal, message: LoggedMessage, contact_ids: list[str]) -> bool:
+        """Put a logged message into more contacts' conversations too (a contact created after
+        it was logged), all or nothing. False when the message changed meanwhile (its
+        contacts are not the ones read) or is gone: the caller reads it again."""
+        new = [c for c in dict.fromkeys(contact_ids) if c not in message.contact_ids]
+        if not new:
+            return True
+        if len(new) + 1 > TRANSACTION_LIMIT:
+            raise ValueError("too many contacts for one transaction")
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        date = sortable_date(self.sort_date(message))
+        try:
+            with TransactWrite(connection=self._db) as transaction:
+                transaction.update(
+                    LoggedMailItem(pk, MAIL_SK_PREFIX + message.message_key),
+                    actions=[LoggedMailItem.contact_ids.set([*message.contact_ids, *new])],
+                    condition=LoggedMailItem.contact_ids == list(message.contact_ids),
+                )
+                for contact_id in new:
+                    transaction.save(
+                        ConversationItem(
+                            pk, conversation_sk(contact_id, date, message.message_key), message_key=message.message_key
+                        )
+                    )
+        except TransactWriteError as exc:
+            if 0 in failed_conditions(exc):
+                return False
+            raise
+        return True
+
     def gmail_logged(
         self, principal: Principal, connection_id: str, after: str | None = None, limit: int = 100
     ) -> tuple[list[tuple[str, str, GmailState]], str | None]:

@@ -280,15 +280,39 @@ class _Run:
         tally = _Tally()
         for start in range(0, len(wanted), SEARCH_CHUNK):
             chunk = wanted[start : start + SEARCH_CHUNK]
+            owners = self.o._contacts.owners(self.principal, chunk)
             query = "{" + " ".join(f"{op}:{_quoted(e)}" for e in chunk for op in ("from", "to", "cc")) + "}"
             page: str | None = None
             while True:
                 listed = self.port.list_messages(since=self.since, query=query, page=page)
-                self._log_new([r.message_id for r in listed.messages], tally)
+                ids = [r.message_id for r in listed.messages]
+                known = self.o._log.gmail_keys(self.principal, self.connection_id, ids) if ids else {}
+                for key in dict.fromkeys(known.values()):
+                    # Logged before for other contacts: it joins the new ones' conversations.
+                    tally.checked += 1
+                    if self._join(key, owners):
+                        tally.recognised += 1
+                self._fetch_and_log([g for g in ids if g not in known], tally)
                 page = listed.next_page
                 if page is None:
                     break
         return MailSyncOutcome("contacts", tally.checked, tally.logged, tally.recognised)
+
+    def _join(self, key: str, owners: dict[str, str]) -> bool:
+        """Put the message logged under ``key`` into the conversations of the contacts in
+        ``owners`` (email → contact) among its participants; True if any joined."""
+        for _ in range(3):  # a concurrent change of its contacts: read it again
+            logged = self.o._log.get(self.principal, key)
+            if logged is None:
+                return False
+            emails = {a.email.lower() for a in (logged.sender, *logged.to, *logged.cc) if a is not None}
+            joining = [owners[e] for e in sorted(emails) if e in owners and owners[e] not in logged.contact_ids]
+            joining = joining[: max(0, MAX_CONTACTS - len(logged.contact_ids))]
+            if not joining:
+                return False
+            if self.o._log.add_contacts(self.principal, logged, joining):
+                return True
+        return False
 
     # ------------------------------------------------------------------ backfill
     def _begin_backfill(self, *, reconcile: bool = False) -> MailSync:
