@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -122,6 +123,8 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
             #: What the queue holds for the worker (SQS: retried until done, maybe twice).
             self.pending: list[MailSyncRequest] = []
             self.serial = 0
+            #: Message-IDs of the messages sent from the CRM (see the CRM sends' hook below).
+            self.crm_sent: list[str] = []
             self._collect()
 
         def _subject(self, what: str) -> str:
@@ -237,13 +240,17 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
                 self.model.contacts[email] = created.contact_id
             self._collect()
 
-        # CRM sends (issue 14 deliverable 7) are being built elsewhere. Hook for them: a
-        # `crm_sends(to, reply_to, answer_lost)` rule that sends through the contacts' messages
-        # API, records the message in `self.model.mail` as SENT with its Message-ID (its Gmail
-        # id from the emulator's Sent), and a lost-answer fault after Gmail accepted the send;
-        # `_assert_converged` then also checks "no send duplicated" (one Gmail message per
-        # Message-ID in the emulator's mailbox) for the sends recorded in `self.crm_sent`.
-        crm_sent: tuple[str, ...] = ()
+        # CRM sends (issue 14 deliverable 7) are being built by another helper. The hook for
+        # them: a `crm_sends(to, reply_to, answer_lost)` rule here that sends through the
+        # contacts' messages API (losing the answer after Gmail accepted the send, when asked),
+        # records the message in `self.model.mail` as SENT (its Gmail id from the emulator's
+        # Sent) and its Message-ID in `self.crm_sent`; the final check then holds it to the
+        # same promise, and `_no_send_twice` checks Gmail got each send once.
+        def _no_send_twice(self) -> None:
+            """Every CRM send is one message in Gmail (a retried send never sent twice)."""
+            in_gmail = Counter(m.get("messageIdHeader") for m in self.w.user.mailbox()["messages"])
+            twice = [mid for mid in self.crm_sent if in_gmail[mid] != 1]
+            assert not twice, f"sent from the CRM not exactly once: {twice}"
 
         # ------------------------------------------------------------ the infrastructure
         @rule(copies=st.integers(min_value=0, max_value=2))
@@ -388,6 +395,7 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
                 raise AssertionError("the sync never became quiet")
             assert self._run("scheduled")
             self._check(final=True)
+            self._no_send_twice()
 
     return MailMachine
 
