@@ -327,3 +327,68 @@ def test_a_revoked_grant_marks_the_connection_for_reauthorization_instead_of_ret
     assert engine.run(ALICE, connection_id) is None  # not raised: a retry cannot help
 
     assert graph.mail_sync_settings.status(ALICE).state == "needs_reauthorization"
+
+
+def test_mail_a_new_contact_pulls_before_the_first_backfill_is_marked_when_deleted(
+    graph: Graph, engine: MailSyncEngine, mailbox: tuple[str, GmailUser], queue: RecordingQueue
+) -> None:
+    """Regression (found by the convergence machine): a pull that ran before the mailbox's
+    first backfill logged mail whose later deletion no history ever showed."""
+    connection_id, user = mailbox
+    hello = user.receive(message(MARIE, [user.email], "Hello", "x"))
+    contact(graph, MARIE)
+    (pull,) = [m for m in queue.take() if isinstance(m, MailSyncRequest) and m.reason == "contacts"]
+    engine.run(ALICE, connection_id, reason=pull.reason, emails=pull.emails)  # before "enabled" ran
+    user.delete(hello)
+
+    engine.run(ALICE, connection_id, reason="enabled")
+    engine.run(ALICE, connection_id)
+
+    (entry,) = conversation(graph, graph.contact_store.owners(ALICE, [MARIE])[MARIE])
+    assert entry.gmail is not None
+    assert entry.gmail.state == "deleted"
+
+
+def test_expired_history_reads_again_what_became_of_the_logged_messages(
+    graph: Graph, engine: MailSyncEngine, mailbox: tuple[str, GmailUser]
+) -> None:
+    """Regression (found by the convergence machine): changes made while Gmail's history
+    expired never reached the messages logged before the gap."""
+    connection_id, user = mailbox
+    marie = contact(graph, MARIE)
+    binned = user.receive(message(MARIE, [user.email], "Binned", "1"))
+    gone = user.receive(message(MARIE, [user.email], "Gone", "2"))
+    back = user.receive(message(MARIE, [user.email], "Back", "3"))
+    engine.run(ALICE, connection_id)
+    user.label(back, add=["TRASH"])
+    engine.run(ALICE, connection_id)
+    # Everything changes, then Gmail's history of it is gone.
+    user.label(binned, add=["TRASH"])
+    user.delete(gone)
+    user.label(back, remove=["TRASH"])
+    user.expire_history()
+
+    engine.run(ALICE, connection_id, reason="push")  # 404: the backfill starts over
+    engine.run(ALICE, connection_id, reason="backfill")
+
+    states = {m.subject: m.gmail.state if m.gmail else None for m in conversation(graph, marie)}
+    assert states == {"Binned": "trashed", "Gone": "deleted", "Back": "live"}
+    assert graph.mail_sync_store.get(ALICE).live
+
+
+def test_a_new_contact_gets_mail_already_logged_for_another_contact(
+    graph: Graph, engine: MailSyncEngine, mailbox: tuple[str, GmailUser], queue: RecordingQueue
+) -> None:
+    connection_id, user = mailbox
+    marie = contact(graph, MARIE)
+    user.receive(message(MARIE, [user.email], "Both of us", "x", cc=[PIERRE]))
+    engine.run(ALICE, connection_id)
+    assert subjects(graph, marie) == ["Both of us"]
+    queue.take()
+    pierre = contact(graph, PIERRE)
+    (pull,) = [m for m in queue.take() if isinstance(m, MailSyncRequest)]
+
+    engine.run(ALICE, connection_id, reason=pull.reason, emails=pull.emails)
+
+    assert subjects(graph, pierre) == ["Both of us"]
+    assert subjects(graph, marie) == ["Both of us"]

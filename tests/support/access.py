@@ -102,3 +102,88 @@ def contact_sync_losing(graph: Graph, lost: LostAnswers, writes: Collection[str]
         read_phones=base._read_phones,
         group_name=base._group_name,
     )
+
+
+class WorkerStopped(Exception):
+    """The worker died mid-run (a Lambda timeout, a crash): not a provider error."""
+
+
+class Stops:
+    """After how many more mail port calls the worker running now stops (None: it does not)."""
+
+    def __init__(self) -> None:
+        self.after: int | None = None
+
+
+class StoppingMail:
+    """A mail port whose worker stops (``WorkerStopped``) before its call number
+    ``stops.after`` (counted from when it was set); everything else is the port's own."""
+
+    CALLS = frozenset({"profile", "list_messages", "get_messages", "changes_since", "watch", "stop", "send"})
+
+    def __init__(self, port: Any, stops: Stops) -> None:
+        self.port = port
+        self.stops = stops
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.port, name)
+        if name not in self.CALLS:
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.stops.after is not None:
+                if self.stops.after <= 0:
+                    self.stops.after = None
+                    raise WorkerStopped(f"the worker stopped before mail.{name}")
+                self.stops.after -= 1
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+class StoppableMailAccess:
+    """Opens each connection's Gmail as production does (the real ``GoogleMail`` over the
+    emulator), but with the retry backoff's pause recorded instead of slept, no quota pacer
+    (it would sleep on the wall clock; the emulator's quota and faults refuse instead), and
+    a worker that may stop mid-run."""
+
+    def __init__(self, graph: Graph, stops: Stops) -> None:
+        self._graph = graph
+        self._stops = stops
+        self.pauses: list[float] = []
+
+    def mail(self, stored: StoredConnection) -> Any:
+        from crmsync.providers.google.gmail import GoogleMail
+
+        port = GoogleMail(
+            self._graph.settings.google,
+            self._graph.connectors.secret(stored),
+            self._graph._google_secret,
+            pause=self.pauses.append,
+        )
+        return StoppingMail(port, self._stops)
+
+
+def mail_sync_stopping(graph: Graph, stops: Stops) -> Any:
+    """The production mail sync engine of ``graph`` over :class:`StoppableMailAccess`."""
+    from crmsync.mail.parse import parse_message
+    from crmsync.sync.mail_sync import MailSyncEngine
+
+    base = graph.mail_sync
+    return MailSyncEngine(
+        store=graph.mail_sync_store,
+        connections=graph.connection_store,
+        senders=graph.sender_addresses,
+        access=StoppableMailAccess(graph, stops),
+        contacts=graph.contact_store,
+        log_store=graph.mail_log,
+        bucket=graph.mail_bucket,
+        parse=parse_message,
+        publisher=graph.events,
+        queue=graph.queue,
+        logging_domain=graph.settings.logging_domain,
+        topic=graph.settings.gmail_topic,
+        never_log=graph.never_log,
+        scope_granted=base._scope_granted,
+        clock=graph.clock,
+    )

@@ -74,3 +74,23 @@ class GmailUser:
         answer = requests.get(f"{self.base}/_emulator/gmail/mailbox", params={"email": self.email}, timeout=10)
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
+
+    def draft(self, to: str, subject: str, thread_of: str | None = None) -> str:
+        """The user saves a draft (as drafts.create); its message's Gmail id."""
+        body: dict[str, Any] = {"to": to, "subject": subject, "text": "not sent yet"}
+        if thread_of is not None:
+            body["threadOf"] = thread_of
+        return str(self._post("drafts", **body)["id"])
+
+    def quota(self, units_per_second: int | None) -> None:
+        """Gmail's per-user rate limit for this mailbox: on at ``units_per_second``, or off."""
+        answer = requests.post(
+            f"{self.base}/_emulator/gmail/quota",
+            json={
+                "email": self.email,
+                "enabled": units_per_second is not None,
+                "units_per_second": units_per_second or 250,
+            },
+            timeout=10,
+        )
+        assert answer.status_code < 300, answer.text

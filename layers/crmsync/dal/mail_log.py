@@ -219,6 +219,63 @@ class MailLogStore:
                 found[entry.sk[prefix_len:]] = entry.message_key
         return found
 
+    def add_contacts(self, principal: Principal, message: LoggedMessage, contact_ids: list[str]) -> bool:
+        """Put a logged message into more contacts' conversations too (a contact created after
+        it was logged), all or nothing. False when the message changed meanwhile (its
+        contacts are not the ones read) or is gone: the caller reads it again."""
+        new = [c for c in dict.fromkeys(contact_ids) if c not in message.contact_ids]
+        if not new:
+            return True
+        if len(new) + 1 > TRANSACTION_LIMIT:
+            raise ValueError("too many contacts for one transaction")
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        date = sortable_date(self.sort_date(message))
+        try:
+            with TransactWrite(connection=self._db) as transaction:
+                transaction.update(
+                    LoggedMailItem(pk, MAIL_SK_PREFIX + message.message_key),
+                    actions=[LoggedMailItem.contact_ids.set([*message.contact_ids, *new])],
+                    condition=LoggedMailItem.contact_ids == list(message.contact_ids),
+                )
+                for contact_id in new:
+                    transaction.save(
+                        ConversationItem(
+                            pk, conversation_sk(contact_id, date, message.message_key), message_key=message.message_key
+                        )
+                    )
+        except TransactWriteError as exc:
+            if 0 in failed_conditions(exc):
+                return False
+            raise
+        return True
+
+    def gmail_logged(
+        self, principal: Principal, connection_id: str, after: str | None = None, limit: int = 100
+    ) -> tuple[list[tuple[str, str, GmailState]], str | None]:
+        """One page of the mailbox's logged Gmail messages, as (Gmail id, message key, state
+        as marked), in Gmail id order from after ``after``; and the Gmail id to continue after
+        (None: that was the last page)."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        prefix = gmail_index_sk(connection_id, "")
+        entries = list(
+            GmailIndexItem.query(
+                pk,
+                GmailIndexItem.sk.startswith(prefix),
+                consistent_read=True,
+                limit=limit,
+                last_evaluated_key={"pk": {"S": pk}, "sk": {"S": prefix + after}} if after else None,
+            )
+        )
+        keys = [(pk, MAIL_SK_PREFIX + e.message_key) for e in entries]
+        states = {i.message_key: _gmail(i) for i in LoggedMailItem.batch_get(keys, consistent_read=True) if i.gmail_id}
+        out = [
+            (e.sk[len(prefix) :], e.message_key, ref.state)
+            for e in entries
+            if (ref := states.get(e.message_key)) is not None
+        ]
+        more = entries[-1].sk[len(prefix) :] if len(entries) == limit else None
+        return out, more
+
     def set_gmail_state(self, principal: Principal, message_key: str, state: GmailState) -> bool:
         """Mark what became of the message in Gmail (kept in the CRM either way). False when it
         is not logged, or not as a Gmail message."""

@@ -27,6 +27,7 @@ def _to_domain(item: MailSyncItem | None) -> MailSync:
             reached=item.backfill_reached,
             checked=int(item.backfill_checked or 0),
             logged=int(item.backfill_logged or 0),
+            reconcile=bool(item.backfill_reconcile),
         )
     return MailSync(
         connection_id=item.connection_id,
@@ -158,6 +159,7 @@ def _set_backfill(item: MailSyncItem, backfill: Backfill | None) -> None:
     item.backfill_reached = backfill.reached if backfill else None
     item.backfill_checked = backfill.checked if backfill else 0
     item.backfill_logged = backfill.logged if backfill else 0
+    item.backfill_reconcile = True if backfill and backfill.reconcile else None
 
 
 def _clear(item: MailSyncItem) -> None:

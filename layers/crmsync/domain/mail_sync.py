@@ -22,6 +22,9 @@ class Backfill:
     reached: datetime | None = None
     checked: int = 0
     logged: int = 0
+    #: Gmail's history was gone (404): what became of the messages logged before is unknown
+    #: (trashed, restored, deleted in the gap), so the last step re-reads them.
+    reconcile: bool = False
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,13 @@ users (all a Pub/Sub push names), and the index from a Gmail message to the logg
 
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute, VersionAttribute
+from pynamodb.attributes import (
+    BooleanAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
 
 from crmsync.models.base import ConnectionsTableItem, OwnedItem
 from crmsync.security.secrets import sha256_hex
@@ -45,6 +51,7 @@ class MailSyncItem(ConnectionsTableItem):
     backfill_reached = UTCDateTimeAttribute(null=True)
     backfill_checked = NumberAttribute(default=0)
     backfill_logged = NumberAttribute(default=0)
+    backfill_reconcile = BooleanAttribute(null=True)
     last_synced_at = UTCDateTimeAttribute(null=True)
     last_error = UnicodeAttribute(null=True)
     watch_expires_at = UTCDateTimeAttribute(null=True)

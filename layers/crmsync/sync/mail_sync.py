@@ -296,7 +296,7 @@ class _Run:
         except CursorInvalid:
             log.info("gmail history expired; backfilling the window again", extra={"connection_id": self.connection_id})
             o._counter.count("MailHistoryExpired")
-            self._begin_backfill()
+            self._begin_backfill(reconcile=True)
             o.request(self.principal, self.connection_id, "backfill", f"restart@{self.started.isoformat()}")
             return MailSyncOutcome("backfill", more=True)
         tally = self._apply(page.changes)
@@ -319,24 +319,53 @@ class _Run:
 
     def pull(self, emails: Sequence[str]) -> MailSyncOutcome:
         """New contacts' mail of the window (a Gmail search by their addresses)."""
+        if self.state.history_cursor is None and self.state.backfill is None:
+            # Before the mailbox's first backfill took its cursor, nothing would ever tell the
+            # sync what becomes of what this logs (trashed or deleted before it begins): take
+            # the cursor now (the backfill itself runs as queued).
+            self._begin_backfill()
         wanted = sorted({e.strip().lower() for e in emails if "@" in e and not self.never.blocks(e)})
         tally = _Tally()
         for start in range(0, len(wanted), SEARCH_CHUNK):
             chunk = wanted[start : start + SEARCH_CHUNK]
+            owners = self.o._contacts.owners(self.principal, chunk)
             query = "{" + " ".join(f"{op}:{_quoted(e)}" for e in chunk for op in ("from", "to", "cc")) + "}"
             page: str | None = None
             while True:
                 listed = self.port.list_messages(since=self.since, query=query, page=page)
-                self._log_new([r.message_id for r in listed.messages], tally)
+                ids = [r.message_id for r in listed.messages]
+                known = self.o._log.gmail_keys(self.principal, self.connection_id, ids) if ids else {}
+                for key in dict.fromkeys(known.values()):
+                    # Logged before for other contacts: it joins the new ones' conversations.
+                    tally.checked += 1
+                    if self._join(key, owners):
+                        tally.recognised += 1
+                self._fetch_and_log([g for g in ids if g not in known], tally)
                 page = listed.next_page
                 if page is None:
                     break
         return MailSyncOutcome("contacts", tally.checked, tally.logged, tally.recognised)
 
+    def _join(self, key: str, owners: dict[str, str]) -> bool:
+        """Put the message logged under ``key`` into the conversations of the contacts in
+        ``owners`` (email → contact) among its participants; True if any joined."""
+        for _ in range(3):  # a concurrent change of its contacts: read it again
+            logged = self.o._log.get(self.principal, key)
+            if logged is None:
+                return False
+            emails = {a.email.lower() for a in (logged.sender, *logged.to, *logged.cc) if a is not None}
+            joining = [owners[e] for e in sorted(emails) if e in owners and owners[e] not in logged.contact_ids]
+            joining = joining[: max(0, MAX_CONTACTS - len(logged.contact_ids))]
+            if not joining:
+                return False
+            if self.o._log.add_contacts(self.principal, logged, joining):
+                return True
+        return False
+
     # ------------------------------------------------------------------ backfill
-    def _begin_backfill(self) -> MailSync:
+    def _begin_backfill(self, *, reconcile: bool = False) -> MailSync:
         profile = self.port.profile()
-        backfill = Backfill(cursor=profile.history_cursor, page=None, started_at=self.started)
+        backfill = Backfill(cursor=profile.history_cursor, page=None, started_at=self.started, reconcile=reconcile)
         saved = self._store_save(backfill=backfill, error=None)
         self.state = saved if saved is not None else replace(self.state, backfill=backfill)
         return self.state
@@ -366,6 +395,8 @@ class _Run:
                 logged=backfill.logged + tally.logged,
             )
             if page is None:
+                if backfill.reconcile:
+                    self._reconcile(tally)
                 now = o._clock()
                 self._store_save(backfill=None, history_cursor=backfill.cursor, synced_at=now, error=None)
                 o._counter.count("MailBackfillDone")
@@ -378,6 +409,21 @@ class _Run:
             if o._clock() >= self.deadline:
                 o.request(self.principal, self.connection_id, "backfill", f"page@{backfill.checked}")
                 return step, False
+
+    def _reconcile(self, tally: _Tally) -> None:
+        """Gmail's history was gone: whatever became of the messages logged before (trashed,
+        restored, moved to spam or deleted in the gap) is read from Gmail again, 5 quota units
+        each, and marked. A stopped run repeats it: the backfill's last page is listed again."""
+        after: str | None = None
+        while True:
+            logged, after = self.o._log.gmail_logged(self.principal, self.connection_id, after)
+            found = {r.message_id: r for r in self.port.get_messages([g for g, _, _ in logged])} if logged else {}
+            for gmail_id, key, marked in logged:
+                state = _state_of(found.get(gmail_id))
+                if state != marked and self.o._log.set_gmail_state(self.principal, key, state):
+                    tally.marked += 1
+            if after is None:
+                return
 
     # ------------------------------------------------------------------ changes
     def _apply(self, changes: Iterable[MailChange]) -> _Tally:
@@ -414,12 +460,7 @@ class _Run:
             if state == "live":
                 # Still trashed or in spam if Gmail says so: read its labels.
                 found = self.port.get_messages([mid])
-                if not found:
-                    state = "deleted"
-                elif TRASH in found[0].label_ids:
-                    state = "trashed"
-                elif SPAM in found[0].label_ids:
-                    state = "spam"
+                state = _state_of(found[0] if found else None)
             if self.o._log.set_gmail_state(self.principal, key, state):
                 tally.marked += 1
         self._fetch_and_log(fetch, tally)
@@ -559,6 +600,17 @@ class _Run:
         if saved is not None:
             self.state = saved
         return saved
+
+
+def _state_of(raw: RawMessage | None) -> GmailState:
+    """What a logged message is in Gmail now (None: Gmail no longer has it)."""
+    if raw is None:
+        return "deleted"
+    if TRASH in raw.label_ids:
+        return "trashed"
+    if SPAM in raw.label_ids:
+        return "spam"
+    return "live"
 
 
 def _same_message(existing: LoggedMessage, mail: ParsedMail, digest: str) -> bool:
