@@ -231,7 +231,7 @@ def measure(messages: int = MESSAGES) -> GmailFigures:
             steps += 1
             if outcome is None:
                 raise RuntimeError("the mailbox is not synced")
-            logged = outcome.logged
+            logged += outcome.logged
             if not outcome.more:
                 break
             reason = "backfill"
