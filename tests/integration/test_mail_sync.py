@@ -4,6 +4,7 @@ expired history, messages seen through BCC logging too, new contacts' past mail,
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from crmsync.domain import Principal
 from crmsync.domain.mail_records import LoggedMessage
 from crmsync.domain.message import ParsedMail
 from crmsync.logic.contacts import ContactInput
+from crmsync.logic.mail_send import OutgoingDraft
 from crmsync.mail import logbook
 from crmsync.mail.parse import parse_message
 from crmsync.messaging.messages import MailSyncRequest
@@ -392,3 +394,22 @@ def test_a_new_contact_gets_mail_already_logged_for_another_contact(
 
     assert subjects(graph, pierre) == ["Both of us"]
     assert subjects(graph, marie) == ["Both of us"]
+
+
+def test_a_crm_send_before_the_first_backfill_is_marked_when_deleted_in_gmail(
+    graph: Graph, engine: MailSyncEngine, mailbox: tuple[str, GmailUser]
+) -> None:
+    """Regression (found by the convergence machine with CRM sends): a message sent from the
+    CRM right after enabling, before the worker ran the first backfill, then deleted in Gmail
+    stayed live: no history from the backfill's later cursor says so."""
+    connection_id, user = mailbox
+    marie = contact(graph, MARIE)
+    sent = graph.mail_send.send(ALICE, marie, OutgoingDraft(subject="Early", text="x"), uuid.uuid4().hex)
+    assert sent.message.gmail is not None
+    user.delete(sent.message.gmail.message_id)
+
+    engine.run(ALICE, connection_id, reason="enabled")
+
+    (entry,) = conversation(graph, marie)
+    assert entry.gmail is not None
+    assert entry.gmail.state == "deleted"

@@ -22,8 +22,9 @@ class Backfill:
     reached: datetime | None = None
     checked: int = 0
     logged: int = 0
-    #: Gmail's history was gone (404): what became of the messages logged before is unknown
-    #: (trashed, restored, deleted in the gap), so the last step re-reads them.
+    #: What became of the messages logged before the backfill's cursor is unknown (a 404
+    #: history gap; a CRM send or a pull before the first backfill), so the last step re-reads
+    #: them (every backfill the engine begins; False only on backfills stored before that).
     reconcile: bool = False
 
 

@@ -296,7 +296,7 @@ class _Run:
         except CursorInvalid:
             log.info("gmail history expired; backfilling the window again", extra={"connection_id": self.connection_id})
             o._counter.count("MailHistoryExpired")
-            self._begin_backfill(reconcile=True)
+            self._begin_backfill()
             o.request(self.principal, self.connection_id, "backfill", f"restart@{self.started.isoformat()}")
             return MailSyncOutcome("backfill", more=True)
         tally = self._apply(page.changes)
@@ -363,9 +363,13 @@ class _Run:
         return False
 
     # ------------------------------------------------------------------ backfill
-    def _begin_backfill(self, *, reconcile: bool = False) -> MailSync:
+    def _begin_backfill(self) -> MailSync:
+        """A backfill's cursor, taken before listing. Every backfill ends by reading again what
+        became of the messages logged before it (``reconcile``): after a 404 history gap, and
+        before the first one, mail logged already (a CRM send, a contact's pull) may have been
+        trashed or deleted where no history from this cursor will say so."""
         profile = self.port.profile()
-        backfill = Backfill(cursor=profile.history_cursor, page=None, started_at=self.started, reconcile=reconcile)
+        backfill = Backfill(cursor=profile.history_cursor, page=None, started_at=self.started, reconcile=True)
         saved = self._store_save(backfill=backfill, error=None)
         self.state = saved if saved is not None else replace(self.state, backfill=backfill)
         return self.state
