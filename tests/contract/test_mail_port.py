@@ -320,6 +320,33 @@ def test_a_reply_in_a_thread_without_references_is_refused_before_sending() -> N
         OutgoingMessage(b"  ")
 
 
+def test_find_sent_finds_a_sent_message_by_its_message_id_even_in_the_trash(box: Box) -> None:
+    message = EmailMessage()
+    message["To"] = "marie@curie.example"
+    message["Subject"] = "Samples"
+    message["Message-ID"] = f"<{uuid.uuid4().hex}@crm.example>"
+    message.set_content("Here they are")
+    message_id = str(message["Message-ID"]).strip("<>")
+    since = clock.now() - timedelta(hours=1)
+    assert box.port.find_sent(message_id, since=since) is None
+
+    sent = box.port.send(OutgoingMessage(message.as_bytes(policy=default_policy.clone(linesep="\r\n"))))
+    assert box.port.find_sent(message_id, since=since) == sent
+    box.trash(sent.message_id)
+
+    assert box.port.find_sent(message_id, since=since) == sent
+    assert box.port.find_sent(f"other-{message_id}", since=since) is None
+    box.delete(sent.message_id)
+    assert box.port.find_sent(message_id, since=since) is None
+
+
+def test_find_sent_ignores_received_mail_with_that_message_id(box: Box) -> None:
+    [received] = box.port.get_messages([box.deliver()])
+    parsed = BytesParser(policy=default_policy).parsebytes(received.raw)
+
+    assert box.port.find_sent(str(parsed["Message-ID"]).strip("<>"), since=clock.now() - timedelta(hours=1)) is None
+
+
 # ---------------------------------------------------------------------- watch
 
 

@@ -214,6 +214,15 @@ class FakeMail:
         self.sent.append(stored.read())
         return MessageRef(stored.message_id, stored.thread_id)
 
+    def find_sent(self, message_id: str, *, since: datetime) -> MessageRef | None:
+        if since.tzinfo is None:
+            raise InvalidRequest("The search needs a time-zone-aware bound.")
+        for m in self._messages.values():
+            header = str(_headers(m.raw).get("Message-ID", "")).strip().strip("<>")
+            if "SENT" in m.labels and header == message_id and m.internal_date >= since.replace(microsecond=0):
+                return MessageRef(m.message_id, m.thread_id)
+        return None
+
     def watch(self, topic: str, *, label_ids: Sequence[str] = (), exclude: bool = False) -> MailWatch:
         if topic not in self.topics:
             raise ProviderNotFound("users.watch: no such topic.")

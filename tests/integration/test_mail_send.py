@@ -22,6 +22,7 @@ from crmsync.domain.mail_records import LoggedMessage
 from crmsync.errors import NotFound, ProviderError, Unprocessable
 from crmsync.logic.contacts import ContactInput
 from crmsync.logic.mail_send import MailSend, OutgoingDraft, SendUnavailable
+from crmsync.ports.errors import ProviderNotFound
 from crmsync.ports.mail import MailAccess, MailPort, MessageRef, OutgoingMessage
 from tests.fakes.world import RecordingQueue
 from tests.support.gmail_user import GmailUser, message
@@ -164,12 +165,15 @@ def test_the_same_idempotency_key_twice_sends_once(graph: Graph, mailbox: tuple[
 
 class LosingAnswers:
     """Opens mailboxes whose ``send`` reaches Gmail and then loses its answer (a timeout,
-    the function dying) — the first ``losses`` times."""
+    the function dying) — the first ``losses`` times; ``threads``: the thread ids asked for.
+    ``refuse_threads``: Gmail refuses every ``threadId`` as gone (404) before sending."""
 
-    def __init__(self, inner: MailAccess, losses: int = 1) -> None:
+    def __init__(self, inner: MailAccess, losses: int = 1, refuse_threads: bool = False) -> None:
         self.inner = inner
         self.losses = losses
+        self.refuse_threads = refuse_threads
         self.sends = 0
+        self.threads: list[str | None] = []
 
     def mail(self, stored: StoredConnection) -> MailPort:
         port = self.inner.mail(stored)
@@ -180,6 +184,9 @@ class LosingAnswers:
                 return getattr(port, name)
 
             def send(self, outgoing: OutgoingMessage) -> MessageRef:
+                outer.threads.append(outgoing.thread_id)
+                if outer.refuse_threads and outgoing.thread_id is not None:
+                    raise ProviderNotFound("messages.send: no such thread.")
                 ref = port.send(outgoing)
                 outer.sends += 1
                 if outer.losses > 0:
@@ -196,16 +203,7 @@ def test_an_answer_lost_after_gmail_accepted_is_found_in_sent_on_retry_and_not_s
     _, user = mailbox
     marie = contact(graph, MARIE)
     access = LosingAnswers(graph.connectors)
-    sender = MailSend(
-        contacts=graph.contact_store,
-        connections=graph.connection_store,
-        sync=graph.mail_sync_store,
-        access=access,
-        log_store=graph.mail_log,
-        bucket=graph.mail_bucket,
-        publisher=graph.events,
-        message_id_domain=graph.settings.logging_domain,
-    )
+    sender = sender_over(graph, access)
     draft = OutgoingDraft(subject="Lost answer", text="did it go?")
     same = key()
 
@@ -220,6 +218,90 @@ def test_an_answer_lost_after_gmail_accepted_is_found_in_sent_on_retry_and_not_s
     assert retried.message.gmail is not None
     assert retried.message.gmail.message_id == out["id"]
     assert [m.message_key for m in conversation(graph, marie)] == [retried.message.message_key]
+
+
+def test_a_send_binned_between_its_lost_answer_and_the_retry_is_found_not_sent_again(
+    graph: Graph, mailbox: tuple[str, GmailUser]
+) -> None:
+    """Gmail's search hides trash unless asked: the retry still finds what went out, and the
+    entry says where it is now."""
+    _, user = mailbox
+    marie = contact(graph, MARIE)
+    access = LosingAnswers(graph.connectors)
+    sender = sender_over(graph, access)
+    draft = OutgoingDraft(subject="Binned at once", text="oops")
+    same = key()
+    with pytest.raises(ProviderError):
+        sender.send(ALICE, marie, draft, same)
+    [out] = sent(user)
+    user.label(out["id"], add=["TRASH"])
+
+    retried = sender.send(ALICE, marie, draft, same)
+
+    assert access.sends == 1
+    assert len(sent(user)) == 1
+    assert retried.message.gmail is not None
+    assert (retried.message.gmail.message_id, retried.message.gmail.state) == (out["id"], "trashed")
+
+
+def test_a_reply_to_a_message_deleted_in_gmail_is_sent_in_a_thread_of_its_own(
+    graph: Graph, mailbox: tuple[str, GmailUser]
+) -> None:
+    connection_id, user = mailbox
+    marie = contact(graph, MARIE, "Marie")
+    gone = user.receive(message(MARIE, [user.email], "Polonium", "Here", message_id="<p1@curie.example>"))
+    graph.mail_sync.run(ALICE, connection_id)
+    user.delete(gone)
+    graph.mail_sync.run(ALICE, connection_id)
+    [parent] = conversation(graph, marie)
+    assert parent.gmail is not None
+    assert parent.gmail.state == "deleted"
+    access = LosingAnswers(graph.connectors, losses=0)
+
+    entry = sender_over(graph, access).send(
+        ALICE, marie, OutgoingDraft(text="Got it", in_reply_to=parent.message_key), key()
+    )
+
+    assert access.threads == [None]  # not the deleted thread
+    [out] = sent(user)
+    assert entry.message.gmail is not None
+    assert out["id"] == entry.message.gmail.message_id
+    assert out["threadId"] != parent.gmail.thread_id
+    assert raw_of(graph, connection_id, out["id"])["In-Reply-To"] == "<p1@curie.example>"
+
+
+def test_a_reply_whose_thread_gmail_refuses_as_gone_goes_out_once_in_a_new_thread(
+    graph: Graph, mailbox: tuple[str, GmailUser]
+) -> None:
+    connection_id, user = mailbox
+    marie = contact(graph, MARIE, "Marie")
+    user.receive(message(MARIE, [user.email], "Uranium", "Look", message_id="<u1@curie.example>"))
+    graph.mail_sync.run(ALICE, connection_id)
+    [parent] = conversation(graph, marie)
+    access = LosingAnswers(graph.connectors, losses=0, refuse_threads=True)
+
+    entry = sender_over(graph, access).send(
+        ALICE, marie, OutgoingDraft(text="Seen", in_reply_to=parent.message_key), key()
+    )
+
+    assert parent.gmail is not None
+    assert access.threads == [parent.gmail.thread_id, None]
+    [out] = sent(user)
+    assert entry.message.gmail is not None
+    assert out["id"] == entry.message.gmail.message_id
+
+
+def sender_over(graph: Graph, access: MailAccess) -> MailSend:
+    return MailSend(
+        contacts=graph.contact_store,
+        connections=graph.connection_store,
+        sync=graph.mail_sync_store,
+        access=access,
+        log_store=graph.mail_log,
+        bucket=graph.mail_bucket,
+        publisher=graph.events,
+        message_id_domain=graph.settings.logging_domain,
+    )
 
 
 def upload(graph: Graph, filename: str, content_type: str, data: bytes, principal: Principal = ALICE) -> str:

@@ -10,9 +10,10 @@ contacts, and announced with ``EmailSent``.
 with it the logged message's key. So a retry:
 
 1. finds the message logged already → answers it, sends nothing;
-2. else looks for that Message-ID in the mailbox's Sent mail (Gmail search
-   ``rfc822msgid:<id> in:sent``): Gmail accepted it before the answer was lost or the
-   function died → logs it, sends nothing;
+2. else looks for that Message-ID among the mail the mailbox sent, trash and spam included
+   (``MailPort.find_sent``; Gmail: ``rfc822msgid:<id> in:sent`` with ``includeSpamTrash``):
+   Gmail accepted it before the answer was lost or the function died → logs it, sends
+   nothing;
 3. only then sends.
 
 (The API's idempotency record replays a stored answer before any of this runs; these steps
@@ -57,7 +58,8 @@ from crmsync.logic.contacts import MessageContent
 from crmsync.logic.uploads import CONTENT_TYPE, FILENAME_META, MAX_UPLOAD_BYTES, SIZE_META, UPLOAD_ID
 from crmsync.mail import logbook
 from crmsync.messaging.events import EmailSent, EventPublisher
-from crmsync.ports.mail import MailAccess, MessageRef, OutgoingMessage
+from crmsync.ports.errors import ProviderNotFound
+from crmsync.ports.mail import MailAccess, OutgoingMessage
 from crmsync.security.secrets import sha256_hex
 
 log = logging.getLogger(__name__)
@@ -213,8 +215,9 @@ class MailSend:
 
         date = self._clock().astimezone(UTC).replace(microsecond=0)
         thread_id = None
-        if parent is not None and parent.gmail is not None and parent.gmail.connection_id == account.connection_id:
-            thread_id = parent.gmail.thread_id or None
+        within = parent.gmail if parent is not None else None
+        if within is not None and within.connection_id == account.connection_id and within.state != "deleted":
+            thread_id = within.thread_id or None
         sender = Address(account.email.lower(), _one_line(account.display_name or "")[:200])
         mail = ParsedMail(
             sender=sender,
@@ -233,20 +236,29 @@ class MailSend:
         raw = _rfc5322(mail, bcc=bcc, html=html, text_given=bool(draft.text.strip()))
 
         port = self._access.mail(stored)
-        found = port.list_messages(
-            since=date - SENT_LOOKBACK, query=f"rfc822msgid:{message_id} in:sent", page_size=1
-        ).messages
-        recovered = bool(found)
-        if recovered:
-            ref = found[0]
-            # Gmail's copy is the one that went out: date the entry by it.
+        found = port.find_sent(message_id, since=date - SENT_LOOKBACK)
+        recovered = found is not None
+        if found is not None:
+            ref = found
+            # Gmail's copy is the one that went out: date the entry by it, and say where it
+            # is now (the user may have binned it since).
             copies = port.get_messages([ref.message_id])
             internal = copies[0].internal_date if copies else date
+            where = logbook.gmail_state(copies[0] if copies else None)
             self._counter.count("MailSendRecovered")
         else:
-            ref = port.send(OutgoingMessage(raw, thread_id))
-            internal = date
-        record = self._record(principal, contact_id, mail, message_key, ref, account.connection_id, internal, bcc)
+            try:
+                ref = port.send(OutgoingMessage(raw, thread_id))
+            except ProviderNotFound:
+                if thread_id is None:
+                    raise
+                # The thread was deleted since (Gmail refuses the threadId): the reply, its
+                # headers intact, starts a thread of its own rather than failing.
+                log.info("reply's gmail thread is gone; sending it in a new thread", extra={"message_key": message_key})
+                ref = port.send(OutgoingMessage(raw, None))
+            internal, where = date, "live"
+        gmail = GmailRef(account.connection_id, ref.message_id, ref.thread_id, internal, where)
+        record = self._record(principal, contact_id, mail, message_key, gmail, bcc)
         if not self._log.commit(principal, record):
             # A concurrent attempt with the same key logged it first.
             existing = self._log.get(principal, message_key)
@@ -322,9 +334,7 @@ class MailSend:
         contact_id: str,
         mail: ParsedMail,
         message_key: str,
-        ref: MessageRef,
-        connection_id: str,
-        internal: datetime,
+        gmail: GmailRef,
         bcc: list[str],
     ) -> LoggedMessage:
         from crmsync.mail.inbound import content_digest
@@ -343,11 +353,11 @@ class MailSend:
             parts=parts,
             contact_ids=contact_ids,
             notes=(),
-            date=mail.date or internal,
+            date=mail.date or gmail.internal_date,
             to=mail.to,
             cc=mail.cc,
             source="crm",
-            gmail=GmailRef(connection_id, ref.message_id, ref.thread_id, internal),
+            gmail=gmail,
         )
 
     def _publish(self, principal: Principal, message: LoggedMessage) -> None:

@@ -215,7 +215,14 @@ class MailPort(Protocol):
     def send(self, message: OutgoingMessage) -> MessageRef:
         """Send (Gmail ``messages.send``); the sent message is then in the mailbox (SENT) and
         in its changes. Not idempotent: a retry after a lost answer sends twice, so a caller
-        that retries first looks for its Message-ID among the mailbox's messages."""
+        that retries first asks :meth:`find_sent` for its Message-ID."""
+        ...
+
+    def find_sent(self, message_id: str, *, since: datetime) -> MessageRef | None:
+        """The message this mailbox sent since ``since`` with the RFC 5322 Message-ID
+        ``message_id`` (without brackets), wherever it is now (trash and spam included: the
+        user may have binned it since); None when there is none (never sent, or deleted for
+        good)."""
         ...
 
     def watch(self, topic: str, *, label_ids: Sequence[str] = (), exclude: bool = False) -> MailWatch:

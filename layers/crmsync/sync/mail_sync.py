@@ -423,7 +423,7 @@ class _Run:
             logged, after = self.o._log.gmail_logged(self.principal, self.connection_id, after)
             found = {r.message_id: r for r in self.port.get_messages([g for g, _, _ in logged])} if logged else {}
             for gmail_id, key, marked in logged:
-                state = _state_of(found.get(gmail_id))
+                state = logbook.gmail_state(found.get(gmail_id))
                 if state != marked and self.o._log.set_gmail_state(self.principal, key, state):
                     tally.marked += 1
             if after is None:
@@ -464,7 +464,7 @@ class _Run:
             if state == "live":
                 # Still trashed or in spam if Gmail says so: read its labels.
                 found = self.port.get_messages([mid])
-                state = _state_of(found[0] if found else None)
+                state = logbook.gmail_state(found[0] if found else None)
             if self.o._log.set_gmail_state(self.principal, key, state):
                 tally.marked += 1
         self._fetch_and_log(fetch, tally)
@@ -604,17 +604,6 @@ class _Run:
         if saved is not None:
             self.state = saved
         return saved
-
-
-def _state_of(raw: RawMessage | None) -> GmailState:
-    """What a logged message is in Gmail now (None: Gmail no longer has it)."""
-    if raw is None:
-        return "deleted"
-    if TRASH in raw.label_ids:
-        return "trashed"
-    if SPAM in raw.label_ids:
-        return "spam"
-    return "live"
 
 
 def _same_message(existing: LoggedMessage, mail: ParsedMail, digest: str) -> bool:

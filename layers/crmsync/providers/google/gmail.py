@@ -236,6 +236,24 @@ class GoogleMail:
             messages=[_ref(m) for m in answer.get("messages", [])], next_page=answer.get("nextPageToken") or None
         )
 
+    def find_sent(self, message_id: str, *, since: datetime) -> MessageRef | None:
+        """``messages.list`` with ``q`` = ``rfc822msgid:`` and ``in:sent`` after ``since`` and
+        ``includeSpamTrash`` (a sent message the user trashed was still sent)."""
+        if since.tzinfo is None:
+            raise InvalidRequest("The search needs a time-zone-aware bound.")
+        if not message_id or any(c.isspace() or c in '<>"' for c in message_id):
+            raise InvalidRequest("A Message-ID without brackets, quotes or spaces is needed.")
+        params: dict[str, Any] = {
+            "userId": "me",
+            "q": f"after:{int(since.timestamp())} in:sent rfc822msgid:{message_id}",
+            "includeSpamTrash": True,
+            "maxResults": 1,
+        }
+        with self._paced("messages.list"):
+            answer = self._users().messages().list(**params).execute(num_retries=0)
+        found = answer.get("messages") or []
+        return _ref(found[0]) if found else None
+
     def get_messages(self, message_ids: Sequence[str]) -> list[RawMessage]:
         """``messages.get`` ``format=raw``, :data:`BATCH_SIZE` calls per batch request (fewer
         when a pacer's budget holds fewer). A message deleted meanwhile (a 404 part) is left
