@@ -12,7 +12,11 @@ the sync has run until quiet, every contact's conversation is what the engine's 
   in Gmail (``trashed``, ``spam``, ``deleted``, or ``live`` again); one trashed, spammed or
   deleted before the sync logged it is not there;
 * nothing twice (no two entries with one Gmail id or one Message-ID), no draft, and mail
-  involving no contact is not logged at all.
+  involving no contact is not logged at all;
+* every message the CRM user sends from a conversation (a new one or a reply to an entry) is
+  in Gmail once and in the conversation once, however its attempts went: Gmail's answer lost
+  after it accepted the send, the worker stopped mid-send, faults and the quota refusing it,
+  the client retrying with its Idempotency-Key before or after the sync saw the Sent copy.
 
 Against DynamoDB Local and the Gmail emulator, through the real Google adapter."""
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -37,10 +42,12 @@ from crmsync.app.wiring import Graph
 from crmsync.domain import Principal
 from crmsync.errors import DuplicateContact, ProviderError
 from crmsync.logic.contacts import ContactInput
+from crmsync.logic.mail_send import MailSend, OutgoingDraft, outgoing_message_id
+from crmsync.mail import logbook
 from crmsync.messaging.messages import MailSyncRequest
 from crmsync.sync.mail_sync import MailSyncEngine
 from tests.integration.test_mail_sync import graph  # noqa: F401 - the fixture
-from tests.support.access import Stops, WorkerStopped, mail_sync_stopping
+from tests.support.access import Stops, WorkerStopped, mail_send_stopping, mail_sync_stopping
 from tests.support.gmail_user import GmailUser, message
 from tests.support.google_consent import consent, query
 from tests.support.google_user import GoogleCalendarUser
@@ -102,8 +109,22 @@ class World:
     connection_id: str
     user: GmailUser
     engine: MailSyncEngine
+    sender: MailSend
     stops: Stops
     base_url: str
+
+
+@dataclass
+class Send:
+    """A message the CRM user sends, until the client has Gmail's answer."""
+
+    contact_id: str
+    to: str
+    draft: OutgoingDraft
+    key: str  # Idempotency-Key
+
+    def message_id(self, world: World) -> str:
+        return outgoing_message_id(world.principal, self.key, world.graph.settings.logging_domain)
 
 
 @dataclass
@@ -123,8 +144,9 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
             #: What the queue holds for the worker (SQS: retried until done, maybe twice).
             self.pending: list[MailSyncRequest] = []
             self.serial = 0
-            #: Message-IDs of the messages sent from the CRM (see the CRM sends' hook below).
+            #: Message-IDs of the messages sent from the CRM, and the sends not answered yet.
             self.crm_sent: list[str] = []
+            self.sends: list[Send] = []
             self._collect()
 
         def _subject(self, what: str) -> str:
@@ -240,17 +262,66 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
                 self.model.contacts[email] = created.contact_id
             self._collect()
 
-        # CRM sends (issue 14 deliverable 7) are being built by another helper. The hook for
-        # them: a `crm_sends(to, reply_to, answer_lost)` rule here that sends through the
-        # contacts' messages API (losing the answer after Gmail accepted the send, when asked),
-        # records the message in `self.model.mail` as SENT (its Gmail id from the emulator's
-        # Sent) and its Message-ID in `self.crm_sent`; the final check then holds it to the
-        # same promise, and `_no_send_twice` checks Gmail got each send once.
+        @rule(to=WHO, reply=st.booleans(), pick=st.integers(min_value=0), answer_lost=st.booleans())
+        def the_crm_user_sends(self, to: str, reply: bool, pick: int, answer_lost: bool) -> None:
+            """From the contact's conversation: a new message or a reply to one of its entries.
+            Gmail's answer may be lost after it accepted the send; the client retries later."""
+            if (contact_id := self.model.contacts.get(to)) is None:
+                return
+            parent = None
+            if reply:
+                entries = self._conversations()[contact_id]
+                parent = entries[pick % len(entries)].message_key if entries else None
+            draft = OutgoingDraft(subject=None if parent else self._subject("crm"), text="hello", in_reply_to=parent)
+            send = Send(contact_id, to, draft, key=uuid.uuid4().hex)
+            self.crm_sent.append(logbook.normalise_message_id(send.message_id(self.w)))
+            self.sends.append(send)
+            self._attempt(send, answer_lost=answer_lost)
+
+        @rule()
+        def the_client_retries_its_sends(self) -> None:
+            self._send_pending()
+
+        def _attempt(self, send: Send, *, answer_lost: bool = False) -> bool:
+            self.w.stops.lose_send = answer_lost
+            try:
+                sent = self.w.sender.send(self.w.principal, send.contact_id, send.draft, send.key)
+            except (ProviderError, WorkerStopped):
+                return False
+            finally:
+                self.w.stops.lose_send = False
+                self.w.stops.after = None
+            self.sends.remove(send)
+            ref = sent.message.gmail
+            assert ref is not None, "a CRM send logged without its Gmail ids"
+            if ref.message_id not in self.model.mail:  # else adopted from the sync already
+                self.model.mail[ref.message_id] = Mail(frozenset({send.to}), f"<{sent.message.message_id}>", {"SENT"})
+            self._observe()
+            return True
+
+        def _send_pending(self) -> bool:
+            """The client retries every send it has no answer for; whether all went."""
+            return all([self._attempt(send) for send in list(self.sends)])
+
+        def _adopt_pending_sends(self, entries: list[Any]) -> None:
+            """The sync may log Gmail's Sent copy of a send whose answer was lost before the
+            client retries: the model learns its Gmail id from the entry."""
+            pending = {logbook.normalise_message_id(s.message_id(self.w)): s for s in self.sends}
+            for entry in entries:
+                send = pending.get(entry.message_id)
+                gid = entry.gmail.message_id if entry.gmail else None
+                if send is not None and gid is not None and gid not in self.model.mail:
+                    self.model.mail[gid] = Mail(frozenset({send.to}), f"<{entry.message_id}>", {"SENT"})
+
         def _no_send_twice(self) -> None:
-            """Every CRM send is one message in Gmail (a retried send never sent twice)."""
-            in_gmail = Counter(m.get("messageIdHeader") for m in self.w.user.mailbox()["messages"])
-            twice = [mid for mid in self.crm_sent if in_gmail[mid] != 1]
-            assert not twice, f"sent from the CRM not exactly once: {twice}"
+            """Every CRM send is one message in Gmail (a retried send never sent twice), unless
+            the user deleted it forever since."""
+            in_gmail = Counter(
+                logbook.normalise_message_id(m.get("messageIdHeader") or "") for m in self.w.user.mailbox()["messages"]
+            )
+            deleted = {logbook.normalise_message_id(m.message_id) for m in self.model.mail.values() if m.deleted}
+            wrong = {mid: in_gmail[mid] for mid in self.crm_sent if in_gmail[mid] != (0 if mid in deleted else 1)}
+            assert not wrong, f"sent from the CRM not exactly once (Message-ID: copies in Gmail): {wrong}"
 
         # ------------------------------------------------------------ the infrastructure
         @rule(copies=st.integers(min_value=0, max_value=2))
@@ -276,11 +347,13 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
             if not self._work(request) or redelivered:
                 self.pending.append(request)
 
-        @rule(order=st.randoms(use_true_random=False))
-        def the_worker_takes_everything_queued(self, order: Any) -> None:
-            """Every queued message once, in any order (what failed stays queued)."""
+        @rule(order=st.integers(min_value=0, max_value=2**32 - 1))
+        def the_worker_takes_everything_queued(self, order: int) -> None:
+            """Every queued message once, in any order (what failed stays queued). One draw
+            whatever the queue holds: how much is queued depends on the per-user quota, which
+            runs on the wall clock, and Hypothesis needs the same draws when it replays."""
             taken, self.pending = self.pending, []
-            order.shuffle(taken)
+            random.Random(order).shuffle(taken)
             for request in taken:
                 if not self._work(request):
                     self.pending.append(request)
@@ -332,10 +405,13 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
 
         # ------------------------------------------------------------ the promise
         def _conversations(self) -> dict[str, list[Any]]:
-            return {
+            found = {
                 cid: self.w.graph.contacts.conversation(self.w.principal, cid, None, 500).items
                 for cid in self.model.contacts.values()
             }
+            for entries in found.values():
+                self._adopt_pending_sends(entries)
+            return found
 
         def _observe(self) -> None:
             for cid, entries in self._conversations().items():
@@ -383,6 +459,7 @@ def make_machine(new_world: Callable[[], World]) -> type[RuleBasedStateMachine]:
             requests.delete(f"{self.w.base_url}/_emulator/faults", timeout=10)
             self.w.user.quota(None)
             self.w.stops.after = None
+            assert self._send_pending(), "a CRM send failed after the faults stopped"
             # Run until quiet: a scheduled run, then whatever is queued (and it queues).
             for _ in range(QUIET_AFTER):
                 assert self._run("scheduled"), "a run failed after the faults stopped"
@@ -425,7 +502,8 @@ def test_gmail_and_the_crm_conversations_converge(stack, graph: Graph, users: li
         users.append(user)
         stops = Stops()
         engine = mail_sync_stopping(graph, stops)
-        return World(graph, principal, connection.connection_id, user, engine, stops, stack.google.base_url)
+        sender = mail_send_stopping(graph, stops)
+        return World(graph, principal, connection.connection_id, user, engine, sender, stops, stack.google.base_url)
 
     run_state_machine_as_test(
         make_machine(new_world),

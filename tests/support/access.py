@@ -109,15 +109,18 @@ class WorkerStopped(Exception):
 
 
 class Stops:
-    """After how many more mail port calls the worker running now stops (None: it does not)."""
+    """After how many more mail port calls the worker running now stops (None: it does not),
+    and whether the next ``send`` loses its answer after Gmail accepted it."""
 
     def __init__(self) -> None:
         self.after: int | None = None
+        self.lose_send = False
 
 
 class StoppingMail:
     """A mail port whose worker stops (``WorkerStopped``) before its call number
-    ``stops.after`` (counted from when it was set); everything else is the port's own."""
+    ``stops.after`` (counted from when it was set), or right after Gmail accepted a ``send``
+    when ``stops.lose_send`` says so; everything else is the port's own."""
 
     CALLS = frozenset({"profile", "list_messages", "get_messages", "changes_since", "watch", "stop", "send"})
 
@@ -136,7 +139,11 @@ class StoppingMail:
                     self.stops.after = None
                     raise WorkerStopped(f"the worker stopped before mail.{name}")
                 self.stops.after -= 1
-            return attribute(*args, **kwargs)
+            result = attribute(*args, **kwargs)
+            if name == "send" and self.stops.lose_send:
+                self.stops.lose_send = False
+                raise WorkerStopped("Gmail accepted the send; its answer was lost")
+            return result
 
         return call
 
@@ -185,5 +192,23 @@ def mail_sync_stopping(graph: Graph, stops: Stops) -> Any:
         topic=graph.settings.gmail_topic,
         never_log=graph.never_log,
         scope_granted=base._scope_granted,
+        clock=graph.clock,
+    )
+
+
+def mail_send_stopping(graph: Graph, stops: Stops) -> Any:
+    """The production CRM send of ``graph`` over :class:`StoppableMailAccess`."""
+    from crmsync.logic.mail_send import MailSend
+
+    return MailSend(
+        contacts=graph.contact_store,
+        connections=graph.connection_store,
+        sync=graph.mail_sync_store,
+        access=StoppableMailAccess(graph, stops),
+        log_store=graph.mail_log,
+        bucket=graph.mail_bucket,
+        publisher=graph.events,
+        message_id_domain=graph.settings.logging_domain,
+        scope_granted=graph.mail_send._scope_granted,
         clock=graph.clock,
     )
