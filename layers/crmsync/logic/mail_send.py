@@ -59,7 +59,7 @@ from crmsync.logic.uploads import CONTENT_TYPE, FILENAME_META, MAX_UPLOAD_BYTES,
 from crmsync.mail import logbook
 from crmsync.messaging.events import EmailSent, EventPublisher
 from crmsync.ports.errors import ProviderNotFound
-from crmsync.ports.mail import MailAccess, OutgoingMessage
+from crmsync.ports.mail import MailAccess, OutgoingMessage, state_in_mailbox
 from crmsync.security.secrets import sha256_hex
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,7 @@ class MailSend:
             # is now (the user may have binned it since).
             copies = port.get_messages([ref.message_id])
             internal = copies[0].internal_date if copies else date
-            where = logbook.gmail_state(copies[0] if copies else None)
+            where = state_in_mailbox(copies[0] if copies else None)
             self._counter.count("MailSendRecovered")
         else:
             try:

@@ -13,17 +13,9 @@ from datetime import UTC, datetime
 
 from crmsync.dal.mail_bucket import MailBucket, attachment_key, body_key
 from crmsync.domain import Principal
-from crmsync.domain.mail_records import (
-    Direction,
-    GmailRef,
-    GmailState,
-    LoggedMessage,
-    MessageSource,
-    StoredAttachment,
-)
+from crmsync.domain.mail_records import Direction, GmailRef, LoggedMessage, MessageSource, StoredAttachment
 from crmsync.domain.message import Address, ParsedMail
 from crmsync.mail.addresses import on_domain
-from crmsync.ports.mail import SPAM, TRASH, RawMessage
 from crmsync.security.secrets import sha256_hex
 
 #: Kept small so the MAIL# item stays far below DynamoDB's 400 KB.
@@ -34,17 +26,6 @@ MAX_NOTES = 20
 MAX_NOTE_CHARS = 500
 PREVIEW_CHARS = 200
 _MIME_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")
-
-
-def gmail_state(raw: RawMessage | None) -> GmailState:
-    """What a logged message is in Gmail now (None: Gmail no longer has it)."""
-    if raw is None:
-        return "deleted"
-    if TRASH in raw.label_ids:
-        return "trashed"
-    if SPAM in raw.label_ids:
-        return "spam"
-    return "live"
 
 
 def normalise_message_id(value: str) -> str:

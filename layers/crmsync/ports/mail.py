@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from crmsync.domain import StoredConnection
+from crmsync.domain.mail_records import GmailState
 from crmsync.errors import InvalidRequest
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "OutgoingMessage",
     "RawMessage",
     "cursor_order",
+    "state_in_mailbox",
 ]
 
 #: Labels a mailbox gives every message it holds in the spam folder, the trash, or drafts
@@ -242,3 +244,15 @@ class MailAccess(Protocol):
     root decrypts its credential and picks the adapter)."""
 
     def mail(self, stored: StoredConnection) -> MailPort: ...
+
+
+def state_in_mailbox(raw: RawMessage | None) -> GmailState:
+    """Where a message is in the mailbox now, as a logged message records it (None: the
+    mailbox no longer has it)."""
+    if raw is None:
+        return "deleted"
+    if TRASH in raw.label_ids:
+        return "trashed"
+    if SPAM in raw.label_ids:
+        return "spam"
+    return "live"

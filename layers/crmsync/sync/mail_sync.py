@@ -51,7 +51,17 @@ from crmsync.mail import logbook
 from crmsync.mail.addresses import on_domain
 from crmsync.messaging.events import EmailSynced, EventPublisher
 from crmsync.ports.errors import AuthRevoked, CursorInvalid, ProviderError, RateLimited
-from crmsync.ports.mail import DRAFT, SPAM, TRASH, ChangeKind, MailAccess, MailChange, MailPort, RawMessage
+from crmsync.ports.mail import (
+    DRAFT,
+    SPAM,
+    TRASH,
+    ChangeKind,
+    MailAccess,
+    MailChange,
+    MailPort,
+    RawMessage,
+    state_in_mailbox,
+)
 from crmsync.security.secrets import sha256_hex
 from crmsync.sync.mail_requests import MailSyncRequests
 
@@ -423,7 +433,7 @@ class _Run:
             logged, after = self.o._log.gmail_logged(self.principal, self.connection_id, after)
             found = {r.message_id: r for r in self.port.get_messages([g for g, _, _ in logged])} if logged else {}
             for gmail_id, key, marked in logged:
-                state = logbook.gmail_state(found.get(gmail_id))
+                state = state_in_mailbox(found.get(gmail_id))
                 if state != marked and self.o._log.set_gmail_state(self.principal, key, state):
                     tally.marked += 1
             if after is None:
@@ -464,7 +474,7 @@ class _Run:
             if state == "live":
                 # Still trashed or in spam if Gmail says so: read its labels.
                 found = self.port.get_messages([mid])
-                state = logbook.gmail_state(found[0] if found else None)
+                state = state_in_mailbox(found[0] if found else None)
             if self.o._log.set_gmail_state(self.principal, key, state):
                 tally.marked += 1
         self._fetch_and_log(fetch, tally)
