@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from devstack.caldav import CalDavServer
 from devstack.dynamodb_local import DynamoDBLocal, create_tables, delete_tables
 from devstack.stack import Stack, google_available
 from devstack.template import load_template
@@ -64,6 +65,14 @@ def stack(dynamodb_endpoint: str) -> Iterator[Stack]:
         dynamodb_endpoint=dynamodb_endpoint,
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def caldav_server() -> Iterator[CalDavServer]:
+    """Radicale, a real CalDAV server, on a free loopback port for the session (users are
+    added per test: ``caldav_server.add_user(email)`` returns the password)."""
+    with CalDavServer() as server:
+        yield server
 
 
 @pytest.fixture

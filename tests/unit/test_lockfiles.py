@@ -98,3 +98,29 @@ def test_the_layer_lock_has_no_machine_markers() -> None:
     # construction), not for Lambda's machine, so the layer lock must not fork on the machine.
     text = (ROOT / "layers/requirements.txt").read_text()
     assert not re.search(r";[^\\\n]*\b(platform_machine|platform_system|sys_platform)\b", text)
+
+
+#: Packages that replace urllib3 under its own import name (``caldav`` ≥ 2.1 pulls them in via
+#: ``niquests``): botocore and requests would then run on another HTTP stack.
+URLLIB3_REPLACEMENTS = ("urllib3-future", "niquests", "jh2", "qh3")
+
+
+@pytest.mark.parametrize("lock", ["layers/requirements.txt", "requirements-dev.txt"])
+def test_no_lock_replaces_urllib3(lock: str) -> None:
+    text = (ROOT / lock).read_text()
+    pinned = {canonical(m.group(1)) for m in map(REQUIREMENT.match, text.splitlines()) if m}
+    assert "urllib3" in pinned
+    assert not pinned & set(URLLIB3_REPLACEMENTS), f"{lock} would replace urllib3"
+
+
+def test_the_installed_urllib3_is_urllib3() -> None:
+    """What `import urllib3` loads is the real urllib3 2.x distribution, not a look-alike
+    installed under its name."""
+    from importlib import metadata
+
+    import urllib3
+
+    installed = {canonical(d.metadata["Name"]) for d in metadata.distributions()}
+    assert not installed & set(URLLIB3_REPLACEMENTS)
+    assert metadata.version("urllib3") == urllib3.__version__
+    assert urllib3.__version__.split(".")[0] == "2"

@@ -1,0 +1,142 @@
+"""The :class:`CalDavServer`: Radicale's WSGI application served from a daemon thread.
+
+Radicale speaks the protocol (RFC 4791 calendars, RFC 6578 sync-collection, RFC 6764
+well-known discovery, etags and preconditions); it does not behave like iCloud in the ways
+other sync products tripped over. Those quirks are injected by a layer in front of it
+(``front``), not by changing Radicale.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import radicale
+import radicale.config
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Requests are not logged (the tests make thousands)."""
+
+
+class CalDavServer:
+    """Radicale on ``host:port`` (0: a free port), users in an htpasswd file, collections in
+    ``folder`` (a temporary directory, removed at stop, unless given).
+
+    Usage::
+
+        with CalDavServer() as server:
+            password = server.add_user("ada@example.com")
+            ...  # CalDAV at server.base_url, Basic auth ada@example.com / password
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, folder: Path | None = None) -> None:
+        self.host = host
+        self.port = port
+        self._own_folder = folder is None
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="crmsync-caldav-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._htpasswd = self.folder / "users"
+        self._htpasswd.touch()
+        self._users: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.radicale: WsgiApp = radicale.Application(self._configuration())
+        #: What the server answers with: Radicale, or a layer in front of it (faults, quirks).
+        self.front: WsgiApp = self.radicale
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _configuration(self) -> radicale.config.Configuration:
+        configuration = radicale.config.load()
+        configuration.update(
+            {
+                "auth": {
+                    "type": "htpasswd",
+                    "htpasswd_filename": str(self._htpasswd),
+                    "htpasswd_encryption": "plain",
+                    # Radicale waits after a failed login (against guessing); tests never sleep.
+                    "delay": "0",
+                    "cache_logins": "False",
+                },
+                "storage": {"filesystem_folder": str(self.folder / "collections")},
+                "rights": {"type": "owner_only"},
+                "logging": {"level": "warning", "mask_passwords": "True"},
+            },
+            "crmsync devstack",
+            privileged=True,
+        )
+        return configuration
+
+    # ------------------------------------------------------------------ users
+    def add_user(self, username: str, password: str | None = None) -> str:
+        """Add (or reset) a user; returns the password (a new random one unless given)."""
+        if any(c in username for c in ":\n\r") or not username:
+            raise ValueError("a user name without ':' or line breaks is needed")
+        password = password or secrets.token_urlsafe(12)
+        with self._lock:
+            self._users[username] = password
+            self._write_users()
+        return password
+
+    def remove_user(self, username: str) -> None:
+        """The user's password stops working (an app-specific password revoked)."""
+        with self._lock:
+            self._users.pop(username, None)
+            self._write_users()
+
+    def _write_users(self) -> None:
+        self._htpasswd.write_text("".join(f"{u}:{p}\n" for u, p in self._users.items()), encoding="utf-8")
+
+    # ------------------------------------------------------------------ lifecycle
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return self.front(environ, start_response)
+
+    def start(self) -> CalDavServer:
+        if self._server is not None:
+            raise RuntimeError("the CalDAV server is already running")
+        server = make_server(self.host, self.port, self._app, threaded=True, request_handler=_Quiet)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"caldav-{server.server_port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        if self._own_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> CalDavServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the CalDAV server is not running")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._server.server_port}"
