@@ -46,7 +46,8 @@ FAULT_KINDS = (
     "precondition_412",  # the next write (PUT/DELETE) is refused: someone changed the item
     "unavailable_503",  # 503 with Retry-After, as iCloud throttles
     "server_error_500",
-    "invalid_sync_token",  # the next sync-collection: 403 DAV:valid-sync-token
+    "invalid_sync_token",  # the next sync-collection: 403 DAV:valid-sync-token (RFC 6578)
+    "invalid_sync_token_412",  # the same as iCloud was seen to answer: 412, text/plain, XML body
     "truncate_507",  # the next sync-collection is cut after ``limit`` items (RFC 6578 §3.6)
     "lost_drop",  # Radicale does the work; the client's connection is dropped
     "lost_504",  # Radicale does the work; the client gets a gateway timeout
@@ -94,7 +95,7 @@ class Fault:
             return False
         if self.kind == "precondition_412":
             return method in _WRITES
-        if self.kind in ("invalid_sync_token", "truncate_507"):
+        if self.kind in ("invalid_sync_token", "invalid_sync_token_412", "truncate_507"):
             return is_sync
         return True
 
@@ -215,8 +216,8 @@ class FaultLayer:
             fault = self._take_fault(method, email, is_sync)
         if fault is not None and fault.kind in ("precondition_412", "unavailable_503", "server_error_500"):
             return _refuse(fault, start_response)
-        if fault is not None and fault.kind == "invalid_sync_token":
-            return _respond(start_response, _invalid_sync_token())
+        if fault is not None and fault.kind in ("invalid_sync_token", "invalid_sync_token_412"):
+            return _respond(start_response, _invalid_sync_token(icloud=fault.kind.endswith("412")))
         if "partition_host" in quirks:
             moved = self._partition_redirect(environ, path, email)
             if moved is not None:
@@ -488,7 +489,12 @@ def _refuse(fault: Fault, start_response: StartResponse) -> Iterable[bytes]:
     return _respond(start_response, _Answer("500 Internal Server Error", [("Content-Type", "text/plain")], b""))
 
 
-def _invalid_sync_token() -> _Answer:
+def _invalid_sync_token(icloud: bool) -> _Answer:
+    """RFC 6578 §3.2 says 403 with the DAV:valid-sync-token precondition; iCloud was seen
+    answering 412 with the same XML labelled text/plain (DAVx5 forum, bitfire.at topic 1858)."""
+    if icloud:
+        body = b"<?xml version='1.0' encoding='UTF-8'?>\n<error xmlns='DAV:'><valid-sync-token/></error>"
+        return _Answer("412 Precondition Failed", [("Content-Type", "text/plain; charset=UTF-8")], body)
     body = b'<?xml version="1.0" encoding="utf-8"?>\n<D:error xmlns:D="DAV:"><D:valid-sync-token/></D:error>'
     return _Answer("403 Forbidden", [("Content-Type", "application/xml; charset=utf-8")], body)
 

@@ -121,6 +121,10 @@ def test_partition_host_discovery_moves_to_another_origin(caldav_server: CalDavS
                              allow_redirects=False)  # fmt: skip
     assert moved.status_code == 301
     assert moved.headers["Location"].startswith(caldav_server.partition_url)
+    # requests drops the credentials when a redirect changes host or port (should_strip_auth):
+    # a client that lets it follow the redirect arrives unauthenticated.
+    followed = requests.request("PROPFIND", f"{caldav_server.base_url}/.well-known/caldav", auth=ada, timeout=10)
+    assert followed.status_code == 401
     answer = propfind(f"{caldav_server.base_url}/{ada[0]}/", ada, HOME_SET)
     root = SafeET.fromstring(answer.content)
     home = root.findtext(f".//{{urn:ietf:params:xml:ns:caldav}}calendar-home-set/{DAV}href") or ""
@@ -242,6 +246,20 @@ def test_an_invalidated_sync_token_is_403_valid_sync_token(caldav_server: CalDav
     assert refused.status_code == 403
     assert SafeET.fromstring(refused.content).find(f"{DAV}valid-sync-token") is not None
     assert sync(url, ada).status_code == 207
+
+
+def test_icloud_answers_an_invalid_sync_token_with_412_as_text(caldav_server: CalDavServer, ada: Auth) -> None:
+    """iCloud answered an invalid sync token with 412, the valid-sync-token XML labelled
+    text/plain (https://forums.bitfire.at/topic/1858, CardDAV, 2018). Documented for CardDAV;
+    for CalDAV a guess. A client reads the body whatever its Content-Type."""
+    url = calendar(caldav_server, ada)
+    token = token_of(sync(url, ada))
+    caldav_server.layer.add_fault(Fault("invalid_sync_token_412", email=ada[0]))
+    refused = sync(url, ada, token)
+    assert refused.status_code == 412
+    assert refused.headers["Content-Type"].startswith("text/plain")
+    assert SafeET.fromstring(refused.content).find(f"{DAV}valid-sync-token") is not None
+    assert sync(url, ada, token).status_code == 207
 
 
 def test_truncated_sync_continues_from_the_returned_token(caldav_server: CalDavServer, ada: Auth) -> None:
