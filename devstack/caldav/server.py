@@ -72,7 +72,10 @@ class CalDavServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._htpasswd = self.folder / "users"
         self._htpasswd.touch()
-        self._users: dict[str, str] = {}
+        # A kept folder (`make dev --persist`) keeps its users too.
+        self._users: dict[str, str] = dict(
+            line.split(":", 1) for line in self._htpasswd.read_text(encoding="utf-8").splitlines() if ":" in line
+        )
         self._lock = threading.Lock()
         self.radicale: WsgiApp = radicale.Application(self._configuration())
         #: iCloud's quirks and server faults on demand, and a count of requests per user.
