@@ -15,6 +15,7 @@ follows a stray href) never reach it; nothing there needs a user's password.
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import json
 import re
@@ -61,13 +62,23 @@ QUIRKS = (
     "no_etag_on_put",  # PUT answers without an ETag: the client must re-read it
     "href_escaping",  # REPORT answers spell '@' raw where PROPFIND spells it %40
     "vtodo_calendar",  # a Reminders-like VTODO-only calendar in the home
+    "cdata_calendar_data",  # calendar-data wrapped in CDATA instead of escaped text
 )
 
 _WRITES = frozenset({"PUT", "DELETE"})
-_REWRITES = frozenset({"partition_host", "absolute_hrefs", "collection_in_sync", "href_escaping"})
-_SYNC_TOKEN = re.compile(
-    rb"(<(?:[A-Za-z0-9_-]+:)?sync-token(?:\s[^>]*)?>)(.*?)(</(?:[A-Za-z0-9_-]+:)?sync-token>)", re.S
+_REWRITES = frozenset(
+    {"partition_host", "absolute_hrefs", "collection_in_sync", "href_escaping", "cdata_calendar_data"}
 )
+
+
+def _element_text(name: str) -> re.Pattern[bytes]:
+    """``<any-prefix:name …>text</any-prefix:name>`` as (open tag, text, close tag)."""
+    tag = rb"(?:[A-Za-z0-9_-]+:)?" + name.encode()
+    return re.compile(rb"(<" + tag + rb"(?:\s[^>]*)?>)(.*?)(</" + tag + rb">)", re.S)
+
+
+_CALENDAR_DATA = _element_text("calendar-data")
+_SYNC_TOKEN = _element_text("sync-token")
 _EMPTY_SYNC_TOKEN = re.compile(rb"<((?:[A-Za-z0-9_-]+:)?sync-token)(?:\s[^>]*)?/>")
 _CONTINUATION = "http://crmsync.invalid/ns/sync/continue-"
 
@@ -308,7 +319,10 @@ class FaultLayer:
             if text.startswith("/") and base and ("absolute_hrefs" in quirks or _is_home_set(root, href)):
                 text = base + text
             href.text = text
-        answer.replace_body(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+        body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+        if "cdata_calendar_data" in quirks:
+            body = _CALENDAR_DATA.sub(_as_cdata, body)
+        answer.replace_body(body)
 
     def _make_reminders(self, email: str) -> None:
         """A VTODO-only calendar, made in Radicale as iCloud lists Reminders lists in the
@@ -322,7 +336,7 @@ class FaultLayer:
         )
         environ = {
             "REQUEST_METHOD": "MKCALENDAR",
-            "PATH_INFO": f"/{email}/reminders/",
+            "PATH_INFO": f"/{email}/tasks/",  # where iCloud keeps Reminders (KashCal ICloudQuirks)
             "SCRIPT_NAME": "",
             "QUERY_STRING": "",
             "SERVER_NAME": self.server.host,
@@ -545,6 +559,12 @@ def _collection_response(path: str) -> ET.Element:
     ET.SubElement(resourcetype, f"{{{CALDAV}}}calendar")
     ET.SubElement(propstat, f"{{{DAV}}}status").text = "HTTP/1.1 200 OK"
     return response
+
+
+def _as_cdata(match: re.Match[bytes]) -> bytes:
+    """The same text as a CDATA section (ElementTree only writes escaped text)."""
+    text = html.unescape(match.group(2).decode("utf-8"))
+    return match.group(1) + b"<![CDATA[" + text.encode("utf-8") + b"]]>" + match.group(3)
 
 
 def _is_home_set(root: ET.Element, href: ET.Element) -> bool:

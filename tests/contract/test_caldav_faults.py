@@ -199,8 +199,26 @@ def test_a_vtodo_only_calendar_is_listed_in_the_home(caldav_server: CalDavServer
         }
         for r in root.iter(f"{DAV}response")
     }
-    assert components["reminders"] == {"VTODO"}
+    assert components["tasks"] == {"VTODO"}
     assert "VEVENT" in components["home"]
+
+
+def test_calendar_data_comes_in_cdata(caldav_server: CalDavServer, ada: Auth) -> None:
+    """iCloud wraps calendar-data in CDATA (KashCal/KashCal ICloudQuirks, mkdocs/caldav). Documented;
+    an XML parser gives the same text either way, a regex over the raw body does not."""
+    url = calendar(caldav_server, ada)
+    put(url, ada, "cdata-1")
+    caldav_server.layer.set_quirks(ada[0], {"cdata_calendar_data"})
+    body = (
+        '<?xml version="1.0"?><C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        f"<D:prop><D:getetag/><C:calendar-data/></D:prop><D:href>{urlsplit(url).path}cdata-1.ics</D:href>"
+        "</C:calendar-multiget>"
+    )
+    answer = requests.request("REPORT", url, auth=ada, data=body, headers={"Depth": "1"}, timeout=10)
+    assert answer.status_code == 207
+    assert b"<![CDATA[BEGIN:VCALENDAR" in answer.content
+    data = SafeET.fromstring(answer.content).findtext(".//{urn:ietf:params:xml:ns:caldav}calendar-data") or ""
+    assert "UID:cdata-1" in data
 
 
 # ---------------------------------------------------------------------- faults
