@@ -86,6 +86,23 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def caldav_banner(stack: Stack) -> list[str]:
+    """The CalDAV lines of `make dev`'s banner, after seeding the demo users (idempotent):
+    where to connect, and the demo Apple IDs with their app-specific passwords (fixed demo
+    values on a loopback server, printed on purpose; never a real user's)."""
+    if stack.caldav is None:
+        return ["  CalDAV          off"]
+    from devstack.caldav.demo import seed_demo
+
+    users = seed_demo(stack.caldav)
+    lines = [
+        f"  CalDAV (iCloud) {stack.caldav.base_url}  (Radicale; its partition host {stack.caldav.partition_url})",
+        f"  CalDAV control  {stack.caldav.base_url}/_caldav/  (faults, quirks, users, calls: docs/LOCAL.md)",
+    ]
+    lines += [f"  Apple ID        {u.email}  app-specific password {u.password}  (Home, Work)" for u in users]
+    return lines
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Run the stack in the foreground until interrupted."""
     root = Path(args.root).resolve()
@@ -99,8 +116,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             aws=args.aws_port,
             dynamodb=args.dynamodb_port,
             smtp=args.smtp_port,
+            caldav=args.caldav_port,
+            caldav_partition=args.caldav_port + 1,
         ),
         google=use_google,
+        caldav=not args.no_caldav,
         echo_logs=not args.quiet,
         background=True,
         prewarm=True,
@@ -121,6 +141,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             "aws_endpoint": stack.aws_endpoint,
             "dynamodb_endpoint": stack.dynamodb_endpoint,
             "google_url": stack.google.base_url if stack.google is not None else None,
+            "caldav_url": stack.caldav.base_url if stack.caldav is not None else None,
             "issuer": stack.issuer.issuer if stack.issuer else None,
             "smtp": f"127.0.0.1:{stack.smtp.port}" if stack.smtp is not None else None,
         }
@@ -146,6 +167,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             ]
         else:
             lines.append("  Google emulator off")
+        lines += caldav_banner(stack)
         if stack.ses is not None and stack.smtp is not None:
             lines.append(f"  SMTP (SES)      127.0.0.1:{stack.smtp.port}  (mail for {', '.join(stack.ses.domains)})")
             address = demo_bcc_address(stack.api_url, token)
@@ -243,7 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--smtp-port", type=int, default=dev.smtp, help="the local SES's SMTP server")
     up.add_argument("--no-google", action="store_true", help="do not start the Google emulator")
     up.add_argument(
-        "--persist", action="store_true", help="keep DynamoDB data and the Google emulator state in .devstack/data"
+        "--caldav-port", type=int, default=dev.caldav, help="the CalDAV server (its partition host: the next port)"
+    )
+    up.add_argument("--no-caldav", action="store_true", help="do not start the CalDAV server")
+    up.add_argument(
+        "--persist",
+        action="store_true",
+        help="keep DynamoDB data, the Google emulator state and the CalDAV users and calendars in .devstack/data",
     )
     up.add_argument(
         "--schedule-scale",

@@ -6,7 +6,8 @@
         stack.drain()
 
 Start order: DynamoDB Local (in a thread: the JVM is the slow part) while moto, the Google
-emulator and the HTTP API server start; then the template is resolved against their URLs,
+emulator, the CalDAV server (Radicale behind the iCloud fault layer) and the HTTP API server
+start; then the template is resolved against their URLs,
 its queues, buckets, buses, keys, secrets and tables are created, the functions get their
 workers, and the SES receipt rules (if any) get the local SES and its SMTP server.
 """
@@ -68,11 +69,13 @@ class Ports:
     aws: int = 0
     dynamodb: int = 0
     smtp: int = 0
+    caldav: int = 0
+    caldav_partition: int = 0
 
     @classmethod
     def dev(cls) -> Ports:
         """The fixed ports of `make dev`."""
-        return cls(api=3000, google=8081, aws=5001, dynamodb=8000, smtp=2525)
+        return cls(api=3000, google=8081, aws=5001, dynamodb=8000, smtp=2525, caldav=5232, caldav_partition=5233)
 
 
 class LogBuffer:
@@ -127,6 +130,7 @@ class Stack:
         *,
         ports: Ports | None = None,
         google: bool = True,
+        caldav: bool = True,
         echo_logs: bool = False,
         background: bool = False,
         sqs_visibility_timeout: int | None = None,
@@ -150,6 +154,7 @@ class Stack:
         self.template_path = Path(template_path).resolve() if template_path else self.root / "template.yaml"
         self.ports = ports or Ports()
         self.use_google = google
+        self.use_caldav = caldav
         self.echo_logs = echo_logs
         self.log_stream = log_stream
         self.background = background
@@ -173,6 +178,8 @@ class Stack:
         self.google: Any = None
         self.google_accounts: list[dict[str, str]] = []
         self.google_client_secret = secrets.token_urlsafe(24)
+        #: Radicale behind the iCloud fault layer (devstack/caldav), when ``caldav``.
+        self.caldav: Any = None
         self.issuer: Issuer | None = None
         self.dynamodb: DynamoDBLocal | None = None
         self.moto: MotoServer | None = None
@@ -245,6 +252,14 @@ class Stack:
                 host="127.0.0.1",
                 port=self.ports.google,
                 persist_path=self.persist_dir / "google.pickle" if self.persist_dir else None,
+            ).start()
+        if self.use_caldav:
+            from devstack.caldav import CalDavServer
+
+            self.caldav = CalDavServer(
+                port=self.ports.caldav,
+                partition_port=self.ports.caldav_partition,
+                folder=self.persist_dir / "caldav" if self.persist_dir else None,
             ).start()
         self.http = HttpApiServer(
             invoke=self.lambdas.invoke,
@@ -420,6 +435,9 @@ class Stack:
         if self.google is not None:
             self.google.stop()
             self.google = None
+        if self.caldav is not None:
+            self.caldav.stop()
+            self.caldav = None
         if self.moto is not None:
             self.moto.stop()
             self.moto = None

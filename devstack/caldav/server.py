@@ -8,6 +8,8 @@ other sync products tripped over. Those quirks are injected by a layer in front 
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import secrets
 import shutil
 import tempfile
@@ -21,12 +23,29 @@ import radicale
 import radicale.config
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from devstack.caldav.faults import FaultLayer
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class _Quiet(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Requests are not logged (the tests make thousands)."""
+
+
+class _ExpectedNoise(logging.Filter):
+    """Radicale's warnings that say nothing in a test or on a dev machine: a new storage
+    folder being created, and a client's expired sync token (the client recovers with a
+    full sync, which is what the tests make it do). Every other warning stays."""
+
+    EXPECTED = ("Storage location", "Client provided invalid sync token")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.EXPECTED)
+
+
+_NOISE = _ExpectedNoise()
+logging.getLogger("radicale").addFilter(_NOISE)
 
 
 class CalDavServer:
@@ -40,21 +59,31 @@ class CalDavServer:
             ...  # CalDAV at server.base_url, Basic auth ada@example.com / password
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, folder: Path | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, folder: Path | None = None, partition_port: int = 0
+    ) -> None:
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError("the CalDAV dev server (and its control API) listens on loopback only")
         self.host = host
         self.port = port
+        self.partition_port = partition_port
         self._own_folder = folder is None
         self.folder = folder or Path(tempfile.mkdtemp(prefix="crmsync-caldav-"))
         self.folder.mkdir(parents=True, exist_ok=True)
         self._htpasswd = self.folder / "users"
         self._htpasswd.touch()
-        self._users: dict[str, str] = {}
+        # A kept folder (`make dev --persist`) keeps its users too.
+        self._users: dict[str, str] = dict(
+            line.split(":", 1) for line in self._htpasswd.read_text(encoding="utf-8").splitlines() if ":" in line
+        )
         self._lock = threading.Lock()
         self.radicale: WsgiApp = radicale.Application(self._configuration())
+        #: iCloud's quirks and server faults on demand, and a count of requests per user.
+        self.layer = FaultLayer(self, self.radicale)
         #: What the server answers with: Radicale, or a layer in front of it (faults, quirks).
-        self.front: WsgiApp = self.radicale
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self.front: WsgiApp = self.layer
+        self._servers: list[BaseWSGIServer] = []
+        self._threads: list[threading.Thread] = []
 
     def _configuration(self) -> radicale.config.Configuration:
         configuration = radicale.config.load()
@@ -88,6 +117,11 @@ class CalDavServer:
             self._write_users()
         return password
 
+    def password_of(self, username: str) -> str:
+        """The user's password, for the layer's own requests to Radicale (never logged)."""
+        with self._lock:
+            return self._users[username]
+
     def remove_user(self, username: str) -> None:
         """The user's password stops working (an app-specific password revoked)."""
         with self._lock:
@@ -102,26 +136,32 @@ class CalDavServer:
         return self.front(environ, start_response)
 
     def start(self) -> CalDavServer:
-        if self._server is not None:
+        """Listen on ``port`` and on a second port, the "partition host": iCloud answers
+        discovery on caldav.icloud.com and serves calendars from pNN-caldav.icloud.com, a
+        different origin; on loopback a second port is a different origin too."""
+        if self._servers:
             raise RuntimeError("the CalDAV server is already running")
-        server = make_server(self.host, self.port, self._app, threaded=True, request_handler=_Quiet)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"caldav-{server.server_port}",
-            daemon=True,
-        )
-        self._thread.start()
+        for port in (self.port, self.partition_port):
+            server = make_server(self.host, port, self._app, threaded=True, request_handler=_Quiet)
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"caldav-{server.server_port}",
+                daemon=True,
+            )
+            self._servers.append(server)
+            self._threads.append(thread)
+            thread.start()
+        self.partition_port = self._servers[1].server_port
         return self
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
+        servers, threads = self._servers, self._threads
+        self._servers, self._threads = [], []
+        for server in servers:
             server.shutdown()
             server.server_close()
-        if thread is not None:
+        for thread in threads:
             thread.join(timeout=5)
         if self._own_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -136,7 +176,16 @@ class CalDavServer:
 
     @property
     def base_url(self) -> str:
-        if self._server is None:
+        """Where discovery starts (iCloud: https://caldav.icloud.com)."""
+        return self._url(0)
+
+    @property
+    def partition_url(self) -> str:
+        """The second origin the ``partition_host`` quirk sends users to (pNN-caldav)."""
+        return self._url(1)
+
+    def _url(self, index: int) -> str:
+        if not self._servers:
             raise RuntimeError("the CalDAV server is not running")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self._server.server_port}"
+        return f"http://{host}:{self._servers[index].server_port}"
