@@ -40,6 +40,9 @@ ET.register_namespace("a", APPLE)
 
 #: Connect and read timeouts of every request, in seconds.
 TIMEOUT = (5.0, 30.0)
+#: Redirects one request follows (well-known → principal, iCloud's partition hosts).
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: How many hrefs one ``calendar-multiget`` asks for.
 MULTIGET_CHUNK = 100
 #: How many 507 continuations one listing follows before it gives up (a server that never
@@ -114,17 +117,31 @@ class DavClient:
         expect: Iterable[int] = (200, 201, 204, 207),
         what: str = "",
     ) -> requests.Response:
-        """One request with a timeout; statuses outside ``expect`` become neutral errors."""
+        """One request with a timeout; statuses outside ``expect`` become neutral errors.
+
+        Redirects are followed here, not by ``requests``: it would turn a redirected
+        PROPFIND into a GET (302) and drop the credentials on the way to another host, and
+        iCloud redirects to partition hosts. The method, body and credentials go along,
+        but never from https to plain http."""
         what = what or method
-        try:
-            response = self._session.request(
-                method, url, data=body, headers=headers or {}, timeout=TIMEOUT, allow_redirects=True
-            )
-        except requests.RequestException as exc:
-            raise ProviderError(f"CalDAV {what}: {type(exc).__name__}", retryable=True) from exc
-        if response.status_code in set(expect):
-            return response
-        raise error_for(response, what)
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = self._session.request(
+                    method, url, data=body, headers=headers or {}, timeout=TIMEOUT, allow_redirects=False
+                )
+            except requests.RequestException as exc:
+                raise ProviderError(f"CalDAV {what}: {type(exc).__name__}", retryable=True) from exc
+            location = response.headers.get("Location")
+            if response.status_code in _REDIRECTS and location:
+                target = urljoin(response.url, location)
+                if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
+                    raise ProviderError(f"CalDAV {what}: redirected from https to plain http.", retryable=False)
+                url = target
+                continue
+            if response.status_code in set(expect):
+                return response
+            raise error_for(response, what)
+        raise ProviderError(f"CalDAV {what}: too many redirects.", retryable=False)
 
     def _xml(
         self, method: str, url: str, root: ET.Element, *, depth: str, what: str, expect: Iterable[int] = (207,)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
@@ -129,15 +129,9 @@ def _event(
     component: icalendar.Event, key: str, *, etag: str | None, tenant_id: str, account: str, zone: tzinfo, series: bool
 ) -> ExternalEvent:
     raw_start = component.decoded("DTSTART")
-    raw_end = component.decoded("DTEND") if component.get("DTEND") is not None else None
-    if raw_end is None:
-        duration = component.decoded("DURATION") if component.get("DURATION") is not None else None
-        if duration is not None:
-            raw_end = raw_start + duration
-        elif isinstance(raw_start, datetime):
-            raw_end = raw_start
-        else:
-            raw_end = raw_start + timedelta(days=1)
+    # recurring-ical-events gives every occurrence a DTEND: from DURATION, else RFC 5545's
+    # defaults (a date lasts one day, a date-time no time); and a RECURRENCE-ID.
+    raw_end = component.decoded("DTEND") if component.get("DTEND") is not None else raw_start
     event_id = key
     if series:
         original = component.decoded("RECURRENCE-ID") if component.get("RECURRENCE-ID") is not None else raw_start
