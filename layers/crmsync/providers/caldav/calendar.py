@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -43,6 +44,8 @@ from crmsync.providers.caldav.client import DavClient, DavResource, Discovery
 from crmsync.providers.caldav.ical import PROP_KEY, draft_ics, instances, zone_of
 
 __all__ = ["HORIZON", "CalDavCalendar"]
+
+log = logging.getLogger(__name__)
 
 #: How far past the window's start recurring series are expanded: the largest look-ahead a
 #: user can choose (``window_days_ahead`` ≤ 730). Google expands without a bound.
@@ -176,8 +179,8 @@ class CalDavCalendar:
             key = _name(resource.url)
             if resource.data is None:
                 continue
-            events.extend(
-                instances(
+            try:
+                found = instances(
                     resource.data,
                     key,
                     etag=resource.etag or etags.get(key),
@@ -186,7 +189,12 @@ class CalDavCalendar:
                     window=window,
                     floating=floating,
                 )
-            )
+            except ProviderError:
+                # One broken calendar object must not stop the calendar's sync for good: it
+                # counts as having no instances (its content is never logged).
+                log.warning("unreadable calendar object skipped", extra={"resource": key})
+                found = []
+            events.extend(found)
             whole.add(key)
             if len(events) >= self._page_size:
                 yield EventPage(events, None, frozenset(whole))
@@ -194,11 +202,9 @@ class CalDavCalendar:
         yield EventPage(events, next_cursor, frozenset(whole))
 
     def _calendar_zone(self, calendar_id: str) -> tzinfo | None:
-        """The zone floating times are read in: the calendar's ``calendar-timezone``."""
-        for found in self._client.calendars(self._home()):
-            if found.url.rstrip("/") == calendar_id.rstrip("/"):
-                return zone_of(found.time_zone)
-        return None
+        """The zone floating times are read in: the calendar's ``calendar-timezone`` (asked
+        only when something changed, so a no-op poll stays one request)."""
+        return zone_of(self._client.calendar_timezone(calendar_id))
 
     # ------------------------------------------------------------------ writes
     def create_event(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:

@@ -232,6 +232,13 @@ class DavClient:
                 return _text(found.get(_q(CS, "getctag"))), _text(found.get(_q(DAV, "sync-token")))
         return None, None
 
+    def calendar_timezone(self, url: str) -> str | None:
+        """The collection's ``calendar-timezone`` (a VTIMEZONE), if it has one."""
+        for href, found, _ in self.propfind(url, [_q(CALDAV, "calendar-timezone")]):
+            if same_resource(href, url):
+                return _text(found.get(_q(CALDAV, "calendar-timezone")))
+        return None
+
     # ------------------------------------------------------------------ sync
     def sync_collection(self, url: str, token: str) -> SyncResult:
         """RFC 6578 ``sync-collection`` at ``sync-level`` 1 from ``token`` (empty: initial),
