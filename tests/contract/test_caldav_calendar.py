@@ -290,7 +290,9 @@ def test_without_sync_collection_the_ctag_and_etags_tell_the_changes(
 # ---------------------------------------------------------------------- iCalendar
 
 
-def test_a_series_with_a_moved_instance_and_an_exdate(user: CalDavUser, port: CalDavCalendar) -> None:
+def test_a_series_with_a_moved_instance_an_exdate_a_cancelled_one_and_an_rdate(
+    user: CalDavUser, port: CalDavCalendar
+) -> None:
     paris = ZoneInfo("Europe/Paris")
     first = clock.days_ahead(2, 9, zone=paris)
     series = vevent("series-1", "Weekly", dtstart=first, dtend=first + timedelta(hours=1))
@@ -303,20 +305,28 @@ def test_a_series_with_a_moved_instance_and_an_exdate(user: CalDavUser, port: Ca
         dtend=first + timedelta(weeks=1, hours=4),
     )
     moved.add("recurrence-id", first + timedelta(weeks=1))
-    user.put("series-1.ics", ics(series, moved))
+    series.add("rdate", first + timedelta(weeks=5, days=1))  # one extra date
+    called_off = vevent(
+        "series-1", "Weekly", dtstart=first + timedelta(weeks=3), dtend=first + timedelta(weeks=3, hours=1)
+    )
+    called_off.add("recurrence-id", first + timedelta(weeks=3))
+    called_off.add("status", "CANCELLED")
+    user.put("series-1.ics", ics(series, moved, called_off))
 
-    events = live(listing(port, user.calendar_url)[0])
+    listed = {e.event_id: e for e in listing(port, user.calendar_url)[0]}
+    events = live(list(listed.values()))
 
-    def instance(week: int) -> str:
-        original = (first + timedelta(weeks=week)).astimezone(UTC)
+    def instance(week: int, days: int = 0) -> str:
+        original = (first + timedelta(weeks=week, days=days)).astimezone(UTC)
         return f"series-1.ics@{original:%Y%m%dT%H%M%SZ}"
 
-    assert set(events) == {instance(0), instance(1), instance(3)}
-    assert {resource_of(i) for i in events} == {"series-1.ics"}
+    assert set(events) == {instance(0), instance(1), instance(5, 1)}
+    assert listed[instance(3)].cancelled
+    assert {resource_of(i) for i in listed} == {"series-1.ics"}
     assert events[instance(1)].summary == "Weekly (moved)"
     assert events[instance(1)].start == (first + timedelta(weeks=1, hours=3)).astimezone(UTC)
-    # Wall time 09:00 in Paris each week, whatever the UTC offset that week.
-    assert events[instance(3)].start == (first + timedelta(weeks=3)).astimezone(UTC)
+    # Wall time 09:00 in Paris on the RDATE too, whatever the UTC offset that week.
+    assert events[instance(5, 1)].start == (first + timedelta(weeks=5, days=1)).astimezone(UTC)
 
 
 def test_a_vtimezone_event_is_read_at_its_instant_across_dst(user: CalDavUser, port: CalDavCalendar) -> None:
