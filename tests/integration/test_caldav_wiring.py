@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from crmsync.app.wiring import Graph
-from crmsync.domain import Connection, ConnectionStatus, CredentialKind, StoredConnection
+from crmsync.domain import Connection, ConnectionStatus, CredentialKind, Principal, StoredConnection
+from crmsync.messaging.messages import ConnectionCheck
 from crmsync.ports.calendar import ChangeNotification
 from crmsync.ports.errors import AuthRevoked
 from crmsync.providers.caldav.account import AppPassword
@@ -78,3 +79,30 @@ def test_a_wrong_password_is_refused_before_anything_is_stored(caldav_server: Ca
 
     with pytest.raises(AuthRevoked):
         graph.verify_caldav(user.email, "not-" + user.password)
+
+
+def test_a_password_revoked_later_marks_the_connection_needs_reauthorization(caldav_server: CalDavServer) -> None:
+    """As Google's invalid_grant: the health check's PROPFIND answers 401."""
+    user = CalDavUser(caldav_server)
+    graph = FakeGraph(caldav={"base_url": caldav_server.base_url})
+    graph.__dict__["connectors"] = Graph.connectors.func(graph)  # the production kits
+    principal = Principal("tenant-i", "ada")
+    connection_id = "d" * 32
+    context = TokenContext(principal.tenant_id, principal.user_id, connection_id)
+    graph.connection_store.upsert(
+        principal,
+        connection_id=connection_id,
+        provider="icloud",
+        subject=user.email,
+        email=user.email,
+        display_name=None,
+        scopes=(),
+        credential_ciphertext=graph.cipher.encrypt(graph.verify_caldav(user.email, user.password), context),
+        credential_kind=CredentialKind.APP_PASSWORD,
+    )
+    check = ConnectionCheck(tenant_id=principal.tenant_id, user_id=principal.user_id, connection_id=connection_id)
+    assert graph.integrations.check_connection(check) is ConnectionStatus.CONNECTED
+
+    caldav_server.remove_user(user.email)
+
+    assert graph.integrations.check_connection(check) is ConnectionStatus.NEEDS_REAUTH
