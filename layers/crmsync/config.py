@@ -39,6 +39,15 @@ class GoogleSettings(BaseModel):
     http_timeout_seconds: float = 10.0
 
 
+class CalDavSettings(BaseModel):
+    """Where CalDAV accounts are found when the user names no server (iCloud); Radicale's
+    address locally."""
+
+    model_config = ConfigDict(frozen=True)
+
+    base_url: str = "https://caldav.icloud.com"
+
+
 class CoreSettings(BaseModel):
     """What every function needs to know about its deployment: its tables, queue, key and
     public address. A function that talks to no provider (the Calendar webhook) reads only
@@ -136,6 +145,7 @@ class Settings(CoreSettings):
     """Everything a function that talks to providers needs: the core, and Google."""
 
     google: GoogleSettings
+    caldav: CalDavSettings = CalDavSettings()
 
     @property
     def google_redirect_uri(self) -> str:
@@ -160,6 +170,7 @@ class Settings(CoreSettings):
                 }.items()
                 if v is not None
             },
+            "caldav": {"base_url": e["CALDAV_BASE_URL"]} if e.get("CALDAV_BASE_URL") else {},
         }
 
 

@@ -205,6 +205,32 @@ class Graph(Core):
 
         return GoogleCredential(self.google_oauth, refresh_token)
 
+    def caldav_calendar(self, secret: str, connection: Connection) -> CalendarPort:
+        from crmsync.providers.caldav.account import AppPassword
+        from crmsync.providers.caldav.calendar import CalDavCalendar
+
+        credential = AppPassword.from_secret(secret)
+        return CalDavCalendar(
+            credential.client(),
+            tenant_id=connection.tenant_id,
+            home_url=credential.home_url,
+            principal_url=credential.principal_url,
+            clock=self.clock,
+        )
+
+    def caldav_credential(self, secret: str, connection: Connection) -> CredentialPort:
+        from crmsync.providers.caldav.account import AppPassword, CalDavCredential
+
+        return CalDavCredential(AppPassword.from_secret(secret))
+
+    def verify_caldav(self, username: str, password: str, server_url: str | None = None) -> str:
+        """What the iCloud connect flow calls before it stores anything: discovery with
+        these credentials (``AuthRevoked`` for a wrong password); the credential string to
+        encrypt (JSON: username, password, server_url, principal_url, home_url)."""
+        from crmsync.providers.caldav.account import verify_app_password
+
+        return verify_app_password(server_url or self.settings.caldav.base_url, username, password).to_secret()
+
     @cached_property
     def connectors(self) -> Connectors:
         """Every provider's adapters over stored connections (the ports' access)."""
@@ -220,7 +246,13 @@ class Graph(Core):
             contacts=self.google_contacts,
             mail=self.google_mail,
         )
-        return Connectors(self.cipher, {"google": google})
+        # iCloud (and any CalDAV server): an app-specific password, calendars only, polled.
+        icloud = ProviderKit(
+            credential_kinds=frozenset({CredentialKind.APP_PASSWORD}),
+            credential=self.caldav_credential,
+            calendar=self.caldav_calendar,
+        )
+        return Connectors(self.cipher, {"google": google, "icloud": icloud})
 
     # ------------------------------------------------------------------ stores
     @cached_property

@@ -7,6 +7,7 @@ provider's event), its idempotency strategy and its change notification.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from crmsync.domain import Appointment
 
 __all__ = [
+    "INSTANCE_SEPARATOR",
     "CalendarAccess",
     "CalendarPort",
     "ChangeNotification",
@@ -30,7 +32,21 @@ __all__ = [
     "ProviderCalendar",
     "Watch",
     "WrittenEvent",
+    "resource_of",
 ]
+
+#: Between a resource's key and an instance's suffix in the event id of an instance of a
+#: recurring series, for adapters whose provider reports whole resources (CalDAV):
+#: ``<resource key>@<original start in UTC basic format>``.
+INSTANCE_SEPARATOR = "@"
+_INSTANCE_SUFFIX = re.compile(r"^\d{8}(T\d{6}Z)?$")
+
+
+def resource_of(event_id: str) -> str:
+    """The resource an event instance belongs to: the key before the instance suffix, or
+    the id itself (a single event, or a provider whose ids have no such suffix)."""
+    key, sep, suffix = event_id.rpartition(INSTANCE_SEPARATOR)
+    return key if sep and key and _INSTANCE_SUFFIX.match(suffix) else event_id
 
 
 class ChangeNotification(StrEnum):
@@ -65,6 +81,11 @@ class EventPage:
 
     events: list[ExternalEvent]
     cursor: str | None
+    #: Resources (see :func:`resource_of`) whose every instance in the listing's window is
+    #: on this page: a mirrored instance of one of them that the page does not list is gone
+    #: (a shortened RRULE, a new EXDATE, a deleted series). Providers that report every
+    #: instance's changes themselves (Google) leave it empty.
+    whole_resources: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

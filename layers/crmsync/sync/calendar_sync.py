@@ -26,7 +26,7 @@ from crmsync.dal.settings import SettingsStore
 from crmsync.domain import ConnectionStatus, Counter, ExternalEvent, Principal, StoredConnection
 from crmsync.guard import DeletionThreshold, PendingDeletions
 from crmsync.messaging.events import EventPublisher, ExternalBusyChanged
-from crmsync.ports.calendar import CalendarAccess, CalendarPort, ChangeNotification, EventPage
+from crmsync.ports.calendar import CalendarAccess, CalendarPort, ChangeNotification, EventPage, resource_of
 from crmsync.ports.errors import CursorInvalid, ProviderError
 from crmsync.security.secrets import sha256_hex
 from crmsync.sync import held
@@ -157,10 +157,11 @@ class CalendarSync:
         # carries the answer out (nothing the provider lists again is deleted).
         full = cursor.sync_token is None or (pending is not None and pending.decision is not None)
         window_start = cursor.window_start
+        whole: frozenset[str] = frozenset()
         if not full:
             try:
                 pages = lister.event_pages(calendar_id, cursor=cursor.sync_token, since=None)
-                events, changes, next_token = self._mirror_pages(principal, connection_id, calendar_id, pages)
+                events, changes, next_token, whole = self._mirror_pages(principal, connection_id, calendar_id, pages)
             except CursorInvalid:
                 log.info("sync token invalidated; full sync", extra={"connection_id": connection_id})
                 full = True
@@ -169,7 +170,7 @@ class CalendarSync:
             window_start = self._clock().replace(microsecond=0) - timedelta(days=days_back)
             known = self._mirror.event_ends(principal, connection_id, calendar_id)
             pages = lister.event_pages(calendar_id, cursor=None, since=window_start)
-            events, changes, next_token = self._mirror_pages(
+            events, changes, next_token, _ = self._mirror_pages(
                 principal, connection_id, calendar_id, pages, progress=True
             )
             alive = _alive(events)
@@ -182,8 +183,19 @@ class CalendarSync:
         else:
             gone = {i for i, e in _final(events).items() if e.cancelled}
             population = doomed = set()
-            if gone:  # only a sync that deletes pays for reading what is mirrored
+            known = None
+            if whole:
+                # The provider reported whole resources (CalDAV): a mirrored instance of one
+                # that is no longer listed is gone (a shortened RRULE, an EXDATE, a deleted
+                # series), though no deletion of it was reported.
                 known = self._mirror.event_ends(principal, connection_id, calendar_id)
+                alive = _alive(events)
+                vanished = {i for i in known if resource_of(i) in whole and i not in alive and i not in gone}
+                events = events + [ExternalEvent.gone(i) for i in sorted(vanished)]
+                gone |= vanished
+            if gone:  # only a sync that deletes pays for reading what is mirrored
+                if known is None:
+                    known = self._mirror.event_ends(principal, connection_id, calendar_id)
                 population = set(known) | self._linked_ids(principal, connection_id, calendar_id, None)
                 doomed = gone & population
         verdict = self._verdict(pending, len(doomed), len(population), complete=full)
@@ -242,12 +254,14 @@ class CalendarSync:
         pages: Iterator[EventPage],
         *,
         progress: bool = False,
-    ) -> tuple[list[ExternalEvent], int, str]:
+    ) -> tuple[list[ExternalEvent], int, str, frozenset[str]]:
         """Mirror page after page, fetching the next page while this one is written; the
-        events, how many mirrored items changed, and the last page's sync token. With
+        events, how many mirrored items changed, the last page's sync token and the resources
+        listed whole (:attr:`EventPage.whole_resources`). With
         ``progress`` (a full sync, which can be long), the count of events mirrored so far is
         recorded after each page but the last (the cursor's save right after removes it)."""
         events: list[ExternalEvent] = []
+        whole: set[str] = set()
         changes, token, mirrored = 0, "", 0
         if progress:
             self._mirror.record_progress(principal, connection_id, calendar_id, 0)
@@ -257,11 +271,12 @@ class CalendarSync:
             # Deletions wait until every page was seen: the guard judges them all at once.
             changes += self._mirror.apply(principal, connection_id, calendar_id, alive)
             events.extend(page)
+            whole |= fetched.whole_resources
             token = next_token or token
             mirrored += len(alive)
             if progress and next_token is None:
                 self._mirror.record_progress(principal, connection_id, calendar_id, mirrored)
-        return events, changes, token
+        return events, changes, token, frozenset(whole)
 
     def _linked_ids(
         self, principal: Principal, connection_id: str, calendar_id: str, since: datetime | None

@@ -1,0 +1,195 @@
+"""iCalendar both ways: an :class:`EventDraft` as a calendar object resource (with its
+VTIMEZONE), and a resource as the calendar port's event instances, recurring series expanded
+with ``recurring-ical-events``.
+
+Rules (docs/CALDAV.md): all-day events (``VALUE=DATE``) give ``start_date``/``end_date``;
+an event without DTEND lasts its DURATION, else one day (a date) or no time (a date-time);
+floating times are read in the calendar's time zone, else UTC; ``TRANSP:TRANSPARENT`` is
+transparent; ``STATUS:CANCELLED`` is cancelled; the account's own ATTENDEE with
+``PARTSTAT=DECLINED`` is declined. Our events carry our key, tenant and revision as
+``X-CRMSYNC-*`` properties; only our own tenant's marker makes an event ours.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import icalendar
+import recurring_ical_events
+
+from crmsync.domain import ExternalEvent
+from crmsync.ports.calendar import INSTANCE_SEPARATOR, EventDraft
+from crmsync.ports.errors import ProviderError
+
+__all__ = ["PROP_KEY", "PROP_REVISION", "PROP_TENANT", "draft_ics", "instances", "zone_of"]
+
+PROP_KEY = "X-CRMSYNC-KEY"
+PROP_TENANT = "X-CRMSYNC-TENANT"
+PROP_REVISION = "X-CRMSYNC-REVISION"
+PRODID = "-//crmsync//CalDAV adapter//EN"
+
+_TZID = re.compile(r"^TZID:(.+)$", re.MULTILINE)
+
+
+def draft_ics(draft: EventDraft, uid: str, *, stamp: datetime) -> bytes:
+    """The calendar object for ``draft``: one VEVENT with its times in the draft's zone and
+    that zone's VTIMEZONE (so calendar apps show the wall time the CRM booked)."""
+    zone = _zone(draft.time_zone) or UTC
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    event = icalendar.Event()
+    event.add("uid", uid)
+    event.add("dtstamp", stamp.astimezone(UTC))
+    event.add("dtstart", draft.start.astimezone(zone))
+    event.add("dtend", draft.end.astimezone(zone))
+    event.add("summary", draft.title)
+    event.add("status", "CONFIRMED")
+    event.add("sequence", draft.revision)
+    if draft.location:
+        event.add("location", draft.location)
+    if draft.description:
+        event.add("description", draft.description)
+    for email in draft.attendees:
+        event.add("attendee", f"mailto:{email}")
+    event.add(PROP_KEY, draft.key)
+    event.add(PROP_TENANT, draft.tenant_id)
+    event.add(PROP_REVISION, str(draft.revision))
+    calendar.add_component(event)
+    if zone is not UTC:
+        calendar.add_missing_timezones()
+    return bytes(calendar.to_ical())
+
+
+def zone_of(calendar_timezone: str | None) -> tzinfo | None:
+    """The zone a calendar's ``calendar-timezone`` property (a VTIMEZONE, or a bare name as
+    some servers write it) names, if Python knows it."""
+    if not calendar_timezone:
+        return None
+    match = _TZID.search(calendar_timezone.replace("\r\n", "\n"))
+    return _zone(match.group(1).strip() if match else calendar_timezone.strip())
+
+
+def _zone(name: str | None) -> tzinfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def instances(
+    data: str,
+    key: str,
+    *,
+    etag: str | None,
+    tenant_id: str,
+    account: str,
+    window: tuple[datetime, datetime],
+    floating: tzinfo | None,
+) -> list[ExternalEvent]:
+    """The resource's event instances that overlap ``window``. A single event's id is the
+    resource ``key``; an instance of a series is ``key@<RECURRENCE-ID in UTC>`` (all-day:
+    ``key@<date>``), stable whatever else changes in the series."""
+    try:
+        calendar = icalendar.Calendar.from_ical(data)
+    except ValueError as exc:
+        raise ProviderError("CalDAV: a calendar object could not be parsed.", retryable=False) from exc
+    zone = floating or UTC
+    events = calendar.walk("VEVENT")
+    if not events:
+        return []
+    recurring = any(e.get("RRULE") or e.get("RDATE") or e.get("RECURRENCE-ID") for e in events)
+    start, end = window
+    try:
+        occurrences = recurring_ical_events.of(calendar, components=["VEVENT"], skip_bad_series=True).between(
+            _naive_in(start, zone), _naive_in(end, zone)
+        )
+    except (ValueError, recurring_ical_events.InvalidCalendar) as exc:
+        raise ProviderError("CalDAV: a calendar object could not be expanded.", retryable=False) from exc
+    found: list[ExternalEvent] = []
+    for occurrence in occurrences:
+        found.append(
+            _event(occurrence, key, etag=etag, tenant_id=tenant_id, account=account, zone=zone, series=recurring)
+        )
+    return found
+
+
+def _naive_in(moment: datetime, zone: tzinfo) -> datetime:
+    # recurring-ical-events compares floating events by wall time: give it the window in the
+    # zone floating times are read in, and aware bounds for everything else.
+    return moment.astimezone(zone)
+
+
+def _event(
+    component: icalendar.Event, key: str, *, etag: str | None, tenant_id: str, account: str, zone: tzinfo, series: bool
+) -> ExternalEvent:
+    raw_start = component.decoded("DTSTART")
+    # recurring-ical-events gives every occurrence a DTEND: from DURATION, else RFC 5545's
+    # defaults (a date lasts one day, a date-time no time); and a RECURRENCE-ID.
+    raw_end = component.decoded("DTEND") if component.get("DTEND") is not None else raw_start
+    event_id = key
+    if series:
+        original = component.decoded("RECURRENCE-ID") if component.get("RECURRENCE-ID") is not None else raw_start
+        event_id = f"{key}{INSTANCE_SEPARATOR}{_instance_suffix(original, zone)}"
+    ours = None
+    if str(component.get(PROP_TENANT, "")) == tenant_id:
+        ours = str(component.get(PROP_KEY, "")) or None
+    start_zone = None
+    if isinstance(raw_start, datetime) and raw_start.tzinfo is not None:
+        start_zone = getattr(raw_start.tzinfo, "key", None)
+    all_day = not isinstance(raw_start, datetime)
+    return ExternalEvent(
+        event_id=event_id,
+        cancelled=str(component.get("STATUS", "")).upper() == "CANCELLED",
+        start=None if all_day else _utc(raw_start, zone),
+        end=None if all_day else _utc(raw_end, zone),
+        start_date=raw_start.isoformat() if all_day else None,
+        end_date=_as_date(raw_end).isoformat() if all_day else None,
+        transparent=str(component.get("TRANSP", "")).upper() == "TRANSPARENT",
+        declined=_declined(component, account),
+        summary=str(component["SUMMARY"]) if component.get("SUMMARY") is not None else None,
+        etag=etag,
+        crm_appointment_id=ours,
+        time_zone=start_zone,
+    )
+
+
+def _instance_suffix(start: date | datetime, zone: tzinfo) -> str:
+    """The occurrence's original start (its RECURRENCE-ID; for an occurrence of the rule,
+    its start), in UTC basic format: what stays when the instance is moved."""
+    if isinstance(start, datetime):
+        return _utc(start, zone).strftime("%Y%m%dT%H%M%SZ")
+    return start.strftime("%Y%m%d")
+
+
+def _utc(value: date | datetime, zone: tzinfo) -> datetime:
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+def _as_date(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _declined(component: icalendar.Event, account: str) -> bool:
+    attendees = component.get("ATTENDEE")
+    if attendees is None:
+        return False
+    if not isinstance(attendees, list):
+        attendees = [attendees]
+    me = f"mailto:{account}".lower()
+    return any(str(a).lower() == me and str(a.params.get("PARTSTAT", "")).upper() == "DECLINED" for a in attendees)
+
+
+def walk_uids(data: str) -> Iterator[str]:
+    """The UIDs in a calendar object (a resource holds one series: one UID)."""
+    for component in icalendar.Calendar.from_ical(data).walk("VEVENT"):
+        yield str(component.get("UID", ""))

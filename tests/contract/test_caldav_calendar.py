@@ -1,0 +1,510 @@
+"""What only the CalDAV adapter does, against Radicale (a real CalDAV server): discovery,
+the sync protocol's edges (invalid token, 507 truncation, the ctag fallback), the iCalendar
+rules (series, all-day, no DTEND, transparency, time zones) and the writes' idempotency.
+Server behaviour Radicale lacks (lost answers, truncation, iCloud's missing ETag) comes from a
+thin WSGI layer put in front of it for one test (``caldav_server.front``)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, date, timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+import icalendar
+import pytest
+
+from crmsync.domain import ExternalEvent
+from crmsync.ports.calendar import EventDraft, resource_of
+from crmsync.ports.errors import AuthRevoked, CursorInvalid, ProviderError, RateLimited
+from crmsync.providers.caldav.calendar import CalDavCalendar
+from crmsync.providers.caldav.client import DavClient
+from devstack.caldav import CalDavServer
+from tests.support import clock
+from tests.support.caldav_user import CalDavUser
+
+pytestmark = pytest.mark.integration
+
+TENANT = "tenant-caldav"
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@pytest.fixture
+def user(caldav_server: CalDavServer) -> CalDavUser:
+    return CalDavUser(caldav_server)
+
+
+@pytest.fixture
+def port(caldav_server: CalDavServer, user: CalDavUser) -> CalDavCalendar:
+    return CalDavCalendar(DavClient(caldav_server.base_url, user.email, user.password), tenant_id=TENANT)
+
+
+@pytest.fixture
+def front(caldav_server: CalDavServer) -> Iterator[Callable[[Callable[[Wsgi], Wsgi]], list[tuple[str, str]]]]:
+    """``front(layer)`` puts ``layer(radicale)`` in front of Radicale for this test and
+    returns the requests seen (method, path); Radicale alone answers again afterwards."""
+
+    def install(layer: Callable[[Wsgi], Wsgi]) -> list[tuple[str, str]]:
+        seen: list[tuple[str, str]] = []
+        inner = layer(caldav_server.radicale)
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            seen.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+            return inner(environ, start_response)
+
+        caldav_server.front = app
+        return seen
+
+    yield install
+    caldav_server.front = caldav_server.radicale
+
+
+def listing(port: CalDavCalendar, calendar_id: str, *, cursor: str | None = None) -> tuple[list[ExternalEvent], str]:
+    pages = list(port.event_pages(calendar_id, cursor=cursor, since=None))
+    assert pages[-1].cursor
+    return [e for page in pages for e in page.events], pages[-1].cursor
+
+
+def live(events: list[ExternalEvent]) -> dict[str, ExternalEvent]:
+    return {e.event_id: e for e in events if not e.cancelled}
+
+
+def draft(**changes: Any) -> EventDraft:
+    start = clock.days_ahead(3, 10)
+    values: dict[str, Any] = {
+        "key": uuid.uuid4().hex,
+        "tenant_id": TENANT,
+        "revision": 1,
+        "title": "Site visit",
+        "start": start,
+        "end": start + timedelta(hours=1),
+        "time_zone": "Europe/Paris",
+    }
+    values.update(changes)
+    return EventDraft(**values)
+
+
+def ics(*events: icalendar.Event) -> str:
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//tests//EN")
+    calendar.add("version", "2.0")
+    for event in events:
+        calendar.add_component(event)
+    calendar.add_missing_timezones()
+    return str(calendar.to_ical().decode())
+
+
+def vevent(uid: str, summary: str, **props: Any) -> icalendar.Event:
+    event = icalendar.Event()
+    event.add("uid", uid)
+    event.add("dtstamp", clock.now())
+    event.add("summary", summary)
+    for name, value in props.items():
+        event.add(name.replace("_", "-"), value)
+    return event
+
+
+def _collect(app: Wsgi, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        answer["status"], answer["headers"] = status, headers
+
+    body = b"".join(app(environ, start_response))
+    return answer["status"], answer["headers"], body
+
+
+# ---------------------------------------------------------------------- discovery
+
+
+def test_discovery_follows_well_known_to_another_host(
+    caldav_server: CalDavServer, user: CalDavUser, front: Callable[..., list[tuple[str, str]]]
+) -> None:
+    """iCloud answers from partition hosts: every href is resolved against the URL that
+    returned it, and the credentials go along to the other host."""
+    port_number = urlsplit(caldav_server.base_url).port
+    other = f"http://localhost:{port_number}"
+
+    def redirect(radicale: Wsgi) -> Wsgi:
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ["PATH_INFO"] == "/.well-known/caldav" and environ["HTTP_HOST"].startswith("127.0.0.1"):
+                start_response("301 Moved Permanently", [("Location", f"{other}/")])
+                return [b""]
+            return radicale(environ, start_response)
+
+        return app
+
+    seen = front(redirect)
+    port = CalDavCalendar(DavClient(caldav_server.base_url, user.email, user.password), tenant_id=TENANT)
+
+    found = port.discover()
+    calendars = port.list_calendars()
+
+    assert seen[0] == ("PROPFIND", "/.well-known/caldav")
+    assert found.principal_url.startswith(other + "/")
+    assert found.home_url.startswith(other + "/")
+    assert [c.calendar_id for c in calendars] == [other + urlsplit(user.calendar_url).path]
+    assert calendars[0].primary
+    assert calendars[0].access_role == "owner"
+
+
+def test_a_wrong_password_is_auth_revoked_and_never_logged(
+    caldav_server: CalDavServer, user: CalDavUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "wrong-" + uuid.uuid4().hex
+
+    with pytest.raises(AuthRevoked) as refused:
+        DavClient(caldav_server.base_url, user.email, wrong).discover()
+    right = CalDavCalendar(DavClient(caldav_server.base_url, user.email, user.password), tenant_id=TENANT)
+    right.list_calendars()
+    right.create_event(user.calendar_url, draft())
+
+    assert wrong not in str(refused.value)
+    assert wrong not in caplog.text
+    assert user.password not in caplog.text
+
+
+def test_a_password_revoked_later_is_auth_revoked(
+    caldav_server: CalDavServer, user: CalDavUser, port: CalDavCalendar
+) -> None:
+    _, cursor = listing(port, user.calendar_url)
+    caldav_server.remove_user(user.email)
+
+    with pytest.raises(AuthRevoked):
+        listing(port, user.calendar_url, cursor=cursor)
+
+
+# ---------------------------------------------------------------------- sync protocol
+
+
+def test_an_unknown_sync_token_is_cursor_invalid(caldav_server: CalDavServer, user: CalDavUser) -> None:
+    client = DavClient(caldav_server.base_url, user.email, user.password)
+
+    with pytest.raises(CursorInvalid):
+        client.sync_collection(user.calendar_url, "http://radicale.org/ns/sync/" + "0" * 64)
+
+
+def test_a_no_op_poll_is_one_request(
+    user: CalDavUser, port: CalDavCalendar, front: Callable[..., list[tuple[str, str]]]
+) -> None:
+    start = clock.days_ahead(2, 9)
+    user.add("Standing", start, start + timedelta(hours=1))
+    _, cursor = listing(port, user.calendar_url)
+    seen = front(lambda radicale: radicale)
+
+    events, again = listing(port, user.calendar_url, cursor=cursor)
+
+    assert events == []
+    assert [method for method, _ in seen] == ["REPORT"]
+    # The cursor still leads to the same (empty) set of changes.
+    assert listing(port, user.calendar_url, cursor=again)[0] == []
+
+
+def test_a_truncated_sync_continues_from_the_returned_token(
+    caldav_server: CalDavServer, user: CalDavUser, port: CalDavCalendar, front: Callable[..., list[tuple[str, str]]]
+) -> None:
+    """RFC 6578 §3.6: a 507 on the request-URI says "more to come from this token"."""
+    start = clock.days_ahead(2, 9)
+    first = user.add("First", start, start + timedelta(hours=1))
+    client = DavClient(caldav_server.base_url, user.email, user.password)
+    early_token = client.sync_collection(user.calendar_url, "").token
+    later = {user.add(f"Later {n}", start + timedelta(days=n), start + timedelta(days=n, hours=1)) for n in (1, 2)}
+    calendar_path = urlsplit(user.calendar_url).path
+
+    def truncate_once(radicale: Wsgi) -> Wsgi:
+        state = {"truncated": False}
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            if environ["REQUEST_METHOD"] != "REPORT" or b"sync-collection" not in body or state["truncated"]:
+                return radicale(environ, start_response)
+            state["truncated"] = True
+            # Only the first member, the collection marked 507, and the token of that state.
+            xml = (
+                '<?xml version="1.0"?><d:multistatus xmlns:d="DAV:">'
+                f'<d:response><d:href>{calendar_path}{first}</d:href><d:propstat><d:prop><d:getetag>"x"</d:getetag>'
+                "</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
+                f"<d:response><d:href>{calendar_path}</d:href>"
+                "<d:status>HTTP/1.1 507 Insufficient Storage</d:status></d:response>"
+                f"<d:sync-token>{early_token}</d:sync-token></d:multistatus>"
+            ).encode()
+            start_response("207 Multi-Status", [("Content-Type", "application/xml"), ("Content-Length", str(len(xml)))])
+            return [xml]
+
+        return app
+
+    seen = front(truncate_once)
+
+    events, _ = listing(port, user.calendar_url)
+
+    assert set(live(events)) == {first} | later
+    assert [m for m, _ in seen].count("REPORT") >= 3  # truncated, continued, multiget
+
+
+def test_without_sync_collection_the_ctag_and_etags_tell_the_changes(
+    user: CalDavUser, port: CalDavCalendar, front: Callable[..., list[tuple[str, str]]]
+) -> None:
+    """A server without RFC 6578 (REPORT sync-collection refused): a ctag per calendar and a
+    map of member etags, diffed; an unchanged ctag costs one request."""
+
+    def no_sync_collection(radicale: Wsgi) -> Wsgi:
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            if environ["REQUEST_METHOD"] == "REPORT" and b"sync-collection" in body:
+                start_response("501 Not Implemented", [("Content-Length", "0")])
+                return [b""]
+            return radicale(environ, start_response)
+
+        return app
+
+    seen = front(no_sync_collection)
+    base = clock.days_ahead(4, 9)
+    kept = user.add("Untouched", base, base + timedelta(hours=1))
+    moved = user.add("Moves", base + timedelta(hours=2), base + timedelta(hours=3))
+    deleted = user.add("Goes away", base + timedelta(hours=4), base + timedelta(hours=5))
+
+    events, cursor = listing(port, user.calendar_url)
+    assert set(live(events)) == {kept, moved, deleted}
+    seen.clear()
+    assert listing(port, user.calendar_url, cursor=cursor)[0] == []
+    assert [m for m, _ in seen] == ["PROPFIND"]  # the cursor remembers: only the ctag is asked
+
+    added = user.add("New", base + timedelta(days=1), base + timedelta(days=1, hours=1))
+    user.move(moved, base + timedelta(days=2), base + timedelta(days=2, hours=1))
+    user.delete(deleted)
+    changes, _ = listing(port, user.calendar_url, cursor=cursor)
+
+    by_id = {e.event_id: e for e in changes}
+    assert set(by_id) == {added, moved, deleted}
+    assert by_id[deleted].cancelled
+    assert by_id[moved].start == base + timedelta(days=2)
+
+
+# ---------------------------------------------------------------------- iCalendar
+
+
+def test_a_series_with_a_moved_instance_an_exdate_a_cancelled_one_and_an_rdate(
+    user: CalDavUser, port: CalDavCalendar
+) -> None:
+    paris = ZoneInfo("Europe/Paris")
+    first = clock.days_ahead(2, 9, zone=paris)
+    series = vevent("series-1", "Weekly", dtstart=first, dtend=first + timedelta(hours=1))
+    series.add("rrule", {"FREQ": "WEEKLY", "COUNT": 4})
+    series.add("exdate", first + timedelta(weeks=2))
+    moved = vevent(
+        "series-1",
+        "Weekly (moved)",
+        dtstart=first + timedelta(weeks=1, hours=3),
+        dtend=first + timedelta(weeks=1, hours=4),
+    )
+    moved.add("recurrence-id", first + timedelta(weeks=1))
+    series.add("rdate", first + timedelta(weeks=5, days=1))  # one extra date
+    called_off = vevent(
+        "series-1", "Weekly", dtstart=first + timedelta(weeks=3), dtend=first + timedelta(weeks=3, hours=1)
+    )
+    called_off.add("recurrence-id", first + timedelta(weeks=3))
+    called_off.add("status", "CANCELLED")
+    user.put("series-1.ics", ics(series, moved, called_off))
+
+    listed = {e.event_id: e for e in listing(port, user.calendar_url)[0]}
+    events = live(list(listed.values()))
+
+    def instance(week: int, days: int = 0) -> str:
+        original = (first + timedelta(weeks=week, days=days)).astimezone(UTC)
+        return f"series-1.ics@{original:%Y%m%dT%H%M%SZ}"
+
+    assert set(events) == {instance(0), instance(1), instance(5, 1)}
+    assert listed[instance(3)].cancelled
+    assert {resource_of(i) for i in listed} == {"series-1.ics"}
+    assert events[instance(1)].summary == "Weekly (moved)"
+    assert events[instance(1)].start == (first + timedelta(weeks=1, hours=3)).astimezone(UTC)
+    # Wall time 09:00 in Paris on the RDATE too, whatever the UTC offset that week.
+    assert events[instance(5, 1)].start == (first + timedelta(weeks=5, days=1)).astimezone(UTC)
+
+
+def test_a_vtimezone_event_is_read_at_its_instant_across_dst(user: CalDavUser, port: CalDavCalendar) -> None:
+    """A year of weeks always crosses New York's DST changes: 09:00 local is two UTC hours."""
+    new_york = ZoneInfo("America/New_York")
+    first = clock.days_ahead(2, 9, zone=new_york)
+    series = vevent("ny", "Stand-up", dtstart=first, dtend=first + timedelta(minutes=15))
+    series.add("rrule", {"FREQ": "WEEKLY", "COUNT": 53})
+    user.put("ny.ics", ics(series))
+
+    events = list(live(listing(port, user.calendar_url)[0]).values())
+
+    assert len(events) == 53
+    local = {e.start.astimezone(new_york).strftime("%H:%M") for e in events if e.start}
+    assert local == {"09:00"}
+    assert len({e.start.astimezone(new_york).utcoffset() for e in events if e.start}) == 2
+    assert {e.time_zone for e in events} == {"America/New_York"}
+
+
+def test_all_day_events_have_dates(user: CalDavUser, port: CalDavCalendar) -> None:
+    day = clock.days_ahead(3).date()
+    user.put("holiday.ics", ics(vevent("holiday", "Holiday", dtstart=day, dtend=day + timedelta(days=2))))
+
+    [event] = live(listing(port, user.calendar_url)[0]).values()
+
+    assert (event.start_date, event.end_date) == (day.isoformat(), (day + timedelta(days=2)).isoformat())
+    assert event.start is None
+    assert event.end is None
+    assert event.all_day
+
+
+def test_events_without_dtend(user: CalDavUser, port: CalDavCalendar) -> None:
+    start = clock.days_ahead(3, 14)
+    day: date = clock.days_ahead(4).date()
+    user.put("duration.ics", ics(vevent("duration", "Call", dtstart=start, duration=timedelta(minutes=45))))
+    user.put("day.ics", ics(vevent("day", "Reminder day", dtstart=day)))
+    user.put("point.ics", ics(vevent("point", "Deadline", dtstart=start)))
+
+    events = live(listing(port, user.calendar_url)[0])
+
+    assert (events["duration.ics"].start, events["duration.ics"].end) == (start, start + timedelta(minutes=45))
+    assert (events["day.ics"].start_date, events["day.ics"].end_date) == (
+        day.isoformat(),
+        (day + timedelta(days=1)).isoformat(),
+    )
+    assert events["point.ics"].start == events["point.ics"].end == start
+
+
+def test_transparency_cancellation_and_my_declined_answer(user: CalDavUser, port: CalDavCalendar) -> None:
+    start = clock.days_ahead(3, 11)
+    end = start + timedelta(hours=1)
+    user.put("free.ics", ics(vevent("free", "Free", dtstart=start, dtend=end, transp="TRANSPARENT")))
+    user.put("busy.ics", ics(vevent("busy", "Busy", dtstart=start, dtend=end, transp="OPAQUE")))
+    user.put("off.ics", ics(vevent("off", "Called off", dtstart=start, dtend=end, status="CANCELLED")))
+    invited = vevent("invite", "Invite", dtstart=start, dtend=end)
+    invited.add("attendee", f"mailto:{user.email}", parameters={"PARTSTAT": "DECLINED"})
+    invited.add("attendee", "mailto:someone@example.com", parameters={"PARTSTAT": "ACCEPTED"})
+    user.put("invite.ics", ics(invited))
+
+    events = {e.event_id: e for e in listing(port, user.calendar_url)[0]}
+
+    assert events["free.ics"].transparent
+    assert not events["busy.ics"].transparent
+    assert events["off.ics"].cancelled
+    assert not events["busy.ics"].cancelled
+    assert events["invite.ics"].declined
+    assert not events["busy.ics"].declined
+
+
+def test_floating_times_are_read_in_the_calendar_time_zone(user: CalDavUser, port: CalDavCalendar) -> None:
+    tokyo = ZoneInfo("Asia/Tokyo")
+    wall = clock.days_ahead(3, 10, zone=tokyo)
+    zone = icalendar.Calendar()
+    zone.add("prodid", "-//tests//EN")
+    zone.add("version", "2.0")
+    zone.add_component(icalendar.Timezone.from_tzinfo(tokyo))
+    body = (
+        '<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">'
+        "<d:set><d:prop><c:calendar-timezone><![CDATA["
+        + zone.to_ical().decode()
+        + "]]></c:calendar-timezone></d:prop></d:set></d:propertyupdate>"
+    )
+    user.session.request("PROPPATCH", user.calendar_url, data=body.encode(), timeout=10).raise_for_status()
+    floating = wall.replace(tzinfo=None)
+    user.put("floating.ics", ics(vevent("floating", "Local", dtstart=floating, dtend=floating + timedelta(hours=1))))
+
+    [event] = live(listing(port, user.calendar_url)[0]).values()
+    [calendar] = port.list_calendars()
+
+    assert event.start == wall.astimezone(UTC)
+    assert calendar.time_zone == "Asia/Tokyo"
+
+
+# ---------------------------------------------------------------------- writes
+
+
+def test_a_create_whose_answer_was_lost_makes_one_resource(
+    user: CalDavUser, port: CalDavCalendar, front: Callable[..., list[tuple[str, str]]]
+) -> None:
+    def lose_put_answers(radicale: Wsgi) -> Wsgi:
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ["REQUEST_METHOD"] != "PUT":
+                return radicale(environ, start_response)
+            status, _, _ = _collect(radicale, environ)  # Radicale stores it...
+            assert status.startswith("201")
+            start_response("502 Bad Gateway", [("Content-Length", "0")])  # ...the answer is lost
+            return [b""]
+
+        return app
+
+    wanted = draft()
+    front(lose_put_answers)
+    with pytest.raises(ProviderError) as lost:
+        port.create_event(user.calendar_url, wanted)
+    assert lost.value.retryable
+    front(lambda radicale: radicale)
+
+    again = port.create_event(user.calendar_url, wanted)
+
+    events = live(listing(port, user.calendar_url)[0])
+    assert list(events) == [again.event_id]
+    assert events[again.event_id].crm_appointment_id == wanted.key
+    assert events[again.event_id].etag == again.etag
+
+
+def test_a_put_answer_without_etag_is_completed(
+    user: CalDavUser, port: CalDavCalendar, front: Callable[..., list[tuple[str, str]]]
+) -> None:
+    """iCloud sometimes answers a PUT without ETag: the adapter asks for it."""
+
+    def drop_etag(radicale: Wsgi) -> Wsgi:
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            status, headers, body = _collect(radicale, environ)
+            if environ["REQUEST_METHOD"] == "PUT":
+                headers = [(k, v) for k, v in headers if k.lower() != "etag"]
+            start_response(status, headers)
+            return [body]
+
+        return app
+
+    seen = front(drop_etag)
+
+    written = port.create_event(user.calendar_url, draft())
+
+    assert written.etag
+    assert ("PROPFIND", unquote(urlsplit(user.calendar_url).path) + written.event_id) in seen
+    assert live(listing(port, user.calendar_url)[0])[written.event_id].etag == written.etag
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "expected", "retry_after"),
+    [
+        ("429 Too Many Requests", [("Retry-After", "7")], RateLimited, 7.0),
+        ("503 Service Unavailable", [("Retry-After", "3")], RateLimited, 3.0),
+        ("503 Service Unavailable", [], ProviderError, None),
+        ("500 Internal Server Error", [], ProviderError, None),
+    ],
+)
+def test_throttling_and_server_errors_are_retryable(
+    user: CalDavUser,
+    port: CalDavCalendar,
+    front: Callable[..., list[tuple[str, str]]],
+    status: str,
+    headers: list[tuple[str, str]],
+    expected: type[ProviderError],
+    retry_after: float | None,
+) -> None:
+    def refuse(radicale: Wsgi) -> Wsgi:
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            start_response(status, [*headers, ("Content-Length", "0")])
+            return [b""]
+
+        return app
+
+    front(refuse)
+
+    with pytest.raises(expected) as refused:
+        port.create_event(user.calendar_url, draft())
+
+    assert refused.value.retryable
+    assert getattr(refused.value, "retry_after", None) == retry_after
