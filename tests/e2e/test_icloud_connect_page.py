@@ -79,6 +79,12 @@ def test_an_apple_id_password_is_told_apart_from_an_app_specific_one(page: Page,
     expect(page.locator("#icloud-error")).to_contain_text("not your Apple ID password")
 
 
+def test_without_a_session_the_icloud_form_is_not_offered(page: Page, stack) -> None:
+    page.goto(f"{stack.api_url}/settings/integrations#token=not-a-jwt")
+    expect(page.locator("#notice")).to_have_text("Your session has ended. Open this page from the CRM again.")
+    expect(page.get_by_label("App-specific password")).to_be_hidden()
+
+
 def test_an_empty_form_says_what_is_missing_without_asking_icloud(page: Page, stack, unique: str) -> None:
     open_page(page, stack, unique)
     before = stack.caldav.layer.count()

@@ -80,6 +80,7 @@
   // No session, or the API refused it: one message, and nothing to click.
   function sessionEnded(message) {
     $("google-card").hidden = true;
+    $("icloud-card").hidden = true;
     notice("error", message);
   }
 
