@@ -390,6 +390,10 @@ class Stack:
             )
         else:
             candidates["GoogleClientId"] = GOOGLE_CLIENT_ID
+        if self.caldav is not None:
+            # The local CalDAV server stands in for iCloud; it is on loopback, which only the
+            # local stack may reach.
+            candidates.update({"CaldavBaseUrl": self.caldav.base_url, "CaldavPrivateServers": "true"})
         overrides = {name: value for name, value in candidates.items() if name in declared}
         overrides.update(self.parameter_overrides)
         return overrides

@@ -40,12 +40,18 @@ class GoogleSettings(BaseModel):
 
 
 class CalDavSettings(BaseModel):
-    """Where CalDAV accounts are found when the user names no server (iCloud); Radicale's
-    address locally."""
+    """Calendars reached with CalDAV and a password (iCloud, any standards CalDAV server)."""
 
     model_config = ConfigDict(frozen=True)
 
+    #: Whether users may connect iCloud (and other CalDAV servers) here.
+    enabled: bool = True
+    #: Where accounts are found when the user names no server: iCloud (discovery starts at
+    #: ``/.well-known/caldav`` on it); locally, Radicale.
     base_url: str = "https://caldav.icloud.com"
+    #: Whether a server address a user types may be on loopback (the local stack only: in
+    #: production it would let users make the backend call its own network).
+    private_servers: bool = False
 
 
 class CoreSettings(BaseModel):
@@ -170,7 +176,15 @@ class Settings(CoreSettings):
                 }.items()
                 if v is not None
             },
-            "caldav": {"base_url": e["CALDAV_BASE_URL"]} if e.get("CALDAV_BASE_URL") else {},
+            "caldav": {
+                k: v
+                for k, v in {
+                    "enabled": e.get("CALDAV_ENABLED"),
+                    "base_url": e.get("CALDAV_BASE_URL"),
+                    "private_servers": e.get("CALDAV_PRIVATE_SERVERS"),
+                }.items()
+                if v
+            },
         }
 
 

@@ -51,6 +51,13 @@ class ScopeNotGranted(Unprocessable):
         return {"feature": self.feature}
 
 
+class CredentialsRefused(Unprocessable):
+    """The provider refused the account name and password the user typed (a wrong Apple ID,
+    an Apple ID password where an app-specific password is needed, a typo)."""
+
+    slug = "credentials-refused"
+
+
 class Forbidden(CrmSyncError):
     """The user is who they say, but may not do this (e.g. a tenant setting, admins only)."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import json
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,10 +16,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from crmsync.domain import StoredConnection
 from crmsync.errors import InvalidRequest, TokenExchangeFailed
-from crmsync.ports.accounts import AccountIdentity, TokenGrant
-from crmsync.ports.errors import AuthRevoked
+from crmsync.ports.accounts import AccountIdentity, PasswordAccount, TokenGrant
+from crmsync.ports.errors import AuthRevoked, ProviderNotFound
 
-__all__ = ["FakeAccountAccess", "FakeCredential", "FakeOAuth"]
+__all__ = ["FakeAccountAccess", "FakeCredential", "FakeOAuth", "FakePasswordLogin"]
 
 #: Scopes that name the account (asked for whatever the features).
 IDENTITY_SCOPES: tuple[str, ...] = ("openid", "email")
@@ -202,9 +203,16 @@ class FakeAccountAccess:
     """Every provider's :class:`FakeOAuth` by name, and one :class:`FakeCredential` per
     connection id (made on first use)."""
 
-    def __init__(self, *oauths: FakeOAuth) -> None:
+    def __init__(self, *oauths: FakeOAuth, logins: tuple[FakePasswordLogin, ...] | None = None) -> None:
         self._oauths = {o.provider: o for o in (oauths or (FakeOAuth(),))}
+        self._logins = {login.provider: login for login in (logins if logins is not None else (FakePasswordLogin(),))}
         self._credentials: dict[str, FakeCredential] = {}
+
+    def password_login(self, provider: str) -> FakePasswordLogin:
+        try:
+            return self._logins[provider]
+        except KeyError:
+            raise InvalidRequest(f"Connecting {provider!r} with a password is not offered here.") from None
 
     def oauth(self, provider: str) -> FakeOAuth:
         try:
@@ -219,3 +227,35 @@ class FakeAccountAccess:
         """The credential of a connection (made on first use): to revoke it as the user, or
         read its calls."""
         return self._credentials.setdefault(connection_id, FakeCredential())
+
+
+class FakePasswordLogin:
+    """A CalDAV-like sign-in with a name and a password: accounts are added with
+    :meth:`add_account`; a wrong password is ``AuthRevoked``; an unknown server URL is
+    ``ProviderNotFound``. ``seen`` records each (username, server_url) tried."""
+
+    def __init__(self, provider: str = "icloud") -> None:
+        self.provider = provider
+        self._accounts: dict[tuple[str, str | None], str] = {}
+        self.servers: set[str | None] = {None}
+        self.seen: list[tuple[str, str | None]] = []
+        self._failures: list[Exception] = []
+
+    def add_account(self, username: str, password: str, server_url: str | None = None) -> None:
+        self.servers.add(server_url)
+        self._accounts[(username.lower(), server_url)] = password
+
+    def fail_next(self, error: Exception) -> None:
+        self._failures.append(error)
+
+    def verify(self, username: str, password: str, server_url: str | None) -> PasswordAccount:
+        self.seen.append((username, server_url))
+        if self._failures:
+            raise self._failures.pop(0)
+        if server_url not in self.servers:
+            raise ProviderNotFound("no CalDAV service there")
+        if self._accounts.get((username.lower(), server_url)) != password:
+            raise AuthRevoked()
+        subject = f"{server_url or 'https://caldav.icloud.example'}/principals/{username.lower()}/"
+        credential = json.dumps({"username": username, "password": password, "server": server_url})
+        return PasswordAccount(AccountIdentity(subject, username.lower(), None), credential)

@@ -16,7 +16,7 @@ from crmsync.app.wiring import Graph
 from crmsync.config import Settings
 from crmsync.domain import Connection, Counter, Principal, StoredConnection
 from crmsync.security.tokens import TokenContext, TokenDecryptionError
-from tests.fakes.accounts import FakeAccountAccess, FakeCredential, FakeOAuth
+from tests.fakes.accounts import FakeAccountAccess, FakeCredential, FakeOAuth, FakePasswordLogin
 from tests.fakes.calendar import FakeCalendar, FakeCalendarAccess
 from tests.fakes.stores import FakeStores
 from tests.support.events import RecordingPublisher
@@ -98,6 +98,9 @@ class FakeConnectors:
 
     def oauth(self, provider: str) -> FakeOAuth:
         return self.accounts.oauth(provider)
+
+    def password_login(self, provider: str) -> FakePasswordLogin:
+        return self.accounts.password_login(provider)
 
     def credential(self, stored: StoredConnection) -> FakeCredential:
         self._open(stored)

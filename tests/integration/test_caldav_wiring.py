@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 
 import pytest
 
 from crmsync.app.wiring import Graph
-from crmsync.domain import Connection, ConnectionStatus, CredentialKind, Principal, StoredConnection
+from crmsync.domain import ConnectionStatus, CredentialKind, Principal, StoredConnection
+from crmsync.errors import CredentialsRefused, ProviderError
 from crmsync.messaging.messages import ConnectionCheck
 from crmsync.ports.calendar import ChangeNotification
 from crmsync.ports.errors import AuthRevoked
 from crmsync.providers.caldav.account import AppPassword
-from crmsync.security.tokens import TokenContext
 from devstack.caldav import CalDavServer
 from tests.fakes.world import FakeGraph
 from tests.support.caldav_user import CalDavUser
@@ -24,26 +23,21 @@ from tests.support.caldav_user import CalDavUser
 pytestmark = pytest.mark.integration
 
 
-def stored(graph: FakeGraph, secret: str, email: str) -> StoredConnection:
-    now = datetime.now(UTC)
-    connection = Connection(
-        tenant_id="tenant-i",
-        user_id="ada",
-        connection_id="c" * 32,
-        provider="icloud",
-        subject=email,
-        email=email,
-        display_name=None,
-        scopes=(),
-        status=ConnectionStatus.CONNECTED,
-        status_reason=None,
-        created_at=now,
-        updated_at=now,
-        last_checked_at=None,
-        credential_kind=CredentialKind.APP_PASSWORD,
-    )
-    context = TokenContext(connection.tenant_id, connection.user_id, connection.connection_id)
-    return StoredConnection(connection, graph.cipher.encrypt(secret, context), 1)
+ALICE = Principal("tenant-i", "ada")
+
+
+def production(caldav_server: CalDavServer) -> FakeGraph:
+    """Fakes for stores and queue, the production provider kits (FakeGraph's are fakes), the
+    local CalDAV server as iCloud; loopback allowed as in the local stack."""
+    graph = FakeGraph(caldav={"base_url": caldav_server.base_url, "private_servers": True})
+    graph.__dict__["connectors"] = Graph.connectors.func(graph)
+    return graph
+
+
+def stored(graph: FakeGraph, connection_id: str) -> StoredConnection:
+    found = graph.connection_store.get_stored(ALICE, connection_id)
+    assert found is not None
+    return found
 
 
 def test_verified_credentials_open_the_caldav_calendars(
@@ -51,56 +45,59 @@ def test_verified_credentials_open_the_caldav_calendars(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     user = CalDavUser(caldav_server)
-    graph = FakeGraph(caldav={"base_url": caldav_server.base_url})
+    graph = production(caldav_server)
 
-    connectors = Graph.connectors.func(graph)  # the production kits (FakeGraph's are fakes)
+    connection = graph.integrations.connect_with_password("icloud", ALICE, username=user.email, password=user.password)
 
-    secret = graph.verify_caldav(user.email, user.password)
-    connection = stored(graph, secret, user.email)
-    port = connectors.calendar(connection)
-
+    found = stored(graph, connection.connection_id)
+    assert (connection.provider, connection.email) == ("icloud", user.email.lower())
+    assert connection.credential_kind is CredentialKind.APP_PASSWORD
+    secret = graph.connectors.secret(found)
     assert json.loads(secret)["principal_url"].startswith(caldav_server.base_url)
+    port = graph.connectors.calendar(found)
     assert port.notification is ChangeNotification.POLLING
     assert [c.calendar_id for c in port.list_calendars()] == [user.calendar_url]
-    connectors.credential(connection).check()
+    graph.connectors.credential(found).check()
     assert user.password not in repr(AppPassword.from_secret(secret))
     assert user.password not in caplog.text
 
     caldav_server.remove_user(user.email)  # the app-specific password is revoked
     with pytest.raises(AuthRevoked):
-        connectors.credential(connection).check()
+        graph.connectors.credential(found).check()
     with pytest.raises(AuthRevoked):
         port.list_calendars()
 
 
-def test_a_wrong_password_is_refused_before_anything_is_stored(caldav_server: CalDavServer) -> None:
+def test_a_wrong_password_is_refused_and_explained_before_anything_is_stored(caldav_server: CalDavServer) -> None:
+    user = CalDavUser(caldav_server)
+    graph = production(caldav_server)
+
+    with pytest.raises(CredentialsRefused):
+        graph.integrations.connect_with_password("icloud", ALICE, username=user.email, password="not-" + user.password)
+
+    assert graph.integrations.list_connections(ALICE) == []
+
+
+def test_a_redirect_to_the_backends_own_network_is_not_followed(caldav_server: CalDavServer) -> None:
+    """In production (no private servers) the local server's own redirect to loopback is
+    refused: a server must not send the backend to its network."""
     user = CalDavUser(caldav_server)
     graph = FakeGraph(caldav={"base_url": caldav_server.base_url})
+    graph.__dict__["connectors"] = Graph.connectors.func(graph)
 
-    with pytest.raises(AuthRevoked):
-        graph.verify_caldav(user.email, "not-" + user.password)
+    with pytest.raises(ProviderError) as refused:
+        graph.integrations.connect_with_password("icloud", ALICE, username=user.email, password=user.password)
+
+    assert "redirected" in refused.value.detail
+    assert graph.integrations.list_connections(ALICE) == []
 
 
 def test_a_password_revoked_later_marks_the_connection_needs_reauthorization(caldav_server: CalDavServer) -> None:
     """As Google's invalid_grant: the health check's PROPFIND answers 401."""
     user = CalDavUser(caldav_server)
-    graph = FakeGraph(caldav={"base_url": caldav_server.base_url})
-    graph.__dict__["connectors"] = Graph.connectors.func(graph)  # the production kits
-    principal = Principal("tenant-i", "ada")
-    connection_id = "d" * 32
-    context = TokenContext(principal.tenant_id, principal.user_id, connection_id)
-    graph.connection_store.upsert(
-        principal,
-        connection_id=connection_id,
-        provider="icloud",
-        subject=user.email,
-        email=user.email,
-        display_name=None,
-        scopes=(),
-        credential_ciphertext=graph.cipher.encrypt(graph.verify_caldav(user.email, user.password), context),
-        credential_kind=CredentialKind.APP_PASSWORD,
-    )
-    check = ConnectionCheck(tenant_id=principal.tenant_id, user_id=principal.user_id, connection_id=connection_id)
+    graph = production(caldav_server)
+    connection = graph.integrations.connect_with_password("icloud", ALICE, username=user.email, password=user.password)
+    check = ConnectionCheck(tenant_id=ALICE.tenant_id, user_id=ALICE.user_id, connection_id=connection.connection_id)
     assert graph.integrations.check_connection(check) is ConnectionStatus.CONNECTED
 
     caldav_server.remove_user(user.email)

@@ -11,7 +11,13 @@ from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
 from crmsync.api.http import principal_of
 from crmsync.api.openapi import ConnectionId, answer, no_content, responses
-from crmsync.api.schemas import AuthorizeRequest, AuthorizeResponse, IntegrationList, IntegrationOut
+from crmsync.api.schemas import (
+    AuthorizeRequest,
+    AuthorizeResponse,
+    IntegrationList,
+    IntegrationOut,
+    PasswordConnectRequest,
+)
 from crmsync.app.wiring import graph
 from crmsync.config import Settings, get_settings
 from crmsync.logic.integrations import Integrations
@@ -79,6 +85,23 @@ def authorize_google(body: Annotated[AuthorizeRequest | None, Body()] = None) ->
     response = answer(200, payload)
     response.cookies.append(binding_cookie(settings, start.binding, settings.oauth_state_ttl_seconds))
     return response
+
+
+@router.post("/v1/integrations/icloud", responses=responses(201, IntegrationOut, 502, body=True))
+def connect_icloud(body: Annotated[PasswordConnectRequest, Body()]) -> Response[IntegrationOut]:
+    """Connect iCloud calendars (or another CalDAV server's, with ``server_url``) with the Apple
+    ID and an app-specific password. The server checks them first: a refusal is a 422
+    ``credentials-refused`` problem that says why. Connecting the same account again updates
+    it (201 again: the same ``id``)."""
+    principal = principal_of(router.current_event, get_settings())
+    connection = integrations().connect_with_password(
+        "icloud",
+        principal,
+        username=body.username,
+        password=body.password.get_secret_value(),
+        server_url=body.server_url,
+    )
+    return answer(201, IntegrationOut.of(connection))
 
 
 @router.delete("/v1/integrations/<connection_id>", responses=responses(204, None, 404, 502))

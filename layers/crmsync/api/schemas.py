@@ -13,6 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     StrictInt,
     model_validator,
 )
@@ -60,6 +61,18 @@ class AuthorizeRequest(BaseModel):
     features: list[Feature] | None = Field(default=None, min_length=1, max_length=3)
     #: Pre-selects the Google account on the consent screen.
     login_hint: str | None = Field(default=None, max_length=320)
+
+
+class PasswordConnectRequest(BaseModel):
+    """iCloud: the Apple ID and an app-specific password (appleid.apple.com → Sign-In and
+    Security → App-Specific Passwords). ``server_url``: another CalDAV server instead of
+    iCloud (https, on the public Internet). Never logged, never echoed."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    username: str = Field(min_length=1, max_length=320)
+    password: SecretStr = Field(min_length=1, max_length=256)
+    server_url: str | None = Field(default=None, max_length=2048)
 
 
 class AuthorizeResponse(BaseModel):

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from crmsync.domain import Connection, CredentialKind, StoredConnection
 from crmsync.errors import InvalidRequest, ProviderError
-from crmsync.ports.accounts import CredentialPort, OAuthPort
+from crmsync.ports.accounts import CredentialPort, OAuthPort, PasswordLoginPort
 from crmsync.ports.calendar import CalendarPort
 from crmsync.ports.contacts import ContactsPort
 from crmsync.ports.mail import MailPort
@@ -27,6 +27,8 @@ class ProviderKit:
     credential_kinds: frozenset[CredentialKind]
     credential: Callable[[str, Connection], CredentialPort]
     oauth: Callable[[], OAuthPort] | None = None
+    #: Sign-in with an account name and password (CalDAV); no stored connection needed.
+    password_login: Callable[[], PasswordLoginPort] | None = None
     calendar: Callable[[str, Connection], CalendarPort] | None = None
     #: Whether a connection's grant reaches its calendars (default: whenever there is a
     #: calendar adapter, e.g. an app-specific password reaches everything).
@@ -55,6 +57,12 @@ class Connectors:
         if provider not in self._oauth:
             self._oauth[provider] = kit.oauth()
         return self._oauth[provider]
+
+    def password_login(self, provider: str) -> PasswordLoginPort:
+        kit = self._kits.get(provider)
+        if kit is None or kit.password_login is None:
+            raise InvalidRequest(f"Connecting {provider!r} with a password is not offered here.")
+        return kit.password_login()
 
     def credential(self, stored: StoredConnection) -> CredentialPort:
         kit = self._kit(stored.connection)

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from crmsync.mail.inbound import InboundMail
     from crmsync.messaging.events import EventBridgePublisher
     from crmsync.messaging.queue import SyncQueue
-    from crmsync.ports.accounts import CredentialPort
+    from crmsync.ports.accounts import CredentialPort, PasswordLoginPort
     from crmsync.ports.calendar import CalendarPort
     from crmsync.ports.contacts import ContactsPort
     from crmsync.ports.mail import MailPort
@@ -211,7 +211,7 @@ class Graph(Core):
 
         credential = AppPassword.from_secret(secret)
         return CalDavCalendar(
-            credential.client(),
+            credential.client(self.caldav_guard),
             tenant_id=connection.tenant_id,
             home_url=credential.home_url,
             principal_url=credential.principal_url,
@@ -221,15 +221,25 @@ class Graph(Core):
     def caldav_credential(self, secret: str, connection: Connection) -> CredentialPort:
         from crmsync.providers.caldav.account import AppPassword, CalDavCredential
 
-        return CalDavCredential(AppPassword.from_secret(secret))
+        return CalDavCredential(AppPassword.from_secret(secret), self.caldav_guard)
 
-    def verify_caldav(self, username: str, password: str, server_url: str | None = None) -> str:
-        """What the iCloud connect flow calls before it stores anything: discovery with
-        these credentials (``AuthRevoked`` for a wrong password); the credential string to
-        encrypt (JSON: username, password, server_url, principal_url, home_url)."""
-        from crmsync.providers.caldav.account import verify_app_password
+    def caldav_guard(self, url: str) -> None:
+        """Every redirect a CalDAV server answers is checked before it is followed: a server
+        (a user's own, or one taken over) must not send the backend to its own network."""
+        from crmsync.errors import ProviderError
+        from crmsync.security.urls import UnsafeServerUrl, check_server_url
 
-        return verify_app_password(server_url or self.settings.caldav.base_url, username, password).to_secret()
+        try:
+            check_server_url(url, private=self.settings.caldav.private_servers)
+        except UnsafeServerUrl:
+            raise ProviderError("The CalDAV server redirected to an address it may not.", retryable=False) from None
+
+    def caldav_login(self) -> PasswordLoginPort:
+        """The iCloud connect flow's sign-in: discovery with the name and password (from the
+        server the user names, else ``CALDAV_BASE_URL``) before anything is stored."""
+        from crmsync.providers.caldav.account import CalDavLogin
+
+        return CalDavLogin(self.settings.caldav.base_url, self.caldav_guard)
 
     @cached_property
     def connectors(self) -> Connectors:
@@ -250,6 +260,7 @@ class Graph(Core):
         icloud = ProviderKit(
             credential_kinds=frozenset({CredentialKind.APP_PASSWORD}),
             credential=self.caldav_credential,
+            password_login=self.caldav_login,
             calendar=self.caldav_calendar,
         )
         return Connectors(self.cipher, {"google": google, "icloud": icloud})
@@ -467,6 +478,8 @@ class Graph(Core):
             accounts=self.connectors,
             queue=self.queue,
             enabled_features={"google": self.settings.google.features},
+            password_providers=("icloud",) if self.settings.caldav.enabled else (),
+            private_servers=self.settings.caldav.private_servers,
             state_ttl=timedelta(seconds=self.settings.oauth_state_ttl_seconds),
             counter=self.counter,
             mirrors=[

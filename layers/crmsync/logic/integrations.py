@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from crmsync.domain import (
 )
 from crmsync.errors import (
     AuthorizationDenied,
+    CredentialsRefused,
     CrmSyncError,
     InvalidRequest,
     NotFound,
@@ -30,9 +32,10 @@ from crmsync.errors import (
 from crmsync.messaging.messages import ConnectionCheck
 from crmsync.messaging.queue import SyncQueue
 from crmsync.ports.accounts import AccountAccess
-from crmsync.ports.errors import AuthRevoked
+from crmsync.ports.errors import AuthRevoked, ProviderNotFound
 from crmsync.security.secrets import new_pkce_verifier, new_secret, sha256_hex
 from crmsync.security.tokens import TokenCipher, TokenContext, TokenDecryptionError
+from crmsync.security.urls import UnsafeServerUrl, check_server_url
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,18 @@ def connection_id_for(principal: Principal, provider: str, subject: str) -> str:
     return f"{provider[0]}{digest[:31]}"
 
 
+#: Apple's app-specific passwords: four groups of four lowercase letters (shown with hyphens).
+APP_SPECIFIC_PASSWORD = re.compile(r"^[a-z]{4}-?[a-z]{4}-?[a-z]{4}-?[a-z]{4}$")
+MAX_USERNAME = 320
+MAX_PASSWORD = 256
+
+
+def _plain_text(value: str, field: str, limit: int) -> str:
+    if not value or len(value) > limit or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidRequest(f"'{field}' must be 1 to {limit} characters without control characters.")
+    return value
+
+
 def _valid_binding(value: str | None) -> bool:
     return bool(value) and 32 <= len(value or "") <= 128 and (value or "").isascii()
 
@@ -80,6 +95,8 @@ class Integrations:
         before_revoke: Sequence[Callable[[Principal, StoredConnection], None]] = (),
         after_connect: Mapping[str, Callable[[Principal, Connection], None]] | None = None,
         on_request: Sequence[str] = (),
+        password_providers: Sequence[str] = (),
+        private_servers: bool = False,
     ) -> None:
         """``accounts``: every provider's OAuth client and the credential of a stored
         connection; ``enabled_features``: per provider users may connect, the features they
@@ -91,7 +108,10 @@ class Integrations:
         what completes it once the account is stored; it may refuse with a
         :class:`CrmSyncError` (the connection stays, the callback reports the refusal).
         ``on_request``: enabled features asked for only when a request names them (not by a
-        plain sign-in: least privilege, e.g. contacts)."""
+        plain sign-in: least privilege, e.g. contacts). ``password_providers``: the providers
+        users connect with an account name and password (iCloud); ``private_servers``: whether
+        a server URL they give may be on a loopback or private address (the local stack only:
+        in production that would let a user make the backend call its own network)."""
         self._connections = connections
         self._states = states
         self._cipher = cipher
@@ -104,11 +124,81 @@ class Integrations:
         self._before_revoke = tuple(before_revoke)
         self._after_connect = dict(after_connect or {})
         self._on_request = frozenset(on_request)
+        self._password_providers = tuple(password_providers)
+        self._private_servers = private_servers
 
     @property
     def providers(self) -> tuple[str, ...]:
         """The providers users may connect here."""
-        return tuple(self._features)
+        return (*self._features, *self._password_providers)
+
+    # ------------------------------------------------------------------ connect with a password
+    def connect_with_password(
+        self, provider: str, principal: Principal, *, username: str, password: str, server_url: str | None = None
+    ) -> Connection:
+        """Connect an account that signs in with a name and password (iCloud: the Apple ID and an
+        app-specific password). The provider must accept them (a CalDAV discovery) before
+        anything is stored; the credential is stored KMS-encrypted only. Connecting the same
+        account again updates it (a new password after the old one was revoked).
+
+        ``CredentialsRefused`` (422) when the provider refuses them; ``InvalidRequest`` for a
+        malformed name, password or server URL; a ``ProviderError`` (502) when the server
+        cannot be reached or has no calendars service."""
+        if provider not in self._password_providers:
+            raise InvalidRequest(f"Connecting {provider!r} with a password is not offered here.")
+        username = _plain_text(username.strip(), "username", MAX_USERNAME)
+        password = _plain_text(password.strip(), "password", MAX_PASSWORD)
+        if server_url is not None and server_url.strip():
+            try:
+                server_url = check_server_url(server_url.strip(), private=self._private_servers)
+            except UnsafeServerUrl as exc:
+                raise InvalidRequest(exc.reason) from None
+        else:
+            server_url = None
+        login = self._accounts.password_login(provider)
+        try:
+            account = login.verify(username, password, server_url)
+        except AuthRevoked:
+            self._counter.count("PasswordRefused")
+            log.info("password sign-in refused", extra={"provider": provider})
+            raise CredentialsRefused(self._refusal(provider, password, server_url)) from None
+        except ProviderNotFound:
+            raise ProviderError(
+                "No calendar service (CalDAV) answered at that address.", retryable=False, status=404
+            ) from None
+        connection_id = connection_id_for(principal, provider, account.identity.subject)
+        ciphertext = self._cipher.encrypt(
+            account.credential, TokenContext(principal.tenant_id, principal.user_id, connection_id)
+        )
+        connection = self._connections.upsert(
+            principal,
+            connection_id=connection_id,
+            provider=provider,
+            subject=account.identity.subject,
+            email=account.identity.email,
+            display_name=account.identity.name,
+            scopes=(),
+            credential_ciphertext=ciphertext,
+            credential_kind=CredentialKind.APP_PASSWORD,
+        )
+        self._counter.count("ConnectionConnected")
+        self._enqueue_check(connection, reason="connected", occasion=connection.updated_at.isoformat())
+        return connection
+
+    @staticmethod
+    def _refusal(provider: str, password: str, server_url: str | None) -> str:
+        if provider == "icloud" and server_url is None:
+            if not APP_SPECIFIC_PASSWORD.match(password.replace(" ", "")):
+                return (
+                    "iCloud did not accept this Apple ID and password. iCloud needs an app-specific "
+                    "password (four groups of four letters, like abcd-efgh-ijkl-mnop), not your Apple "
+                    "ID password: create one at account.apple.com under Sign-In and Security."
+                )
+            return (
+                "iCloud did not accept this Apple ID and app-specific password. Check the Apple ID, "
+                "and that the password was not revoked; you can create a new one at account.apple.com."
+            )
+        return "The server did not accept this user name and password."
 
     # ------------------------------------------------------------------ connect
     def start_connect(

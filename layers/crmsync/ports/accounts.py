@@ -10,7 +10,15 @@ from typing import Protocol
 
 from crmsync.domain import StoredConnection
 
-__all__ = ["AccountAccess", "AccountIdentity", "CredentialPort", "OAuthPort", "TokenGrant"]
+__all__ = [
+    "AccountAccess",
+    "AccountIdentity",
+    "CredentialPort",
+    "OAuthPort",
+    "PasswordAccount",
+    "PasswordLoginPort",
+    "TokenGrant",
+]
 
 
 @dataclass(frozen=True)
@@ -76,12 +84,43 @@ class CredentialPort(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PasswordAccount:
+    """An account whose password the provider accepted: who it is (``identity.subject`` is
+    stable, e.g. the CalDAV principal URL) and the credential to store, KMS-encrypted (it
+    holds the password: never log it)."""
+
+    identity: AccountIdentity
+    credential: str
+
+    def __repr__(self) -> str:  # keep the password out of tracebacks and debug output
+        return f"PasswordAccount(identity={self.identity!r})"
+
+
+class PasswordLoginPort(Protocol):
+    """One provider's sign-in with an account name and a password (iCloud: the Apple ID and
+    an app-specific password; any CalDAV server: its user name and password)."""
+
+    provider: str
+
+    def verify(self, username: str, password: str, server_url: str | None) -> PasswordAccount:
+        """Sign in and find the account (CalDAV: discovery from ``server_url``, or the
+        provider's own server when None). ``AuthRevoked`` when the server refuses the name
+        and password; ``ProviderNotFound`` when there is no such service there; a retryable
+        ``ProviderError`` when the server cannot be reached."""
+        ...
+
+
 class AccountAccess(Protocol):
     """The composition root's view of every provider: their OAuth clients, and the
     credential of a stored connection."""
 
     def oauth(self, provider: str) -> OAuthPort:
         """``InvalidRequest`` for a provider that is not offered here."""
+        ...
+
+    def password_login(self, provider: str) -> PasswordLoginPort:
+        """``InvalidRequest`` for a provider that is not offered here with a password."""
         ...
 
     def credential(self, stored: StoredConnection) -> CredentialPort: ...

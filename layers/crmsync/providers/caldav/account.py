@@ -5,12 +5,18 @@ encrypted like an OAuth refresh token; never logged, never in a ``repr``)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from crmsync.ports.accounts import AccountIdentity, PasswordAccount
 from crmsync.ports.errors import ProviderError
 from crmsync.providers.caldav.client import DavClient
 
-__all__ = ["AppPassword", "CalDavCredential", "verify_app_password"]
+__all__ = ["AppPassword", "CalDavCredential", "CalDavLogin", "verify_app_password"]
+
+#: Called with each redirect target before it is followed; raises to refuse it.
+Guard = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -52,31 +58,52 @@ class AppPassword:
             # Never chained: the exception's text could quote the secret.
             raise ProviderError("The stored CalDAV credential is unreadable.", retryable=False) from None
 
-    def client(self) -> DavClient:
-        return DavClient(self.server_url, self.username, self.password)
+    def client(self, guard: Guard | None = None) -> DavClient:
+        return DavClient(self.server_url, self.username, self.password, guard=guard)
 
 
-def verify_app_password(server_url: str, username: str, password: str) -> AppPassword:
+def verify_app_password(server_url: str, username: str, password: str, guard: Guard | None = None) -> AppPassword:
     """Discovery with the given credentials (one PROPFIND per step): the credential to
     store, naming the account (``username``) and its principal. A wrong password raises
     ``AuthRevoked`` (the connect flow explains it); an unreachable or non-CalDAV server a
     ``ProviderError``. What the connect flow calls before it stores anything."""
-    found = DavClient(server_url, username, password).discover()
+    found = DavClient(server_url, username, password, guard=guard).discover()
     return AppPassword(username, password, server_url, found.principal_url, found.home_url)
+
+
+class CalDavLogin:
+    """The accounts port's password sign-in for CalDAV (iCloud unless the user names another
+    server): discovery with the name and password before anything is stored."""
+
+    provider = "icloud"
+
+    def __init__(self, default_server: str, guard: Guard | None = None) -> None:
+        self._default = default_server
+        self._guard = guard
+
+    def verify(self, username: str, password: str, server_url: str | None) -> PasswordAccount:
+        """The account's subject is the server's host and the principal's path: stable when
+        iCloud moves the account to another partition host (pNN-caldav) but not elsewhere."""
+        server = server_url or self._default
+        found = verify_app_password(server, username, password, guard=self._guard)
+        subject = f"{urlsplit(server).netloc.lower()}{urlsplit(found.principal_url).path}"
+        email = username.lower() if "@" in username else username
+        return PasswordAccount(AccountIdentity(subject, email, None), found.to_secret())
 
 
 class CalDavCredential:
     """The accounts port's credential for a CalDAV connection."""
 
-    def __init__(self, credential: AppPassword) -> None:
+    def __init__(self, credential: AppPassword, guard: Guard | None = None) -> None:
         self._credential = credential
+        self._guard = guard
 
     def __repr__(self) -> str:
         return "CalDavCredential(<app password>)"
 
     def check(self) -> None:
         """A PROPFIND of the principal: ``AuthRevoked`` once the password is revoked."""
-        self._credential.client().discover()
+        self._credential.client(self._guard).discover()
 
     def revoke(self) -> None:
         """Nothing to call: an app-specific password is revoked by its owner at Apple (or

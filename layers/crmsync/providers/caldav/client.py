@@ -10,7 +10,7 @@ Every status the server answers is translated into the neutral errors of
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -99,7 +99,18 @@ class DavClient:
     """One account's CalDAV session: HTTP Basic with the account name and its (app-specific)
     password; the password lives in the session and is never logged or put in an error."""
 
-    def __init__(self, base_url: str, username: str, password: str, *, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        session: requests.Session | None = None,
+        guard: Callable[[str], None] | None = None,
+    ) -> None:
+        """``guard``: called with every redirect target before it is followed; raises to
+        refuse it (a server must not send the backend to its own network)."""
+        self._guard = guard
         self.base_url = base_url.rstrip("/") + "/"
         self.username = username
         self._session = session or requests.Session()
@@ -136,6 +147,8 @@ class DavClient:
                 target = urljoin(response.url, location)
                 if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
                     raise ProviderError(f"CalDAV {what}: redirected from https to plain http.", retryable=False)
+                if self._guard is not None:
+                    self._guard(target)
                 url = target
                 continue
             if response.status_code in set(expect):

@@ -26,6 +26,12 @@
     error: "Error: the connection is not working.",
   };
   const STATUS_ICON = { connected: "✔", needs_reauth: "⚠", error: "✖" };
+  //: What a broken iCloud connection says instead (no Google sign-in can mend it).
+  const ICLOUD_STATUS_TEXT = {
+    needs_reauth:
+      "Needs a new app-specific password: iCloud no longer accepts this one (it was revoked or changed). " +
+      "Click “Reconnect” and enter a new one.",
+  };
 
   //: The connection being reconnected, kept across the trip to Google's consent page.
   const RECONNECT_KEY = "crmsync.reconnecting";
@@ -74,6 +80,7 @@
   // No session, or the API refused it: one message, and nothing to click.
   function sessionEnded(message) {
     $("google-card").hidden = true;
+    $("icloud-card").hidden = true;
     notice("error", message);
   }
 
@@ -132,14 +139,22 @@
 
   function render(items, sync) {
     renderHeldContacts(sync);
+    const google = items.filter((item) => item.provider === "google");
+    const icloud = items.filter((item) => item.provider === "icloud");
     const list = $("accounts");
     list.replaceChildren();
     $("loading").hidden = true;
-    $("empty").hidden = items.length > 0;
+    $("empty").hidden = google.length > 0;
     // With no account yet, Google Sync connects one (calendar and contacts in one consent).
-    $("enable-sync-new").hidden = items.length > 0 || !sync;
-    for (const item of items) {
+    $("enable-sync-new").hidden = google.length > 0 || !sync;
+    for (const item of google) {
       list.appendChild(renderRow(item, sync));
+    }
+    const icloudList = $("icloud-accounts");
+    icloudList.replaceChildren();
+    $("icloud-empty").hidden = icloud.length > 0;
+    for (const item of icloud) {
+      icloudList.appendChild(renderRow(item, null));
     }
   }
 
@@ -224,12 +239,22 @@
     row.querySelector(".status-icon").textContent = STATUS_ICON[item.status] || "?";
     row.querySelector(".status-icon").setAttribute("title", item.status);
     row.querySelector(".email").textContent = item.email;
-    row.querySelector(".status-text").textContent = STATUS_TEXT[item.status] || item.status;
+    const icloud = item.provider === "icloud";
+    row.querySelector(".status-text").textContent =
+      (icloud && ICLOUD_STATUS_TEXT[item.status]) || STATUS_TEXT[item.status] || item.status;
     const working = item.status === "connected";
     renderSync(row, item, sync);
     const reconnect = row.querySelector(".reconnect");
     reconnect.hidden = working;
+    reconnect.setAttribute("aria-label", "Reconnect " + item.email);
     reconnect.addEventListener("click", () => {
+      if (icloud) {
+        // A password account reconnects through the form: the same Apple ID, a new password.
+        $("icloud-username").value = item.email;
+        $("icloud-password").value = "";
+        $("icloud-password").focus();
+        return;
+      }
       sessionStorage.setItem(RECONNECT_KEY, JSON.stringify({ id: item.id, email: item.email }));
       signIn(item.email, reconnect);
     });
@@ -315,6 +340,50 @@
     }
   }
 
+  // iCloud: the Apple ID and an app-specific password, checked by iCloud before anything is kept.
+  function icloudError(message, field) {
+    const box = $("icloud-error");
+    box.textContent = message;
+    box.hidden = !message;
+    for (const id of ["icloud-username", "icloud-password", "icloud-server"]) {
+      $(id).setAttribute("aria-invalid", id === field ? "true" : "false");
+    }
+    if (field) $(field).focus();
+  }
+
+  async function connectIcloud(event) {
+    event.preventDefault();
+    const username = $("icloud-username").value.trim();
+    const password = $("icloud-password").value.trim();
+    const server = $("icloud-server").value.trim();
+    if (!username) return icloudError("Enter your Apple ID (the email you sign in to iCloud with).", "icloud-username");
+    if (!password) return icloudError("Enter an app-specific password.", "icloud-password");
+    icloudError("");
+    const button = $("icloud-connect");
+    button.disabled = true;
+    button.textContent = server ? "Checking with the server…" : "Checking with iCloud…";
+    try {
+      const body = { username, password };
+      if (server) body.server_url = server;
+      const item = await api("POST", "/v1/integrations/icloud", body);
+      $("icloud-password").value = "";
+      notice(
+        "ok",
+        item.email + " is connected. Its calendars are listed under Calendar Settings, where you choose " +
+          "which ones to sync."
+      );
+      await load();
+    } catch (error) {
+      if (error.status === 401) return failed(error);
+      const field = error.status === 422 ? "icloud-password" : error.status === 400 && server ? "icloud-server" : null;
+      icloudError(error.message, field);
+    } finally {
+      button.disabled = false;
+      button.textContent = "Connect iCloud";
+    }
+  }
+
+  $("icloud-form").addEventListener("submit", connectIcloud);
   $("enable-sync-new").addEventListener("click", () => enableSync(null, $("enable-sync-new")));
   $("sign-in-google").addEventListener("click", () => {
     sessionStorage.removeItem(RECONNECT_KEY);
