@@ -97,7 +97,13 @@ class CalDavServer:
                     "delay": "0",
                     "cache_logins": "False",
                 },
-                "storage": {"filesystem_folder": str(self.folder / "collections")},
+                "storage": {
+                    "filesystem_folder": str(self.folder / "collections"),
+                    # Radicale forgets sync-token states older than this, judged by the files'
+                    # real modification times: under `make test-at AT=+200d` every token would be
+                    # "old". Ten years; token expiry is tested by dropping the states on purpose.
+                    "max_sync_token_age": str(10 * 365 * 24 * 3600),
+                },
                 "rights": {"type": "owner_only"},
                 "logging": {"level": "warning", "mask_passwords": "True"},
             },

@@ -48,6 +48,8 @@ def front(caldav_server: CalDavServer) -> Iterator[Callable[[Callable[[Wsgi], Ws
     """``front(layer)`` puts ``layer(radicale)`` in front of Radicale for this test and
     returns the requests seen (method, path); Radicale alone answers again afterwards."""
 
+    before = caldav_server.front  # the fault layer, which other suites rely on
+
     def install(layer: Callable[[Wsgi], Wsgi]) -> list[tuple[str, str]]:
         seen: list[tuple[str, str]] = []
         inner = layer(caldav_server.radicale)
@@ -60,7 +62,7 @@ def front(caldav_server: CalDavServer) -> Iterator[Callable[[Callable[[Wsgi], Ws
         return seen
 
     yield install
-    caldav_server.front = caldav_server.radicale
+    caldav_server.front = before
 
 
 def listing(port: CalDavCalendar, calendar_id: str, *, cursor: str | None = None) -> tuple[list[ExternalEvent], str]:
