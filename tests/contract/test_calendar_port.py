@@ -295,17 +295,22 @@ def test_deleting_a_deleted_event_is_not_found(subject: Subject) -> None:
     assert events[written.event_id].cancelled
 
 
-def test_updating_a_deleted_event_brings_it_back(subject: Subject) -> None:
+def test_updating_a_deleted_event_brings_it_back_or_is_not_found(subject: Subject) -> None:
     """Google keeps a deleted event's tombstone, and an update restores it (the retried
-    create relies on it); only an id with no tombstone is not found."""
-    if subject.port.idempotency is CreateIdempotency.CLIENT_UID:
-        pytest.skip(
-            "CalDAV keeps no tombstones: an update of a deleted resource is not found (a retried create "
-            "relies on If-None-Match instead)"
-        )
+    create relies on it); only an id with no tombstone is not found. CalDAV keeps no
+    tombstones: the update is not found (the push then creates it again, and a retried create
+    relies on If-None-Match instead)."""
     wanted = draft()
     written = subject.port.create_event(subject.calendar_id, wanted)
     subject.user.delete(written.event_id)
+    if subject.port.idempotency is CreateIdempotency.CLIENT_UID:
+        with pytest.raises(ProviderNotFound):
+            subject.port.update_event(subject.calendar_id, written.event_id, replace(wanted, title="Back"))
+        again = subject.port.create_event(subject.calendar_id, replace(wanted, title="Back"))
+        assert again.event_id == written.event_id  # the same client-chosen name
+        [event] = [e for e in listing(subject.port, subject.calendar_id)[0] if e.event_id == written.event_id]
+        assert (event.cancelled, event.summary) == (False, "Back")
+        return
 
     restored = subject.port.update_event(subject.calendar_id, written.event_id, replace(wanted, title="Back"))
 
@@ -358,7 +363,8 @@ def test_our_events_carry_our_key_for_our_tenant_only(subject: Subject) -> None:
 
 
 def test_watch_opens_a_channel_until_a_future_expiry(subject: Subject) -> None:
-    _needs_push(subject)
+    if _polled(subject):
+        return
     channel_id = str(uuid.uuid4())
 
     watch = subject.port.watch(
@@ -374,11 +380,21 @@ def test_watch_opens_a_channel_until_a_future_expiry(subject: Subject) -> None:
 
 
 def test_stopping_an_unknown_channel_is_not_found(subject: Subject) -> None:
-    _needs_push(subject)
+    if _polled(subject):
+        return
     with pytest.raises(ProviderNotFound):
         subject.port.stop_watch(str(uuid.uuid4()), "no-such-resource")
 
 
-def _needs_push(subject: Subject) -> None:
-    if subject.port.notification is ChangeNotification.POLLING:
-        pytest.skip("the provider has no push channels (its calendars are polled): no watch to open or stop")
+def _polled(subject: Subject) -> bool:
+    """A polled provider (CalDAV) has no push channels: opening or stopping one is refused,
+    finally (not retryable), so nothing keeps trying; the caller's push checks end there."""
+    if subject.port.notification is not ChangeNotification.POLLING:
+        return False
+    with pytest.raises(ProviderError) as refused:
+        subject.port.watch(subject.calendar_id, channel_id=str(uuid.uuid4()), address="http://127.0.0.1:9/", token="t")
+    assert not refused.value.retryable
+    with pytest.raises(ProviderError) as refused:
+        subject.port.stop_watch(str(uuid.uuid4()), "no-such-resource")
+    assert not refused.value.retryable
+    return True
