@@ -176,3 +176,14 @@ class ConnectionStore:
             attributes_to_get=["tenant_id", "user_id", "connection_id"],
         ):
             yield Principal(item.tenant_id, item.user_id), item.connection_id
+
+    def of_providers(self, providers: frozenset[str]) -> Iterator[tuple[Principal, str, ConnectionStatus]]:
+        """Every connection of these providers, with its status: for scheduled jobs only (the
+        calendar poll reads only the keys, the provider and the status of each connection)."""
+        if not providers:
+            return
+        for item in ConnectionItem.scan(
+            ConnectionItem.sk.startswith(CONNECTION_SK_PREFIX) & ConnectionItem.provider.is_in(*sorted(providers)),
+            attributes_to_get=["tenant_id", "user_id", "connection_id", "status"],
+        ):
+            yield Principal(item.tenant_id, item.user_id), item.connection_id, ConnectionStatus(item.status)
