@@ -169,3 +169,37 @@ def test_disconnecting_the_icloud_account_deletes_what_was_mirrored(account: Acc
     assert [c for c in calendars if c["connection_id"] == account.connection_id] == []
     assert account.stored_keys() == []
     assert account.alice.api("GET", "/v1/settings/calendar").json()["linked_calendar"] is None
+
+
+def test_a_poll_icloud_refuses_for_a_while_is_retried_through_the_queue(account: Account, stack: Any) -> None:
+    start = clock.next_weekday(clock.SATURDAY, 10)
+    end = start + timedelta(hours=1)
+    account.user.add("Haircut", start, end)
+    stack.caldav.layer.add_fault(Fault("unavailable_503", email=account.user.email, method="REPORT", retry_after=1))
+    reports_before = stack.caldav.layer.count(account.user.email, "REPORT")
+
+    polled = stack.fire("CalendarPoll")
+    assert polled.ok, polled.error
+    stack.drain()  # the poll fails (503), the message comes back after its visibility timeout
+
+    assert stack.caldav.layer.count(account.user.email, "REPORT") - reports_before >= 2
+    assert account.busy(start, end) == [(clock.offset(start), clock.offset(end))]
+    integrations = account.alice.api("GET", "/v1/integrations").json()["items"]
+    assert [i["status"] for i in integrations if i["id"] == account.connection_id] == ["connected"]
+
+
+def test_a_revoked_app_specific_password_found_by_a_poll_marks_the_account_and_stops_its_polls(
+    account: Account, stack: Any
+) -> None:
+    stack.caldav.remove_user(account.user.email)  # revoked at account.apple.com
+
+    stack.fire("CalendarPoll")
+    stack.drain()
+
+    integrations = account.alice.api("GET", "/v1/integrations").json()["items"]
+    assert [i["status"] for i in integrations if i["id"] == account.connection_id] == ["needs_reauth"]
+    before = stack.caldav.layer.count(account.user.email)
+    again = stack.fire("CalendarPoll")
+    stack.drain()
+    assert again.ok, again.error
+    assert stack.caldav.layer.count(account.user.email) == before  # no more polls until reconnected
