@@ -8,8 +8,8 @@ calendars, every calendar synced once, then
   counter) and to DynamoDB.
 
 DynamoDB and SQS requests are counted by wrapping botocore inside this benchmark process only.
-The scheduler's scan of the connections is one paginated Scan shared by every account; it is
-reported apart (its cost grows with the table, not with the account).
+The scheduler reads the polled connections from the sparse ``polled_connections`` index, one
+Query per shard shared by every account; it is reported apart.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class PollFigures:
     conflict_calendars: int
     tick_dynamodb_linked_only: int
     tick_dynamodb_with_conflicts: int
-    tick_scan_requests: int
+    tick_index_queries: int
     noop_caldav_requests_per_calendar: float
     noop_dynamodb_requests_per_calendar: float
     noop_dynamodb_writes: int
@@ -39,7 +39,7 @@ class PollFigures:
 
 class _Counter:
     def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
+        self.calls: list[tuple[str, str, str]] = []
 
     def install(self) -> None:
         import botocore.client
@@ -48,13 +48,18 @@ class _Counter:
         original_call = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
 
         def call(self: Any, operation: str, params: Any) -> Any:
-            counter.calls.append((self.meta.service_model.service_name, operation))
+            index = params.get("IndexName", "") if isinstance(params, dict) else ""
+            counter.calls.append((self.meta.service_model.service_name, operation, index))
             return original_call(self, operation, params)
 
         setattr(botocore.client.BaseClient, "_make_api_call", call)  # noqa: B010 - this process only
 
-    def dynamodb(self, operation: str | None = None) -> int:
-        return sum(1 for service, op in self.calls if service == "dynamodb" and operation in (None, op))
+    def dynamodb(self, operation: str | None = None, index: str | None = None) -> int:
+        return sum(
+            1
+            for service, op, idx in self.calls
+            if service == "dynamodb" and operation in (None, op) and index in (None, idx)
+        )
 
 
 def _calendar(user: Any, name: str) -> str:
@@ -132,7 +137,7 @@ def measure(conflicts: int = CONFLICT_CALENDARS) -> PollFigures:
             )
             counter.calls.clear()
             poller.poll_due()
-            return counter.dynamodb(), counter.dynamodb("Scan"), len(queue.sent)
+            return counter.dynamodb(), counter.dynamodb("Query", "polled_connections"), len(queue.sent)
 
         linked_only, scans, sent_linked = tick(False)
         with_conflicts, _, sent_all = tick(True)
@@ -150,7 +155,7 @@ def measure(conflicts: int = CONFLICT_CALENDARS) -> PollFigures:
             conflict_calendars=conflicts,
             tick_dynamodb_linked_only=linked_only - scans,
             tick_dynamodb_with_conflicts=with_conflicts - scans,
-            tick_scan_requests=scans,
+            tick_index_queries=scans,
             noop_caldav_requests_per_calendar=stack.caldav.layer.count(user.email) / len(calendars),
             noop_dynamodb_requests_per_calendar=counter.dynamodb() / len(calendars),
             noop_dynamodb_writes=writes,
