@@ -255,6 +255,12 @@ class FakeConnectionStore:
             c = stored.connection
             yield Principal(c.tenant_id, c.user_id), c.connection_id
 
+    def of_providers(self, providers: frozenset[str]) -> Iterator[tuple[Principal, str, ConnectionStatus]]:
+        for stored in self._table.scan(CONNECTION_SK_PREFIX, StoredConnection):
+            c = stored.connection
+            if c.provider in providers and c.credential_kind is CredentialKind.APP_PASSWORD:
+                yield Principal(c.tenant_id, c.user_id), c.connection_id, c.status
+
 
 # --- settings ------------------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ def test_routes_auth_and_event_sources(real: Template) -> None:
     (source,) = resolved.sqs_sources
     assert (source.function, source.queue, source.batch_size) == ("SyncWorkerFunction", "SyncQueue", 10)
     assert source.report_batch_item_failures
-    health, sweep, contacts, mail = resolved.schedules
+    health, sweep, contacts, mail, poll = resolved.schedules
     assert health.name == "crmsync-local-connection-health"
     assert health.kind == "ScheduleV2"
     assert health.expression == "rate(6 hours)"
@@ -89,6 +89,11 @@ def test_routes_auth_and_event_sources(real: Template) -> None:
         "crmsync-local-mail-sync",
         "rate(1 hour)",
         '{"job": "mail_sync"}',
+    )
+    assert (poll.name, poll.expression, poll.input) == (
+        "crmsync-local-calendar-poll",
+        "rate(5 minutes)",
+        '{"job": "calendar_poll"}',
     )
 
 

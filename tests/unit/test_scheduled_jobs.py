@@ -17,7 +17,7 @@ REQUIRED = {"JwtIssuer": "http://127.0.0.1:3000/.devstack/issuer", "GoogleClient
 def test_every_schedule_names_a_job() -> None:
     resolved = load_template(ROOT / "template.yaml").resolve(REQUIRED, LocalContext())
     named = {json.loads(s.input or "{}").get("job") for s in resolved.schedules}
-    assert named == {"connection_health", "push_sweep", "contacts_sync", "mail_sync"}
+    assert named == {"connection_health", "push_sweep", "contacts_sync", "mail_sync", "calendar_poll"}
     assert named <= set(JOBS)
     assert {s.function for s in resolved.schedules} == {"SchedulerFunction"}
 

@@ -26,7 +26,8 @@ def calendars() -> Calendars:
 @router.get("/v1/calendars", responses=responses(200, CalendarList))
 def list_calendars() -> Response[CalendarList]:
     principal = principal_of(router.current_event, get_settings())
-    items = [CalendarWithStatusOut.of_status(c) for c in calendars().with_status(principal)]
+    # The settings page's load: its polled (CalDAV) calendars are polled now too.
+    items = [CalendarWithStatusOut.of_status(c) for c in calendars().viewed(principal)]
     return answer(200, CalendarList(items=items))
 
 

@@ -35,6 +35,9 @@ class ProviderKit:
     reaches_calendars: Callable[[Connection], bool] | None = None
     contacts: Callable[[str, Connection], ContactsPort] | None = None
     mail: Callable[[str, Connection], MailPort] | None = None
+    #: Its calendars send no change notifications (the adapter's ``notification`` is
+    #: ``POLLING``): the scheduled calendar poll syncs them instead.
+    polled: bool = False
 
 
 class Connectors:
@@ -49,6 +52,11 @@ class Connectors:
     @property
     def providers(self) -> tuple[str, ...]:
         return tuple(self._kits)
+
+    @property
+    def polled_providers(self) -> frozenset[str]:
+        """The providers whose calendars are polled (no push channel, no subscription)."""
+        return frozenset(name for name, kit in self._kits.items() if kit.polled and kit.calendar is not None)
 
     def oauth(self, provider: str) -> OAuthPort:
         kit = self._kits.get(provider)

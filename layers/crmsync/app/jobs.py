@@ -1,5 +1,6 @@
 """Scheduled jobs. The schedule's Input names the job: ``{"job": "connection_health"}``,
-``{"job": "push_sweep"}``, ``{"job": "contacts_sync"}``, ``{"job": "mail_sync"}``."""
+``{"job": "push_sweep"}``, ``{"job": "contacts_sync"}``, ``{"job": "mail_sync"}``,
+``{"job": "calendar_poll"}``."""
 
 from __future__ import annotations
 
@@ -61,11 +62,23 @@ def mail_sync(metrics: Metrics) -> dict[str, Any]:
     return {"job": "mail_sync", "enqueued": sent}
 
 
+def calendar_poll(metrics: Metrics) -> dict[str, Any]:
+    """Every 5 minutes: poll the calendars that send no change notifications (CalDAV,
+    iCloud) — linked calendars at each tick, conflict calendars every third tick
+    (:mod:`crmsync.sync.polling`). A repeated firing within the tick is a no-op at the queue."""
+    swept = graph().calendar_poller.poll_due()
+    metrics.add_metric(name="CalendarPollsEnqueued", unit=MetricUnit.Count, value=swept.calendars)
+    if swept.failed:
+        metrics.add_metric(name="CalendarPollSendFailures", unit=MetricUnit.Count, value=swept.failed)
+    return {"job": "calendar_poll", "accounts": swept.accounts, "enqueued": swept.calendars, "failed": swept.failed}
+
+
 JOBS = {
     "connection_health": connection_health,
     "push_sweep": push_sweep,
     "contacts_sync": contacts_sync,
     "mail_sync": mail_sync,
+    "calendar_poll": calendar_poll,
 }
 
 

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from crmsync.sync.mail_requests import MailSyncRequests
     from crmsync.sync.mail_sync import MailSyncEngine
     from crmsync.sync.planner import SyncPlanner
+    from crmsync.sync.polling import CalendarPoller
 
 
 def client_secret_reader(secret_arn: str) -> Callable[[], str]:
@@ -262,6 +263,7 @@ class Graph(Core):
             credential=self.caldav_credential,
             password_login=self.caldav_login,
             calendar=self.caldav_calendar,
+            polled=True,
         )
         return Connectors(self.cipher, {"google": google, "icloud": icloud})
 
@@ -402,6 +404,19 @@ class Graph(Core):
         )
 
     @cached_property
+    def calendar_poller(self) -> CalendarPoller:
+        from crmsync.sync.polling import CalendarPoller
+
+        return CalendarPoller(
+            connections=self.connection_store,
+            calendars=self.calendar_store,
+            settings=self.settings_store,
+            queue=self.queue,
+            polled=self.connectors.polled_providers,
+            clock=self.clock,
+        )
+
+    @cached_property
     def calendars(self) -> Calendars:
         from crmsync.logic.calendars import Calendars
 
@@ -414,6 +429,7 @@ class Graph(Core):
             pending=self.pending_store,
             queue=self.queue,
             planner=self.planner,
+            poll=lambda principal: self.calendar_poller.poll_user(principal),
         )
 
     @cached_property

@@ -10,7 +10,13 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from crmsync.dal import condition_failed
 from crmsync.domain import Connection, ConnectionStatus, CredentialKind, Principal, StoredConnection
 from crmsync.errors import Conflict
-from crmsync.models.connection import CONNECTION_SK_PREFIX, ConnectionItem
+from crmsync.models.connection import (
+    CONNECTION_SK_PREFIX,
+    POLL_SHARD_PREFIX,
+    POLL_SHARDS,
+    ConnectionItem,
+    poll_shard,
+)
 from crmsync.models.keys import check_id, user_pk
 
 
@@ -119,6 +125,9 @@ class ConnectionStore:
         if credential_ciphertext is not None:
             item.credential_ciphertext = credential_ciphertext
             item.credential_kind = credential_kind.value
+            # An app-specific password's calendars (CalDAV) send no notifications: polled.
+            polled = credential_kind is CredentialKind.APP_PASSWORD
+            item.poll_shard = poll_shard(principal.tenant_id, principal.user_id, connection_id) if polled else None
         try:
             item.save()
         except PutError as exc:
@@ -176,3 +185,14 @@ class ConnectionStore:
             attributes_to_get=["tenant_id", "user_id", "connection_id"],
         ):
             yield Principal(item.tenant_id, item.user_id), item.connection_id
+
+    def of_providers(self, providers: frozenset[str]) -> Iterator[tuple[Principal, str, ConnectionStatus]]:
+        """Every polled connection (an app-specific password's) of these providers, with its
+        status: for the scheduled calendar poll only. Read from the sparse
+        ``polled_connections`` index, shard by shard: no scan of the table."""
+        if not providers:
+            return
+        for shard in range(POLL_SHARDS):
+            for item in ConnectionItem.polled_connections.query(f"{POLL_SHARD_PREFIX}{shard}"):
+                if item.provider in providers:
+                    yield Principal(item.tenant_id, item.user_id), item.connection_id, ConnectionStatus(item.status)

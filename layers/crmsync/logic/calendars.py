@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -66,10 +67,12 @@ class Calendars:
         pending: PendingDeletionsStore | None = None,
         queue: Queue | None = None,
         planner: Planner | None = None,
+        poll: Callable[[Principal], int] | None = None,
     ) -> None:
         """``queue``: where the sync that carries out the user's answer to held deletions
         is requested (without one, the calendar's next sync carries it out). ``planner``:
-        queues an account's syncs when the user asks for them (:meth:`sync_now`)."""
+        queues an account's syncs when the user asks for them (:meth:`sync_now`). ``poll``:
+        polls the user's calendars that send no change notifications (:meth:`viewed`)."""
         self._connections = connections
         self._calendars = calendars
         self._access = access
@@ -78,12 +81,25 @@ class Calendars:
         self._pending = pending or PendingDeletionsStore()
         self._queue = queue
         self._planner = planner
+        self._poll = poll
 
     def connected(self, principal: Principal) -> list[ConnectedCalendar]:
         """Every connected account's calendars: accounts in connection order, primary first."""
         order = {c.connection_id: i for i, c in enumerate(self._connections.list(principal))}
         calendars = [c for c in self._calendars.of_user(principal) if c.connection_id in order]
         return sorted(calendars, key=lambda c: (order[c.connection_id], not c.primary, c.name.lower()))
+
+    def viewed(self, principal: Principal) -> list[CalendarStatus]:
+        """The Calendar Settings page opened: its calendars with their status, and the user's
+        polled calendars (CalDAV) are polled now, so what the page shows next is current. The
+        poll is best effort: the page answers even when the queue refuses it (the schedule
+        polls within 5 minutes anyway)."""
+        if self._poll is not None:
+            try:
+                self._poll(principal)
+            except Exception:
+                log.exception("could not queue the settings page's calendar poll")
+        return self.with_status(principal)
 
     def with_status(self, principal: Principal) -> list[CalendarStatus]:
         """``connected``, each with its account's status and its sync state (F2, F12)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 from pynamodb.attributes import (
     BinaryAttribute,
     UnicodeAttribute,
@@ -9,10 +11,32 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
     VersionAttribute,
 )
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 
 from crmsync.models.base import OwnedItem
 
 CONNECTION_SK_PREFIX = "CONN#"
+#: ``poll_shard`` values: the calendar poll reads this many shards of ``polled_connections``.
+POLL_SHARDS = 8
+POLL_SHARD_PREFIX = "POLL#"
+
+
+def poll_shard(tenant_id: str, user_id: str, connection_id: str) -> str:
+    """The ``poll_shard`` of a polled connection: spread over the shards by its key, so no
+    index partition is hot however many accounts are polled."""
+    return f"{POLL_SHARD_PREFIX}{zlib.crc32(f'{tenant_id}#{user_id}#{connection_id}'.encode()) % POLL_SHARDS}"
+
+
+class PolledConnections(GlobalSecondaryIndex["ConnectionItem"]):
+    """The connections whose calendars are polled (sparse: only they carry ``poll_shard``),
+    with what the scheduled poll needs: read instead of scanning the whole table."""
+
+    class Meta:
+        index_name = "polled_connections"
+        projection = IncludeProjection(["tenant_id", "user_id", "connection_id", "provider", "status"])
+
+    poll_shard = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
 
 
 class ConnectionItem(OwnedItem):
@@ -37,4 +61,7 @@ class ConnectionItem(OwnedItem):
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     last_checked_at = UTCDateTimeAttribute(null=True)
+    #: Set on connections whose calendars are polled (app-specific passwords: CalDAV).
+    poll_shard = UnicodeAttribute(null=True)
+    polled_connections = PolledConnections()
     version = VersionAttribute()

@@ -27,7 +27,7 @@ from crmsync.domain import ConnectionStatus, Counter, ExternalEvent, Principal, 
 from crmsync.guard import DeletionThreshold, PendingDeletions
 from crmsync.messaging.events import EventPublisher, ExternalBusyChanged
 from crmsync.ports.calendar import CalendarAccess, CalendarPort, ChangeNotification, EventPage, resource_of
-from crmsync.ports.errors import CursorInvalid, ProviderError
+from crmsync.ports.errors import AuthRevoked, CursorInvalid, ProviderError
 from crmsync.security.secrets import sha256_hex
 from crmsync.sync import held
 from crmsync.sync.channels import Channels
@@ -130,10 +130,24 @@ class CalendarSync:
         A no-op incremental sync costs one provider request and one DynamoDB request;
         ``touch`` (the user's "Sync now") records its time even then. A provider failure is
         recorded on the calendar's cursor (shown as "failing" with the error) and raised;
-        the next successful sync clears it.
+        the next successful sync clears it. A revoked grant or password (``AuthRevoked``)
+        cannot be mended by retrying: the connection is marked ``needs_reauth`` (as its
+        health check would) and ``None`` returned; reconnecting resumes from the cursor.
         """
         try:
             return self._run(principal, connection_id, calendar_id, touch=touch)
+        except AuthRevoked:
+            stored = self._connections.get_stored(principal, connection_id)
+            if stored is not None:
+                self._connections.set_status(
+                    principal, connection_id, ConnectionStatus.NEEDS_REAUTH, "invalid_grant", version=stored.version
+                )
+            if self._counter is not None:
+                self._counter.count("ConnectionNeedsReauth")
+            log.warning(
+                "calendar grant revoked; connection needs re-authorization", extra={"connection_id": connection_id}
+            )
+            return None
         except ProviderError as exc:
             try:
                 self._mirror.record_failure(principal, connection_id, calendar_id, str(exc))

@@ -5,6 +5,9 @@
 (function () {
   const { $, api, notice, requireSession } = window.crmsync;
   const STATUS = { connected: ["✔", "Connected"], needs_reauth: ["⚠", "Needs re-authorization"], error: ["✖", "Error"] };
+  // The provider's name as users know it (the integration's `provider`).
+  const PROVIDERS = { google: "Google", icloud: "iCloud" };
+  const providerName = (account) => PROVIDERS[account.provider] || account.provider;
   let state = { integrations: [], calendars: [], settings: null };
 
   const key = (c) => c.connection_id + "\n" + c.calendar_id;
@@ -39,8 +42,11 @@
     if (account.status !== "connected") {
       const warning = document.createElement("p");
       warning.className = "warning";
-      warning.textContent = "⚠ Google no longer accepts this account's access, so its calendars are not syncing. " +
-        "Reconnect it to sync them again.";
+      warning.textContent = account.provider === "icloud"
+        ? "⚠ iCloud no longer accepts this account's app-specific password, so its calendars are not syncing. " +
+          "Reconnect it with a new app-specific password to sync them again."
+        : "⚠ " + providerName(account) + " no longer accepts this account's access, so its calendars are not syncing. " +
+          "Reconnect it to sync them again.";
       const reconnect = document.createElement("button");
       reconnect.type = "button";
       reconnect.className = "reconnect";
@@ -67,8 +73,13 @@
     return box;
   }
 
-  // The same flow as the Integrations page's Reconnect: Google's consent for this account.
+  // The same flow as the Integrations page's Reconnect: Google's consent for this account;
+  // an iCloud account needs a new app-specific password, typed on the Integrations page.
   async function reconnectAccount(button, account) {
+    if (account.provider === "icloud") {
+      location.assign("integrations");
+      return;
+    }
     button.disabled = true;
     try {
       const data = await api("POST", "/v1/integrations/google/authorize", { login_hint: account.email });
@@ -123,8 +134,10 @@
       section.dataset.status = account.status;
       const head = document.createElement("h3");
       const [icon, words] = STATUS[account.status] || ["?", account.status];
-      head.innerHTML = '<span class="status-icon" aria-hidden="true"></span> <span class="email"></span> <span class="status-text"></span>';
+      section.dataset.provider = account.provider;
+      head.innerHTML = '<span class="status-icon" aria-hidden="true"></span> <span class="provider"></span> <span class="email"></span> <span class="status-text"></span>';
       head.querySelector(".status-icon").textContent = icon;
+      head.querySelector(".provider").textContent = providerName(account);
       head.querySelector(".email").textContent = account.email;
       head.querySelector(".status-text").textContent = words;
       section.appendChild(head);
@@ -160,8 +173,9 @@
       const held = c.pending_deletions;
       const row = $("held-row").content.firstElementChild.cloneNode(true);
       row.dataset.calendarId = c.calendar_id;
+      const account = state.integrations.find((a) => a.id === c.connection_id);
       row.querySelector(".held-text").textContent =
-        "Google reports that " + held.deletions + " of " + held.mirrored + " events were deleted from " + c.name + "." +
+        (account ? providerName(account) : "The calendar") + " reports that " + held.deletions + " of " + held.mirrored + " events were deleted from " + c.name + "." +
         (held.decision ? " " + ANSWERED[held.decision] : "");
       for (const [selector, decision, message] of [
         [".held-apply", "apply", "The deletions will be applied."],
@@ -203,8 +217,17 @@
     $("linked-remove").hidden = !linked;
     const accounts = $("linked-account");
     accounts.replaceChildren();
+    // Grouped by provider: a Google and an iCloud account may share an address.
+    const groups = new Map();
     for (const account of state.integrations.filter((a) => a.status === "connected")) {
-      accounts.add(new Option(account.email, account.id));
+      const name = providerName(account);
+      if (!groups.has(name)) {
+        const group = document.createElement("optgroup");
+        group.label = name;
+        groups.set(name, group);
+        accounts.appendChild(group);
+      }
+      groups.get(name).appendChild(new Option(account.email, account.id));
     }
     fillCalendarChoices();
   }
