@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench import (
     burst,
+    caldav,
     contacts,
     emulator,
     gmail,
@@ -140,6 +141,51 @@ def _burst_section() -> list[str]:
         "function's 5 s timeout, this benchmark measured (2026-11-26, same machine, no warm-up):",
         "91 × 5xx, acknowledgement p50 2.4 s / p99 13.3 s, and one queued sync per notification, still",
         "draining two minutes after the burst.",
+        "",
+    ]
+
+
+def _caldav_section() -> list[str]:
+    f = in_fresh_process("caldav", caldav.CalDavFigures)
+    print(
+        f"caldav: no-op poll {f.requests_per_calendar:.2f} requests/calendar, full sync ratio {f.ratio:.2f}",
+        file=sys.stderr,
+    )
+    return [
+        "## CalDAV (iCloud) sync (local stack)",
+        "",
+        f"(a) A no-op poll of {f.calendars} linked calendars (one account each, one event each, first sync",
+        "done), one sync after another as one worker invocation runs them; requests counted by the",
+        "fault layer in front of Radicale (devstack/caldav/faults.py). Goal: 1 request per calendar.",
+        f"(b) A full sync of {f.events:,} events from Radicale into the mirror (DynamoDB Local), against",
+        "writing the same number of items of the same shape straight through PynamoDB batch writes in",
+        "the same run. Goal: ratio ≥ 0.7. Accounts connect through the production iCloud flow.",
+        "",
+        "| figure | value |",
+        "| --- | ---: |",
+        f"| (a) no-op poll: requests per calendar (goal 1) | {f.requests_per_calendar:.2f} |",
+        f"| (a) no-op poll: DynamoDB requests per calendar | {f.noop_dynamodb_requests / f.calendars:.2f} |",
+        f"| (a) no-op poll: time per calendar | {f.ms_per_calendar:.0f} ms |",
+        f"| (b) full sync ({f.mirrored:,} mirrored, {f.full_sync_requests} CalDAV requests) |"
+        f" {f.full_sync_seconds:.1f} s ({f.events / f.full_sync_seconds:.0f} events/s) |",
+        f"| (b) raw batch write | {f.raw_write_seconds:.1f} s ({f.events / f.raw_write_seconds:.0f} items/s) |",
+        f"| (b) ratio (raw write time / sync time) | {f.ratio:.2f} |",
+        "",
+        "Worker time of a no-op poll, for the monthly cost of polling (its requests and messages:
+        f" the polling section above): {f.ms_per_calendar:.0f} ms a calendar, so about"
+        f" {14_400 * f.ms_per_calendar / 1000 / 60:.0f} worker minutes a month for a linked and two conflict calendars.",
+        "",
+        "Where (b)'s time goes (cProfile of the sync, 2,000 events, 2026-11-27): about 80 % in the",
+        "mirror's batch writes (the same 80 BatchWriteItem calls as the raw write, waiting on DynamoDB",
+        "Local), the rest waiting for the first page from the prefetch thread, which reads the",
+        "resources (one multiget per 250) and parses them. Parsing costs about 0.5 ms of CPU an",
+        "event; on 2 cores it competes with DynamoDB Local and the writer for the CPU. The cheap win",
+        "taken: a lone timed event is no longer expanded by recurring-ical-events (2.1 → 1.5 s of",
+        "profiled CPU for 2,000 events; tests/unit/test_caldav_ical.py keeps it equal to the",
+        "expansion). Runs on this shared machine vary by ±0.1 in the ratio. A linked calendar's",
+        "first full sync costs much more than (b): every event becomes an appointment, one PutItem",
+        "and one EventBridge PutEvents each (500 events: 18 s of 20 s in those calls, against",
+        "moto); batching those events (PutEvents takes 10 entries) is the next win, not taken here.",
         "",
     ]
 
@@ -347,6 +393,7 @@ def _polling_section() -> list[str]:
 #: docs/PERFORMANCE.md (or added before the one named here), with its own date and machine.
 ALONE: dict[str, tuple[Callable[[], list[str]], str]] = {
     "burst": (_burst_section, "## BCC logging (local stack)"),
+    "caldav": (_caldav_section, "## Contacts sync (local stack)"),
     "contacts": (_contacts_section, "## BCC logging (local stack)"),
     "imports": (_imports_section, "## Google emulator throughput"),
     "gmail": (_gmail_section, "## BCC logging (local stack)"),
@@ -399,6 +446,7 @@ def main() -> int:
         "",
         *_sync_section(),
         *_polling_section(),
+        *_caldav_section(),
         *_contacts_section(),
         *_gmail_section(),
         *_mail_section(),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,6 +27,7 @@ from crmsync.guard import Decision, DeletionThreshold
 from tests.fakes.world import RecordingQueue
 from tests.integration.test_two_way_sync import START, World, iso
 from tests.support.access import LosesAnswers, LostAnswers
+from tests.support.convergence import assert_converged
 
 pytestmark = pytest.mark.integration
 
@@ -210,25 +211,17 @@ def make_machine(new_world: Callable[[LostAnswers], World]) -> type[RuleBasedSta
             return self.world.google.events(cancelled=False)
 
         def _assert_converged(self) -> None:
-            events = {e["id"]: e for e in self._google_events()}
-            everything = self.world.listed()
-            confirmed = [a for a in everything if a.status is AppointmentStatus.CONFIRMED]
-            linked = [a.link.event_id for a in confirmed if a.link]
-            assert len(linked) == len(set(linked)), "two appointments share one event"
-            unlinked = {a.appointment_id for a in confirmed if not a.link}
-            if self.policy is ExternalDeletion.UNLINK:  # kept in the CRM, no longer in Google
-                assert unlinked <= self.deleted_twins, "a confirmed appointment never reached Google"
-                kept = {a.appointment_id for a in confirmed}
-                assert self.deleted_twins - self.crm_cancelled <= kept, "a deletion in Google cancelled an appointment"
-            else:
-                assert not unlinked, "a confirmed appointment never reached Google"
-                cancelled = {a.appointment_id for a in everything if a.status is AppointmentStatus.CANCELLED}
-                assert self.deleted_twins <= cancelled, "an event deleted in Google left its appointment"
-            assert set(linked) == set(events), "the calendar and the CRM disagree on which events exist"
-            for appointment in (a for a in confirmed if a.link):
-                event = events[appointment.link.event_id]  # type: ignore[union-attr]
-                assert event["start"]["dateTime"].startswith(iso(appointment.start)[:19])
-                assert event["end"]["dateTime"].startswith(iso(appointment.end)[:19])
+            events = {
+                e["id"]: (datetime.fromisoformat(e["start"]["dateTime"]), datetime.fromisoformat(e["end"]["dateTime"]))
+                for e in self._google_events()
+            }
+            assert_converged(
+                self.world.listed(),
+                events,
+                policy=self.policy,
+                deleted_twins=self.deleted_twins,
+                crm_cancelled=self.crm_cancelled,
+            )
 
         @invariant()
         def no_appointment_is_linked_twice(self) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
+import defusedxml.ElementTree as SafeET
 import icalendar
+import recurring_ical_events
 import requests
 
 from devstack.caldav import CalDavServer
@@ -69,6 +71,43 @@ class CalDavUser:
     def delete(self, event_id: str) -> None:
         self.session.delete(self.url(event_id), timeout=TIMEOUT).raise_for_status()
 
+    def rebase(self, base_url: str) -> None:
+        """Reach the calendar on another host (iCloud's partition host serves it only there)."""
+        self.home_url = f"{base_url}/{quote(self.email)}/"
+        self.calendar_url = self.home_url + "calendar/"
+
+    def names(self) -> list[str]:
+        """The calendar's resources (their names), from a PROPFIND as any client sees it."""
+        response = self.session.request(
+            "PROPFIND", self.calendar_url, headers={"Depth": "1"}, data=_PROPFIND, timeout=TIMEOUT
+        )
+        response.raise_for_status()
+        root = SafeET.fromstring(response.content)
+        names = []
+        for href in root.iter("{DAV:}href"):
+            name = unquote(urlsplit(href.text or "").path.rstrip("/").rsplit("/", 1)[-1])
+            if name.endswith(".ics"):
+                names.append(name)
+        return sorted(names)
+
+    def instances(self, since: datetime, until: datetime) -> dict[str, tuple[datetime, datetime] | None]:
+        """Every event instance between ``since`` and ``until``, keyed as the calendar port
+        names them (a single event by its resource, an occurrence of a series by
+        ``name@<original start in UTC>``); ``None`` for an all-day one. Expanded here with
+        recurring-ical-events, independently of the adapter under test."""
+        found: dict[str, tuple[datetime, datetime] | None] = {}
+        for name in self.names():
+            calendar = self.get(name)
+            series = any(e.get("RRULE") or e.get("RDATE") or e.get("RECURRENCE-ID") for e in calendar.walk("VEVENT"))
+            for event in recurring_ical_events.of(calendar).between(since, until):
+                start, end = event.decoded("DTSTART"), event.decoded("DTEND")
+                key = name
+                if series:
+                    original = event.decoded("RECURRENCE-ID") if event.get("RECURRENCE-ID") else start
+                    key += "@" + _instance(original)
+                found[key] = None if not isinstance(start, datetime) else (start.astimezone(UTC), end.astimezone(UTC))
+        return found
+
     def invalidate_cursors(self, *, purge_deleted: bool = False) -> None:
         """Radicale's token is a digest of the collection's history, and the state behind
         each token is kept in the collection's cache. A short-lived resource moves the
@@ -106,6 +145,15 @@ def single(uid: str, summary: str, start: datetime, end: datetime, *, extra: str
         f"UID:{uid}\r\nDTSTAMP:{_z(start)}\r\nDTSTART:{_z(start)}\r\nDTEND:{_z(end)}\r\n"
         f"SUMMARY:{summary}\r\n{extra}END:VEVENT\r\nEND:VCALENDAR\r\n"
     )
+
+
+_PROPFIND = b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>'
+
+
+def _instance(original: date | datetime) -> str:
+    if isinstance(original, datetime):
+        return _z(original)
+    return original.strftime("%Y%m%d")
 
 
 def _z(moment: datetime) -> str:
