@@ -52,7 +52,7 @@ from devstack.caldav.faults import QUIRKS, Fault
 from tests.fakes.world import RecordingQueue
 from tests.support import clock
 from tests.support.caldav_user import CalDavUser, single
-from tests.support.convergence import assert_converged
+from tests.support.convergence import assert_converged, deliver_round
 
 pytestmark = pytest.mark.integration
 
@@ -371,19 +371,11 @@ def make_machine(server: CalDavServer, service_env: dict[str, str], recorded: Re
             if lost:
                 self.w.layer.add_fault(Fault(lost, email=self.w.email, method="PUT"))
             messages = self.backlog + recorded.take()
-            self.backlog = []
-            if duplicate:
-                messages = messages + messages
-            if reorder:
-                messages.reverse()
-            for index, message in enumerate(messages):
-                if interrupt and index == len(messages) // 2:
-                    self.backlog.extend(messages[index:])
-                    return
-                try:
-                    self.w.deliver(message)
-                except (ProviderError, Conflict):
-                    self.backlog.append(message)
+            self.backlog = deliver_round(
+                messages, self.w.deliver, duplicate=duplicate, reorder=reorder, interrupt=interrupt
+            )
+            if interrupt and messages:
+                return
             with contextlib.suppress(ProviderError, Conflict):  # the next poll syncs again
                 self.w.run_sync()
 

@@ -27,7 +27,7 @@ from crmsync.guard import Decision, DeletionThreshold
 from tests.fakes.world import RecordingQueue
 from tests.integration.test_two_way_sync import START, World, iso
 from tests.support.access import LosesAnswers, LostAnswers
-from tests.support.convergence import assert_converged
+from tests.support.convergence import assert_converged, deliver_round
 
 pytestmark = pytest.mark.integration
 
@@ -172,19 +172,11 @@ def make_machine(new_world: Callable[[LostAnswers], World]) -> type[RuleBasedSta
             a failure leaves the work queued, an interrupted round stops half-way (a worker
             killed mid-batch)."""
             messages = self.backlog + self.world.recorded.take()
-            self.backlog = []
-            if duplicate:
-                messages = messages + messages
-            if reorder:
-                messages.reverse()
-            for index, message in enumerate(messages):
-                if interrupt and index == len(messages) // 2:
-                    self.backlog.extend(messages[index:])
-                    return
-                try:
-                    self.world.deliver(message)
-                except (ProviderError, Conflict):
-                    self.backlog.append(message)
+            self.backlog = deliver_round(
+                messages, self.world.deliver, duplicate=duplicate, reorder=reorder, interrupt=interrupt
+            )
+            if interrupt and messages:
+                return
             with contextlib.suppress(ProviderError, Conflict):  # the next notification syncs again
                 self.world.sync.run(self.world.principal, self.world.connection, self.world.email)
 

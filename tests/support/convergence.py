@@ -3,11 +3,33 @@ any provider: the machines differ in how they act on the calendar, not in what "
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from crmsync.domain import AppointmentStatus, ExternalDeletion
+from crmsync.errors import Conflict, ProviderError
+
+
+def deliver_round(
+    messages: list[Any], deliver: Callable[[Any], None], *, duplicate: bool, reorder: bool, interrupt: bool
+) -> list[Any]:
+    """One round of the queue as SQS may hand it to the worker: every message twice
+    (``duplicate``), in reverse (``reorder``), or stopped half-way (``interrupt``: a worker
+    killed mid-batch). What failed or was not reached is returned: the queue keeps it."""
+    if duplicate:
+        messages = messages + messages
+    if reorder:
+        messages = list(reversed(messages))
+    backlog: list[Any] = []
+    for index, message in enumerate(messages):
+        if interrupt and index == len(messages) // 2:
+            return backlog + messages[index:]
+        try:
+            deliver(message)
+        except (ProviderError, Conflict):
+            backlog.append(message)
+    return backlog
 
 
 def assert_converged(
