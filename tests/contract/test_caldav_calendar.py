@@ -617,3 +617,28 @@ def test_an_occurrence_outside_the_series_or_an_unknown_series_is_not_found(
         with pytest.raises(ProviderNotFound):
             port.update_event(user.calendar_url, event_id, draft())
     assert len(list(user.get("occ-outside.ics").walk("VEVENT"))) == 1
+
+
+def test_occurrences_of_all_day_and_floating_series_are_refused_for_good(
+    user: CalDavUser, port: CalDavCalendar
+) -> None:
+    day = clock.days_ahead(2, 0).date()
+    all_day = vevent("occ-day", "Weekly day", dtstart=day, dtend=day + timedelta(days=1))
+    all_day.add("rrule", {"FREQ": "WEEKLY", "COUNT": 3})
+    user.put("occ-day.ics", ics(all_day))
+    floating_start = clock.days_ahead(2, 9).replace(tzinfo=None)
+    floating = vevent("occ-float", "Weekly floating", dtstart=floating_start, dtend=floating_start + timedelta(hours=1))
+    floating.add("rrule", {"FREQ": "WEEKLY", "COUNT": 3})
+    user.put("occ-float.ics", ics(floating))
+    before = {name: user.get(name).to_ical() for name in ("occ-day.ics", "occ-float.ics")}
+
+    for event_id in (f"occ-day.ics@{day:%Y%m%d}", f"occ-float.ics@{floating_start:%Y%m%dT%H%M%S}Z"):
+        with pytest.raises(ProviderError) as refused:
+            port.update_event(user.calendar_url, event_id, draft())
+        assert type(refused.value) is ProviderError  # not ProviderNotFound: the CRM must not recreate it
+        assert not refused.value.retryable
+        with pytest.raises(ProviderError) as refused:
+            port.delete_event(user.calendar_url, event_id)
+        assert type(refused.value) is ProviderError  # not ProviderNotFound: the CRM must not recreate it
+        assert not refused.value.retryable
+    assert {name: user.get(name).to_ical() for name in before} == before
