@@ -20,7 +20,14 @@ import pytest
 
 from crmsync.domain import ExternalEvent
 from crmsync.ports.calendar import EventDraft, resource_of
-from crmsync.ports.errors import AuthRevoked, CursorInvalid, ProviderError, ProviderNotFound, RateLimited
+from crmsync.ports.errors import (
+    AuthRevoked,
+    CursorInvalid,
+    PreconditionFailed,
+    ProviderError,
+    ProviderNotFound,
+    RateLimited,
+)
 from crmsync.providers.caldav.calendar import CalDavCalendar
 from crmsync.providers.caldav.client import DavClient
 from devstack.caldav import CalDavServer
@@ -642,3 +649,23 @@ def test_occurrences_of_all_day_and_floating_series_are_refused_for_good(
         assert type(refused.value) is ProviderError  # not ProviderNotFound: the CRM must not recreate it
         assert not refused.value.retryable
     assert {name: user.get(name).to_ical() for name in before} == before
+
+
+def test_an_occurrence_written_with_its_listed_etag_is_ours_and_a_stale_etag_is_refused(
+    user: CalDavUser, port: CalDavCalendar
+) -> None:
+    first, instance = _weekly(user, "occ-etag")
+    listed = live(listing(port, user.calendar_url)[0])
+    etag = listed[instance(0)].etag
+    assert etag is not None
+    moved = first + timedelta(hours=3)
+    ours = draft(start=moved, end=moved + timedelta(hours=1))
+    written = port.update_event(user.calendar_url, instance(0), ours, etag=etag)
+
+    events = live(listing(port, user.calendar_url)[0])
+    assert events[instance(0)].crm_appointment_id == ours.key
+    assert events[instance(1)].crm_appointment_id is None  # the series itself stays the user's
+    assert {e.etag for e in events.values()} == {written.etag}  # one resource, one etag
+    with pytest.raises(PreconditionFailed):
+        port.update_event(user.calendar_url, instance(1), draft(), etag=etag)
+    assert live(listing(port, user.calendar_url)[0])[instance(1)].start == events[instance(1)].start
