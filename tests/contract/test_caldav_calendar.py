@@ -20,7 +20,14 @@ import pytest
 
 from crmsync.domain import ExternalEvent
 from crmsync.ports.calendar import EventDraft, resource_of
-from crmsync.ports.errors import AuthRevoked, CursorInvalid, ProviderError, RateLimited
+from crmsync.ports.errors import (
+    AuthRevoked,
+    CursorInvalid,
+    PreconditionFailed,
+    ProviderError,
+    ProviderNotFound,
+    RateLimited,
+)
 from crmsync.providers.caldav.calendar import CalDavCalendar
 from crmsync.providers.caldav.client import DavClient
 from devstack.caldav import CalDavServer
@@ -510,3 +517,155 @@ def test_throttling_and_server_errors_are_retryable(
 
     assert refused.value.retryable
     assert getattr(refused.value, "retry_after", None) == retry_after
+
+
+# ---------------------------------------------------------------------- one occurrence
+
+
+def _weekly(user: CalDavUser, uid: str) -> tuple[Any, Callable[[int], str]]:
+    """A weekly series of 4 at 09:00 Paris time, and each week's instance id."""
+    paris = ZoneInfo("Europe/Paris")
+    first = clock.days_ahead(2, 9, zone=paris)
+    series = vevent(uid, "Weekly", dtstart=first, dtend=first + timedelta(hours=1))
+    series.add("rrule", {"FREQ": "WEEKLY", "COUNT": 4})
+    user.put(f"{uid}.ics", ics(series))
+
+    def instance(week: int) -> str:
+        return f"{uid}.ics@{(first + timedelta(weeks=week)).astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+    return first, instance
+
+
+def test_moving_one_occurrence_writes_an_override_and_keeps_the_others(user: CalDavUser, port: CalDavCalendar) -> None:
+    first, instance = _weekly(user, "occ-move")
+    before = live(listing(port, user.calendar_url)[0])
+    new_start = first + timedelta(weeks=1, days=1, hours=5)
+    written = port.update_event(
+        user.calendar_url, instance(1), draft(start=new_start, end=new_start + timedelta(hours=1), title="Moved")
+    )
+
+    events = live(listing(port, user.calendar_url)[0])
+    assert set(events) == {instance(w) for w in range(4)}
+    assert events[instance(1)].start == new_start.astimezone(UTC)
+    assert events[instance(1)].summary == "Moved"
+    assert events[instance(1)].etag == written.etag
+    assert written.event_id == instance(1)
+    for week in (0, 2, 3):
+        assert events[instance(week)].start == before[instance(week)].start
+        assert events[instance(week)].summary == "Weekly"
+    stored = user.get("occ-move.ics")
+    assert {str(e["UID"]) for e in stored.walk("VEVENT")} == {"occ-move"}
+    assert any(tz["TZID"] == "Europe/Paris" for tz in stored.walk("VTIMEZONE"))
+    # A second move of the same occurrence replaces its override.
+    again = new_start + timedelta(hours=1)
+    port.update_event(user.calendar_url, instance(1), draft(start=again, end=again + timedelta(hours=1)))
+    assert len([e for e in user.get("occ-move.ics").walk("VEVENT") if e.get("RECURRENCE-ID")]) == 1
+    assert live(listing(port, user.calendar_url)[0])[instance(1)].start == again.astimezone(UTC)
+
+
+def test_cancelling_one_occurrence_adds_an_exdate(user: CalDavUser, port: CalDavCalendar) -> None:
+    _first, instance = _weekly(user, "occ-cancel")
+    port.delete_event(user.calendar_url, instance(2))
+
+    events = live(listing(port, user.calendar_url)[0])
+    assert set(events) == {instance(0), instance(1), instance(3)}
+    master = next(e for e in user.get("occ-cancel.ics").walk("VEVENT") if not e.get("RECURRENCE-ID"))
+    assert master.get("EXDATE") is not None
+    with pytest.raises(ProviderNotFound):
+        port.delete_event(user.calendar_url, instance(2))
+
+
+def test_a_series_changed_between_get_and_put_is_merged_again(
+    caldav_server: CalDavServer,
+    user: CalDavUser,
+    port: CalDavCalendar,
+    front: Callable[[Callable[[Wsgi], Wsgi]], list[tuple[str, str]]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, instance = _weekly(user, "occ-race")
+    other = first + timedelta(weeks=3, hours=2)
+
+    def someone_else_moves_week_3(inner: Wsgi) -> Wsgi:
+        done: list[bool] = []
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ["REQUEST_METHOD"] == "PUT" and not done:
+                done.append(True)  # their edit lands just before our first PUT
+                their_app = DavClient(caldav_server.base_url, user.email, user.password)
+                CalDavCalendar(their_app, tenant_id="someone-else").update_event(
+                    user.calendar_url, instance(3), draft(start=other, end=other + timedelta(hours=1), title="Theirs")
+                )
+            return inner(environ, start_response)
+
+        return app
+
+    seen = front(someone_else_moves_week_3)
+    moved = first + timedelta(weeks=1, hours=4)
+    with caplog.at_level(logging.DEBUG):
+        port.update_event(user.calendar_url, instance(1), draft(start=moved, end=moved + timedelta(hours=1)))
+    assert "merging again" in caplog.text
+    assert user.password not in caplog.text
+
+    events = live(listing(port, user.calendar_url)[0])
+    assert events[instance(1)].start == moved.astimezone(UTC)
+    assert events[instance(3)].start == other.astimezone(UTC)
+    assert events[instance(3)].summary == "Theirs"
+    assert events[instance(0)].start == first.astimezone(UTC)
+    assert [m for m, _ in seen].count("PUT") == 3  # theirs, our refused one, our merged retry
+
+
+def test_an_occurrence_outside_the_series_or_an_unknown_series_is_not_found(
+    user: CalDavUser, port: CalDavCalendar
+) -> None:
+    first, instance = _weekly(user, "occ-outside")
+    off_rule = f"occ-outside.ics@{(first + timedelta(days=1)).astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    after_end = instance(4)
+    for event_id in (off_rule, after_end, "no-such-series.ics@" + instance(1).rsplit("@", 1)[1]):
+        with pytest.raises(ProviderNotFound):
+            port.update_event(user.calendar_url, event_id, draft())
+    assert len(list(user.get("occ-outside.ics").walk("VEVENT"))) == 1
+
+
+def test_occurrences_of_all_day_and_floating_series_are_refused_for_good(
+    user: CalDavUser, port: CalDavCalendar
+) -> None:
+    day = clock.days_ahead(2, 0).date()
+    all_day = vevent("occ-day", "Weekly day", dtstart=day, dtend=day + timedelta(days=1))
+    all_day.add("rrule", {"FREQ": "WEEKLY", "COUNT": 3})
+    user.put("occ-day.ics", ics(all_day))
+    floating_start = clock.days_ahead(2, 9).replace(tzinfo=None)
+    floating = vevent("occ-float", "Weekly floating", dtstart=floating_start, dtend=floating_start + timedelta(hours=1))
+    floating.add("rrule", {"FREQ": "WEEKLY", "COUNT": 3})
+    user.put("occ-float.ics", ics(floating))
+    before = {name: user.get(name).to_ical() for name in ("occ-day.ics", "occ-float.ics")}
+
+    for event_id in (f"occ-day.ics@{day:%Y%m%d}", f"occ-float.ics@{floating_start:%Y%m%dT%H%M%S}Z"):
+        with pytest.raises(ProviderError) as refused:
+            port.update_event(user.calendar_url, event_id, draft())
+        assert type(refused.value) is ProviderError  # not ProviderNotFound: the CRM must not recreate it
+        assert not refused.value.retryable
+        with pytest.raises(ProviderError) as refused:
+            port.delete_event(user.calendar_url, event_id)
+        assert type(refused.value) is ProviderError  # not ProviderNotFound: the CRM must not recreate it
+        assert not refused.value.retryable
+    assert {name: user.get(name).to_ical() for name in before} == before
+
+
+def test_an_occurrence_written_with_its_listed_etag_is_ours_and_a_stale_etag_is_refused(
+    user: CalDavUser, port: CalDavCalendar
+) -> None:
+    first, instance = _weekly(user, "occ-etag")
+    listed = live(listing(port, user.calendar_url)[0])
+    etag = listed[instance(0)].etag
+    assert etag is not None
+    moved = first + timedelta(hours=3)
+    ours = draft(start=moved, end=moved + timedelta(hours=1))
+    written = port.update_event(user.calendar_url, instance(0), ours, etag=etag)
+
+    events = live(listing(port, user.calendar_url)[0])
+    assert events[instance(0)].crm_appointment_id == ours.key
+    assert events[instance(1)].crm_appointment_id is None  # the series itself stays the user's
+    assert {e.etag for e in events.values()} == {written.etag}  # one resource, one etag
+    with pytest.raises(PreconditionFailed):
+        port.update_event(user.calendar_url, instance(1), draft(), etag=etag)
+    assert live(listing(port, user.calendar_url)[0])[instance(1)].start == events[instance(1)].start

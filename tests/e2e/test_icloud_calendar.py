@@ -3,13 +3,16 @@ CalDAV server (Radicale behind the iCloud fault layer) standing in for iCloud: t
 connected through the API, its calendar made the linked (and so a conflict) calendar; a CRM
 booking lands in it exactly once even when the first PUT's answer is lost; an event the user
 creates there blocks availability and is imported as an appointment after a poll (the
-schedule's, or the settings page's); disconnecting deletes what was mirrored."""
+schedule's, or the settings page's); disconnecting deletes what was mirrored; the CRM moving one imported
+occurrence of a series writes an override into the series, which the next poll keeps."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import icalendar
 import pytest
 from defusedxml import ElementTree
 
@@ -203,3 +206,62 @@ def test_a_revoked_app_specific_password_found_by_a_poll_marks_the_account_and_s
     stack.drain()
     assert again.ok, again.error
     assert stack.caldav.layer.count(account.user.email) == before  # no more polls until reconnected
+
+
+def test_the_crm_moving_one_imported_occurrence_writes_an_override_that_a_poll_keeps(
+    account: Account, stack: Any, unique: str
+) -> None:
+    paris = ZoneInfo("Europe/Paris")
+    first = clock.next_weekday(clock.MONDAY, 9, zone=paris)
+    title = f"Weekly {unique}"
+    series = icalendar.Event()
+    series.add("uid", f"weekly-{unique}")
+    series.add("dtstamp", clock.now())
+    series.add("summary", title)
+    series.add("dtstart", first)
+    series.add("dtend", first + timedelta(hours=1))
+    series.add("rrule", {"FREQ": "WEEKLY", "COUNT": 3})
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//tests//EN")
+    calendar.add("version", "2.0")
+    calendar.add_component(series)
+    calendar.add_missing_timezones()
+    account.user.put(f"weekly-{unique}.ics", calendar.to_ical().decode())
+    assert stack.fire("CalendarPoll").ok
+    stack.drain()
+    imported = sorted((a for a in account.appointments() if a["title"] == title), key=lambda a: a["start"])
+    assert [a["start"] for a in imported] == [clock.z(first + timedelta(weeks=w)) for w in range(3)]
+
+    second = imported[1]
+    moved = first + timedelta(weeks=1, days=1, hours=5)
+    changed = account.alice.api(
+        "PATCH",
+        f"/v1/appointments/{second['id']}",
+        json={"start": clock.z(moved), "end": clock.z(moved + timedelta(hours=1))},
+    )
+    assert changed.status_code == 200, changed.text
+    stack.drain()  # the push
+
+    stored = account.user.get(f"weekly-{unique}.ics")
+    overrides = [e for e in stored.walk("VEVENT") if e.get("RECURRENCE-ID") is not None]
+    assert [e.decoded("RECURRENCE-ID").astimezone(UTC) for e in overrides] == [
+        (first + timedelta(weeks=1)).astimezone(UTC)
+    ]
+    assert overrides[0].decoded("DTSTART").astimezone(UTC) == moved.astimezone(UTC)
+    assert account.user.instances(first - timedelta(days=1), first + timedelta(weeks=4)) == {
+        f"weekly-{unique}.ics@{(first + timedelta(weeks=w)).astimezone(UTC):%Y%m%dT%H%M%SZ}": (
+            (first + timedelta(weeks=w)).astimezone(UTC) if w != 1 else moved.astimezone(UTC),
+            (first + timedelta(weeks=w, hours=1)).astimezone(UTC)
+            if w != 1
+            else (moved + timedelta(hours=1)).astimezone(UTC),
+        )
+        for w in range(3)
+    }
+
+    assert stack.fire("CalendarPoll").ok
+    stack.drain()
+    after = account.alice.api("GET", f"/v1/appointments/{second['id']}").json()
+    assert (after["start"], after["end"]) == (clock.z(moved), clock.z(moved + timedelta(hours=1))), after
+    assert after["sync_state"] == "synced", after
+    again = sorted((a for a in account.appointments() if a["title"] == title), key=lambda a: a["start"])
+    assert [a["id"] for a in again] == [imported[0]["id"], second["id"], imported[2]["id"]]

@@ -25,6 +25,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from crmsync.domain import ExternalEvent, ProviderCalendar, event_id_for
 from crmsync.ports.calendar import (
+    INSTANCE_SEPARATOR,
     ChangeNotification,
     CreateIdempotency,
     EventDraft,
@@ -41,7 +42,7 @@ from crmsync.ports.errors import (
     ProviderNotFound,
 )
 from crmsync.providers.caldav.client import DavClient, DavResource, Discovery
-from crmsync.providers.caldav.ical import PROP_KEY, draft_ics, instances, zone_of
+from crmsync.providers.caldav.ical import PROP_KEY, OccurrenceGone, draft_ics, instances, occurrence_ics, zone_of
 
 __all__ = ["HORIZON", "CalDavCalendar"]
 
@@ -227,9 +228,13 @@ class CalDavCalendar:
         self, calendar_id: str, event_id: str, draft: EventDraft, *, etag: str | None = None
     ) -> WrittenEvent:
         """PUT with ``If-Match`` (the given etag, else ``*``: the resource must exist, so a
-        gone one is ``ProviderNotFound`` and never silently recreated)."""
+        gone one is ``ProviderNotFound`` and never silently recreated). An occurrence of a
+        series (``<name>@<original start>``) becomes an override in its series' resource
+        (:meth:`_write_occurrence`)."""
         self._check(draft)
-        name = self._resource(event_id)
+        name = resource_of(event_id)
+        if name != event_id:
+            return self._write_occurrence(calendar_id, event_id, draft, etag=etag)
         url = self._url(calendar_id, name)
         uid = name.removesuffix(".ics")
         if etag is None:
@@ -244,13 +249,42 @@ class CalDavCalendar:
             raise
 
     def delete_event(self, calendar_id: str, event_id: str) -> None:
-        self._client.delete(self._url(calendar_id, self._resource(event_id)))
-
-    def _resource(self, event_id: str) -> str:
+        """DELETE the resource; an occurrence of a series gets an EXDATE instead (the rest
+        of the series stays)."""
         name = resource_of(event_id)
         if name != event_id:
-            raise ProviderError("CalDAV: an instance of a recurring series is not written alone.", retryable=False)
-        return name
+            self._write_occurrence(calendar_id, event_id, None)
+            return
+        self._client.delete(self._url(calendar_id, name))
+
+    def _write_occurrence(
+        self, calendar_id: str, event_id: str, draft: EventDraft | None, *, etag: str | None = None
+    ) -> WrittenEvent:
+        """Move (``draft``) or cancel (None) one occurrence: GET the series, merge, PUT the
+        whole resource with ``If-Match`` its etag. A 412 means someone changed the series
+        meanwhile (another occurrence, often): refetch and merge once more, so their change
+        and ours both stay; a second 412 is ``PreconditionFailed``. An instance's etag is
+        its resource's (as the listing reports it), so a given ``etag`` must still be the
+        resource's."""
+        name = resource_of(event_id)
+        suffix = event_id[len(name) + len(INSTANCE_SEPARATOR) :]
+        url = self._url(calendar_id, name)
+        for _attempt in range(2):
+            current = self._client.get(url)
+            current_etag = current.etag or self._client.etag(url)
+            if etag is not None and current_etag != etag:
+                raise PreconditionFailed(f"CalDAV: {name} changed since {etag}.")
+            try:
+                body = occurrence_ics(current.data or "", suffix, draft, stamp=self._clock())
+            except OccurrenceGone:
+                raise ProviderNotFound(f"CalDAV: {event_id} is not an occurrence of its series.") from None
+            try:
+                return WrittenEvent(event_id, self._client.put(url, body, if_match=current_etag or "*"))
+            except PreconditionFailed:
+                if etag is not None:
+                    raise
+                log.info("series changed while writing one occurrence; merging again", extra={"resource": name})
+        raise PreconditionFailed(f"CalDAV: {name} kept changing while one occurrence was written.")
 
     @staticmethod
     def _check(draft: EventDraft) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
@@ -24,7 +24,16 @@ from crmsync.domain import ExternalEvent
 from crmsync.ports.calendar import INSTANCE_SEPARATOR, EventDraft
 from crmsync.ports.errors import ProviderError
 
-__all__ = ["PROP_KEY", "PROP_REVISION", "PROP_TENANT", "draft_ics", "instances", "zone_of"]
+__all__ = [
+    "PROP_KEY",
+    "PROP_REVISION",
+    "PROP_TENANT",
+    "OccurrenceGone",
+    "draft_ics",
+    "instances",
+    "occurrence_ics",
+    "zone_of",
+]
 
 PROP_KEY = "X-CRMSYNC-KEY"
 PROP_TENANT = "X-CRMSYNC-TENANT"
@@ -37,10 +46,18 @@ _TZID = re.compile(r"^TZID:(.+)$", re.MULTILINE)
 def draft_ics(draft: EventDraft, uid: str, *, stamp: datetime) -> bytes:
     """The calendar object for ``draft``: one VEVENT with its times in the draft's zone and
     that zone's VTIMEZONE (so calendar apps show the wall time the CRM booked)."""
-    zone = _zone(draft.time_zone) or UTC
     calendar = icalendar.Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
+    calendar.add_component(_draft_event(draft, uid, stamp=stamp))
+    if (_zone(draft.time_zone) or UTC) is not UTC:
+        calendar.add_missing_timezones()
+    return bytes(calendar.to_ical())
+
+
+def _draft_event(draft: EventDraft, uid: str, *, stamp: datetime) -> icalendar.Event:
+    """The VEVENT ``draft`` describes (times in the draft's zone, our markers)."""
+    zone = _zone(draft.time_zone) or UTC
     event = icalendar.Event()
     event.add("uid", uid)
     event.add("dtstamp", stamp.astimezone(UTC))
@@ -58,10 +75,89 @@ def draft_ics(draft: EventDraft, uid: str, *, stamp: datetime) -> bytes:
     event.add(PROP_KEY, draft.key)
     event.add(PROP_TENANT, draft.tenant_id)
     event.add(PROP_REVISION, str(draft.revision))
-    calendar.add_component(event)
-    if zone is not UTC:
+    return event
+
+
+class OccurrenceGone(Exception):
+    """The series has no such occurrence (never had, or it was cancelled)."""
+
+
+def occurrence_ics(data: str, suffix: str, draft: EventDraft | None, *, stamp: datetime) -> bytes:
+    """The series resource ``data`` with its occurrence ``suffix`` (the instance id's part
+    after ``@``: the original start in UTC) moved to ``draft`` (an override VEVENT with that
+    RECURRENCE-ID, replacing any earlier one), or cancelled when ``draft`` is None (an EXDATE,
+    and any override dropped). Every other component (the rule, other overrides, VTIMEZONEs)
+    is kept as it was. ``OccurrenceGone`` when the series has no such live occurrence;
+    ``ProviderError`` (not retryable) for series we do not write: floating or all-day ones
+    (a draft is timed; a floating RECURRENCE-ID needs the calendar's zone to be right)."""
+    try:
+        calendar = icalendar.Calendar.from_ical(data)
+    except ValueError as exc:
+        raise ProviderError("CalDAV: a calendar object could not be parsed.", retryable=False) from exc
+    events = [e for e in calendar.subcomponents if isinstance(e, icalendar.Event)]
+    masters = [e for e in events if e.get("RECURRENCE-ID") is None]
+    if len(masters) != 1 or not (masters[0].get("RRULE") or masters[0].get("RDATE")):
+        raise OccurrenceGone()
+    master = masters[0]
+    first = master.decoded("DTSTART")
+    if not isinstance(first, datetime):
+        raise ProviderError("CalDAV: occurrences of an all-day series are not written alone.", retryable=False)
+    if first.tzinfo is None:
+        raise ProviderError("CalDAV: occurrences of a floating-time series are not written alone.", retryable=False)
+    try:
+        original = datetime.strptime(suffix, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise OccurrenceGone() from None
+    if not _is_live_occurrence(calendar, original):
+        raise OccurrenceGone()
+    # RECURRENCE-ID and EXDATE in the series' own zone (RFC 5545: the same value type as
+    # DTSTART; calendar apps match them by wall time in that zone).
+    recurrence_id = original.astimezone(first.tzinfo)
+    calendar.subcomponents = [
+        c
+        for c in calendar.subcomponents
+        if not (isinstance(c, icalendar.Event) and c.get("RECURRENCE-ID") is not None and _utc_of(c) == original)
+    ]
+    if draft is None:
+        master.add("exdate", recurrence_id)
+    else:
+        override = _draft_event(draft, str(master["UID"]), stamp=stamp)
+        override.add("recurrence-id", recurrence_id)
+        calendar.add_component(override)
         calendar.add_missing_timezones()
     return bytes(calendar.to_ical())
+
+
+def _utc_of(override: icalendar.cal.Component) -> datetime | None:
+    value = override.decoded("RECURRENCE-ID")
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return None
+
+
+def _is_live_occurrence(calendar: icalendar.Calendar, original: datetime) -> bool:
+    """Whether the series has a not-cancelled occurrence whose original start is
+    ``original`` (overrides moved anywhere count by their RECURRENCE-ID)."""
+    for component in calendar.walk("VEVENT"):
+        if component.get("RECURRENCE-ID") is not None and _utc_of(component) == original:
+            return str(component.get("STATUS", "")).upper() != "CANCELLED"
+    try:
+        found = recurring_ical_events.of(calendar, components=["VEVENT"]).between(
+            original, original + timedelta(seconds=1)
+        )
+    except (ValueError, recurring_ical_events.InvalidCalendar) as exc:
+        raise ProviderError("CalDAV: a calendar object could not be expanded.", retryable=False) from exc
+    for occurrence in found:
+        start = occurrence.decoded("DTSTART")
+        if (
+            occurrence.get("RECURRENCE-ID") is not None
+            and _utc_of(occurrence) == original
+            and isinstance(start, datetime)
+            and start.tzinfo is not None
+            and start.astimezone(UTC) == original
+        ):
+            return str(occurrence.get("STATUS", "")).upper() != "CANCELLED"
+    return False
 
 
 def zone_of(calendar_timezone: str | None) -> tzinfo | None:
