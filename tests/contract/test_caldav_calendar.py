@@ -669,3 +669,21 @@ def test_an_occurrence_written_with_its_listed_etag_is_ours_and_a_stale_etag_is_
     with pytest.raises(PreconditionFailed):
         port.update_event(user.calendar_url, instance(1), draft(), etag=etag)
     assert live(listing(port, user.calendar_url)[0])[instance(1)].start == events[instance(1)].start
+
+
+def test_a_create_refused_412_with_nothing_there_creates_it(
+    caldav_server: CalDavServer, user: CalDavUser, port: CalDavCalendar
+) -> None:
+    """A create's ``If-None-Match: *`` refused (412) although nothing is at its name (a
+    proxy's refusal, or the resource deleted meanwhile): the adapter looks, finds nothing,
+    and creates it, still only if absent — not a failure that leaves the booking out."""
+    from devstack.caldav.faults import Fault
+
+    caldav_server.layer.add_fault(Fault("precondition_412", email=user.email, method="PUT"))
+    wanted = draft()
+
+    written = port.create_event(user.calendar_url, wanted)
+
+    events = live(listing(port, user.calendar_url)[0])
+    assert list(events) == [written.event_id]
+    assert events[written.event_id].crm_appointment_id == wanted.key

@@ -210,7 +210,8 @@ class CalDavCalendar:
     # ------------------------------------------------------------------ writes
     def create_event(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
         """PUT under a UID derived from our key with ``If-None-Match: *``: a retry after a
-        lost answer gets 412, finds its own resource there and updates it."""
+        lost answer gets 412, finds its own resource there and updates it. A 412 with nothing
+        there (deleted meanwhile, or a refusal on the way) creates it, still only if absent."""
         self._check(draft)
         uid = event_id_for(draft.key)
         name = f"{uid}.ics"
@@ -219,7 +220,10 @@ class CalDavCalendar:
         try:
             return WrittenEvent(name, self._client.put(url, body, create=True))
         except PreconditionFailed:
-            existing = self._client.get(url)
+            try:
+                existing = self._client.get(url)
+            except ProviderNotFound:
+                return WrittenEvent(name, self._client.put(url, body, create=True))
             if f"{PROP_KEY}:{draft.key}" not in (existing.data or "").replace("\r\n ", ""):
                 raise ProviderDuplicate(f"CalDAV: the resource {name} is someone else's.") from None
             return WrittenEvent(name, self._client.put(url, body, if_match=existing.etag or "*"))
