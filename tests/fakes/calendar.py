@@ -183,6 +183,9 @@ class FakeCalendar:
             return self._replace(cal, cal.events[event_id], draft)
         return self._insert(cal, f"fk{uuid.uuid4().hex}", draft)
 
+    def created_event_id(self, key: str) -> str | None:
+        return event_id_for(key)
+
     def update_event(
         self, calendar_id: str, event_id: str, draft: EventDraft, *, etag: str | None = None
     ) -> WrittenEvent:

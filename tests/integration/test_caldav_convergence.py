@@ -190,6 +190,9 @@ def make_machine(server: CalDavServer, service_env: dict[str, str], recorded: Re
             self.crm_cancelled: set[str] = set()
             #: Resources the calendar app made that are not single timed events.
             self.special: set[str] = set()
+            #: Of those, the timed weekly series: the CRM may move or cancel their occurrences
+            #: (an override or an EXDATE in the series). All-day series are refused for good.
+            self.series: set[str] = set()
             #: Appointments and resources in the order the run made them: a rule's ``pick``
             #: indexes lists in this order, never in the order of their random ids, so a
             #: replayed example picks the same things.
@@ -203,12 +206,18 @@ def make_machine(server: CalDavServer, service_env: dict[str, str], recorded: Re
         @initialize(
             policy=st.sampled_from(list(ExternalDeletion)),
             quirks=st.lists(st.sampled_from(QUIRKS), unique=True, max_size=4),
+            series_at=st.none() | HOURS,
         )
-        def connect(self, policy: ExternalDeletion, quirks: list[str]) -> None:
+        def connect(self, policy: ExternalDeletion, quirks: list[str], series_at: int | None) -> None:
             recorded.take()
             self.world = DavWorld(server, service_env, recorded, sorted(quirks))
             self.policy = policy
             self.w.settings.set_preferences(self.w.principal, SyncPreferences(SyncDirection.TWO_WAY, policy))
+            if series_at is not None:
+                # Half the runs start with a weekly series already imported, so the CRM's
+                # changes to its occurrences meet the faults and races below.
+                self.app_creates_a_series(series_at, moved=False, exdate=False)
+                self.poll()
 
         # ------------------------------------------------------------ stable orders
         def _note(self, key: str) -> None:
@@ -248,13 +257,17 @@ def make_machine(server: CalDavServer, service_env: dict[str, str], recorded: Re
 
         # ------------------------------------------------------------ the CRM user
         def _movable(self) -> list[Any]:
-            """Confirmed appointments the CRM may change: not occurrences of a calendar-app
-            series (the adapter writes whole resources only; see the module's report)."""
+            """Confirmed appointments the CRM may change: its own, single events, and
+            occurrences of the calendar app's timed series (written as overrides)."""
             live = [
                 a
                 for a in self.w.listed()
                 if a.status is AppointmentStatus.CONFIRMED
-                and (a.link is None or resource_of(a.link.event_id) == a.link.event_id)
+                and (
+                    a.link is None
+                    or resource_of(a.link.event_id) == a.link.event_id
+                    or resource_of(a.link.event_id) in self.series
+                )
             ]
             return sorted(live, key=self._rank)
 
@@ -270,9 +283,30 @@ def make_machine(server: CalDavServer, service_env: dict[str, str], recorded: Re
         @rule(pick=st.integers(min_value=0), hour=HOURS)
         def crm_moves(self, pick: int, hour: int) -> None:
             live = self._movable()
+            if live:
+                self._move(live[pick % len(live)], hour)
+
+        @rule(pick=st.integers(min_value=0))
+        def crm_cancels(self, pick: int) -> None:
+            live = self._movable()
+            if live:
+                self._cancel(live[pick % len(live)])
+
+        @rule(pick=st.integers(min_value=0), hour=HOURS, cancel=st.booleans())
+        def crm_changes_an_occurrence(self, pick: int, hour: int, cancel: bool) -> None:
+            """One occurrence of the calendar app's series (rarely reached by the rules above:
+            a series must be made and imported first). The adapter writes an override or an
+            EXDATE into the series' resource."""
+            live = [a for a in self._movable() if a.link and resource_of(a.link.event_id) != a.link.event_id]
             if not live:
                 return
             target = live[pick % len(live)]
+            if cancel:
+                self._cancel(target)
+            else:
+                self._move(target, hour)
+
+        def _move(self, target: Any, hour: int) -> None:
             start = START + timedelta(hours=hour)
             with contextlib.suppress(BookingConflict, Conflict):
                 self.w.appointments.change(
@@ -280,13 +314,9 @@ def make_machine(server: CalDavServer, service_env: dict[str, str], recorded: Re
                 )
                 self.deleted_twins.discard(target.appointment_id)
 
-        @rule(pick=st.integers(min_value=0))
-        def crm_cancels(self, pick: int) -> None:
-            live = self._movable()
-            if live:
-                chosen = live[pick % len(live)].appointment_id
-                self.crm_cancelled.add(chosen)
-                self.w.appointments.cancel(self.w.principal, chosen)
+        def _cancel(self, target: Any) -> None:
+            self.crm_cancelled.add(target.appointment_id)
+            self.w.appointments.cancel(self.w.principal, target.appointment_id)
 
         # ------------------------------------------------------------ the calendar app's user
         @rule(hour=HOURS)
@@ -301,6 +331,7 @@ def make_machine(server: CalDavServer, service_env: dict[str, str], recorded: Re
             with self.w.as_calendar_app() as app:
                 app.put(f"{uid}.ics", weekly(uid, START + timedelta(hours=hour), moved=moved, exdate=exdate))
             self.special.add(f"{uid}.ics")
+            self.series.add(f"{uid}.ics")
             self._note(f"{uid}.ics")
 
         @rule(days=st.integers(min_value=0, max_value=3))

@@ -187,13 +187,12 @@ class LosesTheAnswerOnce:
         return getattr(self.port, name)
 
 
-def test_a_create_whose_answer_was_lost_makes_one_event_on_retry(world: World) -> None:
+def _lossy_appointments(world: World) -> Appointments:
+    """The graph's appointments, whose calendar port loses one create's answer."""
     graph = world.graph
     lossy = LosesTheAnswerOnce(world.cal)
 
     class Access:
-        """The graph's calendar access, whose calendar port loses one create's answer."""
-
         def calendar(self, stored: Any) -> Any:
             graph.connectors.calendar(stored)
             return lossy
@@ -201,15 +200,19 @@ def test_a_create_whose_answer_was_lost_makes_one_event_on_retry(world: World) -
         def reaches_calendars(self, connection: Any) -> bool:
             return graph.connectors.reaches_calendars(connection)
 
-    appointments = Appointments(
+    return Appointments(
         store=graph.appointment_store,
         settings=graph.settings_store,
         connections=graph.connection_store,
         calendars=Access(),
         queue=graph.queue,  # type: ignore[arg-type]  # records instead of sending to SQS
     )
+
+
+def test_a_create_whose_answer_was_lost_makes_one_event_on_retry(world: World) -> None:
+    appointments = _lossy_appointments(world)
     created = appointments.create(world.principal, fields()).appointment_id
-    (message,) = graph.queue.take()
+    (message,) = world.graph.queue.take()
 
     with pytest.raises(ProviderError) as lost:
         appointments.push(message)
@@ -219,6 +222,24 @@ def test_a_create_whose_answer_was_lost_makes_one_event_on_retry(world: World) -
 
     assert [e.event_id for e in world.live()] == [event_id_for(created)]
     assert world.get(created).link.event_id == event_id_for(created)
+
+
+def test_a_cancel_overtaking_the_retry_of_a_lost_create_deletes_the_event_that_landed(world: World) -> None:
+    """The create landed, its answer was lost, and the user cancelled before the retry: the
+    appointment was never linked, yet its event must not stay in the calendar."""
+    appointments = _lossy_appointments(world)
+    created = appointments.create(world.principal, fields()).appointment_id
+    (message,) = world.graph.queue.take()
+    with pytest.raises(ProviderError):
+        appointments.push(message)
+    assert len(world.live()) == 1
+
+    appointments.cancel(world.principal, created)
+    results = [appointments.push(m) for m in [message, *world.graph.queue.take()]]
+
+    assert "deleted" in results
+    assert world.live() == []
+    assert world.get(created).link is None
 
 
 def test_an_event_purged_from_the_calendar_while_a_change_is_pending_is_put_back(world: World) -> None:

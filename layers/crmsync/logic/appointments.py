@@ -425,6 +425,11 @@ class Appointments:
         if appointment.status is AppointmentStatus.CANCELLED:
             if old:
                 _delete_quietly(writer, calendar_id, old.event_id)
+            elif (ghost := writer.created_event_id(appointment.appointment_id)) is not None:
+                # Never linked, but a create may have landed with its answer lost (the retry
+                # was overtaken by this cancel): its event is gone too, or the calendar keeps
+                # a booking the CRM cancelled.
+                _delete_quietly(writer, calendar_id, ghost)
             return None
         draft = EventDraft.of(appointment)
         if old is None:

@@ -179,6 +179,12 @@ class CalendarPort(Protocol):
         instead of making a second (by the adapter's :attr:`idempotency`)."""
         ...
 
+    def created_event_id(self, key: str) -> str | None:
+        """The id :meth:`create_event` gives the event of the draft keyed ``key``, when the
+        adapter derives it from the key (``DERIVED_ID``, ``CLIENT_UID``); None when only the
+        provider knows it. Lets a cancel reach an event whose create answer was lost."""
+        ...
+
     def update_event(
         self, calendar_id: str, event_id: str, draft: EventDraft, *, etag: str | None = None
     ) -> WrittenEvent:

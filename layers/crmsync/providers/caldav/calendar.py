@@ -214,7 +214,7 @@ class CalDavCalendar:
         there (deleted meanwhile, or a refusal on the way) creates it, still only if absent."""
         self._check(draft)
         uid = event_id_for(draft.key)
-        name = f"{uid}.ics"
+        name = self.created_event_id(draft.key)
         url = self._url(calendar_id, name)
         body = draft_ics(draft, uid, stamp=self._clock())
         try:
@@ -227,6 +227,9 @@ class CalDavCalendar:
             if f"{PROP_KEY}:{draft.key}" not in (existing.data or "").replace("\r\n ", ""):
                 raise ProviderDuplicate(f"CalDAV: the resource {name} is someone else's.") from None
             return WrittenEvent(name, self._client.put(url, body, if_match=existing.etag or "*"))
+
+    def created_event_id(self, key: str) -> str:
+        return f"{event_id_for(key)}.ics"
 
     def update_event(
         self, calendar_id: str, event_id: str, draft: EventDraft, *, etag: str | None = None

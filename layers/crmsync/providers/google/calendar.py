@@ -111,6 +111,9 @@ class GoogleCalendar:
                 # The id belongs to an event of ours that is gone for good: Google picks a new one.
                 return self._insert(calendar_id, {k: v for k, v in body.items() if k != "id"})
 
+    def created_event_id(self, key: str) -> str | None:
+        return event_id_for(key)
+
     def _insert(self, calendar_id: str, body: dict[str, Any]) -> WrittenEvent:
         with google_errors("events.insert"):
             event = self._service.events().insert(calendarId=calendar_id, body=body).execute(num_retries=0)
