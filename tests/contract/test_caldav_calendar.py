@@ -563,6 +563,86 @@ def test_moving_one_occurrence_writes_an_override_and_keeps_the_others(user: Cal
     assert live(listing(port, user.calendar_url)[0])[instance(1)].start == again.astimezone(UTC)
 
 
+def test_a_moved_occurrence_keeps_what_the_series_says_beyond_time_and_title(
+    user: CalDavUser, port: CalDavCalendar
+) -> None:
+    """The override is the same meeting at another time: organizer, attendees and their
+    answers, alarms, categories, privacy, status and location stay (a bare override would
+    drop the invitees and the reminder of that one occurrence)."""
+    paris = ZoneInfo("Europe/Paris")
+    first = clock.days_ahead(2, 9, zone=paris)
+    series = vevent("occ-keep", "Team sync", dtstart=first, dtend=first + timedelta(hours=1))
+    series.add("rrule", {"FREQ": "WEEKLY", "COUNT": 4})
+    series.add("organizer", "mailto:boss@example.com", parameters={"CN": "Boss"})
+    series.add("attendee", "mailto:ann@example.com", parameters={"PARTSTAT": "ACCEPTED", "CN": "Ann"})
+    series.add("attendee", "mailto:bob@example.com", parameters={"PARTSTAT": "TENTATIVE"})
+    series.add("categories", ["Work", "Team"])
+    series.add("class", "PRIVATE")
+    series.add("status", "TENTATIVE")
+    series.add("location", "Room 4")
+    series.add("sequence", 3)
+    series.add("x-apple-travel-advisory-behavior", "AUTOMATIC")
+    alarm = icalendar.Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", "Reminder")
+    alarm.add("trigger", timedelta(minutes=-15))
+    series.add_component(alarm)
+    user.put("occ-keep.ics", ics(series))
+    instance = f"occ-keep.ics@{(first + timedelta(weeks=1)).astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    moved = first + timedelta(weeks=1, hours=3)
+
+    port.update_event(
+        user.calendar_url,
+        instance,
+        draft(
+            start=moved,
+            end=moved + timedelta(hours=1),
+            title="Team sync (moved)",
+            location=None,
+            attendees=("bob@example.com", "cem@example.com"),
+        ),
+    )
+
+    [override] = [e for e in user.get("occ-keep.ics").walk("VEVENT") if e.get("RECURRENCE-ID")]
+    assert str(override["SUMMARY"]) == "Team sync (moved)"
+    assert override.decoded("DTSTART") == moved
+    assert str(override["ORGANIZER"]) == "mailto:boss@example.com"
+    answers = {str(a): a.params.get("PARTSTAT") for a in override["ATTENDEE"]}
+    assert answers == {
+        "mailto:ann@example.com": "ACCEPTED",
+        "mailto:bob@example.com": "TENTATIVE",
+        "mailto:cem@example.com": None,
+    }
+    assert set(override["CATEGORIES"].cats) == {"Work", "Team"}
+    assert str(override["CLASS"]) == "PRIVATE"
+    assert str(override["STATUS"]) == "TENTATIVE"
+    assert str(override["LOCATION"]) == "Room 4"
+    assert str(override["X-APPLE-TRAVEL-ADVISORY-BEHAVIOR"]) == "AUTOMATIC"
+    assert int(override["SEQUENCE"]) > 3
+    assert [str(a["ACTION"]) for a in override.walk("VALARM")] == ["DISPLAY"]
+    assert override.get("RRULE") is None
+
+    # Moved again: the earlier override is the base, so what the user set on that one
+    # occurrence alone stays too.
+    stored = user.get("occ-keep.ics")
+    for component in stored.walk("VEVENT"):
+        if component.get("RECURRENCE-ID"):
+            component["LOCATION"] = icalendar.vText("Room 9 (this week only)")
+    user.put("occ-keep.ics", stored.to_ical().decode())
+    again = moved + timedelta(hours=1)
+    listed = live(listing(port, user.calendar_url)[0])
+    port.update_event(
+        user.calendar_url,
+        instance,
+        draft(start=again, end=again + timedelta(hours=1), location=None),
+        etag=listed[instance].etag,
+    )
+    [override] = [e for e in user.get("occ-keep.ics").walk("VEVENT") if e.get("RECURRENCE-ID")]
+    assert str(override["LOCATION"]) == "Room 9 (this week only)"
+    assert override.decoded("DTSTART") == again
+    assert str(override["ORGANIZER"]) == "mailto:boss@example.com"
+
+
 def test_cancelling_one_occurrence_adds_an_exdate(user: CalDavUser, port: CalDavCalendar) -> None:
     _first, instance = _weekly(user, "occ-cancel")
     port.delete_event(user.calendar_url, instance(2))

@@ -113,19 +113,78 @@ def occurrence_ics(data: str, suffix: str, draft: EventDraft | None, *, stamp: d
     # RECURRENCE-ID and EXDATE in the series' own zone (RFC 5545: the same value type as
     # DTSTART; calendar apps match them by wall time in that zone).
     recurrence_id = original.astimezone(first.tzinfo)
-    calendar.subcomponents = [
+    earlier = [
         c
         for c in calendar.subcomponents
-        if not (isinstance(c, icalendar.Event) and c.get("RECURRENCE-ID") is not None and _utc_of(c) == original)
+        if isinstance(c, icalendar.Event) and c.get("RECURRENCE-ID") is not None and _utc_of(c) == original
     ]
+    calendar.subcomponents = [c for c in calendar.subcomponents if not any(c is e for e in earlier)]
     if draft is None:
         master.add("exdate", recurrence_id)
     else:
-        override = _draft_event(draft, str(master["UID"]), stamp=stamp)
+        override = _override(earlier[0] if earlier else master, draft, stamp=stamp)
         override.add("recurrence-id", recurrence_id)
         calendar.add_component(override)
         calendar.add_missing_timezones()
     return bytes(calendar.to_ical())
+
+
+#: What an override takes from the draft (or sets itself), never from the series.
+_OVERRIDE_OWN = frozenset(
+    {
+        "UID",
+        "DTSTAMP",
+        "DTSTART",
+        "DTEND",
+        "DURATION",
+        "SUMMARY",
+        "SEQUENCE",
+        "RRULE",
+        "RDATE",
+        "EXDATE",
+        "EXRULE",
+        "RECURRENCE-ID",
+        "LAST-MODIFIED",
+        PROP_KEY,
+        PROP_TENANT,
+        PROP_REVISION,
+    }
+)
+
+
+def _override(base: icalendar.cal.Component, draft: EventDraft, *, stamp: datetime) -> icalendar.Event:
+    """The override VEVENT for one moved occurrence: the draft's time, title and markers on
+    top of everything else ``base`` (the occurrence's earlier override, else the series)
+    says: organizer, attendees and their answers, alarms, categories, status, privacy. A
+    location or description the draft gives replaces the series'; attendees the draft adds
+    join the series' own. SEQUENCE goes above the base's (RFC 5545 §3.8.7.4: a rescheduling
+    is a significant change)."""
+    override = _draft_event(draft, str(base["UID"]), stamp=stamp)
+    theirs = _attendees(base)
+    known = {str(a).lower() for a in theirs}
+    added = [a for a in _attendees(override) if str(a).lower() not in known]
+    override.pop("ATTENDEE", None)
+    drafted = set(override.keys()) - {"STATUS"}
+    for name in list(base):
+        if name in _OVERRIDE_OWN or name in drafted:
+            continue
+        if name == "STATUS" and str(base[name]).upper() == "CANCELLED":
+            continue  # moving a cancelled occurrence brings it back: the draft's CONFIRMED
+        override[name] = base[name]
+    for attendee in added:
+        override.add("attendee", attendee, encode=False)
+    override["SEQUENCE"] = icalendar.vInt(max(draft.revision, int(base.get("SEQUENCE", 0) or 0) + 1))
+    override.add("last-modified", stamp.astimezone(UTC))
+    for component in base.subcomponents:
+        override.add_component(component)
+    return override
+
+
+def _attendees(component: icalendar.cal.Component) -> list[object]:
+    found = component.get("ATTENDEE")
+    if found is None:
+        return []
+    return list(found) if isinstance(found, list) else [found]
 
 
 def _utc_of(override: icalendar.cal.Component) -> datetime | None:
