@@ -62,3 +62,26 @@ def test_a_user_makes_a_calendar_and_nobody_else_reads_it(caldav_server: CalDavS
     assert requests.request("MKCALENDAR", url, auth=ada, timeout=10).status_code == 201
     assert requests.request("PROPFIND", url, auth=ada, headers={"Depth": "0"}, timeout=10).status_code == 207
     assert requests.request("PROPFIND", url, auth=other, headers={"Depth": "0"}, timeout=10).status_code in (403, 404)
+
+
+def test_the_server_in_a_process_of_its_own_serves_and_counts() -> None:
+    """``python -m devstack.caldav`` (bench/caldav.py runs Radicale apart from the client it
+    measures): users are added and requests counted over the control routes, and the process
+    ends when its input does."""
+    from devstack.caldav.remote import RemoteCalDavServer
+
+    with RemoteCalDavServer() as server:
+        email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
+        password = server.add_user(email)
+        server.layer.clear_calls()
+        answer = requests.request(
+            "PROPFIND", f"{server.base_url}/", auth=(email, password), headers={"Depth": "0"}, timeout=10
+        )
+        assert answer.status_code == 207
+        refused = requests.request("PROPFIND", f"{server.base_url}/", auth=(email, "wrong"), timeout=10)
+        assert refused.status_code == 401
+        assert server.layer.count(email) == 2
+        assert server.layer.count("someone-else@example.com") == 0
+        process = server._process
+    assert process is not None
+    assert process.returncode == 0

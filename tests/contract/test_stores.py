@@ -439,6 +439,22 @@ def test_applying_changes_upserts_deletes_and_keeps_the_last_change(
     assert mirror.events(bob, "c1", "cal") == []
 
 
+def test_a_large_page_of_changes_lands_whole(stores: Any, ada: Principal) -> None:
+    """More changes than one BatchWriteItem takes (the DynamoDB store writes its chunks
+    concurrently): every upsert and every deletion lands, and the last change of an id wins."""
+    mirror = stores.mirror_store
+    mirror.apply(ada, "c1", "cal", [event(f"old{n}") for n in range(40)])
+    changes = [event(f"e{n}", summary=f"first {n}") for n in range(130)]
+    changes += [event(f"old{n}", cancelled=True) for n in range(0, 40, 2)]
+    changes += [event(f"e{n}", summary=f"last {n}") for n in range(0, 130, 3)]
+
+    assert mirror.apply(ada, "c1", "cal", changes) == 150
+
+    mirrored = {e.event_id: e.summary for e in mirror.events(ada, "c1", "cal")}
+    assert set(mirrored) == {f"e{n}" for n in range(130)} | {f"old{n}" for n in range(1, 40, 2)}
+    assert all(mirrored[f"e{n}"] == (f"last {n}" if n % 3 == 0 else f"first {n}") for n in range(130))
+
+
 def test_an_undated_or_unreadable_end_is_unknown(stores: Any, ada: Principal) -> None:
     stores.mirror_store.apply(
         ada,

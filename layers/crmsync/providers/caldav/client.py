@@ -295,14 +295,19 @@ class DavClient:
             if not same_resource(href, url) and status != 404
         }
 
-    def multiget(self, url: str, hrefs: list[str]) -> Iterator[DavResource]:
-        """``calendar-multiget`` in chunks: the iCalendar of each member (missing ones skipped)."""
-        for start in range(0, len(hrefs), MULTIGET_CHUNK):
+    def multiget(self, url: str, hrefs: list[str], *, first: int = MULTIGET_CHUNK) -> Iterator[DavResource]:
+        """``calendar-multiget`` in chunks: the iCalendar of each member (missing ones skipped).
+        The first chunk holds ``first`` members (a small one lets the caller start storing
+        sooner), the others :data:`MULTIGET_CHUNK`."""
+        start = 0
+        while start < len(hrefs):
+            size = min(first, MULTIGET_CHUNK) if start == 0 else MULTIGET_CHUNK
+            chunk, start = hrefs[start : start + size], start + size
             root = ET.Element(_q(CALDAV, "calendar-multiget"))
             prop = ET.SubElement(root, _q(DAV, "prop"))
             ET.SubElement(prop, _q(DAV, "getetag"))
             ET.SubElement(prop, _q(CALDAV, "calendar-data"))
-            for href in hrefs[start : start + MULTIGET_CHUNK]:
+            for href in chunk:
                 ET.SubElement(root, _q(DAV, "href")).text = urlsplit(href).path
             tree, answered = self._xml("REPORT", url, root, depth="1", what="calendar-multiget")
             for href, found, status in _responses(tree, answered):
