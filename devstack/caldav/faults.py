@@ -52,6 +52,13 @@ FAULT_KINDS = (
     "truncate_507",  # the next sync-collection is cut after ``limit`` items (RFC 6578 §3.6)
     "lost_drop",  # Radicale does the work; the client's connection is dropped
     "lost_504",  # Radicale does the work; the client gets a gateway timeout
+    # iCloud's eventual consistency (docs/PITFALLS.md J17): the next calendar-multiget answers
+    # 404 for ``limit`` of its members (the first in its answer), though they exist (a GET
+    # finds them)
+    "multiget_lag",
+    # a batch fails where smaller ones work: the next calendar-multiget asking for more than
+    # ``limit`` members gets a 500
+    "multiget_too_large",
 )
 
 #: Quirks: iCloud's differences from Radicale, on for a user until turned off.
@@ -99,7 +106,8 @@ class Fault:
     retry_after: int = 30
     limit: int = 1
 
-    def matches(self, method: str, email: str, is_sync: bool) -> bool:
+    def matches(self, method: str, email: str, is_sync: bool, multiget: int = 0) -> bool:
+        """``multiget``: how many members the request (a calendar-multiget) asks for."""
         if self.email and self.email != email:
             return False
         if self.method and self.method.upper() != method:
@@ -108,6 +116,10 @@ class Fault:
             return method in _WRITES
         if self.kind in ("invalid_sync_token", "invalid_sync_token_412", "truncate_507"):
             return is_sync
+        if self.kind == "multiget_lag":
+            return multiget > 0
+        if self.kind == "multiget_too_large":
+            return multiget > self.limit
         return True
 
 
@@ -220,13 +232,16 @@ class FaultLayer:
         email = _basic_user(environ)
         body = _read_body(environ)
         is_sync = method == "REPORT" and b"sync-collection" in body
+        multiget = _multiget_members(body) if method == "REPORT" and b"calendar-multiget" in body else 0
         with self._lock:
             if email:
                 self._calls[(email, method, unquote(path))] += 1
             quirks = set(self._quirks.get(email, ()))
-            fault = self._take_fault(method, email, is_sync)
+            fault = self._take_fault(method, email, is_sync, multiget)
         if fault is not None and fault.kind in ("precondition_412", "unavailable_503", "server_error_500"):
             return _refuse(fault, start_response)
+        if fault is not None and fault.kind == "multiget_too_large":
+            return _respond(start_response, _Answer("500 Internal Server Error", [("Content-Type", "text/plain")], b""))
         if fault is not None and fault.kind in ("invalid_sync_token", "invalid_sync_token_412"):
             return _respond(start_response, _invalid_sync_token(icloud=fault.kind.endswith("412")))
         if "partition_host" in quirks:
@@ -241,6 +256,8 @@ class FaultLayer:
             _drop(environ)
         if fault is not None and fault.kind == "lost_504":
             return _respond(start_response, _Answer("504 Gateway Timeout", [("Content-Type", "text/plain")], b""))
+        if fault is not None and fault.kind == "multiget_lag" and answer.code == 207:
+            _hide_members(answer, fault.limit)
         if is_sync and answer.code == 207:
             if continuation is not None:
                 self._next_page(answer, continuation)
@@ -249,8 +266,8 @@ class FaultLayer:
         self._apply_quirks(answer, environ, method, path, quirks, is_sync)
         return _respond(start_response, answer)
 
-    def _take_fault(self, method: str, email: str, is_sync: bool) -> Fault | None:
-        rule = next((f for f in self._faults if f.matches(method, email, is_sync)), None)
+    def _take_fault(self, method: str, email: str, is_sync: bool, multiget: int = 0) -> Fault | None:
+        rule = next((f for f in self._faults if f.matches(method, email, is_sync, multiget)), None)
         if rule is not None:
             rule.count -= 1
             if rule.count <= 0:
@@ -480,6 +497,24 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     data = stream.read(length) if stream is not None and length > 0 else b""
     environ["wsgi.input"] = io.BytesIO(data)
     return bytes(data)
+
+
+def _multiget_members(body: bytes) -> int:
+    try:
+        return len(SafeET.fromstring(body).findall(f"{{{DAV}}}href"))
+    except (ET.ParseError, ValueError):
+        return 0
+
+
+def _hide_members(answer: _Answer, limit: int) -> None:
+    """The first ``limit`` members of a multiget answer as not found (their data dropped)."""
+    root = SafeET.fromstring(answer.body)
+    for response in root.findall(f"{{{DAV}}}response")[:limit]:
+        for child in list(response):
+            if child.tag != f"{{{DAV}}}href":
+                response.remove(child)
+        ET.SubElement(response, f"{{{DAV}}}status").text = "HTTP/1.1 404 Not Found"
+    answer.replace_body(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 def _respond(start_response: StartResponse, answer: _Answer) -> Iterable[bytes]:

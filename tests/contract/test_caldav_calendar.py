@@ -767,3 +767,78 @@ def test_a_create_refused_412_with_nothing_there_creates_it(
     events = live(listing(port, user.calendar_url)[0])
     assert list(events) == [written.event_id]
     assert events[written.event_id].crm_appointment_id == wanted.key
+
+
+# ---------------------------------------------------------------------- iCloud's eventual consistency (J17)
+
+
+def test_members_a_multiget_leaves_out_are_fetched_alone(
+    caldav_server: CalDavServer, user: CalDavUser, port: CalDavCalendar
+) -> None:
+    """docs/PITFALLS.md J17: a member just written may be missing from a multiget though it
+    exists. Each one the answer lacks is read with a GET, so no change is skipped."""
+    from devstack.caldav.faults import Fault
+
+    base = clock.days_ahead(2, 9)
+    made = {
+        user.add(f"Meeting {n}", base + timedelta(hours=n), base + timedelta(hours=n, minutes=30)) for n in range(4)
+    }
+    caldav_server.layer.add_fault(Fault("multiget_lag", email=user.email, limit=2))
+    caldav_server.layer.clear_calls()
+
+    events = live(listing(port, user.calendar_url)[0])
+
+    assert set(events) == made
+    assert caldav_server.layer.count(user.email, "GET") == 2
+
+
+def test_a_multiget_the_server_fails_is_asked_again_in_smaller_batches(
+    caldav_server: CalDavServer, user: CalDavUser, port: CalDavCalendar
+) -> None:
+    """docs/PITFALLS.md J17: a batch may fail (5xx) where smaller ones work. The chunk is
+    asked again in halves; a 503 with Retry-After (throttling) is not split but raised."""
+    from devstack.caldav.faults import Fault
+
+    base = clock.days_ahead(2, 9)
+    made = {
+        user.add(f"Meeting {n}", base + timedelta(hours=n), base + timedelta(hours=n, minutes=30)) for n in range(5)
+    }
+    caldav_server.layer.add_fault(Fault("multiget_too_large", email=user.email, limit=2, count=10))
+
+    assert set(live(listing(port, user.calendar_url)[0])) == made
+
+    caldav_server.layer.add_fault(Fault("unavailable_503", email=user.email, method="REPORT", count=2))
+    with pytest.raises(RateLimited):
+        listing(port, user.calendar_url)
+
+
+def test_a_changed_member_that_cannot_be_read_keeps_the_sync_token(
+    caldav_server: CalDavServer, user: CalDavUser, port: CalDavCalendar
+) -> None:
+    """A member the sync report lists as changed but neither the multiget nor a GET can read
+    (deleted meanwhile, or not visible yet) fails the listing as retryable: the caller keeps
+    its token, and the next listing from it reports the deletion."""
+    base = clock.days_ahead(2, 9)
+    _, cursor = listing(port, user.calendar_url)
+    name = user.add("Soon gone", base, base + timedelta(hours=1))
+
+    class DeletedInBetween:
+        """The event is deleted by its owner between our sync report and our multiget."""
+
+        def __init__(self, client: DavClient) -> None:
+            self.client = client
+
+        def __getattr__(self, attribute: str) -> Any:
+            return getattr(self.client, attribute)
+
+        def multiget(self, url: str, hrefs: list[str], **kw: Any) -> Iterator[Any]:
+            user.delete(name)
+            return self.client.multiget(url, hrefs, **kw)
+
+    racing = CalDavCalendar(DeletedInBetween(port._client), tenant_id=TENANT)  # type: ignore[arg-type]
+    with pytest.raises(ProviderError) as failed:
+        listing(racing, user.calendar_url, cursor=cursor)
+    assert failed.value.retryable
+
+    events, _ = listing(port, user.calendar_url, cursor=cursor)
+    assert [(e.event_id, e.cancelled) for e in events] == [(name, True)]

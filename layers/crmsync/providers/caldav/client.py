@@ -9,6 +9,7 @@ Every status the server answers is translated into the neutral errors of
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ ET.register_namespace("a", APPLE)
 
 #: Connect and read timeouts of every request, in seconds.
 TIMEOUT = (5.0, 30.0)
+log = logging.getLogger(__name__)
+
 #: Redirects one request follows (well-known → principal, iCloud's partition hosts).
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -296,25 +299,63 @@ class DavClient:
         }
 
     def multiget(self, url: str, hrefs: list[str], *, first: int = MULTIGET_CHUNK) -> Iterator[DavResource]:
-        """``calendar-multiget`` in chunks: the iCalendar of each member (missing ones skipped).
-        The first chunk holds ``first`` members (a small one lets the caller start storing
-        sooner), the others :data:`MULTIGET_CHUNK`."""
+        """``calendar-multiget`` in chunks: the iCalendar of each member. The first chunk holds
+        ``first`` members (a small one lets the caller start storing sooner), the others
+        :data:`MULTIGET_CHUNK`.
+
+        iCloud (docs/PITFALLS.md J17): a batch may fail where smaller ones work, and a member
+        just written may be missing from a multiget. A chunk that fails with a server error
+        is asked again in halves; a member the answer lacks (or reports 404) is fetched alone.
+        One that cannot be read even so (not visible yet, or deleted meanwhile) makes the
+        listing fail as retryable, so the caller keeps its sync token and asks again later
+        (then a deletion is reported as one) instead of skipping a change for good."""
         start = 0
         while start < len(hrefs):
             size = min(first, MULTIGET_CHUNK) if start == 0 else MULTIGET_CHUNK
             chunk, start = hrefs[start : start + size], start + size
-            root = ET.Element(_q(CALDAV, "calendar-multiget"))
-            prop = ET.SubElement(root, _q(DAV, "prop"))
-            ET.SubElement(prop, _q(DAV, "getetag"))
-            ET.SubElement(prop, _q(CALDAV, "calendar-data"))
-            for href in chunk:
-                ET.SubElement(root, _q(DAV, "href")).text = urlsplit(href).path
-            tree, answered = self._xml("REPORT", url, root, depth="1", what="calendar-multiget")
-            for href, found, status in _responses(tree, answered):
-                data = _text(found.get(_q(CALDAV, "calendar-data")))
-                if status == 404 or data is None:
-                    continue
-                yield DavResource(href, _text(found.get(_q(DAV, "getetag"))), data)
+            yield from self._multiget_chunk(url, chunk)
+
+    def _multiget_chunk(self, url: str, hrefs: list[str]) -> Iterator[DavResource]:
+        try:
+            found = self._multiget(url, hrefs)
+        except RateLimited:
+            raise  # asked to slow down: not by asking more
+        except ProviderError as exc:
+            if not exc.retryable or (exc.status or 0) < 500 or len(hrefs) == 1:
+                raise
+            log.info("CalDAV multiget failed; asking again in halves", extra={"members": len(hrefs)})
+            half = len(hrefs) // 2
+            yield from self._multiget_chunk(url, hrefs[:half])
+            yield from self._multiget_chunk(url, hrefs[half:])
+            return
+        yield from found
+        read = {_path_key(resource.url) for resource in found}
+        unread = 0
+        for href in hrefs:
+            if _path_key(href) in read:
+                continue
+            try:
+                yield self.get(href)
+            except ProviderNotFound:
+                unread += 1
+        if unread:
+            raise ProviderError(
+                f"CalDAV calendar-multiget: {unread} changed event(s) could not be read yet.", retryable=True
+            )
+
+    def _multiget(self, url: str, hrefs: list[str]) -> list[DavResource]:
+        root = ET.Element(_q(CALDAV, "calendar-multiget"))
+        prop = ET.SubElement(root, _q(DAV, "prop"))
+        ET.SubElement(prop, _q(DAV, "getetag"))
+        ET.SubElement(prop, _q(CALDAV, "calendar-data"))
+        for href in hrefs:
+            ET.SubElement(root, _q(DAV, "href")).text = urlsplit(href).path
+        tree, answered = self._xml("REPORT", url, root, depth="1", what="calendar-multiget")
+        return [
+            DavResource(href, _text(found.get(_q(DAV, "getetag"))), data)
+            for href, found, status in _responses(tree, answered)
+            if status != 404 and (data := _text(found.get(_q(CALDAV, "calendar-data")))) is not None
+        ]
 
     # ------------------------------------------------------------------ writes
     def put(self, url: str, data: bytes, *, if_match: str | None = None, create: bool = False) -> str | None:
@@ -446,6 +487,12 @@ def _access_role(privileges: ET.Element | None) -> str:
     if names & {_q(DAV, "write"), _q(DAV, "write-content"), _q(DAV, "bind")}:
         return "writer"
     return "reader"
+
+
+def _path_key(url: str) -> str:
+    """A resource's path, escaping and trailing slash aside (hrefs come back absolute or not,
+    with "@" raw or escaped: docs/PITFALLS.md J1, J10)."""
+    return unquote(urlsplit(url).path).rstrip("/")
 
 
 def same_resource(a: str, b: str) -> bool:
