@@ -115,8 +115,12 @@ def make_machine(new_world: Callable[[LostAnswers], World]) -> type[RuleBasedSta
             events = self._google_events()
             if events:
                 event_id = events[pick % len(events)]["id"]
+                # An appointment whose CRM change is still on its way is not cancelled: the
+                # CRM wins and its push puts the event back (docs/API.md, F6).
                 self.deleted_twins |= {
-                    a.appointment_id for a in self.world.listed() if a.link and a.link.event_id == event_id
+                    a.appointment_id
+                    for a in self.world.listed()
+                    if a.link and a.link.event_id == event_id and a.pushed_revision >= a.revision
                 }
                 self.world.google.delete(event_id)
 
