@@ -404,24 +404,27 @@ def test_series_are_expanded_with_an_exception_and_without_a_deleted_occurrence(
 
 def test_weekly_series_with_an_end_date(client: Client) -> None:
     """Weekly patterns list the days of daysOfWeek from range.startDate to range.endDate
-    inclusive (resources/recurrencepattern, recurrencerange)."""
+    inclusive, weeks counted from firstDayOfWeek (resources/recurrencepattern,
+    recurrencerange). The week starts the day before startDate here, so that day's slot in
+    the first week falls before the range and is skipped."""
     start, end = window(days=28)
     first_day = (start + timedelta(days=1)).date()
     last_day = first_day + timedelta(days=13)
-    days = [first_day.strftime("%A").lower(), (first_day + timedelta(days=2)).strftime("%A").lower()]
+    eve = (first_day - timedelta(days=1)).strftime("%A").lower()
+    days = [first_day.strftime("%A").lower(), eve]
     create(
         client,
         timed(
             clock.at(first_day, 9),
             recurrence={
-                "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": days, "firstDayOfWeek": "monday"},
+                "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": days, "firstDayOfWeek": eve},
                 "range": {"type": "endDate", "startDate": first_day.isoformat(), "endDate": last_day.isoformat()},
             },
         ),
     )
     items, _, _ = sync(client, delta_url(client, start, end))
     got = [date.fromisoformat(i["start"]["dateTime"][:10]) for i in items]
-    expected = [first_day + timedelta(days=d) for d in (0, 2, 7, 9)]
+    expected = [first_day + timedelta(days=d) for d in (0, 6, 7, 13)]
     assert got == expected
 
 
