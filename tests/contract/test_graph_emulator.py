@@ -232,8 +232,9 @@ def test_a_deleted_event_is_404_error_item_not_found(client: Client) -> None:
 
 def test_times_are_utc_by_default_and_in_the_preferred_zone_on_request(client: Client) -> None:
     """resources/event: start/end are returned in UTC by default; ``Prefer: outlook.timezone``
-    asks for another zone (api/event-get). originalStartTimeZone keeps the Windows name the
-    event was written in; an IANA name on write is stored as its CLDR Windows name."""
+    asks for another zone (api/event-get; Microsoft Q&A 1162740 quotes the same rule).
+    originalStartTimeZone keeps the Windows name the event was written in; an IANA name on
+    write is stored as its CLDR Windows name."""
     start = clock.next_weekday(clock.WEDNESDAY, 15, zone="Europe/Berlin")
     event = create(client, timed(start, zone="Europe/Berlin"))
     assert event["originalStartTimeZone"] == "W. Europe Standard Time"
@@ -426,6 +427,51 @@ def test_weekly_series_with_an_end_date(client: Client) -> None:
     got = [date.fromisoformat(i["start"]["dateTime"][:10]) for i in items]
     expected = [first_day + timedelta(days=d) for d in (0, 6, 7, 13)]
     assert got == expected
+
+
+def test_delta_is_per_calendar(client: Client, state: GraphState) -> None:
+    """calendarView delta is specific to one calendar and its window; other calendars are
+    tracked separately (delta-query-events). /me/calendarView/delta is the default calendar's."""
+    start, end = window()
+    other = state.add_calendar(ADA, "Project")
+    mine = create(client, timed(start + timedelta(days=1, hours=9)))
+    theirs = client.post(
+        f"/v1.0/me/calendars/{other.id}/events", json=timed(start + timedelta(days=1, hours=9)), headers=auth()
+    )
+    assert theirs.status_code == 201
+    default_items, _, _ = sync(
+        client, f"/v1.0/me/calendarView/delta?startDateTime={clock.z(start)}&endDateTime={clock.z(end)}"
+    )
+    assert [i["id"] for i in default_items] == [mine["id"]]
+    other_url = (
+        f"/v1.0/me/calendars/{other.id}/calendarView/delta?startDateTime={clock.z(start)}&endDateTime={clock.z(end)}"
+    )
+    other_items, _, _ = sync(client, other_url)
+    assert [i["id"] for i in other_items] == [(theirs.json or {})["id"]]
+
+
+def test_editing_the_series_changes_every_occurrence(client: Client) -> None:
+    """A PATCH of the series master applies to its occurrences, so the next delta reports each
+    occurrence in the window with the new subject (resources/event: occurrences are expanded
+    from the master)."""
+    start, end = window()
+    first_day = (start + timedelta(days=1)).date()
+    master = create(
+        client,
+        timed(
+            clock.at(first_day, 9),
+            recurrence={
+                "pattern": {"type": "daily", "interval": 2},
+                "range": {"type": "noEnd", "startDate": first_day.isoformat()},
+            },
+        ),
+    )
+    items, link, _ = sync(client, delta_url(client, start, end))
+    assert len(items) == 7
+    client.patch(f"/v1.0/me/events/{master['id']}", json={"subject": "Stand-up"}, headers=auth())
+    changes, _, _ = sync(client, link)
+    assert sorted(c["id"] for c in changes) == sorted(i["id"] for i in items)
+    assert {c["subject"] for c in changes} == {"Stand-up"}
 
 
 # ----- sync resets
