@@ -6,7 +6,6 @@ emulator guesses, the docstring says "guess" and docs/GRAPH_EMULATOR.md lists it
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,7 +42,7 @@ def ticks() -> ManualClock:
 
 
 @pytest.fixture
-def state(ticks: ManualClock) -> Iterator[GraphState]:
+def state(ticks: ManualClock) -> GraphState:
     graph = GraphState(ticks)
     graph.add_user(ADA, "Ada Lovelace")
     graph.add_user(BOB, "Bob Babbage")
