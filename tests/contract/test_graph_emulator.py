@@ -272,6 +272,23 @@ def test_all_day_events_run_midnight_to_midnight(client: Client) -> None:
     assert response.status_code == 400
 
 
+def test_show_as_and_response_take_graphs_values(client: Client) -> None:
+    """showAs is one of free, tentative, busy, oof, workingElsewhere, unknown and
+    responseStatus.response one of none, organizer, accepted, declined, tentativelyAccepted,
+    notResponded (resources/event, resources/responsestatus); other values are refused (400,
+    a guess at Graph's status for an invalid enum member)."""
+    start, _ = window()
+    event = create(client, timed(start + timedelta(days=1, hours=9), showAs="workingElsewhere"))
+    assert event["showAs"] == "workingElsewhere"
+    assert event["responseStatus"]["response"] == "organizer"
+    url = f"/v1.0/me/events/{event['id']}"
+    declined = client.patch(url, json={"responseStatus": {"response": "declined"}, "showAs": "free"}, headers=auth())
+    assert (declined.json or {})["responseStatus"]["response"] == "declined"
+    assert (declined.json or {})["showAs"] == "free"
+    assert client.patch(url, json={"showAs": "away"}, headers=auth()).status_code == 400
+    assert client.patch(url, json={"responseStatus": {"response": "maybe"}}, headers=auth()).status_code == 400
+
+
 def test_extended_properties_are_returned_only_when_expanded(client: Client) -> None:
     """singleValueExtendedProperties set on create come back with
     $expand=singleValueExtendedProperties($filter=id eq '…') and not otherwise
