@@ -278,13 +278,16 @@ class MirrorStore:
             for event_id, event in final.items()
         ]
         # Keys are unique here, so the chunks may land in any order; a failed one is raised
-        # once the others are done (a retry applies the same changes again).
+        # once the others are done (a retry applies the same changes again). The first is
+        # written in this thread: it makes the table's botocore client if none exists yet
+        # (clients are thread-safe once made; making them from one session is not).
         chunks = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
         if len(chunks) == 1 or WRITERS == 1:
             _write_chunk(pk, prefix, items)
         else:
+            _write_chunk(pk, prefix, chunks[0])
             with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="mirror-write") as pool:
-                for written in [pool.submit(_write_chunk, pk, prefix, chunk) for chunk in chunks]:
+                for written in [pool.submit(_write_chunk, pk, prefix, chunk) for chunk in chunks[1:]]:
                     written.result()
         return len(final)
 
