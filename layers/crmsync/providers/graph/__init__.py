@@ -1,0 +1,1 @@
+"""Microsoft Graph (Outlook / Microsoft 365 calendars) behind the calendar port."""
