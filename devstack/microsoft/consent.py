@@ -2,9 +2,9 @@
 
 The markup is a test interface as much as a UI: account radios are ``name="account"`` with the
 email as value, Accept is ``#accept`` and Cancel ``#cancel`` (``name="action"``); the admin
-approval page's button is ``#return-to-app``; the error page shows the AADSTS line in
-``#error-code``. Microsoft's own pages differ in looks; what the tests rely on is what the app
-receives on its redirect URI.
+approval page's button is ``#return-to-app``; the form_post page's form is ``#form-post``;
+the error page shows the AADSTS line in ``#error-code``. Microsoft's own pages differ in
+looks; what the tests rely on is what the app receives on its redirect URI.
 """
 
 from __future__ import annotations
@@ -115,3 +115,20 @@ def render_error(code: str, message: str) -> str:
 <p class="error" id="error-code">{escape(code)}: {escape(message)}</p>
 """
     return _page("Sign in error", body)
+
+
+def render_form_post(redirect_uri: str, fields: dict[str, str]) -> str:
+    """``response_mode=form_post``: a form of the answer's fields that posts itself to the app
+    (a button stands in when scripts are off)."""
+    hidden = "\n".join(
+        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">' for name, value in fields.items()
+    )
+    body = f"""
+<h1>Working...</h1>
+<form method="post" action="{escape(redirect_uri)}" id="form-post">
+{hidden}
+<noscript><button type="submit">Continue</button></noscript>
+</form>
+<script>document.getElementById("form-post").submit();</script>
+"""
+    return _page("Working...", body)

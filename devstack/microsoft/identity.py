@@ -27,7 +27,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from devstack.microsoft.consent import render_admin_approval, render_consent, render_error
+from devstack.microsoft.consent import render_admin_approval, render_consent, render_error, render_form_post
 from devstack.microsoft.keys import SigningKeys, b64url
 from devstack.microsoft.server import NO_STORE, Route, html_response, json_response, redirect_with_params
 from devstack.microsoft.state import (
@@ -136,7 +136,7 @@ class IdentityService:
                 "token_endpoint": f"{base}/oauth2/v2.0/token",
                 "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
                 "jwks_uri": f"{base}/discovery/v2.0/keys",
-                "response_modes_supported": ["query"],
+                "response_modes_supported": ["query", "form_post"],
                 "subject_types_supported": ["pairwise"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "response_types_supported": ["code"],
@@ -191,23 +191,31 @@ class IdentityService:
     def _token_error(self, status: int, error: str, code: int, message: str) -> Response:
         return json_response({"error": error, **self._aadsts(code, message)}, status, NO_STORE)
 
+    @staticmethod
+    def _answer(redirect_uri: str, response_mode: str, params: dict[str, str | None]) -> Response:
+        """Send ``params`` to the app: a 302 with a query (``query``), or a page that POSTs them
+        (``form_post``: "executes a POST containing the code to your redirect URI",
+        v2-oauth2-auth-code-flow, ``response_mode``)."""
+        if response_mode == "form_post":
+            fields = {k: v for k, v in params.items() if v is not None}
+            return html_response(render_form_post(redirect_uri, fields))
+        return redirect_with_params(redirect_uri, params)
+
     def _redirect_error(
-        self, pending_or_uri: PendingAuthorization | tuple[str, str | None], error: str, code: int, message: str
+        self, back: PendingAuthorization | tuple[str, str | None, str], error: str, code: int, message: str
     ) -> Response:
-        if isinstance(pending_or_uri, PendingAuthorization):
-            uri, state = pending_or_uri.redirect_uri, pending_or_uri.state
+        if isinstance(back, PendingAuthorization):
+            uri, state, mode = back.redirect_uri, back.state, back.response_mode
         else:
-            uri, state = pending_or_uri
+            uri, state, mode = back
         details = self._aadsts(code, message)
-        return redirect_with_params(
-            uri,
-            {
-                "error": error,
-                "error_description": details["error_description"],
-                "error_uri": details["error_uri"],
-                "state": state,
-            },
-        )
+        params = {
+            "error": error,
+            "error_description": details["error_description"],
+            "error_uri": details["error_uri"],
+            "state": state,
+        }
+        return self._answer(uri, mode, params)
 
     @staticmethod
     def _error_page(code: int, message: str) -> Response:
@@ -243,7 +251,8 @@ class IdentityService:
                 f"The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs "
                 f"configured for the application '{client_id}'.",
             )
-        back = (redirect_uri, args.get("state"))
+        response_mode = args.get("response_mode", "query")
+        back = (redirect_uri, args.get("state"), response_mode if response_mode == "form_post" else "query")
         if args.get("response_type") != "code":
             return self._redirect_error(
                 back,
@@ -251,9 +260,9 @@ class IdentityService:
                 700054,
                 "response_type must be 'code' (the only flow the emulator serves).",
             )
-        if args.get("response_mode", "query") != "query":
+        if response_mode not in ("query", "form_post"):
             return self._redirect_error(
-                back, "invalid_request", 900144, "The emulator answers with response_mode=query only."
+                back, "invalid_request", 900144, "The emulator answers with response_mode query or form_post only."
             )
         challenge, method = args.get("code_challenge", ""), args.get("code_challenge_method", "")
         # Microsoft accepts plain and no PKCE from confidential clients; the emulator requires S256
@@ -276,6 +285,7 @@ class IdentityService:
             nonce=args.get("nonce"),
             code_challenge=challenge,
             login_hint=args.get("login_hint"),
+            response_mode=response_mode,
         )
         return self._consent_page(pending)
 
@@ -324,7 +334,7 @@ class IdentityService:
         if user.admin_consent_required:
             return html_response(render_admin_approval(pending, client, user, f"/{tenant}/login"))
         code = self._state.issue_code(pending, user)
-        return redirect_with_params(pending.redirect_uri, {"code": code.code, "state": pending.state})
+        return self._answer(pending.redirect_uri, pending.response_mode, {"code": code.code, "state": pending.state})
 
     def _drop(self, pending: PendingAuthorization) -> None:
         with self._state.lock:

@@ -90,6 +90,8 @@ class PendingAuthorization:
     code_challenge: str
     login_hint: str | None
     expires_at: float
+    #: ``query`` (a 302) or ``form_post`` (a page that POSTs the answer to the redirect URI).
+    response_mode: str = "query"
 
 
 @dataclass

@@ -667,28 +667,64 @@ def test_no_code_or_token_reaches_the_log(
 # ---------------------------------------------------------------------- MSAL end to end
 
 
-@pytest.mark.parametrize("email", [ADA, GRACE])
+def _answer_of(emu: MicrosoftEmulator, response: requests.Response, response_mode: str) -> dict[str, str]:
+    """What the app's redirect URI receives: the 302's query, or the fields the form_post page posts."""
+    if response_mode == "query":
+        assert response.status_code == 302, response.text
+        return _query(response.headers["Location"])
+    assert response.status_code == 200
+    form = next(f for f in _forms(response.text) if f.get("id") == "form-post")
+    assert form["action"] == REDIRECT_URI
+    assert form["method"].lower() == "post"
+    fields: dict[str, str] = form["hidden"]
+    return fields
+
+
+def test_form_post_posts_the_answer_to_the_redirect_uri(emu: MicrosoftEmulator, http: requests.Session) -> None:
+    """v2-oauth2-auth-code-flow (``response_mode``): "form_post executes a POST containing the
+    code to your redirect URI"; an error (here Cancel) travels the same way, with the state."""
+    page = _authorize(emu, http, response_mode="form_post")
+    accepted = _answer_of(emu, _click(emu, http, page.text, "accept", ADA), "form_post")
+    assert accepted["code"]
+    assert accepted["state"] == "st-123"
+    page = _authorize(emu, http, response_mode="form_post")
+    cancelled = _answer_of(emu, _click(emu, http, page.text, "cancel"), "form_post")
+    assert cancelled["error"] == "access_denied"
+    assert cancelled["state"] == "st-123"
+    assert "code" not in cancelled
+
+
+@pytest.mark.parametrize(
+    ("tenant", "email", "response_mode"),
+    [
+        ("common", ADA, "query"),
+        ("common", GRACE, "form_post"),
+        ("organizations", ADA, "form_post"),
+        ("consumers", GRACE, "query"),
+        (CONTOSO_TENANT_ID, ADA, "query"),
+    ],
+)
 def test_msal_signs_in_and_refreshes_against_the_emulator(
-    emu: MicrosoftEmulator, http: requests.Session, email: str
+    emu: MicrosoftEmulator, http: requests.Session, tenant: str, email: str, response_mode: str
 ) -> None:
     """The product's path (issue 16): MSAL's ConfidentialClientApplication on the ``common``
-    authority with instance discovery off and the emulator's CA, auth code flow with PKCE,
-    the consent page driven as a browser would, then a refresh; work and personal accounts."""
+    authority (and the others) with instance discovery off and the emulator's CA, auth code
+    flow with PKCE, the consent page driven as a browser would (query or form_post, which MSAL
+    1.39 recommends), then a refresh; work and personal accounts."""
     app = msal.ConfidentialClientApplication(
         CLIENT_ID,
         client_credential=CLIENT_SECRET,
-        authority=emu.authority("common"),
+        authority=emu.authority(tenant),
         instance_discovery=False,
         verify=str(emu.ca_bundle),
         token_cache=msal.SerializableTokenCache(),
     )
-    flow = app.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI)
-    assert flow["auth_uri"].startswith(f"{emu.base_url}/common/oauth2/v2.0/authorize?")
+    flow = app.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI, response_mode=response_mode)
+    assert flow["auth_uri"].startswith(f"{emu.base_url}/{tenant}/oauth2/v2.0/authorize?")
     page = http.get(flow["auth_uri"], allow_redirects=False)
     assert page.status_code == 200, page.text
     answer = _click(emu, http, page.text, "accept", email)
-    assert answer.status_code == 302
-    result = app.acquire_token_by_auth_code_flow(flow, _query(answer.headers["Location"]))
+    result = app.acquire_token_by_auth_code_flow(flow, _answer_of(emu, answer, response_mode))
     assert "error" not in result, result
     user = next(u for u in emu.seed_demo_users() if u["email"] == email)
     claims = result["id_token_claims"]
