@@ -13,7 +13,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from devstack.microsoft.control import ControlService
 from devstack.microsoft.identity import IdentityService
 from devstack.microsoft.keys import SigningKeys
-from devstack.microsoft.server import MicrosoftApp, QuietRequestHandler, Service
+from devstack.microsoft.server import MicrosoftApp, Service, TLSRequestHandler
 from devstack.microsoft.state import State
 from devstack.microsoft.tls import LocalCA
 
@@ -74,14 +74,9 @@ class MicrosoftEmulator:
         """Bind the port and serve https from a daemon thread; returns ``self`` at once."""
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
-        server = make_server(
-            self.host,
-            self.port,
-            self._app,
-            threaded=True,
-            request_handler=QuietRequestHandler,
-            ssl_context=self.tls.server_context(),
-        )
+        server = make_server(self.host, self.port, self._app, threaded=True, request_handler=TLSRequestHandler)
+        # Not given to make_server: werkzeug would handshake in the accept loop (see the handler).
+        server.ssl_context = self.tls.server_context()
         self._server = server
         url_host = f"[{self.host}]" if ":" in self.host else self.host
         self._base_url = f"https://{url_host}:{server.server_port}"

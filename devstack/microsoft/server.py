@@ -121,3 +121,47 @@ class QuietRequestHandler(WSGIRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("HTTP server message suppressed (may contain request data)")
+
+
+#: A client has this long to finish the TLS handshake once connected.
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
+
+
+class TLSRequestHandler(QuietRequestHandler):
+    """Runs the TLS handshake in the connection's own thread.
+
+    werkzeug's own TLS wraps the listening socket, so each handshake runs in the accept loop:
+    one client that connects and stays silent (a port probe, a browser's idle preconnect)
+    stalls every other client. Here the server listens in plain TCP, with its ``ssl_context``
+    set only so that werkzeug reports ``https``, and each connection is wrapped on arrival.
+    """
+
+    _tls_ok = False
+
+    def setup(self) -> None:
+        context = self.server.ssl_context
+        if context is None:
+            raise RuntimeError("TLSRequestHandler needs the server's ssl_context")
+        raw = self.request
+        raw.settimeout(HANDSHAKE_TIMEOUT_SECONDS)
+        try:
+            self.request = context.wrap_socket(raw, server_side=True)
+        except OSError:  # ssl.SSLError and timeouts are OSErrors; the socket is closed already
+            log.debug("TLS handshake with a client of the Microsoft emulator failed")
+            return
+        self.request.settimeout(None)
+        self._tls_ok = True
+        super().setup()
+
+    def handle(self) -> None:
+        if self._tls_ok:
+            super().handle()
+
+    def finish(self) -> None:
+        if not self._tls_ok:
+            return
+        try:
+            super().finish()
+        finally:
+            # socketserver shuts down the raw socket, which the TLS wrapper detached.
+            self.request.close()

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import secrets
+import socket
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
@@ -603,6 +604,14 @@ def test_only_the_handed_out_ca_bundle_makes_the_certificate_trusted(emu: Micros
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(url, timeout=5)
     assert requests.get(url, timeout=5, verify=str(emu.ca_bundle)).status_code == 200
+
+
+def test_a_silent_connection_does_not_stall_the_emulator(emu: MicrosoftEmulator, http: requests.Session) -> None:
+    """A client that connects and never starts TLS (a port probe, a browser's idle preconnect)
+    must not block everyone else: the handshake happens per connection, not in the accept loop."""
+    with socket.create_connection((emu.host, int(urlsplit(emu.base_url).port or 0)), timeout=5):
+        response = http.get(emu.endpoints["metadata"], timeout=5)
+    assert response.status_code == 200
 
 
 def test_the_emulator_serves_loopback_only() -> None:
