@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import certifi
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from devstack.microsoft.control import ControlService
@@ -126,6 +128,16 @@ class MicrosoftEmulator:
     def ca_bundle(self) -> Path:
         """The PEM file of the CA that signed the server certificate: pass it as ``verify=``."""
         return self.tls.files()[0]
+
+    @property
+    def trust_bundle(self) -> Path:
+        """The CAs requests would trust anyway (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE`` or
+        certifi's) plus the emulator's: set it as ``REQUESTS_CA_BUNDLE`` of a process that talks
+        to the emulator and to real hosts, and its MSAL needs no ``verify=``. (requests lets that
+        variable override a Session's ``verify``, psf/requests#4726, so ``verify=ca_bundle``
+        alone fails where it is set.)"""
+        base = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+        return self.tls.trust_bundle(Path(base))
 
     def authority(self, tenant: str = "common") -> str:
         """The MSAL authority URL for ``tenant`` (common, organizations, consumers or an id)."""

@@ -115,6 +115,13 @@ class LocalCA:
         folder = self._folder
         return folder / "ca.pem", folder / "server.pem", folder / "server-key.pem"
 
+    def trust_bundle(self, base: Path) -> Path:
+        """``base`` (a PEM bundle of public CAs) plus this CA, written beside the CA bundle."""
+        path = self.files()[0].parent / "trust.pem"
+        if not path.exists():
+            path.write_bytes(base.read_bytes().rstrip(b"\n") + b"\n" + self.ca_pem)
+        return path
+
     def server_context(self) -> ssl.SSLContext:
         """A server-side TLS context (TLS 1.2 or later) presenting the server certificate."""
         _, chain, key = self.files()

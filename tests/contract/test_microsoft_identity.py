@@ -614,6 +614,24 @@ def test_a_silent_connection_does_not_stall_the_emulator(emu: MicrosoftEmulator,
     assert response.status_code == 200
 
 
+def test_the_trust_bundle_lets_msal_verify_through_the_environment(
+    emu: MicrosoftEmulator, http: requests.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``REQUESTS_CA_BUNDLE`` set, requests ignores a Session's ``verify`` (psf/requests#4726):
+    the trust bundle (the CAs requests would use, plus the emulator's) set there lets MSAL
+    sign in with its default ``verify``, as production code would run."""
+    with_public_cas = emu.trust_bundle
+    assert with_public_cas.read_bytes().count(b"BEGIN CERTIFICATE") > 1
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(with_public_cas))
+    app = msal.ConfidentialClientApplication(
+        CLIENT_ID, client_credential=CLIENT_SECRET, authority=emu.authority(), instance_discovery=False
+    )
+    flow = app.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI, response_mode="form_post")
+    answer = _click(emu, http, http.get(flow["auth_uri"]).text, "accept", ADA)
+    result = app.acquire_token_by_auth_code_flow(flow, _answer_of(emu, answer, "form_post"))
+    assert "access_token" in result, result
+
+
 def test_the_emulator_serves_loopback_only() -> None:
     """It hands out tokens to anyone who asks: it must never listen beyond this machine."""
     with pytest.raises(ValueError, match="loopback"):
