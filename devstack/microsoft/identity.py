@@ -218,10 +218,11 @@ class IdentityService:
         return self._answer(uri, mode, params)
 
     @staticmethod
-    def _error_page(code: int, message: str) -> Response:
+    def _error_page(code: int | None, message: str) -> Response:
+        """``code`` None: the emulator's own error, with no Microsoft code to borrow."""
         # Errors shown instead of redirected come as a page with 200, as Azure AD documents
         # (learn.microsoft.com/en-us/previous-versions/azure/dn645544: "Authorization Endpoint Errors").
-        return html_response(render_error(f"AADSTS{code}", message), 200)
+        return html_response(render_error("Emulator" if code is None else f"AADSTS{code}", message), 200)
 
     def _tenant_not_found(self, tenant: str) -> Response:
         details = self._aadsts(90002, f"Tenant '{tenant}' not found.")
@@ -304,7 +305,7 @@ class IdentityService:
         with self._state.lock:
             pending = self._state.pending.get(form.get("request_id", ""))
         if pending is None or pending.expires_at <= self._state.now() or pending.tenant != tenant:
-            return self._error_page(50058, "The sign-in request expired or is unknown. Start again from the app.")
+            return self._error_page(None, "The sign-in request expired or is unknown. Start again from the app.")
         client = self._state.clients.get(pending.client_id)
         if client is None:
             return self._error_page(700016, f"Application with identifier '{pending.client_id}' was not found.")

@@ -26,7 +26,12 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devstack.microsoft.emulator import MicrosoftEmulator
-from devstack.microsoft.state import CODE_LIFETIME_SECONDS, CONSUMERS_TENANT_ID, CONTOSO_TENANT_ID
+from devstack.microsoft.state import (
+    CODE_LIFETIME_SECONDS,
+    CONSUMERS_TENANT_ID,
+    CONTOSO_TENANT_ID,
+    PENDING_LIFETIME_SECONDS,
+)
 
 # Talks to the Microsoft emulator over loopback https (see the markers in pyproject.toml).
 pytestmark = pytest.mark.integration
@@ -458,6 +463,20 @@ def test_pkce_with_s256_is_required(
     assert "code" not in query
 
 
+def test_a_consent_page_left_open_too_long_gives_no_code(emu: MicrosoftEmulator, http: requests.Session) -> None:
+    """Emulator rule: an answer more than 10 minutes after the authorize request (or a second
+    answer to it) gets an error page, not a code; the app starts again."""
+    page = _authorize(emu, http)
+    emu.advance_clock(PENDING_LIFETIME_SECONDS + 1)
+    late = _click(emu, http, page.text, "accept", ADA)
+    assert late.status_code == 200
+    assert "Location" not in late.headers
+    assert "expired" in late.text
+    page = _authorize(emu, http)
+    assert _click(emu, http, page.text, "accept", ADA).status_code == 302
+    assert "Location" not in _click(emu, http, page.text, "accept", ADA).headers
+
+
 # ---------------------------------------------------------------------- token: authorization_code
 
 
@@ -555,6 +574,21 @@ def test_a_revoked_grant_answers_invalid_grant(emu: MicrosoftEmulator, http: req
     refused = _token(emu, http, grant_type="refresh_token", refresh_token=tokens["refresh_token"], scope=SCOPE)
     assert refused.status_code == 400
     assert _aadsts(refused) == ("invalid_grant", [50173])
+
+
+def test_revoking_one_app_leaves_the_others_and_access_tokens_can_end_too(
+    emu: MicrosoftEmulator, http: requests.Session
+) -> None:
+    """The control API's revoke names an app or all of them (``revokeSignInSessions`` ends
+    every app's refresh tokens, refresh-tokens "Token revocation"); ``access_tokens`` also ends
+    access tokens, which Microsoft leaves valid until they expire (access-tokens)."""
+    tokens = _tokens(emu, http)
+    other_app = http.post(f"{emu.base_url}/_microsoft/grants/revoke", json={"email": ADA, "client_id": "other-app"})
+    assert other_app.json()["revoked_refresh_tokens"] == 0
+    assert emu.identity.user_for_access_token(tokens["access_token"]) is not None
+    this_app = {"email": ADA, "client_id": CLIENT_ID, "access_tokens": True}
+    assert http.post(f"{emu.base_url}/_microsoft/grants/revoke", json=this_app).json()["revoked_refresh_tokens"] == 1
+    assert emu.identity.user_for_access_token(tokens["access_token"]) is None
 
 
 def test_a_refresh_cannot_widen_the_consented_scopes(emu: MicrosoftEmulator, http: requests.Session) -> None:
