@@ -12,6 +12,7 @@ and in docs/GRAPH_EMULATOR.md.
 from __future__ import annotations
 
 import collections
+import http.client
 import json
 import logging
 import threading
@@ -127,7 +128,8 @@ def validate_endpoint(url: str, timeout: float) -> str | None:
         if isinstance(exc.reason, TimeoutError):
             return "Subscription validation request timed out."
         status, body = 0, b""
-    except OSError:
+    except (OSError, ValueError, http.client.HTTPException):
+        # Refused, reset, a malformed answer or an unusable URL: the handshake failed.
         status, body = 0, b""
     log.info("validation of %s answered %s", _public(url), status)
     if status != 200 or body.decode("utf-8", "replace") != token:
@@ -295,7 +297,9 @@ class Dispatcher:
                 return int(answer.status)
         except HTTPError as exc:
             return int(exc.code)
-        except OSError:
+        except (OSError, ValueError, http.client.HTTPException):
+            # Refused, reset, timed out or a malformed answer: a failed delivery (the thread
+            # must live on for the next one).
             return 0
 
     @staticmethod
