@@ -105,10 +105,11 @@ def _opener() -> Any:
 
 def validate_endpoint(url: str, timeout: float) -> str | None:
     """The validation handshake: POST ``{url}?validationToken=<url-encoded token>`` with a
-    text/plain body; the endpoint must answer 200 with the token (decoded) as its plain-text
-    body within ``timeout`` seconds. Returns None when it did, else Graph's error message."""
-    # Graph's tokens are opaque text with spaces, '+', '/' and ':' (as its samples show), so a
-    # receiver that echoes the raw query string instead of the decoded value fails.
+    text/plain body; the endpoint must answer 200, Content-Type text/plain, with the token
+    (decoded) as the body within ``timeout`` seconds. Returns None when it did, else Graph's error message."""
+    # Graph's tokens are opaque text with spaces and ':' (users quote "Validation: Testing client
+    # application reachability for subscription Request-Id: …"; the exact text is a guess);
+    # '+/=' are added so that a receiver echoing the raw query value, not the decoded one, fails.
     token = f"Validation: Testing client application reachability for subscription Request-Id: {uuid.uuid4()} +/="
     separator = "&" if urlsplit(url).query else "?"
     request = Request(  # noqa: S310 (the notification URL is the subscriber's, http or https)
@@ -117,9 +118,11 @@ def validate_endpoint(url: str, timeout: float) -> str | None:
         method="POST",
         headers={"Content-Type": "text/plain; charset=utf-8"},
     )
+    plain = False
     try:
         with _opener().open(request, timeout=timeout) as answer:
             status, body = answer.status, answer.read()
+            plain = answer.headers.get_content_type() == "text/plain"
     except HTTPError as exc:
         status, body = exc.code, b""
     except TimeoutError:
@@ -132,7 +135,7 @@ def validate_endpoint(url: str, timeout: float) -> str | None:
         # Refused, reset, a malformed answer or an unusable URL: the handshake failed.
         status, body = 0, b""
     log.info("validation of %s answered %s", _public(url), status)
-    if status != 200 or body.decode("utf-8", "replace") != token:
+    if status != 200 or not plain or body.decode("utf-8", "replace") != token:
         return (
             "Subscription validation request failed. "
             "Notification endpoint must respond with 200 OK to validation request."
