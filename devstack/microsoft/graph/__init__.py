@@ -1,5 +1,6 @@
 """Microsoft Graph v1.0 calendar resources for the Microsoft emulator: a WSGI app over an
-in-memory state, with delta rounds, faults on demand and the Outlook user's own edits."""
+in-memory state, with delta rounds, faults on demand, the Outlook user's own edits, and change
+notifications (subscriptions, webhook delivery, lifecycle events)."""
 
 from devstack.microsoft.graph.app import GraphApp
 from devstack.microsoft.graph.faults import Fault

@@ -1,8 +1,8 @@
 """The Graph v1.0 calendar surface as a werkzeug WSGI application.
 
-``GraphApp(state, authenticate)`` serves ``/v1.0/me``, calendars, events and
-``calendarView/delta`` for the user that ``authenticate(bearer_token)`` names, and the
-emulator's own control routes under ``/_microsoft/graph/`` (loopback callers only). The
+``GraphApp(state, authenticate)`` serves ``/v1.0/me``, calendars, events,
+``calendarView/delta`` and ``subscriptions`` for the user that ``authenticate(bearer_token)``
+names, and the emulator's own control routes under ``/_microsoft/graph/`` (loopback callers only). The
 identity platform and the TLS server live elsewhere and mount this app.
 """
 
@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
@@ -30,6 +30,14 @@ from devstack.microsoft.graph.state import (
     GraphError,
     GraphState,
     bad_request,
+)
+from devstack.microsoft.graph.subscriptions import (
+    CHANGE_TYPES,
+    MAX_CLIENT_STATE,
+    MAX_PER_MAILBOX,
+    Subscription,
+    too_many,
+    validate_endpoint,
 )
 from devstack.microsoft.graph.zones import UnknownTimeZone, to_zone
 
@@ -110,6 +118,12 @@ class GraphApp:
                 Rule(f"{GRAPH}/me/events/<event_id>", endpoint="event", methods=["GET", "PATCH", "DELETE"]),
                 Rule(f"{GRAPH}/me/calendars/<calendar_id>/calendarView/delta", endpoint="delta", methods=["GET"]),
                 Rule(f"{GRAPH}/me/calendarView/delta", endpoint="delta", methods=["GET"]),
+                Rule(f"{GRAPH}/subscriptions", endpoint="subscriptions", methods=["GET", "POST"]),
+                Rule(
+                    f"{GRAPH}/subscriptions/<subscription_id>",
+                    endpoint="subscription",
+                    methods=["GET", "PATCH", "DELETE"],
+                ),
             ]
         )
         self.control = control_map()
@@ -317,6 +331,116 @@ class GraphApp:
         if self.state.too_old(issued):
             status, code, message = KINDS["gone"]
             raise GraphError(status, code, message, {"Location": self._restart_link(request, email, calendar_id)})
+
+    # ----- subscriptions (learn.microsoft.com/graph/api/resources/subscription)
+    def _subscriptions(self, request: Request, email: str) -> Response:
+        """GET: the signed-in user's subscriptions; POST: create one (validation handshake
+        first, without the state lock: the request waits on the webhook, nothing else does)."""
+        context = f"{request.url_root.rstrip('/')}{GRAPH}/$metadata#subscriptions"
+        if request.method == "GET":
+            value = [s.render() for s in self.state.subscriptions.active(email)]
+            return _json({"@odata.context": context, "value": value})
+        body = request.get_json(force=True, silent=True)
+        if not isinstance(body, dict):
+            raise bad_request("expected a JSON subscription")
+        change_types = _change_types(body.get("changeType"))
+        resource = body.get("resource")
+        if not isinstance(resource, str) or not resource:
+            raise bad_request("resource is required")
+        calendar_id = self._subscribed_calendar(email, resource)
+        notification_url = _webhook_url(body.get("notificationUrl"), "notificationUrl", required=True) or ""
+
+        lifecycle_url = _webhook_url(body.get("lifecycleNotificationUrl"), "lifecycleNotificationUrl")
+        expiration = self.state.subscriptions.check_expiration(body.get("expirationDateTime"))
+        client_state = body.get("clientState")
+        if client_state is not None and (not isinstance(client_state, str) or len(client_state) > MAX_CLIENT_STATE):
+            # A guess at the code; the 128-character limit is documented (resources/subscription).
+            raise GraphError(
+                400, "InvalidRequest", f"clientState must be a string of at most {MAX_CLIENT_STATE} characters."
+            )
+        if len(self.state.subscriptions.active(email)) >= MAX_PER_MAILBOX:
+            raise too_many()  # before the handshake too: a full mailbox wakes no webhook
+        for url in filter(None, (notification_url, lifecycle_url)):
+            failure = validate_endpoint(url, self.state.subscriptions.validation_timeout)
+            if failure is not None:
+                raise GraphError(400, "ValidationError", failure)
+        user = self.state.users[email]
+        subscription = self.state.subscriptions.register(
+            Subscription(
+                id=str(uuid.uuid4()),
+                owner=email,
+                owner_id=user.id,
+                resource=resource,
+                calendar_id=calendar_id,
+                change_types=change_types,
+                notification_url=notification_url,
+                lifecycle_url=lifecycle_url,
+                expiration=expiration,
+                client_state=client_state,
+            )
+        )
+        return _json({"@odata.context": f"{context}/$entity", **subscription.render()}, 201)
+
+    def _subscription(self, request: Request, email: str, subscription_id: str) -> Response:
+        """GET one; PATCH {expirationDateTime} renews it (no new handshake); DELETE (204)."""
+        with self.state.lock:
+            found = self.state.subscriptions.find(email, subscription_id)
+            if found is None:
+                # A guess at the code and message: the 404 is what Graph answers for a
+                # subscription that is gone (subscription-delete, subscription-get).
+                raise GraphError(404, "ResourceNotFound", f"The object was not found: subscription {subscription_id}.")
+            if request.method == "DELETE":
+                self.state.subscriptions.remove(email, subscription_id)
+                return Response(status=204)
+            if request.method == "PATCH":
+                patch = request.get_json(force=True, silent=True)
+                if not isinstance(patch, dict) or "expirationDateTime" not in patch:
+                    raise bad_request("expected {expirationDateTime}")
+                found.expiration = self.state.subscriptions.check_expiration(patch["expirationDateTime"])
+            context = f"{request.url_root.rstrip('/')}{GRAPH}/$metadata#subscriptions/$entity"
+            return _json({"@odata.context": context, **found.render()})
+
+    def _subscribed_calendar(self, email: str, resource: str) -> str:
+        """The calendar a subscription's resource names: ``me/events`` and
+        ``me/calendar/events`` (the default calendar: a guess for ``me/events``),
+        ``me/calendars/{id}/events``, and the same under ``users/{id or address}``. Another
+        user's mailbox is 403 (a delegated token reaches only its own; the body is a guess)."""
+        parts = [p for p in resource.strip("/").split("/") if p]
+        lowered = [p.lower() for p in parts]
+        if lowered[:1] == ["users"] and len(parts) >= 2:
+            user = self.state.users[email]
+            if parts[1].lower() not in (email.lower(), user.id.lower()):
+                raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+            parts, lowered = parts[2:], lowered[2:]
+        elif lowered[:1] == ["me"]:
+            parts, lowered = parts[1:], lowered[1:]
+        else:
+            parts, lowered = [], []
+        if lowered in (["events"], ["calendar", "events"]):
+            return self.state.default_calendar(email).id
+        if len(lowered) == 3 and lowered[0] == "calendars" and lowered[2] == "events":
+            return self.state.calendar(email, parts[1]).id
+        # A guess at the code and message for a resource the emulator does not know.
+        raise GraphError(400, "InvalidRequest", f"Resource '{resource}' is not supported for subscriptions.")
+
+
+def _change_types(value: Any) -> tuple[str, ...]:
+    """changeType: a comma-separated list of created, updated, deleted (resources/subscription)."""
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request("changeType is required")
+    types = tuple(t.strip() for t in value.split(","))
+    if any(t not in CHANGE_TYPES for t in types):
+        raise bad_request(f"changeType must be a comma-separated list of {', '.join(CHANGE_TYPES)}")
+    return tuple(dict.fromkeys(types))
+
+
+def _webhook_url(value: Any, name: str, *, required: bool = False) -> str | None:
+    """A webhook URL. Graph asks for https; the emulator takes http too (loopback receivers)."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+        raise bad_request(f"{name} must be an http(s) URL")
+    return value
 
 
 def _loopback(address: str | None) -> bool:

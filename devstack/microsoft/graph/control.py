@@ -1,8 +1,9 @@
 """The emulator's own JSON control routes under ``/_microsoft/graph/`` (not Graph's surface).
 
 Tests and people running the local stack use them to add mailboxes, act as the Outlook user
-(create, edit, move, cancel, delete events and occurrences), queue faults and drop sync
-states. ``GraphApp`` answers them to loopback callers only.
+(create, edit, move, cancel, delete events and occurrences), queue faults, drop sync
+states, and drive change notifications (lifecycle events, revoked grants, delivery faults).
+``GraphApp`` answers them to loopback callers only.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def control_map() -> Map:
             Rule(f"{PREFIX}/users/<email>/events/<event_id>/cancel", endpoint="cancel", methods=["POST"]),
             Rule(f"{PREFIX}/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
             Rule(f"{PREFIX}/sync-states/forget", endpoint="forget", methods=["POST"]),
+            Rule(f"{PREFIX}/subscriptions", endpoint="subscriptions", methods=["GET"]),
+            Rule(f"{PREFIX}/subscriptions/<subscription_id>/lifecycle", endpoint="lifecycle", methods=["POST"]),
+            Rule(f"{PREFIX}/users/<email>/revoke-subscriptions", endpoint="revoke", methods=["POST"]),
+            Rule(f"{PREFIX}/notifications", endpoint="notifications", methods=["GET"]),
+            Rule(f"{PREFIX}/notifications/faults", endpoint="notification_faults", methods=["GET", "POST", "DELETE"]),
+            Rule(f"{PREFIX}/notifications/flush", endpoint="flush", methods=["POST"]),
         ]
     )
 
@@ -131,3 +138,49 @@ class ControlRoutes:
         """POST {email?}: drop delta/skip tokens; their next use answers syncStateNotFound."""
         email = _object(request).get("email")
         return json_response({"forgotten": self.state.forget_sync_states(email if isinstance(email, str) else None)})
+
+    def subscriptions(self, request: Request) -> Response:
+        """GET: every unexpired subscription of every mailbox (without clientState)."""
+        subs = self.state.subscriptions.active()
+        return json_response([{**s.render(), "clientState": None, "owner": s.owner} for s in subs])
+
+    def lifecycle(self, request: Request, subscription_id: str) -> Response:
+        """POST {lifecycleEvent}: send reauthorizationRequired, subscriptionRemoved (which also
+        removes the subscription) or missed to the subscription's lifecycleNotificationUrl."""
+        event = str(_object(request).get("lifecycleEvent", ""))
+        try:
+            sent = self.state.subscriptions.lifecycle(subscription_id, event)
+        except KeyError:
+            return json_response({"error": f"no subscription {subscription_id}"}, 404)
+        return json_response({"sent": sent})
+
+    def revoke(self, request: Request, email: str) -> Response:
+        """POST: the user revokes the app's grant; every subscription of the mailbox goes, each
+        with a subscriptionRemoved lifecycle notification."""
+        return json_response({"removed": self.state.revoke_subscriptions(email)})
+
+    def notifications(self, request: Request) -> Response:
+        """GET: what became of each delivery (url without query, kind, count, attempts, status)."""
+        return json_response(self.state.notifications.deliveries())
+
+    def notification_faults(self, request: Request) -> Response:
+        """GET: the counters; POST {drop?, duplicate?, delay?, retries?}: set them; DELETE: clear."""
+        dispatcher = self.state.notifications
+        if request.method == "POST":
+            body = _object(request)
+            for name, setter in (
+                ("drop", dispatcher.drop),
+                ("duplicate", dispatcher.duplicate),
+                ("delay", dispatcher.delay),
+                ("retries", dispatcher.retry),
+            ):
+                if name in body:
+                    setter(int(body[name]))
+            return json_response(dispatcher.faults(), 201)
+        if request.method == "DELETE":
+            dispatcher.clear()
+        return json_response(dispatcher.faults())
+
+    def flush(self, request: Request) -> Response:
+        """POST: send the notifications that ``delay`` holds."""
+        return json_response({"released": self.state.notifications.flush()})

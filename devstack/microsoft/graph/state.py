@@ -24,6 +24,12 @@ from typing import Any
 
 from devstack.microsoft.graph import recurrence as rrule
 from devstack.microsoft.graph.faults import Faults
+from devstack.microsoft.graph.subscriptions import (
+    DELIVERY_TIMEOUT,
+    VALIDATION_TIMEOUT,
+    Dispatcher,
+    Subscriptions,
+)
 from devstack.microsoft.graph.zones import UnknownTimeZone, to_zone, windows_name
 
 Clock = Callable[[], datetime]
@@ -186,6 +192,8 @@ class GraphState:
         clock: Clock | None = None,
         *,
         delta_token_lifetime: timedelta = timedelta(days=7),
+        validation_timeout: float = VALIDATION_TIMEOUT,
+        delivery_timeout: float = DELIVERY_TIMEOUT,
     ) -> None:
         self.lock = threading.RLock()
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
@@ -199,6 +207,10 @@ class GraphState:
         self.transactions: dict[tuple[str, str], str] = {}
         self.rounds: dict[str, DeltaRound] = {}
         self.pages: dict[str, DeltaPage] = {}
+        #: Webhook deliveries, from their own thread (faults: drop, duplicate, delay, retry).
+        self.notifications = Dispatcher(delivery_timeout)
+        #: Change-notification subscriptions; tests lower ``validation_timeout`` (Graph: 10 s).
+        self.subscriptions = Subscriptions(self.lock, self.clock, self.notifications, validation_timeout)
 
     # ----- users and calendars
     def add_user(self, email: str, display_name: str | None = None) -> User:
@@ -273,6 +285,7 @@ class GraphState:
             self.events[event.id] = event
             if event.transaction_id:
                 self.transactions[(email, event.transaction_id)] = event.id
+            self._notify(event, "created")
             return event, True
 
     def get(self, email: str, event_id: str) -> Event:
@@ -302,6 +315,7 @@ class GraphState:
                 )
             target = self._writable(current)
             self._apply(target, patch, creating=False)
+            self._notify(target, "updated")
             return target
 
     def delete_event(self, email: str, event_id: str) -> None:
@@ -310,12 +324,26 @@ class GraphState:
             event = self.events.get(event_id)
             if event is not None and event.owner == email:
                 del self.events[event_id]
+                self._notify(event, "deleted")
                 return
             master, day = self._occurrence_slot(email, event_id)
             # The other occurrences keep their change keys, so a delta round reports only this
             # one (as removed), not the whole series.
+            gone = self.get(email, event_id)
             master.exceptions.pop(day, None)
             master.cancelled_dates.add(day)
+            # A guess: Graph's notification for one deleted occurrence names the occurrence.
+            self._notify(gone, "deleted")
+
+    def _notify(self, event: Event, change: str) -> None:
+        """Tell the subscriptions of the event's calendar (queued; sent by the dispatcher)."""
+        owner = self.users[event.owner]
+        self.subscriptions.changed(owner.email, owner.id, event.calendar_id, event.id, event.etag(), change)
+
+    def revoke_subscriptions(self, email: str) -> int:
+        """The user's grant to the app is revoked: every subscription of the mailbox is removed,
+        each with a ``subscriptionRemoved`` lifecycle notification. Returns how many."""
+        return self.subscriptions.revoke(email)
 
     def _writable(self, current: Event) -> Event:
         """The stored event a write changes: an occurrence becomes an exception first."""
