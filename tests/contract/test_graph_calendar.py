@@ -28,6 +28,7 @@ from crmsync.ports.errors import (
     RateLimited,
 )
 from crmsync.providers.graph import GraphCalendar
+from crmsync.providers.graph.calendar import PROP_APPOINTMENT, PROP_REVISION, PROP_TENANT
 from devstack.microsoft.graph import Fault, GraphState
 from tests.support import clock
 from tests.support.graph_user import GraphServer, GraphUser
@@ -442,9 +443,12 @@ def test_delete_removes_the_event(account: Account) -> None:
 
 
 def test_our_marker_makes_an_event_ours_for_our_tenant_only(account: Account) -> None:
-    """Markers ride as single-value extended properties (learn.microsoft.com/graph/api/
-    resources/singlevaluelegacyextendedproperty) read back with ``$expand``; another tenant's
-    marker is someone else's event. Also in incremental rounds."""
+    """calendarView/delta does not take ``$expand`` (event-delta's OData parameters), so a
+    listing knows our events by their ``transactionId``, which Graph returns when an app set
+    it (learn.microsoft.com/graph/api/resources/event); another tenant's is someone else's
+    event, in full and incremental rounds. The markers are also written as single-value
+    extended properties (learn.microsoft.com/graph/api/resources/
+    singlevaluelegacyextendedproperty)."""
     ours, theirs = draft(), draft(tenant_id="tenant-other")
     _, cursor = listing(account.port, account.user.calendar_id)
     mine = account.port.create_event(account.user.calendar_id, ours)
@@ -460,6 +464,12 @@ def test_our_marker_makes_an_event_ours_for_our_tenant_only(account: Account) ->
     assert seen == {mine.event_id: ours.key, other.event_id: None, users: None}
     assert seen_by_other == {mine.event_id: None, other.event_id: theirs.key, users: None}
     assert changed == seen
+    stored = {e.id: e.extended for e in account.user.events()}
+    assert stored[mine.event_id] == {
+        PROP_APPOINTMENT: ours.key,
+        PROP_TENANT: TENANT,
+        PROP_REVISION: "1",
+    }
 
 
 # ---------------------------------------------------------------------- errors

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -62,13 +63,17 @@ TIMEOUT = (5, 30)
 
 #: Our markers: single-value extended properties, each a String named in one fixed property
 #: set GUID of ours (learn.microsoft.com/graph/api/resources/singlevaluelegacyextendedproperty:
-#: ``String {guid} Name name``). Only our own tenant's marker makes an event ours.
+#: ``String {guid} Name name``), written on every create and update. calendarView/delta does
+#: not support ``$expand`` (techcommunity.microsoft.com idea 3222051, citing event-delta's
+#: OData parameters), so listings recognise our events by their ``transactionId``
+#: (:func:`transaction_id`); these are for a read of one event and for support staff.
 _MARKER_SET = "{8c3f5a52-6d1e-4b8f-9a07-3e2b7c41d9a6}"
 PROP_APPOINTMENT = f"String {_MARKER_SET} Name crmAppointmentId"
 PROP_TENANT = f"String {_MARKER_SET} Name crmTenantId"
 PROP_REVISION = f"String {_MARKER_SET} Name crmRevision"
 MARKER_PROPERTIES = (PROP_APPOINTMENT, PROP_TENANT, PROP_REVISION)
-_EXPAND = "singleValueExtendedProperties($filter=" + " or ".join(f"id eq '{p}'" for p in MARKER_PROPERTIES) + ")"
+#: ``crm.<appointment key>.<tenant tag>``: see :func:`transaction_id`.
+_TRANSACTION = re.compile(r"^crm\.([0-9a-f]{1,64})\.([0-9a-f]{16})$")
 
 #: ``showAs`` values that block time (learn.microsoft.com/graph/api/resources/event: free,
 #: tentative, busy, oof, workingElsewhere, unknown). Free and workingElsewhere do not: someone
@@ -206,20 +211,16 @@ class GraphCalendar:
             window_start = (since or self._clock() - DEFAULT_BACK).astimezone(UTC)
             window_end = window_start + HORIZON
             url = f"{self._base}/me/calendars/{quote(calendar_id, safe='')}/calendarView/delta"
-        # $expand goes with the first request and with a deltaLink (a new round of changes):
-        # Graph's tokens encode the first request's parameters (learn.microsoft.com/graph/
-        # delta-query-events), so repeating it is redundant there, but the emulator reads it
-        # from the request that starts each round. A nextLink page was computed with it.
-        params: dict[str, str] = {"$expand": _EXPAND}
+        params: dict[str, str] | None = None
         if not cursor:
-            params.update(startDateTime=_utc(window_start), endDateTime=_utc(window_end))
+            params = {"startDateTime": _utc(window_start), "endDateTime": _utc(window_end)}
         headers = {"Prefer": f'outlook.timezone="UTC", odata.maxpagesize={self._page_size}'}
         while True:
             response = self._request("GET", url, "calendarView/delta", headers=headers, params=params, delta=True)
             page = self._json(response, "calendarView/delta")
             events = [event for raw in page.get("value") or [] if (event := self._parse(raw)) is not None]
             if page.get("@odata.nextLink"):
-                url, params = str(page["@odata.nextLink"]), {}
+                url, params = str(page["@odata.nextLink"]), None
                 yield EventPage(events, None)
                 continue
             link = page.get("@odata.deltaLink")
@@ -242,11 +243,7 @@ class GraphCalendar:
             return ExternalEvent.gone(str(raw["id"]))
         if raw.get("type") == "seriesMaster":
             return None
-        props = {
-            str(p.get("id", "")).lower(): str(p.get("value", ""))
-            for p in raw.get("singleValueExtendedProperties") or []
-        }
-        ours = props.get(PROP_APPOINTMENT.lower()) if props.get(PROP_TENANT.lower()) == self._tenant_id else None
+        ours = self._ours(raw)
         start, end = raw.get("start") or {}, raw.get("end") or {}
         all_day = bool(raw.get("isAllDay"))
         response = (raw.get("responseStatus") or {}).get("response")
@@ -264,6 +261,15 @@ class GraphCalendar:
             crm_appointment_id=ours or None,
             time_zone=iana_zone(raw.get("originalStartTimeZone")),
         )
+
+    def _ours(self, raw: dict[str, Any]) -> str | None:
+        """Our appointment key if the event is ours, for our tenant only, from its
+        ``transactionId`` ("only returned in a response payload if an app has set it",
+        learn.microsoft.com/graph/api/resources/event)."""
+        found = _TRANSACTION.match(str(raw.get("transactionId") or ""))
+        if found and found.group(2) == _tenant_tag(self._tenant_id):
+            return found.group(1)
+        return None
 
     # ------------------------------------------------------------------ writes
     def create_event(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
@@ -341,10 +347,15 @@ class GraphCalendar:
 
 
 def transaction_id(draft: EventDraft) -> str:
-    """Deterministic per (tenant, appointment): a retried create sends the same one. Hashed
-    so the id says nothing about the tenant."""
-    digest = hashlib.sha256(f"{draft.tenant_id}\x00{draft.key}".encode()).hexdigest()[:32]
-    return f"crm-{digest}"
+    """``crm.<appointment key>.<tenant tag>``: deterministic, so a retried create sends the
+    same one; readable back, so a listing knows the event is ours (Graph keeps it: it
+    "can't change" after the create, resources/event). The tenant appears only as a tag (the
+    first 16 hex digits of a SHA-256), so the id does not name the tenant."""
+    return f"crm.{draft.key}.{_tenant_tag(draft.tenant_id)}"
+
+
+def _tenant_tag(tenant_id: str) -> str:
+    return hashlib.sha256(f"crmsync-tenant\x00{tenant_id}".encode()).hexdigest()[:16]
 
 
 def _error(response: requests.Response, what: str, *, delta: bool) -> ProviderError:
