@@ -81,7 +81,7 @@ def account(graph: GraphServer) -> Iterator[Account]:
     graph.state.clock = ticks
     user = GraphUser(graph)
     made = Account(user, GraphCalendar(graph.base_url, lambda: user.token, tenant_id=TENANT), graph, ticks)
-    made.port = made.adapter()
+    made.port = made.adapter()  # the same, with the test's page size and clock
     yield made
     graph.state.faults.clear()
 
@@ -362,6 +362,8 @@ def test_series_occurrences_are_instances_and_a_crm_move_makes_one_exception(acc
     after = by_id(listing(account.port, account.user.calendar_id)[0])
     assert len(after) == 4
     assert sum(e.summary == "Standup" for e in after.values()) == 3
+    [series] = account.user.events()
+    assert [e.type for e in series.exceptions.values()] == ["exception"]
 
 
 # ---------------------------------------------------------------------- writes
