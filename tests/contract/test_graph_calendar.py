@@ -366,6 +366,49 @@ def test_series_occurrences_are_instances_and_a_crm_move_makes_one_exception(acc
     assert [e.type for e in series.exceptions.values()] == ["exception"]
 
 
+def test_deleting_one_occurrence_leaves_the_rest_of_the_series(account: Account) -> None:
+    """DELETE on an occurrence's id removes that occurrence only (learn.microsoft.com/graph/
+    api/event-delete; the emulator records it as a cancelled date of the series); the next
+    round reports it removed and nothing else."""
+    first = clock.days_ahead(3, 9)
+    account.user.create(
+        {
+            "subject": "Standup",
+            "start": {"dateTime": first.replace(tzinfo=None).isoformat(), "timeZone": "UTC"},
+            "end": {"dateTime": (first + timedelta(minutes=15)).replace(tzinfo=None).isoformat(), "timeZone": "UTC"},
+            "recurrence": {
+                "pattern": {"type": "daily", "interval": 1},
+                "range": {"type": "numbered", "startDate": first.date().isoformat(), "numberOfOccurrences": 3},
+            },
+        }
+    )
+    events, cursor = listing(account.port, account.user.calendar_id)
+    third = sorted(events, key=lambda e: e.start or first)[2]
+
+    account.port.delete_event(account.user.calendar_id, third.event_id)
+
+    [gone] = listing(account.port, account.user.calendar_id, cursor)[0]
+    assert (gone.event_id, gone.cancelled) == (third.event_id, True)
+    assert len(listing(account.port, account.user.calendar_id)[0]) == 2
+    with pytest.raises(ProviderNotFound):
+        account.port.delete_event(account.user.calendar_id, third.event_id)
+
+
+def test_a_full_listing_keeps_events_ending_after_since(account: Account) -> None:
+    """The first round's window starts at ``since``: calendarView holds the events that overlap
+    it (learn.microsoft.com/graph/api/user-list-calendarview)."""
+    since = clock.days_ahead(5, 12)
+    account.user.add("Ended", since - timedelta(hours=2), since - timedelta(hours=1))
+    across = account.user.add("Across", since - timedelta(hours=1), since + timedelta(hours=1))
+    later = account.user.add("Later", since + timedelta(days=1), since + timedelta(days=1, hours=1))
+    far = account.user.add("Far", since + timedelta(days=700), since + timedelta(days=700, hours=1))
+    account.user.add("Beyond", since + timedelta(days=731), since + timedelta(days=731, hours=1))
+
+    pages = list(account.port.event_pages(account.user.calendar_id, cursor=None, since=since))
+
+    assert {e.event_id for p in pages for e in p.events} == {across, later, far}
+
+
 # ---------------------------------------------------------------------- writes
 
 
