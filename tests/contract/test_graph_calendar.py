@@ -8,8 +8,11 @@ a guess (the emulator's or ours), the docstring says "guess" and docs/GRAPH.md l
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -231,8 +234,18 @@ def test_a_round_whose_window_has_rolled_starts_again(account: Account) -> None:
 
 
 def test_a_cursor_that_is_not_ours_is_cursor_invalid(account: Account) -> None:
+    """Another adapter's cursor, or one whose link leaves our base URL (docs/GRAPH.md's cursor
+    format), is refused before any request: the bearer token never goes elsewhere."""
     with pytest.raises(CursorInvalid):
         listing(account.port, account.user.calendar_id, "cd1.eJwrSS0qBgAEXQHB")
+    _, cursor = listing(account.port, account.user.calendar_id)
+    state = json.loads(zlib.decompress(base64.urlsafe_b64decode(cursor[4:] + "=" * (-len(cursor[4:]) % 4))))
+    assert state["link"].startswith("/me/calendars/")  # relative: compact
+    state["link"] = "http://127.0.0.2:9" + state["link"]
+    elsewhere = "gr1." + base64.urlsafe_b64encode(zlib.compress(json.dumps(state).encode())).decode()
+
+    with pytest.raises(CursorInvalid):
+        listing(account.port, account.user.calendar_id, elsewhere)
 
 
 # ---------------------------------------------------------------------- event mapping

@@ -207,6 +207,8 @@ class GraphCalendar:
                 raise CursorInvalid("Graph: the delta round's window has rolled; a new round starts.")
             window_start = datetime.fromisoformat(state["start"])
             url = self._absolute(state["link"])
+            if not self._ours_link(url):
+                raise CursorInvalid("Graph: the cursor's link is not on this adapter's base URL.")
         else:
             window_start = (since or self._clock() - DEFAULT_BACK).astimezone(UTC)
             window_end = window_start + HORIZON
@@ -221,6 +223,8 @@ class GraphCalendar:
             events = [event for raw in page.get("value") or [] if (event := self._parse(raw)) is not None]
             if page.get("@odata.nextLink"):
                 url, params = str(page["@odata.nextLink"]), None
+                if not self._ours_link(url):
+                    raise ProviderError("Graph calendarView/delta: a nextLink off the base URL.", retryable=False)
                 yield EventPage(events, None)
                 continue
             link = page.get("@odata.deltaLink")
@@ -232,6 +236,11 @@ class GraphCalendar:
 
     def _absolute(self, link: str) -> str:
         return link if link.startswith(("http://", "https://")) else self._base + link
+
+    def _ours_link(self, link: str) -> bool:
+        """Whether a link is on our base URL: the bearer token goes with every request, so a
+        link elsewhere (a cursor not written by us, an odd answer) is never followed."""
+        return link.startswith(self._base + "/")
 
     def _relative(self, link: str) -> str:
         # Compact cursors: the base URL is the adapter's, not the cursor's.
