@@ -30,8 +30,7 @@ from crmsync.ports.errors import (
     ProviderNotFound,
     RateLimited,
 )
-from crmsync.providers.graph import GraphCalendar
-from crmsync.providers.graph.calendar import PROP_APPOINTMENT, PROP_REVISION, PROP_TENANT
+from crmsync.providers.graph.calendar import PROP_APPOINTMENT, PROP_REVISION, PROP_TENANT, GraphCalendar
 from devstack.microsoft.graph import Fault, GraphState
 from tests.support import clock
 from tests.support.graph_user import GraphServer, GraphUser
