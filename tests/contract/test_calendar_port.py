@@ -19,6 +19,7 @@ from crmsync.providers.caldav.calendar import CalDavCalendar
 from crmsync.providers.caldav.client import DavClient
 from crmsync.providers.google.calendar import GoogleCalendar
 from crmsync.providers.google.events import rfc3339
+from crmsync.providers.graph.calendar import GraphCalendar
 from devstack.caldav import CalDavServer
 from devstack.google import GoogleEmulator
 from tests.contract.ports import connect_google_account
@@ -26,6 +27,7 @@ from tests.fakes import FakeCalendar
 from tests.support import clock
 from tests.support.caldav_user import CalDavUser
 from tests.support.google_user import GoogleCalendarUser
+from tests.support.graph_user import GraphServer, GraphUser
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +93,13 @@ class Subject:
     other_tenant: CalendarPort
 
 
-@pytest.fixture(params=["google", "caldav", "fake"])
+@pytest.fixture(scope="module")
+def graph_server() -> Iterator[GraphServer]:
+    with GraphServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["google", "caldav", "graph", "fake"])
 def subject(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Subject]:
     if request.param == "google":
         monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
@@ -117,6 +125,14 @@ def subject(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
             return CalDavCalendar(client, tenant_id=tenant_id, page_size=PAGE_SIZE)
 
         yield Subject(dav(TENANT), user.calendar_url, user, dav("tenant-other"))
+    elif request.param == "graph":
+        graph: GraphServer = request.getfixturevalue("graph_server")
+        outlook = GraphUser(graph)
+
+        def outlook_port(tenant_id: str) -> GraphCalendar:
+            return GraphCalendar(graph.base_url, lambda: outlook.token, tenant_id=tenant_id, page_size=PAGE_SIZE)
+
+        yield Subject(outlook_port(TENANT), outlook.calendar_id, outlook, outlook_port("tenant-other"))
     else:
         email = f"port-{uuid.uuid4().hex[:10]}@example.com"
         fake = FakeCalendar(tenant_id=TENANT, email=email, page_size=PAGE_SIZE)
@@ -305,17 +321,28 @@ def test_deleting_a_deleted_event_is_not_found(subject: Subject) -> None:
     with pytest.raises(ProviderNotFound):
         subject.port.delete_event(subject.calendar_id, written.event_id)
     events = {e.event_id: e for e in listing(subject.port, subject.calendar_id)[0]}
-    assert events[written.event_id].cancelled
+    if subject.port.idempotency is CreateIdempotency.TRANSACTION_ID:
+        assert written.event_id not in events  # Graph keeps no tombstones: a full round omits it
+    else:
+        assert events[written.event_id].cancelled
 
 
 def test_updating_a_deleted_event_brings_it_back_or_is_not_found(subject: Subject) -> None:
     """Google keeps a deleted event's tombstone, and an update restores it (the retried
-    create relies on it); only an id with no tombstone is not found. CalDAV keeps no
-    tombstones: the update is not found (the push then creates it again, and a retried create
-    relies on If-None-Match instead)."""
+    create relies on it); only an id with no tombstone is not found. CalDAV and Graph keep
+    no tombstones: the update is not found, and the push then creates the event again (CalDAV
+    under the same client-chosen name; Graph under a new id, its transactionId's first event
+    being gone)."""
     wanted = draft()
     written = subject.port.create_event(subject.calendar_id, wanted)
     subject.user.delete(written.event_id)
+    if subject.port.idempotency is CreateIdempotency.TRANSACTION_ID:
+        with pytest.raises(ProviderNotFound):
+            subject.port.update_event(subject.calendar_id, written.event_id, replace(wanted, title="Back"))
+        again = subject.port.create_event(subject.calendar_id, replace(wanted, title="Back"))
+        live = [e for e in listing(subject.port, subject.calendar_id)[0] if not e.cancelled]
+        assert [(e.event_id, e.summary, e.crm_appointment_id) for e in live] == [(again.event_id, "Back", wanted.key)]
+        return
     if subject.port.idempotency is CreateIdempotency.CLIENT_UID:
         with pytest.raises(ProviderNotFound):
             subject.port.update_event(subject.calendar_id, written.event_id, replace(wanted, title="Back"))
