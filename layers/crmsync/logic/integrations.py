@@ -298,12 +298,10 @@ class Integrations:
         grant = oauth.exchange_code(code=code, code_verifier=pending.code_verifier, scopes=pending.scopes)
         identity = oauth.identity(grant)
         connection_id = connection_id_for(principal, provider, identity.subject)
+        secret = grant.stored_credential
         ciphertext = (
-            self._cipher.encrypt(
-                grant.refresh_token,
-                TokenContext(principal.tenant_id, principal.user_id, connection_id),
-            )
-            if grant.refresh_token
+            self._cipher.encrypt(secret, TokenContext(principal.tenant_id, principal.user_id, connection_id))
+            if secret
             else None
         )
         connection = self._connections.upsert(

@@ -30,9 +30,18 @@ class TokenGrant:
     id_token: str | None
     scopes: tuple[str, ...]
     expires_at: datetime | None
+    #: What the connection stores (KMS-encrypted) when it is not the refresh token alone:
+    #: Microsoft's is MSAL's serialized token cache, which MSAL refreshes from.
+    credential: str | None = None
 
     def __repr__(self) -> str:  # keep secrets out of tracebacks and debug output
         return f"TokenGrant(scopes={self.scopes!r}, expires_at={self.expires_at!r})"
+
+    @property
+    def stored_credential(self) -> str | None:
+        """The secret the connection keeps: ``credential`` if the adapter set one, else the
+        refresh token (Google's)."""
+        return self.credential or self.refresh_token
 
 
 @dataclass(frozen=True)
