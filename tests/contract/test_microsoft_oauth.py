@@ -240,8 +240,8 @@ def test_the_id_token_must_be_for_us_from_the_authority_and_current(
 
 
 def test_granted_scopes_are_named_as_asked() -> None:
-    """v2-oauth2-auth-code-flow's example answer names Graph's scopes with the resource and in
-    lower case (``https://graph.microsoft.com/mail.read``): they are matched to ours."""
+    """Guess (v2-oauth2-auth-code-flow's example answer as remembered, not re-checked): Graph's
+    scopes may come back with the resource prefix and in lower case; they are matched to ours."""
     answered = ["https://graph.microsoft.com/calendars.readwrite", "https://graph.microsoft.com/User.Read", "openid"]
     assert graph_scope_names(answered, ["Calendars.ReadWrite", "User.Read"]) == (
         "Calendars.ReadWrite",

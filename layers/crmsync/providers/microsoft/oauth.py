@@ -42,10 +42,10 @@ SKEW = timedelta(minutes=2)
 
 
 def graph_scope_names(scopes: Iterable[str], wanted: Sequence[str]) -> tuple[str, ...]:
-    """The granted scopes as we name them: Microsoft answers Graph's with the resource prefix
-    (``https://graph.microsoft.com/Calendars.ReadWrite``) and in the case they were asked in
-    (v2-oauth2-auth-code-flow's example answers ``https://graph.microsoft.com/mail.read``), so
-    each is matched case-insensitively to the name we asked for."""
+    """The granted scopes as we name them. Microsoft may answer Graph's with the resource
+    prefix (``https://graph.microsoft.com/Calendars.ReadWrite``) and in another case than asked
+    (a guess from v2-oauth2-auth-code-flow's example answer as remembered, not re-checked), so
+    each is matched case-insensitively to the name we asked for; the emulator answers bare names."""
     canonical = {name.lower(): name for name in wanted}
     names: list[str] = []
     for scope in scopes:
