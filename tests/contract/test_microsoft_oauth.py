@@ -181,8 +181,15 @@ def test_the_credential_refreshes_until_the_grant_is_revoked(emu: MicrosoftEmula
     grant, scopes = _grant(oauth, ADA)
     assert grant.credential is not None
     credential = MicrosoftCredential(oauth, grant.credential, scopes)
-    credential.check()
-    credential.check()  # Microsoft keeps the old refresh token valid after a refresh
+    renewed = credential.check()
+    # refresh-tokens: "Refresh tokens replace themselves with a fresh token upon every use" and
+    # each lives 90 days: the check hands back the cache holding the new one, to be stored.
+    old_tokens = {t["secret"] for t in json.loads(grant.credential)["RefreshToken"].values()}
+    new_tokens = {t["secret"] for t in json.loads(renewed)["RefreshToken"].values()}
+    assert new_tokens
+    assert new_tokens.isdisjoint(old_tokens)
+    MicrosoftCredential(oauth, renewed, scopes).check()
+    MicrosoftCredential(oauth, grant.credential, scopes).check()  # the old one is not revoked
     emu.revoke_grants(ADA, CLIENT_ID)
     with pytest.raises(AuthRevoked):
         credential.check()

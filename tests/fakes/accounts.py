@@ -181,6 +181,8 @@ class FakeCredential:
 
     def __init__(self) -> None:
         self.revoked = False
+        #: What :meth:`check` returns as the credential to store instead (None: keep it).
+        self.renews_to: str | None = None
         self._failures: list[Exception] = []
         #: Port calls so far, by method name.
         self.calls: Counter[str] = Counter()
@@ -188,11 +190,14 @@ class FakeCredential:
     def __repr__(self) -> str:
         return f"FakeCredential(revoked={self.revoked})"
 
-    def check(self) -> None:
+    def check(self) -> str | None:
+        """None, or ``renews_to`` when a test set it (a provider that rotates the credential
+        on every check, as Microsoft's refresh tokens replace themselves)."""
         self.calls["check"] += 1
         self._maybe_fail()
         if self.revoked:
             raise AuthRevoked()
+        return self.renews_to
 
     def revoke(self) -> None:
         """Revoking a revoked credential is fine, as at Google."""

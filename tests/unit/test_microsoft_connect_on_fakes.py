@@ -11,8 +11,9 @@ import pytest
 
 from crmsync.app.wiring import Graph
 from crmsync.config import Settings
-from crmsync.domain import CredentialKind, Principal
+from crmsync.domain import ConnectionStatus, CredentialKind, Principal
 from crmsync.errors import AuthorizationDenied, InvalidRequest, OAuthStateError
+from crmsync.messaging.messages import ConnectionCheck
 from crmsync.providers.microsoft.oauth import MicrosoftCredential
 from crmsync.security.tokens import TokenContext
 from tests.fakes.world import SETTINGS, FakeGraph
@@ -131,3 +132,34 @@ def test_a_microsoft_state_does_not_finish_a_google_sign_in(graph: FakeGraph) ->
             "google", state=answer["state"], code=answer["code"], error=None, binding=BINDING
         )
     assert graph.integrations.list_connections(ALICE) == []
+
+
+def test_a_check_that_renews_the_credential_stores_the_new_one_encrypted(graph: FakeGraph) -> None:
+    """Microsoft's refresh token replaces itself on every use (refresh-tokens): the check's
+    renewed token cache is stored, encrypted under the connection's context, with the status."""
+    connection_id = _connect(graph, email=ADA, subject=ADA_SUBJECT)
+    before = graph.connection_store.get_stored(ALICE, connection_id)
+    assert before is not None
+    graph.account_access.credential_of(connection_id).renews_to = "renewed-token-cache"
+    status = graph.integrations.check_connection(
+        ConnectionCheck(tenant_id=ALICE.tenant_id, user_id=ALICE.user_id, connection_id=connection_id)
+    )
+    assert status is ConnectionStatus.CONNECTED
+    after = graph.connection_store.get_stored(ALICE, connection_id)
+    assert after is not None
+    assert after.version == before.version + 1
+    context = TokenContext(ALICE.tenant_id, ALICE.user_id, connection_id)
+    assert graph.cipher.decrypt(after.credential_ciphertext, context) == "renewed-token-cache"
+    assert b"renewed-token-cache" not in after.credential_ciphertext
+
+
+def test_a_check_that_renews_nothing_keeps_the_credential(graph: FakeGraph) -> None:
+    connection_id = _connect(graph, email=ADA, subject=ADA_SUBJECT)
+    before = graph.connection_store.get_stored(ALICE, connection_id)
+    assert before is not None
+    graph.integrations.check_connection(
+        ConnectionCheck(tenant_id=ALICE.tenant_id, user_id=ALICE.user_id, connection_id=connection_id)
+    )
+    after = graph.connection_store.get_stored(ALICE, connection_id)
+    assert after is not None
+    assert after.credential_ciphertext == before.credential_ciphertext

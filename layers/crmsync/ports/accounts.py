@@ -82,9 +82,11 @@ class OAuthPort(Protocol):
 class CredentialPort(Protocol):
     """The credential of one connection."""
 
-    def check(self) -> None:
+    def check(self) -> str | None:
         """Prove it still works (a token refresh, a PROPFIND): ``AuthRevoked`` when it no
-        longer does."""
+        longer does. Returns the credential to store instead when proving it renewed it
+        (Microsoft: the token cache with the refresh token that replaced the old one), else
+        None."""
         ...
 
     def revoke(self) -> None:

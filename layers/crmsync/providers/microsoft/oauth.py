@@ -224,10 +224,12 @@ class MicrosoftOAuth:
             issuers.add(f"https://login.microsoftonline.com/{tid}/v2.0")
         return issuers
 
-    def refresh(self, token_cache: str, scopes: Sequence[str]) -> str:
+    def refresh(self, token_cache: str, scopes: Sequence[str]) -> tuple[str, str]:
         """A fresh access token from the cache's refresh token (forced past any cached access
-        token, so it proves the grant still stands). No account or refresh token in the cache,
-        or ``invalid_grant`` → :class:`AuthRevoked`."""
+        token, so it proves the grant still stands), and the cache as MSAL left it (the new
+        refresh token in it: Microsoft's replace themselves on every use and each lives 90
+        days, refresh-tokens). No account or refresh token in the cache, or ``invalid_grant``
+        → :class:`AuthRevoked`."""
         import msal
         import requests
 
@@ -251,7 +253,7 @@ class MicrosoftOAuth:
         if result is None:
             raise AuthRevoked()
         if "access_token" in result:
-            return str(result["access_token"])
+            return str(result["access_token"]), cache.serialize()
         if result.get("error") in {"invalid_grant", "interaction_required", "consent_required"}:
             log.info("microsoft refresh refused", extra={"error": _error_summary(result)})
             raise AuthRevoked()
@@ -272,8 +274,11 @@ class MicrosoftCredential:
     def __repr__(self) -> str:
         return "MicrosoftCredential(<token cache>)"
 
-    def check(self) -> None:
-        self._oauth.refresh(self._token_cache, self._scopes)
+    def check(self) -> str:
+        """Refresh; the cache to store instead (with the refresh token that replaced ours)."""
+        _, renewed = self._oauth.refresh(self._token_cache, self._scopes)
+        self._token_cache = renewed
+        return renewed
 
     def revoke(self) -> None:
         """Nothing to call: Microsoft has no per-app token revocation (a user removes an
