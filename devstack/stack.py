@@ -341,6 +341,7 @@ class Stack:
                 [f"{self.http.url}/oauth/microsoft/callback"],
                 name="crmsync (local)",
             )
+        if self.microsoft is not None:
             self.seed_microsoft()
 
         if ddb_thread is not None:
