@@ -108,3 +108,32 @@ def test_cancelling_at_microsoft_says_so_with_microsofts_name(page: Page, stack:
     page.locator("#cancel").click()
     page.wait_for_url(f"{stack.api_url}/settings/integrations**")
     expect(page.locator("#notice")).to_have_text("You cancelled the Microsoft sign-in. Nothing was connected.")
+
+
+def test_a_microsoft_account_that_needs_reauthorization_is_reconnected_in_place(
+    page: Page, stack: Any, unique: str, account: str
+) -> None:
+    """The user's sessions were revoked at Microsoft; the health check marks the account; its
+    Reconnect goes through Microsoft's consent again and the same row is connected again."""
+    open_page(page, stack, unique)
+    sign_in_with_microsoft(page, stack, account)
+    row = page.locator(f'#microsoft-accounts li.account[data-email="{account}"]')
+    expect(row).to_have_attribute("data-status", "connected")
+    connection_id = row.get_attribute("data-id")
+    stack.drain()
+    stack.microsoft.revoke_grants(account)
+    stack.fire("ConnectionHealth")
+    stack.drain()
+    page.reload()
+    expect(row).to_have_attribute("data-status", "needs_reauth")
+    expect(row.locator(".status-text")).to_have_text(
+        "Needs re-authorization: Microsoft no longer accepts this connection. Reconnect it."
+    )
+    row.get_by_role("button", name=f"Reconnect {account}").click()
+    page.wait_for_url(f"{stack.microsoft.base_url}/**")
+    page.locator(f'input[name="account"][value="{account}"]').check()
+    page.locator("#accept").click()
+    page.wait_for_url(f"{stack.api_url}/settings/integrations**")
+    expect(page.locator("#notice")).to_have_text(f"{account} is connected.")
+    expect(row).to_have_attribute("data-status", "connected")
+    expect(row).to_have_attribute("data-id", connection_id or "")
