@@ -103,6 +103,25 @@ def caldav_banner(stack: Stack) -> list[str]:
     return lines
 
 
+def microsoft_banner(stack: Stack) -> list[str]:
+    """The Microsoft emulator's address and demo accounts (no passwords: its consent page
+    lists the accounts to pick)."""
+    if stack.microsoft is None:
+        return ["  Microsoft emulator off"]
+    accounts = []
+    for user in stack.microsoft_accounts:
+        kind = "personal" if user.get("personal") else "work"
+        if user.get("admin_consent_required"):
+            kind += ", its organisation requires admin consent"
+        accounts.append(f"  Microsoft       {user['email']}  ({kind})")
+    emulator = stack.microsoft
+    return [
+        f"  Microsoft       {emulator.base_url}  (identity platform and Graph, https; CA {emulator.ca_bundle})",
+        f"  Microsoft ctl   {stack.microsoft.base_url}/_microsoft/  (users, grants, clock: docs/MICROSOFT.md)",
+        *accounts,
+    ]
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Run the stack in the foreground until interrupted."""
     root = Path(args.root).resolve()
@@ -118,9 +137,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             smtp=args.smtp_port,
             caldav=args.caldav_port,
             caldav_partition=args.caldav_port + 1,
+            microsoft=args.microsoft_port,
         ),
         google=use_google,
         caldav=not args.no_caldav,
+        microsoft=not args.no_microsoft,
         echo_logs=not args.quiet,
         background=True,
         prewarm=True,
@@ -142,6 +163,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             "dynamodb_endpoint": stack.dynamodb_endpoint,
             "google_url": stack.google.base_url if stack.google is not None else None,
             "caldav_url": stack.caldav.base_url if stack.caldav is not None else None,
+            "microsoft_url": stack.microsoft.base_url if stack.microsoft is not None else None,
             "issuer": stack.issuer.issuer if stack.issuer else None,
             "smtp": f"127.0.0.1:{stack.smtp.port}" if stack.smtp is not None else None,
         }
@@ -168,6 +190,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         else:
             lines.append("  Google emulator off")
         lines += caldav_banner(stack)
+        lines += microsoft_banner(stack)
         if stack.ses is not None and stack.smtp is not None:
             lines.append(f"  SMTP (SES)      127.0.0.1:{stack.smtp.port}  (mail for {', '.join(stack.ses.domains)})")
             address = demo_bcc_address(stack.api_url, token)
@@ -268,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--caldav-port", type=int, default=dev.caldav, help="the CalDAV server (its partition host: the next port)"
     )
     up.add_argument("--no-caldav", action="store_true", help="do not start the CalDAV server")
+    up.add_argument("--microsoft-port", type=int, default=dev.microsoft, help="the Microsoft emulator (https)")
+    up.add_argument("--no-microsoft", action="store_true", help="do not start the Microsoft emulator")
     up.add_argument(
         "--persist",
         action="store_true",

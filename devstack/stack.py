@@ -45,6 +45,8 @@ from devstack.template import LocalContext, ResolvedTemplate, load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOGLE_CLIENT_ID = "crmsync-local-client"
+#: The local stack's app registration at the Microsoft emulator (an Entra app's client id is a GUID).
+MICROSOFT_CLIENT_ID = "0c5e2a7b-4d1f-4e8a-9b3c-6f2d8e1a7c40"
 #: Gmail's Pub/Sub topic on the local stack, and the account the emulator's push subscription
 #: signs its OIDC tokens as (infra/README.md: what a deployment sets up in Google Cloud).
 GMAIL_TOPIC = "projects/crmsync-local/topics/gmail"
@@ -71,11 +73,21 @@ class Ports:
     smtp: int = 0
     caldav: int = 0
     caldav_partition: int = 0
+    microsoft: int = 0
 
     @classmethod
     def dev(cls) -> Ports:
         """The fixed ports of `make dev`."""
-        return cls(api=3000, google=8081, aws=5001, dynamodb=8000, smtp=2525, caldav=5232, caldav_partition=5233)
+        return cls(
+            api=3000,
+            google=8081,
+            aws=5001,
+            dynamodb=8000,
+            smtp=2525,
+            caldav=5232,
+            caldav_partition=5233,
+            microsoft=8443,
+        )
 
 
 class LogBuffer:
@@ -131,6 +143,7 @@ class Stack:
         ports: Ports | None = None,
         google: bool = True,
         caldav: bool = True,
+        microsoft: bool = True,
         echo_logs: bool = False,
         background: bool = False,
         sqs_visibility_timeout: int | None = None,
@@ -155,6 +168,7 @@ class Stack:
         self.ports = ports or Ports()
         self.use_google = google
         self.use_caldav = caldav
+        self.use_microsoft = microsoft
         self.echo_logs = echo_logs
         self.log_stream = log_stream
         self.background = background
@@ -180,6 +194,12 @@ class Stack:
         self.google_client_secret = secrets.token_urlsafe(24)
         #: Radicale behind the iCloud fault layer (devstack/caldav), when ``caldav``.
         self.caldav: Any = None
+        #: The Microsoft emulator (identity platform and Graph, https), when ``microsoft``.
+        self.microsoft: Any = None
+        #: Its Graph (``devstack.microsoft.graph_mount.GraphMount``): mailboxes, calendars.
+        self.microsoft_graph: Any = None
+        self.microsoft_accounts: list[dict[str, Any]] = []
+        self.microsoft_client_secret = secrets.token_urlsafe(24)
         self.issuer: Issuer | None = None
         self.dynamodb: DynamoDBLocal | None = None
         self.moto: MotoServer | None = None
@@ -261,6 +281,13 @@ class Stack:
                 partition_port=self.ports.caldav_partition,
                 folder=self.persist_dir / "caldav" if self.persist_dir else None,
             ).start()
+        if self.use_microsoft:
+            from devstack.microsoft.emulator import MicrosoftEmulator
+            from devstack.microsoft.graph_mount import mount_graph
+
+            self.microsoft = MicrosoftEmulator(host="127.0.0.1", port=self.ports.microsoft)
+            self.microsoft_graph = mount_graph(self.microsoft)
+            self.microsoft.start()
         self.http = HttpApiServer(
             invoke=self.lambdas.invoke,
             log=lambda line: self._sink("httpapi", line),
@@ -283,6 +310,8 @@ class Stack:
         secret_values = dict(self.secret_overrides)
         if self.use_google:
             secret_values.setdefault("GoogleClientSecret", self.google_client_secret)
+        if self.microsoft is not None:
+            secret_values.setdefault("MicrosoftClientSecret", self.microsoft_client_secret)
         physical = create_aws_resources(
             self.moto.endpoint, draft, secret_values, self.sqs_visibility_timeout, self.region
         )
@@ -305,6 +334,15 @@ class Stack:
             self.google_accounts = self.google.seed_demo_accounts()
         if self.google is not None and self._parameters.get("GmailTopic"):
             self._subscribe_gmail_pushes()
+        if self.microsoft is not None and self._parameters.get("MicrosoftClientId"):
+            self.microsoft.register_client(
+                self._parameters["MicrosoftClientId"],
+                secret_values.get("MicrosoftClientSecret", self.microsoft_client_secret),
+                [f"{self.http.url}/oauth/microsoft/callback"],
+                name="crmsync (local)",
+            )
+        if self.microsoft is not None:
+            self.seed_microsoft()
 
         if ddb_thread is not None:
             ddb_thread.join()
@@ -390,6 +428,14 @@ class Stack:
             )
         else:
             candidates["GoogleClientId"] = GOOGLE_CLIENT_ID
+        if self.microsoft is not None:
+            candidates.update(
+                {
+                    "MicrosoftClientId": MICROSOFT_CLIENT_ID,
+                    "MicrosoftAuthority": self.microsoft.authority("common"),
+                    "MicrosoftGraphRoot": f"{self.microsoft.base_url}/v1.0",
+                }
+            )
         if self.caldav is not None:
             # The local CalDAV server stands in for iCloud; it is on loopback, which only the
             # local stack may reach.
@@ -397,6 +443,16 @@ class Stack:
         overrides = {name: value for name, value in candidates.items() if name in declared}
         overrides.update(self.parameter_overrides)
         return overrides
+
+    def seed_microsoft(self) -> list[dict[str, Any]]:
+        """The Microsoft emulator's demo users (work, personal, one whose organisation needs
+        admin consent), each with an Outlook mailbox and its default calendar; again after a
+        reset of the emulator."""
+        assert self.microsoft is not None
+        self.microsoft_accounts = self.microsoft.seed_demo_users()
+        for user in self.microsoft_accounts:
+            self.microsoft_graph.add_user(user["email"], user.get("name"))
+        return self.microsoft_accounts
 
     def _subscribe_gmail_pushes(self) -> None:
         """The push subscription of Gmail's topic, as a deployer creates it in Cloud Pub/Sub
@@ -442,6 +498,9 @@ class Stack:
         if self.caldav is not None:
             self.caldav.stop()
             self.caldav = None
+        if self.microsoft is not None:
+            self.microsoft.stop()
+            self.microsoft = None
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
@@ -619,6 +678,12 @@ class Stack:
         if self.google is not None and self.google.base_url.startswith("http://"):
             # The emulator speaks plain HTTP on loopback; oauthlib refuses that unless told.
             env["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+        if self.microsoft is not None:
+            # MSAL verifies TLS with requests, which takes REQUESTS_CA_BUNDLE over the Session's
+            # verify= (docs/MICROSOFT.md): the trust bundle is the usual CAs plus the emulator's,
+            # and CURL_CA_BUNDLE (which requests also reads) must not point elsewhere.
+            env["REQUESTS_CA_BUNDLE"] = str(self.microsoft.trust_bundle)
+            env.pop("CURL_CA_BUNDLE", None)
         return env
 
     def worker_environment(self, logical_id: str) -> dict[str, str]:

@@ -54,6 +54,26 @@ class CalDavSettings(BaseModel):
     private_servers: bool = False
 
 
+class MicrosoftSettings(BaseModel):
+    """Where Microsoft's identity platform and Graph are, and who we are to them. The
+    authority and Graph root point at the emulator locally. No client id: Microsoft is not
+    offered here (an optional provider, like iCloud's ``enabled``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_id: str = ""
+    client_secret_arn: str = ""
+    #: ``common``: work and school accounts of any organisation, and personal accounts.
+    authority: str = "https://login.microsoftonline.com/common"
+    graph_root: str = "https://graph.microsoft.com/v1.0"
+    http_timeout_seconds: float = 10.0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether users may sign in with Microsoft here (a client id and its secret are set)."""
+        return bool(self.client_id and self.client_secret_arn)
+
+
 class CoreSettings(BaseModel):
     """What every function needs to know about its deployment: its tables, queue, key and
     public address. A function that talks to no provider (the Calendar webhook) reads only
@@ -148,14 +168,19 @@ class CoreSettings(BaseModel):
 
 
 class Settings(CoreSettings):
-    """Everything a function that talks to providers needs: the core, and Google."""
+    """Everything a function that talks to providers needs: the core, Google, CalDAV and Microsoft."""
 
     google: GoogleSettings
     caldav: CalDavSettings = CalDavSettings()
+    microsoft: MicrosoftSettings = MicrosoftSettings()
 
     @property
     def google_redirect_uri(self) -> str:
         return f"{self.public_base_url.rstrip('/')}/oauth/google/callback"
+
+    @property
+    def microsoft_redirect_uri(self) -> str:
+        return f"{self.public_base_url.rstrip('/')}/oauth/microsoft/callback"
 
     @classmethod
     def _fields_from(cls, e: dict[str, str]) -> dict[str, Any]:
@@ -182,6 +207,16 @@ class Settings(CoreSettings):
                     "enabled": e.get("CALDAV_ENABLED"),
                     "base_url": e.get("CALDAV_BASE_URL"),
                     "private_servers": e.get("CALDAV_PRIVATE_SERVERS"),
+                }.items()
+                if v
+            },
+            "microsoft": {
+                k: v
+                for k, v in {
+                    "client_id": e.get("MICROSOFT_CLIENT_ID"),
+                    "client_secret_arn": e.get("MICROSOFT_CLIENT_SECRET_ARN"),
+                    "authority": e.get("MICROSOFT_AUTHORITY"),
+                    "graph_root": e.get("MICROSOFT_GRAPH_ROOT"),
                 }.items()
                 if v
             },

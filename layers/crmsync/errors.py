@@ -110,12 +110,12 @@ class OAuthStateError(CrmSyncError):
 
 
 class AuthorizationDenied(CrmSyncError):
-    """The user (or Google) ended the consent without a grant."""
+    """The user (or the provider: Google, Microsoft) ended the consent without a grant."""
 
     slug = "authorization-denied"
 
     def __init__(self, error: str) -> None:
-        super().__init__(f"Google answered {error!r}; nothing was connected.")
+        super().__init__(f"The provider answered {error!r}; nothing was connected.")
         self.error = error
 
 

@@ -175,6 +175,26 @@ def test_set_status_applies_only_to_the_version_read(stores: Any, ada: Principal
     assert stores.connection_store.get(ada, "gone") is None
 
 
+def test_set_status_may_store_a_renewed_credential_with_it(stores: Any, ada: Principal) -> None:
+    """A check that renewed the credential (Microsoft's token cache) stores it in the same
+    conditional write; without one the stored credential stays."""
+    connect(stores, ada)
+    read = stores.connection_store.get_stored(ada, "c1")
+    stores.connection_store.set_status(ada, "c1", ConnectionStatus.CONNECTED, None, version=read.version)
+    kept = stores.connection_store.get_stored(ada, "c1")
+    assert kept.credential_ciphertext == read.credential_ciphertext
+    stores.connection_store.set_status(
+        ada, "c1", ConnectionStatus.CONNECTED, None, version=kept.version, credential_ciphertext=b"renewed"
+    )
+    assert stores.connection_store.get_stored(ada, "c1").credential_ciphertext == b"renewed"
+    # A late check of an old version stores nothing, its credential neither.
+    stale = stores.connection_store.set_status(
+        ada, "c1", ConnectionStatus.CONNECTED, None, version=kept.version, credential_ciphertext=b"stale"
+    )
+    assert stale is None
+    assert stores.connection_store.get_stored(ada, "c1").credential_ciphertext == b"renewed"
+
+
 def test_connections_belong_to_their_user(stores: Any, ada: Principal, bob: Principal) -> None:
     first = connect(stores, ada, "c1")
     second = connect(stores, ada, "c2")

@@ -62,8 +62,14 @@ class FakeOAuth:
         client_id: str = "fake-client-id",
         redirect_uri: str = "https://crm.fake.test/v1/integrations/google/callback",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        token_cache: bool = False,
     ) -> None:
+        """``token_cache``: grants carry a credential other than the refresh token (as
+        Microsoft's carry MSAL's serialized token cache)."""
         self.provider = provider
+        self.token_cache = token_cache
+        #: Token caches issued, in order (when ``token_cache``).
+        self.token_caches: list[str] = []
         self.feature_scopes = feature_scopes
         self.auth_uri = auth_uri
         self.client_id = client_id
@@ -121,12 +127,17 @@ class FakeOAuth:
         self._id_tokens[id_token] = issued.identity
         refresh_token = f"fake-refresh-{secrets.token_hex(12)}"
         self.refresh_tokens.append(refresh_token)
+        cache = None
+        if self.token_cache:
+            cache = json.dumps({"RefreshToken": {"fake": {"secret": refresh_token}}, "Account": {}})
+            self.token_caches.append(cache)
         return TokenGrant(
             access_token=f"fake-access-{secrets.token_hex(12)}",
             refresh_token=refresh_token,
             id_token=id_token,
             scopes=issued.scopes,
             expires_at=self._clock() + timedelta(hours=1),
+            credential=cache,
         )
 
     def identity(self, grant: TokenGrant) -> AccountIdentity:
@@ -144,14 +155,17 @@ class FakeOAuth:
         email: str = "ada@example.com",
         name: str | None = None,
         scopes: Sequence[str] | None = None,
+        subject: str | None = None,
     ) -> dict[str, str]:
         """The user picks ``email`` on the consent page of ``authorization_url`` and grants
         ``scopes`` (all asked for, by default). Returns the callback's query parameters
         (``code`` and ``state``), as the provider would redirect with them. The same email
-        always has the same subject."""
+        always has the same subject, unless ``subject`` names one (an account whose email
+        changed keeps its subject)."""
         query = {k: v[0] for k, v in parse_qs(urlsplit(authorization_url).query).items()}
         granted = tuple(scopes) if scopes is not None else tuple(query.get("scope", "").split())
-        subject = self._subjects.setdefault(email.lower(), str(next(_SUBJECTS)))
+        if subject is None:
+            subject = self._subjects.setdefault(email.lower(), str(next(_SUBJECTS)))
         code = f"fake-code-{secrets.token_hex(8)}"
         self._codes[code] = _Code(query["code_challenge"], granted, AccountIdentity(subject, email, name))
         return {"code": code, "state": query["state"]}
@@ -167,6 +181,8 @@ class FakeCredential:
 
     def __init__(self) -> None:
         self.revoked = False
+        #: What :meth:`check` returns as the credential to store instead (None: keep it).
+        self.renews_to: str | None = None
         self._failures: list[Exception] = []
         #: Port calls so far, by method name.
         self.calls: Counter[str] = Counter()
@@ -174,11 +190,14 @@ class FakeCredential:
     def __repr__(self) -> str:
         return f"FakeCredential(revoked={self.revoked})"
 
-    def check(self) -> None:
+    def check(self) -> str | None:
+        """None, or ``renews_to`` when a test set it (a provider that rotates the credential
+        on every check, as Microsoft's refresh tokens replace themselves)."""
         self.calls["check"] += 1
         self._maybe_fail()
         if self.revoked:
             raise AuthRevoked()
+        return self.renews_to
 
     def revoke(self) -> None:
         """Revoking a revoked credential is fine, as at Google."""

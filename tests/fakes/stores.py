@@ -230,6 +230,7 @@ class FakeConnectionStore:
         reason: str | None,
         *,
         version: int,
+        credential_ciphertext: bytes | None = None,
     ) -> Connection | None:
         now = _utc(self._clock())
         pk = _pk(principal)
@@ -239,8 +240,11 @@ class FakeConnectionStore:
         connection = replace(
             stored.connection, status=status, status_reason=reason or None, last_checked_at=now, updated_at=now
         )
+        renewed = stored.credential_ciphertext if credential_ciphertext is None else credential_ciphertext
         self._table.put(
-            pk, CONNECTION_SK_PREFIX + connection_id, replace(stored, connection=connection, version=version + 1)
+            pk,
+            CONNECTION_SK_PREFIX + connection_id,
+            replace(stored, connection=connection, version=version + 1, credential_ciphertext=renewed),
         )
         return connection
 

@@ -123,7 +123,11 @@ class FakeGraph(Graph):
         super().__init__(Settings.model_validate({**SETTINGS, **settings}), clock=clock, counter=counter)
         self.stores = FakeStores(clock)
         self.calendar_access = FakeCalendarAccess(page_size=calendar_page_size, clock=clock)
-        self.account_access = FakeAccountAccess(FakeOAuth(feature_scopes={"calendar": ("fake.calendar",)}))
+        self.account_access = FakeAccountAccess(
+            FakeOAuth(feature_scopes={"calendar": ("fake.calendar",)}),
+            # Offered only where the settings configure Microsoft (microsoft={...}).
+            FakeOAuth(provider="microsoft", feature_scopes={"calendar": ("Calendars.ReadWrite",)}, token_cache=True),
+        )
         self.published = RecordingPublisher()
 
     @cached_property

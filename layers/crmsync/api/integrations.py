@@ -55,7 +55,7 @@ def binding_cookie(settings: Settings, value: str, max_age: int) -> Cookie:
 def list_integrations() -> Response[IntegrationList]:
     principal = principal_of(router.current_event, get_settings())
     items = [IntegrationOut.of(c) for c in integrations().list_connections(principal)]
-    return answer(200, IntegrationList(items=items))
+    return answer(200, IntegrationList(items=items, providers=list(integrations().providers)))
 
 
 @router.post("/v1/integrations/google/authorize", responses=responses(200, AuthorizeResponse, body=True))
@@ -80,6 +80,26 @@ def authorize_google(body: Annotated[AuthorizeRequest | None, Body()] = None) ->
         binding=cookie_value(router.current_event.cookies, BINDING_COOKIE),
         login_hint=request.login_hint,
         also=also,
+    )
+    payload = AuthorizeResponse(authorization_url=start.authorization_url, expires_at=start.expires_at)
+    response = answer(200, payload)
+    response.cookies.append(binding_cookie(settings, start.binding, settings.oauth_state_ttl_seconds))
+    return response
+
+
+@router.post("/v1/integrations/microsoft/authorize", responses=responses(200, AuthorizeResponse, body=True))
+def authorize_microsoft(body: Annotated[AuthorizeRequest | None, Body()] = None) -> Response[AuthorizeResponse]:
+    """Start "Sign in with Microsoft" (Outlook / Microsoft 365 calendars): the consent URL to
+    open, and the browser-binding cookie. 400 where Microsoft is not offered."""
+    settings = get_settings()
+    principal = principal_of(router.current_event, settings)
+    request = body or AuthorizeRequest()
+    start = integrations().start_connect(
+        "microsoft",
+        principal,
+        features=request.features,
+        binding=cookie_value(router.current_event.cookies, BINDING_COOKIE),
+        login_hint=request.login_hint,
     )
     payload = AuthorizeResponse(authorization_url=start.authorization_url, expires_at=start.expires_at)
     response = answer(200, payload)

@@ -1,8 +1,8 @@
 """GET /oauth/{provider}/callback: the end of the consent, always back to the settings page.
 
-Every outcome is a redirect (303) to the integrations page (or, for a sign-in the Email page
-started, that page) with either ``connected=<id>`` or ``error=<reason>``; the page turns the
-reason into words. Nothing secret or user-controlled is reflected.
+Every outcome (Google's and Microsoft's alike) is a redirect (303) to the integrations page
+(or, for a sign-in the Email page started, that page) with either ``connected=<id>`` or
+``error=<reason>``; the page turns the reason into words. Nothing secret or user-controlled is reflected.
 """
 
 from __future__ import annotations
@@ -45,12 +45,32 @@ def outcome_reason(exc: CrmSyncError) -> str:
     if isinstance(exc, OAuthStateError):
         return exc.reason
     if isinstance(exc, AuthorizationDenied):
+        if exc.error == "consent_required":
+            return "admin_consent_required"
         return "access_denied" if exc.error == "access_denied" else "provider_error"
     if isinstance(exc, ProviderError):
         return "exchange_failed"
     if isinstance(exc, ScopeNotGranted):
         return f"{exc.feature}_scope_missing"
     return "connect_failed"
+
+
+#: Microsoft's AADSTS numbers that mean "an administrator must approve this app first":
+#: 65001 (not consented) and 90094 (the grant requires admin permission), reference-error-codes.
+ADMIN_CONSENT_CODES = ("AADSTS65001", "AADSTS90094")
+
+
+def provider_error(params: dict[str, str]) -> str | None:
+    """The ``error`` of the provider's answer; Microsoft's refusals that need an administrator
+    (``consent_required``, or any error whose description starts with AADSTS65001/90094) are
+    all ``consent_required``, so the page can say who must act."""
+    error = params.get("error")
+    if not error:
+        return None
+    description = params.get("error_description") or ""
+    if error == "consent_required" or description.startswith(ADMIN_CONSENT_CODES):
+        return "consent_required"
+    return error
 
 
 @router.get("/oauth/<provider>/callback")
@@ -63,7 +83,7 @@ def callback(provider: str) -> Response[str]:
             provider,
             state=params.get("state"),
             code=params.get("code"),
-            error=params.get("error"),
+            error=provider_error(params),
             binding=cookie_value(router.current_event.cookies, BINDING_COOKIE),
         )
     except CrmSyncError as exc:

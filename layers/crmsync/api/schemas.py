@@ -59,7 +59,7 @@ class AuthorizeRequest(BaseModel):
 
     #: Features to request scopes for; default: every feature enabled in this deployment.
     features: list[Feature] | None = Field(default=None, min_length=1, max_length=3)
-    #: Pre-selects the Google account on the consent screen.
+    #: Pre-selects the account on the consent screen (Google's, Microsoft's).
     login_hint: str | None = Field(default=None, max_length=320)
 
 
@@ -110,6 +110,9 @@ class IntegrationOut(BaseModel):
 
 class IntegrationList(BaseModel):
     items: list[IntegrationOut]
+    #: The providers users may connect here (``google``, ``icloud``; ``microsoft`` where
+    #: configured): the page offers a sign-in for each.
+    providers: list[str] = []
 
 
 class CalendarOut(BaseModel):

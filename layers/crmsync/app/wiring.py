@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from crmsync.ports.mail import MailPort
     from crmsync.providers.google.oauth import GoogleOAuth
     from crmsync.providers.google.pubsub import PubSubPush
+    from crmsync.providers.microsoft.oauth import MicrosoftOAuth
     from crmsync.security.tokens import TokenCipher
     from crmsync.sync.calendar_sync import CalendarSync
     from crmsync.sync.channels import Channels
@@ -73,7 +74,8 @@ if TYPE_CHECKING:
 
 
 def client_secret_reader(secret_arn: str) -> Callable[[], str]:
-    """Reads the Google client secret from Secrets Manager on first use, cached for 5 min."""
+    """Reads an OAuth client secret (Google's, Microsoft's) from Secrets Manager on first use,
+    cached for 5 min."""
 
     def read() -> str:
         from aws_lambda_powertools.utilities import parameters
@@ -206,6 +208,26 @@ class Graph(Core):
 
         return GoogleCredential(self.google_oauth, refresh_token)
 
+    @cached_property
+    def microsoft_oauth(self) -> MicrosoftOAuth:
+        """Sign in with Microsoft (MSAL); offered only when a client id and secret are set."""
+        from crmsync.providers.microsoft.oauth import MicrosoftOAuth
+
+        return MicrosoftOAuth(
+            self.settings.microsoft,
+            redirect_uri=self.settings.microsoft_redirect_uri,
+            client_secret=self._microsoft_secret,
+        )
+
+    @cached_property
+    def _microsoft_secret(self) -> Callable[[], str]:
+        return client_secret_reader(self.settings.microsoft.client_secret_arn)
+
+    def microsoft_credential(self, token_cache: str, connection: Connection) -> CredentialPort:
+        from crmsync.providers.microsoft.oauth import MicrosoftCredential
+
+        return MicrosoftCredential(self.microsoft_oauth, token_cache, connection.scopes)
+
     def caldav_calendar(self, secret: str, connection: Connection) -> CalendarPort:
         from crmsync.providers.caldav.account import AppPassword
         from crmsync.providers.caldav.calendar import CalDavCalendar
@@ -265,7 +287,15 @@ class Graph(Core):
             calendar=self.caldav_calendar,
             polled=True,
         )
-        return Connectors(self.cipher, {"google": google, "icloud": icloud})
+        kits = {"google": google, "icloud": icloud}
+        if self.settings.microsoft.enabled:
+            # Microsoft: MSAL's token cache per connection. Its Graph calendars are not here yet.
+            kits["microsoft"] = ProviderKit(
+                credential_kinds=frozenset({CredentialKind.OAUTH_TOKENS}),
+                credential=self.microsoft_credential,
+                oauth=lambda: self.microsoft_oauth,
+            )
+        return Connectors(self.cipher, kits)
 
     # ------------------------------------------------------------------ stores
     @cached_property
@@ -483,6 +513,15 @@ class Graph(Core):
             statuses=self.calendars.with_status,
         )
 
+    @property
+    def oauth_features(self) -> dict[str, tuple[str, ...]]:
+        """The features users may connect per OAuth provider: Google's configured ones, and
+        Microsoft's calendar when Microsoft is configured (like iCloud's ``enabled``)."""
+        features = {"google": tuple(self.settings.google.features)}
+        if self.settings.microsoft.enabled:
+            features["microsoft"] = ("calendar",)
+        return features
+
     @cached_property
     def integrations(self) -> Integrations:
         from crmsync.logic.integrations import Integrations
@@ -493,7 +532,7 @@ class Graph(Core):
             cipher=self.cipher,
             accounts=self.connectors,
             queue=self.queue,
-            enabled_features={"google": self.settings.google.features},
+            enabled_features=self.oauth_features,
             password_providers=("icloud",) if self.settings.caldav.enabled else (),
             private_servers=self.settings.caldav.private_servers,
             state_ttl=timedelta(seconds=self.settings.oauth_state_ttl_seconds),

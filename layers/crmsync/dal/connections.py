@@ -144,8 +144,11 @@ class ConnectionStore:
         reason: str | None,
         *,
         version: int,
+        credential_ciphertext: bytes | None = None,
     ) -> Connection | None:
-        """Record the outcome of a check made on the connection as read at ``version``.
+        """Record the outcome of a check made on the connection as read at ``version``, and
+        with ``credential_ciphertext`` the credential the check renewed (a Microsoft token cache
+        holding the refresh token the refresh replaced), in the same conditional write.
 
         If the connection changed since (the user reconnected, or it was deleted), the newer
         state wins and ``None`` is returned: an old token's failure must not mark a freshly
@@ -162,6 +165,11 @@ class ConnectionStore:
                     ConnectionItem.status_reason.set(reason) if reason else ConnectionItem.status_reason.remove(),
                     ConnectionItem.last_checked_at.set(now),
                     ConnectionItem.updated_at.set(now),
+                    *(
+                        [ConnectionItem.credential_ciphertext.set(credential_ciphertext)]
+                        if credential_ciphertext is not None
+                        else []
+                    ),
                 ],
                 condition=ConnectionItem.pk.exists(),
             )

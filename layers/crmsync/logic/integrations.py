@@ -298,12 +298,10 @@ class Integrations:
         grant = oauth.exchange_code(code=code, code_verifier=pending.code_verifier, scopes=pending.scopes)
         identity = oauth.identity(grant)
         connection_id = connection_id_for(principal, provider, identity.subject)
+        secret = grant.stored_credential
         ciphertext = (
-            self._cipher.encrypt(
-                grant.refresh_token,
-                TokenContext(principal.tenant_id, principal.user_id, connection_id),
-            )
-            if grant.refresh_token
+            self._cipher.encrypt(secret, TokenContext(principal.tenant_id, principal.user_id, connection_id))
+            if secret
             else None
         )
         connection = self._connections.upsert(
@@ -390,7 +388,7 @@ class Integrations:
         if stored is None:
             return None
         try:
-            self._accounts.credential(stored).check()
+            renewed = self._accounts.credential(stored).check()
         except AuthRevoked:
             self._counter.count("ConnectionNeedsReauth")
             return self._record(stored, ConnectionStatus.NEEDS_REAUTH, "invalid_grant")
@@ -400,13 +398,30 @@ class Integrations:
             if exc.retryable:
                 raise
             return self._record(stored, ConnectionStatus.ERROR, "provider_refused")
-        return self._record(stored, ConnectionStatus.CONNECTED, None)
+        ciphertext = None
+        if renewed:
+            c = stored.connection
+            ciphertext = self._cipher.encrypt(renewed, TokenContext(c.tenant_id, c.user_id, c.connection_id))
+        return self._record(stored, ConnectionStatus.CONNECTED, None, ciphertext)
 
     def _record(
-        self, stored: StoredConnection, status: ConnectionStatus, reason: str | None
+        self,
+        stored: StoredConnection,
+        status: ConnectionStatus,
+        reason: str | None,
+        credential_ciphertext: bytes | None = None,
     ) -> ConnectionStatus | None:
+        """The check's outcome, with the renewed credential if there is one, on the version
+        read (a reconnect in the meantime wins, its credential too)."""
         c = stored.connection
-        updated = self._connections.set_status(c.principal, c.connection_id, status, reason, version=stored.version)
+        updated = self._connections.set_status(
+            c.principal,
+            c.connection_id,
+            status,
+            reason,
+            version=stored.version,
+            credential_ciphertext=credential_ciphertext,
+        )
         return status if updated else None
 
     def enqueue_health_checks(self, occasion: str) -> int:

@@ -30,9 +30,18 @@ class TokenGrant:
     id_token: str | None
     scopes: tuple[str, ...]
     expires_at: datetime | None
+    #: What the connection stores (KMS-encrypted) when it is not the refresh token alone:
+    #: Microsoft's is MSAL's serialized token cache, which MSAL refreshes from.
+    credential: str | None = None
 
     def __repr__(self) -> str:  # keep secrets out of tracebacks and debug output
         return f"TokenGrant(scopes={self.scopes!r}, expires_at={self.expires_at!r})"
+
+    @property
+    def stored_credential(self) -> str | None:
+        """The secret the connection keeps: ``credential`` if the adapter set one, else the
+        refresh token (Google's)."""
+        return self.credential or self.refresh_token
 
 
 @dataclass(frozen=True)
@@ -73,9 +82,11 @@ class OAuthPort(Protocol):
 class CredentialPort(Protocol):
     """The credential of one connection."""
 
-    def check(self) -> None:
+    def check(self) -> str | None:
         """Prove it still works (a token refresh, a PROPFIND): ``AuthRevoked`` when it no
-        longer does."""
+        longer does. Returns the credential to store instead when proving it renewed it
+        (Microsoft: the token cache with the refresh token that replaced the old one), else
+        None."""
         ...
 
     def revoke(self) -> None:

@@ -3,6 +3,8 @@
 
 (function () {
   const { $, api, notice, requireSession, NO_SESSION } = window.crmsync;
+  //: The provider whose sign-in a message is about (its consent page was the last trip).
+  const PROVIDER_NAMES = { google: "Google", microsoft: "Microsoft" };
   const MESSAGES = {
     access_denied: "You cancelled the Google sign-in. Nothing was connected.",
     state_unknown: "This sign-in was already completed or is unknown. Please start again with “Sign in with Google”.",
@@ -13,6 +15,10 @@
     provider_error: "Google reported an error during sign-in. Please try again.",
     unsupported_provider: "That provider is not supported.",
     connect_failed: "The account could not be connected. Please try again.",
+    admin_consent_required:
+      "Your organisation's administrator must approve crmsync first: ask them to grant admin consent " +
+      "to crmsync (Microsoft Entra admin center, Enterprise applications), then sign in again. " +
+      "Nothing was connected.",
     contacts_scope_missing:
       "Google Sync was not turned on: the box “See, edit, download, and permanently delete your contacts” " +
       "was not ticked at Google, and the CRM needs it to sync your contacts. " +
@@ -26,6 +32,10 @@
     error: "Error: the connection is not working.",
   };
   const STATUS_ICON = { connected: "✔", needs_reauth: "⚠", error: "✖" };
+  //: What a broken Microsoft connection says instead.
+  const MICROSOFT_STATUS_TEXT = {
+    needs_reauth: "Needs re-authorization: Microsoft no longer accepts this connection. Reconnect it.",
+  };
   //: What a broken iCloud connection says instead (no Google sign-in can mend it).
   const ICLOUD_STATUS_TEXT = {
     needs_reauth:
@@ -37,6 +47,16 @@
   const RECONNECT_KEY = "crmsync.reconnecting";
   //: The account being enabled for Google Sync (or "new"), kept across the trip to Google.
   const ENABLING_KEY = "crmsync.enabling";
+  //: The provider whose consent page the browser went to (its messages name it).
+  const PROVIDER_KEY = "crmsync.signing_in";
+
+  // A message about the sign-in with `provider`: Google's texts name Google; Microsoft's the same
+  // texts with its name (access_denied, exchange_failed, ...).
+  function message(reason, provider) {
+    const text = MESSAGES[reason] || MESSAGES.connect_failed;
+    const name = PROVIDER_NAMES[provider];
+    return name && provider !== "google" ? text.replaceAll("Google", name) : text;
+  }
 
   // The consent's outcome from the callback's redirect (?connected=<id> or ?error=<reason>);
   // the "connected" notice waits for the list, which names the account.
@@ -44,16 +64,18 @@
     const params = new URLSearchParams(location.search);
     const reconnecting = JSON.parse(sessionStorage.getItem(RECONNECT_KEY) || "null");
     const enabling = sessionStorage.getItem(ENABLING_KEY) !== null;
+    const provider = sessionStorage.getItem(PROVIDER_KEY) || "google";
     sessionStorage.removeItem(RECONNECT_KEY);
     sessionStorage.removeItem(ENABLING_KEY);
+    sessionStorage.removeItem(PROVIDER_KEY);
     if (params.has("error") || params.has("connected")) {
       history.replaceState(null, "", location.pathname);
     }
     if (params.has("error")) {
-      notice("error", MESSAGES[params.get("error")] || MESSAGES.connect_failed);
+      notice("error", message(params.get("error"), provider));
       return null;
     }
-    return params.has("connected") ? { id: params.get("connected"), reconnecting, enabling } : null;
+    return params.has("connected") ? { id: params.get("connected"), reconnecting, enabling, provider } : null;
   }
 
   function announceConnected(outcome, items, sync) {
@@ -62,7 +84,7 @@
     if (connected && outcome.enabling && sync && sync.connection_id === connected.id) {
       notice("ok", "Google Sync is on for " + connected.email + ".");
     } else if (!connected) {
-      notice("ok", "Your Google account is connected.");
+      notice("ok", "Your " + (PROVIDER_NAMES[outcome.provider] || "Google") + " account is connected.");
     } else if (broken && broken.id !== connected.id) {
       // Google let the user choose another account than the one to repair: that one is a
       // new connection, and the broken one is as it was.
@@ -70,7 +92,7 @@
         "warn",
         "You signed in as " + connected.email + ", so it was connected as another account. " +
           broken.email + " still needs re-authorization: click its Reconnect and choose " +
-          broken.email + " at Google."
+          broken.email + " at " + (PROVIDER_NAMES[outcome.provider] || "Google") + "."
       );
     } else {
       notice("ok", connected.email + " is connected.");
@@ -80,6 +102,7 @@
   // No session, or the API refused it: one message, and nothing to click.
   function sessionEnded(message) {
     $("google-card").hidden = true;
+    $("microsoft-card").hidden = true;
     $("icloud-card").hidden = true;
     notice("error", message);
   }
@@ -137,9 +160,10 @@
     }
   }
 
-  function render(items, sync) {
+  function render(items, sync, providers) {
     renderHeldContacts(sync);
     const google = items.filter((item) => item.provider === "google");
+    const microsoft = items.filter((item) => item.provider === "microsoft");
     const icloud = items.filter((item) => item.provider === "icloud");
     const list = $("accounts");
     list.replaceChildren();
@@ -155,6 +179,15 @@
     $("icloud-empty").hidden = icloud.length > 0;
     for (const item of icloud) {
       icloudList.appendChild(renderRow(item, null));
+    }
+    // Microsoft: offered where the deployment configures it (its accounts show regardless).
+    $("microsoft-card").hidden = !(providers || []).includes("microsoft") && microsoft.length === 0;
+    $("sign-in-microsoft").hidden = !(providers || []).includes("microsoft");
+    const microsoftList = $("microsoft-accounts");
+    microsoftList.replaceChildren();
+    $("microsoft-empty").hidden = microsoft.length > 0;
+    for (const item of microsoft) {
+      microsoftList.appendChild(renderRow(item, null));
     }
   }
 
@@ -208,6 +241,7 @@
       if (data.authorization_url) {
         sessionStorage.removeItem(RECONNECT_KEY);
         sessionStorage.setItem(ENABLING_KEY, item ? item.id : "new");
+        sessionStorage.removeItem(PROVIDER_KEY);
         location.assign(data.authorization_url);
         return;
       }
@@ -240,8 +274,12 @@
     row.querySelector(".status-icon").setAttribute("title", item.status);
     row.querySelector(".email").textContent = item.email;
     const icloud = item.provider === "icloud";
+    const microsoft = item.provider === "microsoft";
     row.querySelector(".status-text").textContent =
-      (icloud && ICLOUD_STATUS_TEXT[item.status]) || STATUS_TEXT[item.status] || item.status;
+      (icloud && ICLOUD_STATUS_TEXT[item.status]) ||
+      (microsoft && MICROSOFT_STATUS_TEXT[item.status]) ||
+      STATUS_TEXT[item.status] ||
+      item.status;
     const working = item.status === "connected";
     renderSync(row, item, sync);
     const reconnect = row.querySelector(".reconnect");
@@ -256,7 +294,7 @@
         return;
       }
       sessionStorage.setItem(RECONNECT_KEY, JSON.stringify({ id: item.id, email: item.email }));
-      signIn(item.email, reconnect);
+      signIn(item.email, reconnect, microsoft ? "microsoft" : "google");
     });
     // A working account shows the green "Connected" button, a broken one a plain "Remove":
     // either opens the same confirmation.
@@ -318,7 +356,7 @@
         api("GET", "/v1/contacts/sync").catch((error) => error),
       ]);
       const syncError = sync instanceof Error ? sync : null;
-      render(data.items, syncError ? null : sync);
+      render(data.items, syncError ? null : sync, data.providers);
       if (outcome) announceConnected(outcome, data.items, syncError ? null : sync);
       if (syncError) failed(syncError);
     } catch (error) {
@@ -327,11 +365,14 @@
     }
   }
 
-  async function signIn(loginHint, button) {
+  // "Sign in with Google" or "Sign in with Microsoft": start the consent, go to the provider's page.
+  async function signIn(loginHint, button, provider = "google") {
     button.disabled = true;
     sessionStorage.removeItem(ENABLING_KEY);
     try {
-      const data = await api("POST", "/v1/integrations/google/authorize", loginHint ? { login_hint: loginHint } : {});
+      const path = "/v1/integrations/" + provider + "/authorize";
+      const data = await api("POST", path, loginHint ? { login_hint: loginHint } : {});
+      sessionStorage.setItem(PROVIDER_KEY, provider);
       location.assign(data.authorization_url);
     } catch (error) {
       button.disabled = false;
@@ -388,6 +429,10 @@
   $("sign-in-google").addEventListener("click", () => {
     sessionStorage.removeItem(RECONNECT_KEY);
     signIn(undefined, $("sign-in-google"));
+  });
+  $("sign-in-microsoft").addEventListener("click", () => {
+    sessionStorage.removeItem(RECONNECT_KEY);
+    signIn(undefined, $("sign-in-microsoft"), "microsoft");
   });
   const outcome = readCallbackOutcome();
   if (!requireSession()) {
