@@ -147,6 +147,33 @@ def test_new_mail_trash_spam_and_deletion_reach_the_conversation_through_history
     assert subjects(graph, marie) == ["Hello"]
 
 
+def test_spam_reported_on_a_message_in_the_trash_leaves_it_marked_trashed(
+    graph: Graph, engine: MailSyncEngine, mailbox: tuple[str, GmailUser]
+) -> None:
+    """``messages.trash`` keeps a message's other labels, so a message trashed in one run
+    and reported as spam in the next holds TRASH and SPAM, and its state is ``trashed``
+    (TRASH first, :func:`crmsync.ports.mail.state_in_mailbox`). The history of the second
+    run says only "SPAM added": the sync must not take that for the message's state (the
+    mail convergence machine found it marked ``spam``)."""
+    connection_id, user = mailbox
+    marie = contact(graph, MARIE)
+    engine.run(ALICE, connection_id)
+    talk = user.receive(message(MARIE, [user.email], "Talk", "x"))
+    engine.run(ALICE, connection_id)
+    user.label(talk, add=["TRASH"])
+    engine.run(ALICE, connection_id)
+    user.label(talk, add=["SPAM"], remove=["INBOX"])
+    engine.run(ALICE, connection_id)
+    entry = conversation(graph, marie)[0]
+    assert entry.gmail is not None
+    assert entry.gmail.state == "trashed"
+    user.label(talk, remove=["TRASH"])  # out of the trash, still spam
+    engine.run(ALICE, connection_id)
+    entry = conversation(graph, marie)[0]
+    assert entry.gmail is not None
+    assert entry.gmail.state == "spam"
+
+
 def test_a_message_trashed_before_the_sync_saw_it_is_logged_only_once_it_is_restored(
     graph: Graph, engine: MailSyncEngine, mailbox: tuple[str, GmailUser]
 ) -> None:

@@ -79,6 +79,11 @@ FETCH_CHUNK = 100
 SEARCH_CHUNK = 15
 #: Renew the watch when it was last opened this long ago (Google: "once per day").
 WATCH_RENEW_AFTER = timedelta(hours=20)
+#: In :meth:`_Run._apply`: Gmail's labels decide where a logged message is (read from Gmail).
+_READ = "read"
+#: The same, and a message not logged yet is fetched (it may be live now).
+_RESTORED = "restored"
+_GONE: dict[str, GmailState] = {"trashed": "trashed", "deleted": "deleted"}
 SCOPE_MISSING = "Google no longer grants access to the mail of {email}; enable Email sync again."
 
 
@@ -442,9 +447,17 @@ class _Run:
     # ------------------------------------------------------------------ changes
     def _apply(self, changes: Iterable[MailChange]) -> _Tally:
         """History, oldest first: fetch what was added (and what left the trash or spam
-        unlogged), mark what left Gmail's inbox for the trash, spam or for good."""
+        unlogged), mark what left Gmail's inbox for the trash, spam or for good.
+
+        A change says which labels moved, not where the message is: ``messages.trash`` keeps
+        the other labels, so SPAM added to a message trashed in an earlier run, or TRASH or
+        SPAM removed from one that keeps the other, leaves it where Gmail's labels say
+        (:func:`state_in_mailbox`, TRASH first). Those logged messages are read from Gmail
+        (one call for them all); only TRASH added decides alone (nothing ranks above it)."""
         added: list[str] = []
-        moved: dict[str, GmailState] = {}
+        #: What became of a message: a state, or _READ (Gmail's labels decide) or _RESTORED
+        #: (Gmail's labels decide; unlogged, it is fetched and logged if live).
+        moved: dict[str, str] = {}
         for change in changes:
             mid = change.message.message_id
             if change.kind is ChangeKind.ADDED:
@@ -457,24 +470,22 @@ class _Run:
                 if TRASH in change.label_ids:
                     moved[mid] = "trashed"
                 elif SPAM in change.label_ids and moved.get(mid) != "trashed":
-                    moved[mid] = "spam"
+                    moved[mid] = _READ  # spam, unless it is in the trash too
             elif change.kind is ChangeKind.LABELS_REMOVED and {TRASH, SPAM} & set(change.label_ids):
-                # Restored (Gmail's state decides: fetched below).
-                moved[mid] = "live"
+                moved[mid] = _RESTORED
         tally = _Tally()
         if not added and not moved:
             return tally
         known = self.o._log.gmail_keys(self.principal, self.connection_id, [*added, *moved])
-        fetch = [m for m in dict.fromkeys(added) if m not in known and moved.get(m) in (None, "live")]
-        fetch += [m for m, s in moved.items() if s == "live" and m not in known and m not in fetch]
-        for mid, state in moved.items():
+        fetch = [m for m in dict.fromkeys(added) if m not in known and moved.get(m) in (None, _RESTORED)]
+        fetch += [m for m, s in moved.items() if s == _RESTORED and m not in known and m not in fetch]
+        read = [m for m, s in moved.items() if s in (_READ, _RESTORED) and m in known]
+        found = {r.message_id: r for r in self.port.get_messages(read)} if read else {}
+        for mid, marker in moved.items():
             key = known.get(mid)
             if key is None:
                 continue
-            if state == "live":
-                # Still trashed or in spam if Gmail says so: read its labels.
-                found = self.port.get_messages([mid])
-                state = state_in_mailbox(found[0] if found else None)
+            state: GmailState = state_in_mailbox(found.get(mid)) if marker in (_READ, _RESTORED) else _GONE[marker]
             if self.o._log.set_gmail_state(self.principal, key, state):
                 tally.marked += 1
         self._fetch_and_log(fetch, tally)
