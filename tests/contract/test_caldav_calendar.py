@@ -842,3 +842,24 @@ def test_a_changed_member_that_cannot_be_read_keeps_the_sync_token(
 
     events, _ = listing(port, user.calendar_url, cursor=cursor)
     assert [(e.event_id, e.cancelled) for e in events] == [(name, True)]
+
+
+def test_a_series_that_keeps_changing_is_a_retryable_error_not_a_refusal(
+    caldav_server: CalDavServer, user: CalDavUser, port: CalDavCalendar
+) -> None:
+    """Two 412s in a row while one occurrence is written without a caller's etag (the
+    series busy): retryable, so the queue tries again and the CRM's move is not given up
+    (the convergence machine found it dropped); the next attempt lands."""
+    from devstack.caldav.faults import Fault
+
+    first, instance = _weekly(user, "occ-busy")
+    moved = first + timedelta(weeks=1, hours=3)
+    caldav_server.layer.add_fault(Fault("precondition_412", email=user.email, method="PUT", count=2))
+
+    with pytest.raises(ProviderError) as busy:
+        port.update_event(user.calendar_url, instance(1), draft(start=moved, end=moved + timedelta(hours=1)))
+    assert busy.value.retryable
+    assert not isinstance(busy.value, PreconditionFailed)
+
+    port.update_event(user.calendar_url, instance(1), draft(start=moved, end=moved + timedelta(hours=1)))
+    assert live(listing(port, user.calendar_url)[0])[instance(1)].start == moved.astimezone(UTC)

@@ -275,9 +275,10 @@ class CalDavCalendar:
         """Move (``draft``) or cancel (None) one occurrence: GET the series, merge, PUT the
         whole resource with ``If-Match`` its etag. A 412 means someone changed the series
         meanwhile (another occurrence, often): refetch and merge once more, so their change
-        and ours both stay; a second 412 is ``PreconditionFailed``. An instance's etag is
+        and ours both stay; a second 412 is a retryable error (the queue tries again later:
+        the CRM's change is not given up because the series is busy). An instance's etag is
         its resource's (as the listing reports it), so a given ``etag`` must still be the
-        resource's."""
+        resource's: otherwise ``PreconditionFailed``."""
         name = resource_of(event_id)
         suffix = event_id[len(name) + len(INSTANCE_SEPARATOR) :]
         url = self._url(calendar_id, name)
@@ -296,7 +297,9 @@ class CalDavCalendar:
                 if etag is not None:
                     raise
                 log.info("series changed while writing one occurrence; merging again", extra={"resource": name})
-        raise PreconditionFailed(f"CalDAV: {name} kept changing while one occurrence was written.")
+        raise ProviderError(
+            f"CalDAV: {name} kept changing while one occurrence was written.", retryable=True, status=412
+        )
 
     @staticmethod
     def _check(draft: EventDraft) -> None:
