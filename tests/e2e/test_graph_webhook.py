@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 CHANGES = "/webhooks/microsoft/calendar"
 LIFECYCLE = "/webhooks/microsoft/lifecycle"
-FLOOD = 200
+FLOOD = 60
 
 
 @dataclass
@@ -118,8 +118,7 @@ TOKENS = {
 }
 
 
-@pytest.mark.parametrize("path", [CHANGES, LIFECYCLE])
-@pytest.mark.parametrize("case", sorted(TOKENS))
+@pytest.mark.parametrize(("path", "case"), [(CHANGES, case) for case in sorted(TOKENS)] + [(LIFECYCLE, "url-specials")])
 def test_the_validation_token_is_echoed_url_decoded_as_plain_text(stack, path: str, case: str) -> None:
     """Graph POSTs ``?validationToken=<url-encoded>`` and wants it back decoded, 200,
     ``text/plain``, within 10 s (learn.microsoft.com, "Receive change notifications through
