@@ -497,5 +497,4 @@ def _path_key(url: str) -> str:
 
 def same_resource(a: str, b: str) -> bool:
     """Whether two absolute URLs name one resource (trailing slash and escaping aside)."""
-    sa, sb = urlsplit(a), urlsplit(b)
-    return sa.netloc == sb.netloc and unquote(sa.path).rstrip("/") == unquote(sb.path).rstrip("/")
+    return urlsplit(a).netloc == urlsplit(b).netloc and _path_key(a) == _path_key(b)

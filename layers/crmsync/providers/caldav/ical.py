@@ -361,13 +361,11 @@ def _as_date(value: date | datetime) -> date:
 
 
 def _declined(component: icalendar.Event, account: str) -> bool:
-    attendees = component.get("ATTENDEE")
-    if attendees is None:
-        return False
-    if not isinstance(attendees, list):
-        attendees = [attendees]
     me = f"mailto:{account}".lower()
-    return any(str(a).lower() == me and str(a.params.get("PARTSTAT", "")).upper() == "DECLINED" for a in attendees)
+    return any(
+        str(a).lower() == me and str(getattr(a, "params", {}).get("PARTSTAT", "")).upper() == "DECLINED"
+        for a in _attendees(component)
+    )
 
 
 def walk_uids(data: str) -> Iterator[str]:
