@@ -294,7 +294,13 @@ class GraphCalendar:
             json_body=body,
         )
         created = self._json(response, "create event")
-        return WrittenEvent(str(created["id"]), created.get("@odata.etag"))
+        written = WrittenEvent(str(created["id"]), created.get("@odata.etag"))
+        if not _shows(created, draft):
+            # The transactionId was seen before (a create whose answer was lost) and Graph
+            # answered with that first event, written from the revision of then: the
+            # appointment changed meanwhile (moved, renamed), so this revision is written over it.
+            return self.update_event(calendar_id, written.event_id, draft)
+        return written
 
     def created_event_id(self, key: str) -> str | None:
         """Graph chooses event ids: a lost create is found again by its transactionId."""
@@ -353,6 +359,19 @@ class GraphCalendar:
 
     def stop_watch(self, channel_id: str, resource_id: str) -> None:
         raise ProviderError("Graph subscriptions not yet: Outlook calendars are polled.", retryable=False)
+
+
+def _shows(event: dict[str, Any], draft: EventDraft) -> bool:
+    """Whether a created event's answer shows the draft: its time, subject and location.
+    (Not its body or attendees: Graph may answer those reformatted, and comparing them would
+    patch every create.)"""
+    location = (event.get("location") or {}).get("displayName") or None
+    return (
+        _instant(event.get("start") or {}) == draft.start.replace(microsecond=0)
+        and _instant(event.get("end") or {}) == draft.end.replace(microsecond=0)
+        and (event.get("subject") or "") == draft.title
+        and location == (draft.location or None)
+    )
 
 
 def transaction_id(draft: EventDraft) -> str:
