@@ -500,6 +500,29 @@ def test_update_with_a_stale_etag_is_precondition_failed(account: Account) -> No
         )
 
 
+def test_a_412_on_a_write_we_did_not_make_conditional_is_retried(account: Account) -> None:
+    """Without ``If-Match`` a 412 means the event changed while we wrote (the emulator's
+    ``precondition_failed``; that Graph answers so is a guess): writing again later is right,
+    so the error is retryable, not ``PreconditionFailed`` (which would give the CRM's change
+    up). Found by the Graph convergence machine: a cancelled appointment's event stayed."""
+    original = draft()
+    written = account.port.create_event(account.user.calendar_id, original)
+    email = account.user.email
+    account.server.state.faults.add(Fault("precondition_failed", method="PATCH", email=email))
+    account.server.state.faults.add(Fault("precondition_failed", method="DELETE", email=email))
+
+    for write in (
+        lambda: account.port.update_event(account.user.calendar_id, written.event_id, replace(original, title="B")),
+        lambda: account.port.delete_event(account.user.calendar_id, written.event_id),
+    ):
+        with pytest.raises(ProviderError) as refused:
+            write()
+        assert refused.value.retryable
+        assert not isinstance(refused.value, PreconditionFailed)
+    account.port.delete_event(account.user.calendar_id, written.event_id)
+    assert account.user.events() == []
+
+
 def test_update_or_delete_of_a_gone_event_is_not_found(account: Account) -> None:
     written = account.port.create_event(account.user.calendar_id, draft())
     account.user.delete(written.event_id)

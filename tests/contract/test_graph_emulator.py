@@ -531,6 +531,21 @@ def test_resync_required_on_demand(client: Client, state: GraphState) -> None:
     assert client.get(link, headers=auth()).status_code == 200
 
 
+def test_precondition_failed_on_demand_and_faults_cleared_per_mailbox(client: Client, state: GraphState) -> None:
+    """``precondition_failed`` answers a write 412 and leaves the event as it was; clearing
+    one mailbox's faults leaves another's (tests that share a server clear their own)."""
+    event = create(client, timed(window()[0] + timedelta(days=1, hours=9), subject="kept"))
+    state.faults.add(Fault("precondition_failed", method="PATCH", email=ADA))
+    state.faults.add(Fault("internal_500", email=BOB))
+    refused = client.patch(f"/v1.0/me/events/{event['id']}", json={"subject": "mine"}, headers=auth())
+    assert (refused.status_code, error(refused)) == (412, "PreconditionFailed")
+    assert client.get(f"/v1.0/me/events/{event['id']}", headers=auth()).get_json()["subject"] == "kept"
+    state.faults.add(Fault("precondition_failed", email=ADA))
+    state.faults.clear(ADA)
+    assert [f["email"] for f in state.faults.list()] == [BOB]
+    assert client.patch(f"/v1.0/me/events/{event['id']}", json={"subject": "mine"}, headers=auth()).status_code == 200
+
+
 def test_gone_fault_on_a_delta_link_points_at_the_same_window(client: Client, state: GraphState) -> None:
     """A 410 on demand carries a Location that starts a new round over the round's own window."""
     start, end = window()

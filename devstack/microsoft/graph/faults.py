@@ -31,6 +31,9 @@ KINDS: dict[str, tuple[int, str, str]] = {
     "resync_required": (410, "resyncRequired", "A full resynchronization is required."),
     "gone": (410, "SyncStateInvalid", "The sync state is no longer valid; start again at Location."),
     "lost_answer": (504, "GatewayTimeout", "The gateway did not receive a timely response."),
+    # A write that meets a concurrent change of the event (someone else's edit, or a stale
+    # If-Match): Graph's 412 (learn.microsoft.com/graph/errors); the code is a guess.
+    "precondition_failed": (412, "PreconditionFailed", "The event was changed by another request."),
 }
 
 #: Kinds that carry a Retry-After header.
@@ -76,9 +79,14 @@ class Faults:
         with self._lock:
             self._rules.append(fault)
 
-    def clear(self) -> None:
+    def clear(self, email: str | None = None) -> None:
+        """Every rule, or only those of one signed-in user (``email``): a test that shares
+        the server with others clears its own mailbox's."""
         with self._lock:
-            self._rules.clear()
+            if email is None:
+                self._rules.clear()
+            else:
+                self._rules[:] = [r for r in self._rules if r.email != email]
 
     def list(self) -> list[dict[str, Any]]:
         with self._lock:

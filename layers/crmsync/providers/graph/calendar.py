@@ -156,7 +156,7 @@ class GraphCalendar:
         except requests.RequestException as exc:
             raise ProviderError(f"Graph {what}: {type(exc).__name__}", retryable=True) from exc
         if response.status_code >= 400:
-            raise _error(response, what, delta=delta)
+            raise _error(response, what, delta=delta, conditional="If-Match" in sent)
         return response
 
     def _json(self, response: requests.Response, what: str) -> dict[str, Any]:
@@ -386,11 +386,14 @@ def _tenant_tag(tenant_id: str) -> str:
     return hashlib.sha256(f"crmsync-tenant\x00{tenant_id}".encode()).hexdigest()[:16]
 
 
-def _error(response: requests.Response, what: str, *, delta: bool) -> ProviderError:
+def _error(response: requests.Response, what: str, *, delta: bool, conditional: bool = False) -> ProviderError:
     """Graph's status and error code as the port's neutral errors (never the body's message:
     it may quote event contents). On a delta request, the three sync-reset forms
     (learn.microsoft.com/graph/delta-query-overview#synchronization-reset: 410 Gone with a
-    Location, ``syncStateNotFound``, ``resyncRequired``) are ``CursorInvalid``."""
+    Location, ``syncStateNotFound``, ``resyncRequired``) are ``CursorInvalid``. A 412 is
+    ``PreconditionFailed`` only for a ``conditional`` request (we sent ``If-Match``): one we
+    did not make conditional met a concurrent change of the event, and writing again later
+    is right (the CRM's change wins), so it is a retryable error."""
     status = response.status_code
     try:
         payload = response.json()
@@ -411,6 +414,8 @@ def _error(response: requests.Response, what: str, *, delta: bool) -> ProviderEr
     if status in (404, 410):
         return ProviderNotFound(detail)
     if status == 412:
+        if not conditional:
+            return ProviderError(f"{detail}: the event changed meanwhile.", retryable=True, status=status)
         return PreconditionFailed(detail)
     if status >= 500 or code is None:
         return ProviderError(detail, retryable=True, status=status)
