@@ -632,3 +632,18 @@ def test_control_routes_act_as_the_outlook_user_and_queue_faults(client: Client,
     assert client.post("/_microsoft/graph/faults", json={"kind": "nonsense"}, environ_base=LOOPBACK).status_code == 400
     remote = client.get("/_microsoft/graph/health", environ_base={"REMOTE_ADDR": "192.0.2.7"})
     assert remote.status_code == 403
+
+
+def test_calls_count_each_mailboxs_graph_requests(client: Client) -> None:
+    """The benchmarks' request counter (bench/graph.py): Graph requests per signed-in mailbox,
+    a failed one (a fault) too, never the control routes; DELETE starts again."""
+    counted = "/_microsoft/graph/calls"
+    client.delete(counted, environ_base=LOOPBACK)
+    client.get("/v1.0/me", headers=auth())
+    client.get("/v1.0/me/calendars", headers=auth())
+    client.get("/v1.0/me", headers=auth("token-bob"))
+    client.post("/_microsoft/graph/users", json={"email": "cy@contoso.test"}, environ_base=LOOPBACK)
+
+    assert client.get(counted, query_string={"email": ADA}, environ_base=LOOPBACK).get_json() == {"count": 2}
+    assert client.get(counted, environ_base=LOOPBACK).get_json() == {"count": 3}
+    assert client.delete(counted, environ_base=LOOPBACK).get_json() == {"count": 0}

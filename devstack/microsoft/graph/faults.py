@@ -9,6 +9,7 @@ an error, as when a proxy times out after the mailbox already wrote the event.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -102,3 +103,24 @@ class Faults:
             if rule.count == 0:
                 self._rules.remove(rule)
             return Fault(rule.kind, rule.method, rule.path, rule.email, 1, rule.retry_after)
+
+
+class Calls:
+    """How many Graph requests each signed-in mailbox made (control routes not counted): the
+    benchmarks' request counts (bench/graph.py) come from here, not from the client."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def count(self, email: str) -> None:
+        with self._lock:
+            self._counts[email] += 1
+
+    def total(self, email: str | None = None) -> int:
+        with self._lock:
+            return self._counts[email] if email is not None else sum(self._counts.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
