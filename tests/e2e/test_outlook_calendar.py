@@ -1,7 +1,8 @@
 """Outlook calendars end to end through the local stack, without a browser (issue 16): the
 account is connected with "Sign in with Microsoft" on the emulator's consent page, its check
 lists its Outlook calendars, one is linked; an event the user creates in Outlook (the Graph
-emulator's user edits) blocks availability after the scheduled poll; disconnecting deletes
+emulator's user edits) blocks availability after the scheduled poll, or at once when Calendar
+Settings is opened; disconnecting deletes
 what was mirrored; a grant revoked at Microsoft, found by a sync, marks the account needs
 re-authorization. The Chromium test (test_outlook_calendar_page.py) covers the page and the
 booking with a lost answer."""
@@ -45,8 +46,6 @@ class Account:
         stack.drain()  # the connection's check lists its calendars (the mailbox is made then)
         self.graph = stack.microsoft_graph.state
         self.calendar_id = self.graph.default_calendar(self.email).id
-        listed = self.alice.api("GET", "/v1/calendars").json()["items"]
-        assert [(c["connection_id"], c["calendar_id"]) for c in listed] == [(self.connection_id, self.calendar_id)]
         chosen = {"connection_id": self.connection_id, "calendar_id": self.calendar_id}
         linked = self.alice.api("PUT", "/v1/settings/linked-calendar", json=chosen)
         assert linked.status_code == 200, linked.text
@@ -110,6 +109,24 @@ def test_an_outlook_event_blocks_availability_after_the_scheduled_poll_and_disco
     assert account.stored_keys() == []
     assert account.alice.api("GET", "/v1/calendars").json()["items"] == []
     assert account.alice.api("GET", "/v1/settings/calendar").json()["linked_calendar"] is None
+
+
+def test_opening_calendar_settings_lists_the_outlook_calendar_and_polls_it_at_once(
+    account: Account, stack: Any
+) -> None:
+    start = clock.next_weekday(clock.THURSDAY, 9)
+    end = start + timedelta(minutes=30)
+    account.add("Call the bank", start, end)
+
+    listed = account.alice.api("GET", "/v1/calendars")  # what the settings page loads
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert [(c["connection_id"], c["calendar_id"], c["name"]) for c in items] == [
+        (account.connection_id, account.calendar_id, "Calendar")
+    ]
+    stack.drain()
+
+    assert account.busy(start, end) == [(clock.offset(start), clock.offset(end))]
 
 
 def test_a_grant_revoked_at_microsoft_found_by_a_poll_marks_the_account_needs_reauthorization(
