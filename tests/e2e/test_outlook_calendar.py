@@ -2,7 +2,7 @@
 account is connected with "Sign in with Microsoft" on the emulator's consent page, its check
 lists its Outlook calendars, one is linked; an event the user creates in Outlook (the Graph
 emulator's user edits) blocks availability after the scheduled poll, or at once when Calendar
-Settings is opened; disconnecting deletes
+Settings is opened, and as a conflict calendar refuses a double booking; disconnecting deletes
 what was mirrored; a grant revoked at Microsoft, found by a sync, marks the account needs
 re-authorization. The Chromium test (test_outlook_calendar_page.py) covers the page and the
 booking with a lost answer."""
@@ -36,7 +36,7 @@ class Account:
     """Alice's CRM session with a Microsoft account of this test's own connected and its
     Outlook calendar linked."""
 
-    def __init__(self, stack: Any, unique: str) -> None:
+    def __init__(self, stack: Any, unique: str, *, link: bool = True) -> None:
         self.stack = stack
         self.tenant = f"tenant-{unique}"
         self.email = f"ada-{unique}@contoso.test"
@@ -47,9 +47,12 @@ class Account:
         self.graph = stack.microsoft_graph.state
         self.calendar_id = self.graph.default_calendar(self.email).id
         chosen = {"connection_id": self.connection_id, "calendar_id": self.calendar_id}
-        linked = self.alice.api("PUT", "/v1/settings/linked-calendar", json=chosen)
-        assert linked.status_code == 200, linked.text
-        stack.drain()  # the linked calendar's first (full) sync
+        if link:
+            answer = self.alice.api("PUT", "/v1/settings/linked-calendar", json=chosen)
+        else:  # a conflict calendar only: its events block time, none becomes an appointment
+            answer = self.alice.api("PUT", "/v1/settings/conflict-calendars", json={"calendars": [chosen]})
+        assert answer.status_code == 200, answer.text
+        stack.drain()  # the calendar's first (full) sync
 
     def add(self, subject: str, start: datetime, end: datetime) -> str:
         """The user creates an event in Outlook."""
@@ -127,6 +130,25 @@ def test_opening_calendar_settings_lists_the_outlook_calendar_and_polls_it_at_on
     stack.drain()
 
     assert account.busy(start, end) == [(clock.offset(start), clock.offset(end))]
+
+
+def test_an_outlook_conflict_calendar_blocks_availability_and_refuses_a_double_booking(stack: Any, unique: str) -> None:
+    account = Account(stack, unique, link=False)
+    start = clock.next_weekday(clock.FRIDAY, 11)
+    end = start + timedelta(hours=1)
+    account.add("Board meeting", start, end)
+    # Conflict calendars are polled at one tick in three: "Sync now" asks at once.
+    synced = account.alice.api("POST", f"/v1/integrations/{account.connection_id}/sync")
+    assert synced.status_code == 202, synced.text
+    stack.drain()
+
+    assert account.busy(start, end) == [(clock.offset(start), clock.offset(end))]
+    overlapping = {"title": "Intro", "start": clock.z(start), "end": clock.z(end), "time_zone": "UTC"}
+    refused = account.alice.api("POST", "/v1/appointments", json=overlapping)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["type"] == "urn:crmsync:problem:booking-conflict"
+    assert [c["event"] for c in refused.json()["conflicts"]] == ["Board meeting"]
+    assert account.alice.api("GET", "/v1/appointments").json()["items"] == []
 
 
 def test_a_grant_revoked_at_microsoft_found_by_a_poll_marks_the_account_needs_reauthorization(
