@@ -3,7 +3,8 @@ end acceptance, first half): "Sign in with Microsoft" on the emulator's consent 
 shows the Outlook account and its calendar beside a Google account; the Outlook calendar is
 linked through the page; a CRM booking whose first create's answer is lost makes exactly one
 Outlook event; an event the user creates in Outlook is imported and blocks availability after
-the page's "Sync now". Chromium trusts only the emulator's server key
+the page's "Sync now"; once Microsoft revokes the grant, the page's Reconnect goes to
+Microsoft's consent page. Chromium trusts only the emulator's server key
 (test_microsoft_signin_page.py says why)."""
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from devstack.faketime import without_clock_variables
 from devstack.microsoft.graph.faults import Fault
 from tests.e2e.browser_checks import axe_violations, shoot
 from tests.e2e.conftest import CHROMIUM_FLAGS
-from tests.e2e.test_calendar_page import connected_demo_account, open_page
+from tests.e2e.test_calendar_page import open_page
 from tests.e2e.test_integrations_api import Browser
 from tests.e2e.test_microsoft_signin_page import _server_key_pin
 from tests.support import clock
+from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
 
@@ -62,17 +64,21 @@ def test_an_outlook_calendar_linked_through_the_page_gets_one_event_per_booking_
 ) -> None:
     outlook = f"ada-{unique}@contoso.test"
     stack.microsoft.add_user(outlook, f"Ada {unique}")
-    google_email, _ = connected_demo_account(stack, alice)
 
     # Sign in with Microsoft on the Integrations page, through the emulator's consent page.
     page.goto(f"{stack.api_url}/settings/integrations#token={alice.token}")
+    expect(page.get_by_text("No Microsoft account is connected yet.")).to_be_visible()
     page.get_by_role("button", name="Sign in with Microsoft").click()
     page.wait_for_url(f"{stack.microsoft.base_url}/**")
     page.locator(f'input[name="account"][value="{outlook}"]').check()
     page.locator("#accept").click()
     page.wait_for_url(f"{stack.api_url}/settings/integrations**")
     expect(page.locator("#notice")).to_have_text(f"{outlook} is connected.")
-    stack.drain()  # its check lists its Outlook calendars
+    # A Google demo account beside it (connected through the API; the drain runs both checks,
+    # which list each account's calendars).
+    google_email = GoogleCalendarUser.new(stack.google.base_url, "ada", demo=True).email
+    alice.connect(google_email)
+    stack.drain()
 
     open_page(page, stack, alice)
     google = page.locator(f'.account-block[data-email="{google_email}"]')
@@ -142,3 +148,14 @@ def test_an_outlook_calendar_linked_through_the_page_gets_one_event_per_booking_
     expect(account.locator(".provider")).to_have_text("Outlook")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     shoot(page, "calendar-outlook-linked")
+
+    # Microsoft revokes the grant: the health check marks the account; its Reconnect on this
+    # page goes to Microsoft's consent (not Google's) for the same account.
+    stack.microsoft.revoke_grants(outlook)
+    stack.fire("ConnectionHealth")
+    stack.drain()
+    page.reload()
+    expect(account.locator(".warning")).to_contain_text("Outlook no longer accepts this account's access")
+    account.get_by_role("button", name=f"Reconnect {outlook}").click()
+    page.wait_for_url(f"{stack.microsoft.base_url}/**")
+    expect(page.locator(f'input[name="account"][value="{outlook}"]')).to_be_visible()
