@@ -22,7 +22,8 @@ P = TypeVar("P")
 @dataclass(frozen=True)
 class ProviderKit:
     """One provider's adapters, each built on first use. ``credential_kinds``: what its
-    connections may hold. Each factory gets the decrypted credential and the connection."""
+    connections may hold. Each factory gets the decrypted credential and the connection (the
+    calendar factory the stored connection: see ``calendar``)."""
 
     credential_kinds: frozenset[CredentialKind]
     credential: Callable[[str, Connection], CredentialPort]
