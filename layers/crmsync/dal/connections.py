@@ -223,9 +223,9 @@ class ConnectionStore:
             yield Principal(item.tenant_id, item.user_id), item.connection_id
 
     def of_providers(self, providers: frozenset[str]) -> Iterator[tuple[Principal, str, ConnectionStatus]]:
-        """Every polled connection (an app-specific password's) of these providers, with its
-        status: for the scheduled calendar poll only. Read from the sparse
-        ``polled_connections`` index, shard by shard: no scan of the table."""
+        """Every polled connection (an app-specific password's, or an OAuth one stored as
+        polled) of these providers, with its status: for the scheduled calendar poll only.
+        Read from the sparse ``polled_connections`` index, shard by shard: no scan of the table."""
         if not providers:
             return
         for shard in range(POLL_SHARDS):
