@@ -18,7 +18,7 @@ from crmsync.models.keys import user_pk
 from tests.e2e.test_microsoft_signin_api import Browser
 from tests.support import clock
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e]
 
 
 @pytest.fixture(autouse=True)

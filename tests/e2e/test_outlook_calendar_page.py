@@ -29,7 +29,7 @@ from tests.e2e.test_microsoft_signin_page import _server_key_pin
 from tests.support import clock
 from tests.support.google_user import GoogleCalendarUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
