@@ -95,7 +95,7 @@ def measure() -> GraphFigures:
         from crmsync.app.connectors import Connectors, ProviderKit
         from crmsync.app.wiring import Graph
         from crmsync.config import Settings
-        from crmsync.domain import CalendarRef, Connection, CredentialKind, Principal
+        from crmsync.domain import CalendarRef, Connection, CredentialKind, Principal, StoredConnection
         from crmsync.models import ExternalEventItem, bind_tables
         from crmsync.providers.graph.calendar import PAGE_SIZE as DEFAULT_PAGE_SIZE
         from crmsync.providers.graph.calendar import GraphCalendar
@@ -104,11 +104,11 @@ def measure() -> GraphFigures:
         settings = Settings.from_env()
         graph = Graph(settings)
 
-        def calendar(secret: str, connection: Connection) -> GraphCalendar:
+        def calendar(secret: str, stored: StoredConnection) -> GraphCalendar:
             return GraphCalendar(
                 server.base_url,
-                lambda: connection.email,
-                tenant_id=connection.tenant_id,
+                lambda: stored.connection.email,
+                tenant_id=stored.connection.tenant_id,
                 page_size=PAGE_SIZE or DEFAULT_PAGE_SIZE,
             )
 

@@ -1,0 +1,35 @@
+"""What AWS refuses at deploy time and neither cfn-lint nor the local stack (moto does not
+check IAM) would tell: checked on the real template.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from devstack.template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    resources = load_template(ROOT / "template.yaml").data["Resources"]
+    return {k: v.get("Properties") or {} for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+def test_function_descriptions_fit_lambdas_256_characters() -> None:
+    """Lambda CreateFunction: Description, "Length Constraints: Minimum length of 0. Maximum
+    length of 256" (the scheduler's once had 350: a deploy would have failed)."""
+    too_long = {name: len(p["Description"]) for name, p in functions().items() if len(p.get("Description", "")) > 256}
+    assert too_long == {}
+
+
+def encrypts(properties: dict[str, Any]) -> bool:
+    return any(isinstance(p, dict) and "KMSEncryptPolicy" in p for p in properties.get("Policies", []))
+
+
+def test_the_functions_that_store_secrets_may_encrypt_with_the_token_key() -> None:
+    """The API stores iCloud app-specific passwords (POST /v1/integrations/icloud), the OAuth
+    callback stores tokens, the sync worker stores the token caches MSAL renewed: each
+    encrypts with KMS, which AWS refuses without kms:Encrypt."""
+    allowed = {name for name, p in functions().items() if encrypts(p)}
+    assert {"ApiFunction", "OAuthCallbackFunction", "SyncWorkerFunction"} <= allowed
