@@ -470,6 +470,7 @@ class Graph(Core):
             store=self.channel_store,
             mirror=self.mirror_store,
             webhook_url=self.settings.calendar_webhook_url,
+            subscription_url=self.settings.graph_notification_url,
             clock=self.clock,
         )
 
