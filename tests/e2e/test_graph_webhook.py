@@ -195,6 +195,33 @@ def test_a_lifecycle_notification_requests_a_sync(stack, subscription: Subscript
     assert [(e["reason"], e["outcome"]) for e in synced] == [("push" if event == "missed" else event, "not_connected")]
 
 
+def test_a_lifecycle_event_with_a_forged_client_state_is_refused_and_one_of_an_unknown_subscription_acknowledged(
+    stack, subscription: Subscription
+) -> None:
+    """The lifecycle route authenticates like the change route: a wrong ``clientState`` → 403
+    and nothing queued (not even the uncoalesced sync of ``reauthorizationRequired``); an
+    unknown subscription → 202, nothing queued."""
+    forged = {
+        "subscriptionId": subscription.subscription_id,
+        "clientState": "state-" + uuid.uuid4().hex,
+        "lifecycleEvent": "reauthorizationRequired",
+    }
+    unknown = {**forged, "subscriptionId": str(uuid.uuid4())}
+    before = len(stack.logs.snapshot())
+
+    assert post(stack, LIFECYCLE, {"value": [forged]}).status_code == 403
+    assert post(stack, LIFECYCLE, {"value": [unknown]}).status_code == 202
+    stack.drain()
+
+    assert [entry["outcome"] for entry in logged(stack, before)] == [
+        "channel token or resource mismatch",
+        "unknown channel",
+    ]
+    assert not any(
+        '"calendar synced"' in line and subscription.connection_id in line for _, line in stack.logs.snapshot()[before:]
+    )
+
+
 MALFORMED: dict[str, Any] = {
     "empty": "",
     "not-json": "{not json",

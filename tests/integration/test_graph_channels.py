@@ -239,6 +239,26 @@ def test_a_subscription_gone_at_graph_is_replaced_when_renewed(setup: Setup) -> 
     assert ChannelStore().get(now.channel_id or "") is not None
 
 
+def test_a_subscription_without_its_record_is_replaced_and_deleted_at_graph(setup: Setup) -> None:
+    """A subscription whose record is lost cannot be authenticated (its clientState is known
+    only as the record's hash): at renewal it is replaced, and deleted at Graph rather than
+    left to notify for up to a week."""
+    setup.ensure()
+    first = setup.cursor()
+    ChannelStore().delete(first.channel_id)
+    assert first.channel_expires_at is not None
+    moved = first.channel_expires_at - RENEW_BEFORE + timedelta(minutes=1) - setup.ticks.now
+    setup.ticks.now += moved
+    try:
+        assert setup.ensure() == "renewed"
+    finally:
+        setup.ticks.now -= moved
+    now = setup.cursor()
+    assert now.channel_id not in (None, first.channel_id)
+    assert list(setup.live()) == [now.channel_id]
+    assert ChannelStore().get(now.channel_id or "") is not None
+
+
 def test_reauthorization_required_renews_a_live_subscription(setup: Setup) -> None:
     """change-notifications-lifecycle-events: answer ``reauthorizationRequired`` by
     reauthorizing; a renewal reauthorizes too (the emulator has no ``/reauthorize``)."""

@@ -95,9 +95,14 @@ class Channels:
         if live and not acted_on:
             return "live"
         if current and api.notification is ChangeNotification.SUBSCRIPTION:
-            if self._renew(principal, connection_id, calendar_id, api, current):
-                return "renewed"
-            return self._open(principal, connection_id, calendar_id, api, previous=None)
+            renewed = self._renew(principal, connection_id, calendar_id, api, current)
+            if renewed == "renewed":
+                return renewed
+            # Gone at Graph: nothing to stop. Unrecorded here (its clientState unknown, so its
+            # notifications could never be authenticated): replaced, and stopped at Graph.
+            return self._open(
+                principal, connection_id, calendar_id, api, previous=cursor if renewed == "unrecorded" else None
+            )
         return self._open(principal, connection_id, calendar_id, api, previous=cursor)
 
     def _open(
@@ -135,22 +140,21 @@ class Channels:
 
     def _renew(
         self, principal: Principal, connection_id: str, calendar_id: str, api: CalendarPort, current: str
-    ) -> bool:
-        """Renew a Graph subscription in place (``PATCH``: same id, same clientState); False
-        when it is gone at Graph or its record is (its record is then dropped: a new one is
-        opened)."""
+    ) -> str:
+        """Renew a Graph subscription in place (``PATCH``: same id, same clientState):
+        ``renewed``; ``gone`` when Graph no longer has it (its record is dropped);
+        ``unrecorded`` when its channel record is missing (nothing is renewed)."""
         channel = self._store.get(current)
-        if channel is not None:
-            try:
-                expires_at = cast(SubscriptionPort, api).renew_watch(current)
-            except ProviderNotFound:
-                pass
-            else:
-                self._store.put(replace(channel, expires_at=expires_at))
-                self._mirror.set_channel(principal, connection_id, calendar_id, current, "", expires_at)
-                return True
-        self._store.delete(current)
-        return False
+        if channel is None:
+            return "unrecorded"
+        try:
+            expires_at = cast(SubscriptionPort, api).renew_watch(current)
+        except ProviderNotFound:
+            self._store.delete(current)
+            return "gone"
+        self._store.put(replace(channel, expires_at=expires_at))
+        self._mirror.set_channel(principal, connection_id, calendar_id, current, "", expires_at)
+        return "renewed"
 
     def stop(self, api: CalendarPort, channel_id: str, resource_id: str) -> None:
         """Stop a channel at the provider (already gone counts as stopped) and forget it."""
