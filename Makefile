@@ -125,7 +125,7 @@ SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 endif
 pytest: deps corpus
 	@echo "random test order: seed $(SEED) (replay: make test SEED=$(SEED))"
-	$(PY) -m pytest -n 2 --dist loadgroup -q -p randomly --randomly-seed=$(SEED) \
+	$(PY) -m pytest -n 2 --dist worksteal -q -p randomly --randomly-seed=$(SEED) \
 	  || { echo "pytest failed with random-order seed $(SEED): replay with make test SEED=$(SEED)"; exit 1; }
 
 # The suite at another date, under libfaketime (docs/TESTING.md): AT='+45d' (from now) or

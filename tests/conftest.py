@@ -1,9 +1,11 @@
 """Session fixtures shared by every suite: the local stack and DynamoDB Local.
 
 Everything is lazy: a unit test that asks for none of these never starts Java. One DynamoDB
-Local serves the whole session (the full stack, the devstack runtime tests and the per-test
-`tables` all share it, apart by table prefix). Tests that use any of these fixtures are put in
-one xdist group, so `pytest -n 2 --dist loadgroup` starts one stack, not one per worker.
+Local serves a test process's session (the full stack, the devstack runtime tests and the
+per-test `tables` all share it, apart by table prefix). Under `pytest -n 2` each worker starts
+its own, on free ports, the first time one of its tests asks: the stack tests are spread over
+both workers instead of running one after another on one (the suite's critical path), at the
+price of a second stack's start-up (a few seconds).
 """
 
 from __future__ import annotations
@@ -21,9 +23,6 @@ from devstack.stack import Stack, google_available
 from devstack.template import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
-STACK_FIXTURES = frozenset(
-    {"stack", "dynamodb_local", "dynamodb_endpoint", "tables", "table_prefix", "token_for", "runtime_stack"}
-)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -33,13 +32,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "browser: drives headless Chromium",
     ):
         config.addinivalue_line("markers", marker)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        uses_stack = STACK_FIXTURES.intersection(getattr(item, "fixturenames", ()))
-        if uses_stack and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group("devstack"))
 
 
 @pytest.fixture(scope="session")

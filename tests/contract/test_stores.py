@@ -39,9 +39,9 @@ from crmsync.guard import Decision, GuardedResource, PendingDeletions
 from tests.fakes.stores import FakeStores
 from tests.support.clock import days_ahead, now
 
-#: The real half needs DynamoDB Local (one Java for the session: the ``devstack`` group);
-#: the fake half runs anywhere, fast.
-DYNAMODB = pytest.param("dynamodb", marks=[pytest.mark.integration, pytest.mark.xdist_group("devstack")])
+#: The real half needs DynamoDB Local (one Java per test worker); the fake half runs
+#: anywhere, fast.
+DYNAMODB = pytest.param("dynamodb", marks=[pytest.mark.integration])
 
 
 @pytest.fixture(params=[DYNAMODB, "fake"])

@@ -12,7 +12,7 @@ import schemathesis
 import schemathesis.checks
 from hypothesis import HealthCheck, settings
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e]
 
 SCHEMA = schemathesis.openapi.from_path(Path(__file__).resolve().parents[2] / "docs" / "openapi.json")
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e]
 
 
 class Client:

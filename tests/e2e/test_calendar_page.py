@@ -17,7 +17,7 @@ from tests.e2e.browser_checks import shoot
 from tests.e2e.test_integrations_api import Browser, needs_reauth
 from tests.support.google_user import GoogleCalendarUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 WIDTHS = [1280, 375]
 NO_SESSION = "No CRM session: open this page from the CRM (in development, from the link that make dev prints)."

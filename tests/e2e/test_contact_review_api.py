@@ -13,7 +13,7 @@ from tests.e2e.test_contacts_sync_schedule import contacts_account
 from tests.e2e.test_integrations_api import Browser
 from tests.support.google_people import person
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e]
 
 
 def rows(who: Browser, status: str = "offered") -> dict:

@@ -21,7 +21,7 @@ from tests.support.google_consent import consent
 from tests.support.google_people import GooglePeopleUser, person
 from tests.support.google_user import GoogleCalendarUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 ROWS = 55  # more than a page of 50
 #: The rows' choices, by page: (index on the page, contact type, consent).

@@ -13,7 +13,7 @@ from crmsync.models import user_pk
 from crmsync.models.mail import CONTACT_EMAIL_SK_PREFIX, CONTACT_SK_PREFIX
 from tests.e2e.test_integrations_api import Browser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e]
 
 PROBLEM = "application/problem+json"
 

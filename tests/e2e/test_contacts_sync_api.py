@@ -10,7 +10,7 @@ from tests.e2e.test_integrations_api import Browser, needs_reauth
 from tests.support.google_consent import consent, query
 from tests.support.google_user import GoogleCalendarUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e]
 
 CONTACTS = "https://www.googleapis.com/auth/contacts"
 

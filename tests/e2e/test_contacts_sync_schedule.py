@@ -12,7 +12,7 @@ from tests.support.google_consent import consent
 from tests.support.google_people import GooglePeopleUser, person
 from tests.support.google_user import GoogleCalendarUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e]
 
 
 def contacts_account(alice: Browser, stack) -> tuple[str, GooglePeopleUser]:  # type: ignore[no-untyped-def]

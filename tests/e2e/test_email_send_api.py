@@ -16,7 +16,7 @@ from tests.support.gmail_user import GmailUser
 from tests.support.google_consent import consent
 from tests.support.google_user import GoogleCalendarUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e]
 
 MARIE = "marie@curie.example"
 

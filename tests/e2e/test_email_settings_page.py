@@ -14,7 +14,7 @@ from tests.e2e.browser_checks import axe_violations, shoot
 from tests.e2e.test_bcc_logging import message
 from tests.e2e.test_integrations_page import WIDTHS, fits_the_width, has_an_icon
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 ADDRESS = re.compile(r"^u[a-z2-7]{26}@\S+$")
 

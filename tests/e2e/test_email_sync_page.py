@@ -20,7 +20,7 @@ from tests.e2e.test_integrations_page import WIDTHS, fits_the_width
 from tests.support.gmail_user import GmailUser, message
 from tests.support.google_user import GoogleCalendarUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 READ_BOX = "View your email messages and settings"
 SEND_BOX = "Send email on your behalf"

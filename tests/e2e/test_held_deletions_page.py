@@ -14,7 +14,7 @@ from tests.support import clock
 from tests.support.google_consent import consent
 from tests.support.google_user import GoogleCalendarUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 #: The deployment's default threshold: at least 20 deletions.
 EVENTS = 20

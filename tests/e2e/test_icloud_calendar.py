@@ -111,7 +111,10 @@ def test_a_booking_lands_in_the_icloud_calendar_once_though_the_first_answer_is_
     assert booked.status_code == 201, booked.text
     stack.drain()  # the push: its answer lost, the message comes back and is retried
 
-    assert stack.caldav.layer.count(account.user.email, "PUT") - puts_before >= 2  # it was retried
+    # The first PUT landed; what finds the event then depends on which queued message runs
+    # first (the push's retry PUTs again and gets 412; a sync of the calendar links it), and
+    # both are right. The promise is what follows: one copy, synced, the fault spent.
+    assert stack.caldav.layer.count(account.user.email, "PUT") - puts_before >= 1
     assert stack.caldav.layer.faults() == []  # the fault was spent
     copies = [ics for ics in account.objects().values() if f"SUMMARY:{title}" in ics]
     assert len(copies) == 1

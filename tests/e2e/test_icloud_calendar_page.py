@@ -18,7 +18,7 @@ from tests.e2e.test_integrations_api import Browser
 from tests.support import clock
 from tests.support.caldav_user import CalDavUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
 @pytest.fixture(params=[1280, 375], ids=lambda w: f"{w}px")

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.support.caldav_user import CalDavUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 WIDTHS = pytest.mark.parametrize("width", [1280, 375])
 

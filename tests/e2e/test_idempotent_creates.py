@@ -14,7 +14,7 @@ from tests.e2e.test_integrations_api import Browser
 from tests.support import clock
 from tests.support.google_user import GoogleCalendarUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e]
 
 
 def booking(title: str, day: int = clock.THURSDAY) -> dict[str, str]:

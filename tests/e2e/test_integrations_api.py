@@ -14,7 +14,7 @@ from tests.support import clock
 from tests.support.google_consent import consent, query
 from tests.support.google_user import GoogleCalendarUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e]
 
 
 class Browser:

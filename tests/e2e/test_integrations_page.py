@@ -11,7 +11,7 @@ from tests.e2e.browser_checks import shoot
 from tests.e2e.test_integrations_api import needs_reauth
 from tests.support.google_user import GoogleCalendarUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 #: Desktop and phone: every state is checked at both widths.
 WIDTHS = pytest.mark.parametrize("width", [1280, 375])

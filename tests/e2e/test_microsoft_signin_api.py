@@ -15,7 +15,7 @@ import requests
 
 from tests.support.microsoft_consent import consent
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e]
 
 ADMIN_ONLY = "linus@fabrikam.test"
 

@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from devstack.faketime import without_clock_variables
 from tests.e2e.conftest import CHROMIUM_FLAGS
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
 def _server_key_pin(stack: Any) -> str:

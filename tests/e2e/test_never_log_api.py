@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.test_bcc_logging import Client, deliver, message, verified_sender
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e]
 
 PATH = "/v1/settings/never-log"
 

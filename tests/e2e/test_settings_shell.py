@@ -16,7 +16,7 @@ from tests.e2e.test_integrations_api import Browser, needs_reauth
 from tests.e2e.test_integrations_page import fits_the_width
 from tests.support.google_user import GoogleCalendarUser
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.xdist_group("stack")]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 NO_SESSION = "No CRM session: open this page from the CRM (in development, from the link that make dev prints)."
 ADDRESS = re.compile(r"^u[a-z2-7]{26}@\S+$")

@@ -133,8 +133,8 @@ class SyncNowIn(BaseModel):
 
 @router.post("/v1/contacts/sync/run", responses=responses(202, ContactsSyncOut, 409, body=True))
 def run_contacts_sync(body: Annotated[SyncNowIn | None, Body()] = None) -> Response[ContactsSyncOut]:
-    """Sync the contacts account now (one sync per minute and reason however often it is
-    asked). 409 when contacts sync is off."""
+    """Sync the contacts account now (reported logins: one sync per minute however many;
+    "Sync now": one per second, so a double click is one sync). 409 when contacts sync is off."""
     principal = principal_of(router.current_event, get_settings())
     service = contacts_sync()
     if not service.sync_now(principal, (body or SyncNowIn()).reason):

@@ -104,10 +104,11 @@ def sync_contacts(message: ContactSyncRequest) -> str:
             "connection_id": message.connection_id,
             "reason": message.reason,
             "outcome": outcome,
-            "created": result.created if result else 0,
-            "updated": result.updated if result else 0,
-            "applied": result.applied if result else 0,
-            "offered": result.offered if result else None,
+            # Not "created": a LogRecord attribute, which logging refuses to overwrite (KeyError).
+            "contacts_created": result.created if result else 0,
+            "contacts_updated": result.updated if result else 0,
+            "contacts_applied": result.applied if result else 0,
+            "candidates_offered": result.offered if result else None,
         },
     )
     return outcome

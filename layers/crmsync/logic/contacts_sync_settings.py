@@ -248,10 +248,12 @@ class ContactsSyncSettings:
 
     def sync_now(self, principal: Principal, reason: str) -> bool:
         """A sync of the contacts account now (``login``: the CRM front end reports one;
-        ``manual``: the user asks). One per minute per reason: a burst of logins is one sync.
+        ``manual``: the user asks). A burst of logins within a minute is one sync; a manual
+        request is one per second (a double click), so the click that follows a change is
+        never dropped (SQS drops a repeated deduplication id for five minutes).
         False when contacts sync is off."""
-        minute = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")
-        return self._request(principal, reason, f"{reason}@{minute}")
+        stamp = "%Y-%m-%dT%H:%M" if reason == "login" else "%Y-%m-%dT%H:%M:%S"
+        return self._request(principal, reason, f"{reason}@{datetime.now(UTC).strftime(stamp)}")
 
     def _request(self, principal: Principal, reason: str, occasion: str) -> bool:
         if self._trigger is None:

@@ -198,11 +198,14 @@ class MailSyncSettings:
             log.info("mail sync off: its account was disconnected", extra={"connection_id": connection_id})
 
     def sync_now(self, principal: Principal) -> bool:
+        """A sync now ("Sync now"). A double click (the same second) is one sync; a click
+        after that is another, even one minute later: SQS drops a repeated deduplication id
+        for five minutes, so a coarser occasion would drop the click that follows a change."""
         current = self._store.get(principal)
         if current.connection_id is None:
             return False
-        minute = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")
-        self._request(principal, current.connection_id, "manual", f"manual@{minute}")
+        second = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        self._request(principal, current.connection_id, "manual", f"manual@{second}")
         return True
 
     def _leave(self, principal: Principal, before: MailSync, *, stop_watch: bool = True) -> None:
