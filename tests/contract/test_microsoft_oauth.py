@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from crmsync.config import MicrosoftSettings
 from crmsync.errors import TokenExchangeFailed
 from crmsync.ports.accounts import TokenGrant
 from crmsync.ports.errors import AuthRevoked
-from crmsync.providers.microsoft.oauth import MicrosoftCredential, MicrosoftOAuth, graph_scope_names
+from crmsync.providers.microsoft.oauth import MicrosoftCredential, MicrosoftOAuth, MicrosoftTokens, graph_scope_names
 from crmsync.security.secrets import new_pkce_verifier, new_secret
 from devstack.microsoft.emulator import MicrosoftEmulator
 from tests.support import clock
@@ -194,6 +195,63 @@ def test_the_credential_refreshes_until_the_grant_is_revoked(emu: MicrosoftEmula
     with pytest.raises(AuthRevoked):
         credential.check()
     assert "token" not in repr(credential).replace("<token cache>", "")
+
+
+def _expired(token_cache: str) -> str:
+    """The cache an hour later: its access tokens have expired (MSAL reads ``expires_on``,
+    epoch seconds, against the clock the test runs under)."""
+    cache = json.loads(token_cache)
+    for entry in cache["AccessToken"].values():
+        entry["expires_on"] = entry["extended_expires_on"] = str(int(time.time()) - 60)
+    return json.dumps(cache)
+
+
+def test_graph_calls_use_the_cached_access_token_without_asking_microsoft(
+    emu: MicrosoftEmulator, oauth: MicrosoftOAuth
+) -> None:
+    """MSAL's acquire_token_silent answers from the cache while the access token is valid:
+    with the refresh tokens revoked meanwhile, a request would be refused, yet the token is
+    handed out, and the cache is unchanged (nothing to store)."""
+    grant, scopes = _grant(oauth, ADA)
+    assert grant.credential is not None
+    renewed: list[str] = []
+    tokens = MicrosoftTokens(oauth, grant.credential, scopes, renewed=renewed.append)
+    emu.revoke_grants(ADA, CLIENT_ID)
+
+    assert tokens() == grant.access_token
+    assert tokens() == grant.access_token
+    assert renewed == []
+    assert "token" not in repr(tokens).replace("<token cache>", "")
+
+
+def test_an_expired_access_token_is_redeemed_and_the_renewed_cache_handed_over_once(
+    emu: MicrosoftEmulator, oauth: MicrosoftOAuth
+) -> None:
+    """Once the access token has expired MSAL redeems the refresh token; Microsoft's answer
+    carries a new refresh token ("refresh tokens replace themselves with a fresh token upon
+    every use", refresh-tokens), so the cache changed and is handed over to be stored, once.
+    A revoked grant is AuthRevoked (the sync marks the connection needs re-authorization)."""
+    grant, scopes = _grant(oauth, ADA)
+    assert grant.credential is not None
+    renewed: list[str] = []
+    tokens = MicrosoftTokens(oauth, _expired(grant.credential), scopes, renewed=renewed.append)
+
+    fresh = tokens()
+
+    assert fresh != grant.access_token
+    assert emu.identity.user_for_access_token(fresh) is not None
+    assert len(renewed) == 1
+    old_tokens = {t["secret"] for t in json.loads(grant.credential)["RefreshToken"].values()}
+    new_tokens = {t["secret"] for t in json.loads(renewed[0])["RefreshToken"].values()}
+    assert new_tokens
+    assert new_tokens.isdisjoint(old_tokens)
+    assert tokens() == fresh
+    assert len(renewed) == 1
+
+    emu.revoke_grants(ADA, CLIENT_ID)
+    with pytest.raises(AuthRevoked):
+        MicrosoftTokens(oauth, _expired(renewed[0]), scopes, renewed=renewed.append)()
+    assert len(renewed) == 1
 
 
 def test_an_empty_or_unreadable_cache_needs_a_new_sign_in(emu: MicrosoftEmulator, oauth: MicrosoftOAuth) -> None:

@@ -152,6 +152,45 @@ def test_connecting_again_keeps_the_credential_when_none_comes_and_refuses_anoth
         connect(stores, ada, provider="microsoft")
 
 
+def test_a_renewed_credential_is_stored_on_the_version_read_only(stores: Any, ada: Principal) -> None:
+    """A token cache MSAL renewed during a sync replaces the stored one only if nothing wrote
+    the connection since it was read: a newer write (another sync's renewal, the health check,
+    a reconnect) stands."""
+    connect(stores, ada)
+    read = stores.connection_store.get_stored(ada, "c1")
+
+    version = stores.connection_store.renew_credential(ada, "c1", b"secret-2", version=read.version)
+
+    assert version == read.version + 1
+    stored = stores.connection_store.get_stored(ada, "c1")
+    assert (stored.credential_ciphertext, stored.version) == (b"secret-2", version)
+    assert stored.connection.status is ConnectionStatus.CONNECTED
+    # Another writer read the same version: its renewal is dropped, the first one stays.
+    assert stores.connection_store.renew_credential(ada, "c1", b"secret-3", version=read.version) is None
+    assert stores.connection_store.get_stored(ada, "c1").credential_ciphertext == b"secret-2"
+    # On the version it wrote, the same writer renews again; a connection that is gone stays gone.
+    assert stores.connection_store.renew_credential(ada, "c1", b"secret-4", version=version) == version + 1
+    assert stores.connection_store.renew_credential(ada, "gone", b"secret-5", version=1) is None
+    assert stores.connection_store.get(ada, "gone") is None
+
+
+def test_oauth_connections_stored_as_polled_are_listed_for_the_calendar_poll(stores: Any, ada: Principal) -> None:
+    """Outlook calendars are polled until Graph subscriptions come: a Microsoft connection
+    stored ``polled`` is listed with the app-specific passwords' (always polled); Google's
+    is not, and a reconnect that is no longer polled drops it."""
+    connect(stores, ada, "m1", provider="microsoft", polled=True)
+    connect(stores, ada, "g1", provider="google")
+    connect(stores, ada, "i1", provider="icloud", credential_kind=CredentialKind.APP_PASSWORD)
+
+    def listed() -> set[str]:
+        providers = frozenset({"microsoft", "google", "icloud"})
+        return {c for p, c, _ in stores.connection_store.of_providers(providers) if p == ada}
+
+    assert listed() == {"m1", "i1"}
+    connect(stores, ada, "m1", provider="microsoft", polled=False)
+    assert listed() == {"i1"}
+
+
 def test_set_status_applies_only_to_the_version_read(stores: Any, ada: Principal) -> None:
     connect(stores, ada)
     read = stores.connection_store.get_stored(ada, "c1")

@@ -148,6 +148,15 @@ class FakeTable:
 # --- connections ---------------------------------------------------------------------------
 
 
+#: The fake's stand-in for ``poll_shard`` (the sparse polled_connections index).
+POLLED_SK_PREFIX = "POLLED#"
+
+
+@dataclass(frozen=True)
+class _Polled:
+    """Marks a connection whose calendars the scheduled poll lists."""
+
+
 class FakeConnectionStore:
     """:class:`crmsync.dal.connections.ConnectionStore`, in memory."""
 
@@ -183,6 +192,7 @@ class FakeConnectionStore:
         scopes: tuple[str, ...],
         credential_ciphertext: bytes | None,
         credential_kind: CredentialKind = CredentialKind.OAUTH_TOKENS,
+        polled: bool = False,
     ) -> Connection:
         now = _utc(self._clock())
         pk = _pk(principal)
@@ -203,6 +213,12 @@ class FakeConnectionStore:
             )
             if credential_ciphertext is not None:
                 ciphertext, kind = credential_ciphertext, credential_kind
+        if credential_ciphertext is not None:
+            # The sparse polled_connections index: a marker item beside the connection.
+            if polled or credential_kind is CredentialKind.APP_PASSWORD:
+                self._table.put(pk, POLLED_SK_PREFIX + connection_id, _Polled())
+            else:
+                self._table.delete(pk, POLLED_SK_PREFIX + connection_id)
         connection = Connection(
             tenant_id=principal.tenant_id,
             user_id=principal.user_id,
@@ -248,10 +264,26 @@ class FakeConnectionStore:
         )
         return connection
 
+    def renew_credential(
+        self, principal: Principal, connection_id: str, credential_ciphertext: bytes, *, version: int
+    ) -> int | None:
+        pk = _pk(principal)
+        stored = self._table.get(pk, CONNECTION_SK_PREFIX + connection_id, StoredConnection)
+        if stored is None or stored.version != version:
+            return None
+        connection = replace(stored.connection, updated_at=_utc(self._clock()))
+        self._table.put(
+            pk,
+            CONNECTION_SK_PREFIX + connection_id,
+            replace(stored, connection=connection, version=version + 1, credential_ciphertext=credential_ciphertext),
+        )
+        return version + 1
+
     def delete(self, principal: Principal, connection_id: str) -> bool:
         if self._stored(principal, connection_id) is None:
             return False
         self._table.delete(_pk(principal), CONNECTION_SK_PREFIX + connection_id)
+        self._table.delete(_pk(principal), POLLED_SK_PREFIX + connection_id)
         return True
 
     def all_keys(self) -> Iterator[tuple[Principal, str]]:
@@ -262,7 +294,8 @@ class FakeConnectionStore:
     def of_providers(self, providers: frozenset[str]) -> Iterator[tuple[Principal, str, ConnectionStatus]]:
         for stored in self._table.scan(CONNECTION_SK_PREFIX, StoredConnection):
             c = stored.connection
-            if c.provider in providers and c.credential_kind is CredentialKind.APP_PASSWORD:
+            polled = self._table.get(_pk(c.principal), POLLED_SK_PREFIX + c.connection_id, _Polled)
+            if c.provider in providers and polled is not None:
                 yield Principal(c.tenant_id, c.user_id), c.connection_id, c.status
 
 

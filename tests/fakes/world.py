@@ -87,6 +87,11 @@ class FakeConnectors:
             c = stored.connection
             self.cipher.decrypt(stored.credential_ciphertext, TokenContext(c.tenant_id, c.user_id, c.connection_id))
 
+    @property
+    def polled_providers(self) -> frozenset[str]:
+        """As the production kits: iCloud's calendars, and Outlook's until Graph subscriptions."""
+        return frozenset({"icloud", "microsoft"})
+
     def calendar(self, stored: StoredConnection) -> FakeCalendar:
         self._open(stored)
         return self.calendars.calendar(stored)

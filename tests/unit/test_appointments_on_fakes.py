@@ -23,7 +23,7 @@ from crmsync.domain import (
 )
 from crmsync.logic.appointments import PUSH_GRACE, Appointments
 from crmsync.messaging.messages import AppointmentPush, CalendarSyncRequest
-from crmsync.ports.calendar import EventDraft, WrittenEvent
+from crmsync.ports.calendar import CreateIdempotency, EventDraft, WrittenEvent
 from crmsync.ports.errors import AuthRevoked, ProviderError, RateLimited
 from tests.fakes.calendar import FakeCalendar
 from tests.fakes.world import FakeGraph
@@ -240,6 +240,85 @@ def test_a_cancel_overtaking_the_retry_of_a_lost_create_deletes_the_event_that_l
     assert "deleted" in results
     assert world.live() == []
     assert world.get(created).link is None
+
+
+class ProviderChosenIds(LosesTheAnswerOnce):
+    """A ``TRANSACTION_ID`` adapter (Graph's strategy) over the fake: the provider chooses
+    event ids, so ``created_event_id`` is None, and a create carrying a key it has seen
+    answers with that key's event (the fake's create under the derived id does exactly that).
+    Records every draft it is asked to create."""
+
+    idempotency = CreateIdempotency.TRANSACTION_ID
+
+    def __init__(self, port: FakeCalendar) -> None:
+        super().__init__(port)
+        self.drafts: list[EventDraft] = []
+
+    def create_event(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
+        self.drafts.append(draft)
+        return super().create_event(calendar_id, draft)
+
+    def created_event_id(self, key: str) -> str | None:
+        return None
+
+
+def _appointments_over(world: World, port: Any) -> Appointments:
+    graph = world.graph
+
+    class Access:
+        def calendar(self, stored: Any) -> Any:
+            graph.connectors.calendar(stored)
+            return port
+
+        def reaches_calendars(self, connection: Any) -> bool:
+            return graph.connectors.reaches_calendars(connection)
+
+    return Appointments(
+        store=graph.appointment_store,
+        settings=graph.settings_store,
+        connections=graph.connection_store,
+        calendars=Access(),
+        queue=graph.queue,  # type: ignore[arg-type]  # records instead of sending to SQS
+    )
+
+
+def test_a_cancel_overtaking_a_lost_create_deletes_its_event_where_the_provider_chose_the_id(world: World) -> None:
+    """Graph's case: the lost create's event cannot be named, so the cancel creates again with
+    the same key (answered with the event that landed) and deletes it. Nothing stays."""
+    port = ProviderChosenIds(world.cal)
+    appointments = _appointments_over(world, port)
+    created = appointments.create(world.principal, fields()).appointment_id
+    (message,) = world.graph.queue.take()
+    with pytest.raises(ProviderError):
+        appointments.push(message)
+    assert len(world.live()) == 1
+
+    appointments.cancel(world.principal, created)
+    results = [appointments.push(m) for m in [message, *world.graph.queue.take()]]
+
+    assert "deleted" in results
+    assert world.live() == []
+    assert world.get(created).link is None
+
+
+def test_a_cancel_before_any_push_leaves_nothing_and_invites_no_one_where_the_provider_chose_the_id(
+    world: World,
+) -> None:
+    """No create had landed: the cancel's create-again makes an event and deletes it at once,
+    without the attendees (no invitation, no cancellation mail goes out)."""
+    port = ProviderChosenIds(world.cal)
+    port.lost = True  # answers are not lost here
+    appointments = _appointments_over(world, port)
+    booked = AppointmentFields("Intro call", START, START + HOUR, "UTC", attendees=("guest@example.org",))
+    created = appointments.create(world.principal, booked).appointment_id
+    world.graph.queue.take()  # the create's push is delayed: the cancel overtakes it
+
+    appointments.cancel(world.principal, created)
+    results = [appointments.push(m) for m in world.graph.queue.take()]
+
+    assert results == ["deleted"]
+    assert world.live() == []
+    assert [d.attendees for d in port.drafts] == [()]
 
 
 def test_an_event_purged_from_the_calendar_while_a_change_is_pending_is_put_back(world: World) -> None:

@@ -22,14 +22,17 @@ P = TypeVar("P")
 @dataclass(frozen=True)
 class ProviderKit:
     """One provider's adapters, each built on first use. ``credential_kinds``: what its
-    connections may hold. Each factory gets the decrypted credential and the connection."""
+    connections may hold. Each factory gets the decrypted credential and the connection (the
+    calendar factory the stored connection: see ``calendar``)."""
 
     credential_kinds: frozenset[CredentialKind]
     credential: Callable[[str, Connection], CredentialPort]
     oauth: Callable[[], OAuthPort] | None = None
     #: Sign-in with an account name and password (CalDAV); no stored connection needed.
     password_login: Callable[[], PasswordLoginPort] | None = None
-    calendar: Callable[[str, Connection], CalendarPort] | None = None
+    #: Gets the stored connection, not only its ``Connection``: an adapter that renews the
+    #: credential while in use (Microsoft's token cache) stores it on the version read.
+    calendar: Callable[[str, StoredConnection], CalendarPort] | None = None
     #: Whether a connection's grant reaches its calendars (default: whenever there is a
     #: calendar adapter, e.g. an app-specific password reaches everything).
     reaches_calendars: Callable[[Connection], bool] | None = None
@@ -77,7 +80,10 @@ class Connectors:
         return kit.credential(self.secret(stored), stored.connection)
 
     def calendar(self, stored: StoredConnection) -> CalendarPort:
-        return self._open(stored, self._kit(stored.connection).calendar, "calendars")
+        factory = self._kit(stored.connection).calendar
+        if factory is None:
+            raise ProviderError(f"{stored.connection.provider} offers no calendars here.", retryable=False)
+        return factory(self.secret(stored), stored)
 
     def reaches_calendars(self, connection: Connection) -> bool:
         kit = self._kits.get(connection.provider)

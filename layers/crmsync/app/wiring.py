@@ -6,13 +6,14 @@ one cipher, one queue, one store of each kind, one use case of each kind.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache, cached_property
 from typing import TYPE_CHECKING
 
 from crmsync.config import CoreSettings, Settings, get_settings
-from crmsync.domain import Connection, CredentialKind, NoCounter, Principal
+from crmsync.domain import Connection, CredentialKind, NoCounter, Principal, StoredConnection
 
 if TYPE_CHECKING:
     from crmsync.app.connectors import Connectors
@@ -71,6 +72,9 @@ if TYPE_CHECKING:
     from crmsync.sync.mail_sync import MailSyncEngine
     from crmsync.sync.planner import SyncPlanner
     from crmsync.sync.polling import CalendarPoller
+
+
+log = logging.getLogger(__name__)
 
 
 def client_secret_reader(secret_arn: str) -> Callable[[], str]:
@@ -186,10 +190,12 @@ class Graph(Core):
     def _google_secret(self) -> Callable[[], str]:
         return client_secret_reader(self.settings.google.client_secret_arn)
 
-    def google_calendar(self, refresh_token: str, connection: Connection) -> CalendarPort:
+    def google_calendar(self, refresh_token: str, stored: StoredConnection) -> CalendarPort:
         from crmsync.providers.google.calendar import GoogleCalendar
 
-        return GoogleCalendar(self.settings.google, refresh_token, self._google_secret, tenant_id=connection.tenant_id)
+        return GoogleCalendar(
+            self.settings.google, refresh_token, self._google_secret, tenant_id=stored.connection.tenant_id
+        )
 
     def google_contacts(self, refresh_token: str, connection: Connection) -> ContactsPort:
         from crmsync.providers.google.people import GooglePeople
@@ -228,14 +234,64 @@ class Graph(Core):
 
         return MicrosoftCredential(self.microsoft_oauth, token_cache, connection.scopes)
 
-    def caldav_calendar(self, secret: str, connection: Connection) -> CalendarPort:
+    def microsoft_calendar(self, token_cache: str, stored: StoredConnection) -> CalendarPort:
+        """The account's Outlook calendars over Graph, with access tokens from its token cache
+        (MSAL: the cached one while valid, else redeemed with the refresh token, whose
+        replacement is stored at once: :meth:`_keep_token_cache`)."""
+        from crmsync.providers.graph.calendar import GraphCalendar
+        from crmsync.providers.microsoft.oauth import MicrosoftTokens
+
+        connection = stored.connection
+        tokens = MicrosoftTokens(
+            self.microsoft_oauth, token_cache, connection.scopes, renewed=self._keep_token_cache(stored)
+        )
+        return GraphCalendar(
+            self.settings.microsoft.graph_root, tokens, tenant_id=connection.tenant_id, clock=self.clock
+        )
+
+    @staticmethod
+    def _microsoft_reaches_calendars(connection: Connection) -> bool:
+        """Whether the grant holds Calendars.ReadWrite (the user may have declined it)."""
+        from crmsync.providers.microsoft.oauth import FEATURE_SCOPES
+
+        return set(FEATURE_SCOPES["calendar"]) <= set(connection.scopes)
+
+    def _keep_token_cache(self, stored: StoredConnection) -> Callable[[str], None]:
+        """Stores a token cache MSAL renewed, KMS-encrypted, on the connection as read (then on
+        the version this wrote). Lost to another writer (a sync or the health check that stored
+        its own renewal, a reconnect): theirs stands and ours is dropped; our refresh token
+        stays valid until its own expiry, so nothing breaks. Never raises: the access token is
+        in hand, and a failed write must not fail the sync that asked for it."""
+        from crmsync.security.tokens import TokenContext
+
+        c = stored.connection
+        version = stored.version
+
+        def keep(token_cache: str) -> None:
+            nonlocal version
+            try:
+                ciphertext = self.cipher.encrypt(token_cache, TokenContext(c.tenant_id, c.user_id, c.connection_id))
+                written = self.connection_store.renew_credential(
+                    c.principal, c.connection_id, ciphertext, version=version
+                )
+            except Exception:  # see above: the renewal serves the next sync, not this one
+                log.exception("could not store a renewed token cache", extra={"connection_id": c.connection_id})
+                return
+            if written is None:
+                log.info("a newer token cache was stored meanwhile", extra={"connection_id": c.connection_id})
+                return
+            version = written
+
+        return keep
+
+    def caldav_calendar(self, secret: str, stored: StoredConnection) -> CalendarPort:
         from crmsync.providers.caldav.account import AppPassword
         from crmsync.providers.caldav.calendar import CalDavCalendar
 
         credential = AppPassword.from_secret(secret)
         return CalDavCalendar(
             credential.client(self.caldav_guard),
-            tenant_id=connection.tenant_id,
+            tenant_id=stored.connection.tenant_id,
             home_url=credential.home_url,
             principal_url=credential.principal_url,
             clock=self.clock,
@@ -289,11 +345,15 @@ class Graph(Core):
         )
         kits = {"google": google, "icloud": icloud}
         if self.settings.microsoft.enabled:
-            # Microsoft: MSAL's token cache per connection. Its Graph calendars are not here yet.
+            # Microsoft: MSAL's token cache per connection; Outlook calendars over Graph, polled
+            # until Graph subscriptions are wired (GraphCalendar.notification is POLLING).
             kits["microsoft"] = ProviderKit(
                 credential_kinds=frozenset({CredentialKind.OAUTH_TOKENS}),
                 credential=self.microsoft_credential,
                 oauth=lambda: self.microsoft_oauth,
+                calendar=self.microsoft_calendar,
+                reaches_calendars=self._microsoft_reaches_calendars,
+                polled=True,
             )
         return Connectors(self.cipher, kits)
 
@@ -536,6 +596,7 @@ class Graph(Core):
             enabled_features=self.oauth_features,
             password_providers=("icloud",) if self.settings.caldav.enabled else (),
             private_servers=self.settings.caldav.private_servers,
+            polled=self.connectors.polled_providers,
             state_ttl=timedelta(seconds=self.settings.oauth_state_ttl_seconds),
             counter=self.counter,
             mirrors=[

@@ -91,12 +91,15 @@ class ConnectionStore:
         scopes: tuple[str, ...],
         credential_ciphertext: bytes | None,
         credential_kind: CredentialKind = CredentialKind.OAUTH_TOKENS,
+        polled: bool = False,
     ) -> Connection:
         """Create the connection, or update it when the same account connects again.
 
         A missing credential (Google sends no new refresh token on a repeated consent) keeps
         the stored one. The version attribute makes a
-        concurrent update fail instead of silently overwriting.
+        concurrent update fail instead of silently overwriting. ``polled``: its calendars send
+        no change notifications, so the scheduled poll lists it (an app-specific password's
+        always are).
         """
         now = datetime.now(UTC)
         item = self._get_item(principal, connection_id)
@@ -126,7 +129,7 @@ class ConnectionStore:
             item.credential_ciphertext = credential_ciphertext
             item.credential_kind = credential_kind.value
             # An app-specific password's calendars (CalDAV) send no notifications: polled.
-            polled = credential_kind is CredentialKind.APP_PASSWORD
+            polled = polled or credential_kind is CredentialKind.APP_PASSWORD
             item.poll_shard = poll_shard(principal.tenant_id, principal.user_id, connection_id) if polled else None
         try:
             item.save()
@@ -179,6 +182,31 @@ class ConnectionStore:
             raise
         return _to_domain(item)
 
+    def renew_credential(
+        self, principal: Principal, connection_id: str, credential_ciphertext: bytes, *, version: int
+    ) -> int | None:
+        """Store the credential an adapter renewed while using the connection as read at
+        ``version`` (a Microsoft token cache after MSAL redeemed its refresh token); the new
+        version, or ``None`` when the connection changed since (another sync or the health
+        check stored its own renewal, the user reconnected, or it is gone): that newer state
+        stands and this credential is dropped."""
+        item = ConnectionItem(
+            user_pk(principal.tenant_id, principal.user_id), CONNECTION_SK_PREFIX + connection_id, version=version
+        )
+        try:
+            item.update(
+                actions=[
+                    ConnectionItem.credential_ciphertext.set(credential_ciphertext),
+                    ConnectionItem.updated_at.set(datetime.now(UTC)),
+                ],
+                condition=ConnectionItem.pk.exists(),
+            )
+        except UpdateError as exc:
+            if condition_failed(exc):
+                return None
+            raise
+        return int(item.version or 0)
+
     def delete(self, principal: Principal, connection_id: str) -> bool:
         item = self._get_item(principal, connection_id)
         if item is None:
@@ -195,9 +223,9 @@ class ConnectionStore:
             yield Principal(item.tenant_id, item.user_id), item.connection_id
 
     def of_providers(self, providers: frozenset[str]) -> Iterator[tuple[Principal, str, ConnectionStatus]]:
-        """Every polled connection (an app-specific password's) of these providers, with its
-        status: for the scheduled calendar poll only. Read from the sparse
-        ``polled_connections`` index, shard by shard: no scan of the table."""
+        """Every polled connection (an app-specific password's, or an OAuth one stored as
+        polled) of these providers, with its status: for the scheduled calendar poll only.
+        Read from the sparse ``polled_connections`` index, shard by shard: no scan of the table."""
         if not providers:
             return
         for shard in range(POLL_SHARDS):

@@ -430,6 +430,8 @@ class Appointments:
                 # was overtaken by this cancel): its event is gone too, or the calendar keeps
                 # a booking the CRM cancelled.
                 _delete_quietly(writer, calendar_id, ghost)
+            else:
+                _delete_lost_create(writer, calendar_id, appointment)
             return None
         draft = EventDraft.of(appointment)
         if old is None:
@@ -449,6 +451,17 @@ class Appointments:
         if stored is None or stored.connection.status is not ConnectionStatus.CONNECTED:
             return None
         return self._calendars.calendar(stored)
+
+
+def _delete_lost_create(writer: CalendarPort, calendar_id: str, appointment: Appointment) -> None:
+    """The same ghost for an adapter that cannot name the event a create made (Graph: the
+    provider chooses ids; ``created_event_id`` is None), whose creates are idempotent by a key
+    the provider remembers (``transactionId``): a create with the same key answers with the
+    event a lost create made, which is then deleted. When none had landed, this makes one and
+    deletes it at once: without attendees, so no invitation or cancellation goes out. Costs
+    two provider calls per cancelled appointment that was never linked."""
+    probe = replace(EventDraft.of(appointment), attendees=())
+    _delete_quietly(writer, calendar_id, writer.create_event(calendar_id, probe).event_id)
 
 
 def _delete_quietly(writer: CalendarPort, calendar_id: str, event_id: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -97,6 +97,7 @@ class Integrations:
         on_request: Sequence[str] = (),
         password_providers: Sequence[str] = (),
         private_servers: bool = False,
+        polled: Collection[str] = (),
     ) -> None:
         """``accounts``: every provider's OAuth client and the credential of a stored
         connection; ``enabled_features``: per provider users may connect, the features they
@@ -111,7 +112,9 @@ class Integrations:
         plain sign-in: least privilege, e.g. contacts). ``password_providers``: the providers
         users connect with an account name and password (iCloud); ``private_servers``: whether
         a server URL they give may be on a loopback or private address (the local stack only:
-        in production that would let a user make the backend call its own network)."""
+        in production that would let a user make the backend call its own network).
+        ``polled``: the providers whose calendars the scheduled poll syncs (no push channel):
+        their OAuth connections are stored as polled."""
         self._connections = connections
         self._states = states
         self._cipher = cipher
@@ -126,6 +129,7 @@ class Integrations:
         self._on_request = frozenset(on_request)
         self._password_providers = tuple(password_providers)
         self._private_servers = private_servers
+        self._polled = frozenset(polled)
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -314,6 +318,7 @@ class Integrations:
             scopes=grant.scopes,
             credential_ciphertext=ciphertext,
             credential_kind=CredentialKind.OAUTH_TOKENS,
+            polled=provider in self._polled,
         )
         self._counter.count("ConnectionConnected")
         try:

@@ -61,7 +61,8 @@ class ConnectionItem(OwnedItem):
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     last_checked_at = UTCDateTimeAttribute(null=True)
-    #: Set on connections whose calendars are polled (app-specific passwords: CalDAV).
+    #: Set on connections whose calendars are polled (app-specific passwords: CalDAV; OAuth
+    #: connections of a polled provider: Microsoft until Graph subscriptions).
     poll_shard = UnicodeAttribute(null=True)
     polled_connections = PolledConnections()
     version = VersionAttribute()

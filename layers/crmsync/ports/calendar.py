@@ -184,7 +184,9 @@ class CalendarPort(Protocol):
     def created_event_id(self, key: str) -> str | None:
         """The id :meth:`create_event` gives the event of the draft keyed ``key``, when the
         adapter derives it from the key (``DERIVED_ID``, ``CLIENT_UID``); None when only the
-        provider knows it. Lets a cancel reach an event whose create answer was lost."""
+        provider knows it. Lets a cancel reach an event whose create answer was lost; without
+        it (``TRANSACTION_ID``), a cancel creates again with the same key, which answers with
+        that event, and deletes it."""
         ...
 
     def update_event(

@@ -1,4 +1,5 @@
-"""Polling the calendars of providers that send no change notifications (CalDAV, iCloud).
+"""Polling the calendars of providers that send no change notifications (CalDAV, iCloud; and
+Outlook until Graph subscriptions are wired).
 
 A polled calendar is synced like any other (one :class:`CalendarSyncRequest` per calendar, in
 the calendar's own FIFO group, so a poll never runs beside a "Sync now" or a settings-change

@@ -26,7 +26,7 @@ from crmsync.errors import TokenExchangeFailed
 from crmsync.ports.accounts import AccountIdentity, TokenGrant
 from crmsync.ports.errors import AuthRevoked, ProviderError
 
-__all__ = ["FEATURE_SCOPES", "MicrosoftCredential", "MicrosoftOAuth", "graph_scope_names"]
+__all__ = ["FEATURE_SCOPES", "MicrosoftCredential", "MicrosoftOAuth", "MicrosoftTokens", "graph_scope_names"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,10 @@ class MicrosoftOAuth:
         # the PKCE verifier in clear (it masks refresh tokens and secrets, not those): that
         # logger never goes below INFO, whatever LOG_LEVEL says.
         logging.getLogger("msal.token_cache").setLevel(logging.INFO)
+        #: MSAL's cache of the authority's metadata (OpenID configuration, instance discovery:
+        #: a day), shared by every application built here, so opening a connection's token
+        #: cache costs no request while its access token is valid (no tokens in it: msal docs).
+        self._http_cache: dict[Any, Any] = {}
 
     # ------------------------------------------------------------------ MSAL
     def application(self, cache: Any = None) -> Any:
@@ -102,6 +106,7 @@ class MicrosoftOAuth:
                 instance_discovery=self._microsoft_host,
                 token_cache=cache,
                 timeout=self._settings.http_timeout_seconds,
+                http_cache=self._http_cache,
             )
         except (requests.RequestException, ValueError) as exc:
             raise ProviderError(
@@ -230,21 +235,34 @@ class MicrosoftOAuth:
         refresh token in it: Microsoft's replace themselves on every use and each lives 90
         days, refresh-tokens). No account or refresh token in the cache, or ``invalid_grant``
         → :class:`AuthRevoked`."""
+        cache, app = self.open_cache(token_cache)
+        return self.access_token(app, scopes, force_refresh=True), cache.serialize()
+
+    def open_cache(self, token_cache: str) -> tuple[Any, Any]:
+        """The stored cache deserialized, and a MSAL application on it (``AuthRevoked`` when
+        the cache cannot be read)."""
         import msal
-        import requests
 
         cache = msal.SerializableTokenCache()
         try:
             cache.deserialize(token_cache)
         except ValueError:
             raise AuthRevoked() from None
-        app = self.application(cache)
+        return cache, self.application(cache)
+
+    def access_token(self, app: Any, scopes: Sequence[str], *, force_refresh: bool = False) -> str:
+        """MSAL's ``acquire_token_silent``: the cached access token while it is valid (no
+        request), else one redeemed with the cache's refresh token. No account in the cache,
+        ``invalid_grant``, ``interaction_required`` or ``consent_required`` → :class:`AuthRevoked`;
+        an unreachable token endpoint → a retryable ``ProviderError``."""
+        import requests
+
         accounts = app.get_accounts()
         if not accounts:
             raise AuthRevoked()
         try:
             result = app.acquire_token_silent_with_error(
-                self._msal_scopes(scopes) or ["User.Read"], accounts[0], force_refresh=True
+                self._msal_scopes(scopes) or ["User.Read"], accounts[0], force_refresh=force_refresh
             )
         except requests.RequestException as exc:
             raise ProviderError(
@@ -253,7 +271,7 @@ class MicrosoftOAuth:
         if result is None:
             raise AuthRevoked()
         if "access_token" in result:
-            return str(result["access_token"]), cache.serialize()
+            return str(result["access_token"])
         if result.get("error") in {"invalid_grant", "interaction_required", "consent_required"}:
             log.info("microsoft refresh refused", extra={"error": _error_summary(result)})
             raise AuthRevoked()
@@ -261,6 +279,46 @@ class MicrosoftOAuth:
             f"Microsoft refused the token refresh ({_error_summary(result)}).",
             retryable=result.get("error") in {"temporarily_unavailable", "server_error"},
         )
+
+
+class MicrosoftTokens:
+    """The access tokens of one connection's Graph calls, from its stored token cache: what
+    ``GraphCalendar`` asks before every request.
+
+    MSAL answers from the cache while its access token is valid (no request); once it has
+    expired MSAL redeems the refresh token, and Microsoft answers with a new refresh token
+    that replaces the old one (refresh-tokens). The cache then changed: ``renewed`` gets it
+    serialized, to be stored instead of the one the connection holds, or the next sync would
+    start again from an older refresh token (still valid until its own 90 days end, but the
+    newest is what keeps the grant alive)."""
+
+    def __init__(
+        self,
+        oauth: MicrosoftOAuth,
+        token_cache: str,
+        scopes: Sequence[str],
+        renewed: Callable[[str], None],
+    ) -> None:
+        self._oauth = oauth
+        self._token_cache = token_cache
+        self._scopes = tuple(scopes)
+        self._renewed = renewed
+        self._opened: tuple[Any, Any] | None = None
+
+    def __repr__(self) -> str:
+        return "MicrosoftTokens(<token cache>)"
+
+    def __call__(self) -> str:
+        # The application is built on first use (its authority metadata is a request, cached
+        # by MicrosoftOAuth for a day), once per opened connection.
+        if self._opened is None:
+            self._opened = self._oauth.open_cache(self._token_cache)
+        cache, app = self._opened
+        token = self._oauth.access_token(app, self._scopes)
+        if cache.has_state_changed:
+            cache.has_state_changed = False
+            self._renewed(cache.serialize())
+        return token
 
 
 class MicrosoftCredential:

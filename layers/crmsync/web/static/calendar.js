@@ -6,7 +6,7 @@
   const { $, api, notice, requireSession } = window.crmsync;
   const STATUS = { connected: ["✔", "Connected"], needs_reauth: ["⚠", "Needs re-authorization"], error: ["✖", "Error"] };
   // The provider's name as users know it (the integration's `provider`).
-  const PROVIDERS = { google: "Google", icloud: "iCloud" };
+  const PROVIDERS = { google: "Google", microsoft: "Outlook", icloud: "iCloud" };
   const providerName = (account) => PROVIDERS[account.provider] || account.provider;
   let state = { integrations: [], calendars: [], settings: null };
 
@@ -73,8 +73,9 @@
     return box;
   }
 
-  // The same flow as the Integrations page's Reconnect: Google's consent for this account;
-  // an iCloud account needs a new app-specific password, typed on the Integrations page.
+  // The same flow as the Integrations page's Reconnect: the provider's consent (Google's,
+  // Microsoft's) for this account; an iCloud account needs a new app-specific password, typed
+  // on the Integrations page.
   async function reconnectAccount(button, account) {
     if (account.provider === "icloud") {
       location.assign("integrations");
@@ -82,7 +83,9 @@
     }
     button.disabled = true;
     try {
-      const data = await api("POST", "/v1/integrations/google/authorize", { login_hint: account.email });
+      const data = await api("POST", "/v1/integrations/" + account.provider + "/authorize", { login_hint: account.email });
+      // The Integrations page names the provider in the callback's messages (settings.js).
+      sessionStorage.setItem("crmsync.signing_in", account.provider);
       location.assign(data.authorization_url);
     } catch (error) {
       notice("error", error.message);
