@@ -29,7 +29,6 @@ from crmsync.dal.sync_requests import SyncRequestStore
 from crmsync.domain import Principal
 from crmsync.logic.integrations import Integrations
 from crmsync.messaging.messages import CalendarSyncRequest
-from crmsync.ports.calendar import ChangeNotification
 from crmsync.providers.graph.calendar import GraphCalendar
 from crmsync.providers.graph.notifications import GraphNotification, parse_notifications
 from crmsync.security.secrets import sha256_hex
@@ -149,7 +148,6 @@ def setup(integrations: Integrations, graph: GraphServer, ticks: ManualClock, ho
         clock=ticks,
         lifecycle_url=hook.url("/lifecycle"),
     )
-    api.notification = ChangeNotification.SUBSCRIPTION  # until the composition root switches Outlook over
     channels = Channels(
         store=ChannelStore(),
         mirror=mirror,

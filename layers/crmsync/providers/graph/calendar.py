@@ -119,11 +119,9 @@ class GraphCalendar:
     """The calendars of one connected Microsoft account, for one CRM tenant.
 
     Change notifications: :meth:`watch` opens a Graph subscription on a calendar's events,
-    :meth:`renew_watch` renews it (which also reauthorizes it), :meth:`stop_watch` deletes it.
-    The composition root still polls Outlook calendars (``POLLING``) until it passes the
-    webhook URLs; then this becomes ``SUBSCRIPTION``."""
+    :meth:`renew_watch` renews it (which also reauthorizes it), :meth:`stop_watch` deletes it."""
 
-    notification = ChangeNotification.POLLING
+    notification = ChangeNotification.SUBSCRIPTION
     idempotency = CreateIdempotency.TRANSACTION_ID
 
     def __init__(
