@@ -126,8 +126,8 @@ def test_an_outlook_calendar_linked_through_the_page_gets_one_event_per_booking_
     assert appointment["sync_state"] == "synced", appointment
     assert appointment["calendar_event"]["calendar_id"] == calendar_id
 
-    # The user adds an event in Outlook; the page's "Sync now" syncs the Outlook calendar (the
-    # page's own poll on opening ran a moment ago: at most once a minute).
+    # The user adds an event in Outlook; the page's "Sync now" syncs the Outlook calendar (its
+    # Graph notification asks for a sync too: test_outlook_calendar.py shows that one alone).
     busy_start = clock.next_weekday(clock.WEDNESDAY, 15)
     busy_end = busy_start + timedelta(hours=1)
     dentist = {"subject": "Dentist", "start": when(busy_start), "end": when(busy_end)}
