@@ -123,6 +123,16 @@ class CoreSettings(BaseModel):
         return f"{self.public_base_url.rstrip('/')}/webhooks/google/calendar"
 
     @property
+    def graph_notification_url(self) -> str:
+        """Where Graph subscriptions send change notifications (graph_webhook)."""
+        return f"{self.public_base_url.rstrip('/')}/webhooks/microsoft/calendar"
+
+    @property
+    def graph_lifecycle_url(self) -> str:
+        """Where Graph subscriptions send lifecycle notifications (graph_webhook)."""
+        return f"{self.public_base_url.rstrip('/')}/webhooks/microsoft/lifecycle"
+
+    @property
     def settings_page_url(self) -> str:
         return f"{self.public_base_url.rstrip('/')}/settings/integrations"
 

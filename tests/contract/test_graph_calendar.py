@@ -21,7 +21,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from crmsync.domain import ExternalEvent
-from crmsync.ports.calendar import ChangeNotification, CreateIdempotency, EventDraft
+from crmsync.ports.calendar import CreateIdempotency, EventDraft
 from crmsync.ports.errors import (
     AuthRevoked,
     CursorInvalid,
@@ -622,17 +622,6 @@ def test_an_end_before_the_start_is_refused_for_good(account: Account) -> None:
         account.port.create_event(account.user.calendar_id, replace(wanted, end=wanted.start - timedelta(hours=1)))
     assert not refused.value.retryable
     assert account.user.events() == []
-
-
-def test_subscriptions_are_not_there_yet(account: Account) -> None:
-    """POLLING for now: watch and stop_watch are refused for good."""
-    assert account.port.notification is ChangeNotification.POLLING
-    with pytest.raises(ProviderError) as refused:
-        account.port.watch(account.user.calendar_id, channel_id="c", address="http://127.0.0.1:9/", token="t")
-    assert not refused.value.retryable
-    with pytest.raises(ProviderError) as refused:
-        account.port.stop_watch("c", "r")
-    assert not refused.value.retryable
 
 
 @pytest.mark.parametrize("status", [200, 502, 400])

@@ -175,9 +175,9 @@ def test_a_renewed_credential_is_stored_on_the_version_read_only(stores: Any, ad
 
 
 def test_oauth_connections_stored_as_polled_are_listed_for_the_calendar_poll(stores: Any, ada: Principal) -> None:
-    """Outlook calendars are polled until Graph subscriptions come: a Microsoft connection
-    stored ``polled`` is listed with the app-specific passwords' (always polled); Google's
-    is not, and a reconnect that is no longer polled drops it."""
+    """An OAuth connection stored ``polled`` (as Outlook's were before Graph subscriptions)
+    is listed with the app-specific passwords' (always polled); Google's is not, and a
+    reconnect that is no longer polled drops it."""
     connect(stores, ada, "m1", provider="microsoft", polled=True)
     connect(stores, ada, "g1", provider="google")
     connect(stores, ada, "i1", provider="icloud", credential_kind=CredentialKind.APP_PASSWORD)

@@ -89,8 +89,8 @@ class FakeConnectors:
 
     @property
     def polled_providers(self) -> frozenset[str]:
-        """As the production kits: iCloud's calendars, and Outlook's until Graph subscriptions."""
-        return frozenset({"icloud", "microsoft"})
+        """As the production kits: iCloud's calendars (Outlook's have Graph subscriptions)."""
+        return frozenset({"icloud"})
 
     def calendar(self, stored: StoredConnection) -> FakeCalendar:
         self._open(stored)

@@ -17,6 +17,7 @@ import pytest
 from crmsync.app.wiring import Graph
 from crmsync.domain import ConnectionStatus, Principal, StoredConnection
 from crmsync.logic.integrations import connection_id_for
+from crmsync.ports.calendar import ChangeNotification
 from crmsync.ports.errors import AuthRevoked
 from crmsync.security.secrets import new_pkce_verifier, new_secret
 from crmsync.security.tokens import TokenContext
@@ -102,7 +103,6 @@ def connect(graph: FakeGraph, *, stale: bool = False) -> StoredConnection:
         display_name=None,
         scopes=grant.scopes,
         credential_ciphertext=graph.cipher.encrypt(cache, TokenContext(ALICE.tenant_id, ALICE.user_id, connection_id)),
-        polled=True,
     )
     stored = graph.connection_store.get_stored(ALICE, connection_id)
     assert stored is not None
@@ -119,8 +119,10 @@ def test_a_valid_cached_access_token_opens_the_outlook_calendars_and_nothing_is_
     stored = connect(graph)
 
     assert graph.connectors.reaches_calendars(stored.connection)
-    assert "microsoft" in graph.connectors.polled_providers
-    calendars = graph.connectors.calendar(stored).list_calendars()
+    assert "microsoft" not in graph.connectors.polled_providers  # Graph subscriptions instead
+    port = graph.connectors.calendar(stored)
+    assert port.notification is ChangeNotification.SUBSCRIPTION
+    calendars = port.list_calendars()
 
     assert [(c.name, c.primary) for c in calendars] == [("Calendar", True)]
     assert reread(graph, stored) == stored

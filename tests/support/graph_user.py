@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
 
 from devstack.microsoft.graph import GraphApp, GraphState
 
@@ -47,6 +48,39 @@ class GraphServer:
         app = GraphApp(self.state, self.tokens.get)
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
         self.base_url = f"http://127.0.0.1:{self._server.server_port}/v1.0"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        assert self._server is not None
+        assert self._thread is not None
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+class Webhook:
+    """A loopback webhook for Graph subscriptions: echoes the validation token as Graph's
+    handshake asks (200, text/plain), answers 202 to notifications; ``url`` is its address."""
+
+    def __init__(self) -> None:
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    @staticmethod
+    def _app(environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        token = request.args.get("validationToken")
+        response = Response(token, content_type="text/plain") if token is not None else Response(status=202)
+        return response(environ, start_response)
+
+    def __enter__(self) -> Webhook:
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/hook"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self

@@ -6,9 +6,10 @@ a subscription's creation first sends a validation request (``?validationToken=â
 is echoed as plain text with 200 within Graph's 10 seconds. Otherwise each notification in
 ``value`` is authenticated by its subscription's ``clientState`` (stored hashed, compared in
 constant time) and only a coalesced sync of its calendar is requested; unknown subscriptions
-are acknowledged (Graph keeps sending briefly after a delete). Lifecycle events request the
-same sync: the sync's channel upkeep renews or recreates the subscription and catches up
-what a ``missed`` lost.
+are acknowledged (Graph keeps sending briefly after a delete). A ``missed`` lifecycle event
+requests the same coalesced sync (it catches up what was lost); ``reauthorizationRequired``
+and ``subscriptionRemoved`` queue a sync of their own, after which the worker renews or
+recreates the subscription (this function calls no provider).
 """
 
 from __future__ import annotations
@@ -47,7 +48,13 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
     root = core()
     refused = 0
     for notification in parsed:
-        status, outcome = on_notification(notification.channel, root.channel_store, root.sync_requests, root.queue)
+        status, outcome = on_notification(
+            notification.channel,
+            root.channel_store,
+            root.sync_requests,
+            root.queue,
+            lifecycle=notification.lifecycle_event,
+        )
         refused += status == 403
         level = logging.INFO if status < 400 else logging.WARNING
         log.log(

@@ -246,7 +246,11 @@ class Graph(Core):
             self.microsoft_oauth, token_cache, connection.scopes, renewed=self._keep_token_cache(stored)
         )
         return GraphCalendar(
-            self.settings.microsoft.graph_root, tokens, tenant_id=connection.tenant_id, clock=self.clock
+            self.settings.microsoft.graph_root,
+            tokens,
+            tenant_id=connection.tenant_id,
+            clock=self.clock,
+            lifecycle_url=self.settings.graph_lifecycle_url,
         )
 
     @staticmethod
@@ -345,15 +349,14 @@ class Graph(Core):
         )
         kits = {"google": google, "icloud": icloud}
         if self.settings.microsoft.enabled:
-            # Microsoft: MSAL's token cache per connection; Outlook calendars over Graph, polled
-            # until Graph subscriptions are wired (GraphCalendar.notification is POLLING).
+            # Microsoft: MSAL's token cache per connection; Outlook calendars over Graph, with a
+            # subscription per synced calendar (GraphCalendar.notification is SUBSCRIPTION).
             kits["microsoft"] = ProviderKit(
                 credential_kinds=frozenset({CredentialKind.OAUTH_TOKENS}),
                 credential=self.microsoft_credential,
                 oauth=lambda: self.microsoft_oauth,
                 calendar=self.microsoft_calendar,
                 reaches_calendars=self._microsoft_reaches_calendars,
-                polled=True,
             )
         return Connectors(self.cipher, kits)
 
@@ -530,6 +533,7 @@ class Graph(Core):
             store=self.channel_store,
             mirror=self.mirror_store,
             webhook_url=self.settings.calendar_webhook_url,
+            subscription_url=self.settings.graph_notification_url,
             clock=self.clock,
         )
 

@@ -27,6 +27,7 @@ from crmsync.messaging.messages import (
     MailSyncRequest,
     sync_message_adapter,
 )
+from crmsync.sync.channels import SUBSCRIPTION_ACTIONS
 from crmsync.sync.coalesce import settle
 from crmsync.sync.mail_requests import MAILBOX_RESOURCE
 
@@ -165,7 +166,17 @@ def sync_calendar(message: CalendarSyncRequest) -> str:
         waited = settle(graph().sync_requests, principal, message.connection_id, message.calendar_id)
     # The user's "Sync now" records when it ran even if nothing changed.
     touch = message.reason == MANUAL_SYNC
-    result = graph().calendar_sync.run(principal, message.connection_id, message.calendar_id, touch=touch)
+    # A Graph lifecycle event (reauthorizationRequired, subscriptionRemoved) is acted on by
+    # the channel upkeep after the sync, on the subscription it named.
+    lifecycle = message.reason if message.reason in SUBSCRIPTION_ACTIONS else ""
+    result = graph().calendar_sync.run(
+        principal,
+        message.connection_id,
+        message.calendar_id,
+        touch=touch,
+        lifecycle=lifecycle,
+        notified=message.channel_id if lifecycle else "",
+    )
     if result is None:
         outcome = "not_connected"
     elif result.retired:

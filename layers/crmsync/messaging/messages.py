@@ -63,6 +63,9 @@ class CalendarSyncRequest(QueueMessage):
     calendar_id: str = Field(min_length=1, max_length=1024)
     reason: str = Field(default="scheduled", max_length=64)
     occasion: str = Field(default="", max_length=256)
+    #: The subscription a Graph lifecycle event named (``reason`` is the event): the sync
+    #: acts on it only if it is still the calendar's (empty otherwise).
+    channel_id: str = Field(default="", max_length=64)
 
     @property
     def group_id(self) -> str:

@@ -62,7 +62,7 @@ class ConnectionItem(OwnedItem):
     updated_at = UTCDateTimeAttribute()
     last_checked_at = UTCDateTimeAttribute(null=True)
     #: Set on connections whose calendars are polled (app-specific passwords: CalDAV; OAuth
-    #: connections of a polled provider: Microsoft until Graph subscriptions).
+    #: connections of a polled provider; none today: Microsoft's were, before Graph subscriptions).
     poll_shard = UnicodeAttribute(null=True)
     polled_connections = PolledConnections()
     version = VersionAttribute()

@@ -30,6 +30,7 @@ __all__ = [
     "EventPage",
     "ExternalEvent",
     "ProviderCalendar",
+    "SubscriptionPort",
     "Watch",
     "WrittenEvent",
     "resource_of",
@@ -55,7 +56,8 @@ class ChangeNotification(StrEnum):
     #: A push channel per calendar, opened with :meth:`CalendarPort.watch` and renewed
     #: before it expires (Google Calendar ``events.watch``).
     PUSH_CHANNEL = "push_channel"
-    #: A subscription with a lifecycle (Microsoft Graph): opened and renewed like a channel.
+    #: A subscription with a lifecycle (Microsoft Graph): opened like a channel, renewed in
+    #: place (:class:`SubscriptionPort`).
     SUBSCRIPTION = "subscription"
     #: Nothing: we poll (CalDAV servers, iCloud).
     POLLING = "polling"
@@ -204,6 +206,16 @@ class CalendarPort(Protocol):
 
     def stop_watch(self, channel_id: str, resource_id: str) -> None:
         """Close a channel; ``ProviderNotFound`` if it is already gone."""
+        ...
+
+
+class SubscriptionPort(CalendarPort, Protocol):
+    """A calendar port whose channels are subscriptions (``SUBSCRIPTION``: Microsoft Graph),
+    renewed in place rather than replaced."""
+
+    def renew_watch(self, channel_id: str) -> datetime:
+        """Extend the subscription (which also reauthorizes it); its new expiry.
+        ``ProviderNotFound`` if it is gone (open a new one)."""
         ...
 
 

@@ -121,7 +121,14 @@ class CalendarSync:
         self._counter = counter
 
     def run(
-        self, principal: Principal, connection_id: str, calendar_id: str, *, touch: bool = False
+        self,
+        principal: Principal,
+        connection_id: str,
+        calendar_id: str,
+        *,
+        touch: bool = False,
+        lifecycle: str = "",
+        notified: str = "",
     ) -> SyncOutcome | None:
         """``None``: the connection is gone or not usable (its health check reports why).
 
@@ -130,12 +137,14 @@ class CalendarSync:
         A no-op incremental sync costs one provider request and one DynamoDB request;
         ``touch`` (the user's "Sync now") records its time even then. A provider failure is
         recorded on the calendar's cursor (shown as "failing" with the error) and raised;
-        the next successful sync clears it. A revoked grant or password (``AuthRevoked``)
+        the next successful sync clears it. ``lifecycle``/``notified``: a Graph lifecycle
+        event and its subscription, for the channel upkeep after the sync
+        (:meth:`Channels.ensure`). A revoked grant or password (``AuthRevoked``)
         cannot be mended by retrying: the connection is marked ``needs_reauth`` (as its
         health check would) and ``None`` returned; reconnecting resumes from the cursor.
         """
         try:
-            return self._run(principal, connection_id, calendar_id, touch=touch)
+            return self._run(principal, connection_id, calendar_id, touch=touch, lifecycle=lifecycle, notified=notified)
         except AuthRevoked:
             stored = self._connections.get_stored(principal, connection_id)
             if stored is not None:
@@ -155,7 +164,9 @@ class CalendarSync:
                 log.exception("could not record a calendar's sync failure", extra={"connection_id": connection_id})
             raise
 
-    def _run(self, principal: Principal, connection_id: str, calendar_id: str, *, touch: bool) -> SyncOutcome | None:
+    def _run(
+        self, principal: Principal, connection_id: str, calendar_id: str, *, touch: bool, lifecycle: str, notified: str
+    ) -> SyncOutcome | None:
         inputs = self._mirror.sync_inputs(principal, connection_id, calendar_id)
         stored, cursor = inputs.stored, inputs.cursor
         if stored is None or stored.connection.status is not ConnectionStatus.CONNECTED:
@@ -257,7 +268,7 @@ class CalendarSync:
                 ]
             )
         if self._channels is not None:
-            self._keep_channel(principal, connection_id, calendar_id, lister, cursor)
+            self._keep_channel(principal, connection_id, calendar_id, lister, cursor, lifecycle, notified)
         return SyncOutcome(full=full, changes=changes)
 
     def _mirror_pages(
@@ -345,13 +356,22 @@ class CalendarSync:
         log.info("calendar retired", extra={"connection_id": connection_id})
 
     def _keep_channel(
-        self, principal: Principal, connection_id: str, calendar_id: str, api: CalendarPort, cursor: SyncCursor
+        self,
+        principal: Principal,
+        connection_id: str,
+        calendar_id: str,
+        api: CalendarPort,
+        cursor: SyncCursor,
+        lifecycle: str,
+        notified: str,
     ) -> None:
         assert self._channels is not None
         if api.notification is ChangeNotification.POLLING:
             return  # nothing to open: the scheduled syncs poll it
         try:
-            self._channels.ensure(principal, connection_id, calendar_id, api, cursor)
+            self._channels.ensure(
+                principal, connection_id, calendar_id, api, cursor, lifecycle=lifecycle, notified=notified
+            )
         except ProviderError as exc:
             if exc.retryable:
                 raise

@@ -1,6 +1,12 @@
 """Calendar push channels: open one per synced calendar whose provider pushes, renew it at
-least 24 h before it expires (new channel first, then stop the old: Google documents the
-overlap), and turn an authentic notification into a queued sync."""
+least 24 h before it expires, and turn an authentic notification into a queued sync.
+
+Two kinds (the adapter's ``notification``): a Google push channel is renewed by opening a new
+channel first, then stopping the old (Google documents the overlap); a Graph subscription is
+renewed in place (``PATCH``), and Graph's lifecycle events act on it: ``reauthorizationRequired``
+renews it (a renewal reauthorizes), ``subscriptionRemoved`` opens a new one, ``missed`` only
+asks for a sync. Either way the channel record is keyed by the id the provider answers
+(Google echoes ours, Graph assigns its own): that is the id its notifications name."""
 
 from __future__ import annotations
 
@@ -8,15 +14,16 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from crmsync.dal.channels import Channel, ChannelStore
 from crmsync.dal.mirror import MirrorStore, SyncCursor
 from crmsync.dal.sync_requests import SyncRequestStore
 from crmsync.domain import Principal
 from crmsync.messaging.messages import CalendarSyncRequest
-from crmsync.ports.calendar import CalendarPort, ChannelNotification
+from crmsync.ports.calendar import CalendarPort, ChangeNotification, ChannelNotification, SubscriptionPort
 from crmsync.ports.errors import ProviderNotFound
 from crmsync.security.secrets import new_secret, same, sha256_hex
 from crmsync.sync.coalesce import REQUEST_LOST_AFTER
@@ -24,6 +31,13 @@ from crmsync.sync.coalesce import REQUEST_LOST_AFTER
 log = logging.getLogger(__name__)
 
 RENEW_BEFORE = timedelta(hours=24)
+
+#: Graph's lifecycle events (learn.microsoft.com/graph/change-notifications-lifecycle-events)
+#: that act on the subscription itself, in the worker (a ``missed`` only asks for a sync).
+REAUTHORIZATION_REQUIRED = "reauthorizationRequired"
+SUBSCRIPTION_REMOVED = "subscriptionRemoved"
+MISSED = "missed"
+SUBSCRIPTION_ACTIONS = frozenset({REAUTHORIZATION_REQUIRED, SUBSCRIPTION_REMOVED})
 
 
 class Queue(Protocol):
@@ -37,12 +51,19 @@ class Channels:
         store: ChannelStore,
         mirror: MirrorStore,
         webhook_url: str,
+        subscription_url: str = "",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``webhook_url``: where Google's channels notify; ``subscription_url``: Graph's
+        notification URL (its lifecycle URL is the Graph adapter's own setting)."""
         self._store = store
         self._mirror = mirror
         self._webhook_url = webhook_url
+        self._subscription_url = subscription_url
         self._clock = clock
+
+    def _address(self, api: CalendarPort) -> str:
+        return self._subscription_url if api.notification is ChangeNotification.SUBSCRIPTION else self._webhook_url
 
     def ensure(
         self,
@@ -51,19 +72,55 @@ class Channels:
         calendar_id: str,
         api: CalendarPort,
         cursor: SyncCursor | None = None,
+        *,
+        lifecycle: str = "",
+        notified: str = "",
     ) -> str:
         """``live``, ``opened`` or ``renewed``. Call after a successful sync (with the cursor
-        it read, if any: the channel fields are not changed by the sync itself)."""
+        it read, if any: the channel fields are not changed by the sync itself).
+
+        ``lifecycle``/``notified``: a Graph lifecycle event and the subscription it named. It
+        acts only on the calendar's current subscription (one renewed or replaced since is
+        left alone): ``reauthorizationRequired`` renews it even when it is far from expiry,
+        ``subscriptionRemoved`` opens a new one (Graph has removed the old)."""
         now = self._clock()
         if cursor is None:
             cursor = self._mirror.cursor(principal, connection_id, calendar_id)
-        if cursor.channel_id and cursor.channel_expires_at and cursor.channel_expires_at - now > RENEW_BEFORE:
+        current = cursor.channel_id
+        acted_on = bool(lifecycle in SUBSCRIPTION_ACTIONS and current and current == notified)
+        if acted_on and lifecycle == SUBSCRIPTION_REMOVED and current:
+            self._store.delete(current)  # already gone at Graph: nothing to stop
+            return self._open(principal, connection_id, calendar_id, api, previous=None)
+        live = current and cursor.channel_expires_at and cursor.channel_expires_at - now > RENEW_BEFORE
+        if live and not acted_on:
             return "live"
+        if current and api.notification is ChangeNotification.SUBSCRIPTION:
+            renewed = self._renew(principal, connection_id, calendar_id, api, current)
+            if renewed == "renewed":
+                return renewed
+            # Gone at Graph: nothing to stop. Unrecorded here (its clientState unknown, so its
+            # notifications could never be authenticated): replaced, and stopped at Graph.
+            return self._open(
+                principal, connection_id, calendar_id, api, previous=cursor if renewed == "unrecorded" else None
+            )
+        return self._open(principal, connection_id, calendar_id, api, previous=cursor)
+
+    def _open(
+        self,
+        principal: Principal,
+        connection_id: str,
+        calendar_id: str,
+        api: CalendarPort,
+        *,
+        previous: SyncCursor | None,
+    ) -> str:
+        """Open a channel and record it under the id the provider answered; then stop the
+        ``previous`` one (Google's overlap). ``opened``, or ``renewed`` when one was stopped."""
         channel_id, token = str(uuid.uuid4()), new_secret(32)
-        watch = api.watch(calendar_id, channel_id=channel_id, address=self._webhook_url, token=token)
+        watch = api.watch(calendar_id, channel_id=channel_id, address=self._address(api), token=token)
         self._store.put(
             Channel(
-                channel_id=channel_id,
+                channel_id=watch.channel_id,
                 tenant_id=principal.tenant_id,
                 user_id=principal.user_id,
                 connection_id=connection_id,
@@ -73,11 +130,31 @@ class Channels:
                 expires_at=watch.expires_at,
             )
         )
-        self._mirror.set_channel(principal, connection_id, calendar_id, channel_id, watch.resource_id, watch.expires_at)
-        if cursor.channel_id:
-            self._stop(api, cursor.channel_id, cursor.channel_resource_id or "")
+        self._mirror.set_channel(
+            principal, connection_id, calendar_id, watch.channel_id, watch.resource_id, watch.expires_at
+        )
+        if previous is not None and previous.channel_id:
+            self._stop(api, previous.channel_id, previous.channel_resource_id or "")
             return "renewed"
         return "opened"
+
+    def _renew(
+        self, principal: Principal, connection_id: str, calendar_id: str, api: CalendarPort, current: str
+    ) -> str:
+        """Renew a Graph subscription in place (``PATCH``: same id, same clientState):
+        ``renewed``; ``gone`` when Graph no longer has it (its record is dropped);
+        ``unrecorded`` when its channel record is missing (nothing is renewed)."""
+        channel = self._store.get(current)
+        if channel is None:
+            return "unrecorded"
+        try:
+            expires_at = cast(SubscriptionPort, api).renew_watch(current)
+        except ProviderNotFound:
+            self._store.delete(current)
+            return "gone"
+        self._store.put(replace(channel, expires_at=expires_at))
+        self._mirror.set_channel(principal, connection_id, calendar_id, current, "", expires_at)
+        return "renewed"
 
     def stop(self, api: CalendarPort, channel_id: str, resource_id: str) -> None:
         """Stop a channel at the provider (already gone counts as stopped) and forget it."""
@@ -95,6 +172,8 @@ def on_notification(
     marks: SyncRequestStore,
     queue: Queue,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    *,
+    lifecycle: str | None = None,
 ) -> tuple[int, str]:
     """A channel notification (parsed from the provider's request by its adapter):
     authenticate, enqueue, answer.
@@ -104,6 +183,11 @@ def on_notification(
     a channel whose resource id or token does not match is refused (403). An authentic
     notification opens a sync request for its calendar, or joins the pending one: a burst
     queues one sync, plus one trailing sync for what arrives once that sync has started.
+
+    ``lifecycle``: a Graph lifecycle event. ``missed`` is a change notification like any
+    (a sync catches up). ``reauthorizationRequired`` and ``subscriptionRemoved`` queue their
+    own sync, never coalesced (a pending push sync would not act on the subscription); the
+    worker renews or recreates the subscription after it (the webhook calls no provider).
     """
     if parsed.handshake:
         return 200, "sync ignored"
@@ -116,6 +200,19 @@ def on_notification(
         return 403, "channel token or resource mismatch"
     principal = channel.principal
     now = clock()
+    if lifecycle in SUBSCRIPTION_ACTIONS:
+        queue.send(
+            CalendarSyncRequest(
+                tenant_id=channel.tenant_id,
+                user_id=channel.user_id,
+                connection_id=channel.connection_id,
+                calendar_id=channel.calendar_id,
+                reason=lifecycle,
+                channel_id=channel.channel_id,
+                occasion=now.isoformat(),
+            )
+        )
+        return 200, "enqueued"
     if not marks.note(principal, channel.connection_id, channel.calendar_id, now, now - REQUEST_LOST_AFTER):
         return 200, "coalesced"
     try:

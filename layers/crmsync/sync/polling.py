@@ -1,5 +1,5 @@
-"""Polling the calendars of providers that send no change notifications (CalDAV, iCloud; and
-Outlook until Graph subscriptions are wired).
+"""Polling the calendars of providers that send no change notifications (CalDAV, iCloud;
+Outlook has Graph subscriptions).
 
 A polled calendar is synced like any other (one :class:`CalendarSyncRequest` per calendar, in
 the calendar's own FIFO group, so a poll never runs beside a "Sync now" or a settings-change

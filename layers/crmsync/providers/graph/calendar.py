@@ -64,6 +64,12 @@ TIMEOUT = (5, 30)
 #: limit (not documented for calendarView/delta), so asking for more costs nothing; at 100 a
 #: page, a full sync spent a third of its time between pages (docs/PERFORMANCE.md, Graph).
 PAGE_SIZE = 1000
+#: A subscription's lifetime: just under the 10,080 minutes Graph allows for Outlook events
+#: (learn.microsoft.com/graph/api/resources/subscription, "Subscription lifetime"), with an
+#: hour's margin for a clock a little ahead of Graph's. Channels renew it 24 h before expiry.
+SUBSCRIPTION_LIFETIME = timedelta(minutes=10_080) - timedelta(hours=1)
+#: What a subscription on a calendar's events is told about: everything the sync reads.
+SUBSCRIPTION_CHANGES = "created,updated,deleted"
 
 #: Our markers: single-value extended properties, each a String named in one fixed property
 #: set GUID of ours (learn.microsoft.com/graph/api/resources/singlevaluelegacyextendedproperty:
@@ -116,10 +122,10 @@ def _windows_zone(iana: str) -> str:
 class GraphCalendar:
     """The calendars of one connected Microsoft account, for one CRM tenant.
 
-    Change notifications are polled for now (``POLLING``): Graph subscriptions come in a later
-    step of issue 16, and then this becomes ``SUBSCRIPTION``."""
+    Change notifications: :meth:`watch` opens a Graph subscription on a calendar's events,
+    :meth:`renew_watch` renews it (which also reauthorizes it), :meth:`stop_watch` deletes it."""
 
-    notification = ChangeNotification.POLLING
+    notification = ChangeNotification.SUBSCRIPTION
     idempotency = CreateIdempotency.TRANSACTION_ID
 
     def __init__(
@@ -131,10 +137,14 @@ class GraphCalendar:
         page_size: int = PAGE_SIZE,
         session: requests.Session | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lifecycle_url: str = "",
     ) -> None:
         """``access_token`` is asked before every request (MSAL's cache refreshes it);
-        ``page_size`` is ``Prefer: odata.maxpagesize`` of the delta pages."""
+        ``page_size`` is ``Prefer: odata.maxpagesize`` of the delta pages;
+        ``lifecycle_url``: where Graph sends a subscription's lifecycle notifications (it can
+        only be set when the subscription is created; empty: none are asked for)."""
         self._base = base_url.rstrip("/")
+        self._lifecycle_url = lifecycle_url
         self._token = access_token
         self._tenant_id = tenant_id
         self._page_size = page_size
@@ -357,12 +367,49 @@ class GraphCalendar:
             body["attendees"] = [{"emailAddress": {"address": a}, "type": "required"} for a in draft.attendees]
         return body
 
-    # ------------------------------------------------------------------ no subscriptions yet
+    # ------------------------------------------------------------------ subscriptions
     def watch(self, calendar_id: str, *, channel_id: str, address: str, token: str) -> Watch:
-        raise ProviderError("Graph subscriptions not yet: Outlook calendars are polled.", retryable=False)
+        """``POST /subscriptions`` on the calendar's events (learn.microsoft.com/graph/api/
+        subscription-post-subscriptions). Graph assigns the subscription's id (``channel_id``
+        is not used: the returned :class:`Watch` carries Graph's), validates ``address`` (and
+        the lifecycle URL) with its handshake before answering 201, and echoes ``token`` as
+        every notification's ``clientState``. The expiry is Graph's answer, not ours."""
+        body: dict[str, Any] = {
+            "changeType": SUBSCRIPTION_CHANGES,
+            "notificationUrl": address,
+            "resource": f"me/calendars/{quote(calendar_id, safe='')}/events",
+            "expirationDateTime": _utc(self._clock() + SUBSCRIPTION_LIFETIME),
+            "clientState": token,
+        }
+        if self._lifecycle_url:
+            body["lifecycleNotificationUrl"] = self._lifecycle_url
+        created = self._json(
+            self._request("POST", "/subscriptions", "create subscription", json_body=body), "create subscription"
+        )
+        subscription_id, expires = created.get("id"), created.get("expirationDateTime")
+        if not isinstance(subscription_id, str) or not subscription_id or not isinstance(expires, str):
+            raise ProviderError("Graph create subscription: no id or expiry in the answer.", retryable=True)
+        return Watch(channel_id=subscription_id, resource_id="", expires_at=_instant_of(expires))
+
+    def renew_watch(self, channel_id: str) -> datetime:
+        """``PATCH /subscriptions/{id}`` with a new ``expirationDateTime`` (learn.microsoft.com/
+        graph/api/subscription-update); the new expiry, as Graph answers it. Renewing also
+        reauthorizes the subscription (a ``reauthorizationRequired`` is answered this way:
+        learn.microsoft.com/graph/change-notifications-lifecycle-events). A gone subscription →
+        ``ProviderNotFound`` (then a new one is opened)."""
+        body = {"expirationDateTime": _utc(self._clock() + SUBSCRIPTION_LIFETIME)}
+        response = self._request(
+            "PATCH", f"/subscriptions/{quote(channel_id, safe='')}", "renew subscription", json_body=body
+        )
+        expires = self._json(response, "renew subscription").get("expirationDateTime")
+        if not isinstance(expires, str):
+            raise ProviderError("Graph renew subscription: no expiry in the answer.", retryable=True)
+        return _instant_of(expires)
 
     def stop_watch(self, channel_id: str, resource_id: str) -> None:
-        raise ProviderError("Graph subscriptions not yet: Outlook calendars are polled.", retryable=False)
+        """``DELETE /subscriptions/{id}`` (learn.microsoft.com/graph/api/subscription-delete);
+        a gone one → ``ProviderNotFound``. ``resource_id`` is Google's; Graph has none."""
+        self._request("DELETE", f"/subscriptions/{quote(channel_id, safe='')}", "delete subscription")
 
 
 def _shows(event: dict[str, Any], draft: EventDraft) -> bool:
@@ -439,6 +486,16 @@ def _seconds(value: str) -> float | None:
 
 def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _instant_of(value: str) -> datetime:
+    """An ISO instant of Graph's (seven fractional digits, ``Z`` or an offset; Python 3.11
+    reads both) as an aware UTC datetime; one without a zone is read as UTC."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ProviderError("Graph: an instant that is not ISO 8601.", retryable=True) from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _parse_wall(value: str) -> datetime:
