@@ -443,6 +443,27 @@ def test_a_retried_create_after_a_lost_answer_makes_one_event(account: Account) 
     assert account.port.idempotency is CreateIdempotency.TRANSACTION_ID
 
 
+def test_a_create_retried_after_the_appointment_moved_writes_the_new_revision(account: Account) -> None:
+    """A lost create, then the appointment moves and is renamed before the retry: the retry's
+    ``transactionId`` is answered with the first event as first written (the emulator's
+    reading of "avoid redundant POST operations"), so the adapter writes the new revision over
+    it. Found by the Graph convergence machine: the CRM believed the move pushed while Outlook
+    kept the old time."""
+    first = draft()
+    account.server.state.faults.add(Fault("lost_answer", method="POST", email=account.user.email))
+    with pytest.raises(ProviderError):
+        account.port.create_event(account.user.calendar_id, first)
+    later = first.start + timedelta(hours=5)
+    moved = replace(first, title="Moved", start=later, end=later + timedelta(hours=1), revision=2)
+
+    written = account.port.create_event(account.user.calendar_id, moved)
+
+    [event] = [e for e in listing(account.port, account.user.calendar_id)[0] if e.crm_appointment_id == first.key]
+    assert (event.event_id, event.summary, event.start, event.end) == (written.event_id, "Moved", later, moved.end)
+    assert event.etag == written.etag
+    assert len(account.user.events()) == 1
+
+
 def test_update_changes_the_event_and_its_etag(account: Account) -> None:
     original = draft()
     written = account.port.create_event(account.user.calendar_id, original)
@@ -477,6 +498,29 @@ def test_update_with_a_stale_etag_is_precondition_failed(account: Account) -> No
         account.port.update_event(
             account.user.calendar_id, written.event_id, replace(original, title="Mine"), etag=written.etag
         )
+
+
+def test_a_412_on_a_write_we_did_not_make_conditional_is_retried(account: Account) -> None:
+    """Without ``If-Match`` a 412 means the event changed while we wrote (the emulator's
+    ``precondition_failed``; that Graph answers so is a guess): writing again later is right,
+    so the error is retryable, not ``PreconditionFailed`` (which would give the CRM's change
+    up). Found by the Graph convergence machine: a cancelled appointment's event stayed."""
+    original = draft()
+    written = account.port.create_event(account.user.calendar_id, original)
+    email = account.user.email
+    account.server.state.faults.add(Fault("precondition_failed", method="PATCH", email=email))
+    account.server.state.faults.add(Fault("precondition_failed", method="DELETE", email=email))
+
+    for write in (
+        lambda: account.port.update_event(account.user.calendar_id, written.event_id, replace(original, title="B")),
+        lambda: account.port.delete_event(account.user.calendar_id, written.event_id),
+    ):
+        with pytest.raises(ProviderError) as refused:
+            write()
+        assert refused.value.retryable
+        assert not isinstance(refused.value, PreconditionFailed)
+    account.port.delete_event(account.user.calendar_id, written.event_id)
+    assert account.user.events() == []
 
 
 def test_update_or_delete_of_a_gone_event_is_not_found(account: Account) -> None:

@@ -531,6 +531,21 @@ def test_resync_required_on_demand(client: Client, state: GraphState) -> None:
     assert client.get(link, headers=auth()).status_code == 200
 
 
+def test_precondition_failed_on_demand_and_faults_cleared_per_mailbox(client: Client, state: GraphState) -> None:
+    """``precondition_failed`` answers a write 412 and leaves the event as it was; clearing
+    one mailbox's faults leaves another's (tests that share a server clear their own)."""
+    event = create(client, timed(window()[0] + timedelta(days=1, hours=9), subject="kept"))
+    state.faults.add(Fault("precondition_failed", method="PATCH", email=ADA))
+    state.faults.add(Fault("internal_500", email=BOB))
+    refused = client.patch(f"/v1.0/me/events/{event['id']}", json={"subject": "mine"}, headers=auth())
+    assert (refused.status_code, error(refused)) == (412, "PreconditionFailed")
+    assert client.get(f"/v1.0/me/events/{event['id']}", headers=auth()).get_json()["subject"] == "kept"
+    state.faults.add(Fault("precondition_failed", email=ADA))
+    state.faults.clear(ADA)
+    assert [f["email"] for f in state.faults.list()] == [BOB]
+    assert client.patch(f"/v1.0/me/events/{event['id']}", json={"subject": "mine"}, headers=auth()).status_code == 200
+
+
 def test_gone_fault_on_a_delta_link_points_at_the_same_window(client: Client, state: GraphState) -> None:
     """A 410 on demand carries a Location that starts a new round over the round's own window."""
     start, end = window()
@@ -617,3 +632,18 @@ def test_control_routes_act_as_the_outlook_user_and_queue_faults(client: Client,
     assert client.post("/_microsoft/graph/faults", json={"kind": "nonsense"}, environ_base=LOOPBACK).status_code == 400
     remote = client.get("/_microsoft/graph/health", environ_base={"REMOTE_ADDR": "192.0.2.7"})
     assert remote.status_code == 403
+
+
+def test_calls_count_each_mailboxs_graph_requests(client: Client) -> None:
+    """The benchmarks' request counter (bench/graph.py): Graph requests per signed-in mailbox,
+    a failed one (a fault) too, never the control routes; DELETE starts again."""
+    counted = "/_microsoft/graph/calls"
+    client.delete(counted, environ_base=LOOPBACK)
+    client.get("/v1.0/me", headers=auth())
+    client.get("/v1.0/me/calendars", headers=auth())
+    client.get("/v1.0/me", headers=auth("token-bob"))
+    client.post("/_microsoft/graph/users", json={"email": "cy@contoso.test"}, environ_base=LOOPBACK)
+
+    assert client.get(counted, query_string={"email": ADA}, environ_base=LOOPBACK).get_json() == {"count": 2}
+    assert client.get(counted, environ_base=LOOPBACK).get_json() == {"count": 3}
+    assert client.delete(counted, environ_base=LOOPBACK).get_json() == {"count": 0}

@@ -161,6 +161,7 @@ class GraphApp:
                 ),
                 {"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'},
             )
+        self.state.calls.count(email)
         fault = self.state.faults.take(request.method, request.path, email)
         if fault is not None and fault.kind != "lost_answer":
             return self._fault(request, email, fault, endpoint, args)

@@ -33,6 +33,7 @@ def control_map() -> Map:
             Rule(f"{PREFIX}/users/<email>/events/<event_id>/cancel", endpoint="cancel", methods=["POST"]),
             Rule(f"{PREFIX}/faults", endpoint="faults", methods=["GET", "POST", "DELETE"]),
             Rule(f"{PREFIX}/sync-states/forget", endpoint="forget", methods=["POST"]),
+            Rule(f"{PREFIX}/calls", endpoint="calls", methods=["GET", "DELETE"]),
             Rule(f"{PREFIX}/subscriptions", endpoint="subscriptions", methods=["GET"]),
             Rule(f"{PREFIX}/subscriptions/<subscription_id>/lifecycle", endpoint="lifecycle", methods=["POST"]),
             Rule(f"{PREFIX}/users/<email>/revoke-subscriptions", endpoint="revoke", methods=["POST"]),
@@ -133,6 +134,13 @@ class ControlRoutes:
         if request.method == "DELETE":
             self.state.faults.clear()
         return json_response(self.state.faults.list())
+
+    def calls(self, request: Request) -> Response:
+        """GET ?email=: how many Graph requests the mailbox (every mailbox without it) made;
+        DELETE: start counting again."""
+        if request.method == "DELETE":
+            self.state.calls.clear()
+        return json_response({"count": self.state.calls.total(request.args.get("email"))})
 
     def forget(self, request: Request) -> Response:
         """POST {email?}: drop delta/skip tokens; their next use answers syncStateNotFound."""

@@ -9,6 +9,7 @@ an error, as when a proxy times out after the mailbox already wrote the event.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -31,6 +32,9 @@ KINDS: dict[str, tuple[int, str, str]] = {
     "resync_required": (410, "resyncRequired", "A full resynchronization is required."),
     "gone": (410, "SyncStateInvalid", "The sync state is no longer valid; start again at Location."),
     "lost_answer": (504, "GatewayTimeout", "The gateway did not receive a timely response."),
+    # A write that meets a concurrent change of the event (someone else's edit, or a stale
+    # If-Match): Graph's 412 (learn.microsoft.com/graph/errors); the code is a guess.
+    "precondition_failed": (412, "PreconditionFailed", "The event was changed by another request."),
 }
 
 #: Kinds that carry a Retry-After header.
@@ -76,9 +80,14 @@ class Faults:
         with self._lock:
             self._rules.append(fault)
 
-    def clear(self) -> None:
+    def clear(self, email: str | None = None) -> None:
+        """Every rule, or only those of one signed-in user (``email``): a test that shares
+        the server with others clears its own mailbox's."""
         with self._lock:
-            self._rules.clear()
+            if email is None:
+                self._rules.clear()
+            else:
+                self._rules[:] = [r for r in self._rules if r.email != email]
 
     def list(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -94,3 +103,24 @@ class Faults:
             if rule.count == 0:
                 self._rules.remove(rule)
             return Fault(rule.kind, rule.method, rule.path, rule.email, 1, rule.retry_after)
+
+
+class Calls:
+    """How many Graph requests each signed-in mailbox made (control routes not counted): the
+    benchmarks' request counts (bench/graph.py) come from here, not from the client."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def count(self, email: str) -> None:
+        with self._lock:
+            self._counts[email] += 1
+
+    def total(self, email: str | None = None) -> int:
+        with self._lock:
+            return self._counts[email] if email is not None else sum(self._counts.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()

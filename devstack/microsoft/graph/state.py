@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from devstack.microsoft.graph import recurrence as rrule
-from devstack.microsoft.graph.faults import Faults
+from devstack.microsoft.graph.faults import Calls, Faults
 from devstack.microsoft.graph.subscriptions import (
     DELIVERY_TIMEOUT,
     VALIDATION_TIMEOUT,
@@ -201,6 +201,8 @@ class GraphState:
         #: "depends on the size of the internal delta token cache", Microsoft Q&A 649481).
         self.delta_token_lifetime = delta_token_lifetime
         self.faults = Faults()
+        #: Graph requests per signed-in mailbox (benchmarks count with it).
+        self.calls = Calls()
         self.users: dict[str, User] = {}
         self.calendars: dict[str, Calendar] = {}
         self.events: dict[str, Event] = {}
