@@ -8,7 +8,7 @@ from typing import Any
 from crmsync.app.connectors import Connectors
 from crmsync.app.wiring import Graph
 from crmsync.config import Settings
-from crmsync.domain import Connection, StoredConnection
+from crmsync.domain import StoredConnection
 from crmsync.errors import ProviderError
 from crmsync.ports.calendar import CalendarPort
 from crmsync.ports.contacts import ContactsPort
@@ -33,12 +33,12 @@ def graph_with_page_size(settings: Settings, events_page_size: int) -> Graph:
     (to see paging at work without thousands of events)."""
 
     class SmallPages(Graph):
-        def google_calendar(self, refresh_token: str, connection: Connection) -> CalendarPort:
+        def google_calendar(self, refresh_token: str, stored: StoredConnection) -> CalendarPort:
             return GoogleCalendar(
                 settings.google,
                 refresh_token,
                 self._google_secret,
-                tenant_id=connection.tenant_id,
+                tenant_id=stored.connection.tenant_id,
                 events_page_size=events_page_size,
             )
 
