@@ -103,3 +103,23 @@ def test_a_password_revoked_later_marks_the_connection_needs_reauthorization(cal
     caldav_server.remove_user(user.email)
 
     assert graph.integrations.check_connection(check) is ConnectionStatus.NEEDS_REAUTH
+
+
+@pytest.mark.parametrize("text", ["jörg-𝄞", "山田"])
+def test_names_and_passwords_beyond_latin_1_are_sent_as_utf_8(caldav_server: CalDavServer, text: str) -> None:
+    """RFC 7617 §2.1: Basic credentials in UTF-8 (requests encodes str credentials as
+    Latin-1, which raised UnicodeEncodeError, a 500 from the API, for any other character;
+    found by the API fuzzer). Such a name the server does not know is refused, not a crash;
+    such a password signs in. (The name stays ASCII where it signs in: Radicale puts it in
+    the principal's path, which the local fault layer does not carry beyond ASCII.)"""
+    user = CalDavUser(caldav_server)
+    graph = production(caldav_server)
+    with pytest.raises(CredentialsRefused):
+        graph.integrations.connect_with_password("icloud", ALICE, username=f"{text}@example.com", password=text)
+
+    email = f"utf8-{user.email}"
+    password = caldav_server.add_user(email, password=f"{text}-secret")
+    connection = graph.integrations.connect_with_password("icloud", ALICE, username=email, password=password)
+
+    assert password == f"{text}-secret"
+    graph.connectors.credential(stored(graph, connection.connection_id)).check()  # signs in again
