@@ -119,7 +119,7 @@ class DavClient:
         self._session = session or requests.Session()
         # UTF-8 (RFC 7617 §2.1): requests would encode str credentials as Latin-1 and raise
         # for any other character; bytes are sent as they are.
-        self._session.auth = (username.encode("utf-8"), password.encode("utf-8"))
+        self._session.auth = requests.auth.HTTPBasicAuth(username.encode("utf-8"), password.encode("utf-8"))
         self._session.headers["User-Agent"] = "crmsync-caldav/1"
 
     # ------------------------------------------------------------------ transport
