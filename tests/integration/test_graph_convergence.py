@@ -573,3 +573,25 @@ def test_crm_and_an_outlook_calendar_converge(
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),
     )
+
+
+def test_an_event_deleted_in_outlook_before_a_delta_round_listed_it_cancels_its_appointment(
+    graph_server: GraphServer, service_env: dict[str, str], recorded: RecordingQueue
+) -> None:
+    """The case the machine found, on the production stores (DynamoDB Local): our push creates
+    the event after the last round, the Outlook user deletes it before the next; that round
+    reports nothing, and the sync's check of the events no round has listed cancels the
+    appointment, and what was recorded for the check is settled."""
+    recorded.take()
+    w = GraphWorld(graph_server, service_env, recorded)
+    made = w.appointments.create(w.principal, AppointmentFields("crm", START, START + timedelta(hours=1), "UTC"))
+    for message in recorded.take():
+        w.deliver(message)  # the push only: no round runs after it
+    (event,) = w.user.events()
+    w.user.delete(event.id)
+
+    w.run_sync()
+
+    after = w.appointments.get(w.principal, made.appointment_id)
+    assert (after.status, after.link) == (AppointmentStatus.CANCELLED, None)
+    assert not MirrorStore().sync_inputs(w.principal, w.connection, w.calendar_id).unlisted
