@@ -558,6 +558,20 @@ def test_an_event_a_listing_showed_is_not_asked_for(world: World) -> None:
     assert world.cal.calls["event_exists"] == 0
 
 
+def test_an_event_outside_the_listing_window_is_asked_for_twice_then_dropped(world: World) -> None:
+    """A live event no listing shows (it ended before the window) is not a deletion: asked for
+    after two rounds, it is given up, and no later sync pays for it."""
+    world.cal.reports_unseen_deletions = False
+    created = world.create(start=START - timedelta(days=400))
+    world.pushes()
+
+    for _ in range(4):
+        world.sync()
+
+    assert world.cal.calls["event_exists"] == 2
+    assert world.get(created).status is AppointmentStatus.CONFIRMED
+
+
 @pytest.mark.parametrize("reports", [True, False])
 def test_a_pushed_event_is_recorded_for_the_check_only_where_the_provider_needs_it(world: World, reports: bool) -> None:
     world.cal.reports_unseen_deletions = reports
