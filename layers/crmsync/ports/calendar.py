@@ -166,8 +166,9 @@ class CalendarPort(Protocol):
     #: How :meth:`create_event` stays idempotent.
     idempotency: CreateIdempotency
     #: Whether an incremental listing reports the deletion of an event it never listed (one
-    #: made after the cursor and deleted before the next listing): Google and CalDAV do;
-    #: Graph's delta reports ``@removed`` only for instances it sent. When False, the sync
+    #: made after the cursor and deleted before the next listing): Google does; Graph's delta
+    #: reports ``@removed`` only for instances it sent, and CalDAV's ctag fallback diffs
+    #: against the last listing's members. When False, the sync
     #: checks the events our pushes created that no listing has shown yet
     #: (:meth:`event_exists`), or their deletion would never reach the CRM.
     reports_unseen_deletions: bool
