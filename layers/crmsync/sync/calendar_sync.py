@@ -264,10 +264,10 @@ class CalendarSync:
         stale_progress = cursor.events_so_far is not None
         if full or events or touch or cursor.last_error is not None or stale_progress or self._stale(cursor):
             self._mirror.advance(principal, connection_id, calendar_id, cursor, next_token, window_start, full)
-        # After the cursor moved (interrupted before, the re-run checks the same events again).
-        self._mirror.settle_unlisted(principal, connection_id, calendar_id, done=unlisted_done, seen=unlisted_seen)
         # else: nothing changed, and the stored token still leads to the same changes. (A
         # recorded failure is cleared by advancing: the saved cursor has no error.)
+        # After the cursor moved (interrupted before, the re-run checks the same events again).
+        self._mirror.settle_unlisted(principal, connection_id, calendar_id, done=unlisted_done, seen=unlisted_seen)
         if changes and inputs.calendar is not None and inputs.calendar.conflict and self._events is not None:
             self._events.publish(
                 [
