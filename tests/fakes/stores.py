@@ -576,11 +576,9 @@ class FakeMirrorStore:
     def settle_unlisted(
         self, principal: Principal, connection_id: str, calendar_id: str, *, done: set[str], seen: set[str]
     ) -> None:
-        if not done and not seen:
-            return
         unlisted = self._unlisted(principal, connection_id, calendar_id)
         unlisted.event_ids -= done
-        unlisted.seen = (unlisted.seen - done) | seen
+        unlisted.seen = set(seen)
 
     def advance(
         self,

@@ -188,15 +188,14 @@ class MirrorStore:
         self, principal: Principal, connection_id: str, calendar_id: str, *, done: set[str], seen: set[str]
     ) -> None:
         """After a sync: ``done`` (listed, found deleted, or found live twice unlisted) leave
-        the set; ``seen`` (found live once though unlisted) are marked. One request; nothing
-        when both are empty."""
-        if not done and not seen:
-            return
+        the set (an atomic DELETE: a push's concurrent ADD stays); ``seen`` replaces the ids
+        found live once though unlisted (only syncs write it, after their conditional cursor
+        save). One request (DynamoDB refuses two actions on one attribute, so ``seen`` is SET
+        whole rather than changed by DELETE and ADD)."""
         actions: list[Action] = []
         if done:
-            actions += [UnlistedEventsItem.event_ids.delete(done), UnlistedEventsItem.seen.delete(done)]
-        if seen:
-            actions.append(UnlistedEventsItem.seen.add(seen))
+            actions.append(UnlistedEventsItem.event_ids.delete(done))
+        actions.append(UnlistedEventsItem.seen.set(seen) if seen else UnlistedEventsItem.seen.remove())
         UnlistedEventsItem._get_connection().update_item(
             user_pk(principal.tenant_id, principal.user_id), unlisted_sk(connection_id, calendar_id), actions=actions
         )

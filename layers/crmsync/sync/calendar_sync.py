@@ -267,7 +267,9 @@ class CalendarSync:
         # else: nothing changed, and the stored token still leads to the same changes. (A
         # recorded failure is cleared by advancing: the saved cursor has no error.)
         # After the cursor moved (interrupted before, the re-run checks the same events again).
-        self._mirror.settle_unlisted(principal, connection_id, calendar_id, done=unlisted_done, seen=unlisted_seen)
+        seen = (set(inputs.unlisted_seen) - unlisted_done) | unlisted_seen
+        if unlisted_done or seen != inputs.unlisted_seen:
+            self._mirror.settle_unlisted(principal, connection_id, calendar_id, done=unlisted_done, seen=seen)
         if changes and inputs.calendar is not None and inputs.calendar.conflict and self._events is not None:
             self._events.publish(
                 [
