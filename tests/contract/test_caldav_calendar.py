@@ -256,6 +256,38 @@ def test_a_truncated_sync_continues_from_the_returned_token(
     assert [m for m, _ in seen].count("REPORT") >= 3  # truncated, continued, multiget
 
 
+def test_without_sync_collection_a_deletion_no_listing_saw_is_not_reported(
+    user: CalDavUser, port: CalDavCalendar, front: Callable[..., list[tuple[str, str]]]
+) -> None:
+    """The ctag fallback diffs the members' etags against the last listing's: an event made
+    after it and deleted before the next is in neither, so its deletion is never reported —
+    why the adapter says ``reports_unseen_deletions = False`` (the sync then asks for the
+    events our pushes created that no listing has shown)."""
+
+    def no_sync_collection(radicale: Wsgi) -> Wsgi:
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            if environ["REQUEST_METHOD"] == "REPORT" and b"sync-collection" in body:
+                start_response("501 Not Implemented", [("Content-Length", "0")])
+                return [b""]
+            return radicale(environ, start_response)
+
+        return app
+
+    front(no_sync_collection)
+    base = clock.days_ahead(4, 9)
+    user.add("Untouched", base, base + timedelta(hours=1))
+    _, cursor = listing(port, user.calendar_url)
+    name = user.add("Soon gone", base + timedelta(hours=2), base + timedelta(hours=3))
+    user.delete(name)
+
+    changes, _ = listing(port, user.calendar_url, cursor=cursor)
+
+    assert name not in {e.event_id for e in changes}
+    assert not port.reports_unseen_deletions
+
+
 def test_without_sync_collection_the_ctag_and_etags_tell_the_changes(
     user: CalDavUser, port: CalDavCalendar, front: Callable[..., list[tuple[str, str]]]
 ) -> None:

@@ -70,6 +70,8 @@ class _Event:
     cancelled: bool = False
     etag: str = ""
     seq: int = 0
+    #: The change that made it (the calendar's ``seq`` then).
+    born: int = 0
 
 
 @dataclass
@@ -111,6 +113,9 @@ class FakeCalendar:
 
     notification = ChangeNotification.PUSH_CHANNEL
     idempotency = CreateIdempotency.DERIVED_ID
+    #: Set False to list like Graph's delta: a deletion is reported only to a cursor chain
+    #: that listed the event (one made after the cursor and deleted since is not listed).
+    reports_unseen_deletions = True
 
     def __init__(
         self,
@@ -154,7 +159,13 @@ class FakeCalendar:
             if start.generation != cal.generation:
                 raise CursorInvalid()
             window = start.since
-            chosen = [e for e in cal.events.values() if e.seq > start.seq and (e.cancelled or _ends_after(e, window))]
+            chosen = [
+                e
+                for e in cal.events.values()
+                if e.seq > start.seq
+                and (e.cancelled or _ends_after(e, window))
+                and not (e.cancelled and e.born > start.seq and not self.reports_unseen_deletions)
+            ]
         else:
             window = _whole_seconds(since) if since else None
             chosen = [e for e in cal.events.values() if _ends_after(e, window)]
@@ -199,6 +210,11 @@ class FakeCalendar:
         if event.event_type != "default":
             raise ProviderError("events.update: the event type cannot be changed.", retryable=False, status=400)
         return self._replace(cal, event, draft)
+
+    def event_exists(self, calendar_id: str, event_id: str) -> bool:
+        self._call("event_exists")
+        event = self._calendar(calendar_id).events.get(event_id)
+        return event is not None and not event.cancelled
 
     def delete_event(self, calendar_id: str, event_id: str) -> None:
         self._call("delete_event")
@@ -418,6 +434,8 @@ class FakeCalendar:
     def _commit(cal: _Calendar, event: _Event) -> None:
         cal.seq += 1
         event.seq = cal.seq
+        if event.event_id not in cal.events:
+            event.born = cal.seq
         event.etag = f'"fake-{next(_ETAGS)}"'
         cal.events[event.event_id] = event
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -58,7 +58,7 @@ from crmsync.models.connection import CONNECTION_SK_PREFIX
 from crmsync.models.guard import PENDING_DELETIONS_SK_PREFIX, pending_deletions_sk
 from crmsync.models.keys import user_pk
 from crmsync.models.settings import CALENDAR_SETTINGS_SK
-from crmsync.models.sync import SYNC_SK_PREFIX, external_prefix, sync_sk
+from crmsync.models.sync import SYNC_SK_PREFIX, external_prefix, sync_sk, unlisted_sk
 from crmsync.security.secrets import same
 
 __all__ = [
@@ -521,6 +521,17 @@ def _end_of(event: ExternalEvent) -> datetime | None:
     return event_end(event.end, event.end_date)
 
 
+@dataclass
+class _Unlisted:
+    """:class:`crmsync.models.sync.UnlistedEventsItem`."""
+
+    event_ids: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
+
+    def frozen(self) -> tuple[frozenset[str], frozenset[str]]:
+        return frozenset(self.event_ids), frozenset(self.seen)
+
+
 class FakeMirrorStore:
     """:class:`crmsync.dal.mirror.MirrorStore`, in memory. Reads the connection, settings,
     calendar and held deletions that the other fakes of the same table wrote."""
@@ -548,7 +559,26 @@ class FakeMirrorStore:
             self._table.get(pk, CALENDAR_SETTINGS_SK, CalendarSettings) or defaults,
             self._table.get(pk, calendar_sk(connection_id, calendar_id), ConnectedCalendar),
             self._table.get(pk, _pending_sk(calendar_resource(connection_id, calendar_id)), PendingDeletions),
+            *(self._table.get(pk, unlisted_sk(connection_id, calendar_id), _Unlisted) or _Unlisted()).frozen(),
         )
+
+    def _unlisted(self, principal: Principal, connection_id: str, calendar_id: str) -> _Unlisted:
+        pk, sk = _pk(principal), unlisted_sk(connection_id, calendar_id)
+        found = self._table.get(pk, sk, _Unlisted)
+        if found is None:
+            found = _Unlisted()
+            self._table.put(pk, sk, found)
+        return found
+
+    def record_unlisted(self, principal: Principal, connection_id: str, calendar_id: str, event_id: str) -> None:
+        self._unlisted(principal, connection_id, calendar_id).event_ids.add(event_id)
+
+    def settle_unlisted(
+        self, principal: Principal, connection_id: str, calendar_id: str, *, done: set[str], seen: set[str]
+    ) -> None:
+        unlisted = self._unlisted(principal, connection_id, calendar_id)
+        unlisted.event_ids -= done
+        unlisted.seen = set(seen)
 
     def advance(
         self,
@@ -666,6 +696,7 @@ class FakeMirrorStore:
             self._table.delete(pk, prefix + event.event_id)
         self._table.delete(pk, sync_sk(connection_id, calendar_id))
         self._table.delete(pk, _pending_sk(calendar_resource(connection_id, calendar_id)))
+        self._table.delete(pk, unlisted_sk(connection_id, calendar_id))
 
 
 # --- appointments --------------------------------------------------------------------------

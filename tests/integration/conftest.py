@@ -124,6 +124,7 @@ def make_appointments(graph: Graph, recorded: RecordingQueue) -> Callable[..., A
             calendars=WrappedAccess(graph.connectors, wrap) if wrap else graph.connectors,
             queue=queue or recorded,
             external_busy=external_busy,
+            created=graph.mirror_store.record_unlisted,
         )
 
     return make

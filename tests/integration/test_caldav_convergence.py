@@ -119,6 +119,7 @@ class DavWorld:
             connections=graph.connection_store,
             calendars=connectors,
             queue=recorded,
+            created=graph.mirror_store.record_unlisted,  # as the composition root wires it
         )
         connection = graph.integrations.connect_with_password(
             "icloud", self.principal, username=self.email, password=self.user.password

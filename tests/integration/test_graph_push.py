@@ -2,7 +2,9 @@
 Graph adapter and the Graph emulator (stores and queue are fakes). A create whose answer is
 lost makes one event; a cancel that overtakes the retry leaves none, although Graph chose the
 event's id (``created_event_id`` is None): the cancel creates again with the same
-``transactionId``, which answers with the event that landed, and deletes it."""
+``transactionId``, which answers with the event that landed, and deletes it. An event our
+push created and the Outlook user deleted before a delta round listed it (which Graph then
+never reports) cancels its appointment all the same: the sync asks for it."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from crmsync.domain import AppointmentStatus
 from crmsync.ports.errors import ProviderError
 from crmsync.providers.graph.calendar import GraphCalendar
 from devstack.microsoft.graph import GraphState
@@ -81,3 +84,18 @@ def test_a_cancel_overtaking_the_retry_of_a_lost_create_leaves_no_outlook_event(
     assert "deleted" in results
     assert user.events() == []
     assert world.get(created).link is None
+
+
+def test_an_event_the_outlook_user_deletes_before_a_delta_round_lists_it_cancels_its_appointment(
+    outlook: tuple[World, GraphUser],
+) -> None:
+    world, user = outlook
+    created = world.create()
+    assert world.pushes() == ["pushed"]  # after the last round (the link's sync)
+    (event,) = user.events()
+    user.delete(event.id)
+
+    world.sync(user.calendar_id)
+
+    after = world.get(created)
+    assert (after.status, after.link) == (AppointmentStatus.CANCELLED, None)

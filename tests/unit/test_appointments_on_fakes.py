@@ -511,6 +511,78 @@ def test_a_crm_change_after_the_event_was_deleted_puts_the_event_back(world: Wor
     assert (event.event_id, event.start) == (event_id_for(created), START + 5 * HOUR)
 
 
+def test_an_event_deleted_before_any_listing_showed_it_cancels_its_appointment(world: World) -> None:
+    """Graph's delta reports no deletion of an event it never listed: our push created it
+    after the last round and the user deleted it before the next. The sync asks for it."""
+    world.cal.reports_unseen_deletions = False
+    created = world.create()
+    assert world.pushes() == ["pushed"]
+    world.cal.user_delete(EMAIL, event_id_for(created))
+
+    world.sync()
+
+    after = world.get(created)
+    assert (after.status, after.link) == (AppointmentStatus.CANCELLED, None)
+    asked = world.cal.calls["event_exists"]
+    assert asked == 1
+    world.sync()  # settled: a later sync asks nothing
+    assert world.cal.calls["event_exists"] == asked
+
+
+def test_a_crm_change_being_pushed_wins_over_a_deletion_no_listing_reported(world: World) -> None:
+    world.cal.reports_unseen_deletions = False
+    created = world.create()
+    world.pushes()
+    world.cal.user_delete(EMAIL, event_id_for(created))
+    world.appointments.change(world.principal, created, start=START + 5 * HOUR, end=START + 6 * HOUR)
+
+    world.sync()  # before the change's push: the CRM wins
+    world.work()
+    world.work()
+
+    kept = world.get(created)
+    assert (kept.status, kept.sync_state) == (AppointmentStatus.CONFIRMED, "synced")
+    (event,) = world.live()
+    assert (event.start, event.crm_appointment_id) == (START + 5 * HOUR, created)
+
+
+def test_an_event_a_listing_showed_is_not_asked_for(world: World) -> None:
+    """Only events no listing has shown cost a request, and only where the provider needs it."""
+    world.cal.reports_unseen_deletions = False
+    world.create()
+    world.work()  # the push, then a sync that lists its event
+    world.cal.user_add(EMAIL, summary="lunch", start=START + 2 * HOUR, end=START + 3 * HOUR)
+    world.sync()
+    world.sync()
+
+    assert world.cal.calls["event_exists"] == 0
+
+
+def test_an_event_outside_the_listing_window_is_asked_for_twice_then_dropped(world: World) -> None:
+    """A live event no listing shows (it ended before the window) is not a deletion: asked for
+    after two rounds, it is given up, and no later sync pays for it."""
+    world.cal.reports_unseen_deletions = False
+    created = world.create(start=START - timedelta(days=400))
+    world.pushes()
+
+    for _ in range(4):
+        world.sync()
+
+    assert world.cal.calls["event_exists"] == 2
+    assert world.get(created).status is AppointmentStatus.CONFIRMED
+
+
+@pytest.mark.parametrize("reports", [True, False])
+def test_a_pushed_event_is_recorded_for_the_check_only_where_the_provider_needs_it(world: World, reports: bool) -> None:
+    world.cal.reports_unseen_deletions = reports
+    created = world.create()
+
+    world.pushes()
+
+    inputs = world.graph.stores.mirror_store.sync_inputs(world.principal, world.connection, EMAIL)
+    assert inputs.unlisted == (frozenset() if reports else {event_id_for(created)})
+
+
 def test_the_crm_to_calendar_direction_imports_nothing(world: World) -> None:
     world.prefer(SyncDirection.CRM_TO_CALENDAR)
     world.cal.user_add(EMAIL, summary="private", start=START, end=START + HOUR)

@@ -486,6 +486,8 @@ class Graph(Core):
             queue=self.queue,
             external_busy=self.availability.external_busy,
             events=self.events,
+            # Lazily: the API's cold start need not import the mirror store.
+            created=lambda *event: self.mirror_store.record_unlisted(*event),
         )
 
     @cached_property

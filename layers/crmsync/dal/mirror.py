@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.expressions.update import Action
 
 from crmsync.dal import condition_failed, get_many
 from crmsync.dal.calendars import calendar_from_item
@@ -28,9 +29,11 @@ from crmsync.models.sync import (
     ExternalEventItem,
     SyncRequestItem,
     SyncStateItem,
+    UnlistedEventsItem,
     external_prefix,
     sync_request_sk,
     sync_sk,
+    unlisted_sk,
 )
 
 #: The longest sync error kept (a provider's message; longer ones are cut).
@@ -68,6 +71,10 @@ class SyncInputs:
     calendar: ConnectedCalendar | None
     #: Deletions an earlier sync held back (the mass-deletion guard), with the user's answer.
     pending: PendingDeletions | None = None
+    #: Events our pushes created that no listing has shown yet (:class:`UnlistedEventsItem`),
+    #: and those of them a check already found live once.
+    unlisted: frozenset[str] = frozenset()
+    unlisted_seen: frozenset[str] = frozenset()
 
     @property
     def wanted(self) -> bool:
@@ -145,21 +152,52 @@ class MirrorStore:
             check_id("connection", connection_id)
         except ValueError:
             return SyncInputs(None, cursor_from_item(None), settings_from_item(None), None)
-        connection, state, settings, calendar, pending = get_many(
+        connection, state, settings, calendar, pending, unlisted = get_many(
             [
                 (ConnectionItem, pk, CONNECTION_SK_PREFIX + connection_id),
                 (SyncStateItem, pk, sync_sk(connection_id, calendar_id)),
                 (CalendarSettingsItem, pk, CALENDAR_SETTINGS_SK),
                 (CalendarItem, pk, calendar_sk(connection_id, calendar_id)),
                 pending_key(principal, calendar_resource(connection_id, calendar_id)),
+                (UnlistedEventsItem, pk, unlisted_sk(connection_id, calendar_id)),
             ]
         )
+        created = unlisted if isinstance(unlisted, UnlistedEventsItem) else None
         return SyncInputs(
             stored_from_item(connection) if isinstance(connection, ConnectionItem) else None,
             cursor_from_item(state if isinstance(state, SyncStateItem) else None),
             settings_from_item(settings if isinstance(settings, CalendarSettingsItem) else None),
             calendar_from_item(calendar) if isinstance(calendar, CalendarItem) else None,
             pending_from_item(pending if isinstance(pending, PendingDeletionsItem) else None),
+            frozenset(created.event_ids or ()) if created else frozenset(),
+            frozenset(created.seen or ()) if created else frozenset(),
+        )
+
+    def record_unlisted(self, principal: Principal, connection_id: str, calendar_id: str, event_id: str) -> None:
+        """Our push created ``event_id`` in a calendar whose provider does not report the
+        deletion of events no listing has shown (Graph): the next syncs check it until a
+        listing shows it (:meth:`settle_unlisted`). An atomic ADD: a sync settling the set
+        meanwhile loses nothing."""
+        UnlistedEventsItem._get_connection().update_item(
+            user_pk(principal.tenant_id, principal.user_id),
+            unlisted_sk(connection_id, calendar_id),
+            actions=[UnlistedEventsItem.event_ids.add({event_id})],
+        )
+
+    def settle_unlisted(
+        self, principal: Principal, connection_id: str, calendar_id: str, *, done: set[str], seen: set[str]
+    ) -> None:
+        """After a sync: ``done`` (listed, found deleted, or found live twice unlisted) leave
+        the set (an atomic DELETE: a push's concurrent ADD stays); ``seen`` replaces the ids
+        found live once though unlisted (only syncs write it, after their conditional cursor
+        save). One request (DynamoDB refuses two actions on one attribute, so ``seen`` is SET
+        whole rather than changed by DELETE and ADD)."""
+        actions: list[Action] = []
+        if done:
+            actions.append(UnlistedEventsItem.event_ids.delete(done))
+        actions.append(UnlistedEventsItem.seen.set(seen) if seen else UnlistedEventsItem.seen.remove())
+        UnlistedEventsItem._get_connection().update_item(
+            user_pk(principal.tenant_id, principal.user_id), unlisted_sk(connection_id, calendar_id), actions=actions
         )
 
     def advance(
@@ -348,6 +386,7 @@ class MirrorStore:
         _, _, held = pending_key(principal, calendar_resource(connection_id, calendar_id))
         PendingDeletionsItem(pk, held).delete(add_version_condition=False)
         SyncRequestItem(pk, sync_request_sk(connection_id, calendar_id)).delete()
+        UnlistedEventsItem(pk, unlisted_sk(connection_id, calendar_id)).delete()
 
 
 def _event_item(pk: str, prefix: str, connection_id: str, calendar_id: str, event: ExternalEvent) -> ExternalEventItem:

@@ -42,7 +42,7 @@ from crmsync.messaging.events import (
 )
 from crmsync.messaging.messages import AppointmentPush
 from crmsync.messaging.queue import SyncQueue
-from crmsync.ports.calendar import CalendarAccess, CalendarPort, EventDraft
+from crmsync.ports.calendar import CalendarAccess, CalendarPort, EventDraft, WrittenEvent
 from crmsync.ports.errors import ProviderNotFound
 
 log = logging.getLogger(__name__)
@@ -72,11 +72,16 @@ class Appointments:
         queue: SyncQueue,
         external_busy: Callable[[Principal, datetime, datetime], list[Any]] | None = None,
         events: EventPublisher | None = None,
+        created: Callable[[Principal, str, str, str], object] | None = None,
     ) -> None:
         """``external_busy(principal, start, end)``: busy intervals of conflict calendars
         (objects with ``start``/``end``), which block bookings like appointments do (F5).
         ``calendars``: opens the calendar port of a connection (whatever its provider).
-        ``events``: where AppointmentCreated/Changed/Cancelled go once a change is stored."""
+        ``events``: where AppointmentCreated/Changed/Cancelled go once a change is stored.
+        ``created(principal, connection, calendar, event_id)``: told of each event a push
+        creates in a calendar whose provider does not report the deletion of events no
+        listing has shown (``CalendarPort.reports_unseen_deletions``), so the sync checks
+        it (``MirrorStore.record_unlisted``)."""
         self._store = store
         self._settings = settings
         self._connections = connections
@@ -84,6 +89,7 @@ class Appointments:
         self._queue = queue
         self._external_busy = external_busy
         self._events = events
+        self._created = created
 
     # ------------------------------------------------------------------ the CRM side
     def create(self, principal: Principal, fields: AppointmentFields) -> Appointment:
@@ -436,15 +442,26 @@ class Appointments:
         draft = EventDraft.of(appointment)
         if old is None:
             # Idempotent by the adapter's strategy: a retry after a lost answer finds its event.
-            event = writer.create_event(calendar_id, draft)
+            event = self._create(writer, appointment.principal, connection_id, calendar_id, draft)
         else:
             try:
                 event = writer.update_event(calendar_id, old.event_id, draft)
             except ProviderNotFound:
                 # Gone from the calendar for good (deleted and purged) while this change was
                 # on its way: the CRM's later change wins and puts the event back (F6).
-                event = writer.create_event(calendar_id, draft)
+                event = self._create(writer, appointment.principal, connection_id, calendar_id, draft)
         return EventLink(connection_id, calendar_id, event.event_id, event.etag)
+
+    def _create(
+        self, writer: CalendarPort, principal: Principal, connection_id: str, calendar_id: str, draft: EventDraft
+    ) -> WrittenEvent:
+        """Create the event; where the provider would never report its deletion before a
+        listing showed it, record it for the sync's check — before the push is recorded, so
+        an interrupted push's retry (the same event, by idempotency) records it again."""
+        event = writer.create_event(calendar_id, draft)
+        if self._created is not None and not writer.reports_unseen_deletions:
+            self._created(principal, connection_id, calendar_id, event.event_id)
+        return event
 
     def _writer_for(self, principal: Principal, connection_id: str) -> CalendarPort | None:
         stored = self._connections.get_stored(principal, connection_id)

@@ -27,7 +27,7 @@ from crmsync.models.mail import (
 from crmsync.models.mail_sync import GmailIndexItem, MailboxLookupItem, MailSyncItem
 from crmsync.models.oauth_state import OAuthStateItem
 from crmsync.models.settings import CalendarSettingsItem, ContactsSyncItem, NeverLogItem, TenantSettingsItem
-from crmsync.models.sync import ChannelItem, ExternalEventItem, SyncRequestItem, SyncStateItem
+from crmsync.models.sync import ChannelItem, ExternalEventItem, SyncRequestItem, SyncStateItem, UnlistedEventsItem
 
 __all__ = [
     "AppointmentItem",
@@ -60,6 +60,7 @@ __all__ = [
     "SyncRequestItem",
     "SyncStateItem",
     "TenantSettingsItem",
+    "UnlistedEventsItem",
     "bind_tables",
     "user_pk",
 ]

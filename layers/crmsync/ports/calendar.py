@@ -165,6 +165,13 @@ class CalendarPort(Protocol):
     notification: ChangeNotification
     #: How :meth:`create_event` stays idempotent.
     idempotency: CreateIdempotency
+    #: Whether an incremental listing reports the deletion of an event it never listed (one
+    #: made after the cursor and deleted before the next listing): Google does; Graph's delta
+    #: reports ``@removed`` only for instances it sent, and CalDAV's ctag fallback diffs
+    #: against the last listing's members. When False, the sync
+    #: checks the events our pushes created that no listing has shown yet
+    #: (:meth:`event_exists`), or their deletion would never reach the CRM.
+    reports_unseen_deletions: bool
 
     def list_calendars(self) -> list[ProviderCalendar]:
         """Every calendar of the account (all pages)."""
@@ -187,6 +194,12 @@ class CalendarPort(Protocol):
         provider knows it. Lets a cancel reach an event whose create answer was lost; without
         it (``TRANSACTION_ID``), a cancel creates again with the same key, which answers with
         that event, and deletes it."""
+        ...
+
+    def event_exists(self, calendar_id: str, event_id: str) -> bool:
+        """Whether the event is live in the calendar (False: deleted or unknown). One provider
+        request; for the sync's check of created events no listing has shown yet
+        (:attr:`reports_unseen_deletions`)."""
         ...
 
     def update_event(

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.guard import PendingDeletionsStore
-from crmsync.dal.mirror import MirrorStore, SyncCursor, calendar_resource
+from crmsync.dal.mirror import MirrorStore, SyncCursor, SyncInputs, calendar_resource
 from crmsync.dal.settings import SettingsStore
 from crmsync.domain import ConnectionStatus, Counter, ExternalEvent, Principal, StoredConnection
 from crmsync.guard import DeletionThreshold, PendingDeletions
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 #: (its ``last_success_at`` tells the scheduled sweep the calendar is being synced).
 CURSOR_REFRESH = timedelta(hours=1)
 
+
+#: Unlisted created events a sync checks at most (one provider request each); the rest wait
+#: for the next sync.
+MAX_UNLISTED_CHECKS = 20
 
 _END = object()
 
@@ -183,10 +187,15 @@ class CalendarSync:
         full = cursor.sync_token is None or (pending is not None and pending.decision is not None)
         window_start = cursor.window_start
         whole: frozenset[str] = frozenset()
+        unlisted_done: set[str] = set()
+        unlisted_seen: set[str] = set()
         if not full:
             try:
                 pages = lister.event_pages(calendar_id, cursor=cursor.sync_token, since=None)
                 events, changes, next_token, whole = self._mirror_pages(principal, connection_id, calendar_id, pages)
+                if inputs.unlisted and not lister.reports_unseen_deletions:
+                    vanished, unlisted_done, unlisted_seen = self._check_unlisted(lister, calendar_id, inputs, events)
+                    events = events + [ExternalEvent.gone(i) for i in sorted(vanished)]
             except CursorInvalid:
                 log.info("sync token invalidated; full sync", extra={"connection_id": connection_id})
                 full = True
@@ -205,6 +214,9 @@ class CalendarSync:
             in_window = {i for i, end in known.items() if end is None or end > window_start}
             population = in_window | self._linked_ids(principal, connection_id, calendar_id, window_start)
             doomed = population - alive
+            # Listed now: later rounds report their deletion. The others are checked by the
+            # next incremental sync (one may have been created after this listing began).
+            unlisted_done = set(inputs.unlisted) & {e.event_id for e in events}
         else:
             gone = {i for i, e in _final(events).items() if e.cancelled}
             population = doomed = set()
@@ -254,6 +266,10 @@ class CalendarSync:
             self._mirror.advance(principal, connection_id, calendar_id, cursor, next_token, window_start, full)
         # else: nothing changed, and the stored token still leads to the same changes. (A
         # recorded failure is cleared by advancing: the saved cursor has no error.)
+        # After the cursor moved (interrupted before, the re-run checks the same events again).
+        seen = (set(inputs.unlisted_seen) - unlisted_done) | unlisted_seen
+        if unlisted_done or seen != inputs.unlisted_seen:
+            self._mirror.settle_unlisted(principal, connection_id, calendar_id, done=unlisted_done, seen=seen)
         if changes and inputs.calendar is not None and inputs.calendar.conflict and self._events is not None:
             self._events.publish(
                 [
@@ -302,6 +318,30 @@ class CalendarSync:
             if progress and next_token is None:
                 self._mirror.record_progress(principal, connection_id, calendar_id, mirrored)
         return events, changes, token, frozenset(whole)
+
+    @staticmethod
+    def _check_unlisted(
+        lister: CalendarPort, calendar_id: str, inputs: SyncInputs, events: list[ExternalEvent]
+    ) -> tuple[set[str], set[str], set[str]]:
+        """The events our pushes created that no listing had shown, after a round of a
+        provider that never reports the deletion of such an event (Graph): those this round
+        lists are done; each other one is asked for (one request): gone → the user deleted
+        it, reported like a listed deletion (the F6 rules apply: a pending CRM change wins);
+        live → created after the round's request (the next round lists it), or outside the
+        listing's window: found live unlisted twice, it is dropped. Returns (vanished,
+        done, seen once)."""
+        listed = {e.event_id for e in events}
+        done = set(inputs.unlisted) & listed
+        vanished: set[str] = set()
+        seen: set[str] = set()
+        for event_id in sorted(inputs.unlisted - listed)[:MAX_UNLISTED_CHECKS]:
+            if not lister.event_exists(calendar_id, event_id):
+                vanished.add(event_id)
+            elif event_id in inputs.unlisted_seen:
+                done.add(event_id)
+            else:
+                seen.add(event_id)
+        return vanished, done | vanished, seen
 
     def _linked_ids(
         self, principal: Principal, connection_id: str, calendar_id: str, since: datetime | None

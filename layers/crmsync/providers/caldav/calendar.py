@@ -63,6 +63,10 @@ class CalDavCalendar:
 
     notification = ChangeNotification.POLLING
     idempotency = CreateIdempotency.CLIENT_UID
+    #: A sync-collection report lists deleted members, listed before or not (RFC 6578), but
+    #: the ctag fallback diffs against the last listing's members: a member made and deleted
+    #: in between is in neither. The mode is the cursor's, unknown to a push, so: False.
+    reports_unseen_deletions = False
 
     def __init__(
         self,
@@ -259,6 +263,15 @@ class CalDavCalendar:
             if etag is None:
                 raise ProviderNotFound(f"CalDAV: {name} is gone.") from None
             raise
+
+    def event_exists(self, calendar_id: str, event_id: str) -> bool:
+        """GET the event's resource (an occurrence's: its series; our creates are single
+        events); 404 → False."""
+        try:
+            self._client.get(self._url(calendar_id, resource_of(event_id)))
+        except ProviderNotFound:
+            return False
+        return True
 
     def delete_event(self, calendar_id: str, event_id: str) -> None:
         """DELETE the resource; an occurrence of a series gets an EXDATE instead (the rest

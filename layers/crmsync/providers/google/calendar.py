@@ -29,6 +29,7 @@ class GoogleCalendar:
 
     notification = ChangeNotification.PUSH_CHANNEL
     idempotency = CreateIdempotency.DERIVED_ID
+    reports_unseen_deletions = True
 
     def __init__(
         self,
@@ -130,6 +131,19 @@ class GoogleCalendar:
         with google_errors("events.update"):
             event = request.execute(num_retries=0)
         return WrittenEvent(str(event["id"]), event.get("etag"))
+
+    def event_exists(self, calendar_id: str, event_id: str) -> bool:
+        """events.get: a deleted event is still answered (``cancelled``) until it is purged."""
+        try:
+            with google_errors("events.get"):
+                event = (
+                    self._service.events()
+                    .get(calendarId=calendar_id, eventId=event_id, fields="id,status")
+                    .execute(num_retries=0)
+                )
+        except ProviderNotFound:
+            return False
+        return event.get("status") != "cancelled"
 
     def delete_event(self, calendar_id: str, event_id: str) -> None:
         with google_errors("events.delete"):

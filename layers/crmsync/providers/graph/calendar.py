@@ -127,6 +127,8 @@ class GraphCalendar:
 
     notification = ChangeNotification.SUBSCRIPTION
     idempotency = CreateIdempotency.TRANSACTION_ID
+    #: A delta round reports ``@removed`` only for instances it sent (docs/GRAPH.md).
+    reports_unseen_deletions = False
 
     def __init__(
         self,
@@ -336,6 +338,14 @@ class GraphCalendar:
         )
         updated = self._json(response, "update event")
         return WrittenEvent(str(updated.get("id") or event_id), updated.get("@odata.etag"))
+
+    def event_exists(self, calendar_id: str, event_id: str) -> bool:
+        """GET ``/me/events/{id}`` (only ``id`` selected); 404 → False."""
+        try:
+            self._request("GET", f"/me/events/{quote(event_id, safe='')}", "get event", params={"$select": "id"})
+        except ProviderNotFound:
+            return False
+        return True
 
     def delete_event(self, calendar_id: str, event_id: str) -> None:
         self._request("DELETE", f"/me/events/{quote(event_id, safe='')}", "delete event")
