@@ -681,6 +681,11 @@ class FakeMirrorStore:
     def synced_calendars(self, principal: Principal, connection_id: str) -> list[tuple[str, SyncCursor]]:
         return [(c, cursor) for _, c, cursor in self.synced(principal, connection_id)]
 
+    def forget_unlisted(self, principal: Principal, connection_id: str) -> None:
+        pk = _pk(principal)
+        for sk, _ in self._table.query(pk, unlisted_sk(connection_id, ""), _Unlisted):
+            self._table.delete(pk, sk)
+
     def synced(self, principal: Principal, connection_id: str | None = None) -> list[tuple[str, str, SyncCursor]]:
         prefix = sync_sk(connection_id, "") if connection_id else SYNC_SK_PREFIX
         return [

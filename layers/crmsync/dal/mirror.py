@@ -362,6 +362,14 @@ class MirrorStore:
                     batch.delete(ExternalEventItem(pk, prefix + event_id))
         return len(event_ids)
 
+    def forget_unlisted(self, principal: Principal, connection_id: str) -> None:
+        """Delete the connection's records of created events no listing has shown, also of
+        calendars that never got a cursor (a push made before the first sync): a disconnect
+        leaves nothing of the connection behind."""
+        pk = user_pk(principal.tenant_id, principal.user_id)
+        for item in UnlistedEventsItem.query(pk, UnlistedEventsItem.sk.startswith(unlisted_sk(connection_id, ""))):
+            item.delete()
+
     def synced_calendars(self, principal: Principal, connection_id: str) -> list[tuple[str, SyncCursor]]:
         """Every calendar of the connection that has a cursor, with it."""
         return [(c, cursor) for _, c, cursor in self.synced(principal, connection_id)]

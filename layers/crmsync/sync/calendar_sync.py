@@ -439,3 +439,4 @@ class CalendarSync:
         """After a disconnect: delete every mirrored event and cursor of the connection."""
         for calendar_id, _ in self._mirror.synced_calendars(principal, connection_id):
             self._mirror.forget(principal, connection_id, calendar_id)
+        self._mirror.forget_unlisted(principal, connection_id)
