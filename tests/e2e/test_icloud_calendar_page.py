@@ -14,7 +14,7 @@ from playwright.sync_api import Browser as Chromium
 from playwright.sync_api import Page, expect
 
 from tests.e2e.test_calendar_page import connected_demo_account, open_page
-from tests.e2e.test_integrations_api import Browser
+from tests.e2e.test_integrations_api import Browser, check_accounts
 from tests.support import clock
 from tests.support.caldav_user import CalDavUser
 
@@ -91,7 +91,7 @@ def test_a_revoked_app_specific_password_is_explained_and_reconnect_opens_the_ic
     page, _ = sized
     user, _ = connect_icloud(stack, alice)
     stack.caldav.remove_user(user.email)  # revoked at account.apple.com
-    stack.fire("ConnectionHealth")
+    check_accounts(stack, user.email)
     stack.drain()
     open_page(page, stack, alice)
 

@@ -10,6 +10,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
+from tests.e2e.test_integrations_api import check_accounts
 from tests.support.caldav_user import CalDavUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -105,7 +106,7 @@ def test_a_revoked_password_asks_for_a_new_one_through_the_form(page: Page, stac
 
     stack.drain()  # the check queued at connect
     stack.caldav.remove_user(user.email)  # the user revokes it at account.apple.com
-    stack.fire("ConnectionHealth")
+    check_accounts(stack, user.email)
     stack.drain()
     page.reload()
 

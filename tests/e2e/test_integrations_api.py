@@ -4,12 +4,15 @@ handlers in Lambda-like worker processes, SQS delivery, schedules, the Google em
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
+from crmsync.messaging.messages import ConnectionCheck
+from crmsync.models.connection import CONNECTION_SK_PREFIX
 from tests.support import clock
 from tests.support.google_consent import consent, query
 from tests.support.google_user import GoogleCalendarUser
@@ -52,6 +55,40 @@ class Browser:
         return response.json()["items"]
 
 
+def check_accounts(stack, email: str) -> None:
+    """The health check of every connection of ``email``: what the 6-hourly schedule queues for
+    each of them (a ``connection.check``), for these only, then drained. Firing the schedule
+    itself would check every connection the session's stack holds (hundreds, late in a run);
+    the schedule's fan-out has tests of its own (test_sync_safety_net.py,
+    test_microsoft_signin_api.py, the scheduler's unit tests)."""
+    dynamodb = stack.aws_client("dynamodb")
+    table = stack.function_environment("ApiFunction")["CONNECTIONS_TABLE"]
+    found = dynamodb.scan(
+        TableName=table,
+        FilterExpression="email = :email AND begins_with(sk, :conn)",
+        ExpressionAttributeValues={":email": {"S": email.lower()}, ":conn": {"S": CONNECTION_SK_PREFIX}},
+        ConsistentRead=True,
+    )["Items"]
+    assert found, f"no connection of {email}"
+    sqs = stack.aws_client("sqs")
+    queue_url = stack.function_environment("SyncWorkerFunction")["SYNC_QUEUE_URL"]
+    for item in found:
+        check = ConnectionCheck(
+            tenant_id=item["tenant_id"]["S"],
+            user_id=item["user_id"]["S"],
+            connection_id=item["connection_id"]["S"],
+            reason="scheduled",
+            occasion=uuid.uuid4().hex,
+        )
+        sqs.send_message(
+            QueueUrl=queue_url,
+            MessageBody=check.model_dump_json(),
+            MessageGroupId=check.group_id,
+            MessageDeduplicationId=check.deduplication_id,
+        )
+    stack.drain()
+
+
 def needs_reauth(stack, email: str) -> None:
     """The user removed our access in their Google account; the health check notices."""
     requests.post(
@@ -59,8 +96,7 @@ def needs_reauth(stack, email: str) -> None:
         json={"email": email, "client_id": "crmsync-local-client"},
         timeout=10,
     ).raise_for_status()
-    stack.fire("ConnectionHealth")
-    stack.drain()
+    check_accounts(stack, email)
 
 
 @pytest.fixture

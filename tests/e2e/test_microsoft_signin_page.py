@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from devstack.faketime import without_clock_variables
 from tests.e2e.conftest import CHROMIUM_FLAGS
+from tests.e2e.test_integrations_api import check_accounts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -122,7 +123,7 @@ def test_a_microsoft_account_that_needs_reauthorization_is_reconnected_in_place(
     connection_id = row.get_attribute("data-id")
     stack.drain()
     stack.microsoft.revoke_grants(account)
-    stack.fire("ConnectionHealth")
+    check_accounts(stack, account)
     stack.drain()
     page.reload()
     expect(row).to_have_attribute("data-status", "needs_reauth")

@@ -24,7 +24,7 @@ from devstack.microsoft.graph.faults import Fault
 from tests.e2e.browser_checks import axe_violations, shoot
 from tests.e2e.conftest import CHROMIUM_FLAGS
 from tests.e2e.test_calendar_page import open_page
-from tests.e2e.test_integrations_api import Browser
+from tests.e2e.test_integrations_api import Browser, check_accounts
 from tests.e2e.test_microsoft_signin_page import _server_key_pin
 from tests.support import clock
 from tests.support.google_user import GoogleCalendarUser
@@ -151,7 +151,7 @@ def test_an_outlook_calendar_linked_through_the_page_gets_one_event_per_booking_
     # Microsoft revokes the grant: the health check marks the account; its Reconnect on this
     # page goes to Microsoft's consent (not Google's) for the same account.
     stack.microsoft.revoke_grants(outlook)
-    stack.fire("ConnectionHealth")
+    check_accounts(stack, outlook)
     stack.drain()
     page.reload()
     expect(account.locator(".warning")).to_contain_text("Outlook no longer accepts this account's access")
