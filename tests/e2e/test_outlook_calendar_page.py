@@ -9,45 +9,29 @@ Microsoft's consent page. Chromium trusts only the emulator's server key
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser as Chromium
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from devstack.faketime import without_clock_variables
 from devstack.microsoft.graph.faults import Fault
 from tests.e2e.browser_checks import axe_violations, shoot
-from tests.e2e.conftest import CHROMIUM_FLAGS
 from tests.e2e.test_calendar_page import open_page
 from tests.e2e.test_integrations_api import Browser, check_accounts
-from tests.e2e.test_microsoft_signin_page import _server_key_pin
+
+# Chromium trusting the emulator's server key only (that module says why): its fixture, shared.
+from tests.e2e.test_microsoft_signin_page import browser  # noqa: F401
 from tests.support import clock
 from tests.support.google_user import GoogleCalendarUser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
-@pytest.fixture(scope="module")
-def browser(stack: Any) -> Iterator[Chromium]:
-    """Chromium with the conftest's flags, trusting the emulator's server key only."""
-    executable = shutil.which("chromium")
-    assert executable, "Debian's chromium is installed by `make deps`"
-    flags = [*CHROMIUM_FLAGS, f"--ignore-certificate-errors-spki-list={_server_key_pin(stack)}"]
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=executable, args=flags, env=without_clock_variables(os.environ)
-        )
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
-def page(browser: Chromium) -> Iterator[Page]:
+def page(browser: Chromium) -> Iterator[Page]:  # noqa: F811
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(20_000)
