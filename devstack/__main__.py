@@ -302,7 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--schedule-scale",
         type=float,
         default=float(os.environ.get("DEVSTACK_SCHEDULE_SCALE", "1")),
-        help="multiply rate() periods (e.g. 0.001 fires a 6-hour schedule every ~22 s)",
+        help=(
+            "multiply rate() periods (e.g. 0.01 fires the 5-minute schedules every 3 s, each one period"
+            " later in scheduled time: a 6-hour sweep of every account then takes ~4 min)"
+        ),
     )
     up.add_argument("--visibility-timeout", type=int, default=None, help="override every queue's VisibilityTimeout")
     up.add_argument("--quiet", action="store_true", help="do not echo function logs")

@@ -581,11 +581,12 @@ class Stack:
             raise RuntimeError("the stack is not started")
         return self.sqs.drain(timeout)
 
-    def fire(self, schedule: str) -> InvocationResult:
-        """Fire a schedule by name, event logical id or `Function.Event`."""
+    def fire(self, schedule: str, at: datetime | None = None) -> InvocationResult:
+        """Fire a schedule by name, event logical id or `Function.Event`, as scheduled for
+        `at` (default now)."""
         if self.schedules is None:
             raise RuntimeError("the stack is not started")
-        return self.schedules.fire(schedule)
+        return self.schedules.fire(schedule, at)
 
     def deliver_mail(
         self,

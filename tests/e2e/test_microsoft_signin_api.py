@@ -13,7 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from crmsync.domain.sweeps import Sweep
 from tests.support.microsoft_consent import consent
+from tests.support.sweeps import fire_sweep_for
 
 pytestmark = [pytest.mark.e2e]
 
@@ -121,7 +123,7 @@ def test_sign_in_connects_the_account_reconnecting_keeps_one_and_disconnect_remo
 
 
 def test_the_health_check_refreshes_through_msal_until_the_user_revokes(
-    stack: Any, alice: Browser, work_account: str
+    stack: Any, alice: Browser, work_account: str, unique: str
 ) -> None:
     """The worker's check refreshes the stored token cache with MSAL over https (the functions
     trust the emulator through REQUESTS_CA_BUNDLE); once the user's sessions are revoked the
@@ -130,7 +132,7 @@ def test_the_health_check_refreshes_through_msal_until_the_user_revokes(
     stack.drain()
     assert [i["status"] for i in alice.listing()["items"]] == ["connected"]
     stack.microsoft.revoke_grants(work_account)
-    stack.fire("ConnectionHealth")
+    fire_sweep_for(stack, Sweep.HEALTH, f"tenant-{unique}", "alice", connected)
     stack.drain()
     items = alice.listing()["items"]
     assert [(i["id"], i["status"]) for i in items] == [(connected, "needs_reauth")]

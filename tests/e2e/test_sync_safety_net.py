@@ -9,10 +9,12 @@ from datetime import timedelta
 import pytest
 import requests
 
+from crmsync.domain.sweeps import Sweep
 from tests.e2e.test_integrations_api import Browser
 from tests.support import clock
 from tests.support.google_consent import consent
 from tests.support.google_user import GoogleCalendarUser
+from tests.support.sweeps import fire_sweep_for
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +40,9 @@ def test_a_change_whose_notification_was_lost_arrives_with_the_scheduled_sweep(s
     stack.drain()
     assert alice.api("GET", "/v1/availability", params=window).json()["busy"] == []  # nothing told us
 
-    stack.fire("ConnectionHealth")  # the 6-hourly schedule
+    # The 6-hourly health check, at the tick whose slot holds this connection.
+    (connection,) = alice.api("GET", "/v1/integrations").json()["items"]
+    fire_sweep_for(stack, Sweep.HEALTH, f"tenant-{unique}", "alice", connection["id"])
     stack.drain()  # health checks, then the syncs they queue
 
     busy = alice.api("GET", "/v1/availability", params=window).json()["busy"]

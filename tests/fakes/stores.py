@@ -50,6 +50,7 @@ from crmsync.domain import (
 from crmsync.domain.contacts import ContactsSync
 from crmsync.domain.ids import check_id
 from crmsync.domain.mail_sync import MailSync
+from crmsync.domain.sweeps import Sweep, sweep_key
 from crmsync.errors import BookingConflict, Conflict, OAuthStateError
 from crmsync.guard import Decision, GuardedResource, PendingDeletions
 from crmsync.models.appointment import APPOINTMENT_SK_PREFIX, PUSH_DUE_SHARDS, push_due_at_key
@@ -290,6 +291,11 @@ class FakeConnectionStore:
         for stored in self._table.scan(CONNECTION_SK_PREFIX, StoredConnection):
             c = stored.connection
             yield Principal(c.tenant_id, c.user_id), c.connection_id
+
+    def due(self, key: str) -> Iterator[tuple[Principal, str]]:
+        for principal, connection_id in self.all_keys():
+            if sweep_key(Sweep.HEALTH, principal.tenant_id, principal.user_id, connection_id) == key:
+                yield principal, connection_id
 
     def of_providers(self, providers: frozenset[str]) -> Iterator[tuple[Principal, str, ConnectionStatus]]:
         for stored in self._table.scan(CONNECTION_SK_PREFIX, StoredConnection):
@@ -1043,6 +1049,11 @@ class FakeContactsSyncStore:
             if current.connection_id:
                 yield principal, current.connection_id
 
+    def due(self, key: str) -> Iterator[tuple[Principal, str]]:
+        for principal, connection_id in self.enabled():
+            if sweep_key(Sweep.CONTACTS, principal.tenant_id, principal.user_id) == key:
+                yield principal, connection_id
+
 
 class FakeMailSyncStore:
     """:class:`crmsync.dal.mail_sync.MailSyncStore` and :class:`MailboxDirectory`, in memory."""
@@ -1077,6 +1088,11 @@ class FakeMailSyncStore:
         for principal, current in self.settings.items():
             if current.connection_id:
                 yield principal, current
+
+    def due(self, key: str) -> Iterator[tuple[Principal, str]]:
+        for principal, current in self.enabled():
+            if current.connection_id and sweep_key(Sweep.MAIL, principal.tenant_id, principal.user_id) == key:
+                yield principal, current.connection_id
 
     def register(self, principal: Principal, connection_id: str, email: str) -> None:
         self.mailboxes[(email.lower(), principal)] = connection_id

@@ -17,8 +17,9 @@ import pytest
 
 from crmsync.app.wiring import Graph
 from crmsync.domain import CalendarRef, ConnectionStatus, Principal
+from crmsync.domain.sweeps import TICK, tick_of
 from crmsync.messaging.messages import CalendarSyncRequest
-from crmsync.sync.polling import CONFLICT_TICKS, TICK, conflict_slot, tick_of
+from crmsync.sync.polling import CONFLICT_TICKS, conflict_slot
 from devstack.caldav import CalDavServer
 from tests.fakes.world import FakeGraph
 from tests.support import clock

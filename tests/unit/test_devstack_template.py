@@ -72,29 +72,19 @@ def test_routes_auth_and_event_sources(real: Template) -> None:
     (source,) = resolved.sqs_sources
     assert (source.function, source.queue, source.batch_size) == ("SyncWorkerFunction", "SyncQueue", 10)
     assert source.report_batch_item_failures
-    health, sweep, contacts, mail, poll = resolved.schedules
-    assert health.name == "crmsync-local-connection-health"
-    assert health.kind == "ScheduleV2"
-    assert health.expression == "rate(6 hours)"
-    assert health.input == '{"job": "connection_health"}'
-    assert (sweep.name, sweep.kind, sweep.expression) == ("crmsync-local-push-sweep", "ScheduleV2", "rate(5 minutes)")
-    assert sweep.input == '{"job": "push_sweep"}'
-    assert (contacts.name, contacts.kind, contacts.expression) == (
-        "crmsync-local-contacts-sync",
-        "ScheduleV2",
-        "rate(15 minutes)",
-    )
-    assert contacts.input == '{"job": "contacts_sync"}'
-    assert (mail.name, mail.expression, mail.input) == (
-        "crmsync-local-mail-sync",
-        "rate(1 hour)",
-        '{"job": "mail_sync"}',
-    )
-    assert (poll.name, poll.expression, poll.input) == (
-        "crmsync-local-calendar-poll",
-        "rate(5 minutes)",
-        '{"job": "calendar_poll"}',
-    )
+    # Every schedule ticks every 5 minutes and passes Scheduler's scheduled time; each job
+    # reads its slot of that tick (crmsync.domain.sweeps).
+    at = '"at": "<aws.scheduler.scheduled-time>"'
+    assert [(s.name, s.kind, s.expression, s.input) for s in resolved.schedules] == [
+        (f"crmsync-local-{name}", "ScheduleV2", "rate(5 minutes)", f'{{"job": "{job}", {at}}}')
+        for name, job in [
+            ("connection-health", "connection_health"),
+            ("push-sweep", "push_sweep"),
+            ("contacts-sync", "contacts_sync"),
+            ("mail-sync", "mail_sync"),
+            ("calendar-poll", "calendar_poll"),
+        ]
+    ]
 
 
 def test_resources(real: Template) -> None:

@@ -1,6 +1,11 @@
-"""Scheduled jobs. The schedule's Input names the job: ``{"job": "connection_health"}``,
-``{"job": "push_sweep"}``, ``{"job": "contacts_sync"}``, ``{"job": "mail_sync"}``,
-``{"job": "calendar_poll"}``."""
+"""Scheduled jobs. The schedule's Input names the job and passes the time it was scheduled
+for: ``{"job": "connection_health", "at": "<aws.scheduler.scheduled-time>"}`` (EventBridge
+Scheduler fills the placeholder), and likewise ``push_sweep``, ``contacts_sync``,
+``mail_sync`` and ``calendar_poll``. Every schedule fires every 5 minutes; the health check,
+the contacts sync and the mail safety net each read the one slot of their items due at that
+tick (:mod:`crmsync.domain.sweeps`), so each item keeps its period (6 hours, 15 minutes, an
+hour) and a period's work is spread evenly over its ticks. Reading the scheduled time rather
+than the clock keeps a retried or late invocation on its own tick's slot."""
 
 from __future__ import annotations
 
@@ -12,20 +17,36 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from crmsync.app.wiring import graph
+from crmsync.domain.sweeps import Sweep, due_key, tick_start
 
 log = logging.getLogger(__name__)
 
 
-def connection_health(metrics: Metrics) -> dict[str, Any]:
-    """Enqueue a health check for every connection. The occasion (the hour) makes a repeated
-    firing within the same hour a no-op at the queue."""
-    occasion = datetime.now(UTC).strftime("%Y-%m-%dT%H")
-    sent = graph().integrations.enqueue_health_checks(occasion)
+def scheduled_time(event: Any) -> datetime:
+    """The time the schedule was due (``at``), else now (an invocation by hand)."""
+    raw = event.get("at") if isinstance(event, dict) else None
+    if isinstance(raw, str):
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            log.warning("scheduled time unreadable; using the clock", extra={"at": raw[:40]})
+        else:
+            if moment.tzinfo is not None:
+                return moment.astimezone(UTC)
+            log.warning("scheduled time without a zone; using the clock", extra={"at": raw[:40]})
+    return datetime.now(UTC)
+
+
+def connection_health(metrics: Metrics, at: datetime) -> dict[str, Any]:
+    """Enqueue a health check for every connection of the tick's slot (each connection every
+    6 hours). The occasion (the tick) makes a repeated firing of the tick a no-op at the queue."""
+    due = due_key(Sweep.HEALTH, at)
+    sent = graph().integrations.enqueue_health_checks(f"{tick_start(at):%Y-%m-%dT%H:%M}", due)
     metrics.add_metric(name="HealthChecksEnqueued", unit=MetricUnit.Count, value=sent)
-    return {"job": "connection_health", "enqueued": sent}
+    return {"job": "connection_health", "slot": due, "enqueued": sent}
 
 
-def push_sweep(metrics: Metrics) -> dict[str, Any]:
+def push_sweep(metrics: Metrics, at: datetime) -> dict[str, Any]:
     """Enqueue again the appointment pushes due for over 2 minutes (their message was lost,
     e.g. the queue refused it). Each sweep's occasion is its 5-minute bucket."""
     swept = graph().appointments.sweep_pushes()
@@ -36,41 +57,52 @@ def push_sweep(metrics: Metrics) -> dict[str, Any]:
     return {"job": "push_sweep", "enqueued": swept.enqueued, "cleaned": swept.cleaned, "failed": swept.failed}
 
 
-def contacts_sync(metrics: Metrics) -> dict[str, Any]:
-    """Enqueue a contacts sync for every user with contacts sync on (People has no push). The
-    occasion is the 15-minute bucket: a repeated firing within it is a no-op at the queue."""
-    moment = datetime.now(UTC)
-    occasion = f"scheduled@{moment.strftime('%Y-%m-%dT%H')}:{moment.minute // 15 * 15:02d}"
-    sent = graph().contact_sync_requests.enqueue_all(occasion)
+def contacts_sync(metrics: Metrics, at: datetime) -> dict[str, Any]:
+    """Enqueue a contacts sync for every user with contacts sync on in the tick's slot (People
+    has no push: each user every 15 minutes). The occasion is the tick: a repeated firing of
+    it is a no-op at the queue."""
+    due = due_key(Sweep.CONTACTS, at)
+    sent = graph().contact_sync_requests.enqueue_all(f"scheduled@{tick_start(at):%Y-%m-%dT%H:%M}", due)
     metrics.add_metric(name="ContactSyncsEnqueued", unit=MetricUnit.Count, value=sent)
-    return {"job": "contacts_sync", "enqueued": sent}
+    return {"job": "contacts_sync", "slot": due, "enqueued": sent}
 
 
-def mail_sync(metrics: Metrics) -> dict[str, Any]:
+def mail_sync(metrics: Metrics, at: datetime) -> dict[str, Any]:
     """The safety net of two-way mail sync (F8): every hour, a history sync of every synced
     mailbox — Gmail's pushes "may be delayed or dropped" — which also renews each watch once
     a day and resumes a backfill whose next step was lost. A no-op costs one Gmail request.
-    The occasion is the hour: a repeated firing within it is a no-op at the queue."""
-    occasion = f"scheduled@{datetime.now(UTC):%Y-%m-%dT%H}"
+    Each tick takes its slot's mailboxes; the occasion is the tick: a repeated firing of it is
+    a no-op at the queue."""
+    due = due_key(Sweep.MAIL, at)
+    occasion = f"scheduled@{tick_start(at):%Y-%m-%dT%H:%M}"
     root = graph()
     sent = 0
-    for principal, state in root.mail_sync_store.enabled():
-        if state.connection_id:
-            root.mail_sync_requests.request(principal, state.connection_id, "scheduled", occasion)
-            sent += 1
+    for principal, connection_id in root.mail_sync_store.due(due):
+        root.mail_sync_requests.request(principal, connection_id, "scheduled", occasion)
+        sent += 1
     metrics.add_metric(name="MailSyncsEnqueued", unit=MetricUnit.Count, value=sent)
-    return {"job": "mail_sync", "enqueued": sent}
+    return {"job": "mail_sync", "slot": due, "enqueued": sent}
 
 
-def calendar_poll(metrics: Metrics) -> dict[str, Any]:
+def calendar_poll(metrics: Metrics, at: datetime) -> dict[str, Any]:
     """Every 5 minutes: poll the calendars that send no change notifications (CalDAV,
     iCloud) — linked calendars at each tick, conflict calendars every third tick
     (:mod:`crmsync.sync.polling`). A repeated firing within the tick is a no-op at the queue."""
-    swept = graph().calendar_poller.poll_due()
+    swept = graph().calendar_poller.poll_due(at)
     metrics.add_metric(name="CalendarPollsEnqueued", unit=MetricUnit.Count, value=swept.calendars)
     if swept.failed:
         metrics.add_metric(name="CalendarPollSendFailures", unit=MetricUnit.Count, value=swept.failed)
     return {"job": "calendar_poll", "accounts": swept.accounts, "enqueued": swept.calendars, "failed": swept.failed}
+
+
+def backfill_sweeps(metrics: Metrics, at: datetime) -> dict[str, Any]:
+    """Not scheduled: run once by hand after deploying the ``sweeps`` index, so items stored
+    before it get their slot (:mod:`crmsync.dal.sweeps`)."""
+    from crmsync.dal.sweeps import backfill_sweep_slots
+
+    given = backfill_sweep_slots()
+    metrics.add_metric(name="SweepSlotsBackfilled", unit=MetricUnit.Count, value=given)
+    return {"job": "backfill_sweeps", "given": given}
 
 
 JOBS = {
@@ -79,6 +111,7 @@ JOBS = {
     "contacts_sync": contacts_sync,
     "mail_sync": mail_sync,
     "calendar_poll": calendar_poll,
+    "backfill_sweeps": backfill_sweeps,
 }
 
 
@@ -88,4 +121,4 @@ def run_job(event: Any, metrics: Metrics) -> dict[str, Any]:
     if job is None:
         log.error("rejected scheduled event: unknown job", extra={"job": str(name)[:64]})
         return {"job": name, "error": "unknown job"}
-    return job(metrics)
+    return job(metrics, scheduled_time(event))

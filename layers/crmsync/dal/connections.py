@@ -9,6 +9,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from crmsync.dal import condition_failed
 from crmsync.domain import Connection, ConnectionStatus, CredentialKind, Principal, StoredConnection
+from crmsync.domain.sweeps import Sweep, sweep_key
 from crmsync.errors import Conflict
 from crmsync.models.connection import (
     CONNECTION_SK_PREFIX,
@@ -131,6 +132,7 @@ class ConnectionStore:
             # An app-specific password's calendars (CalDAV) send no notifications: polled.
             polled = polled or credential_kind is CredentialKind.APP_PASSWORD
             item.poll_shard = poll_shard(principal.tenant_id, principal.user_id, connection_id) if polled else None
+        item.sweep = sweep_key(Sweep.HEALTH, principal.tenant_id, principal.user_id, connection_id)
         try:
             item.save()
         except PutError as exc:
@@ -220,6 +222,12 @@ class ConnectionStore:
             ConnectionItem.sk.startswith(CONNECTION_SK_PREFIX),
             attributes_to_get=["tenant_id", "user_id", "connection_id"],
         ):
+            yield Principal(item.tenant_id, item.user_id), item.connection_id
+
+    def due(self, key: str) -> Iterator[tuple[Principal, str]]:
+        """The connections in one slot of the health check's sweep (the sparse ``sweeps``
+        index: no scan of the table): for the scheduled health check only."""
+        for item in ConnectionItem.sweeps.query(key):
             yield Principal(item.tenant_id, item.user_id), item.connection_id
 
     def of_providers(self, providers: frozenset[str]) -> Iterator[tuple[Principal, str, ConnectionStatus]]:

@@ -10,6 +10,7 @@ from pynamodb.exceptions import DoesNotExist, PutError
 from crmsync.dal import condition_failed
 from crmsync.domain import Principal
 from crmsync.domain.contacts import ContactsSync
+from crmsync.domain.sweeps import Sweep, sweep_key
 from crmsync.errors import Conflict
 from crmsync.models.keys import check_id, user_pk
 from crmsync.models.settings import CONTACTS_SYNC_SK, ContactsSyncItem
@@ -50,6 +51,7 @@ class ContactsSyncStore:
             item.enabled_at = now if connection_id else None
         item.connection_id = connection_id
         item.link_primary = bool(connection_id and link_primary) or None
+        item.sweep = sweep_key(Sweep.CONTACTS, principal.tenant_id, principal.user_id) if connection_id else None
         item.updated_at = now
         try:
             item.save()
@@ -72,6 +74,13 @@ class ContactsSyncStore:
             if condition_failed(exc):
                 raise Conflict("The contacts sync settings changed meanwhile; try again.") from exc
             raise
+
+    def due(self, key: str) -> Iterator[tuple[Principal, str]]:
+        """The users with contacts sync on in one slot of the scheduled sync's sweep (the
+        sparse ``sweeps`` index: no scan of the table), and their contacts account."""
+        for item in ContactsSyncItem.sweeps.query(key):
+            if item.connection_id:
+                yield Principal(item.tenant_id, item.user_id), item.connection_id
 
     def enabled(self) -> Iterator[tuple[Principal, str]]:
         """Every user with contacts sync on, and their contacts account: scheduled jobs only."""

@@ -10,6 +10,7 @@ from pynamodb.exceptions import DoesNotExist, PutError
 from crmsync.dal import condition_failed
 from crmsync.domain import Principal
 from crmsync.domain.mail_sync import DEFAULT_WINDOW_DAYS, Backfill, MailSync
+from crmsync.domain.sweeps import Sweep, sweep_key
 from crmsync.errors import Conflict
 from crmsync.models.keys import check_id, user_pk
 from crmsync.models.mail_sync import MAIL_SYNC_SK, MailboxLookupItem, MailSyncItem, mailbox_pk, mailbox_sk
@@ -66,6 +67,7 @@ class MailSyncStore:
             user_id=principal.user_id,
         )
         change(item)
+        item.sweep = sweep_key(Sweep.MAIL, principal.tenant_id, principal.user_id) if item.connection_id else None
         item.updated_at = datetime.now(UTC)
         try:
             item.save()
@@ -140,6 +142,13 @@ class MailSyncStore:
             return self._change(principal, change)
         except _NotSynced:
             return None
+
+    def due(self, key: str) -> Iterator[tuple[Principal, str]]:
+        """The users with mail sync on in one slot of the hourly safety net's sweep (the
+        sparse ``sweeps`` index: no scan of the table), and their mailbox's connection."""
+        for item in MailSyncItem.sweeps.query(key):
+            if item.connection_id:
+                yield Principal(item.tenant_id, item.user_id), item.connection_id
 
     def enabled(self) -> Iterator[tuple[Principal, MailSync]]:
         """Every user with mail sync on: scheduled jobs only (a scan)."""

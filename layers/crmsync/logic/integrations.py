@@ -429,10 +429,12 @@ class Integrations:
         )
         return status if updated else None
 
-    def enqueue_health_checks(self, occasion: str) -> int:
-        """Scheduled sweep: one check per connection of every tenant."""
+    def enqueue_health_checks(self, occasion: str, due: str | None = None) -> int:
+        """Scheduled sweep: one check per connection in the slot ``due``
+        (:mod:`crmsync.domain.sweeps`), or of every tenant when None."""
         sent = 0
-        for principal, connection_id in self._connections.all_keys():
+        keys = self._connections.all_keys() if due is None else self._connections.due(due)
+        for principal, connection_id in keys:
             self._queue.send(
                 ConnectionCheck(
                     tenant_id=principal.tenant_id,

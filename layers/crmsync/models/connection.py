@@ -14,6 +14,7 @@ from pynamodb.attributes import (
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 
 from crmsync.models.base import OwnedItem
+from crmsync.models.sweeps import SweepsIndex
 
 CONNECTION_SK_PREFIX = "CONN#"
 #: ``poll_shard`` values: the calendar poll reads this many shards of ``polled_connections``.
@@ -37,6 +38,10 @@ class PolledConnections(GlobalSecondaryIndex["ConnectionItem"]):
 
     poll_shard = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+
+
+class ConnectionSweeps(SweepsIndex["ConnectionItem"]):
+    """Connections by their health-check slot."""
 
 
 class ConnectionItem(OwnedItem):
@@ -65,4 +70,7 @@ class ConnectionItem(OwnedItem):
     #: connections of a polled provider; none today: Microsoft's were, before Graph subscriptions).
     poll_shard = UnicodeAttribute(null=True)
     polled_connections = PolledConnections()
+    #: The health check's slot (:mod:`crmsync.domain.sweeps`); set on every save.
+    sweep = UnicodeAttribute(null=True)
+    sweeps = ConnectionSweeps()
     version = VersionAttribute()

@@ -12,6 +12,7 @@ from pynamodb.attributes import (
 )
 
 from crmsync.models.base import ConnectionsTableItem, OwnedItem
+from crmsync.models.sweeps import SweepsIndex
 from crmsync.security.secrets import sha256_hex
 
 MAIL_SYNC_SK = "SETTINGS#mailsync"
@@ -29,6 +30,10 @@ def mailbox_sk(tenant_id: str, user_id: str) -> str:
 
 def gmail_index_sk(connection_id: str, gmail_id: str) -> str:
     return f"{GMAIL_INDEX_SK_PREFIX}{connection_id}#{gmail_id}"
+
+
+class MailSyncSweeps(SweepsIndex["MailSyncItem"]):
+    """Mail-synced users by their hourly safety-net sync's slot."""
 
 
 class MailSyncItem(ConnectionsTableItem):
@@ -57,6 +62,9 @@ class MailSyncItem(ConnectionsTableItem):
     watch_expires_at = UTCDateTimeAttribute(null=True)
     watch_renewed_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute()
+    #: The hourly safety-net sync's slot (:mod:`crmsync.domain.sweeps`) while sync is on.
+    sweep = UnicodeAttribute(null=True)
+    sweeps = MailSyncSweeps()
     version = VersionAttribute()
 
 

@@ -13,6 +13,7 @@ from pynamodb.attributes import (
 )
 
 from crmsync.models.base import ConnectionsTableItem
+from crmsync.models.sweeps import SweepsIndex
 
 CALENDAR_SETTINGS_SK = "SETTINGS#calendar"
 TENANT_SETTINGS_SK = "TENANT#settings"
@@ -49,6 +50,10 @@ class TenantSettingsItem(ConnectionsTableItem):
     version = VersionAttribute()
 
 
+class ContactsSyncSweeps(SweepsIndex["ContactsSyncItem"]):
+    """Contacts-synced users by their scheduled sync's slot."""
+
+
 class ContactsSyncItem(ConnectionsTableItem):
     """The user's contacts sync (sk ``SETTINGS#contacts``): which connection is their
     contacts account. Absent or without ``connection_id``: off."""
@@ -61,6 +66,9 @@ class ContactsSyncItem(ConnectionsTableItem):
     #: known, unless a linked calendar is set by then (seed 004). Cleared when done.
     link_primary = BooleanAttribute(null=True)
     updated_at = UTCDateTimeAttribute()
+    #: The scheduled sync's slot (:mod:`crmsync.domain.sweeps`) while sync is on.
+    sweep = UnicodeAttribute(null=True)
+    sweeps = ContactsSyncSweeps()
     version = VersionAttribute()
 
 

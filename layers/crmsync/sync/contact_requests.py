@@ -1,5 +1,5 @@
 """Asking for contacts syncs (F10): People has no push, so the user's contacts account is
-synced every 15 minutes (the scheduler), when the CRM front end reports a login, on demand,
+synced every 15 minutes (the scheduler, spread over the period), when the CRM front end reports a login, on demand,
 and when contacts sync is turned on: each is one :class:`ContactSyncRequest` on the queue, in
 the user's FIFO group (syncs of one user never run in parallel)."""
 
@@ -41,11 +41,13 @@ class ContactSyncRequests:
         )
         return True
 
-    def enqueue_all(self, occasion: str) -> int:
-        """A scheduled sync for every user with contacts sync on; returns how many were sent.
+    def enqueue_all(self, occasion: str, due: str | None = None) -> int:
+        """A scheduled sync for every user with contacts sync on in the slot ``due``
+        (:mod:`crmsync.domain.sweeps`; None: every user); returns how many were sent.
         A send that fails is logged and the sweep goes on (the next one retries it)."""
         sent = 0
-        for principal, connection_id in self._settings.enabled():
+        users = self._settings.enabled() if due is None else self._settings.due(due)
+        for principal, connection_id in users:
             try:
                 self._queue.send(
                     ContactSyncRequest(

@@ -24,13 +24,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from crmsync.domain import CalendarSettings, ConnectedCalendar, Connection, ConnectionStatus, Principal
+
+# The scheduler's period (template.yaml ``CalendarPoll``) is the linked calendar's poll interval.
+from crmsync.domain.sweeps import TICK, tick_of
 from crmsync.messaging.messages import CalendarSyncRequest
 from crmsync.security.secrets import sha256_hex
 
 log = logging.getLogger(__name__)
 
-#: The scheduler's period (template.yaml ``CalendarPoll``): the linked calendar's poll interval.
-TICK = timedelta(minutes=5)
 #: Conflict calendars are polled at one tick in this many (every 15 minutes).
 CONFLICT_TICKS = 3
 #: The settings page polls a user's calendars at most this often.
@@ -68,11 +69,6 @@ class PollSweep:
     failed: int
 
 
-def tick_of(moment: datetime) -> int:
-    """The number of the :data:`TICK` the moment falls in (ticks count from the epoch)."""
-    return int(moment.timestamp()) // int(TICK.total_seconds())
-
-
 def conflict_slot(principal: Principal, connection_id: str) -> int:
     """Which of the :data:`CONFLICT_TICKS` ticks polls the connection's conflict calendars:
     a hash of the connection spreads the accounts evenly and keeps each one's rhythm."""
@@ -101,11 +97,12 @@ class CalendarPoller:
         #: When each user's calendars were last polled for the settings page (this container).
         self._page_polled: dict[Principal, datetime] = {}
 
-    def poll_due(self) -> PollSweep:
-        """The scheduled tick: queue a poll of every connected polled account's due calendars.
-        A failure to queue one account is logged and the sweep goes on (the next tick asks
-        again); a repeated firing within the tick is a no-op at the queue (same occasion)."""
-        moment = self._clock()
+    def poll_due(self, at: datetime | None = None) -> PollSweep:
+        """The scheduled tick (``at``: the time it was scheduled for; default the clock): queue
+        a poll of every connected polled account's due calendars. A failure to queue one
+        account is logged and the sweep goes on (the next tick asks again); a repeated firing
+        within the tick is a no-op at the queue (same occasion)."""
+        moment = at or self._clock()
         tick = tick_of(moment)
         occasion = f"{POLL}@{datetime.fromtimestamp(tick * TICK.total_seconds(), UTC):%Y-%m-%dT%H:%M}"
         accounts = calendars = failed = 0
