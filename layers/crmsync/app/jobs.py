@@ -18,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from crmsync.app.wiring import graph
 from crmsync.domain.sweeps import Sweep, due_key, tick_start
+from crmsync.messaging.queue import BatchReport
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,12 @@ def connection_health(metrics: Metrics, at: datetime) -> dict[str, Any]:
     """Enqueue a health check for every connection of the tick's slot (each connection every
     6 hours). The occasion (the tick) makes a repeated firing of the tick a no-op at the queue."""
     due = due_key(Sweep.HEALTH, at)
-    sent = graph().integrations.enqueue_health_checks(f"{tick_start(at):%Y-%m-%dT%H:%M}", due)
-    metrics.add_metric(name="HealthChecksEnqueued", unit=MetricUnit.Count, value=sent)
-    return {"job": "connection_health", "slot": due, "enqueued": sent}
+    root = graph()
+    with root.queue.batching() as batch:
+        sent = root.integrations.enqueue_health_checks(f"{tick_start(at):%Y-%m-%dT%H:%M}", due)
+    metrics.add_metric(name="HealthChecksEnqueued", unit=MetricUnit.Count, value=sent - batch.failed)
+    _failures(metrics, batch)
+    return {"job": "connection_health", "slot": due, "enqueued": sent - batch.failed, "failed": batch.failed}
 
 
 def push_sweep(metrics: Metrics, at: datetime) -> dict[str, Any]:
@@ -62,9 +66,12 @@ def contacts_sync(metrics: Metrics, at: datetime) -> dict[str, Any]:
     has no push: each user every 15 minutes). The occasion is the tick: a repeated firing of
     it is a no-op at the queue."""
     due = due_key(Sweep.CONTACTS, at)
-    sent = graph().contact_sync_requests.enqueue_all(f"scheduled@{tick_start(at):%Y-%m-%dT%H:%M}", due)
-    metrics.add_metric(name="ContactSyncsEnqueued", unit=MetricUnit.Count, value=sent)
-    return {"job": "contacts_sync", "slot": due, "enqueued": sent}
+    root = graph()
+    with root.queue.batching() as batch:
+        sent = root.contact_sync_requests.enqueue_all(f"scheduled@{tick_start(at):%Y-%m-%dT%H:%M}", due)
+    metrics.add_metric(name="ContactSyncsEnqueued", unit=MetricUnit.Count, value=sent - batch.failed)
+    _failures(metrics, batch)
+    return {"job": "contacts_sync", "slot": due, "enqueued": sent - batch.failed, "failed": batch.failed}
 
 
 def mail_sync(metrics: Metrics, at: datetime) -> dict[str, Any]:
@@ -77,22 +84,32 @@ def mail_sync(metrics: Metrics, at: datetime) -> dict[str, Any]:
     occasion = f"scheduled@{tick_start(at):%Y-%m-%dT%H:%M}"
     root = graph()
     sent = 0
-    for principal, connection_id in root.mail_sync_store.due(due):
-        root.mail_sync_requests.request(principal, connection_id, "scheduled", occasion)
-        sent += 1
-    metrics.add_metric(name="MailSyncsEnqueued", unit=MetricUnit.Count, value=sent)
-    return {"job": "mail_sync", "slot": due, "enqueued": sent}
+    with root.queue.batching() as batch:
+        for principal, connection_id in root.mail_sync_store.due(due):
+            root.mail_sync_requests.request(principal, connection_id, "scheduled", occasion)
+            sent += 1
+    metrics.add_metric(name="MailSyncsEnqueued", unit=MetricUnit.Count, value=sent - batch.failed)
+    _failures(metrics, batch)
+    return {"job": "mail_sync", "slot": due, "enqueued": sent - batch.failed, "failed": batch.failed}
 
 
 def calendar_poll(metrics: Metrics, at: datetime) -> dict[str, Any]:
     """Every 5 minutes: poll the calendars that send no change notifications (CalDAV,
     iCloud) — linked calendars at each tick, conflict calendars every third tick
     (:mod:`crmsync.sync.polling`). A repeated firing within the tick is a no-op at the queue."""
-    swept = graph().calendar_poller.poll_due(at)
-    metrics.add_metric(name="CalendarPollsEnqueued", unit=MetricUnit.Count, value=swept.calendars)
+    root = graph()
+    with root.queue.batching() as batch:
+        swept = root.calendar_poller.poll_due(at)
+    metrics.add_metric(name="CalendarPollsEnqueued", unit=MetricUnit.Count, value=swept.calendars - batch.failed)
     if swept.failed:
         metrics.add_metric(name="CalendarPollSendFailures", unit=MetricUnit.Count, value=swept.failed)
-    return {"job": "calendar_poll", "accounts": swept.accounts, "enqueued": swept.calendars, "failed": swept.failed}
+    _failures(metrics, batch)
+    return {
+        "job": "calendar_poll",
+        "accounts": swept.accounts,
+        "enqueued": swept.calendars - batch.failed,
+        "failed": swept.failed + batch.failed,
+    }
 
 
 def backfill_sweeps(metrics: Metrics, at: datetime) -> dict[str, Any]:
@@ -103,6 +120,12 @@ def backfill_sweeps(metrics: Metrics, at: datetime) -> dict[str, Any]:
     given = backfill_sweep_slots()
     metrics.add_metric(name="SweepSlotsBackfilled", unit=MetricUnit.Count, value=given)
     return {"job": "backfill_sweeps", "given": given}
+
+
+def _failures(metrics: Metrics, batch: BatchReport) -> None:
+    """Messages of a sweep the queue refused (each logged where it was refused)."""
+    if batch.failed:
+        metrics.add_metric(name="SweepSendFailures", unit=MetricUnit.Count, value=batch.failed)
 
 
 JOBS = {
