@@ -33,3 +33,12 @@ def test_the_functions_that_store_secrets_may_encrypt_with_the_token_key() -> No
     encrypts with KMS, which AWS refuses without kms:Encrypt."""
     allowed = {name for name, p in functions().items() if encrypts(p)}
     assert {"ApiFunction", "OAuthCallbackFunction", "SyncWorkerFunction"} <= allowed
+
+
+def test_the_sync_queue_is_a_high_throughput_fifo_queue() -> None:
+    """A FIFO queue's default limit is 300 calls a second per action for the whole queue (3,000
+    messages with batching): the capacity model's first AWS limit (docs/SCALE.md). High
+    throughput applies the limits per message group; it needs deduplication per group."""
+    queue = load_template(ROOT / "template.yaml").data["Resources"]["SyncQueue"]["Properties"]
+    assert queue["FifoQueue"] is True
+    assert (queue["DeduplicationScope"], queue["FifoThroughputLimit"]) == ("messageGroup", "perMessageGroupId")
