@@ -199,7 +199,9 @@ class Ledger:
                 done["requests"] += weight
                 done["rru"] += weight * item.rcu
                 done["wru"] += weight * item.wcu
-            self.requests[item.service][item.operation] += weight * (item.chunks if item.service != "dynamodb" else 1)
+            self.requests[item.service][item.operation] += weight * (item.chunks if item.service == "sqs" else 1)
+            if item.service == "events" and item.operation == "PutEvents":
+                self.requests["events"]["PutEvents entries"] += weight * item.chunks
             if item.service == "dynamodb":
                 tables = item.resources or ("?",)
                 share = 1 / len(tables)
@@ -292,7 +294,7 @@ def monthly_lines(
         add(f"CloudWatch Logs storage ({function})", n / 1e9 * 0.15 * p("logs_storage_gb_month"))
     service_prices = {
         ("sqs", None): "sqs_fifo_request",
-        ("events", "PutEvents"): "eventbridge_custom_event",
+        ("events", "PutEvents entries"): "eventbridge_custom_event",
         ("kms", None): "kms_request",
         ("secretsmanager", None): "secretsmanager_api_call",
         ("apigateway", None): "apigateway_http_request",

@@ -87,7 +87,8 @@ class Recorded:
     wcu: float = 0.0
     #: DynamoDB: per item touched, (table, {key attribute: hashed value}).
     keys: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
-    #: SQS: the MessageGroupIds sent (hashed) and the payload's 64 KB chunks.
+    #: SQS: the MessageGroupIds sent (hashed) and the payload's 64 KB chunks; EventBridge
+    #: PutEvents: its entries (each billed).
     groups: tuple[str, ...] = ()
     chunks: int = 1
     status: int = 0
@@ -264,6 +265,15 @@ def sqs_details(operation: str, headers: Mapping[str, str], body: bytes) -> tupl
     return url.rstrip("/").rsplit("/", 1)[-1], tuple(hashed(g) for g in groups), chunks
 
 
+def put_events_entries(body: bytes) -> int:
+    """EventBridge bills each entry of a PutEvents (per 64 KB), not the request."""
+    try:
+        entries = json.loads(body or b"{}").get("Entries") or []
+    except (ValueError, AttributeError):
+        return 1
+    return sum(max(1, -(-len(json.dumps(e)) // SQS_CHUNK)) for e in entries) or 1
+
+
 # ---------------------------------------------------------------------- the proxy
 
 
@@ -406,6 +416,8 @@ class CountingProxy:
         if service == "sqs":
             queue, groups, chunks = sqs_details(operation, headers, body)
             resources = (queue,) if queue else ()
+        elif service == "events" and operation == "PutEvents":
+            chunks = put_events_entries(body)
         elif service == "s3":
             bucket = urlsplit(path).path.strip("/").split("/", 1)[0]
             resources = (bucket,) if bucket else ()

@@ -27,7 +27,7 @@ def test_a_day_of_usage_is_priced_for_a_30_day_month_line_by_line() -> None:
         requests={
             "kms": {"Decrypt": 10_000},
             "sqs": {"SendMessage": 1_000_000},
-            "events": {"PutEvents": 1_000_000},
+            "events": {"PutEvents": 100_000, "PutEvents entries": 1_000_000},  # billed per entry
             "google": {"calendar.events.list": 5_000_000},  # no AWS price: no line
         },
         units={"ConnectionsTable": {"rru": 1_000_000, "wru": 1_000_000}},
@@ -41,7 +41,7 @@ def test_a_day_of_usage_is_priced_for_a_30_day_month_line_by_line() -> None:
     assert DAYS_PER_MONTH == 30
     expected = {
         "DynamoDB writes (ConnectionsTable)": 30 * 0.625,
-        "EventBridge PutEvents": 30 * 1.0,
+        "EventBridge PutEvents entries": 30 * 1.0,
         "CloudWatch Logs ingestion (SyncWorkerFunction)": 30 * 0.50,
         "SQS SendMessage": 30 * 0.50,
         "Lambda requests (SyncWorkerFunction)": 30 * 0.20,

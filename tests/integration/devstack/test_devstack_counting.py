@@ -44,6 +44,10 @@ def test_the_proxies_count_a_getitem_and_a_sendmessage_by_operation(stack, table
         assert (send.service, send.operation) == ("sqs", "SendMessage")
         assert send.resources == (queue.rsplit("/", 1)[-1],)
         assert send.groups == (hashed("group-1"),)
+        events = aws_client("events", aws_proxy.endpoint)
+        events.put_events(Entries=[{"Source": "count", "DetailType": "t", "Detail": "{}"}] * 3)
+        assert log.snapshot()[-1].operation == "PutEvents"
+        assert log.snapshot()[-1].chunks == 3  # EventBridge bills each entry
         put = next(r for r in log.snapshot() if r.operation == "PutItem")
         assert put.wcu == 2.0  # 1.5 KB written: 2 write units
     finally:
