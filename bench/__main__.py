@@ -15,6 +15,7 @@ from bench import (
     burst,
     caldav,
     contacts,
+    cost,
     emulator,
     gmail,
     graph,
@@ -472,6 +473,12 @@ def _polling_section() -> list[str]:
     ]
 
 
+def _cost_section() -> list[str]:
+    f = in_fresh_process("cost", cost.CostFigures)
+    print(f"cost: ${f.total_usd:.4f} per account per month ({f.accounts} accounts)", file=sys.stderr)
+    return [*cost.section(f), *cost.BEFORE_AFTER]
+
+
 #: Sections that can be measured alone (`python -m bench <name>`): the section is replaced in
 #: docs/PERFORMANCE.md (or added before the one named here), with its own date and machine.
 ALONE: dict[str, tuple[Callable[[], list[str]], str]] = {
@@ -482,6 +489,7 @@ ALONE: dict[str, tuple[Callable[[], list[str]], str]] = {
     "imports": (_imports_section, "## Google emulator throughput"),
     "gmail": (_gmail_section, "## BCC logging (local stack)"),
     "polling": (_polling_section, "## Contacts sync (local stack)"),
+    "cost": (_cost_section, "## Build artifacts (`make build`)"),
 }
 
 
@@ -535,6 +543,7 @@ def main() -> int:
         *_contacts_section(),
         *_gmail_section(),
         *_mail_section(),
+        *_cost_section(),
         "## Build artifacts (`make build`)",
         "",
     ]

@@ -31,6 +31,7 @@ from typing import Any, TextIO
 from werkzeug.wrappers import Request, Response
 
 from devstack.aws import MotoServer, aws_client, create_aws_resources, create_bus_tap
+from devstack.counting import CountingProxy, RequestLog
 from devstack.dynamodb_local import DynamoDBLocal, create_tables
 from devstack.faketime import clock_variables
 from devstack.issuer import ISSUER_PATH, Issuer
@@ -162,6 +163,7 @@ class Stack:
         log_stream: TextIO | None = None,
         ses_verdicts: Mapping[str, str] | None = None,
         bus_tap_sources: Sequence[str] = ("crmsync",),
+        count_requests: bool = False,
     ) -> None:
         self.root = Path(root).resolve()
         self.template_path = Path(template_path).resolve() if template_path else self.root / "template.yaml"
@@ -186,6 +188,11 @@ class Stack:
         self.account_id = account_id
         self.ses_verdicts = dict(ses_verdicts or {})
         self.bus_tap_sources = tuple(bus_tap_sources)
+        #: With ``count_requests``, the functions reach DynamoDB and moto through counting
+        #: proxies (devstack/counting.py) that record every request here (bench/cost.py).
+        self.count_requests = count_requests
+        self.requests = RequestLog()
+        self._proxies: dict[str, CountingProxy] = {}
 
         self.logs = LogBuffer()
         self.source = load_template(self.template_path)
@@ -349,6 +356,8 @@ class Stack:
             if ddb_error:
                 raise ddb_error[0]
         create_tables(self.dynamodb_endpoint, template, region=self.region)
+        if self.count_requests:
+            self._start_proxies(template)
 
         function_arns: dict[str, str] = {}
         for function in template.functions.values():
@@ -396,6 +405,15 @@ class Stack:
         if self.background:
             self.sqs.start()
             self.schedules.start(self.schedule_scale)
+
+    def _start_proxies(self, template: ResolvedTemplate) -> None:
+        dynamodb = CountingProxy(self.dynamodb_endpoint, self.requests, "dynamodb").start()
+        for table in template.tables.values():
+            attributes = [k["AttributeName"] for k in table.definition.get("KeySchema", []) if k["KeyType"] == "HASH"]
+            for index in table.definition.get("GlobalSecondaryIndexes", []):
+                attributes += [k["AttributeName"] for k in index["KeySchema"] if k["KeyType"] == "HASH"]
+            dynamodb.key_attributes[table.name] = tuple(dict.fromkeys(attributes))
+        self._proxies = {"dynamodb": dynamodb, "aws": CountingProxy(self.aws_endpoint, self.requests, "aws").start()}
 
     def _overrides(self) -> dict[str, str]:
         assert self.http is not None
@@ -492,6 +510,9 @@ class Stack:
             self.http.stop()
             self.http = None
         self.lambdas.close()
+        for proxy in self._proxies.values():
+            proxy.stop()
+        self._proxies = {}
         if self.google is not None:
             self.google.stop()
             self.google = None
@@ -669,8 +690,8 @@ class Stack:
                 "AWS_EXECUTION_ENV": f"AWS_Lambda_{function.runtime}",
                 "AWS_REGION": self.region,
                 "AWS_DEFAULT_REGION": self.region,
-                "AWS_ENDPOINT_URL": self.aws_endpoint,
-                "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
+                "AWS_ENDPOINT_URL": self._function_endpoint("aws", self.aws_endpoint),
+                "AWS_ENDPOINT_URL_DYNAMODB": self._function_endpoint("dynamodb", self.dynamodb_endpoint),
                 "LAMBDA_TASK_ROOT": str(function.code_uri),
                 "_HANDLER": function.handler,
                 **DUMMY_AWS_ENV,
@@ -686,6 +707,10 @@ class Stack:
             env["REQUESTS_CA_BUNDLE"] = str(self.microsoft.trust_bundle)
             env.pop("CURL_CA_BUNDLE", None)
         return env
+
+    def _function_endpoint(self, kind: str, endpoint: str) -> str:
+        proxy = self._proxies.get(kind)
+        return proxy.endpoint if proxy is not None else endpoint
 
     def worker_environment(self, logical_id: str) -> dict[str, str]:
         """`function_environment` plus the process basics a Lambda runtime has."""

@@ -272,6 +272,8 @@ class OAuthService:
         if isinstance(client, Response):
             return client
         grant_type = request.form.get("grant_type", "")
+        if self._ctx.calls is not None:  # counted like an API method (bench/cost.py)
+            self._ctx.calls.record("oauth2.token", "", {"grant_type": grant_type})
         if grant_type == "authorization_code":
             return self._exchange_code(request, client)
         if grant_type == "refresh_token":

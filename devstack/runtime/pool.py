@@ -38,6 +38,8 @@ PREWARM_LIMIT_SECONDS = 300.0
 
 LogSink = Callable[[str, str], None]
 """Receives `(function_logical_id, line)` for every line a worker writes."""
+InvocationObserver = Callable[["InvocationResult"], None]
+"""Hears of every finished invocation (its function, duration, init): the cost model's count."""
 
 
 @dataclass
@@ -391,6 +393,8 @@ class LambdaService:
 
     sinks: list[LogSink] = field(default_factory=list)
     pools: dict[str, FunctionPool] = field(default_factory=dict)
+    #: Called with each invocation's result once it is over (bench/cost.py counts them).
+    observers: list[InvocationObserver] = field(default_factory=list)
 
     def add_function(self, function: Function, env: Mapping[str, str], function_arn: str, concurrency: int = 8) -> None:
         """Register a function with the complete environment its workers get."""
@@ -413,7 +417,10 @@ class LambdaService:
 
     def invoke(self, function: str, event: Any) -> InvocationResult:
         """Invoke a function synchronously (RequestResponse)."""
-        return self.pool(function).invoke(event)
+        result = self.pool(function).invoke(event)
+        for observer in list(self.observers):
+            observer(result)
+        return result
 
     def prewarm(
         self, on_slow: Callable[[str, float], None] | None = None, patience: float = INIT_PATIENCE_SECONDS

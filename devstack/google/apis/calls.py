@@ -32,6 +32,14 @@ class CallCounter:
                 if method == method_id and (email is None or account == email) and wanted <= set(values)
             )
 
+    def totals(self) -> dict[str, int]:
+        """Requests per method id, every account together (the cost model's count)."""
+        totals: Counter[str] = Counter()
+        with self._lock:
+            for (method, _, _), n in self._counts.items():
+                totals[method] += n
+        return dict(totals)
+
     def clear(self) -> None:
         with self._lock:
             self._counts.clear()
