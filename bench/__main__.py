@@ -25,6 +25,7 @@ from bench import (
     mail,
     polling,
     push_latency,
+    scale,
     sizes,
     sync,
 )
@@ -476,6 +477,8 @@ def _polling_section() -> list[str]:
 def _cost_section() -> list[str]:
     f = in_fresh_process("cost", cost.CostFigures)
     print(f"cost: ${f.total_usd:.4f} per account per month ({f.accounts} accounts)", file=sys.stderr)
+    # The capacity model is made of the same counts (cached by the cost run): docs/SCALE.md.
+    scale.main()
     return [*cost.section(f), *cost.BEFORE_AFTER]
 
 
@@ -514,9 +517,12 @@ def rewrite_section(name: str) -> int:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["scale"]:  # docs/SCALE.md again from the last cost run's counts
+        scale.main()
+        return 0
     if sys.argv[1:]:
         if len(sys.argv) != 2 or sys.argv[1] not in ALONE:
-            print(f"usage: python -m bench [{' | '.join(ALONE)}]", file=sys.stderr)
+            print(f"usage: python -m bench [{' | '.join([*ALONE, 'scale'])}]", file=sys.stderr)
             return 2
         return rewrite_section(sys.argv[1])
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
