@@ -87,7 +87,14 @@ def grace(stack) -> str:
 
 @pytest.fixture
 def kms_cipher(service_env: dict[str, str]) -> TokenCipher:
-    return TokenCipher(service_env["TOKEN_KEY_ID"])
+    """The production cipher (credentials sealed under the month's data key), on this test's tables."""
+    from crmsync.dal.data_keys import DataKeyStore
+    from crmsync.models import bind_tables
+
+    bind_tables(
+        connections_table=service_env["CONNECTIONS_TABLE"], oauth_states_table=service_env["OAUTH_STATES_TABLE"]
+    )
+    return TokenCipher(service_env["TOKEN_KEY_ID"], data_keys=DataKeyStore())
 
 
 @pytest.fixture

@@ -23,15 +23,25 @@ def test_function_descriptions_fit_lambdas_256_characters() -> None:
     assert too_long == {}
 
 
-def encrypts(properties: dict[str, Any]) -> bool:
-    return any(isinstance(p, dict) and "KMSEncryptPolicy" in p for p in properties.get("Policies", []))
+def seals(properties: dict[str, Any]) -> bool:
+    """The function may make and open the credentials' data keys (crmsync.security.tokens)."""
+    for policy in properties.get("Policies", []):
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            actions = statement.get("Action", [])
+            condition = statement.get("Condition", {}).get("StringEquals", {})
+            if {"kms:GenerateDataKey", "kms:Decrypt"} <= set(actions) and condition.get(
+                "kms:EncryptionContext:purpose"
+            ) == "credential-data-key":
+                return True
+    return False
 
 
-def test_the_functions_that_store_secrets_may_encrypt_with_the_token_key() -> None:
+def test_the_functions_that_store_secrets_may_seal_them_under_a_data_key() -> None:
     """The API stores iCloud app-specific passwords (POST /v1/integrations/icloud), the OAuth
-    callback stores tokens, the sync worker stores the token caches MSAL renewed: each
-    encrypts with KMS, which AWS refuses without kms:Encrypt."""
-    allowed = {name for name, p in functions().items() if encrypts(p)}
+    callback stores tokens, the sync worker stores the token caches MSAL renewed: each seals
+    them under the month's data key, which AWS refuses without kms:GenerateDataKey (to make it)
+    and kms:Decrypt (to open one another function made) — only for data keys' context."""
+    allowed = {name for name, p in functions().items() if seals(p)}
     assert {"ApiFunction", "OAuthCallbackFunction", "SyncWorkerFunction"} <= allowed
 
 

@@ -158,9 +158,10 @@ class Graph(Core):
     # ------------------------------------------------------------------ infrastructure
     @cached_property
     def cipher(self) -> TokenCipher:
+        from crmsync.dal.data_keys import DataKeyStore
         from crmsync.security.tokens import TokenCipher
 
-        return TokenCipher(self.settings.token_key_id)
+        return TokenCipher(self.settings.token_key_id, data_keys=DataKeyStore())
 
     @cached_property
     def events(self) -> EventBridgePublisher:

@@ -11,6 +11,7 @@ from crmsync.models.appointment import AppointmentItem, ScheduleItem
 from crmsync.models.base import ConnectionsTableItem
 from crmsync.models.calendar import CalendarItem
 from crmsync.models.connection import ConnectionItem
+from crmsync.models.data_key import DataKeyItem
 from crmsync.models.gcontacts import CandidateItem, ContactPendingItem, ContactSyncStateItem, GoogleContactItem
 from crmsync.models.guard import PendingDeletionsItem
 from crmsync.models.keys import user_pk
@@ -46,6 +47,7 @@ __all__ = [
     "ContactSyncStateItem",
     "ContactsSyncItem",
     "ConversationItem",
+    "DataKeyItem",
     "ExternalEventItem",
     "GmailIndexItem",
     "GoogleContactItem",
