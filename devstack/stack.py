@@ -162,6 +162,7 @@ class Stack:
         log_stream: TextIO | None = None,
         ses_verdicts: Mapping[str, str] | None = None,
         bus_tap_sources: Sequence[str] = ("crmsync",),
+        async_retry_delay: float = 0.0,
     ) -> None:
         self.root = Path(root).resolve()
         self.template_path = Path(template_path).resolve() if template_path else self.root / "template.yaml"
@@ -186,6 +187,8 @@ class Stack:
         self.account_id = account_id
         self.ses_verdicts = dict(ses_verdicts or {})
         self.bus_tap_sources = tuple(bus_tap_sources)
+        #: Seconds before each retry of an asynchronous invocation (Lambda: about 60 and 120).
+        self.async_retry_delay = async_retry_delay
 
         self.logs = LogBuffer()
         self.source = load_template(self.template_path)
@@ -363,6 +366,7 @@ class Stack:
             template.queues,
             self.aws_client("sqs"),
             lambda line: self._sink("lambda-async", line),
+            retry_delay=self.async_retry_delay,
         ).start()
         if template.receipt_rules:
             self.ses = LocalSes(
