@@ -19,7 +19,7 @@ SAM_VENV := .sam-venv
 export PYTHONDONTWRITEBYTECODE := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help deps lock add add-dev dev test test-at lint typecheck cfn-lint openapi pytest unit integration e2e bench build clean corpus
+.PHONY: help deps lock add add-dev dev test test-at lint typecheck cfn-lint openapi pytest unit integration e2e bench load build clean corpus
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -164,6 +164,11 @@ build: deps $(SAM_VENV)/.installed ## sam build (SAM CLI in its own venv: it pin
 
 bench: deps build ## Benchmarks; writes docs/PERFORMANCE.md
 	$(PY) -m bench
+
+# Not part of `make test` nor of `make bench`: ten minutes of load with faults on the local stack
+# (LOAD_ACCOUNTS=20 LOAD_MINUTES=1 for a short one). Fails when the CRM did not converge.
+load: deps build ## Load and fault test (10 min): its section of docs/PERFORMANCE.md; fails on lost or duplicated data
+	$(PY) -m bench load
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .devstack .system-deps .corpus

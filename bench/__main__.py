@@ -22,6 +22,7 @@ from bench import (
     graph_latency,
     imports,
     in_fresh_process,
+    load,
     mail,
     polling,
     push_latency,
@@ -249,6 +250,24 @@ def _graph_section() -> list[str]:
         "",
         *GRAPH_NOTES,
     ]
+
+
+#: Sections whose run found a failure (the load test's divergences): `python -m bench` exits 1.
+FAILED: list[str] = []
+
+
+def _load_section() -> list[str]:
+    f = in_fresh_process("load", load.LoadFigures)
+    print(
+        f"load: converged {f.converged} ({len(f.divergences)} divergences) {f.converge_s:.0f} s after the load,"
+        f" Google change to visible p95 {load.percentile(f.google_lag_ms, 95):.0f} ms",
+        file=sys.stderr,
+    )
+    if not f.converged:
+        FAILED.append("load")
+    lines = ["## Load and fault test (local stack)", "", *load.report(f)]
+    print("\n".join(lines))  # the run's report on stdout too
+    return lines
 
 
 #: What the Graph section's figures mean (kept with the code that writes them).
@@ -493,6 +512,8 @@ ALONE: dict[str, tuple[Callable[[], list[str]], str]] = {
     "gmail": (_gmail_section, "## BCC logging (local stack)"),
     "polling": (_polling_section, "## Contacts sync (local stack)"),
     "cost": (_cost_section, "## Build artifacts (`make build`)"),
+    # `make load` (10 minutes): never part of `make bench`'s run of every section.
+    "load": (_load_section, "## Build artifacts (`make build`)"),
 }
 
 
@@ -513,7 +534,22 @@ def rewrite_section(name: str) -> int:
         text = text[:at] + section + text[at:]
     OUT.write_text(text)
     print(f"rewrote the {name} section of {OUT.relative_to(ROOT)}", file=sys.stderr)
+    if FAILED:
+        print(f"failed: {', '.join(FAILED)} (see the section)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _kept_load_section() -> list[str]:
+    """The load test's section as `make load` last wrote it: `make bench` does not run it
+    (ten minutes), and rewriting the file must not lose it."""
+    title = "## Load and fault test (local stack)\n"
+    text = OUT.read_text() if OUT.exists() else ""
+    if title not in text:
+        return []
+    start = text.index(title)
+    end = text.find("\n## ", start + len(title))
+    return [*text[start : end + 1 if end >= 0 else len(text)].rstrip("\n").split("\n"), ""]
 
 
 def main() -> int:
@@ -529,7 +565,7 @@ def main() -> int:
     lines = [
         "# Performance",
         "",
-        "Written by `make bench` (`python -m bench`); do not edit by hand.",
+        "Written by `make bench` (`python -m bench`) and `make load` (its own section); do not edit by hand.",
         f"Measured {now} on {machine()}.",
         "",
         *_imports_section(),
@@ -550,6 +586,7 @@ def main() -> int:
         *_gmail_section(),
         *_mail_section(),
         *_cost_section(),
+        *_kept_load_section(),
         "## Build artifacts (`make build`)",
         "",
     ]

@@ -164,6 +164,7 @@ class Stack:
         ses_verdicts: Mapping[str, str] | None = None,
         bus_tap_sources: Sequence[str] = ("crmsync",),
         count_requests: bool = False,
+        async_retry_delay: float = 0.0,
     ) -> None:
         self.root = Path(root).resolve()
         self.template_path = Path(template_path).resolve() if template_path else self.root / "template.yaml"
@@ -193,6 +194,8 @@ class Stack:
         self.count_requests = count_requests
         self.requests = RequestLog()
         self._proxies: dict[str, CountingProxy] = {}
+        #: Seconds before each retry of an asynchronous invocation (Lambda: about 60 and 120).
+        self.async_retry_delay = async_retry_delay
 
         self.logs = LogBuffer()
         self.source = load_template(self.template_path)
@@ -372,6 +375,7 @@ class Stack:
             template.queues,
             self.aws_client("sqs"),
             lambda line: self._sink("lambda-async", line),
+            retry_delay=self.async_retry_delay,
         ).start()
         if template.receipt_rules:
             self.ses = LocalSes(

@@ -4,7 +4,9 @@
 error or timeout is retried up to the function's `MaximumRetryAttempts` (SAM
 `EventInvokeConfig`, default 2); after the last failure the invocation record goes to the
 `OnFailure` SQS destination in Lambda's documented shape, or is dropped (and logged) when there
-is none. Lambda waits about 1 and 2 minutes between attempts; locally retries are immediate.
+is none. Lambda waits about 1 and 2 minutes between attempts; locally retries are immediate
+unless `retry_delay` asks for a pause before each (the load test's: an outage of a few seconds,
+such as a restarted DynamoDB Local, would otherwise use up every attempt at once).
 
 `drain` waits until nothing is queued or running and returns what finished since the previous
 drain, so tests observe asynchronous deliveries without sleeping.
@@ -85,6 +87,7 @@ class AsyncInvoker:
         sqs_client: Any,
         log: Callable[[str], None],
         workers: int = 2,
+        retry_delay: float = 0.0,
     ) -> None:
         self.invoke = invoke
         self.configs = dict(configs)
@@ -93,6 +96,8 @@ class AsyncInvoker:
         self.sqs = sqs_client
         self.log = log
         self.workers = workers
+        self.retry_delay = retry_delay
+        self._stopping = threading.Event()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._cond = threading.Condition()
         self._pending = 0
@@ -109,6 +114,7 @@ class AsyncInvoker:
 
     def stop(self) -> None:
         """Stop the workers after their current invocation; queued events are dropped."""
+        self._stopping.set()
         while True:
             try:
                 dropped = self._jobs.get_nowait()
@@ -170,6 +176,8 @@ class AsyncInvoker:
             if result.ok or attempts > config.maximum_retry_attempts:
                 break
             self.log(f"{job.function} failed attempt {attempts} of {job.source_id or job.request_id}; retrying")
+            if self.retry_delay and self._stopping.wait(self.retry_delay):
+                break
         if result.ok:
             return AsyncDelivery(job.function, job.source_id, job.event, attempts, result)
         if config.on_failure_queue is None:

@@ -188,6 +188,8 @@ class FunctionPool:
         self.concurrency = concurrency
         self.env = dict(env)
         self._idle: list[_WorkerProcess] = []
+        #: Workers running an invocation now (a fault test kills one mid-batch: `busy_pids`).
+        self._busy: set[_WorkerProcess] = set()
         self._count = 0
         #: Invocations waiting for a worker, in arrival order.
         self._waiting: collections.deque[object] = collections.deque()
@@ -210,6 +212,7 @@ class FunctionPool:
                         while self._idle:
                             worker = self._idle.pop()
                             if worker.alive:
+                                self._busy.add(worker)
                                 return worker
                             self._count -= 1
                             worker.kill()
@@ -221,17 +224,21 @@ class FunctionPool:
                 self._waiting.remove(turn)
                 self._cond.notify_all()  # the next in line may proceed
         try:
-            return _WorkerProcess(self)
+            worker = _WorkerProcess(self)
         except BaseException:
             with self._cond:
                 self._count -= 1
                 self._cond.notify_all()
             raise
+        with self._cond:
+            self._busy.add(worker)
+        return worker
 
     def _release(self, worker: _WorkerProcess, keep: bool) -> None:
         if not keep:
             worker.kill()
         with self._cond:
+            self._busy.discard(worker)
             if keep and not self._closed:
                 self._idle.append(worker)
             else:
@@ -371,6 +378,12 @@ class FunctionPool:
         """Pids of the idle workers (for tests and diagnostics)."""
         with self._cond:
             return [w.process.pid for w in self._idle if w.alive]
+
+    def busy_pids(self) -> list[int]:
+        """Pids of the workers running an invocation now: killing one is a function instance
+        dying mid-invocation (the load test's worker killed mid-batch)."""
+        with self._cond:
+            return [w.process.pid for w in self._busy if w.alive]
 
     def close(self) -> None:
         """Stop every idle worker; busy ones stop when they are released."""

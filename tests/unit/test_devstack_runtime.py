@@ -234,3 +234,47 @@ def test_a_waiting_invocation_gets_the_freed_worker_before_a_newcomer() -> None:
     pool._release(got, keep=True)
     thread.join(timeout=10)
     assert served == ["waiter", "newcomer"]
+
+
+def test_a_worker_is_busy_from_its_invocation_until_released() -> None:
+    """The load test kills a worker holding a batch: `busy_pids` names exactly those."""
+    from types import SimpleNamespace
+
+    from devstack.runtime.pool import FunctionPool
+
+    pool = FunctionPool(SimpleNamespace(logical_id="F"), {}, "arn", lambda line: None, concurrency=1)  # type: ignore[arg-type]
+    worker = _BusyWorker()
+    worker.process = SimpleNamespace(pid=4242)  # type: ignore[attr-defined]
+    pool._idle.append(worker)  # type: ignore[arg-type]
+    pool._count = 1
+    assert pool.busy_pids() == []
+    got = pool._acquire()
+    assert pool.busy_pids() == [4242]
+    pool._release(got, keep=True)
+    assert pool.busy_pids() == []
+
+
+def test_an_asynchronous_retry_waits_its_delay_and_stopping_ends_the_wait() -> None:
+    """Lambda waits between the attempts of an asynchronous invocation; with `retry_delay`
+    the local stack does too (a short outage must not use up every attempt at once), and
+    stopping the stack does not wait for the delay to pass."""
+    from devstack.runtime.asyncinvoke import AsyncInvoker
+    from devstack.runtime.pool import InvocationResult
+    from devstack.template import AsyncInvokeConfig
+
+    attempts: list[float] = []
+    attempted = threading.Event()
+
+    def invoke(function: str, event: object) -> InvocationResult:
+        attempts.append(time.monotonic())
+        attempted.set()
+        return InvocationResult(function, "id", False, error={"errorType": "Boom"})
+
+    invoker = AsyncInvoker(invoke, {"F": AsyncInvokeConfig(2)}, {"F": "arn"}, {}, None, lambda line: None, 1, 600.0)
+    invoker.start()
+    invoker.submit("F", {})
+    assert attempted.wait(10)
+    began = time.monotonic()
+    invoker.stop()
+    assert time.monotonic() - began < 10  # the stop ended the 600 s wait
+    assert len(attempts) == 1  # no immediate retry
