@@ -796,6 +796,7 @@ def section(f: CostFigures) -> list[str]:
     top = list(f.monthly_usd.items())
     shown, rest = top[:18], top[18:]
     fixed_total = sum(f.fixed_monthly_usd.values())
+    ses = sum(usd for name, usd in f.monthly_usd.items() if name.startswith("SES inbound"))
     lines = [
         "## Cost per connected account (local stack)",
         "",
@@ -822,7 +823,8 @@ def section(f: CostFigures) -> list[str]:
         "part, which is the deployment's and listed apart.",
         "",
         f"**${f.total_usd:.4f} per connected account per month** (30 days; goal ≤ $0.01), plus the",
-        f"deployment's fixed ${fixed_total:.2f} a month whatever the number of accounts.",
+        f"deployment's fixed ${fixed_total:.2f} a month whatever the number of accounts. SES's own price",
+        f"for the 5 BCC mails a day is ${ses:.4f} of it; everything else ${f.total_usd - ses:.4f}.",
         "",
         "| line (per account per month) | $ |",
         "| --- | ---: |",
@@ -916,19 +918,23 @@ def section(f: CostFigures) -> list[str]:
 
 #: A cut tried and taken back, with what this benchmark measured (2026-11-27, 6 accounts).
 BEFORE_AFTER: list[str] = [
-    "A cut tried and taken back (2026-11-27, 6 accounts, same machine under load): the largest line",
-    "was then KMS Decrypt, one per sync that opens a connection (321 an account a day, $0.029 a month,",
-    "of $0.125 in all). Keeping decrypted credentials in the warm function for 15 minutes (commit",
-    "ac8ef2a) made this benchmark measure 0 Decrypts and $0.084 — but only because the benchmark",
-    "does a day in minutes in one warm worker. Spread over a real day the scheduled syncs come every",
-    "15 minutes, and at scale a connection's next sync seldom lands in the same container (at a",
-    "million accounts `sync_worker` runs hundreds of containers), so the saving would be close to",
-    "nothing while plaintext credentials sat in memory: reverted (fca37cc). What would cut it at any",
-    "scale is envelope encryption with a cached data key (KMS once per data key and container, the",
-    "connection's context kept as AES-GCM associated data): a change of the stored format and of",
-    "what KMS's audit trail shows per connection, left for review. The scans of the whole table by",
-    "the contacts sync (96 a day), the mail sync (24) and the health check (4), more than half of an",
-    "account's DynamoDB reads in this benchmark's first runs, are gone: each tick reads its slot of the",
-    "sparse `sweeps` index (docs/DATA.md). SES's own price for inbound mail stays.",
+    "Cuts made (2026-11-27, 6 accounts, same machine under load). Before them this benchmark measured",
+    "$0.18 an account a month. The largest line was KMS Decrypt: one per sync that opens a connection",
+    "(321 an account a day, $0.029 a month). Keeping decrypted credentials in the warm function for 15",
+    "minutes (commit ac8ef2a) made this benchmark measure 0 Decrypts, but only because it does a day",
+    "in minutes in one warm worker; at scale a connection's next sync seldom lands in the same",
+    "container, so it was reverted (fca37cc). What cuts it at any scale is envelope encryption,",
+    "now in place (crmsync.security.tokens, docs/SECURITY.md): credentials are sealed with AES-GCM",
+    "under a monthly data key shared by every connection, which KMS makes once and a function opens",
+    "once per 15 minutes, whichever connections it serves. KMS's requests are then per container,",
+    "not per account: at a million accounts (~1,100 `sync_worker` containers at the peak,",
+    "docs/SCALE.md) at most 96 Decrypts a container a day, ~3 million a month, about $10 for the",
+    "whole deployment — $0.00001 an account. The second cut: the scans of the whole table by the",
+    "contacts sync (96 a day), the mail sync (24) and the health check (4), more than half of an",
+    "account's DynamoDB reads in the first runs (DynamoDB reads $0.018 → $0.008), are gone: each tick",
+    "reads its slot of the sparse `sweeps` index (docs/DATA.md). What stays above the goal: SES's own",
+    "price for inbound mail ($0.10 per 1,000 mails and $0.09 per 1,000 chunks of 256 KB) makes the",
+    "issue's 5 BCC mails a day $0.0285 a month on their own, three times the $0.01 goal, whatever",
+    "this code does; without them the rest is the total above less the two SES lines.",
     "",
 ]
