@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from crmsync.messaging.messages import (
-    AppointmentPush,
-    CalendarSyncRequest,
-    ConnectionCheck,
-    ContactImportRequest,
-    ContactSyncRequest,
-)
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+
+
+class Message(Protocol):
+    """A message of :mod:`crmsync.messaging.messages` (or its plain twin,
+    :mod:`crmsync.messaging.plain`): pydantic is not imported here, so the webhooks need not."""
+
+    @property
+    def group_id(self) -> str: ...
+
+    @property
+    def deduplication_id(self) -> str: ...
+
+    def model_dump_json(self) -> str: ...
 
 
 class SyncQueue:
@@ -29,10 +34,7 @@ class SyncQueue:
             self._sqs = boto3.client("sqs")
         return self._sqs
 
-    def send(
-        self,
-        message: ConnectionCheck | AppointmentPush | CalendarSyncRequest | ContactSyncRequest | ContactImportRequest,
-    ) -> None:
+    def send(self, message: Message) -> None:
         self.sqs.send_message(
             QueueUrl=self._url,
             MessageBody=message.model_dump_json(),
