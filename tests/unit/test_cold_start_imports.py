@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from crmsync.web.routing import ROUTERS
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {
     "PUBLIC_BASE_URL": "https://sync.example.com",
@@ -50,6 +52,11 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     **{function: (NOWHERE, ()) for function in FUNCTIONS},
     "google_webhook": (WEBHOOK_ABSENT, WEBHOOK_PRESENT),
     "graph_webhook": (WEBHOOK_ABSENT, WEBHOOK_PRESENT),
+    # The API imports a router on the first request it may serve (crmsync.web.routing).
+    "api": (
+        (*NOWHERE, *[module for module, _ in ROUTERS], "crmsync.app.wiring", "pynamodb.models"),
+        ("crmsync.web.routing", "crmsync.api.http", "aws_lambda_powertools.event_handler"),
+    ),
 }
 
 
