@@ -57,6 +57,12 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (*NOWHERE, "aws_lambda_powertools.event_handler", "crmsync.api.integrations", "crmsync.api.schemas"),
         ("crmsync.logic.integrations", "crmsync.config", "pynamodb.models"),
     ),
+    # Every batch: PynamoDB, the messages (pydantic), the batch processor; each kind of work's
+    # use cases on its first message.
+    "sync_worker": (
+        (*NOWHERE, "crmsync.logic.calendars", "crmsync.sync.calendar_sync", "crmsync.sync.contact_sync"),
+        ("pynamodb.models", "crmsync.messaging.messages", "aws_lambda_powertools.utilities.batch"),
+    ),
     # The API imports a router on the first request it may serve (crmsync.web.routing).
     "api": (
         (*NOWHERE, *[module for module, _ in ROUTERS], "crmsync.app.wiring", "pynamodb.models"),
