@@ -32,7 +32,7 @@ WATCHED = (
     "google_auth_oauthlib",
     "mailparser",
     "pydantic",
-    "pynamodb",
+    "pynamodb.models",
     "boto3",
 )
 
@@ -47,6 +47,20 @@ NAIVE = (
     "import google.oauth2.credentials\n"
 )
 BARE = "pass\n"
+#: What some functions cannot do without, measured like them: the floor under their ratio.
+FLOORS = {
+    "webhooks' floor: botocore and powertools' logger": (
+        "import botocore.session\nfrom aws_lambda_powertools import Logger\n"
+    ),
+    "oauth_callback's floor: logger, PynamoDB, the pydantic settings": (
+        "from aws_lambda_powertools import Logger\nimport pynamodb.models, pynamodb.attributes\nimport crmsync.config\n"
+    ),
+    "sync_worker's floor: logger, batch processor, PynamoDB, the queue messages": (
+        "from aws_lambda_powertools import Logger\n"
+        "from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response\n"
+        "import pynamodb.models, pynamodb.attributes\nimport crmsync.messaging.messages\n"
+    ),
+}
 
 #: Goals of issue 17 §1, as ratios to the naive set: the webhooks, every other function.
 WEBHOOK_GOAL = 0.5
@@ -118,10 +132,20 @@ class ImportRun:
     bare: ImportFigure
     naive: ImportFigure
     functions: list[ImportFigure]
+    #: The FLOORS, measured as the functions are.
+    floors: list[ImportFigure]
     rounds: int
+    #: Per function, each round's (handler − bare) / (naive − bare) with the naive set run
+    #: right next to the handler in that round (the same moment's load on the machine).
+    paired: dict[str, list[float]]
 
     def ratio(self, figure: ImportFigure) -> float:
-        """Import time above a bare interpreter, as a share of the naive set's."""
+        """Import time above a bare interpreter, as a share of the naive set's: the median of
+        the rounds' paired ratios (robust to load that comes and goes during the run)."""
+        return statistics.median(self.paired[figure.name])
+
+    def ratio_of_medians(self, figure: ImportFigure) -> float:
+        """The same from the run's medians."""
         return (figure.median_ms - self.bare.median_ms) / (self.naive.median_ms - self.bare.median_ms)
 
     def process_ratio(self, figure: ImportFigure) -> float:
@@ -153,6 +177,10 @@ def bare_target() -> Target:
     return Target("bare", BARE, ROOT / "functions", _env(None))
 
 
+def floor_targets() -> list[Target]:
+    return [Target(name, code, ROOT / "functions", _env(None)) for name, code in FLOORS.items()]
+
+
 def _once(target: Target) -> tuple[float, float, dict[str, object]]:
     """(import seconds inside, process wall seconds, the probe's report)."""
     start = time.perf_counter()
@@ -182,39 +210,56 @@ def _figure(name: str, inside: list[float], walls: list[float], last: dict[str, 
     )
 
 
-def measure(functions: list[str], rounds: int = 15) -> ImportRun:
+def measure(functions: list[str], rounds: int = 21, *, floors: bool = True) -> ImportRun:
     """``rounds`` rounds after one untimed warm-up round (page cache warm, ``.pyc`` written, as
     the layer ships them: layers/Makefile compiles it, /opt is read-only in Lambda). Each round:
     the bare interpreter, then the naive set before each handler in turn."""
     bare, naive = bare_target(), naive_target()
-    handlers = [handler_target(f) for f in functions]
+    handlers = [handler_target(f) for f in functions] + (floor_targets() if floors else [])
     inside: dict[str, list[float]] = defaultdict(list)
     walls: dict[str, list[float]] = defaultdict(list)
     last: dict[str, dict[str, object]] = {}
+    paired: dict[str, list[float]] = defaultdict(list)
     order = [bare, *[t for h in handlers for t in (naive, h)]]
     for i in range(rounds + 1):
+        # Forward, the naive set runs just before each handler; backward, just after.
+        times: list[tuple[str, float]] = []
         for target in order if i % 2 else reversed(order):
             seconds, wall, report = _once(target)
             last[target.name] = report
+            times.append((target.name, seconds))
             if i:
                 inside[target.name].append(seconds)
                 walls[target.name].append(wall)
+        if i:
+            bare_s = dict(times)["bare"]
+            for at, (name, seconds) in enumerate(times):
+                if name not in ("bare", "naive"):
+                    neighbour = times[at - 1] if i % 2 else times[at + 1]
+                    paired[name].append((seconds - bare_s) / (neighbour[1] - bare_s))
     return ImportRun(
         bare=_figure("bare", inside["bare"], walls["bare"], last["bare"]),
         naive=_figure("naive", inside["naive"], walls["naive"], last["naive"]),
-        functions=[_figure(h.name, inside[h.name], walls[h.name], last[h.name]) for h in handlers],
+        functions=[
+            _figure(h.name, inside[h.name], walls[h.name], last[h.name]) for h in handlers if h.name not in FLOORS
+        ],
+        floors=[_figure(h.name, inside[h.name], walls[h.name], last[h.name]) for h in handlers if h.name in FLOORS],
         rounds=rounds,
+        paired=dict(paired),
     )
 
 
-def _package(module: str) -> str:
+def _package(module: str) -> str | None:
+    """The module's top-level package; None for the standard library."""
     top = module.strip().split(".")[0]
-    return "standard library" if top in sys.stdlib_module_names or top.startswith("_") else top
+    return None if top in sys.stdlib_module_names or top.startswith("_") else top
 
 
 def contributors(target: Target, top: int = 4) -> list[Contributor]:
     """Where a handler's import time goes, from ``python -X importtime`` (one run after a
-    warm one): each module's own time, summed per top-level package, largest first."""
+    warm one): each module's own time, summed per top-level package; a standard-library
+    module counts for the package that imported it (``http.client`` under urllib3 is
+    urllib3's cost), or as "standard library" when the handler's own code did."""
     for _ in range(2):
         out = subprocess.run(
             [sys.executable, "-X", "importtime", "-c", target.code],
@@ -224,12 +269,23 @@ def contributors(target: Target, top: int = 4) -> list[Contributor]:
             text=True,
             check=True,
         )
-    totals: dict[str, float] = defaultdict(float)
+    rows = []
     for line in out.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
         own, _cumulative, module = line.removeprefix("import time:").split("|")
-        totals[_package(module)] += int(own) / 1000
+        depth = (len(module) - len(module.lstrip(" "))) // 2
+        rows.append((depth, int(own) / 1000, module.strip()))
+    # importtime prints a module after the modules it imported, one level deeper: read
+    # backwards, each module's importer is the nearest shallower one above it.
+    totals: dict[str, float] = defaultdict(float)
+    stack: list[tuple[int, str | None]] = []
+    for depth, ms, module in reversed(rows):
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        owner = _package(module) or (stack[-1][1] if stack else None)
+        totals[owner or "standard library"] += ms
+        stack.append((depth, owner))
     ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
     return [Contributor(package, ms) for package, ms in ranked]
 
