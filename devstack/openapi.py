@@ -29,7 +29,7 @@ def _api_app() -> Any:
         raise RuntimeError("functions/api/app.py cannot be loaded")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.app
+    return module.api.full()  # every router (the function loads them request by request)
 
 
 def document() -> dict[str, Any]:

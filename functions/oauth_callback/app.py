@@ -1,21 +1,16 @@
 """GET /oauth/{provider}/callback: check state, exchange the code, store the connection."""
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from crmsync.api import oauth_callback
-from crmsync.api.http import register_error_handlers
+from crmsync.api.oauth_callback import handle
 from crmsync.observability import build_logger, build_metrics
 
 logger = build_logger()
 metrics = build_metrics()
-app = APIGatewayHttpResolver()
-register_error_handlers(app)
-app.include_router(oauth_callback.router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return app.resolve(event, context)
+    return handle(event)

@@ -39,13 +39,12 @@ class Subscription:
 @pytest.fixture
 def tables(stack, monkeypatch: pytest.MonkeyPatch) -> None:
     """The stack's tables, bound in this process (to register subscriptions, read marks)."""
-    from crmsync.app.wiring import Core
-    from crmsync.config import CoreSettings
+    from crmsync.models import bind_tables
 
     env = stack.function_environment("GraphWebhookFunction")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    Core(CoreSettings.from_env(env))
+    bind_tables(connections_table=env["CONNECTIONS_TABLE"], oauth_states_table=env["OAUTH_STATES_TABLE"])
 
 
 @pytest.fixture

@@ -14,11 +14,13 @@ from crmsync.config import Settings
 from crmsync.dal.channels import Channel, ChannelStore
 from crmsync.dal.connections import ConnectionStore
 from crmsync.dal.mirror import MirrorStore
+from crmsync.dal.notifications import ChannelReader, SyncMarks, Table
 from crmsync.dal.settings import SettingsStore
 from crmsync.dal.sync_requests import SyncRequestStore
 from crmsync.domain import Principal
 from crmsync.logic.calendars import Calendars
 from crmsync.logic.integrations import Integrations
+from crmsync.models.base import ConnectionsTableItem
 from crmsync.providers.google.push import parse_notification
 from crmsync.security.secrets import sha256_hex
 from crmsync.sync.calendar_sync import CalendarSync
@@ -63,13 +65,17 @@ def headers(channel: Channel, **over: str) -> dict[str, str]:
 
 
 def notify(channel_headers: dict[str, str], queue: Any, clock: Callable[[], datetime] | None = None) -> tuple[int, str]:
-    """What the google_webhook function does with the request's headers."""
+    """What the google_webhook function does with the request's headers: its stores are the
+    low-level ones (crmsync.dal.notifications) over the table the models are bound to; the
+    worker's side (``settle``, the mark's reads) goes through PynamoDB, so both meet here."""
     parsed = parse_notification(channel_headers)
     if isinstance(parsed, str):
         return 400, parsed
+    table = Table(str(ConnectionsTableItem.Meta.table_name))
+    stores = (ChannelReader(table), SyncMarks(table))
     if clock is None:
-        return on_notification(parsed, ChannelStore(), SyncRequestStore(), queue)
-    return on_notification(parsed, ChannelStore(), SyncRequestStore(), queue, clock)
+        return on_notification(parsed, *stores, queue)
+    return on_notification(parsed, *stores, queue, clock)
 
 
 def test_an_authentic_notification_enqueues_one_sync(channel: Channel, recorded: RecordingQueue) -> None:

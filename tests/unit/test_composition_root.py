@@ -10,7 +10,8 @@ import pytest
 
 from crmsync.app import wiring
 from crmsync.app.wiring import Core, Graph
-from crmsync.config import CoreSettings, Settings
+from crmsync.config import Settings
+from crmsync.webhook_config import WebhookSettings
 
 ENV = {
     "PUBLIC_BASE_URL": "https://crm.example.com",
@@ -81,9 +82,9 @@ def test_the_webhook_graph_needs_no_provider_settings(monkeypatch: pytest.Monkey
     try:
         core = wiring.core()
         assert type(core) is Core
-        assert isinstance(core.settings, CoreSettings)
-        assert not isinstance(core.settings, Settings)
+        assert isinstance(core.settings, WebhookSettings)
         assert core.channel_store is core.channel_store
+        assert core.channel_store._table is core.sync_requests._table  # one client for both
     finally:
         wiring.core.cache_clear()
     with pytest.raises(ValueError, match="google"):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -7,8 +8,9 @@ from pydantic import ValidationError
 
 from crmsync import errors
 from crmsync.api.problems import PROBLEM_JSON, from_error, status_for
-from crmsync.config import Settings
+from crmsync.config import CoreSettings, Settings
 from crmsync.providers.google.scopes import IDENTITY, scopes_for
+from crmsync.webhook_config import WebhookSettings
 
 ENV = {
     "PUBLIC_BASE_URL": "https://sync.example.com/",
@@ -62,6 +64,50 @@ def test_missing_setting_is_an_error_naming_it() -> None:
     env = {k: v for k, v in ENV.items() if k != "TOKEN_KEY_ID"}
     with pytest.raises(ValidationError, match="token_key_id"):
         Settings.from_env(env)
+
+
+CORE = {
+    "PUBLIC_BASE_URL": "https://sync.example.com",
+    "CONNECTIONS_TABLE": "connections",
+    "OAUTH_STATES_TABLE": "states",
+    "TOKEN_KEY_ID": "key",
+    "SYNC_QUEUE_URL": "https://sqs.example.com/q.fifo",
+}
+PUSH = {
+    "GMAIL_PUSH_AUDIENCE": "https://sync.example.com/webhooks/google/gmail",
+    "GMAIL_PUSH_SERVICE_ACCOUNT": "push@project.iam.gserviceaccount.com",
+    "PUBSUB_CERTS_URI": "http://127.0.0.1:9/certs",
+}
+
+
+@pytest.mark.parametrize(
+    "env",
+    [CORE, {**CORE, **PUSH}, {**CORE, **dict.fromkeys(PUSH, "")}],
+    ids=["defaults", "set", "empty"],
+)
+def test_the_webhooks_settings_read_what_the_core_settings_read(env: dict[str, str]) -> None:
+    """The webhooks parse their six settings without pydantic (their cold start): as
+    CoreSettings would, field for field."""
+    plain = WebhookSettings.from_env(env)
+    typed = CoreSettings.from_env(env)
+    fields = [f.name for f in dataclasses.fields(WebhookSettings)]
+    assert {name: getattr(plain, name) for name in fields} == {name: getattr(typed, name) for name in fields}
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {k: v for k, v in CORE.items() if k != "CONNECTIONS_TABLE"},
+        {k: v for k, v in CORE.items() if k != "SYNC_QUEUE_URL"},
+        {**CORE, "GMAIL_PUSH_AUDIENCE": "a" * 2049},
+        {**CORE, "GMAIL_PUSH_SERVICE_ACCOUNT": "a" * 321},
+    ],
+)
+def test_the_webhooks_settings_refuse_what_the_core_settings_refuse(env: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        CoreSettings.from_env(env)
+    with pytest.raises(ValueError):  # noqa: PT011 - the plain settings say which, in plain words
+        WebhookSettings.from_env(env)
 
 
 def test_least_scopes_per_feature() -> None:

@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from crmsync.api.binding import BINDING_COOKIE, binding_cookie, cookie_value
 from crmsync.api.http import principal_of
-from crmsync.api.integrations import BINDING_COOKIE, binding_cookie, cookie_value
 from crmsync.api.openapi import ID_PATTERN, answer, no_content, responses
 from crmsync.api.schemas import PendingDeletionsOut
 from crmsync.app.wiring import graph

@@ -7,8 +7,8 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from aws_lambda_powertools.shared.cookies import Cookie, SameSite
 
+from crmsync.api.binding import BINDING_COOKIE, binding_cookie, cookie_value
 from crmsync.api.http import principal_of
 from crmsync.api.openapi import ConnectionId, answer, no_content, responses
 from crmsync.api.schemas import (
@@ -19,36 +19,14 @@ from crmsync.api.schemas import (
     PasswordConnectRequest,
 )
 from crmsync.app.wiring import graph
-from crmsync.config import Settings, get_settings
+from crmsync.config import get_settings
 from crmsync.logic.integrations import Integrations
-
-BINDING_COOKIE = "crmsync_oauth"
 
 router = APIGatewayHttpRouter()
 
 
 def integrations() -> Integrations:
     return graph().integrations
-
-
-def cookie_value(cookies: list[str] | None, name: str) -> str | None:
-    for cookie in cookies or ():
-        key, _, value = cookie.partition("=")
-        if key.strip() == name:
-            return value.strip()
-    return None
-
-
-def binding_cookie(settings: Settings, value: str, max_age: int) -> Cookie:
-    return Cookie(
-        name=BINDING_COOKIE,
-        value=value,
-        path="/",
-        secure=settings.cookie_secure,
-        http_only=True,
-        same_site=SameSite.LAX_MODE,
-        max_age=max_age,
-    )
 
 
 @router.get("/v1/integrations", responses=responses(200, IntegrationList))

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from http import HTTPStatus
-from typing import Any
-
-from aws_lambda_powertools.event_handler import Response
+from typing import TYPE_CHECKING, Any
 
 from crmsync import errors
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import Response
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -43,6 +44,22 @@ def problem(
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    # Imported here: the OAuth callback answers its rare problem without powertools' resolver
+    # (problem_result), and this module must not load it for that function's cold start.
+    from aws_lambda_powertools.event_handler import Response
+
+    return Response(
+        status_code=status,
+        content_type=PROBLEM_JSON,
+        body=json.dumps(problem_document(status, detail, slug=slug, title=title, extra=extra)),
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def problem_document(
+    status: int, detail: str, *, slug: str | None = None, title: str | None = None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The RFC 9457 document :func:`problem` answers."""
     body: dict[str, Any] = {
         "type": problem_type(slug) if slug else "about:blank",
         "title": title or HTTPStatus(status).phrase,
@@ -51,12 +68,18 @@ def problem(
     }
     if extra:
         body.update(extra)
-    return Response(
-        status_code=status,
-        content_type=PROBLEM_JSON,
-        body=json.dumps(body),
-        headers={"Cache-Control": "no-store", **(headers or {})},
-    )
+    return body
+
+
+def problem_result(status: int, detail: str, *, slug: str | None = None) -> dict[str, Any]:
+    """:func:`problem` as API Gateway's payload format 2.0 result, for a function that answers
+    without powertools' resolver (the OAuth callback)."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": PROBLEM_JSON, "Cache-Control": "no-store"},
+        "body": json.dumps(problem_document(status, detail, slug=slug)),
+        "isBase64Encoded": False,
+    }
 
 
 class Answered(Exception):

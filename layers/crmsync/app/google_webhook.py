@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+# Every notification reads its channel and writes its calendar's mark: the low-level
+# DynamoDB access (botocore) is loaded at cold start, as a module-level import would be, not
+# on the first request; only the client (and its service model) is made then.
+import crmsync.dal.notifications  # noqa: F401
 from crmsync.app.wiring import core
 from crmsync.providers.google.push import parse_notification
-from crmsync.sync.channels import on_notification
-from crmsync.sync.mail_requests import on_mailbox_notification
+from crmsync.sync.notifications import on_notification
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,11 @@ def handle_calendar(event: dict[str, Any]) -> dict[str, Any]:
 
 def handle_gmail(event: dict[str, Any]) -> dict[str, Any]:
     """Authenticate the push's OIDC token, read the envelope, request a coalesced sync of each
-    user's copy of the mailbox; 200 for a mailbox nobody syncs (Pub/Sub retries anything else)."""
+    user's copy of the mailbox; 200 for a mailbox nobody syncs (Pub/Sub retries anything else).
+    What only this route needs (google-auth's token check, PynamoDB's mailbox lookup, the
+    pydantic message) is imported on the first Gmail push, not at cold start."""
+    from crmsync.sync.mail_requests import on_mailbox_notification
+
     root = core()
     headers = event.get("headers")
     authorization = None

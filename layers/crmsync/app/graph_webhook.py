@@ -17,9 +17,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+# Every notification reads its channel and writes its calendar's mark: the low-level
+# DynamoDB access (botocore) is loaded at cold start, as a module-level import would be, not
+# on the first request; only the client (and its service model) is made then.
+import crmsync.dal.notifications  # noqa: F401
 from crmsync.app.wiring import core
 from crmsync.providers.graph.notifications import parse_notifications, validation_token
-from crmsync.sync.channels import on_notification
+from crmsync.sync.notifications import on_notification
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The composition root: the one place that names concrete adapters and builds the object
 graph. Each function builds one graph per execution environment (:func:`graph` or, for the
-Google webhook that calls no provider API, :func:`core`), each part on first use and once:
+webhooks that call no provider API, :func:`core`), each part on first use and once:
 one cipher, one queue, one store of each kind, one use case of each kind.
 """
 
@@ -10,13 +10,11 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache, cached_property
-from typing import TYPE_CHECKING
-
-from crmsync.config import CoreSettings, Settings, get_settings
-from crmsync.domain import Connection, CredentialKind, NoCounter, Principal, StoredConnection
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from crmsync.app.connectors import Connectors
+    from crmsync.config import Settings
     from crmsync.dal.appointments import AppointmentStore
     from crmsync.dal.bcc import BccAddressStore, SenderAddressStore
     from crmsync.dal.calendars import CalendarStore
@@ -32,12 +30,13 @@ if TYPE_CHECKING:
     from crmsync.dal.mail_sync import MailboxDirectory, MailSyncStore
     from crmsync.dal.mirror import MirrorStore
     from crmsync.dal.never_log import NeverLogStore
+    from crmsync.dal.notifications import ChannelReader, SyncMarks, Table
     from crmsync.dal.oauth_states import OAuthStateStore
     from crmsync.dal.review import ReviewImportStore
     from crmsync.dal.settings import SettingsStore
     from crmsync.dal.sync_requests import SyncRequestStore
     from crmsync.dal.tenants import TenantSettingsStore
-    from crmsync.domain import Counter
+    from crmsync.domain import Connection, Counter, Principal, StoredConnection
     from crmsync.domain.contacts import Phone
     from crmsync.guard import DeletionThreshold
     from crmsync.logic.appointments import Appointments
@@ -72,6 +71,7 @@ if TYPE_CHECKING:
     from crmsync.sync.mail_sync import MailSyncEngine
     from crmsync.sync.planner import SyncPlanner
     from crmsync.sync.polling import CalendarPoller
+    from crmsync.webhook_config import WebhookSettings
 
 
 log = logging.getLogger(__name__)
@@ -90,17 +90,43 @@ def client_secret_reader(secret_arn: str) -> Callable[[], str]:
     return read
 
 
-class Core:
-    """What every function shares: its tables, the sync queue, and what a Calendar
-    notification or a Gmail push needs. Imports are deferred to first use, so a function pays only for
-    what it touches."""
+class CommonSettings(Protocol):
+    """What :class:`Base` reads: both :class:`crmsync.config.Settings` and the webhooks'
+    :class:`crmsync.webhook_config.WebhookSettings` have it."""
 
-    def __init__(self, settings: CoreSettings, *, counter: Counter | None = None) -> None:
+    @property
+    def connections_table(self) -> str: ...
+
+    @property
+    def oauth_states_table(self) -> str: ...
+
+    @property
+    def sync_queue_url(self) -> str: ...
+
+    @property
+    def gmail_push_audience(self) -> str: ...
+
+    @property
+    def gmail_push_service_account(self) -> str: ...
+
+    @property
+    def pubsub_certs_uri(self) -> str: ...
+
+
+class Base:
+    """What every function shares: the sync queue, and what a Gmail push needs. Imports are
+    deferred to first use, so a function pays only for what it touches."""
+
+    def __init__(self, settings: CommonSettings) -> None:
+        self.settings = settings
+
+    def bind_tables(self) -> None:
+        """Point the PynamoDB models at this deployment's tables (before any model is used)."""
         from crmsync.models import bind_tables
 
-        self.settings = settings
-        self.counter: Counter = counter or NoCounter()
-        bind_tables(connections_table=settings.connections_table, oauth_states_table=settings.oauth_states_table)
+        bind_tables(
+            connections_table=self.settings.connections_table, oauth_states_table=self.settings.oauth_states_table
+        )
 
     @cached_property
     def queue(self) -> SyncQueue:
@@ -109,21 +135,10 @@ class Core:
         return SyncQueue(self.settings.sync_queue_url)
 
     @cached_property
-    def channel_store(self) -> ChannelStore:
-        from crmsync.dal.channels import ChannelStore
-
-        return ChannelStore()
-
-    @cached_property
-    def sync_requests(self) -> SyncRequestStore:
-        from crmsync.dal.sync_requests import SyncRequestStore
-
-        return SyncRequestStore()
-
-    @cached_property
     def mailbox_directory(self) -> MailboxDirectory:
         from crmsync.dal.mail_sync import MailboxDirectory
 
+        self.bind_tables()
         return MailboxDirectory()
 
     @cached_property
@@ -139,7 +154,38 @@ class Core:
         )
 
 
-class Graph(Core):
+class Core(Base):
+    """The webhooks' graph (google_webhook, graph_webhook): a notification's channel read and
+    its calendar's mark written with the low-level client (:mod:`crmsync.dal.notifications`,
+    the documented exception to PynamoDB: it keeps PynamoDB's models and pydantic out of the
+    webhooks' cold start). A Gmail push's mailbox lookup still goes through PynamoDB, imported
+    on the first Gmail push."""
+
+    settings: WebhookSettings
+
+    def __init__(self, settings: WebhookSettings) -> None:
+        super().__init__(settings)
+
+    @cached_property
+    def table(self) -> Table:
+        from crmsync.dal.notifications import Table
+
+        return Table(self.settings.connections_table)
+
+    @cached_property
+    def channel_store(self) -> ChannelReader:
+        from crmsync.dal.notifications import ChannelReader
+
+        return ChannelReader(self.table)
+
+    @cached_property
+    def sync_requests(self) -> SyncMarks:
+        from crmsync.dal.notifications import SyncMarks
+
+        return SyncMarks(self.table)
+
+
+class Graph(Base):
     """Every use case of the functions that talk to providers."""
 
     settings: Settings
@@ -152,8 +198,24 @@ class Graph(Core):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """``clock``: the moment the sync engine and the push channels act at."""
-        super().__init__(settings, counter=counter)
+        from crmsync.domain import NoCounter
+
+        super().__init__(settings)
+        self.counter: Counter = counter or NoCounter()
         self.clock = clock
+        self.bind_tables()
+
+    @cached_property
+    def channel_store(self) -> ChannelStore:
+        from crmsync.dal.channels import ChannelStore
+
+        return ChannelStore()
+
+    @cached_property
+    def sync_requests(self) -> SyncRequestStore:
+        from crmsync.dal.sync_requests import SyncRequestStore
+
+        return SyncRequestStore()
 
     # ------------------------------------------------------------------ infrastructure
     @cached_property
@@ -329,6 +391,7 @@ class Graph(Core):
     def connectors(self) -> Connectors:
         """Every provider's adapters over stored connections (the ports' access)."""
         from crmsync.app.connectors import Connectors, ProviderKit
+        from crmsync.domain import CredentialKind
         from crmsync.providers.google.scopes import reaches_calendars
 
         google = ProviderKit(
@@ -850,10 +913,14 @@ def _metrics_counter() -> Counter:
 @cache
 def graph() -> Graph:
     """This execution environment's graph, built on first use (not at import)."""
+    from crmsync.config import get_settings
+
     return Graph(get_settings(), counter=_metrics_counter())
 
 
 @cache
 def core() -> Core:
-    """The Google webhook's graph: core settings only (no provider client settings)."""
-    return Core(CoreSettings.from_env())
+    """The webhooks' graph: their settings only (no provider client settings, no pydantic)."""
+    from crmsync.webhook_config import WebhookSettings
+
+    return Core(WebhookSettings.from_env())

@@ -14,11 +14,15 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
+# Every message reads and writes DynamoDB through PynamoDB: its models' base is loaded at cold
+# start (as it was through the calendar use cases), not on the first message. The use cases of
+# each kind of message (calendar, contacts, mail sync) load on the first message of that kind.
+import crmsync.models.base  # noqa: F401
 from crmsync.app.wiring import graph
 from crmsync.domain import ConnectionStatus, Principal
 from crmsync.errors import ProviderError
-from crmsync.logic.calendars import MANUAL_SYNC
 from crmsync.messaging.messages import (
+    MANUAL_SYNC,
     AppointmentPush,
     CalendarSyncRequest,
     ConnectionCheck,
@@ -27,9 +31,9 @@ from crmsync.messaging.messages import (
     MailSyncRequest,
     sync_message_adapter,
 )
-from crmsync.sync.channels import SUBSCRIPTION_ACTIONS
 from crmsync.sync.coalesce import settle
 from crmsync.sync.mail_requests import MAILBOX_RESOURCE
+from crmsync.sync.notifications import SUBSCRIPTION_ACTIONS
 
 if TYPE_CHECKING:
     from crmsync.sync.mail_sync import MailSyncOutcome

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from pynamodb.exceptions import DoesNotExist
 
-from crmsync.domain import Principal
+from crmsync.dal.notifications import Channel
+from crmsync.models.keys import CHANNEL_SK as _SK
 from crmsync.models.sync import ChannelItem, channel_pk
 
-_SK = "CHANNEL"
-
-
-@dataclass(frozen=True)
-class Channel:
-    channel_id: str
-    tenant_id: str
-    user_id: str
-    connection_id: str
-    calendar_id: str
-    resource_id: str
-    token_hash: str
-    expires_at: datetime
-
-    @property
-    def principal(self) -> Principal:
-        return Principal(self.tenant_id, self.user_id)
+__all__ = ["Channel", "ChannelStore"]
 
 
 class ChannelStore:

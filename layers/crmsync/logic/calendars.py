@@ -16,7 +16,7 @@ from crmsync.dal.settings import SettingsStore
 from crmsync.domain import ConnectedCalendar, ConnectionStatus, Principal
 from crmsync.errors import Conflict, NotFound
 from crmsync.guard import Decision, PendingDeletions
-from crmsync.messaging.messages import CalendarSyncRequest
+from crmsync.messaging.messages import MANUAL_SYNC, CalendarSyncRequest
 from crmsync.ports.calendar import CalendarAccess
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,6 @@ class Planner(Protocol):
 
 
 #: The reason of the syncs the user asked for ("Sync now").
-MANUAL_SYNC = "manual"
 
 
 @dataclass(frozen=True)

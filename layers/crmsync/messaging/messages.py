@@ -55,6 +55,10 @@ class AppointmentPush(QueueMessage):
         return f"{self.tenant_id}#{self.user_id}#appointments"
 
 
+#: The ``reason`` of a calendar sync the user asked for (the settings page's Sync now).
+MANUAL_SYNC = "manual"
+
+
 class CalendarSyncRequest(QueueMessage):
     """Sync one provider calendar into the mirror (F7). One FIFO group per calendar."""
 

@@ -7,15 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from crmsync.messaging.messages import (
-    AppointmentPush,
-    CalendarSyncRequest,
-    ConnectionCheck,
-    ContactImportRequest,
-    ContactSyncRequest,
-)
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -36,6 +28,19 @@ class BatchReport:
     failed: int = 0
 
 
+class Message(Protocol):
+    """A message of :mod:`crmsync.messaging.messages` (or its plain twin,
+    :mod:`crmsync.messaging.plain`): pydantic is not imported here, so the webhooks need not."""
+
+    @property
+    def group_id(self) -> str: ...
+
+    @property
+    def deduplication_id(self) -> str: ...
+
+    def model_dump_json(self) -> str: ...
+
+
 class SyncQueue:
     def __init__(self, queue_url: str, sqs_client: SQSClient | None = None) -> None:
         self._url = queue_url
@@ -50,10 +55,7 @@ class SyncQueue:
             self._sqs = boto3.client("sqs")
         return self._sqs
 
-    def send(
-        self,
-        message: ConnectionCheck | AppointmentPush | CalendarSyncRequest | ContactSyncRequest | ContactImportRequest,
-    ) -> None:
+    def send(self, message: Message) -> None:
         if self._batch is not None:
             self._batch.add(_entry(message))
             return
@@ -80,7 +82,7 @@ class SyncQueue:
             batcher.close()
 
 
-def _entry(message: Any) -> dict[str, Any]:
+def _entry(message: Message) -> dict[str, Any]:
     return {
         "MessageBody": message.model_dump_json(),
         "MessageGroupId": message.group_id,

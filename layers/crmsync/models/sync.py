@@ -13,18 +13,18 @@ from pynamodb.attributes import (
 
 from crmsync.models.base import ConnectionsTableItem, OwnedItem
 
+# The keys the webhooks also build without PynamoDB (crmsync.dal.notifications): one definition.
+from crmsync.models.keys import SYNC_REQUEST_SK_PREFIX as SYNC_REQUEST_SK_PREFIX
+from crmsync.models.keys import channel_pk as channel_pk
+from crmsync.models.keys import sync_request_sk as sync_request_sk
+
 SYNC_SK_PREFIX = "SYNC#"
-SYNC_REQUEST_SK_PREFIX = "SYNCREQ#"  # not under SYNC_SK_PREFIX: "SYNCREQ#" does not start with "SYNC#"
 UNLISTED_SK_PREFIX = "UNLISTED#"
 EXTERNAL_SK_PREFIX = "EXT#"
 
 
 def sync_sk(connection_id: str, calendar_id: str) -> str:
     return f"{SYNC_SK_PREFIX}{connection_id}#{calendar_id}"
-
-
-def sync_request_sk(connection_id: str, calendar_id: str) -> str:
-    return f"{SYNC_REQUEST_SK_PREFIX}{connection_id}#{calendar_id}"
 
 
 def unlisted_sk(connection_id: str, calendar_id: str) -> str:
@@ -111,10 +111,6 @@ class ExternalEventItem(ConnectionsTableItem):
     etag = UnicodeAttribute(null=True)
     #: Set when the event is the twin of one of our appointments (echo recognition).
     crm_appointment_id = UnicodeAttribute(null=True)
-
-
-def channel_pk(channel_id: str) -> str:
-    return f"CHANNEL#{channel_id}"
 
 
 class ChannelItem(OwnedItem):

@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from crmsync.domain import Connection, ExternalEvent, ProviderCalendar, StoredConnection
 
+# Read by the webhooks, which import only that module (see there).
+from crmsync.ports.notifications import ChannelNotification
+
 if TYPE_CHECKING:
     from crmsync.domain import Appointment
 
@@ -137,19 +140,6 @@ class Watch:
     channel_id: str
     resource_id: str
     expires_at: datetime
-
-
-@dataclass(frozen=True)
-class ChannelNotification:
-    """A push notification as the adapter read it from the provider's request; not yet
-    authenticated (the channel's stored resource id and token hash decide that)."""
-
-    channel_id: str
-    resource_id: str
-    token: str
-    #: The channel's opening message (Google's ``sync`` state): nothing changed.
-    handshake: bool
-    message_number: int | None = None
 
 
 class CalendarPort(Protocol):

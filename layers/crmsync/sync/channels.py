@@ -16,32 +16,28 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import cast
 
 from crmsync.dal.channels import Channel, ChannelStore
 from crmsync.dal.mirror import MirrorStore, SyncCursor
-from crmsync.dal.sync_requests import SyncRequestStore
 from crmsync.domain import Principal
-from crmsync.messaging.messages import CalendarSyncRequest
-from crmsync.ports.calendar import CalendarPort, ChangeNotification, ChannelNotification, SubscriptionPort
+from crmsync.ports.calendar import CalendarPort, ChangeNotification, SubscriptionPort
 from crmsync.ports.errors import ProviderNotFound
-from crmsync.security.secrets import new_secret, same, sha256_hex
-from crmsync.sync.coalesce import REQUEST_LOST_AFTER
+from crmsync.security.secrets import new_secret, sha256_hex
+
+# What the webhooks run on every notification lives apart, light (see there); its callers
+# (the worker, the integration suites) also find it here.
+from crmsync.sync.notifications import (  # noqa: F401 - re-exported
+    MISSED,
+    REAUTHORIZATION_REQUIRED,
+    SUBSCRIPTION_ACTIONS,
+    SUBSCRIPTION_REMOVED,
+    on_notification,
+)
 
 log = logging.getLogger(__name__)
 
 RENEW_BEFORE = timedelta(hours=24)
-
-#: Graph's lifecycle events (learn.microsoft.com/graph/change-notifications-lifecycle-events)
-#: that act on the subscription itself, in the worker (a ``missed`` only asks for a sync).
-REAUTHORIZATION_REQUIRED = "reauthorizationRequired"
-SUBSCRIPTION_REMOVED = "subscriptionRemoved"
-MISSED = "missed"
-SUBSCRIPTION_ACTIONS = frozenset({REAUTHORIZATION_REQUIRED, SUBSCRIPTION_REMOVED})
-
-
-class Queue(Protocol):
-    def send(self, message: Any) -> None: ...
 
 
 class Channels:
@@ -164,70 +160,3 @@ class Channels:
         with contextlib.suppress(ProviderNotFound):  # already gone at the provider
             api.stop_watch(channel_id, resource_id)
         self._store.delete(channel_id)
-
-
-def on_notification(
-    parsed: ChannelNotification,
-    store: ChannelStore,
-    marks: SyncRequestStore,
-    queue: Queue,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    *,
-    lifecycle: str | None = None,
-) -> tuple[int, str]:
-    """A channel notification (parsed from the provider's request by its adapter):
-    authenticate, enqueue, answer.
-
-    ``sync`` messages are acknowledged and ignored;
-    unknown or stopped channels are acknowledged (Google keeps sending briefly after a stop);
-    a channel whose resource id or token does not match is refused (403). An authentic
-    notification opens a sync request for its calendar, or joins the pending one: a burst
-    queues one sync, plus one trailing sync for what arrives once that sync has started.
-
-    ``lifecycle``: a Graph lifecycle event. ``missed`` is a change notification like any
-    (a sync catches up). ``reauthorizationRequired`` and ``subscriptionRemoved`` queue their
-    own sync, never coalesced (a pending push sync would not act on the subscription); the
-    worker renews or recreates the subscription after it (the webhook calls no provider).
-    """
-    if parsed.handshake:
-        return 200, "sync ignored"
-    channel = store.get(parsed.channel_id)
-    if channel is None:
-        return 200, "unknown channel"
-    resource_ok = same(channel.resource_id, parsed.resource_id)
-    token_ok = same(channel.token_hash, sha256_hex(parsed.token))
-    if not (resource_ok and token_ok):
-        return 403, "channel token or resource mismatch"
-    principal = channel.principal
-    now = clock()
-    if lifecycle in SUBSCRIPTION_ACTIONS:
-        queue.send(
-            CalendarSyncRequest(
-                tenant_id=channel.tenant_id,
-                user_id=channel.user_id,
-                connection_id=channel.connection_id,
-                calendar_id=channel.calendar_id,
-                reason=lifecycle,
-                channel_id=channel.channel_id,
-                occasion=now.isoformat(),
-            )
-        )
-        return 200, "enqueued"
-    if not marks.note(principal, channel.connection_id, channel.calendar_id, now, now - REQUEST_LOST_AFTER):
-        return 200, "coalesced"
-    try:
-        queue.send(
-            CalendarSyncRequest(
-                tenant_id=channel.tenant_id,
-                user_id=channel.user_id,
-                connection_id=channel.connection_id,
-                calendar_id=channel.calendar_id,
-                reason="push",
-                occasion=now.isoformat(),
-            )
-        )
-    except Exception:
-        # Not queued: the next notification (Google retries a 5xx) must open a request again.
-        marks.withdraw(principal, channel.connection_id, channel.calendar_id, now)
-        raise
-    return 200, "enqueued"

@@ -13,9 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from crmsync.dal.sync_requests import SyncRequestStore
-from crmsync.domain import Principal
+# One definition, with the notifications that open requests (the webhooks import only those).
+from crmsync.sync.notifications import REQUEST_LOST_AFTER as REQUEST_LOST_AFTER
+
+if TYPE_CHECKING:
+    from crmsync.dal.sync_requests import SyncRequestStore
+    from crmsync.domain import Principal
 
 #: A burst has ended when no notification arrived for this long.
 QUIET = timedelta(seconds=3)
@@ -24,9 +29,6 @@ QUIET = timedelta(seconds=3)
 #: request, all of which precede the batch: a batch waits at most this long in all, well
 #: within the worker's 60 s timeout.
 MAX_WAIT = timedelta(seconds=20)
-#: A request pending this long lost its message (never sent, or dead-lettered): the next
-#: notification opens a new one.
-REQUEST_LOST_AFTER = timedelta(minutes=5)
 
 
 def settle(

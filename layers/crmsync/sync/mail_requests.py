@@ -14,8 +14,8 @@ from crmsync.security.secrets import sha256_hex
 from crmsync.sync.coalesce import REQUEST_LOST_AFTER
 
 if TYPE_CHECKING:
-    from crmsync.dal.sync_requests import SyncRequestStore
     from crmsync.ports.mail import MailboxNotification
+    from crmsync.sync.notifications import SyncMarks
 
 #: The coalescing mark of a mailbox (:class:`crmsync.dal.sync_requests.SyncRequestStore`
 #: keys marks by connection and resource; a mailbox is one resource).
@@ -90,7 +90,7 @@ class MailSyncRequests:
 def on_mailbox_notification(
     notification: MailboxNotification,
     mailboxes: Mailboxes,
-    marks: SyncRequestStore,
+    marks: SyncMarks,
     queue: Queue,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> tuple[int, str]:

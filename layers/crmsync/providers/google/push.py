@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from crmsync.ports.calendar import ChannelNotification
+from crmsync.ports.notifications import ChannelNotification
 
 __all__ = ["parse_notification"]
 

@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from crmsync.ports.calendar import ChannelNotification
+from crmsync.ports.notifications import ChannelNotification
 
 __all__ = ["LIFECYCLE_EVENTS", "MAX_BODY", "GraphNotification", "parse_notifications", "validation_token"]
 
