@@ -49,9 +49,7 @@ NAIVE = (
 BARE = "pass\n"
 #: What some functions cannot do without, measured like them: the floor under their ratio.
 FLOORS = {
-    "webhooks' floor: botocore and powertools' logger": (
-        "import botocore.session\nfrom aws_lambda_powertools import Logger\n"
-    ),
+    "webhooks' floor: botocore and the standard library's logging": ("import botocore.session\nimport logging\n"),
     "oauth_callback's floor: logger, PynamoDB, the pydantic settings": (
         "from aws_lambda_powertools import Logger\nimport pynamodb.models, pynamodb.attributes\nimport crmsync.config\n"
     ),

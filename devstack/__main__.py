@@ -263,13 +263,15 @@ def cmd_fire(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     state = running_stack(root, template_path(args))
     if state is not None:
-        document = _post(f"{state['api_url']}/.devstack/schedules/{args.schedule}/fire", {})
-        _print_json(document["payload"] if document["ok"] else document["error"])
-        return 0 if document["ok"] else 1
+        document = _post(f"{state['api_url']}/.devstack/schedules/{args.schedule}/fire", {"ticks": args.ticks})
+        for tick in document.get("ticks", [document]):
+            _print_json(tick["payload"] if tick["ok"] else tick["error"])
+        return 0 if all(t["ok"] for t in document.get("ticks", [document])) else 1
     with _ephemeral(args) as stack:
-        result = stack.fire(args.schedule)
-    _print_json(result.response())
-    return 0 if result.ok else 1
+        results = stack.fire_ticks(args.schedule, args.ticks)
+    for result in results:
+        _print_json(result.response())
+    return 0 if all(r.ok for r in results) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,6 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     fire = verbs.add_parser("fire", help="fire a schedule now")
     fire.add_argument("schedule", help="schedule name, event logical id, or Function.Event")
+    fire.add_argument(
+        "--ticks",
+        type=int,
+        default=1,
+        help="fire it as scheduled for this many consecutive periods from now: a sweep takes one slot"
+        " of the accounts per tick (72 ticks check every connection, 12 sweep every mailbox, 3 every"
+        " contacts account)",
+    )
     fire.set_defaults(func=cmd_fire)
     return parser
 

@@ -24,7 +24,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,7 +38,7 @@ from devstack.issuer import ISSUER_PATH, Issuer
 from devstack.runtime.asyncinvoke import AsyncDelivery, AsyncInvoker
 from devstack.runtime.httpapi import DEVSTACK_PREFIX, HttpApiServer
 from devstack.runtime.pool import InvocationResult, LambdaService
-from devstack.runtime.schedules import Schedules
+from devstack.runtime.schedules import Schedules, rate_seconds
 from devstack.runtime.ses import LocalSes, ReceivedMail, verdict_settings
 from devstack.runtime.smtp import SmtpServer
 from devstack.runtime.sqs import DrainReport, SqsEventSources
@@ -613,6 +613,16 @@ class Stack:
             raise RuntimeError("the stack is not started")
         return self.schedules.fire(schedule, at)
 
+    def fire_ticks(self, schedule: str, ticks: int) -> list[InvocationResult]:
+        """Fire a rate() schedule as scheduled for ``ticks`` consecutive periods from now: a
+        sweep that takes one slot of the accounts per tick (crmsync.domain.sweeps) visits all
+        of them in a round (72 ticks for the health check, 12 mail, 3 contacts)."""
+        if self.schedules is None:
+            raise RuntimeError("the stack is not started")
+        period = rate_seconds(self.schedules.find(schedule).expression) or 300
+        start = datetime.now(UTC)
+        return [self.schedules.fire(schedule, start + timedelta(seconds=i * period)) for i in range(max(1, ticks))]
+
     def deliver_mail(
         self,
         raw: bytes,
@@ -758,11 +768,12 @@ class Stack:
             )
         parts = path.strip("/").split("/")
         if method == "POST" and len(parts) == 3 and parts[0] == "schedules" and parts[2] == "fire":
+            body = request.get_json(force=True, silent=True) or {}
             try:
-                result = self.fire(parts[1])
-            except KeyError as exc:
+                results = self.fire_ticks(parts[1], int(body.get("ticks", 1)))
+            except (KeyError, ValueError, TypeError) as exc:
                 return _json(404, {"message": str(exc)})
-            return _json(200, _result_document(result))
+            return _json(200, _result_document(results[-1]) | {"ticks": [_result_document(r) for r in results]})
         if method == "POST" and len(parts) == 3 and parts[0] == "functions" and parts[2] == "invoke":
             if parts[1] not in self.lambdas.pools:
                 return _json(404, {"message": f"unknown function {parts[1]}"})

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import pytest
 
+from crmsync.domain.sweeps import Sweep
 from tests.e2e.test_contacts_sync_api import connect_calendar_only, enable, sync_state
 from tests.e2e.test_integrations_api import Browser
 from tests.support.google_consent import consent
 from tests.support.google_people import GooglePeopleUser, person
 from tests.support.google_user import GoogleCalendarUser
+from tests.support.sweeps import fire_sweep_for
 
 pytestmark = [pytest.mark.e2e]
 
@@ -28,10 +30,9 @@ def crm_contacts(alice: Browser) -> list[dict]:
     return list(alice.api("GET", "/v1/contacts", params={"limit": 100}).json()["items"])
 
 
-def scheduled_sync(stack) -> None:  # type: ignore[no-untyped-def]
-    fired = stack.fire("ContactsSync")
-    assert fired.ok, fired.error
-    assert fired.payload["enqueued"] >= 1
+def scheduled_sync(stack, alice: Browser) -> None:  # type: ignore[no-untyped-def]
+    """The contacts schedule at the tick whose slot holds alice (each tick takes a third)."""
+    fire_sweep_for(stack, Sweep.CONTACTS, alice.tenant, alice.user)
     stack.drain()
 
 
@@ -41,7 +42,7 @@ def test_edits_reach_the_other_side_at_the_scheduled_sync(alice: Browser, stack)
         "POST", "/v1/contacts", json={"given_name": "Grace", "family_name": "Hopper", "emails": ["grace@navy.example"]}
     )
     assert made.status_code == 201, made.text
-    scheduled_sync(stack)
+    scheduled_sync(stack, alice)
     [twin] = [p for p in google.contacts() if p.get("emailAddresses")]
     assert twin["names"][0]["givenName"] == "Grace"
 
@@ -50,7 +51,7 @@ def test_edits_reach_the_other_side_at_the_scheduled_sync(alice: Browser, stack)
         twin["resourceName"],
         {**person("Grace", "Hopper", ("grace@navy.example",)), "organizations": [{"name": "US Navy"}]},
     )
-    scheduled_sync(stack)
+    scheduled_sync(stack, alice)
     [contact] = crm_contacts(alice)
     assert contact["organization"] == "US Navy"
     assert contact["google"] is not None
@@ -58,7 +59,7 @@ def test_edits_reach_the_other_side_at_the_scheduled_sync(alice: Browser, stack)
     # Edited in the CRM: in Google after the next scheduled sync.
     changed = alice.api("PATCH", f"/v1/contacts/{contact['id']}", json={"title": "Rear Admiral"})
     assert changed.status_code == 200, changed.text
-    scheduled_sync(stack)
+    scheduled_sync(stack, alice)
     [twin] = [p for p in google.contacts() if p.get("emailAddresses")]
     assert twin["organizations"][0].get("title") == "Rear Admiral"
 

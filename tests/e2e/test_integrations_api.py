@@ -25,6 +25,7 @@ class Browser:
 
     def __init__(self, stack, tenant: str, user: str) -> None:
         self.stack = stack
+        self.tenant, self.user = tenant, user
         self.http = requests.Session()
         self.token = stack.issue_token(tenant, user)
 

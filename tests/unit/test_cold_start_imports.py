@@ -42,9 +42,11 @@ WEBHOOK_ABSENT = (
     "google.auth",
     "requests",
     "msal",
+    # Their logger is the standard library's in powertools' format (crmsync.light_logging).
+    "aws_lambda_powertools",
 )
 #: ...but what every notification needs is there: DynamoDB and SQS through botocore.
-WEBHOOK_PRESENT = ("botocore.session", "crmsync.dal.notifications", "aws_lambda_powertools.logging")
+WEBHOOK_PRESENT = ("botocore.session", "crmsync.dal.notifications", "crmsync.light_logging")
 
 FUNCTIONS = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "app.py").exists())
 #: (absent, present) per function; every function: NOWHERE absent.

@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+from typing import Any
 
 import pytest
 
+from crmsync.light_logging import build_light_logger
 from crmsync.observability import REDACTED, RedactingFilter, build_logger, redact, redact_text
 
 ACCESS = "ya29.a0AfB_byC-abcdefghijklmnopqrstuvwxyz0123456789"
@@ -55,11 +57,12 @@ def test_ordinary_text_is_left_alone() -> None:
     assert redact_text(text) == text
 
 
-def test_powertools_logger_never_writes_a_secret() -> None:
-    """Given the functions' logger writing to a buffer, when secrets are logged in every way
-    a careless change could, then none of them is in the output."""
+@pytest.mark.parametrize("build", [build_logger, build_light_logger], ids=["powertools", "webhooks"])
+def test_the_functions_loggers_never_write_a_secret(build: Any) -> None:
+    """Given a function's logger (powertools', or the webhooks' light one) writing to a buffer,
+    when secrets are logged in every way a careless change could, then none is in the output."""
     stream = io.StringIO()
-    logger = build_logger(service="redaction-test")
+    logger = build(service="redaction-test")
     for handler in logger.handlers:
         handler.setStream(stream)  # type: ignore[attr-defined]
     logger.info(f"exchanging code {CODE}")
@@ -88,3 +91,40 @@ def test_root_handler_filter_scrubs_third_party_records() -> None:
         third_party.removeHandler(handler)
     assert OPAQUE not in stream.getvalue()
     assert "POST /token" in stream.getvalue()
+
+
+class _Context:
+    function_name = "crmsync-google-webhook"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:crmsync-google-webhook"
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+
+def test_the_webhooks_light_logger_writes_powertools_lines() -> None:
+    """Operators query every function's logs alike: the light logger's lines carry powertools'
+    keys and values (correlation ids, cold start, extras), one JSON object a line."""
+    lines: dict[str, list[dict[str, Any]]] = {}
+    for name, build in (("powertools", build_logger), ("light", build_light_logger)):
+        stream = io.StringIO()
+        logger = build(service="same-service")
+        for handler in logger.handlers:
+            handler.setStream(stream)  # type: ignore[attr-defined]
+
+        @logger.inject_lambda_context
+        def handle(event: Any, context: Any, logger: Any = logger) -> None:
+            logger.info("notification", extra={"calendar_id": "primary"})
+            logging.getLogger("crmsync.sync.notifications").warning("from the domain")
+
+        handle({}, _Context())
+        handle({}, _Context())
+        # Serialized alike too: tests and log queries match text such as '"status":403'.
+        assert '"cold_start":true' in stream.getvalue(), name
+        lines[name] = [json.loads(line) for line in stream.getvalue().splitlines()]
+    powertools, light = lines["powertools"], lines["light"]
+    assert len(light) == len(powertools) == 4
+    for theirs, ours in zip(powertools, light, strict=True):
+        assert set(theirs) - {"sampling_rate", "xray_trace_id"} <= set(ours), set(theirs) - set(ours)
+        for key in ("level", "message", "service", "cold_start", "function_request_id", "function_name"):
+            assert ours[key] == theirs[key], key
+    assert [line["cold_start"] for line in light] == [True, True, False, False]
+    assert light[0]["calendar_id"] == "primary"
