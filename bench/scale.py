@@ -120,6 +120,11 @@ def provider_rates(cost: dict[str, Any], q: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def _put_events_entries(events: dict[str, float]) -> float:
+    """PutEvents' entries (what the quota counts), not requests and entries both."""
+    return events.get("PutEvents entries", events.get("PutEvents", 0.0))
+
+
 def limits(cost: dict[str, Any], q: dict[str, Any]) -> list[Limit]:
     quota = q["quotas"]
     requests: dict[str, dict[str, float]] = cost["requests"]
@@ -199,7 +204,7 @@ def limits(cost: dict[str, Any], q: dict[str, Any]) -> list[Limit]:
             "EventBridge PutEvents",
             quota["eventbridge_putevents_tps"]["limit"],
             "entries/s",
-            per_second(sum(requests.get("events", {}).values())),
+            per_second(_put_events_entries(requests.get("events", {}))),
             "ask for more (adjustable); batch 10 entries per PutEvents (the cost model's next win too)",
             src("eventbridge_putevents_tps"),
         )
@@ -341,6 +346,8 @@ def render(cost: dict[str, Any], q: dict[str, Any]) -> str:
     for service, ops in sorted(cost["requests"].items(), key=lambda kv: -sum(kv[1].values())):
         if service == "logs":
             continue
+        # "PutEvents entries" counts what a PutEvents carries, not requests.
+        ops = {op: n for op, n in ops.items() if not op.endswith(" entries")}
         total = per_second(sum(ops.values())) * TARGET
         top = ", ".join(
             f"{op} {fmt(per_second(n) * TARGET)}" for op, n in sorted(ops.items(), key=lambda kv: -kv[1])[:3]

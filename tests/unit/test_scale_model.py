@@ -42,3 +42,8 @@ def test_every_quota_names_its_source_and_when_it_was_checked() -> None:
         assert entry["limit"] > 0, name
         assert entry["source"].startswith("https://"), name
         assert entry["checked"], name
+
+
+def test_put_events_are_counted_by_entries_once() -> None:
+    assert scale._put_events_entries({"PutEvents": 4, "PutEvents entries": 9}) == 9
+    assert scale._put_events_entries({"PutEvents": 4}) == 4
