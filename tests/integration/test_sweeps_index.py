@@ -29,8 +29,8 @@ def other_slot(key: str) -> str:
     return f"{name}#{(int(slot) + 1) % slots(Sweep(name))}"
 
 
-def test_each_sweep_reads_its_slot_and_only_while_on(graph: Graph) -> None:
-    ada = Principal("acme", f"ada-{uuid.uuid4().hex[:8]}")
+def syncing_everything(graph: Graph, ada: Principal) -> None:
+    """Ada's connection c1, her contacts account and mailbox: an item for each sweep."""
     graph.connection_store.upsert(
         ada,
         connection_id="c1",
@@ -43,6 +43,11 @@ def test_each_sweep_reads_its_slot_and_only_while_on(graph: Graph) -> None:
     )
     graph.contacts_sync_store.set(ada, "c1")
     graph.mail_sync_store.enable(ada, "c1", "c1@example.test", 30)
+
+
+def test_each_sweep_reads_its_slot_and_only_while_on(graph: Graph) -> None:
+    ada = Principal("acme", f"ada-{uuid.uuid4().hex[:8]}")
+    syncing_everything(graph, ada)
 
     reads = {
         Sweep.HEALTH: (graph.connection_store.due, sweep_key(Sweep.HEALTH, ada.tenant_id, ada.user_id, "c1")),
@@ -74,18 +79,7 @@ def test_the_backfill_gives_items_stored_before_the_index_their_slot(graph: Grap
     from crmsync.models.connection import CONNECTION_SK_PREFIX, ConnectionItem
 
     ada = Principal("acme", f"ada-{uuid.uuid4().hex[:8]}")
-    graph.connection_store.upsert(
-        ada,
-        connection_id="c1",
-        provider="google",
-        subject="sub-c1",
-        email="c1@example.test",
-        display_name="Ada",
-        scopes=("a",),
-        credential_ciphertext=b"secret",
-    )
-    graph.contacts_sync_store.set(ada, "c1")
-    graph.mail_sync_store.enable(ada, "c1", "c1@example.test", 30)
+    syncing_everything(graph, ada)
     owner = user_pk(ada.tenant_id, ada.user_id)
     # As stored before the index existed: no slot.
     for model, sk in [
