@@ -162,7 +162,7 @@ build: deps $(SAM_VENV)/.installed ## sam build (SAM CLI in its own venv: it pin
 	PYTHON=$(PYTHON) PATH="$(if $(findstring /,$(PYTHON)),$(dir $(PYTHON)):)$$PATH" \
 	  $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .aws-sam/build
 
-bench: deps build ## Benchmarks; writes docs/PERFORMANCE.md
+bench: deps build ## Benchmarks; writes docs/PERFORMANCE.md and (from bench cost's counts) docs/SCALE.md
 	$(PY) -m bench
 
 # Not part of `make test` nor of `make bench`: ten minutes of load with faults on the local stack
