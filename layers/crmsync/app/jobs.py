@@ -10,6 +10,7 @@ than the clock keeps a retried or late invocation on its own tick's slot."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,16 +39,31 @@ def scheduled_time(event: Any) -> datetime:
     return datetime.now(UTC)
 
 
+def _sweep(
+    metrics: Metrics, job: str, sweep: Sweep, at: datetime, counted: str, enqueue: Callable[[str, str], int]
+) -> dict[str, Any]:
+    """One tick of a sweep: ``enqueue(slot, occasion)`` queues the slot due at ``at`` (batched,
+    :meth:`SyncQueue.batching`) and says how many; the occasion (the tick) makes a repeated
+    firing of the tick a no-op at the queue."""
+    due = due_key(sweep, at)
+    with graph().queue.batching() as batch:
+        sent = enqueue(due, f"{tick_start(at):%Y-%m-%dT%H:%M}")
+    metrics.add_metric(name=counted, unit=MetricUnit.Count, value=sent - batch.failed)
+    _failures(metrics, batch)
+    return {"job": job, "slot": due, "enqueued": sent - batch.failed, "failed": batch.failed}
+
+
 def connection_health(metrics: Metrics, at: datetime) -> dict[str, Any]:
     """Enqueue a health check for every connection of the tick's slot (each connection every
-    6 hours). The occasion (the tick) makes a repeated firing of the tick a no-op at the queue."""
-    due = due_key(Sweep.HEALTH, at)
-    root = graph()
-    with root.queue.batching() as batch:
-        sent = root.integrations.enqueue_health_checks(f"{tick_start(at):%Y-%m-%dT%H:%M}", due)
-    metrics.add_metric(name="HealthChecksEnqueued", unit=MetricUnit.Count, value=sent - batch.failed)
-    _failures(metrics, batch)
-    return {"job": "connection_health", "slot": due, "enqueued": sent - batch.failed, "failed": batch.failed}
+    6 hours)."""
+    return _sweep(
+        metrics,
+        "connection_health",
+        Sweep.HEALTH,
+        at,
+        "HealthChecksEnqueued",
+        lambda due, tick: graph().integrations.enqueue_health_checks(tick, due),
+    )
 
 
 def push_sweep(metrics: Metrics, at: datetime) -> dict[str, Any]:
@@ -63,34 +79,32 @@ def push_sweep(metrics: Metrics, at: datetime) -> dict[str, Any]:
 
 def contacts_sync(metrics: Metrics, at: datetime) -> dict[str, Any]:
     """Enqueue a contacts sync for every user with contacts sync on in the tick's slot (People
-    has no push: each user every 15 minutes). The occasion is the tick: a repeated firing of
-    it is a no-op at the queue."""
-    due = due_key(Sweep.CONTACTS, at)
-    root = graph()
-    with root.queue.batching() as batch:
-        sent = root.contact_sync_requests.enqueue_all(f"scheduled@{tick_start(at):%Y-%m-%dT%H:%M}", due)
-    metrics.add_metric(name="ContactSyncsEnqueued", unit=MetricUnit.Count, value=sent - batch.failed)
-    _failures(metrics, batch)
-    return {"job": "contacts_sync", "slot": due, "enqueued": sent - batch.failed, "failed": batch.failed}
+    has no push: each user every 15 minutes)."""
+    return _sweep(
+        metrics,
+        "contacts_sync",
+        Sweep.CONTACTS,
+        at,
+        "ContactSyncsEnqueued",
+        lambda due, tick: graph().contact_sync_requests.enqueue_all(f"scheduled@{tick}", due),
+    )
 
 
 def mail_sync(metrics: Metrics, at: datetime) -> dict[str, Any]:
     """The safety net of two-way mail sync (F8): every hour, a history sync of every synced
     mailbox — Gmail's pushes "may be delayed or dropped" — which also renews each watch once
     a day and resumes a backfill whose next step was lost. A no-op costs one Gmail request.
-    Each tick takes its slot's mailboxes; the occasion is the tick: a repeated firing of it is
-    a no-op at the queue."""
-    due = due_key(Sweep.MAIL, at)
-    occasion = f"scheduled@{tick_start(at):%Y-%m-%dT%H:%M}"
-    root = graph()
-    sent = 0
-    with root.queue.batching() as batch:
+    Each tick takes its slot's mailboxes."""
+
+    def enqueue(due: str, tick: str) -> int:
+        root = graph()
+        sent = 0
         for principal, connection_id in root.mail_sync_store.due(due):
-            root.mail_sync_requests.request(principal, connection_id, "scheduled", occasion)
+            root.mail_sync_requests.request(principal, connection_id, "scheduled", f"scheduled@{tick}")
             sent += 1
-    metrics.add_metric(name="MailSyncsEnqueued", unit=MetricUnit.Count, value=sent - batch.failed)
-    _failures(metrics, batch)
-    return {"job": "mail_sync", "slot": due, "enqueued": sent - batch.failed, "failed": batch.failed}
+        return sent
+
+    return _sweep(metrics, "mail_sync", Sweep.MAIL, at, "MailSyncsEnqueued", enqueue)
 
 
 def calendar_poll(metrics: Metrics, at: datetime) -> dict[str, Any]:
