@@ -41,6 +41,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.scale import TICKS_A_DAY, TICKS_A_ROUND
+
 ROOT = Path(__file__).resolve().parents[1]
 PRICES = Path(__file__).resolve().parent / "aws_prices.json"
 #: The last run's figures, for bench/scale.py (gitignored).
@@ -58,12 +60,9 @@ GMAIL_MAILS = 30
 BCC_MAILS = 5
 CONTACTS = 200
 CONTACT_CHANGES = 2
-#: Runs a day of each scheduled job (template.yaml, SchedulerFunction's ScheduleV2 events:
-#: every one fires every 5 minutes).
-RUNS_A_DAY = {"push_sweep": 288, "calendar_poll": 288, "contacts_sync": 288, "mail_sync": 288, "connection_health": 288}
-#: How many consecutive ticks visit every account once (crmsync.domain.sweeps: each tick reads
-#: one slot; the calendar poll's conflict calendars are due at one tick in three).
-TICKS_A_ROUND = {"push_sweep": 1, "calendar_poll": 3, "contacts_sync": 3, "mail_sync": 12, "connection_health": 72}
+#: Runs a day of each scheduled job, and the ticks of a round that visits every account once
+#: (template.yaml's 5-minute schedules; crmsync.domain.sweeps' slots): bench/scale.py's.
+RUNS_A_DAY = {job: TICKS_A_DAY for job in TICKS_A_ROUND}
 #: Google Calendar channels last 7 days and are renewed 24 h before they expire (RENEW_BEFORE).
 CHANNEL_RENEWAL_DAYS = 6
 

@@ -21,7 +21,20 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "layers") not in sys.path:
     sys.path.insert(0, str(ROOT / "layers"))  # the product's package, as the other benchmarks do
 
-from crmsync.domain.sweeps import Sweep, slots  # noqa: E402
+from crmsync.domain.sweeps import TICK, Sweep, slots  # noqa: E402
+from crmsync.sync.polling import CONFLICT_TICKS  # noqa: E402
+
+#: Every schedule fires every tick (template.yaml: rate(5 minutes)).
+TICKS_A_DAY = int(86_400 // TICK.total_seconds())
+#: How many consecutive ticks visit every account once: each sweep's slots (the calendar
+#: poll's conflict calendars are due at one tick in CONFLICT_TICKS; the push sweep reads all).
+TICKS_A_ROUND = {
+    "push_sweep": 1,
+    "calendar_poll": CONFLICT_TICKS,
+    "contacts_sync": slots(Sweep.CONTACTS),
+    "mail_sync": slots(Sweep.MAIL),
+    "connection_health": slots(Sweep.HEALTH),
+}
 
 QUOTAS = ROOT / "bench" / "quotas.json"
 COST_CACHE = ROOT / ".devstack" / "cost.json"
@@ -94,7 +107,7 @@ def fanout_per_tick() -> dict[str, float]:
         "connection_health": PROFILE["connections"] / slots(Sweep.HEALTH),
         "contacts_sync": PROFILE["contacts_users"] / slots(Sweep.CONTACTS),
         "mail_sync": PROFILE["mail_users"] / slots(Sweep.MAIL),
-        "calendar_poll": PROFILE["polled_linked_calendars"] + PROFILE["polled_conflict_calendars"] / 3,
+        "calendar_poll": PROFILE["polled_linked_calendars"] + PROFILE["polled_conflict_calendars"] / CONFLICT_TICKS,
     }
 
 
@@ -438,14 +451,8 @@ def render(cost: dict[str, Any], q: dict[str, Any]) -> str:
         "| --- | --- | ---: | ---: |",
     ]
     periods = {"connection_health": "6 h", "contacts_sync": "15 min", "mail_sync": "1 h", "calendar_poll": "5/15 min"}
-    slot_count = {
-        "connection_health": slots(Sweep.HEALTH),
-        "contacts_sync": slots(Sweep.CONTACTS),
-        "mail_sync": slots(Sweep.MAIL),
-        "calendar_poll": 3,
-    }
     for job, share in fanout_per_tick().items():
-        lines.append(f"| {job} | {periods[job]} | {slot_count[job]} | {fmt(share * TARGET)} |")
+        lines.append(f"| {job} | {periods[job]} | {TICKS_A_ROUND[job]} | {fmt(share * TARGET)} |")
     timeout = scheduler_timeout()
     capacity = SENDERS * 10 / BATCH_SECONDS * max(timeout - SCHEDULER_MARGIN_SECONDS, 0.0)
     lines += [
