@@ -9,10 +9,12 @@ import uuid
 
 import pytest
 
+from crmsync.domain.sweeps import Sweep
 from tests.e2e.test_integrations_api import Browser
 from tests.support.gmail_user import GmailUser, message
 from tests.support.google_consent import consent
 from tests.support.google_user import GoogleCalendarUser
+from tests.support.sweeps import fire_sweep_for
 
 pytestmark = [pytest.mark.e2e]
 
@@ -81,3 +83,20 @@ def test_sync_now_with_sync_off_is_a_conflict(alice: Browser) -> None:
     answer = alice.api("POST", "/v1/settings/email-sync/run")
     assert answer.status_code == 409
     assert answer.json()["detail"] == "Two-way email sync is off; enable it first."
+
+
+def test_the_hourly_safety_net_queues_the_mailbox_at_its_tick(stack, alice: Browser) -> None:
+    """The mail sweep (every 5 minutes, one slot of the mailboxes a tick: each hourly) queues a
+    sync of alice's mailbox at her tick — through the sweeps index and the batched sends — and
+    the worker runs it without error. (A no-op sync writes nothing, so that it ran is seen only
+    as no error.)"""
+    ada = GoogleCalendarUser.new(stack.google.base_url, "ada").email
+    enable(alice, ada)
+    stack.drain()
+
+    fired = fire_sweep_for(stack, Sweep.MAIL, alice.tenant, alice.user)
+    assert (fired.payload["enqueued"], fired.payload["failed"]) == (1, 0)
+    stack.drain()
+
+    after = alice.api("GET", "/v1/settings/email-sync").json()
+    assert (after["state"], after["last_error"]) == ("live", None)
