@@ -70,6 +70,10 @@ class GmailUser:
     def expire_history(self) -> None:
         self._post("expire-history")
 
+    def lapse_watch(self) -> None:
+        """Gmail stops publishing this mailbox's changes, as when a watch lapsed unrenewed."""
+        assert self._post("lapse-watch")["lapsed"] is True
+
     def mailbox(self) -> dict[str, Any]:
         answer = requests.get(f"{self.base}/_emulator/gmail/mailbox", params={"email": self.email}, timeout=10)
         assert answer.status_code == 200, answer.text

@@ -97,6 +97,7 @@ class GmailControl:
             Route(f"{PREFIX}/quota", ("POST",), self.set_quota),
             Route(f"{PREFIX}/labels", ("POST",), self.create_label),
             Route(f"{PREFIX}/expire-history", ("POST",), self.expire_history),
+            Route(f"{PREFIX}/lapse-watch", ("POST",), self.lapse_watch),
             Route(f"{PREFIX}/seed", ("POST",), self.seed),
             Route(f"{PREFIX}/mailbox", ("GET",), self.mailbox),
             Route(f"{PREFIX}/subscriptions", ("GET",), self.list_subscriptions),
@@ -294,6 +295,19 @@ class GmailControl:
         except ValueError as exc:
             return _error(str(exc))
         return self._done(data, box, {"historyId": str(self.store.expire_history(box))})
+
+    def lapse_watch(self, request: Request) -> Response:
+        """POST {email}: the mailbox's watch lapses as an unrenewed one does after 7 days —
+        Gmail stops publishing without telling anyone (the watch itself is left to expire)."""
+        data = _Input(request)
+        try:
+            box = self._box(data)
+        except ValueError as exc:
+            return _error(str(exc))
+        with self.state.lock:
+            lapsed = box.watch is not None
+            box.watch = None
+        return self._done(data, box, {"lapsed": lapsed})
 
     def seed(self, request: Request) -> Response:
         """POST {email}: the demo mailbox (only if empty)."""
