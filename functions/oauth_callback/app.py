@@ -1,16 +1,18 @@
 """GET /oauth/{provider}/callback: check state, exchange the code, store the connection."""
 
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import Any
 
 from crmsync.api.oauth_callback import handle
-from crmsync.observability import build_logger, build_metrics
+from crmsync.light_logging import build_light_logger
+from crmsync.metrics import build_metrics
 
-logger = build_logger()
+# The standard library's logger in powertools' format and EMF metrics, without powertools'
+# import (crmsync.light_logging, crmsync.metrics).
+logger = build_light_logger()
 metrics = build_metrics()
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 @metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict, context: Any) -> dict:
     return handle(event)

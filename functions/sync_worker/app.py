@@ -1,18 +1,19 @@
 """Runs one unit of sync work per SQS FIFO message and reports partial batch failures."""
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import Any
 
-from crmsync.app.worker import handle_record, make_processor
-from crmsync.observability import build_logger, build_metrics
+from crmsync.app.worker import handle_record
+from crmsync.batch import process_fifo_batch
+from crmsync.light_logging import build_light_logger
+from crmsync.metrics import build_metrics
 
-logger = build_logger()
+# The standard library's logger in powertools' format, EMF metrics and the FIFO partial batch
+# response without powertools' import (crmsync.light_logging, crmsync.metrics, crmsync.batch).
+logger = build_light_logger()
 metrics = build_metrics()
-processor = make_processor()
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
+def lambda_handler(event: dict, context: Any) -> dict:
+    return process_fifo_batch(event, handle_record)

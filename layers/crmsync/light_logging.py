@@ -1,11 +1,14 @@
-"""The webhooks' logger: the same JSON lines as the other functions' (powertools' keys,
-secrets redacted by :mod:`crmsync.redaction`), on the standard library alone.
+"""The logger of the webhooks, the sync worker and the OAuth callback: the same JSON lines as
+the other functions' (powertools' keys, secrets redacted by :mod:`crmsync.redaction`), on the
+standard library alone.
 
 Importing powertools costs a function ~70 ms at cold start whatever it uses (its package
 imports Logger, Metrics and Tracer); for the two webhooks, whose whole job is one item read
 and one queue message, that was a third of their import time (issue 17 §1,
-docs/PERFORMANCE.md). Every other function keeps powertools (:mod:`crmsync.observability`);
-tests/unit/test_light_logging.py keeps the two formats' keys the same.
+docs/PERFORMANCE.md); likewise the sync worker and the OAuth callback, which use nothing
+else of powertools. The API, the scheduler and the inbound mail function keep powertools'
+logger (:mod:`crmsync.observability`); tests/unit/test_redaction.py keeps the two formats'
+keys the same.
 """
 
 from __future__ import annotations
@@ -90,7 +93,13 @@ class LightLogger:
     def __getattr__(self, name: str) -> Any:  # info, warning, error, exception, debug …
         return getattr(self._logger, name)
 
-    def inject_lambda_context(self, handler: F) -> F:
+    def inject_lambda_context(self, handler: F | None = None, *, correlation_id_path: str | None = None) -> Any:
+        """Powertools' decorator: the invocation's context on every line, and with
+        ``correlation_id_path`` (dotted, e.g. ``requestContext.requestId``) the event's
+        ``correlation_id``."""
+        if handler is None:
+            return functools.partial(self.inject_lambda_context, correlation_id_path=correlation_id_path)
+
         @functools.wraps(handler)
         def decorate(event: Any, context: Any) -> Any:
             self._context.values = {
@@ -100,10 +109,21 @@ class LightLogger:
                 "function_arn": getattr(context, "invoked_function_arn", ""),
                 "function_request_id": getattr(context, "aws_request_id", ""),
             }
+            if correlation_id_path:
+                self._context.values["correlation_id"] = _at_path(event, correlation_id_path)
             self._context.cold_start = False
             return handler(event, context)
 
-        return decorate  # type: ignore[return-value]
+        return decorate
+
+
+def _at_path(event: Any, path: str) -> Any:
+    """The value at a dotted path of the event (None when any step is missing)."""
+    for step in path.split("."):
+        if not isinstance(event, dict):
+            return None
+        event = event.get(step)
+    return event
 
 
 def build_light_logger(service: str | None = None) -> LightLogger:

@@ -1,4 +1,6 @@
-"""Logging and metrics for every function: powertools JSON logs with secrets redacted.
+"""Logging for the functions on powertools: JSON logs with secrets redacted (metrics:
+:mod:`crmsync.metrics`; the webhooks, the sync worker and the OAuth callback log through
+:mod:`crmsync.light_logging`, the same lines without powertools' import).
 
 Redaction is defence in depth. Code never logs a token on purpose; the formatter still
 removes anything that looks like one (by key name and by value shape) from every line,
@@ -8,12 +10,12 @@ and :func:`install_redaction` guards the root logger's handlers for third-party 
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
+from crmsync.metrics import MetricsCounter, build_metrics  # noqa: F401 - re-exported
 from crmsync.redaction import (  # noqa: F401 - re-exported
     REDACTED,
     RedactingFilter,
@@ -41,21 +43,3 @@ def build_logger(service: str | None = None) -> Logger:
     domain.propagate = False
     install_redaction()
     return logger
-
-
-def build_metrics(service: str | None = None) -> Metrics:
-    # Many invocations (reads, pages) have nothing to count; that is not worth a warning.
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-    return Metrics(service=service)
-
-
-class MetricsCounter:
-    """Adapts powertools Metrics to the use cases' ``Counter`` port."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    def count(self, name: str) -> None:
-        from aws_lambda_powertools.metrics import MetricUnit
-
-        self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)

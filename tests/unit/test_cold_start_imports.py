@@ -54,16 +54,23 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     **{function: (NOWHERE, ()) for function in FUNCTIONS},
     "google_webhook": (WEBHOOK_ABSENT, WEBHOOK_PRESENT),
     "graph_webhook": (WEBHOOK_ABSENT, WEBHOOK_PRESENT),
-    # One route, read without powertools' resolver; the connect use case it always runs is there.
+    # One route, read without powertools' resolver, logged and counted without powertools
+    # (crmsync.light_logging, crmsync.metrics); the connect use case it always runs is there.
     "oauth_callback": (
-        (*NOWHERE, "aws_lambda_powertools.event_handler", "crmsync.api.integrations", "crmsync.api.schemas"),
-        ("crmsync.logic.integrations", "crmsync.config", "pynamodb.models"),
+        (*NOWHERE, "aws_lambda_powertools", "crmsync.api.integrations", "crmsync.api.schemas"),
+        ("crmsync.logic.integrations", "crmsync.config", "pynamodb.models", "crmsync.metrics"),
     ),
-    # Every batch: PynamoDB, the messages (pydantic), the batch processor; each kind of work's
-    # use cases on its first message.
+    # Every batch: PynamoDB, the messages (pydantic), the FIFO partial batch response
+    # (crmsync.batch, not powertools'); each kind of work's use cases on its first message.
     "sync_worker": (
-        (*NOWHERE, "crmsync.logic.calendars", "crmsync.sync.calendar_sync", "crmsync.sync.contact_sync"),
-        ("pynamodb.models", "crmsync.messaging.messages", "aws_lambda_powertools.utilities.batch"),
+        (
+            *NOWHERE,
+            "aws_lambda_powertools",
+            "crmsync.logic.calendars",
+            "crmsync.sync.calendar_sync",
+            "crmsync.sync.contact_sync",
+        ),
+        ("pynamodb.models", "crmsync.messaging.messages", "crmsync.batch", "crmsync.metrics"),
     ),
     # The API imports a router on the first request it may serve (crmsync.web.routing).
     "api": (

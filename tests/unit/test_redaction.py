@@ -19,6 +19,26 @@ ID_TOKEN = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiIxMjMiLCJlbWFpbCI6ImFAY
 OPAQUE = "opaque-secret-value-without-a-known-shape"
 
 
+@pytest.fixture(autouse=True)
+def fresh_service_loggers() -> Any:
+    """Each test's loggers start new, as in a new execution environment: powertools' Logger
+    and the light one both configure the standard library's logger named after the service,
+    and powertools keeps its cold start in a module global, so one test's must not be found by
+    the next (the tests run in any order)."""
+    import aws_lambda_powertools.logging.logger as powertools_logger
+
+    names = ("redaction-test", "same-service", "correlation-powertools", "correlation-light")
+
+    def forget() -> None:
+        for name in names:
+            logging.Logger.manager.loggerDict.pop(name, None)
+        powertools_logger.is_cold_start = True
+
+    forget()
+    yield
+    forget()
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -128,3 +148,29 @@ def test_the_webhooks_light_logger_writes_powertools_lines() -> None:
             assert ours[key] == theirs[key], key
     assert [line["cold_start"] for line in light] == [True, True, False, False]
     assert light[0]["calendar_id"] == "primary"
+
+
+def test_the_light_logger_carries_the_api_requests_correlation_id_as_powertools_does() -> None:
+    """The OAuth callback's lines carry API Gateway's request id as ``correlation_id``, the key
+    powertools' ``correlation_id_path`` gives the API's lines."""
+    from aws_lambda_powertools.logging import correlation_paths
+
+    event = {"requestContext": {"requestId": "JKJaXmPLvHcESHA="}, "rawPath": "/oauth/google/callback"}
+    seen: dict[str, Any] = {}
+    for name, build, path in (
+        ("powertools", build_logger, correlation_paths.API_GATEWAY_HTTP),
+        ("light", build_light_logger, "requestContext.requestId"),
+    ):
+        stream = io.StringIO()
+        logger = build(service=f"correlation-{name}")
+        for handler in logger.handlers:
+            handler.setStream(stream)  # type: ignore[attr-defined]
+
+        @logger.inject_lambda_context(correlation_id_path=path)
+        def handle(event: Any, context: Any, logger: Any = logger) -> None:
+            logger.info("callback")
+
+        handle(event, _Context())
+        handle({"requestContext": {}}, _Context())  # no id: the key is null, not an error
+        seen[name] = [json.loads(line).get("correlation_id") for line in stream.getvalue().splitlines()]
+    assert seen["light"] == seen["powertools"] == ["JKJaXmPLvHcESHA=", None]

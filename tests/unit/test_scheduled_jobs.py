@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_lambda_powertools import Metrics
-
 from crmsync.app.jobs import JOBS, run_job
+from crmsync.metrics import Metrics
 from devstack.template import LocalContext, load_template
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,14 +1,15 @@
 """The OAuth binding cookie: ties a consent started in the browser to the callback that ends it
 (docs/SECURITY.md). Apart from the integrations routes, so that the callback function imports
-this and not those routes' schemas."""
+this and not those routes' schemas, nor powertools (its cookie class loads with the routes
+that set the cookie)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_lambda_powertools.shared.cookies import Cookie, SameSite
-
 if TYPE_CHECKING:
+    from aws_lambda_powertools.shared.cookies import Cookie
+
     from crmsync.config import Settings
 
 BINDING_COOKIE = "crmsync_oauth"
@@ -23,6 +24,8 @@ def cookie_value(cookies: list[str] | None, name: str) -> str | None:
 
 
 def binding_cookie(settings: Settings, value: str, max_age: int) -> Cookie:
+    from aws_lambda_powertools.shared.cookies import Cookie, SameSite
+
     return Cookie(
         name=BINDING_COOKIE,
         value=value,

@@ -14,12 +14,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-
 from crmsync.app.wiring import graph
 from crmsync.domain.sweeps import Sweep, due_key, tick_start
 from crmsync.messaging.queue import BatchReport
+from crmsync.metrics import Metrics, MetricUnit
 
 log = logging.getLogger(__name__)
 

@@ -901,11 +901,9 @@ class Graph(Base):
 
 
 def _metrics_counter() -> Counter:
-    """Counts into the function's powertools Metrics (instances share one metric set, which
-    the handler's ``log_metrics`` flushes)."""
-    from aws_lambda_powertools import Metrics
-
-    from crmsync.observability import MetricsCounter
+    """Counts into the function's metrics (instances share one metric set, which the
+    handler's ``log_metrics`` writes)."""
+    from crmsync.metrics import Metrics, MetricsCounter
 
     return MetricsCounter(Metrics())
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
 # Every message reads and writes DynamoDB through PynamoDB: its models' base is loaded at cold
@@ -19,6 +17,7 @@ from pydantic import ValidationError
 # each kind of message (calendar, contacts, mail sync) load on the first message of that kind.
 import crmsync.models.base  # noqa: F401
 from crmsync.app.wiring import graph
+from crmsync.batch import QueueRecord
 from crmsync.domain import ConnectionStatus, Principal
 from crmsync.errors import ProviderError
 from crmsync.messaging.messages import (
@@ -41,12 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def make_processor() -> SqsFifoPartialProcessor:
-    # One failing resource must not hold up the others: skip only its group.
-    return SqsFifoPartialProcessor(skip_group_on_error=True)
-
-
-def handle_record(record: SQSRecord) -> str:
+def handle_record(record: QueueRecord) -> str:
     try:
         message = sync_message_adapter.validate_json(record.body)
     except ValidationError as exc:
@@ -150,8 +144,7 @@ def sync_mail(message: MailSyncRequest) -> str:
 
 def _mail_metrics(result: MailSyncOutcome) -> None:
     """Backfill progress, lag behind the mailbox (quota refusals are counted by the engine)."""
-    from aws_lambda_powertools import Metrics
-    from aws_lambda_powertools.metrics import MetricUnit
+    from crmsync.metrics import Metrics, MetricUnit
 
     metrics = Metrics()  # the function's metric set, flushed by its handler
     if result.mode == "backfill":
