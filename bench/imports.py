@@ -50,13 +50,11 @@ BARE = "pass\n"
 #: What some functions cannot do without, measured like them: the floor under their ratio.
 FLOORS = {
     "webhooks' floor: botocore and the standard library's logging": ("import botocore.session\nimport logging\n"),
-    "oauth_callback's floor: logger, PynamoDB, the pydantic settings": (
-        "from aws_lambda_powertools import Logger\nimport pynamodb.models, pynamodb.attributes\nimport crmsync.config\n"
+    "oauth_callback's floor: PynamoDB, the pydantic settings": (
+        "import logging\nimport pynamodb.models, pynamodb.attributes\nimport crmsync.config\n"
     ),
-    "sync_worker's floor: logger, batch processor, PynamoDB, the queue messages": (
-        "from aws_lambda_powertools import Logger\n"
-        "from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response\n"
-        "import pynamodb.models, pynamodb.attributes\nimport crmsync.messaging.messages\n"
+    "sync_worker's floor: PynamoDB, the queue messages (pydantic)": (
+        "import logging\nimport pynamodb.models, pynamodb.attributes\nimport crmsync.messaging.messages\n"
     ),
 }
 
