@@ -13,6 +13,7 @@ from typing import Any
 # DynamoDB access (botocore) is loaded at cold start, as a module-level import would be, not
 # on the first request; only the client (and its service model) is made then.
 import crmsync.dal.notifications  # noqa: F401
+from crmsync.app.outage import UNAVAILABLE, dependency_failed
 from crmsync.app.wiring import core
 from crmsync.providers.google.push import parse_notification
 from crmsync.sync.notifications import on_notification
@@ -23,17 +24,21 @@ GMAIL_PATH = "/webhooks/google/gmail"
 
 
 def handle(event: dict[str, Any]) -> dict[str, Any]:
-    """Every request gets an answer below 500 (bar the queue or table failing): a malformed
-    one is refused with a logged reason. Header values and bodies are never logged: they may
-    be anything, a channel token or a bearer token among them."""
+    """Every request gets an answer below 500: a malformed one is refused with a logged reason,
+    and while the table or the queue fails, 503 (Google retries). Header values and bodies are
+    never logged: they may be anything, a channel token or a bearer token among them."""
     if not isinstance(event, dict):
         log.warning("rejected webhook: not an API Gateway event")
         return {"statusCode": 400}
     route = event.get("routeKey") or ""
     path = route.partition(" ")[2] if route else event.get("rawPath")
-    if path == GMAIL_PATH:
-        return handle_gmail(event)
-    return handle_calendar(event)
+    try:
+        return handle_gmail(event) if path == GMAIL_PATH else handle_calendar(event)
+    except Exception as exc:
+        if not dependency_failed(exc):
+            raise
+        log.error("webhook unavailable: the table or the queue failed", extra={"error": type(exc).__name__})
+        return dict(UNAVAILABLE)
 
 
 def handle_calendar(event: dict[str, Any]) -> dict[str, Any]:

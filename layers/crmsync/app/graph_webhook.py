@@ -21,16 +21,18 @@ from typing import Any
 # DynamoDB access (botocore) is loaded at cold start, as a module-level import would be, not
 # on the first request; only the client (and its service model) is made then.
 import crmsync.dal.notifications  # noqa: F401
+from crmsync.app.outage import UNAVAILABLE, dependency_failed
 from crmsync.app.wiring import core
-from crmsync.providers.graph.notifications import parse_notifications, validation_token
+from crmsync.providers.graph.notifications import GraphNotification, parse_notifications, validation_token
 from crmsync.sync.notifications import on_notification
 
 log = logging.getLogger(__name__)
 
 
 def handle(event: dict[str, Any]) -> dict[str, Any]:
-    """Every request gets an answer below 500 (bar the queue or table failing); a malformed
-    one is refused with a logged reason. Bodies, tokens and client states are never logged."""
+    """Every request gets an answer below 500: a malformed one is refused with a logged
+    reason, and while the table or the queue fails, 503 (Graph retries the delivery; what it
+    redelivers is coalesced). Bodies, tokens and client states are never logged."""
     if not isinstance(event, dict):
         log.warning("rejected graph webhook: not an API Gateway event")
         return {"statusCode": 400}
@@ -49,6 +51,16 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
     if isinstance(parsed, str):
         log.warning("rejected graph notification", extra={"outcome": parsed, "status": 400})
         return {"statusCode": 400}
+    try:
+        return _take(parsed)
+    except Exception as exc:
+        if not dependency_failed(exc):
+            raise
+        log.error("graph webhook unavailable: the table or the queue failed", extra={"error": type(exc).__name__})
+        return dict(UNAVAILABLE)
+
+
+def _take(parsed: list[GraphNotification]) -> dict[str, Any]:
     root = core()
     refused = 0
     for notification in parsed:
