@@ -53,6 +53,8 @@ MICROSOFT_CLIENT_ID = "0c5e2a7b-4d1f-4e8a-9b3c-6f2d8e1a7c40"
 GMAIL_TOPIC = "projects/crmsync-local/topics/gmail"
 GMAIL_PUSH_SERVICE_ACCOUNT = "gmail-push@crmsync-local.iam.gserviceaccount.com"
 GMAIL_PUSH_PATH = "/webhooks/google/gmail"
+#: The most ticks one `POST /.devstack/schedules/<name>/fire` fires: a day of 5-minute ticks.
+MAX_FIRED_TICKS = 288
 DUMMY_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "devstack",
     "AWS_SECRET_ACCESS_KEY": "devstack",
@@ -768,10 +770,13 @@ class Stack:
             )
         parts = path.strip("/").split("/")
         if method == "POST" and len(parts) == 3 and parts[0] == "schedules" and parts[2] == "fire":
-            body = request.get_json(force=True, silent=True) or {}
+            body = request.get_json(force=True, silent=True)
+            ticks = body.get("ticks", 1) if isinstance(body, dict) else 1
+            if isinstance(ticks, bool) or not isinstance(ticks, int) or not 1 <= ticks <= MAX_FIRED_TICKS:
+                return _json(400, {"message": f"ticks: a whole number from 1 to {MAX_FIRED_TICKS}"})
             try:
-                results = self.fire_ticks(parts[1], int(body.get("ticks", 1)))
-            except (KeyError, ValueError, TypeError) as exc:
+                results = self.fire_ticks(parts[1], ticks)
+            except KeyError as exc:
                 return _json(404, {"message": str(exc)})
             return _json(200, _result_document(results[-1]) | {"ticks": [_result_document(r) for r in results]})
         if method == "POST" and len(parts) == 3 and parts[0] == "functions" and parts[2] == "invoke":

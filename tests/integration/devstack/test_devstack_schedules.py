@@ -38,3 +38,14 @@ def test_fire_over_the_control_api(runtime_stack: Stack) -> None:
     assert response.json()["payload"] == {"job": "nightly", "full": True}
     missing = requests.post(f"{runtime_stack.api_url}/.devstack/schedules/never/fire", timeout=30)
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("ticks", ["3", 0, -1, 1.5, True, None, 289])
+def test_fire_refuses_ticks_that_are_not_a_count(runtime_stack: Stack, ticks: object) -> None:
+    """A tick count that is not a whole number from 1 to a day's 288 is the caller's mistake
+    (400), not an unknown schedule (404)."""
+    response = requests.post(
+        f"{runtime_stack.api_url}/.devstack/schedules/Nightly/fire", json={"ticks": ticks}, timeout=30
+    )
+    assert response.status_code == 400, response.text
+    assert "ticks" in response.json()["message"]
