@@ -23,6 +23,8 @@ from devstack.google.responses import html_response, json_response
 from devstack.google.server import Route
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from devstack.google.apis.gmail.service import GmailApi
 
 PREFIX = "/_emulator/gmail"
@@ -115,6 +117,15 @@ class GmailControl:
             return self.store.mailbox_for_email(address)
         except KeyError:
             raise ValueError(f"unknown account {address}") from None
+
+    def _on_box(self, request: Request, action: Callable[[Mailbox], Any], key: str) -> Response:
+        """POST {email}: ``action`` on that mailbox, its result answered as ``{key: result}``."""
+        data = _Input(request)
+        try:
+            box = self._box(data)
+        except ValueError as exc:
+            return _error(str(exc))
+        return self._done(data, box, {key: action(box)})
 
     def _done(self, data: _Input, box: Mailbox, body: Any, status: int = 200) -> Response:
         return _back(box.email) if data.from_form else json_response(body, status)
@@ -289,25 +300,12 @@ class GmailControl:
 
     def expire_history(self, request: Request) -> Response:
         """POST {email}: drop all retained history (older start ids now 404)."""
-        data = _Input(request)
-        try:
-            box = self._box(data)
-        except ValueError as exc:
-            return _error(str(exc))
-        return self._done(data, box, {"historyId": str(self.store.expire_history(box))})
+        return self._on_box(request, lambda box: str(self.store.expire_history(box)), "historyId")
 
     def lapse_watch(self, request: Request) -> Response:
         """POST {email}: the mailbox's watch lapses as an unrenewed one does after 7 days —
         Gmail stops publishing without telling anyone (the watch itself is left to expire)."""
-        data = _Input(request)
-        try:
-            box = self._box(data)
-        except ValueError as exc:
-            return _error(str(exc))
-        with self.state.lock:
-            lapsed = box.watch is not None
-            box.watch = None
-        return self._done(data, box, {"lapsed": lapsed})
+        return self._on_box(request, self.store.lapse_watch, "lapsed")
 
     def seed(self, request: Request) -> Response:
         """POST {email}: the demo mailbox (only if empty)."""

@@ -299,6 +299,13 @@ class GmailStore:
             box.history_floor = box.history_id
             return box.history_id
 
+    def lapse_watch(self, box: Mailbox) -> bool:
+        """The watch lapses unrenewed: Gmail stops publishing without telling anyone. Whether
+        there was one."""
+        with self.state.lock:
+            lapsed, box.watch = box.watch is not None, None
+            return lapsed
+
     def history_since(self, box: Mailbox, start: int) -> list[HistoryRecord]:
         """Records after ``start``; GmailError 404 when ``start`` predates the retained history."""
         with self.state.lock:
