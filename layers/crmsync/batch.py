@@ -68,10 +68,18 @@ def process_fifo_batch(event: Mapping[str, Any], handler: Callable[[QueueRecord]
         try:
             handler(record)
         except Exception as exc:  # any failure is this record's, reported for a retry
+            # An error that says it is retryable (a provider's 429/5xx) is expected: one line.
+            # Anything else may be a bug: its traceback too.
+            expected = getattr(exc, "retryable", False) is True
             log.warning(
                 "record failed; it and the rest of its message group come back later",
-                extra={"message_id": record.message_id, "message_group": record.group_id, "error": type(exc).__name__},
-                exc_info=exc,
+                extra={
+                    "message_id": record.message_id,
+                    "message_group": record.group_id,
+                    "error": type(exc).__name__,
+                    "detail": str(exc)[:300],
+                },
+                exc_info=None if expected else exc,
             )
             failures.append((record.message_id, exc))
             if record.group_id is not None:

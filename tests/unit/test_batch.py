@@ -136,3 +136,20 @@ def test_an_event_that_is_not_an_sqs_batch_is_logged_and_runs_nothing(event: Any
     assert process_fifo_batch(event, ran.append) == {"batchItemFailures": []}
     assert ran == []
     assert "not an SQS batch" in logged.text
+
+
+class _Retryable(Exception):
+    retryable = True
+
+
+@pytest.mark.parametrize(("error", "traceback"), [(_Retryable("Google answered 429"), False), (KeyError("x"), True)])
+def test_a_retryable_failure_is_one_line_and_a_bug_keeps_its_traceback(
+    error: Exception, traceback: bool, logged: _Kept
+) -> None:
+    def handler(record: QueueRecord) -> None:
+        raise error
+
+    with pytest.raises(EntireBatchFailed):
+        process_fifo_batch({"Records": [_record(0, "g1"), _record(1, "g2")]}, handler)
+    assert [bool(r.exc_info) for r in logged.records] == [traceback, traceback]
+    assert {r.detail for r in logged.records} == {str(error)}  # type: ignore[attr-defined]
