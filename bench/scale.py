@@ -171,26 +171,17 @@ def limits(cost: dict[str, Any], q: dict[str, Any]) -> list[Limit]:
         )
     )
     for table, units in sorted(cost["dynamodb_units"].items()):
-        found.append(
-            Limit(
-                f"DynamoDB {table} read units",
-                quota["dynamodb_table_rru"]["limit"],
-                "RRU/s",
-                per_second(units["rru"]),
-                "raise the table's on-demand maximum (adjustable), then the account quota",
-                src("dynamodb_table_rru"),
+        for kind, unit in (("read", "rru"), ("write", "wru")):
+            found.append(
+                Limit(
+                    f"DynamoDB {table} {kind} units",
+                    quota[f"dynamodb_table_{unit}"]["limit"],
+                    f"{unit.upper()}/s",
+                    per_second(units[unit]),
+                    "raise the table's on-demand maximum (adjustable), then the account quota",
+                    src(f"dynamodb_table_{unit}"),
+                )
             )
-        )
-        found.append(
-            Limit(
-                f"DynamoDB {table} write units",
-                quota["dynamodb_table_wru"]["limit"],
-                "WRU/s",
-                per_second(units["wru"]),
-                "raise the table's on-demand maximum (adjustable), then the account quota",
-                src("dynamodb_table_wru"),
-            )
-        )
     kms = sum(requests.get("kms", {}).values())
     found.append(
         Limit(
