@@ -6,8 +6,9 @@ The response powertools' ``SqsFifoPartialProcessor(skip_group_on_error=True)`` w
 ``process_partial_response`` gives, kept in step by tests/unit/test_batch.py (a property test
 over random batches against powertools itself): ``{"batchItemFailures": [{"itemIdentifier":
 <messageId>}, …]}``, and an exception when every record failed (Lambda then retries the whole
-batch and counts an error); an event that is not an SQS batch is logged and answered with no
-failures rather than raised. Not powertools' own: importing any part of powertools runs its
+batch and counts an error); an event without records is logged and answered with no failures
+rather than raised, and a batch with a record it cannot name is raised (retried whole, as a
+response could not report that record). Not powertools' own: importing any part of powertools runs its
 package's ``__init__`` (Logger, Metrics and Tracer), which was a fifth of the sync worker's
 cold start (issue 17 §1, docs/PERFORMANCE.md).
 """
@@ -53,11 +54,16 @@ def process_fifo_batch(event: Mapping[str, Any], handler: Callable[[QueueRecord]
     """Run ``handler`` on each record of an SQS FIFO event; the partial batch response."""
     found = event.get("Records") if isinstance(event, Mapping) else None
     raws: list[Mapping[str, Any]] = found if isinstance(found, list) else []
-    if not raws or not all(isinstance(raw, Mapping) and raw.get("messageId") for raw in raws):
-        # Only SQS invokes the worker, so this is a hand-made invocation: nothing to run or to
-        # retry (powertools raises here).
+    if not raws:
+        # Only SQS invokes the worker, so this is a hand-made invocation: nothing to run, and
+        # nothing to retry or lose (powertools raises here).
         log.error("rejected an event that is not an SQS batch", extra={"event_type": type(event).__name__})
         return {"batchItemFailures": []}
+    if not all(isinstance(raw, Mapping) and raw.get("messageId") for raw in raws):
+        # A record that cannot be named cannot be reported failed, and acknowledging the batch
+        # would delete its messages: the whole batch goes back to the queue instead.
+        log.error("rejected a batch with a record without a messageId; the batch is retried")
+        raise ValueError("an SQS record without a messageId")
     failed_groups: set[str] = set()
     failures: list[tuple[str, BaseException]] = []
     for raw in raws:

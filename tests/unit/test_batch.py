@@ -126,16 +126,25 @@ def test_a_failed_record_is_logged_with_its_group_and_its_group_mates_wait(logge
     assert (line.levelname, line.message_group, line.error) == ("WARNING", "g1", "RuntimeError")  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(
-    "event", [{"Records": []}, {}, {"Records": {"a": 1}}, {"Records": [{"body": "x"}]}, ["Records"], None]
-)
-def test_an_event_that_is_not_an_sqs_batch_is_logged_and_runs_nothing(event: Any, logged: _Kept) -> None:
+@pytest.mark.parametrize("event", [{"Records": []}, {}, {"Records": {"a": 1}}, ["Records"], None])
+def test_an_event_without_records_is_logged_and_runs_nothing(event: Any, logged: _Kept) -> None:
     """Only SQS invokes the worker; a hand-made event is refused with a logged reason, not a
-    crash (powertools raises here: the one difference)."""
+    crash (powertools raises here: a difference), and there is nothing to lose."""
     ran: list[QueueRecord] = []
     assert process_fifo_batch(event, ran.append) == {"batchItemFailures": []}
     assert ran == []
     assert "not an SQS batch" in logged.text
+
+
+@pytest.mark.parametrize("odd", [{"body": "x"}, "a record", {"messageId": "", "body": "x"}])
+def test_a_batch_with_a_record_it_cannot_name_goes_back_whole(odd: Any, logged: _Kept) -> None:
+    """Acknowledging would delete every message of the batch, the odd one included: the
+    invocation fails instead, so SQS delivers the batch again (and in the end dead-letters it)."""
+    ran: list[QueueRecord] = []
+    with pytest.raises(ValueError, match="messageId"):
+        process_fifo_batch({"Records": [_record(0, "g1"), odd]}, ran.append)
+    assert ran == []
+    assert "without a messageId" in logged.text
 
 
 class _Retryable(Exception):
