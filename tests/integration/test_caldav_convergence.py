@@ -478,3 +478,18 @@ def test_crm_and_a_caldav_calendar_converge(
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),
     )
+
+
+def test_a_booking_whose_create_meets_412_twice_is_retried_not_given_up(
+    caldav_server: CalDavServer, service_env: dict[str, str], recorded: RecordingQueue
+) -> None:
+    """An example the machine found (CI, 2026-11-27): the booking's PUT with If-None-Match
+    answered 412, the GET found nothing, the second PUT 412 again. That was a permanent
+    failure, so the appointment never reached the calendar; it is now retryable, and the next
+    delivery creates it."""
+    machine = make_machine(caldav_server, service_env, recorded)()
+    machine.connect(policy=ExternalDeletion.UNLINK, quirks=[], series_at=None)
+    machine.crm_books(hour=0, length=1)
+    machine.someone_else_changed_it(count=2, method="PUT")
+    machine.worker_runs(duplicate=False, interrupt=False)
+    machine.teardown()

@@ -220,7 +220,9 @@ class CalDavCalendar:
     def create_event(self, calendar_id: str, draft: EventDraft) -> WrittenEvent:
         """PUT under a UID derived from our key with ``If-None-Match: *``: a retry after a
         lost answer gets 412, finds its own resource there and updates it. A 412 with nothing
-        there (deleted meanwhile, or a refusal on the way) creates it, still only if absent."""
+        there (deleted meanwhile, or a refusal on the way) creates it, still only if absent.
+        A second 412 (the resource keeps changing under us) is a retryable error: the queue
+        tries again later, and the appointment is never given up as failed for it."""
         self._check(draft)
         uid = event_id_for(draft.key)
         name = self.created_event_id(draft.key)
@@ -229,13 +231,19 @@ class CalDavCalendar:
         try:
             return WrittenEvent(name, self._client.put(url, body, create=True))
         except PreconditionFailed:
+            pass
+        try:
             try:
                 existing = self._client.get(url)
             except ProviderNotFound:
                 return WrittenEvent(name, self._client.put(url, body, create=True))
             if f"{PROP_KEY}:{draft.key}" not in (existing.data or "").replace("\r\n ", ""):
-                raise ProviderDuplicate(f"CalDAV: the resource {name} is someone else's.") from None
+                raise ProviderDuplicate(f"CalDAV: the resource {name} is someone else's.")
             return WrittenEvent(name, self._client.put(url, body, if_match=existing.etag or "*"))
+        except PreconditionFailed:
+            raise ProviderError(
+                f"CalDAV: {name} kept changing while it was created.", retryable=True, status=412
+            ) from None
 
     def created_event_id(self, key: str) -> str:
         return f"{event_id_for(key)}.ics"
