@@ -483,7 +483,7 @@ def test_crm_and_a_caldav_calendar_converge(
 def test_a_booking_whose_create_meets_412_twice_is_retried_not_given_up(
     caldav_server: CalDavServer, service_env: dict[str, str], recorded: RecordingQueue
 ) -> None:
-    """An example the machine found (CI, 2026-11-27): the booking's PUT with If-None-Match
+    """An example the machine found in CI: the booking's PUT with If-None-Match
     answered 412, the GET found nothing, the second PUT 412 again. That was a permanent
     failure, so the appointment never reached the calendar; it is now retryable, and the next
     delivery creates it."""
