@@ -65,18 +65,18 @@ class Metrics:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ValueError(f"metric {name}: {value!r} is not a finite number")
         unit_name = MetricUnit(unit).value
-        full: dict[str, tuple[str, list[float]]] | None = None
+        full: list[dict[str, tuple[str, list[float]]]] = []  # sets written out, in order
         with _SET.lock:
             if name not in _SET.metrics and len(_SET.metrics) >= MAX_METRICS:
-                full, _SET.metrics = _SET.metrics, {}
+                full.append(_SET.metrics)
+                _SET.metrics = {}
             _, values = _SET.metrics.setdefault(name, (unit_name, []))
             values.append(float(value))
             if len(values) >= MAX_VALUES:
-                if full is not None:
-                    self._write(full)
-                full, _SET.metrics = _SET.metrics, {}
-        if full:
-            self._write(full)
+                full.append(_SET.metrics)
+                _SET.metrics = {}
+        for metrics in full:
+            self._write(metrics)
 
     def serialize_metric_set(self) -> dict[str, Any] | None:
         """The EMF document of what is pending (None when nothing is)."""

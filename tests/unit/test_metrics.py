@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit as PowertoolsUnit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crmsync.metrics import MAX_METRICS, Metrics, MetricUnit, clear_metrics
+from crmsync.metrics import MAX_METRICS, MAX_VALUES, Metrics, MetricUnit, clear_metrics
 
 NAMES = st.sampled_from(["PushesSwept", "MailSyncLogged", "MailSyncLag", "ConnectionsChecked"])
 UNITS = st.sampled_from([MetricUnit.Count, MetricUnit.Seconds])
@@ -93,6 +93,17 @@ def test_a_document_holds_at_most_cloudwatchs_hundred_metrics() -> None:
         metrics.flush_metrics()
     sizes = [len(d["_aws"]["CloudWatchMetrics"][0]["Metrics"]) for d in _documents(out.getvalue())]
     assert sizes == [MAX_METRICS, 1]
+
+
+def test_a_metric_holds_at_most_a_hundred_values_a_document() -> None:
+    clear_metrics()
+    metrics = Metrics(namespace="crmsync", service="sync_worker")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        for _ in range(MAX_VALUES + 1):
+            metrics.add_metric(name="MailSyncLogged", unit=MetricUnit.Count, value=1)
+        metrics.flush_metrics()
+    assert [len(d["MailSyncLogged"]) for d in _documents(out.getvalue())] == [MAX_VALUES, 1]
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), "3", True, None])
